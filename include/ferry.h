@@ -1,0 +1,143 @@
+/* ferry.h — the embedding API and the core contracts shared by every area
+ * (docs/architecture.md). Each section is owned by one area; the types here are what
+ * crosses area boundaries: request → features → (nodes, estimates) → policy → plan →
+ * outcome. Area-internal types stay in src/<area>/*.h. */
+#ifndef FERRY_H
+#define FERRY_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define FY_VERSION "0.1.0"
+
+/* ==== limits and enums shared by all areas ========================================= */
+
+#define FY_MAX_IMAGES   16   /* images per request the core tracks (req limit may be lower) */
+#define FY_MAX_NODES    32   /* nodes a gateway or simulation may hold */
+#define FY_HASH_DIM     256  /* hashed n-gram vector dimension (feature hashing) */
+#define FY_NAME_MAX     64
+
+enum fy_role { FY_ROLE_EDGE = 0, FY_ROLE_CLOUD = 1 };
+
+enum fy_img_format { FY_FMT_UNKNOWN = 0, FY_FMT_JPEG, FY_FMT_PNG, FY_FMT_WEBP };
+
+/* Task category guess (feat/text.c documents the rules). */
+enum fy_task {
+    FY_TASK_CHAT = 0, FY_TASK_CAPTION, FY_TASK_COUNT, FY_TASK_OCR, FY_TASK_YESNO,
+    FY_TASK_MCQ, FY_TASK_REASON, FY_TASK__N
+};
+
+/* Visual-token rule families (feat/tokens.c). */
+enum fy_vt_family { FY_VT_QWEN2VL = 0, FY_VT_LLAVA, FY_VT_GENERIC, FY_VT__N };
+
+enum fy_privacy { FY_PRIV_ANY = 0, FY_PRIV_EDGE_ONLY = 1 };
+
+/* ==== feat: complexity features (owner: feat) ====================================== */
+
+struct fy_image_features {
+    enum fy_img_format format;
+    int width, height;          /* pixels, as encoded */
+    size_t bytes;               /* encoded size */
+    double sobel_mean;          /* mean 3x3 Sobel magnitude on the analysis image, gray levels */
+    double entropy;             /* 256-bin gray histogram entropy, nats */
+    double laplacian_var;       /* variance of the 4-neighbour Laplacian, gray levels^2 */
+    double c_res, c_edge, c_ent, c_lap, c_img; /* MoA-Off scores in [0,1] */
+    int tokens[FY_VT__N];       /* estimated visual tokens per family */
+};
+
+struct fy_features {
+    int nimages;
+    struct fy_image_features img[FY_MAX_IMAGES];
+    int text_tokens;            /* estimated tokens of all text parts (all turns) */
+    int last_text_tokens;       /* estimated tokens of the last user message */
+    int sentences;
+    double c_L, c_ner, c_text;  /* MoA-Off text scores in [0,1] */
+    enum fy_task task;
+    float ngram[FY_HASH_DIM];   /* hashed word uni/bi-grams, L2-normalised */
+    int turn;                   /* 0-based index of this user turn in the dialogue */
+    int history_tokens;         /* tokens before the last user message */
+    int history_images;         /* images before the last user message */
+    int max_out_tokens;         /* requested output limit, 0 = none */
+};
+
+/* ==== per-request preferences (owner: req) ========================================= */
+
+struct fy_prefs {
+    double tradeoff;            /* 0 = fastest .. 1 = best quality; < 0 = unset */
+    double slo_ms;              /* end-to-end latency objective; <= 0 = none */
+    double min_quality;         /* minimum acceptable P(correct); < 0 = unset */
+    enum fy_privacy privacy;
+    double max_cost_usd;        /* per request; < 0 = none */
+    char session[128];          /* dialogue id; "" = none */
+};
+
+/* ==== node: a model server and the link to it (owner: node) ======================== */
+
+struct fy_node_profile {
+    char model[FY_NAME_MAX];
+    double prefill_tps;         /* prompt tokens/s at batch 1 */
+    double decode_tps;          /* output tokens/s at batch 1 */
+    double tpot_slope;          /* relative growth of time per output token per extra decoding sequence */
+    int max_seqs;               /* concurrent sequences (continuous batching) */
+    double vision_ms_per_token; /* vision encoder cost per visual token, ms */
+    int context_limit;          /* tokens */
+    enum fy_vt_family vt_family;
+    double usd_per_mtok_in, usd_per_mtok_out, usd_per_hour;
+};
+
+struct fy_link {
+    double up_mbps, down_mbps;  /* client site -> node bandwidth */
+    double rtt_ms;
+    double jitter_ms;
+};
+
+struct fy_node_state {
+    int running;                /* sequences in service */
+    int queued;                 /* requests waiting */
+    double queued_tokens;       /* prompt + expected output tokens ahead */
+    double ewma_ttft_ms, ewma_tpot_ms;
+    int healthy;                /* 0 = taken out */
+};
+
+struct fy_node {
+    char name[FY_NAME_MAX];
+    enum fy_role role;
+    struct fy_node_profile prof;
+    struct fy_link link;
+    struct fy_node_state st;
+};
+
+/* ==== plan, estimate, outcome, policy (owner: policy / pred) ======================== */
+
+enum fy_img_action {
+    FY_IMG_KEEP = 0,            /* send as is */
+    FY_IMG_DOWNSCALE,           /* resize so the longer side is plan.downscale_px */
+    FY_IMG_DROP,                /* do not send */
+    FY_IMG_SPLIT                /* describe on plan.aux_node, send the description */
+};
+
+struct fy_plan {
+    int node;                   /* index into the node array that answers */
+    int aux_node;               /* split plan: node that describes the images; -1 = none */
+    int downscale_px;           /* for FY_IMG_DOWNSCALE */
+    uint8_t img[FY_MAX_IMAGES]; /* enum fy_img_action per image */
+};
+
+struct fy_estimate {
+    double q_mean, q_std;       /* P(task completed) and its uncertainty */
+    double t_up_ms, t_queue_ms, t_vision_ms, t_prefill_ms, t_decode_ms, t_down_ms;
+    double ttft_ms, e2e_ms, e2e_std_ms;
+    double out_tokens;          /* predicted output tokens */
+    double cost_usd;
+};
+
+struct fy_outcome {
+    struct fy_plan plan;
+    double quality;             /* observed score in [0,1] (1 = correct); < 0 = unknown */
+    double ttft_ms, e2e_ms;
+    double t_up_ms, t_queue_ms, t_vision_ms, t_prefill_ms, t_decode_ms, t_down_ms;
+    int in_tokens, out_tokens;
+    double cost_usd;
+    int failed;                 /* transport or server error */
+};
+
+#endif

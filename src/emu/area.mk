@@ -1,0 +1,5 @@
+# emu area: sources, tests, fuzzers and benchmarks of src/emu/.
+LIB_SRCS +=
+TESTS +=
+FUZZERS +=
+BENCHES +=

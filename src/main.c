@@ -1,0 +1,56 @@
+/* ferry — command dispatch. Each subcommand lives in its area (src/<area>/cmd_*.c). */
+#include <stdio.h>
+#include <string.h>
+
+#include "ferry.h"
+#include "cli.h"
+
+struct command {
+    const char *name;
+    int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
+    const char *summary;
+};
+
+static const struct command g_commands[] = {
+    /* one line per subcommand; keep in this order: features, calibrate, sim, train,
+     * eval, bench, serve, emulate */
+    {NULL, NULL, NULL},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: ferry <command> [options]\n"
+            "\n"
+            "ferry decides, for every multimodal LLM request, where it runs (edge or cloud)\n"
+            "and with which of its images. Commands:\n\n");
+    for (const struct command *c = g_commands; c->name; c++)
+        fprintf(out, "  %-10s %s\n", c->name, c->summary);
+    fprintf(out,
+            "\n"
+            "  ferry <command> --help   options of one command\n"
+            "  ferry --version          version\n"
+            "\n"
+            "Environment: FERRY_LOG=debug|info|warn|error|off (default warn).\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
+        printf("ferry %s\n", FY_VERSION);
+        return 0;
+    }
+    for (const struct command *c = g_commands; c->name; c++)
+        if (!strcmp(cmd, c->name)) return c->run(argc - 1, argv + 1);
+    fprintf(stderr, "ferry: unknown command '%s' (try 'ferry --help')\n", cmd);
+    return 2;
+}

@@ -1,0 +1,5 @@
+# util area: sources, tests, fuzzers and benchmarks of src/util/.
+LIB_SRCS += src/util/buf.c src/util/log.c src/util/clock.c src/util/rng.c src/util/heap.c
+TESTS += test-util
+FUZZERS +=
+BENCHES +=

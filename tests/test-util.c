@@ -1,0 +1,117 @@
+#include "test.h"
+#include "util/buf.h"
+#include "util/heap.h"
+#include "util/log.h"
+#include "util/rng.h"
+
+#include <stdlib.h>
+
+TEST(buf_appends_and_formats)
+{
+    struct buf b;
+    buf_init(&b);
+    CHECK(buf_puts(&b, "abc") == 0);
+    CHECK(buf_printf(&b, "-%d-%s", 42, "x") == 0);
+    CHECK_STR(b.data, "abc-42-x");
+    CHECK_EQ_INT(b.len, 8);
+    for (int i = 0; i < 10000; i++) CHECK(buf_putc(&b, 'z') == 0);
+    CHECK_EQ_INT(b.len, 10008);
+    CHECK(b.data[b.len] == '\0');
+    char *s = buf_steal(&b);
+    CHECK(b.data == NULL && b.len == 0);
+    CHECK_EQ_INT(strlen(s), 10008);
+    free(s);
+    buf_fini(&b);
+}
+
+TEST(buf_reserve_refuses_overflow)
+{
+    struct buf b;
+    buf_init(&b);
+    CHECK(buf_puts(&b, "x") == 0);
+    CHECK(buf_reserve(&b, (size_t)-1) == -1);
+    CHECK_STR(b.data, "x");
+    buf_fini(&b);
+}
+
+TEST(log_levels_parse)
+{
+    CHECK_EQ_INT(log_parse_level("debug"), LOG_DEBUG);
+    CHECK_EQ_INT(log_parse_level("off"), LOG_OFF);
+    CHECK_EQ_INT(log_parse_level("verbose"), -1);
+    CHECK_EQ_INT(log_parse_level(NULL), -1);
+}
+
+TEST(rng_is_deterministic_and_seed_sensitive)
+{
+    struct rng a, b, c;
+    rng_seed(&a, 7);
+    rng_seed(&b, 7);
+    rng_seed(&c, 8);
+    int same_c = 0;
+    for (int i = 0; i < 1000; i++) {
+        uint64_t x = rng_u64(&a), y = rng_u64(&b), z = rng_u64(&c);
+        CHECK(x == y);
+        same_c += x == z;
+    }
+    CHECK(same_c == 0);
+}
+
+TEST(rng_moments)
+{
+    struct rng r;
+    rng_seed(&r, 12345);
+    const int n = 200000;
+    double su = 0, sn = 0, sn2 = 0, se = 0, sl = 0;
+    for (int i = 0; i < n; i++) {
+        double u = rng_uniform(&r);
+        CHECK(u >= 0.0 && u < 1.0);
+        su += u;
+        double x = rng_normal(&r, 3.0, 2.0);
+        sn += x;
+        sn2 += x * x;
+        se += rng_exponential(&r, 4.0);
+        sl += log(rng_lognormal(&r, 1.0, 0.5));
+    }
+    double mean = sn / n, var = sn2 / n - mean * mean;
+    /* tolerances ~5 standard errors */
+    CHECK_NEAR(su / n, 0.5, 5 * 0.2887 / sqrt(n));
+    CHECK_NEAR(mean, 3.0, 5 * 2.0 / sqrt(n));
+    CHECK_NEAR(var, 4.0, 0.05);
+    CHECK_NEAR(se / n, 0.25, 5 * 0.25 / sqrt(n));
+    CHECK_NEAR(sl / n, 1.0, 5 * 0.5 / sqrt(n));
+}
+
+TEST(rng_below_is_in_range_and_covers)
+{
+    struct rng r;
+    rng_seed(&r, 1);
+    int seen[7] = {0};
+    for (int i = 0; i < 7000; i++) {
+        uint64_t x = rng_below(&r, 7);
+        CHECK(x < 7);
+        seen[x]++;
+    }
+    for (int i = 0; i < 7; i++) CHECK(seen[i] > 850 && seen[i] < 1150);
+}
+
+TEST(heap_pops_sorted_with_fifo_ties)
+{
+    struct heap h;
+    heap_init(&h);
+    struct rng r;
+    rng_seed(&r, 3);
+    for (uint64_t i = 0; i < 5000; i++) CHECK(heap_push(&h, (double)rng_below(&r, 100), i) == 0);
+    struct heap_item prev = {-1, 0, 0}, it;
+    size_t n = 0;
+    while (heap_pop(&h, &it) == 0) {
+        CHECK(it.key >= prev.key);
+        if (it.key == prev.key) CHECK(it.val > prev.val); /* inserted later => popped later */
+        prev = it;
+        n++;
+    }
+    CHECK_EQ_INT(n, 5000);
+    CHECK(heap_pop(&h, &it) == -1);
+    CHECK(heap_peek(&h) == NULL);
+    heap_fini(&h);
+}

@@ -1,0 +1,77 @@
+#include "test.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define MAX_TESTS 1024
+
+static struct { const char *name; test_fn fn; } g_tests[MAX_TESTS];
+static int g_ntests, g_failed_now;
+static char g_tmpdir[256];
+
+void test_register(const char *name, test_fn fn)
+{
+    if (g_ntests < MAX_TESTS) {
+        g_tests[g_ntests].name = name;
+        g_tests[g_ntests].fn = fn;
+        g_ntests++;
+    }
+}
+
+void test_fail(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "  FAIL %s:%d: ", file, line);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    g_failed_now = 1;
+}
+
+const char *test_shared_dir(void)
+{
+    const char *s = getenv("FERRY_SHARED");
+    return s && *s ? s : "../shared";
+}
+
+const char *test_tmp_path(const char *name)
+{
+    static char path[512];
+    if (!g_tmpdir[0]) {
+        snprintf(g_tmpdir, sizeof g_tmpdir, "/tmp/ferry-test-XXXXXX");
+        if (!mkdtemp(g_tmpdir)) { perror("mkdtemp"); exit(2); }
+    }
+    snprintf(path, sizeof path, "%s/%s", g_tmpdir, name);
+    return path;
+}
+
+static void rm_tmpdir(void)
+{
+    if (g_tmpdir[0]) {
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmpdir);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_tmpdir);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    int passed = 0, failed = 0;
+    atexit(rm_tmpdir);
+    for (int i = 0; i < g_ntests; i++) {
+        if (argc > 1 && !strstr(g_tests[i].name, argv[1])) continue;
+        g_failed_now = 0;
+        g_tests[i].fn();
+        if (g_failed_now) {
+            failed++;
+            fprintf(stderr, "not ok %s\n", g_tests[i].name);
+        } else {
+            passed++;
+            if (getenv("TEST_VERBOSE")) fprintf(stderr, "ok %s\n", g_tests[i].name);
+        }
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
