@@ -1,5 +1,5 @@
 # pred area: sources, tests, fuzzers and benchmarks of src/pred/.
-LIB_SRCS +=
-TESTS +=
+LIB_SRCS += src/pred/trace.c
+TESTS += test-pred
 FUZZERS +=
 BENCHES +=

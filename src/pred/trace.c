@@ -1,0 +1,579 @@
+/* trace — JSONL trace writer and bounded reader (trace.h). The writer formats by hand
+ * (it runs inside the simulator's hot loop); the reader uses cJSON on lines bounded by
+ * TRACE_MAX_LINE. */
+#include "pred/trace.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const g_task_names[FY_TASK__N] = {
+    "chat", "caption", "count", "ocr", "yesno", "mcq", "reason",
+};
+static const char *const g_img_names[] = {"keep", "downscale", "drop", "split"};
+static const char *const g_fmt_names[] = {"unknown", "jpeg", "png", "webp"};
+
+const char *trace_task_name(enum fy_task t)
+{
+    return (t >= 0 && t < FY_TASK__N) ? g_task_names[t] : "chat";
+}
+
+int trace_task_parse(const char *s, enum fy_task *t)
+{
+    for (int i = 0; i < FY_TASK__N; i++)
+        if (!strcmp(s, g_task_names[i])) {
+            *t = (enum fy_task)i;
+            return 0;
+        }
+    return -1;
+}
+
+const char *trace_img_action_name(int a)
+{
+    return (a >= 0 && a <= FY_IMG_SPLIT) ? g_img_names[a] : "keep";
+}
+
+/* ==== writer ======================================================================= */
+
+static void put_str(FILE *fp, const char *s)
+{
+    fputc('"', fp);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(fp, "\\%c", *p);
+        else if (*p < 0x20) fprintf(fp, "\\u%04x", *p);
+        else fputc(*p, fp);
+    }
+    fputc('"', fp);
+}
+
+/* JSON has no NaN/Inf: they are written as null and read back as -1 (unknown). */
+static void put_num(FILE *fp, double v)
+{
+    if (!isfinite(v)) fputs("null", fp);
+    else fprintf(fp, "%.9g", v);
+}
+
+static void put_kv(FILE *fp, const char *k, double v, int comma)
+{
+    fprintf(fp, "%s\"%s\":", comma ? "," : "", k);
+    put_num(fp, v);
+}
+
+static void write_features(FILE *fp, const struct fy_features *f)
+{
+    fputs("\"features\":{", fp);
+    put_kv(fp, "turn", f->turn, 0);
+    put_kv(fp, "text_tokens", f->text_tokens, 1);
+    put_kv(fp, "last_text_tokens", f->last_text_tokens, 1);
+    put_kv(fp, "sentences", f->sentences, 1);
+    put_kv(fp, "c_L", f->c_L, 1);
+    put_kv(fp, "c_ner", f->c_ner, 1);
+    put_kv(fp, "c_text", f->c_text, 1);
+    fputs(",\"task\":", fp);
+    put_str(fp, trace_task_name(f->task));
+    put_kv(fp, "history_tokens", f->history_tokens, 1);
+    put_kv(fp, "history_images", f->history_images, 1);
+    put_kv(fp, "max_out_tokens", f->max_out_tokens, 1);
+    fputs(",\"images\":[", fp);
+    for (int i = 0; i < f->nimages && i < FY_MAX_IMAGES; i++) {
+        const struct fy_image_features *im = &f->img[i];
+        fprintf(fp, "%s{\"format\":", i ? "," : "");
+        put_str(fp, g_fmt_names[(im->format >= 0 && im->format <= FY_FMT_WEBP) ? im->format : 0]);
+        put_kv(fp, "w", im->width, 1);
+        put_kv(fp, "h", im->height, 1);
+        put_kv(fp, "bytes", (double)im->bytes, 1);
+        put_kv(fp, "sobel_mean", im->sobel_mean, 1);
+        put_kv(fp, "entropy", im->entropy, 1);
+        put_kv(fp, "laplacian_var", im->laplacian_var, 1);
+        put_kv(fp, "c_res", im->c_res, 1);
+        put_kv(fp, "c_edge", im->c_edge, 1);
+        put_kv(fp, "c_ent", im->c_ent, 1);
+        put_kv(fp, "c_lap", im->c_lap, 1);
+        put_kv(fp, "c_img", im->c_img, 1);
+        fputs(",\"tokens\":[", fp);
+        for (int k = 0; k < FY_VT__N; k++) fprintf(fp, "%s%d", k ? "," : "", im->tokens[k]);
+        fputs("]}", fp);
+    }
+    fputs("],\"ngram\":[", fp);
+    int first = 1;
+    for (int k = 0; k < FY_HASH_DIM; k++) {
+        if (f->ngram[k] == 0.0f) continue;
+        fprintf(fp, "%s[%d,%.6g]", first ? "" : ",", k, (double)f->ngram[k]);
+        first = 0;
+    }
+    fputs("]}", fp);
+}
+
+static void write_outcome(FILE *fp, const struct trace_outcome *t)
+{
+    const struct fy_outcome *o = &t->o;
+    fputs("{\"node\":", fp);
+    put_str(fp, t->node);
+    fputs(",\"role\":", fp);
+    put_str(fp, t->role == FY_ROLE_CLOUD ? "cloud" : "edge");
+    fputs(",\"model\":", fp);
+    put_str(fp, t->model);
+    fputs(",\"link\":{", fp);
+    put_kv(fp, "up_mbps", t->link.up_mbps, 0);
+    put_kv(fp, "down_mbps", t->link.down_mbps, 1);
+    put_kv(fp, "rtt_ms", t->link.rtt_ms, 1);
+    put_kv(fp, "jitter_ms", t->link.jitter_ms, 1);
+    fputs("},\"state\":{", fp);
+    put_kv(fp, "running", t->state.running, 0);
+    put_kv(fp, "queued", t->state.queued, 1);
+    put_kv(fp, "queued_tokens", t->state.queued_tokens, 1);
+    put_kv(fp, "ewma_ttft_ms", t->state.ewma_ttft_ms, 1);
+    put_kv(fp, "ewma_tpot_ms", t->state.ewma_tpot_ms, 1);
+    fputs("},\"plan\":{", fp);
+    put_kv(fp, "aux_node", o->plan.aux_node, 0);
+    put_kv(fp, "downscale_px", o->plan.downscale_px, 1);
+    fputs(",\"img\":[", fp);
+    /* one action per image of the request; the caller's nimages is not known here, so
+     * trailing KEEP entries are trimmed */
+    int last = -1;
+    for (int i = 0; i < FY_MAX_IMAGES; i++)
+        if (o->plan.img[i] != FY_IMG_KEEP) last = i;
+    for (int i = 0; i <= last; i++) {
+        if (i) fputc(',', fp);
+        put_str(fp, trace_img_action_name(o->plan.img[i]));
+    }
+    fputs("]}", fp);
+    put_kv(fp, "bytes_up", t->bytes_up, 1);
+    put_kv(fp, "image_tokens", t->image_tokens, 1);
+    fprintf(fp, ",\"chosen\":%s", t->chosen ? "true" : "false");
+    put_kv(fp, "quality", o->quality, 1);
+    put_kv(fp, "ttft_ms", o->ttft_ms, 1);
+    put_kv(fp, "e2e_ms", o->e2e_ms, 1);
+    put_kv(fp, "t_up_ms", o->t_up_ms, 1);
+    put_kv(fp, "t_queue_ms", o->t_queue_ms, 1);
+    put_kv(fp, "t_vision_ms", o->t_vision_ms, 1);
+    put_kv(fp, "t_prefill_ms", o->t_prefill_ms, 1);
+    put_kv(fp, "t_decode_ms", o->t_decode_ms, 1);
+    put_kv(fp, "t_down_ms", o->t_down_ms, 1);
+    put_kv(fp, "in_tokens", o->in_tokens, 1);
+    put_kv(fp, "out_tokens", o->out_tokens, 1);
+    put_kv(fp, "cost_usd", o->cost_usd, 1);
+    fprintf(fp, ",\"failed\":%s}", o->failed ? "true" : "false");
+}
+
+int trace_write(FILE *fp, const struct trace_record *r)
+{
+    fprintf(fp, "{\"v\":%d,\"id\":", TRACE_VERSION);
+    put_str(fp, r->id);
+    fputs(",\"dataset\":", fp);
+    put_str(fp, r->dataset);
+    fputs(",\"session\":", fp);
+    put_str(fp, r->session);
+    put_kv(fp, "t_ms", r->t_ms, 1);
+    fputc(',', fp);
+    write_features(fp, &r->f);
+    fputs(",\"outcomes\":[", fp);
+    for (int i = 0; i < r->nout && i < FY_MAX_NODES; i++) {
+        if (i) fputc(',', fp);
+        write_outcome(fp, &r->out[i]);
+    }
+    fputs("]}\n", fp);
+    return ferror(fp) ? -1 : 0;
+}
+
+/* ==== reader ======================================================================= */
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* Number at key k of object o; def when missing or null; -1 and an error when not a
+ * number. */
+static int get_num(const cJSON *o, const char *k, double def, double *v, const char *where,
+                   char *err, size_t errlen)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!it || cJSON_IsNull(it)) {
+        *v = def;
+        return 0;
+    }
+    if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)) {
+        seterr(err, errlen, "%s.%s: not a number", where, k);
+        return -1;
+    }
+    *v = it->valuedouble;
+    return 0;
+}
+
+static int get_int(const cJSON *o, const char *k, int def, int lo, int hi, int *v,
+                   const char *where, char *err, size_t errlen)
+{
+    double d;
+    if (get_num(o, k, def, &d, where, err, errlen) < 0) return -1;
+    if (d < lo || d > hi) {
+        seterr(err, errlen, "%s.%s: %g out of range [%d, %d]", where, k, d, lo, hi);
+        return -1;
+    }
+    *v = (int)d;
+    return 0;
+}
+
+static int get_str(const cJSON *o, const char *k, char *dst, size_t cap, const char *where,
+                   char *err, size_t errlen)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, k);
+    dst[0] = 0;
+    if (!it || cJSON_IsNull(it)) return 0;
+    if (!cJSON_IsString(it)) {
+        seterr(err, errlen, "%s.%s: not a string", where, k);
+        return -1;
+    }
+    if (strlen(it->valuestring) >= cap) {
+        seterr(err, errlen, "%s.%s: longer than %zu bytes", where, k, cap - 1);
+        return -1;
+    }
+    strcpy(dst, it->valuestring);
+    return 0;
+}
+
+static int get_bool(const cJSON *o, const char *k, int *v)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, k);
+    *v = it ? cJSON_IsTrue(it) || (cJSON_IsNumber(it) && it->valuedouble != 0) : 0;
+    return 0;
+}
+
+#define NUM(obj, key, dst, def, where)                                                 \
+    do {                                                                               \
+        double v_;                                                                     \
+        if (get_num(obj, key, def, &v_, where, err, errlen) < 0) return -1;            \
+        dst = v_;                                                                      \
+    } while (0)
+#define INT(obj, key, dst, def, lo, hi, where)                                         \
+    do {                                                                               \
+        int v_;                                                                        \
+        if (get_int(obj, key, def, lo, hi, &v_, where, err, errlen) < 0) return -1;    \
+        dst = v_;                                                                      \
+    } while (0)
+
+static int parse_image(const cJSON *o, struct fy_image_features *im, const char *where,
+                       char *err, size_t errlen)
+{
+    char fmt[16];
+    if (!cJSON_IsObject(o)) {
+        seterr(err, errlen, "%s: not an object", where);
+        return -1;
+    }
+    if (get_str(o, "format", fmt, sizeof fmt, where, err, errlen) < 0) return -1;
+    im->format = FY_FMT_UNKNOWN;
+    for (int i = 1; i <= FY_FMT_WEBP; i++)
+        if (!strcmp(fmt, g_fmt_names[i])) im->format = (enum fy_img_format)i;
+    INT(o, "w", im->width, 0, 0, 1 << 20, where);
+    INT(o, "h", im->height, 0, 0, 1 << 20, where);
+    double b;
+    NUM(o, "bytes", b, 0, where);
+    if (b < 0 || b > 1e12) {
+        seterr(err, errlen, "%s.bytes: %g out of range", where, b);
+        return -1;
+    }
+    im->bytes = (size_t)b;
+    NUM(o, "sobel_mean", im->sobel_mean, 0, where);
+    NUM(o, "entropy", im->entropy, 0, where);
+    NUM(o, "laplacian_var", im->laplacian_var, 0, where);
+    NUM(o, "c_res", im->c_res, 0, where);
+    NUM(o, "c_edge", im->c_edge, 0, where);
+    NUM(o, "c_ent", im->c_ent, 0, where);
+    NUM(o, "c_lap", im->c_lap, 0, where);
+    NUM(o, "c_img", im->c_img, 0, where);
+    const cJSON *tk = cJSON_GetObjectItemCaseSensitive(o, "tokens");
+    if (tk) {
+        if (!cJSON_IsArray(tk)) {
+            seterr(err, errlen, "%s.tokens: not an array", where);
+            return -1;
+        }
+        int k = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, tk)
+        {
+            if (k >= FY_VT__N) break;
+            if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > 1e7) {
+                seterr(err, errlen, "%s.tokens[%d]: not a token count", where, k);
+                return -1;
+            }
+            im->tokens[k++] = (int)e->valuedouble;
+        }
+    }
+    return 0;
+}
+
+static int parse_features(const cJSON *o, struct fy_features *f, char *err, size_t errlen)
+{
+    const char *w = "features";
+    char task[32];
+    if (!cJSON_IsObject(o)) {
+        seterr(err, errlen, "features: missing or not an object");
+        return -1;
+    }
+    INT(o, "turn", f->turn, 0, 0, 1 << 20, w);
+    INT(o, "text_tokens", f->text_tokens, 0, 0, 1 << 28, w);
+    INT(o, "last_text_tokens", f->last_text_tokens, 0, 0, 1 << 28, w);
+    INT(o, "sentences", f->sentences, 0, 0, 1 << 28, w);
+    NUM(o, "c_L", f->c_L, 0, w);
+    NUM(o, "c_ner", f->c_ner, 0, w);
+    NUM(o, "c_text", f->c_text, 0, w);
+    if (get_str(o, "task", task, sizeof task, w, err, errlen) < 0) return -1;
+    f->task = FY_TASK_CHAT;
+    if (task[0] && trace_task_parse(task, &f->task) < 0) {
+        seterr(err, errlen, "features.task: unknown task \"%s\"", task);
+        return -1;
+    }
+    INT(o, "history_tokens", f->history_tokens, 0, 0, 1 << 28, w);
+    INT(o, "history_images", f->history_images, 0, 0, 1 << 20, w);
+    INT(o, "max_out_tokens", f->max_out_tokens, 0, 0, 1 << 28, w);
+    const cJSON *imgs = cJSON_GetObjectItemCaseSensitive(o, "images");
+    if (imgs) {
+        if (!cJSON_IsArray(imgs)) {
+            seterr(err, errlen, "features.images: not an array");
+            return -1;
+        }
+        const cJSON *e;
+        cJSON_ArrayForEach(e, imgs)
+        {
+            if (f->nimages >= FY_MAX_IMAGES) {
+                seterr(err, errlen, "features.images: more than %d images", FY_MAX_IMAGES);
+                return -1;
+            }
+            char where[48];
+            snprintf(where, sizeof where, "features.images[%d]", f->nimages);
+            if (parse_image(e, &f->img[f->nimages], where, err, errlen) < 0) return -1;
+            f->nimages++;
+        }
+    }
+    const cJSON *ng = cJSON_GetObjectItemCaseSensitive(o, "ngram");
+    if (ng) {
+        if (!cJSON_IsArray(ng)) {
+            seterr(err, errlen, "features.ngram: not an array");
+            return -1;
+        }
+        int k = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, ng)
+        {
+            const cJSON *a = cJSON_GetArrayItem(e, 0), *b = cJSON_GetArrayItem(e, 1);
+            if (!cJSON_IsArray(e) || !cJSON_IsNumber(a) || !cJSON_IsNumber(b) ||
+                a->valuedouble < 0 || a->valuedouble >= FY_HASH_DIM ||
+                !isfinite(b->valuedouble)) {
+                seterr(err, errlen, "features.ngram[%d]: not an [index < %d, value] pair", k,
+                       FY_HASH_DIM);
+                return -1;
+            }
+            f->ngram[(int)a->valuedouble] = (float)b->valuedouble;
+            k++;
+        }
+    }
+    return 0;
+}
+
+static int parse_outcome(const cJSON *o, struct trace_outcome *t, const char *w, char *err,
+                         size_t errlen)
+{
+    char role[16];
+    if (!cJSON_IsObject(o)) {
+        seterr(err, errlen, "%s: not an object", w);
+        return -1;
+    }
+    if (get_str(o, "node", t->node, sizeof t->node, w, err, errlen) < 0) return -1;
+    if (!t->node[0]) {
+        seterr(err, errlen, "%s.node: missing", w);
+        return -1;
+    }
+    if (get_str(o, "role", role, sizeof role, w, err, errlen) < 0) return -1;
+    t->role = !strcmp(role, "cloud") ? FY_ROLE_CLOUD : FY_ROLE_EDGE;
+    if (get_str(o, "model", t->model, sizeof t->model, w, err, errlen) < 0) return -1;
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(o, "link");
+    if (l) {
+        NUM(l, "up_mbps", t->link.up_mbps, 0, w);
+        NUM(l, "down_mbps", t->link.down_mbps, 0, w);
+        NUM(l, "rtt_ms", t->link.rtt_ms, 0, w);
+        NUM(l, "jitter_ms", t->link.jitter_ms, 0, w);
+    }
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "state");
+    t->state.healthy = 1;
+    if (s) {
+        INT(s, "running", t->state.running, 0, 0, 1 << 24, w);
+        INT(s, "queued", t->state.queued, 0, 0, 1 << 24, w);
+        NUM(s, "queued_tokens", t->state.queued_tokens, 0, w);
+        NUM(s, "ewma_ttft_ms", t->state.ewma_ttft_ms, 0, w);
+        NUM(s, "ewma_tpot_ms", t->state.ewma_tpot_ms, 0, w);
+    }
+    struct fy_outcome *oc = &t->o;
+    oc->plan.aux_node = -1;
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "plan");
+    if (p) {
+        INT(p, "aux_node", oc->plan.aux_node, -1, -1, FY_MAX_NODES - 1, w);
+        INT(p, "downscale_px", oc->plan.downscale_px, 0, 0, 1 << 20, w);
+        const cJSON *img = cJSON_GetObjectItemCaseSensitive(p, "img");
+        if (img && cJSON_IsArray(img)) {
+            int i = 0;
+            const cJSON *e;
+            cJSON_ArrayForEach(e, img)
+            {
+                if (i >= FY_MAX_IMAGES) break;
+                int a = -1;
+                for (int k = 0; k <= FY_IMG_SPLIT && cJSON_IsString(e); k++)
+                    if (!strcmp(e->valuestring, g_img_names[k])) a = k;
+                if (a < 0) {
+                    seterr(err, errlen, "%s.plan.img[%d]: not keep/downscale/drop/split", w, i);
+                    return -1;
+                }
+                oc->plan.img[i++] = (uint8_t)a;
+            }
+        }
+    }
+    NUM(o, "bytes_up", t->bytes_up, 0, w);
+    INT(o, "image_tokens", t->image_tokens, 0, 0, 1 << 28, w);
+    get_bool(o, "chosen", &t->chosen);
+    NUM(o, "quality", oc->quality, -1, w);
+    NUM(o, "ttft_ms", oc->ttft_ms, -1, w);
+    NUM(o, "e2e_ms", oc->e2e_ms, -1, w);
+    NUM(o, "t_up_ms", oc->t_up_ms, 0, w);
+    NUM(o, "t_queue_ms", oc->t_queue_ms, 0, w);
+    NUM(o, "t_vision_ms", oc->t_vision_ms, 0, w);
+    NUM(o, "t_prefill_ms", oc->t_prefill_ms, 0, w);
+    NUM(o, "t_decode_ms", oc->t_decode_ms, 0, w);
+    NUM(o, "t_down_ms", oc->t_down_ms, 0, w);
+    INT(o, "in_tokens", oc->in_tokens, 0, 0, 1 << 28, w);
+    INT(o, "out_tokens", oc->out_tokens, 0, 0, 1 << 28, w);
+    NUM(o, "cost_usd", oc->cost_usd, 0, w);
+    get_bool(o, "failed", &oc->failed);
+    if (oc->quality > 1 || (oc->quality < 0 && oc->quality != -1)) {
+        if (oc->quality < 0) oc->quality = -1;
+        else {
+            seterr(err, errlen, "%s.quality: %g not in [0,1]", w, oc->quality);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int trace_parse_line(const char *line, size_t len, struct trace_record *r, char *err,
+                     size_t errlen)
+{
+    memset(r, 0, sizeof *r);
+    cJSON *root = cJSON_ParseWithLength(line, len);
+    int rc = -1;
+    if (!root || !cJSON_IsObject(root)) {
+        seterr(err, errlen, "not a JSON object");
+        goto cleanup;
+    }
+    double v;
+    if (get_num(root, "v", 1, &v, "record", err, errlen) < 0) goto cleanup;
+    if (v < 1 || v > TRACE_VERSION) {
+        seterr(err, errlen, "trace version %g not supported (this ferry reads 1..%d)", v,
+               TRACE_VERSION);
+        goto cleanup;
+    }
+    if (get_str(root, "id", r->id, sizeof r->id, "record", err, errlen) < 0) goto cleanup;
+    if (get_str(root, "dataset", r->dataset, sizeof r->dataset, "record", err, errlen) < 0)
+        goto cleanup;
+    if (get_str(root, "session", r->session, sizeof r->session, "record", err, errlen) < 0)
+        goto cleanup;
+    if (get_num(root, "t_ms", 0, &r->t_ms, "record", err, errlen) < 0) goto cleanup;
+    if (parse_features(cJSON_GetObjectItemCaseSensitive(root, "features"), &r->f, err,
+                       errlen) < 0)
+        goto cleanup;
+    const cJSON *outs = cJSON_GetObjectItemCaseSensitive(root, "outcomes");
+    if (!cJSON_IsArray(outs)) {
+        seterr(err, errlen, "outcomes: missing or not an array");
+        goto cleanup;
+    }
+    const cJSON *e;
+    cJSON_ArrayForEach(e, outs)
+    {
+        if (r->nout >= FY_MAX_NODES) {
+            seterr(err, errlen, "outcomes: more than %d entries", FY_MAX_NODES);
+            goto cleanup;
+        }
+        char w[32];
+        snprintf(w, sizeof w, "outcomes[%d]", r->nout);
+        if (parse_outcome(e, &r->out[r->nout], w, err, errlen) < 0) goto cleanup;
+        r->nout++;
+    }
+    rc = 0;
+cleanup:
+    cJSON_Delete(root);
+    return rc;
+}
+
+int trace_read_file(const char *path, size_t max_records, struct trace_record **out,
+                    size_t *n, char *err, size_t errlen)
+{
+    FILE *fp = fopen(path, "rb");
+    char *line = NULL;
+    struct trace_record *recs = NULL;
+    size_t nrec = 0, cap = 0, lineno = 0;
+    int rc = -1;
+    if (!max_records || max_records > TRACE_MAX_RECORDS) max_records = TRACE_MAX_RECORDS;
+    *out = NULL;
+    *n = 0;
+    if (!fp) {
+        seterr(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    line = malloc(TRACE_MAX_LINE + 2);
+    if (!line) {
+        seterr(err, errlen, "%s: out of memory", path);
+        goto cleanup;
+    }
+    while (fgets(line, TRACE_MAX_LINE + 2, fp)) {
+        lineno++;
+        size_t len = strlen(line);
+        if (len > TRACE_MAX_LINE) {
+            seterr(err, errlen, "%s:%zu: line longer than %u bytes", path, lineno,
+                   TRACE_MAX_LINE);
+            goto cleanup;
+        }
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        size_t k = 0;
+        while (k < len && (line[k] == ' ' || line[k] == '\t')) k++;
+        if (k == len) continue;
+        if (nrec >= max_records) {
+            seterr(err, errlen, "%s:%zu: more than %zu records", path, lineno, max_records);
+            goto cleanup;
+        }
+        if (nrec == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            struct trace_record *t = realloc(recs, nc * sizeof *recs);
+            if (!t) {
+                seterr(err, errlen, "%s:%zu: out of memory", path, lineno);
+                goto cleanup;
+            }
+            recs = t;
+            cap = nc;
+        }
+        char e2[200];
+        if (trace_parse_line(line, len, &recs[nrec], e2, sizeof e2) < 0) {
+            seterr(err, errlen, "%s:%zu: %s", path, lineno, e2);
+            goto cleanup;
+        }
+        nrec++;
+    }
+    if (ferror(fp)) {
+        seterr(err, errlen, "%s: read error", path);
+        goto cleanup;
+    }
+    *out = recs;
+    *n = nrec;
+    recs = NULL;
+    rc = 0;
+cleanup:
+    free(recs);
+    free(line);
+    fclose(fp);
+    return rc;
+}
