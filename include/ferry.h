@@ -1,7 +1,7 @@
 /* ferry.h — the embedding API and the core contracts shared by every area
  * (docs/architecture.md). Each section is owned by one area; the types here are what
  * crosses area boundaries: request → features → (nodes, estimates) → policy → plan →
- * outcome. Area-internal types stay in src/<area>/*.h. */
+ * outcome. Area-internal types stay in src/<area>/ headers. */
 #ifndef FERRY_H
 #define FERRY_H
 #include <stddef.h>
@@ -68,6 +68,63 @@ struct fy_prefs {
     enum fy_privacy privacy;
     double max_cost_usd;        /* per request; < 0 = none */
     char session[128];          /* dialogue id; "" = none */
+};
+
+/* ==== req: a parsed chat-completions request (owner: req, src/req/request.h) ======= */
+
+struct cJSON;                   /* <cjson/cJSON.h> */
+
+enum fy_msg_role {
+    FY_MSG_SYSTEM = 0, FY_MSG_DEVELOPER, FY_MSG_USER, FY_MSG_ASSISTANT, FY_MSG_TOOL,
+    FY_MSG_FUNCTION
+};
+enum fy_part_kind { FY_PART_TEXT = 0, FY_PART_IMAGE };
+enum fy_img_detail { FY_DETAIL_AUTO = 0, FY_DETAIL_LOW, FY_DETAIL_HIGH };
+
+/* One image of a request. Text pointers point into the request's cJSON tree. */
+struct fy_image_ref {
+    int is_data;                /* 1 = data: URL (bytes below), 0 = http(s) reference */
+    const char *url;            /* the URL as sent (NUL-terminated, inside json) */
+    enum fy_img_format format;  /* data: from the bytes (checked against media type) */
+    int width, height;          /* data: from the header (no pixel decoding); 0 for refs */
+    uint8_t *bytes;             /* data: decoded image file bytes, owned by the request */
+    size_t nbytes;
+    enum fy_img_detail detail;
+    int message;                /* index of the message it belongs to */
+    struct cJSON *url_node;     /* the "url" string item, for rewriting (req_set_image_url) */
+};
+
+struct fy_part {
+    enum fy_part_kind kind;
+    const char *text;           /* text parts: UTF-8, inside json, NUL-terminated */
+    size_t text_len;            /* bytes */
+    int image;                  /* image parts: index into fy_request.images */
+};
+
+struct fy_message {
+    enum fy_msg_role role;
+    int first_part, nparts;     /* range of fy_request.parts */
+    int nimages;                /* image parts among them */
+};
+
+struct fy_request {
+    struct cJSON *json;         /* the whole body, owned; the "ferry" object removed,
+                                 * every other field kept for pass-through */
+    char model[128];
+    int stream;                 /* 0/1 */
+    int include_usage;          /* stream_options.include_usage */
+    int max_tokens;             /* max_completion_tokens or max_tokens; 0 = unset */
+    double temperature, top_p;  /* < 0 = unset */
+    int nstop;                  /* stop sequences given (0..4) */
+    char user[128];
+    struct fy_prefs prefs;      /* "ferry" object, then X-Ferry-* headers (req_apply_header) */
+    int nmessages, nparts, nimages;
+    struct fy_message *messages;
+    struct fy_part *parts;
+    struct fy_image_ref *images;
+    /* metadata.answer / metadata.difficulty (used by the emulator; docs/request.md) */
+    char answer[256];           /* "" = none */
+    double difficulty;          /* in [0,1]; < 0 = none */
 };
 
 /* ==== node: a model server and the link to it (owner: node) ======================== */
