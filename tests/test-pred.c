@@ -113,3 +113,389 @@ TEST(trace_rejects_bad_lines)
     }
     free(r);
 }
+
+/* ==== predictors =================================================================== */
+
+#include "pred/pred.h"
+#include "pred/model.h"
+#include "util/rng.h"
+
+static void mk_node(struct fy_node *n, const char *name, enum fy_role role)
+{
+    memset(n, 0, sizeof *n);
+    snprintf(n->name, sizeof n->name, "%s", name);
+    snprintf(n->prof.model, sizeof n->prof.model, "%s", role == FY_ROLE_CLOUD ? "big" : "small");
+    n->role = role;
+    n->prof.prefill_tps = role == FY_ROLE_CLOUD ? 8000 : 2000;
+    n->prof.decode_tps = role == FY_ROLE_CLOUD ? 60 : 40;
+    n->prof.tpot_slope = 0.05;
+    n->prof.max_seqs = 4;
+    n->prof.vision_ms_per_token = 0.05;
+    n->prof.vt_family = FY_VT_QWEN2VL;
+    n->prof.usd_per_mtok_in = role == FY_ROLE_CLOUD ? 0.2 : 0;
+    n->prof.usd_per_mtok_out = role == FY_ROLE_CLOUD ? 0.6 : 0;
+    n->link.up_mbps = role == FY_ROLE_CLOUD ? 100 : 1000;
+    n->link.down_mbps = n->link.up_mbps;
+    n->link.rtt_ms = role == FY_ROLE_CLOUD ? 40 : 2;
+    n->st.healthy = 1;
+}
+
+static void random_features(struct rng *r, struct fy_features *f)
+{
+    memset(f, 0, sizeof *f);
+    f->task = (enum fy_task)rng_below(r, FY_TASK__N);
+    f->text_tokens = 10 + (int)rng_below(r, 200);
+    f->last_text_tokens = f->text_tokens;
+    f->c_text = rng_uniform(r);
+    f->nimages = (int)rng_below(r, 3);
+    for (int i = 0; i < f->nimages; i++) {
+        f->img[i].width = 200 + (int)rng_below(r, 1000);
+        f->img[i].height = 200 + (int)rng_below(r, 800);
+        f->img[i].bytes = (size_t)(f->img[i].width * f->img[i].height / 8);
+        f->img[i].c_img = rng_uniform(r);
+    }
+}
+
+/* Ground truth latency with coefficients that differ from the profile prior: the
+ * predictor must learn them. */
+static void true_outcome(struct rng *r, const struct fy_features *f, const struct fy_node *n,
+                         struct fy_outcome *o, double noise)
+{
+    memset(o, 0, sizeof *o);
+    o->plan.aux_node = -1;
+    int img = 0;
+    double bytes = 4.0 * f->text_tokens + 512;
+    for (int i = 0; i < f->nimages; i++) {
+        double b;
+        img += pred_image_tokens(f, i, n, NULL, &b);
+        bytes += b * 4 / 3;
+    }
+    o->out_tokens = 20 + 30 * (int)f->task;
+    o->t_up_ms = n->link.rtt_ms / 2 + 8 * bytes / (n->link.up_mbps * 1e6) * 1e3 * 1.3;
+    o->t_vision_ms = 0.11 * img;
+    o->t_prefill_ms = 2.5 * 1000.0 / n->prof.prefill_tps * (f->text_tokens + img) + 12;
+    o->t_decode_ms = o->out_tokens * 1000.0 / n->prof.decode_tps * 1.6 * (1 + 0.1 * n->st.running);
+    o->t_down_ms = n->link.rtt_ms / 2;
+    o->t_decode_ms += rng_normal(r, 0, noise);
+    o->e2e_ms = o->t_up_ms + o->t_vision_ms + o->t_prefill_ms + o->t_decode_ms + o->t_down_ms;
+    o->ttft_ms = o->e2e_ms - o->t_decode_ms;
+    o->quality = -1;
+}
+
+TEST(milp_converges_to_true_latency)
+{
+    struct fy_node nodes[2];
+    mk_node(&nodes[0], "edge0", FY_ROLE_EDGE);
+    mk_node(&nodes[1], "cloud0", FY_ROLE_CLOUD);
+    struct pred *p = pred_new(nodes, 2), *prior = pred_new(nodes, 2);
+    CHECK(p && prior);
+    struct rng r;
+    rng_seed(&r, 7);
+    struct fy_features f;
+    struct fy_outcome o;
+    struct fy_estimate e;
+    double err_before = 0, err_after = 0;
+    for (int it = 0; it < 3000; it++) {
+        random_features(&r, &f);
+        int k = (int)rng_below(&r, 2);
+        nodes[k].st.running = (int)rng_below(&r, 4);
+        true_outcome(&r, &f, &nodes[k], &o, 5);
+        o.plan.node = k;
+        CHECK_EQ_INT(pred_estimate(p, &f, nodes, k, &o.plan, &e), 0);
+        if (it >= 2800) {
+            struct fy_estimate e0;
+            pred_estimate(prior, &f, nodes, k, &o.plan, &e0);
+            err_before += fabs(e0.e2e_ms - o.e2e_ms) / o.e2e_ms;
+        }
+        if (it >= 2800) err_after += fabs(e.e2e_ms - o.e2e_ms) / o.e2e_ms;
+        pred_observe(p, &f, nodes, &o);
+    }
+    err_before /= 200;
+    err_after /= 200;
+    /* the prior is off by 30-60 % in several parts; learned to a few per cent */
+    CHECK(err_before > 0.2);
+    CHECK(err_after < 0.05);
+    /* learned decode slope: 1.6 * 1000/40 ms per token, +10 % per running sequence */
+    const struct rls *d = &p->node[0].milp.part[MILP_DECODE];
+    CHECK_NEAR(d->w[0], 40.0, 2.0);
+    CHECK_NEAR(d->w[1], 4.0, 0.5);
+    /* output length learned per task: 20 + 30 task */
+    f.task = FY_TASK_OCR;
+    f.last_text_tokens = 0;
+    f.nimages = 0;
+    CHECK_NEAR(milp_out_tokens(&p->node[1].milp, &f, NULL), 20 + 30 * FY_TASK_OCR, 3);
+    /* the reported uncertainty matches the noise scale, not the prior's */
+    random_features(&r, &f);
+    struct fy_plan plan = {.node = 0, .aux_node = -1};
+    pred_estimate(p, &f, nodes, 0, &plan, &e);
+    CHECK(e.e2e_std_ms > 2.5 && e.e2e_std_ms < 20); /* noise sd 5 ms */
+    pred_free(prior);
+    pred_free(p);
+}
+
+TEST(milp_queue_term_grows_with_waiting_work)
+{
+    struct fy_node n;
+    mk_node(&n, "edge0", FY_ROLE_EDGE);
+    struct pred *p = pred_new(&n, 1);
+    struct fy_features f;
+    memset(&f, 0, sizeof f);
+    f.text_tokens = 50;
+    struct fy_plan plan = {.node = 0, .aux_node = -1};
+    struct fy_estimate e0, e1;
+    pred_estimate(p, &f, &n, 0, &plan, &e0);
+    n.st.running = 4;
+    n.st.queued = 3;
+    n.st.queued_tokens = 600;
+    pred_estimate(p, &f, &n, 0, &plan, &e1);
+    CHECK_NEAR(e0.t_queue_ms, 0, 0);
+    CHECK(e1.t_queue_ms > 1000);
+    CHECK(e1.e2e_ms > e0.e2e_ms + e1.t_queue_ms * 0.99);
+    pred_free(p);
+}
+
+/* Synthetic quality: P(correct) = σ(2 − 4 c_img − 2 c_text + 1.5 [task = ocr]). */
+static double true_q(const struct fy_features *f)
+{
+    double z = 2 - 4 * (f->nimages ? f->img[0].c_img : 0) - 2 * f->c_text +
+               1.5 * (f->task == FY_TASK_OCR);
+    return 1 / (1 + exp(-z));
+}
+
+static double auc(const double *s, const double *y, int n)
+{
+    double num = 0, pos = 0, neg = 0;
+    for (int i = 0; i < n; i++) {
+        if (y[i] > 0.5) pos++; else neg++;
+        for (int j = 0; j < n; j++)
+            if (y[i] > 0.5 && y[j] <= 0.5) num += s[i] > s[j] ? 1 : s[i] == s[j] ? 0.5 : 0;
+    }
+    return pos && neg ? num / (pos * neg) : 0.5;
+}
+
+/* Brier score and calibration error (10-bin ECE) of predictions on n fresh requests. */
+static void score_mgqp(const struct mgqp *m, struct rng *r, int n, double *brier, double *ece,
+                       double *auc_out)
+{
+    double bs[10] = {0}, by[10] = {0}, bc[10] = {0}, b = 0;
+    static double s[2000], y[2000];
+    struct fy_features f;
+    for (int i = 0; i < n; i++) {
+        random_features(r, &f);
+        f.nimages = 1;
+        double q = mgqp_predict(m, &f, NULL, NULL);
+        double t = rng_uniform(r) < true_q(&f) ? 1 : 0;
+        b += (q - t) * (q - t);
+        int k = (int)(q * 10);
+        if (k > 9) k = 9;
+        bs[k] += q;
+        by[k] += t;
+        bc[k]++;
+        s[i] = q;
+        y[i] = t;
+    }
+    double e = 0;
+    for (int k = 0; k < 10; k++) e += fabs(bs[k] - by[k]);
+    *brier = b / n;
+    *ece = e / n;
+    *auc_out = auc(s, y, n);
+}
+
+TEST(mgqp_learns_and_calibration_improves_with_data)
+{
+    struct mgqp *m = malloc(sizeof *m);
+    mgqp_init(m, 0.6);
+    struct rng r, ev;
+    rng_seed(&r, 11);
+    double b0, e0, a0, b1, e1, a1;
+    rng_seed(&ev, 99);
+    score_mgqp(m, &ev, 2000, &b0, &e0, &a0);
+    struct fy_features f;
+    for (int i = 0; i < 4000; i++) {
+        random_features(&r, &f);
+        f.nimages = 1;
+        mgqp_observe(m, &f, NULL, rng_uniform(&r) < true_q(&f) ? 1 : 0);
+    }
+    rng_seed(&ev, 99);
+    score_mgqp(m, &ev, 2000, &b1, &e1, &a1);
+    CHECK(b1 < b0 - 0.02);
+    CHECK(e1 < e0);
+    CHECK(e1 < 0.05);
+    CHECK(a1 > 0.75);
+    /* learned signs: image complexity hurts, OCR helps */
+    CHECK(m->mu[MGQP_CIMG_MEAN] + m->mu[MGQP_CIMG_MAX] < -2);
+    CHECK(m->mu[MGQP_TASK0 + FY_TASK_OCR] > 0.5);
+    /* uncertainty shrinks with data */
+    struct mgqp *fresh = malloc(sizeof *fresh);
+    mgqp_init(fresh, 0.6);
+    double sd_fresh, sd_m;
+    random_features(&r, &f);
+    mgqp_predict(fresh, &f, NULL, &sd_fresh);
+    mgqp_predict(m, &f, NULL, &sd_m);
+    CHECK(sd_m < sd_fresh / 2);
+    free(fresh);
+    free(m);
+}
+
+TEST(pred_plan_changes_estimates)
+{
+    struct fy_node nodes[2];
+    mk_node(&nodes[0], "edge0", FY_ROLE_EDGE);
+    mk_node(&nodes[1], "cloud0", FY_ROLE_CLOUD);
+    struct pred *p = pred_new(nodes, 2);
+    struct fy_features f;
+    memset(&f, 0, sizeof f);
+    f.text_tokens = 20;
+    f.nimages = 1;
+    f.img[0].width = 1600;
+    f.img[0].height = 1200;
+    f.img[0].bytes = 400000;
+    f.img[0].c_img = 0.8;
+    struct fy_plan keep = {.node = 1, .aux_node = -1}, down = keep, drop = keep, split = keep;
+    down.img[0] = FY_IMG_DOWNSCALE;
+    down.downscale_px = 448;
+    drop.img[0] = FY_IMG_DROP;
+    split.node = 0;
+    split.aux_node = 1;
+    split.img[0] = FY_IMG_SPLIT;
+    struct fy_estimate ek, ed, ex, es, edge_keep;
+    pred_estimate(p, &f, nodes, 1, &keep, &ek);
+    pred_estimate(p, &f, nodes, 1, &down, &ed);
+    pred_estimate(p, &f, nodes, 1, &drop, &ex);
+    pred_estimate(p, &f, nodes, 0, &split, &es);
+    keep.node = 0;
+    pred_estimate(p, &f, nodes, 0, &keep, &edge_keep);
+    CHECK(ed.t_up_ms < ek.t_up_ms);
+    CHECK(ed.t_vision_ms < ek.t_vision_ms / 4);
+    CHECK(ex.t_vision_ms == 0);
+    CHECK(ex.q_mean < ed.q_mean);
+    CHECK(ed.q_mean < ek.q_mean);
+    /* split: the cloud describes the image, the edge answers: slower than the edge alone */
+    CHECK(es.e2e_ms > edge_keep.e2e_ms);
+    CHECK(es.cost_usd > 0);
+    CHECK(ek.q_mean > edge_keep.q_mean);
+    pred_free(p);
+}
+
+/* ==== model files ================================================================== */
+
+static struct pred *trained_bank(struct fy_node *nodes)
+{
+    mk_node(&nodes[0], "edge0", FY_ROLE_EDGE);
+    mk_node(&nodes[1], "cloud0", FY_ROLE_CLOUD);
+    struct pred *p = pred_new(nodes, 2);
+    struct rng r;
+    rng_seed(&r, 3);
+    struct fy_features f;
+    struct fy_outcome o;
+    for (int i = 0; i < 300; i++) {
+        random_features(&r, &f);
+        int k = i % 2;
+        true_outcome(&r, &f, &nodes[k], &o, 3);
+        o.plan.node = k;
+        o.quality = rng_uniform(&r) < true_q(&f);
+        pred_observe(p, &f, nodes, &o);
+    }
+    return p;
+}
+
+TEST(model_file_roundtrip)
+{
+    struct fy_node nodes[2];
+    struct pred *p = trained_bank(nodes);
+    const char *path = test_tmp_path("m.fy");
+    char err[256] = "";
+    CHECK_EQ_INT(pred_save(p, path, err, sizeof err), 0);
+    struct pred *q = pred_load(path, nodes, 2, err, sizeof err);
+    if (!q) fprintf(stderr, "%s\n", err);
+    CHECK(q);
+    struct rng r;
+    rng_seed(&r, 5);
+    for (int i = 0; i < 50; i++) {
+        struct fy_features f;
+        random_features(&r, &f);
+        struct fy_plan plan = {.node = i % 2, .aux_node = -1};
+        struct fy_estimate a, b;
+        pred_estimate(p, &f, nodes, i % 2, &plan, &a);
+        pred_estimate(q, &f, nodes, i % 2, &plan, &b);
+        CHECK(a.e2e_ms == b.e2e_ms);
+        CHECK(a.q_mean == b.q_mean);
+        CHECK(a.e2e_std_ms == b.e2e_std_ms);
+        CHECK(a.cost_usd == b.cost_usd);
+    }
+    pred_free(q);
+    pred_free(p);
+}
+
+static int write_text(const char *path, const char *s, size_t n)
+{
+    FILE *fp = fopen(path, "wb");
+    if (!fp) return -1;
+    fwrite(s, 1, n, fp);
+    fclose(fp);
+    return 0;
+}
+
+static char *read_text(const char *path, size_t *n)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return NULL;
+    fseek(fp, 0, SEEK_END);
+    long sz = ftell(fp);
+    rewind(fp);
+    char *s = malloc((size_t)sz + 1);
+    *n = fread(s, 1, (size_t)sz, fp);
+    s[*n] = 0;
+    fclose(fp);
+    return s;
+}
+
+TEST(model_file_bad_files_refused)
+{
+    struct fy_node nodes[2];
+    struct pred *p = trained_bank(nodes);
+    char path[512], bad[512]; /* test_tmp_path returns a reused buffer */
+    snprintf(path, sizeof path, "%s", test_tmp_path("good.fy"));
+    snprintf(bad, sizeof bad, "%s", test_tmp_path("bad.fy"));
+    char err[256];
+    CHECK_EQ_INT(pred_save(p, path, err, sizeof err), 0);
+    size_t n;
+    char *s = read_text(path, &n);
+    CHECK(s);
+
+    /* truncated */
+    write_text(bad, s, n / 2);
+    CHECK(pred_load(bad, nodes, 2, err, sizeof err) == NULL);
+    CHECK(strstr(err, "checksum") != NULL);
+    /* one digit changed */
+    char *t = strdup(s);
+    char *mu = strstr(t, "\nmu ");
+    CHECK(mu);
+    mu[5] = mu[5] == '1' ? '2' : '1';
+    write_text(bad, t, n);
+    CHECK(pred_load(bad, nodes, 2, err, sizeof err) == NULL);
+    CHECK(strstr(err, "checksum") != NULL);
+    free(t);
+    /* another version */
+    t = strdup(s);
+    t[12] = '9';
+    write_text(bad, t, n);
+    CHECK(pred_load(bad, nodes, 2, err, sizeof err) == NULL);
+    CHECK(strstr(err, "version 9") != NULL);
+    free(t);
+    /* not a model file */
+    write_text(bad, "hello\n", 6);
+    CHECK(pred_load(bad, nodes, 2, err, sizeof err) == NULL);
+    CHECK(strstr(err, "not a ferry model") != NULL);
+    /* a node configured with another model than the file was trained for */
+    struct fy_node other[2];
+    memcpy(other, nodes, sizeof other);
+    snprintf(other[1].prof.model, sizeof other[1].prof.model, "%s", "qwen-72b");
+    CHECK(pred_load(path, other, 2, err, sizeof err) == NULL);
+    CHECK(strstr(err, "cloud0") != NULL && strstr(err, "qwen-72b") != NULL);
+    /* missing file */
+    CHECK(pred_load(test_tmp_path("nope.fy"), nodes, 2, err, sizeof err) == NULL);
+    CHECK(strstr(err, "nope.fy") != NULL);
+    free(s);
+    pred_free(p);
+}

@@ -1,0 +1,119 @@
+/* mgqp — online Bayesian logistic regression for answer quality (mgqp.h). */
+#include "pred/mgqp.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Prior standard deviations of the weights (logit units per unit of feature). */
+#define SD_BIAS  1.0
+#define SD_DENSE 0.7
+#define SD_NGRAM 0.3
+
+void mgqp_init(struct mgqp *m, double q0)
+{
+    memset(m, 0, sizeof *m);
+    if (!(q0 > 0.01)) q0 = 0.01;
+    if (q0 > 0.99) q0 = 0.99;
+    m->q0 = q0;
+    for (int i = 0; i < MGQP_DIM; i++) {
+        double sd = i == MGQP_BIAS ? SD_BIAS : i < MGQP_NGRAM0 ? SD_DENSE : SD_NGRAM;
+        m->prec[i] = 1.0 / (sd * sd);
+    }
+    m->mu[MGQP_BIAS] = log(q0 / (1 - q0));
+    /* what a model loses by not seeing (all of) the images: prior beliefs, weak */
+    m->mu[MGQP_DROP] = -1.0;
+    m->mu[MGQP_DOWN] = -0.5;
+    m->mu[MGQP_SPLIT] = -0.4;
+}
+
+int mgqp_features(const struct fy_features *f, const struct fy_plan *plan, double *x)
+{
+    memset(x, 0, sizeof(double) * MGQP_DIM);
+    x[MGQP_BIAS] = 1;
+    int n = f->nimages < FY_MAX_IMAGES ? f->nimages : FY_MAX_IMAGES, kept = 0;
+    double sum = 0, mx = 0;
+    int drop = 0, split = 0;
+    double down = 0;
+    for (int i = 0; i < n; i++) {
+        int a = plan ? plan->img[i] : FY_IMG_KEEP;
+        const struct fy_image_features *im = &f->img[i];
+        if (a == FY_IMG_DROP) {
+            drop++;
+            continue;
+        }
+        kept++;
+        if (a == FY_IMG_SPLIT) split++;
+        if (a == FY_IMG_DOWNSCALE && plan->downscale_px > 0) {
+            int side = im->width > im->height ? im->width : im->height;
+            double s = side > 0 ? (double)plan->downscale_px / side : 1;
+            if (s < 1) down += 1 - s;
+        }
+        sum += im->c_img;
+        if (im->c_img > mx) mx = im->c_img;
+    }
+    x[MGQP_HASIMG] = n > 0;
+    x[MGQP_CIMG_MEAN] = kept ? sum / kept : 0;
+    x[MGQP_CIMG_MAX] = mx;
+    x[MGQP_CTEXT] = f->c_text;
+    x[MGQP_CL] = f->c_L;
+    x[MGQP_CNER] = f->c_ner;
+    x[MGQP_TURN] = f->turn > 0 ? (double)f->turn / (f->turn + 2.0) : 0;
+    x[MGQP_LOGTOK] = log1p(f->last_text_tokens > 0 ? f->last_text_tokens : f->text_tokens) / 8.0;
+    if (n > 0) {
+        x[MGQP_DROP] = (double)drop / n;
+        x[MGQP_DOWN] = down / n;
+        x[MGQP_SPLIT] = (double)split / n;
+    }
+    if (f->task >= 0 && f->task < FY_TASK__N) x[MGQP_TASK0 + f->task] = 1;
+    for (int k = 0; k < FY_HASH_DIM; k++) x[MGQP_NGRAM0 + k] = f->ngram[k];
+    return kept;
+}
+
+double mgqp_predict_x(const struct mgqp *m, const double *x, double *sd, double *logit_mean,
+                      double *logit_sd)
+{
+    double mean = 0, var = 0;
+    for (int i = 0; i < MGQP_DIM; i++) {
+        if (x[i] == 0) continue;
+        mean += m->mu[i] * x[i];
+        var += x[i] * x[i] / m->prec[i];
+    }
+    double q = mgqp_sigmoid(mean / sqrt(1 + M_PI * var / 8));
+    if (sd) *sd = q * (1 - q) * sqrt(var);
+    if (logit_mean) *logit_mean = mean;
+    if (logit_sd) *logit_sd = sqrt(var);
+    return q;
+}
+
+double mgqp_predict(const struct mgqp *m, const struct fy_features *f,
+                    const struct fy_plan *plan, double *sd)
+{
+    double x[MGQP_DIM];
+    mgqp_features(f, plan, x);
+    return mgqp_predict_x(m, x, sd, NULL, NULL);
+}
+
+void mgqp_observe_x(struct mgqp *m, const double *x, double y)
+{
+    if (!(y >= 0 && y <= 1)) return;
+    double z = 0;
+    for (int i = 0; i < MGQP_DIM; i++)
+        if (x[i] != 0) z += m->mu[i] * x[i];
+    double p = mgqp_sigmoid(z);
+    double h = p * (1 - p);
+    if (h < 1e-6) h = 1e-6;
+    for (int i = 0; i < MGQP_DIM; i++) {
+        if (x[i] == 0) continue;
+        m->prec[i] += h * x[i] * x[i];
+        m->mu[i] -= (p - y) * x[i] / m->prec[i];
+    }
+    m->n++;
+}
+
+void mgqp_observe(struct mgqp *m, const struct fy_features *f, const struct fy_plan *plan,
+                  double y)
+{
+    double x[MGQP_DIM];
+    mgqp_features(f, plan, x);
+    mgqp_observe_x(m, x, y);
+}

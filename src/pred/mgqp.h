@@ -1,0 +1,57 @@
+/* mgqp — the quality predictor (QLMIO's "MGQP"): for one (request, node, plan) the
+ * probability that the node's answer completes the task, with its uncertainty.
+ *
+ * Model: Bayesian logistic regression per node, P(y=1|x) = σ(wᵀx), with a diagonal
+ * Gaussian posterior N(μ, diag(1/prec)) (the Laplace approximation with a diagonal
+ * Hessian, updated online one observation at a time as in Chapelle & Li, "An Empirical
+ * Evaluation of Thompson Sampling", NIPS 2011, Algorithm 3, made incremental):
+ *   p = σ(μᵀx);  prec_i += p(1−p) x_i²;  μ_i −= (p − y) x_i / prec_i.
+ * Labels y are scores in [0,1] (soft labels are fine for the log loss). The prior is
+ * centred on the node's prior quality (bias = logit(q0)) with small weights elsewhere.
+ * Prediction integrates over the posterior with the probit approximation
+ *   q = σ(m / sqrt(1 + π v / 8)),  m = μᵀx,  v = Σ x_i² / prec_i
+ * (MacKay 1992), which keeps probabilities calibrated while the model is unsure, and
+ * reports q_std = q(1−q)·sqrt(v) (delta method). A lower confidence bound is
+ * σ(m − z sqrt(v)).
+ *
+ * Features x (MGQP_DIM): bias, has-image, mean and max c_img of the images kept, c_text,
+ * C_L, C_ner, turn (saturating), log text tokens, the plan's share of dropped /
+ * downscaled (with severity) / split images, task one-hot, hashed n-grams. */
+#ifndef FERRY_PRED_MGQP_H
+#define FERRY_PRED_MGQP_H
+#include "ferry.h"
+
+enum {
+    MGQP_BIAS = 0, MGQP_HASIMG, MGQP_CIMG_MEAN, MGQP_CIMG_MAX, MGQP_CTEXT, MGQP_CL, MGQP_CNER,
+    MGQP_TURN, MGQP_LOGTOK, MGQP_DROP, MGQP_DOWN, MGQP_SPLIT, MGQP_TASK0,
+    MGQP_NGRAM0 = MGQP_TASK0 + FY_TASK__N,
+    MGQP_DIM = MGQP_NGRAM0 + FY_HASH_DIM
+};
+
+struct mgqp {
+    double mu[MGQP_DIM];
+    double prec[MGQP_DIM];
+    double q0;                 /* prior quality */
+    long n;                    /* observations */
+};
+
+/* Prior centred on quality q0 in (0,1). */
+void mgqp_init(struct mgqp *m, double q0);
+/* Feature vector of (request, plan); plan may be NULL (everything kept). Returns the
+ * number of images of the request the plan keeps in any form. */
+int mgqp_features(const struct fy_features *f, const struct fy_plan *plan, double *x);
+/* Predictive mean and std of P(complete). */
+double mgqp_predict_x(const struct mgqp *m, const double *x, double *sd, double *logit_mean,
+                      double *logit_sd);
+double mgqp_predict(const struct mgqp *m, const struct fy_features *f,
+                    const struct fy_plan *plan, double *sd);
+void mgqp_observe_x(struct mgqp *m, const double *x, double y);
+void mgqp_observe(struct mgqp *m, const struct fy_features *f, const struct fy_plan *plan,
+                  double y);
+
+static inline double mgqp_sigmoid(double z)
+{
+    return z >= 0 ? 1.0 / (1.0 + __builtin_exp(-z)) : __builtin_exp(z) / (1.0 + __builtin_exp(z));
+}
+
+#endif

@@ -1,0 +1,213 @@
+/* pred — predictor bank (pred.h). */
+#include "pred/pred.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void node_init(struct pred_node *pn, const struct fy_node *node)
+{
+    memset(pn, 0, sizeof *pn);
+    snprintf(pn->name, sizeof pn->name, "%s", node->name);
+    snprintf(pn->model, sizeof pn->model, "%s", node->prof.model);
+    pn->role = node->role;
+    milp_init(&pn->milp, node);
+    mgqp_init(&pn->mgqp, node->role == FY_ROLE_CLOUD ? PRED_PRIOR_CLOUD : PRED_PRIOR_EDGE);
+}
+
+int pred_find(const struct pred *p, const char *name)
+{
+    for (int i = 0; i < p->n; i++)
+        if (!strcmp(p->node[i].name, name)) return i;
+    return -1;
+}
+
+int pred_add_node(struct pred *p, const struct fy_node *node)
+{
+    int i = pred_find(p, node->name);
+    if (i >= 0) return i;
+    if (p->n >= FY_MAX_NODES) return -1;
+    node_init(&p->node[p->n], node);
+    return p->n++;
+}
+
+struct pred *pred_new(const struct fy_node *nodes, int nnodes)
+{
+    struct pred *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    for (int i = 0; i < nnodes && i < FY_MAX_NODES; i++) pred_add_node(p, &nodes[i]);
+    return p;
+}
+
+void pred_free(struct pred *p) { free(p); }
+
+void pred_set_quality_prior(struct pred *p, int node, double q0)
+{
+    if (node < 0 || node >= p->n) return;
+    mgqp_init(&p->node[node].mgqp, q0);
+}
+
+/* Qwen2-VL: one visual token per 28×28 patch (DESIGN.md), min 4; LLaVA-1.5: a fixed
+ * 576 tokens per image (24×24 patches of a 336 px CLIP view); generic: 32×32 patches. */
+static int vt_rule(enum fy_vt_family fam, int w, int h)
+{
+    if (w <= 0 || h <= 0) return 0;
+    switch (fam) {
+    case FY_VT_LLAVA: return 576;
+    case FY_VT_GENERIC: return ((w + 31) / 32) * ((h + 31) / 32);
+    default: {
+        int t = ((w + 27) / 28) * ((h + 27) / 28);
+        if (t < 4) t = 4;
+        if (t > 16384) t = 16384;
+        return t;
+    }
+    }
+}
+
+int pred_image_tokens(const struct fy_features *f, int i, const struct fy_node *node,
+                      const struct fy_plan *plan, double *bytes)
+{
+    const struct fy_image_features *im = &f->img[i];
+    int a = plan ? plan->img[i] : FY_IMG_KEEP;
+    enum fy_vt_family fam = node->prof.vt_family;
+    if (fam < 0 || fam >= FY_VT__N) fam = FY_VT_GENERIC;
+    int full = im->tokens[fam] > 0 ? im->tokens[fam] : vt_rule(fam, im->width, im->height);
+    if (a == FY_IMG_DROP || a == FY_IMG_SPLIT) {
+        if (bytes) *bytes = 0;
+        return 0;
+    }
+    if (a == FY_IMG_DOWNSCALE && plan->downscale_px > 0) {
+        int side = im->width > im->height ? im->width : im->height;
+        if (side > plan->downscale_px) {
+            double s = (double)plan->downscale_px / side;
+            int w = (int)(im->width * s + 0.5), h = (int)(im->height * s + 0.5);
+            /* a re-encoded JPEG shrinks roughly with its area */
+            if (bytes) *bytes = (double)im->bytes * s * s;
+            return fam == FY_VT_LLAVA ? full : vt_rule(fam, w, h);
+        }
+    }
+    if (bytes) *bytes = (double)im->bytes;
+    return full;
+}
+
+/* Context of the main node: text tokens (+ descriptions of split images), image tokens
+ * and bytes after the plan. */
+static void main_ctx(const struct fy_features *f, const struct fy_node *node,
+                     const struct fy_plan *plan, struct milp_ctx *c, int *nsplit,
+                     double *split_bytes, int *split_tokens_aux, const struct fy_node *aux)
+{
+    memset(c, 0, sizeof *c);
+    c->node = node;
+    c->in_text_tokens = f->text_tokens;
+    c->bytes_up = 4.0 * f->text_tokens + 512; /* JSON body around the text */
+    *nsplit = 0;
+    *split_bytes = 0;
+    *split_tokens_aux = 0;
+    for (int i = 0; i < f->nimages && i < FY_MAX_IMAGES; i++) {
+        double b = 0;
+        if (plan && plan->img[i] == FY_IMG_SPLIT) {
+            (*nsplit)++;
+            struct fy_plan keep = *plan;
+            keep.img[i] = FY_IMG_KEEP;
+            *split_tokens_aux += pred_image_tokens(f, i, aux ? aux : node, &keep, &b);
+            *split_bytes += b * 4.0 / 3.0;
+            continue;
+        }
+        c->image_tokens += pred_image_tokens(f, i, node, plan, &b);
+        c->bytes_up += b * 4.0 / 3.0; /* base64 in a data: URL */
+    }
+    c->in_text_tokens += *nsplit * PRED_DESC_TOKENS;
+}
+
+static int bank_index(const struct pred *p, const struct fy_node *node)
+{
+    return pred_find(p, node->name);
+}
+
+int pred_estimate(struct pred *p, const struct fy_features *f, const struct fy_node *nodes,
+                  int node, const struct fy_plan *plan, struct fy_estimate *out)
+{
+    memset(out, 0, sizeof *out);
+    if (node < 0 || node >= FY_MAX_NODES || !nodes) return -1;
+    int bi = bank_index(p, &nodes[node]);
+    if (bi < 0) bi = pred_add_node(p, &nodes[node]);
+    if (bi < 0) return -1;
+    struct pred_node *pn = &p->node[bi];
+    const struct fy_node *aux = NULL;
+    if (plan && plan->aux_node >= 0 && plan->aux_node < FY_MAX_NODES)
+        aux = &nodes[plan->aux_node];
+    struct milp_ctx c;
+    int nsplit, aux_tokens;
+    double aux_bytes;
+    main_ctx(f, &nodes[node], plan, &c, &nsplit, &aux_bytes, &aux_tokens, aux);
+    milp_predict(&pn->milp, f, &c, out);
+    double sd;
+    out->q_mean = mgqp_predict(&pn->mgqp, f, plan, &sd);
+    out->q_std = sd;
+    if (nsplit > 0 && aux && aux != &nodes[node]) {
+        /* the aux node describes the split images first; its answer then goes into the
+         * main node's prompt (sequential) */
+        int ai = bank_index(p, aux);
+        if (ai < 0) ai = pred_add_node(p, aux);
+        if (ai >= 0) {
+            struct milp_ctx ac = {.node = aux, .in_text_tokens = PRED_DESC_PROMPT,
+                                  .image_tokens = aux_tokens, .bytes_up = aux_bytes + 512,
+                                  .out_tokens = PRED_DESC_TOKENS * nsplit};
+            struct fy_estimate ae;
+            milp_predict(&p->node[ai].milp, f, &ac, &ae);
+            out->t_up_ms += ae.t_up_ms;
+            out->t_queue_ms += ae.t_queue_ms;
+            out->t_vision_ms += ae.t_vision_ms;
+            out->t_prefill_ms += ae.t_prefill_ms + ae.t_decode_ms;
+            out->t_down_ms += ae.t_down_ms;
+            out->ttft_ms += ae.e2e_ms;
+            out->e2e_ms += ae.e2e_ms;
+            out->e2e_std_ms = sqrt(out->e2e_std_ms * out->e2e_std_ms +
+                                   ae.e2e_std_ms * ae.e2e_std_ms);
+            out->cost_usd += ae.cost_usd;
+        }
+    }
+    return 0;
+}
+
+void pred_observe(struct pred *p, const struct fy_features *f, const struct fy_node *nodes,
+                  const struct fy_outcome *o)
+{
+    int node = o->plan.node;
+    if (node < 0 || node >= FY_MAX_NODES || !nodes) return;
+    int bi = bank_index(p, &nodes[node]);
+    if (bi < 0) bi = pred_add_node(p, &nodes[node]);
+    if (bi < 0) return;
+    struct pred_node *pn = &p->node[bi];
+    const struct fy_node *aux = NULL;
+    if (o->plan.aux_node >= 0 && o->plan.aux_node < FY_MAX_NODES) aux = &nodes[o->plan.aux_node];
+    struct milp_ctx c;
+    int nsplit, aux_tokens;
+    double aux_bytes;
+    main_ctx(f, &nodes[node], &o->plan, &c, &nsplit, &aux_bytes, &aux_tokens, aux);
+    if (o->quality >= 0 && o->quality <= 1) {
+        double q = mgqp_predict(&pn->mgqp, f, &o->plan, NULL);
+        p->brier_sum += (q - o->quality) * (q - o->quality);
+        p->nq++;
+        mgqp_observe(&pn->mgqp, f, &o->plan, o->quality);
+    }
+    /* latency of split plans mixes two nodes; only direct runs train MILP */
+    if (nsplit == 0) milp_observe(&pn->milp, f, &c, o);
+}
+
+void pred_error_stats(const struct pred *p, int node, double *mae_ms, double *mape,
+                      double *brier, long *n)
+{
+    double ae = 0, ape = 0;
+    long k = 0;
+    for (int i = 0; i < p->n; i++) {
+        if (node >= 0 && i != node) continue;
+        ae += p->node[i].milp.abs_err_sum;
+        ape += p->node[i].milp.ape_sum;
+        k += p->node[i].milp.nerr;
+    }
+    if (mae_ms) *mae_ms = k ? ae / k : 0;
+    if (mape) *mape = k ? ape / k : 0;
+    if (brier) *brier = p->nq ? p->brier_sum / p->nq : 0;
+    if (n) *n = k;
+}

@@ -1,0 +1,76 @@
+/* pred — the predictor bank shared by the simulator, the gateway and the policies: one
+ * MILP (latency, milp.h) and one MGQP (quality, mgqp.h) per node, matched to nodes by
+ * name. pred_estimate() gives, for a (request, node, plan), predicted quality with its
+ * uncertainty, the latency parts from the node's live state, and cost; pred_observe()
+ * learns from an outcome. Model files: model.h. Not thread-safe: one bank per thread or
+ * a lock around it. */
+#ifndef FERRY_PRED_PRED_H
+#define FERRY_PRED_PRED_H
+#include <stddef.h>
+
+#include "ferry.h"
+#include "pred/mgqp.h"
+#include "pred/milp.h"
+
+#define PRED_DESC_TOKENS 64   /* split plan: tokens of the aux node's image description */
+#define PRED_DESC_PROMPT 24   /* split plan: prompt tokens asking the aux node to describe */
+
+struct pred_node {
+    char name[FY_NAME_MAX];
+    char model[FY_NAME_MAX];
+    enum fy_role role;
+    struct milp milp;
+    struct mgqp mgqp;
+};
+
+struct pred {
+    int n;
+    struct pred_node node[FY_MAX_NODES];
+    /* running quality-prediction statistics (a-priori predictions vs observed labels) */
+    double brier_sum;
+    long nq;
+};
+
+/* Default prior P(complete) of a node without a model file: by role, from the
+ * MoA-Off setup's VQAv2 accuracies (edge Qwen2-VL-2B ≈ 0.62, cloud Qwen2.5-VL-7B ≈ 0.77;
+ * DESIGN.md "Quality model"). */
+#define PRED_PRIOR_EDGE  0.62
+#define PRED_PRIOR_CLOUD 0.77
+
+struct pred *pred_new(const struct fy_node *nodes, int nnodes);
+void pred_free(struct pred *p);
+/* Index in the bank of the node called name, or -1. */
+int pred_find(const struct pred *p, const char *name);
+/* Adds (or finds) a node; returns its index or -1 when the bank is full. */
+int pred_add_node(struct pred *p, const struct fy_node *node);
+void pred_set_quality_prior(struct pred *p, int node, double q0);
+
+/* Image tokens the node's model sees for image i under the plan's action (visual-token
+ * rule of the node's family, area-scaled for DOWNSCALE, 0 for DROP and SPLIT), and the
+ * bytes sent for it. */
+int pred_image_tokens(const struct fy_features *f, int i, const struct fy_node *node,
+                      const struct fy_plan *plan, double *bytes);
+
+/* Estimate for (request f, node `node` of nodes[], plan). nodes[] supply profile, link
+ * and live state; nodes[i] is matched to the bank by name. plan->aux_node is used for
+ * SPLIT images. Returns 0, or -1 when the node is out of range. */
+int pred_estimate(struct pred *p, const struct fy_features *f, const struct fy_node *nodes,
+                  int node, const struct fy_plan *plan, struct fy_estimate *out);
+/* Learns from outcome o of f run with plan o->plan; nodes[] are the nodes as they were
+ * when the request was dispatched (state matters for the queue term). */
+void pred_observe(struct pred *p, const struct fy_features *f, const struct fy_node *nodes,
+                  const struct fy_outcome *o);
+
+/* A-priori error statistics since creation: latency MAE (ms) / MAPE of node i
+ * (-1 for all nodes), and the Brier score of the quality predictions. */
+void pred_error_stats(const struct pred *p, int node, double *mae_ms, double *mape,
+                      double *brier, long *n);
+
+/* Model files (format in docs/predictors.md, code in model.c). pred_load matches the
+ * file's nodes to nodes[] by name; nodes[] missing from the file keep their priors;
+ * a node whose model differs from the file's is refused. */
+int pred_save(const struct pred *p, const char *path, char *err, size_t errlen);
+struct pred *pred_load(const char *path, const struct fy_node *nodes, int nnodes, char *err,
+                       size_t errlen);
+
+#endif
