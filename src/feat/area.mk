@@ -1,5 +1,5 @@
 # feat area: sources, tests, fuzzers and benchmarks of src/feat/.
-LIB_SRCS +=
+LIB_SRCS += src/feat/image.c src/feat/imgfeat.c src/feat/calib.c src/feat/tokens.c
 TESTS +=
 FUZZERS +=
 BENCHES +=
