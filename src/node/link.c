@@ -1,0 +1,243 @@
+/* link — piecewise-constant upload bandwidth and upload-time integration (link.h). */
+#include "node/link.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/rng.h"
+
+struct seg { double t0_ms, mbps; };  /* bandwidth from t0 until the next segment */
+
+struct link {
+    struct link_spec spec;
+    struct seg *segs;    /* ascending t0; segs[0].t0_ms = 0 */
+    size_t nsegs, cap;
+    double horizon_ms;   /* markov: segments are generated up to here */
+    int markov_bad;      /* markov: state of the last segment */
+    struct rng rng;
+};
+
+static int seg_push(struct link *l, double t0, double mbps)
+{
+    if (l->nsegs == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 16;
+        struct seg *n = realloc(l->segs, ncap * sizeof *n);
+        if (!n) return -1;
+        l->segs = n;
+        l->cap = ncap;
+    }
+    l->segs[l->nsegs++] = (struct seg){t0, mbps};
+    return 0;
+}
+
+static int load_series(struct link *l, const char *path, char *err, size_t errlen)
+{
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        snprintf(err, errlen, "link %s: cannot open series file %s: %s", l->spec.name, path,
+                 strerror(errno));
+        return -1;
+    }
+    char line[256];
+    int lineno = 0, rc = 0;
+    double last_t = -1;
+    while (fgets(line, sizeof line, fp)) {
+        lineno++;
+        char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p == '#' || *p == '\n' || *p == '\r' || !*p) continue;
+        if (!strchr(line, '\n') && !feof(fp)) {
+            snprintf(err, errlen, "%s:%d: line longer than %zu bytes", path, lineno, sizeof line - 2);
+            rc = -1;
+            break;
+        }
+        if (!strncmp(p, "t_s", 3)) continue; /* header */
+        char *end;
+        double t = strtod(p, &end);
+        if (end == p || *end != ',') {
+            snprintf(err, errlen, "%s:%d: expected \"t_s,mbps\"", path, lineno);
+            rc = -1;
+            break;
+        }
+        char *q = end + 1;
+        double mbps = strtod(q, &end);
+        while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n') end++;
+        if (end == q || *end || !isfinite(t) || !(mbps > 0) || !isfinite(mbps)) {
+            snprintf(err, errlen, "%s:%d: expected \"t_s,mbps\" with mbps > 0", path, lineno);
+            rc = -1;
+            break;
+        }
+        if (l->nsegs == 0 && t != 0) {
+            snprintf(err, errlen, "%s:%d: the first point must be at t_s = 0", path, lineno);
+            rc = -1;
+            break;
+        }
+        if (t <= last_t) {
+            snprintf(err, errlen, "%s:%d: times must increase (%g after %g)", path, lineno, t,
+                     last_t);
+            rc = -1;
+            break;
+        }
+        if (l->nsegs >= LINK_MAX_POINTS) {
+            snprintf(err, errlen, "%s:%d: more than %d points", path, lineno, LINK_MAX_POINTS);
+            rc = -1;
+            break;
+        }
+        if (seg_push(l, t * 1000.0, mbps) < 0) {
+            snprintf(err, errlen, "%s: out of memory", path);
+            rc = -1;
+            break;
+        }
+        last_t = t;
+    }
+    if (rc == 0 && l->nsegs == 0) {
+        snprintf(err, errlen, "%s: no points", path);
+        rc = -1;
+    }
+    fclose(fp);
+    return rc;
+}
+
+struct link *link_new(const struct link_spec *s, uint64_t seed, char *err, size_t errlen)
+{
+    struct link *l = calloc(1, sizeof *l);
+    if (!l) {
+        snprintf(err, errlen, "link: out of memory");
+        return NULL;
+    }
+    l->spec = *s;
+    rng_seed(&l->rng, seed);
+    if (!(s->base.rtt_ms >= 0) || !(s->base.jitter_ms >= 0)) {
+        snprintf(err, errlen, "link %s: rtt_ms and jitter_ms must be >= 0", s->name);
+        goto fail;
+    }
+    switch (s->kind) {
+    case LINK_CONST:
+        if (!(s->base.up_mbps > 0)) {
+            snprintf(err, errlen, "link %s: up_mbps must be > 0", s->name);
+            goto fail;
+        }
+        if (seg_push(l, 0, s->base.up_mbps) < 0) goto oom;
+        break;
+    case LINK_SERIES:
+        if (!s->series_path[0]) {
+            snprintf(err, errlen, "link %s: kind = series needs series = FILE", s->name);
+            goto fail;
+        }
+        if (load_series(l, s->series_path, err, errlen) < 0) goto fail;
+        break;
+    case LINK_MARKOV:
+        if (!(s->base.up_mbps > 0) || !(s->bad_mbps > 0) || !(s->good_s > 0) || !(s->bad_s > 0)) {
+            snprintf(err, errlen,
+                     "link %s: kind = markov needs up_mbps, bad_mbps, good_s, bad_s all > 0",
+                     s->name);
+            goto fail;
+        }
+        if (seg_push(l, 0, s->base.up_mbps) < 0) goto oom;
+        l->horizon_ms = 0;
+        l->markov_bad = 0;
+        break;
+    case LINK_VIEWS:
+        if (s->nviews < 1) {
+            snprintf(err, errlen, "link %s: kind = views needs view_s = t0,t1,...", s->name);
+            goto fail;
+        }
+        if (seg_push(l, 0, s->base.up_mbps > 0 ? s->base.up_mbps : 1) < 0) goto oom;
+        break;
+    default:
+        snprintf(err, errlen, "link %s: unknown kind", s->name);
+        goto fail;
+    }
+    return l;
+oom:
+    snprintf(err, errlen, "link %s: out of memory", s->name);
+fail:
+    free(l->segs);
+    free(l);
+    return NULL;
+}
+
+void link_free(struct link *l)
+{
+    if (!l) return;
+    free(l->segs);
+    free(l);
+}
+
+/* Markov: extend the generated trajectory until it covers t_ms. The chain's sojourn
+ * draws come from the link's own stream in time order, so the trajectory does not
+ * depend on the order or times of queries. */
+static void markov_extend(struct link *l, double t_ms)
+{
+    while (l->horizon_ms <= t_ms) {
+        double mean_s = l->markov_bad ? l->spec.bad_s : l->spec.good_s;
+        double dur = rng_exponential(&l->rng, 1.0 / (mean_s * 1000.0));
+        l->horizon_ms += dur;
+        l->markov_bad = !l->markov_bad;
+        if (seg_push(l, l->horizon_ms, l->markov_bad ? l->spec.bad_mbps : l->spec.base.up_mbps) < 0) {
+            l->horizon_ms = INFINITY; /* out of memory: the last state holds forever */
+            return;
+        }
+    }
+}
+
+/* Index of the segment holding t_ms (binary search). */
+static size_t seg_at(struct link *l, double t_ms)
+{
+    if (l->spec.kind == LINK_MARKOV) markov_extend(l, t_ms);
+    size_t lo = 0, hi = l->nsegs;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (l->segs[mid].t0_ms <= t_ms) lo = mid;
+        else hi = mid;
+    }
+    return lo;
+}
+
+double link_up_mbps_at(struct link *l, double t_ms)
+{
+    if (t_ms < 0) t_ms = 0;
+    return l->segs[seg_at(l, t_ms)].mbps;
+}
+
+double link_upload_end(struct link *l, double t0_ms, double bytes, int views, double jitter_ms)
+{
+    double delay = l->spec.base.rtt_ms / 2 + jitter_ms;
+    if (delay < 0) delay = 0;
+    if (l->spec.kind == LINK_VIEWS) {
+        int k = views < 0 ? 0 : views;
+        if (k >= l->spec.nviews) k = l->spec.nviews - 1;
+        return t0_ms + delay + l->spec.view_s[k] * 1000.0;
+    }
+    /* Integrate bits over the piecewise-constant bandwidth curve. 1 Mbps = 1000 bits/ms. */
+    double bits = bytes * 8.0, t = t0_ms < 0 ? 0 : t0_ms;
+    size_t i = seg_at(l, t);
+    while (bits > 0) {
+        if (l->spec.kind == LINK_MARKOV && i + 1 >= l->nsegs) markov_extend(l, l->horizon_ms);
+        double rate = l->segs[i].mbps * 1000.0; /* bits per ms */
+        double seg_end = i + 1 < l->nsegs ? l->segs[i + 1].t0_ms : INFINITY;
+        double can = (seg_end - t) * rate;
+        if (can >= bits) {
+            t += bits / rate;
+            bits = 0;
+        } else {
+            bits -= can;
+            t = seg_end;
+            i++;
+        }
+    }
+    return t + delay;
+}
+
+double link_down_ms(const struct link *l) { return l->spec.base.rtt_ms / 2; }
+
+const struct link_spec *link_spec_of(const struct link *l) { return &l->spec; }
+
+void link_state(struct link *l, double t_ms, struct fy_link *out)
+{
+    *out = l->spec.base;
+    if (l->spec.kind != LINK_VIEWS) out->up_mbps = link_up_mbps_at(l, t_ms);
+}

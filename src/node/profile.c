@@ -1,0 +1,615 @@
+/* profile — INI profiles of devices, models, links and nodes (format in profile.h and
+ * docs/simulator.md "Profiles"). */
+#include "node/profile.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* ==== INI reading with line numbers =============================================== */
+
+struct ini_ctx {
+    FILE *fp;
+    int line;
+    int too_long;
+    node_ini_cb cb;
+    void *arg;
+    char *err;
+    size_t errlen;
+    int failed;     /* the callback reported an error (message already in err) */
+};
+
+/* inih reader: one line per call, counted, so the handler knows where it is. */
+static char *ini_reader_counting(char *str, int num, void *stream)
+{
+    struct ini_ctx *c = stream;
+    if (!fgets(str, num, c->fp)) return NULL;
+    c->line++;
+    size_t n = strlen(str);
+    if (n > 0 && str[n - 1] != '\n' && !feof(c->fp)) {
+        c->too_long = 1;
+        return NULL;
+    }
+    return str;
+}
+
+static int ini_handler_cb(void *user, const char *section, const char *name, const char *value)
+{
+    struct ini_ctx *c = user;
+    if (c->cb(c->arg, section, name, value, c->line, c->err, c->errlen) < 0) {
+        c->failed = 1;
+        return 0;
+    }
+    return 1;
+}
+
+int node_ini_read(const char *path, node_ini_cb cb, void *arg, char *err, size_t errlen)
+{
+    struct stat stt;
+    if (stat(path, &stt) < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (S_ISDIR(stt.st_mode)) {
+        snprintf(err, errlen, "%s: is a directory", path);
+        return -1;
+    }
+    if ((unsigned long long)stt.st_size > NODE_INI_MAX_BYTES) {
+        snprintf(err, errlen, "%s: larger than %u bytes", path, NODE_INI_MAX_BYTES);
+        return -1;
+    }
+    FILE *fp = fopen(path, "r");
+    if (!fp) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char msg[512] = "";
+    struct ini_ctx c = {.fp = fp, .cb = cb, .arg = arg, .err = msg, .errlen = sizeof msg};
+    int rc = ini_parse_stream(ini_reader_counting, &c, ini_handler_cb, &c);
+    fclose(fp);
+    if (c.too_long) {
+        snprintf(err, errlen, "%s:%d: line too long", path, c.line);
+        return -1;
+    }
+    if (c.failed) {
+        snprintf(err, errlen, "%s:%d: %s", path, rc > 0 ? rc : c.line, msg);
+        return -1;
+    }
+    if (rc != 0) {
+        snprintf(err, errlen, "%s:%d: syntax error (expected [section] or key = value)", path,
+                 rc > 0 ? rc : c.line);
+        return -1;
+    }
+    return 0;
+}
+
+/* ==== value parsing ================================================================ */
+
+static int parse_num(const char *v, double *out)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (end == v || errno || !isfinite(d)) return -1;
+    while (*end == ' ' || *end == '\t') end++;
+    if (*end) return -1;
+    *out = d;
+    return 0;
+}
+
+static int num_key(const char *key, const char *v, double lo, double *out, char *err, size_t errlen)
+{
+    double d;
+    if (parse_num(v, &d) < 0 || !(d >= lo)) {
+        snprintf(err, errlen, "%s = %s: expected a number >= %g", key, v, lo);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+static int int_key(const char *key, const char *v, int lo, int *out, char *err, size_t errlen)
+{
+    double d;
+    if (parse_num(v, &d) < 0 || d != floor(d) || d < lo || d > 1e9) {
+        snprintf(err, errlen, "%s = %s: expected an integer >= %d", key, v, lo);
+        return -1;
+    }
+    *out = (int)d;
+    return 0;
+}
+
+static int name_key(const char *key, const char *v, char *out, size_t cap, char *err, size_t errlen)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n >= cap) {
+        snprintf(err, errlen, "%s: expected a name of 1..%zu characters", key, cap - 1);
+        return -1;
+    }
+    memcpy(out, v, n + 1);
+    return 0;
+}
+
+int node_parse_role(const char *s, enum fy_role *out)
+{
+    if (!strcmp(s, "edge")) *out = FY_ROLE_EDGE;
+    else if (!strcmp(s, "cloud")) *out = FY_ROLE_CLOUD;
+    else return -1;
+    return 0;
+}
+
+int node_parse_vt_family(const char *s, enum fy_vt_family *out)
+{
+    if (!strcmp(s, "qwen2vl")) *out = FY_VT_QWEN2VL;
+    else if (!strcmp(s, "llava")) *out = FY_VT_LLAVA;
+    else if (!strcmp(s, "generic")) *out = FY_VT_GENERIC;
+    else return -1;
+    return 0;
+}
+
+/* ==== library ====================================================================== */
+
+void node_lib_init(struct node_lib *lib) { memset(lib, 0, sizeof *lib); }
+
+void node_lib_fini(struct node_lib *lib)
+{
+    free(lib->dev);
+    free(lib->mod);
+    free(lib->lnk);
+    free(lib->lnk_line);
+    free(lib->node);
+    memset(lib, 0, sizeof *lib);
+}
+
+/* Grows an array of elem-sized items; 0 or -1. */
+static int grow(void **arr, int *cap, int n, size_t elem)
+{
+    if (n < *cap) return 0;
+    int ncap = *cap ? *cap * 2 : 8;
+    void *p = realloc(*arr, (size_t)ncap * elem);
+    if (!p) return -1;
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+const struct node_device *node_lib_find_device(const struct node_lib *lib, const char *name)
+{
+    for (int i = 0; i < lib->ndev; i++)
+        if (!strcmp(lib->dev[i].name, name)) return &lib->dev[i];
+    return NULL;
+}
+
+const struct node_model *node_lib_find_model(const struct node_lib *lib, const char *name)
+{
+    for (int i = 0; i < lib->nmod; i++)
+        if (!strcmp(lib->mod[i].name, name)) return &lib->mod[i];
+    return NULL;
+}
+
+const struct link_spec *node_lib_find_link(const struct node_lib *lib, const char *name)
+{
+    for (int i = 0; i < lib->nlnk; i++)
+        if (!strcmp(lib->lnk[i].name, name)) return &lib->lnk[i];
+    return NULL;
+}
+
+const struct node_def *node_lib_find_node(const struct node_lib *lib, const char *name)
+{
+    for (int i = 0; i < lib->nnode; i++)
+        if (!strcmp(lib->node[i].name, name)) return &lib->node[i];
+    return NULL;
+}
+
+static void copy_file(char *dst, size_t cap, const char *file)
+{
+    snprintf(dst, cap, "%s", file ? file : "");
+}
+
+static int feed_device(struct node_lib *lib, const char *file, const char *name, const char *key,
+                       const char *v, int line, char *err, size_t errlen)
+{
+    struct node_device *d = (struct node_device *)node_lib_find_device(lib, name);
+    if (!d) {
+        if (grow((void **)&lib->dev, &lib->capdev, lib->ndev, sizeof *lib->dev) < 0) goto oom;
+        d = &lib->dev[lib->ndev++];
+        memset(d, 0, sizeof *d);
+        snprintf(d->name, sizeof d->name, "%s", name);
+        d->eff_decode = 0.6;
+        d->eff_prefill = 0.4;
+        d->line = line;
+        copy_file(d->file, sizeof d->file, file);
+    }
+    if (!strcmp(key, "mem_bw_gbs")) return num_key(key, v, 0, &d->mem_bw_gbs, err, errlen);
+    if (!strcmp(key, "tflops")) return num_key(key, v, 0, &d->tflops, err, errlen);
+    if (!strcmp(key, "mem_gb")) return num_key(key, v, 0, &d->mem_gb, err, errlen);
+    if (!strcmp(key, "eff_decode") || !strcmp(key, "eff_prefill")) {
+        double x;
+        if (num_key(key, v, 0, &x, err, errlen) < 0) return -1;
+        if (!(x > 0 && x <= 1)) {
+            snprintf(err, errlen, "%s = %s: expected a number in (0, 1]", key, v);
+            return -1;
+        }
+        if (key[4] == 'd') d->eff_decode = x;
+        else d->eff_prefill = x;
+        return 0;
+    }
+    if (!strcmp(key, "description")) return 0;
+    snprintf(err, errlen, "[device %s]: unknown key '%s' (mem_bw_gbs, tflops, mem_gb, "
+             "eff_decode, eff_prefill, description)", name, key);
+    return -1;
+oom:
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+static int feed_model(struct node_lib *lib, const char *file, const char *name, const char *key,
+                      const char *v, int line, char *err, size_t errlen)
+{
+    struct node_model *m = (struct node_model *)node_lib_find_model(lib, name);
+    if (!m) {
+        if (grow((void **)&lib->mod, &lib->capmod, lib->nmod, sizeof *lib->mod) < 0) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        m = &lib->mod[lib->nmod++];
+        memset(m, 0, sizeof *m);
+        snprintf(m->name, sizeof m->name, "%s", name);
+        m->bytes_per_param = 2;
+        m->patches_per_token = 1;
+        m->vt_family = FY_VT_GENERIC;
+        m->context_limit = 32768;
+        m->line = line;
+        copy_file(m->file, sizeof m->file, file);
+    }
+    if (!strcmp(key, "params_b")) return num_key(key, v, 0, &m->params_b, err, errlen);
+    if (!strcmp(key, "vision_params_b")) return num_key(key, v, 0, &m->vision_params_b, err, errlen);
+    if (!strcmp(key, "bytes_per_param")) return num_key(key, v, 0, &m->bytes_per_param, err, errlen);
+    if (!strcmp(key, "patches_per_token"))
+        return num_key(key, v, 1, &m->patches_per_token, err, errlen);
+    if (!strcmp(key, "context_limit")) return int_key(key, v, 1, &m->context_limit, err, errlen);
+    if (!strcmp(key, "vt_family")) {
+        if (node_parse_vt_family(v, &m->vt_family) < 0) {
+            snprintf(err, errlen, "vt_family = %s: expected qwen2vl, llava or generic", v);
+            return -1;
+        }
+        return 0;
+    }
+    if (!strcmp(key, "cap")) return num_key(key, v, -1e6, &m->cap_default, err, errlen);
+    if (!strncmp(key, "cap.", 4)) {
+        const char *skill = key + 4;
+        if (!*skill || strlen(skill) >= sizeof m->skill[0]) {
+            snprintf(err, errlen, "%s: skill name must have 1..%zu characters", key,
+                     sizeof m->skill[0] - 1);
+            return -1;
+        }
+        int i;
+        for (i = 0; i < m->nskills; i++)
+            if (!strcmp(m->skill[i], skill)) break;
+        if (i == m->nskills) {
+            if (m->nskills == NODE_MAX_SKILLS) {
+                snprintf(err, errlen, "%s: more than %d skills", key, NODE_MAX_SKILLS);
+                return -1;
+            }
+            snprintf(m->skill[i], sizeof m->skill[i], "%s", skill);
+            m->nskills++;
+        }
+        return num_key(key, v, -1e6, &m->cap[i], err, errlen);
+    }
+    if (!strcmp(key, "description")) return 0;
+    snprintf(err, errlen, "[model %s]: unknown key '%s' (params_b, vision_params_b, "
+             "bytes_per_param, patches_per_token, vt_family, context_limit, cap, cap.SKILL, "
+             "description)", name, key);
+    return -1;
+}
+
+static int parse_list(const char *key, const char *v, double *out, int max, int *n, char *err,
+                      size_t errlen)
+{
+    const char *p = v;
+    *n = 0;
+    while (*p) {
+        if (*n == max) {
+            snprintf(err, errlen, "%s: more than %d values", key, max);
+            return -1;
+        }
+        char *end;
+        errno = 0;
+        double d = strtod(p, &end);
+        if (end == p || errno || !(d >= 0) || !isfinite(d)) {
+            snprintf(err, errlen, "%s = %s: value %d is not a number >= 0", key, v, *n + 1);
+            return -1;
+        }
+        out[(*n)++] = d;
+        while (*end == ' ' || *end == '\t') end++;
+        if (*end == ',') end++;
+        else if (*end) {
+            snprintf(err, errlen, "%s = %s: expected comma-separated numbers", key, v);
+            return -1;
+        }
+        while (*end == ' ' || *end == '\t') end++;
+        p = end;
+    }
+    return 0;
+}
+
+static int feed_link(struct node_lib *lib, const char *file, const char *name, const char *key,
+                     const char *v, int line, char *err, size_t errlen)
+{
+    struct link_spec *l = (struct link_spec *)node_lib_find_link(lib, name);
+    if (!l) {
+        if (grow((void **)&lib->lnk, &lib->caplnk, lib->nlnk, sizeof *lib->lnk) < 0) goto oom;
+        int cap = lib->caplnk;
+        int *nl = realloc(lib->lnk_line, (size_t)cap * sizeof *nl);
+        if (!nl) goto oom;
+        lib->lnk_line = nl;
+        lib->lnk_line[lib->nlnk] = line;
+        l = &lib->lnk[lib->nlnk++];
+        memset(l, 0, sizeof *l);
+        snprintf(l->name, sizeof l->name, "%s", name);
+        l->kind = LINK_CONST;
+    }
+    if (!strcmp(key, "kind")) {
+        if (!strcmp(v, "const")) l->kind = LINK_CONST;
+        else if (!strcmp(v, "series")) l->kind = LINK_SERIES;
+        else if (!strcmp(v, "markov")) l->kind = LINK_MARKOV;
+        else if (!strcmp(v, "views")) l->kind = LINK_VIEWS;
+        else {
+            snprintf(err, errlen, "kind = %s: expected const, series, markov or views", v);
+            return -1;
+        }
+        return 0;
+    }
+    if (!strcmp(key, "up_mbps")) return num_key(key, v, 0, &l->base.up_mbps, err, errlen);
+    if (!strcmp(key, "down_mbps")) return num_key(key, v, 0, &l->base.down_mbps, err, errlen);
+    if (!strcmp(key, "rtt_ms")) return num_key(key, v, 0, &l->base.rtt_ms, err, errlen);
+    if (!strcmp(key, "jitter_ms")) return num_key(key, v, 0, &l->base.jitter_ms, err, errlen);
+    if (!strcmp(key, "bad_mbps")) return num_key(key, v, 0, &l->bad_mbps, err, errlen);
+    if (!strcmp(key, "good_s")) return num_key(key, v, 0, &l->good_s, err, errlen);
+    if (!strcmp(key, "bad_s")) return num_key(key, v, 0, &l->bad_s, err, errlen);
+    if (!strcmp(key, "view_s"))
+        return parse_list(key, v, l->view_s, LINK_MAX_VIEWS, &l->nviews, err, errlen);
+    if (!strcmp(key, "series")) {
+        /* relative to the file that names it */
+        const char *slash = file ? strrchr(file, '/') : NULL;
+        int n;
+        if (v[0] == '/' || !slash)
+            n = snprintf(l->series_path, sizeof l->series_path, "%s", v);
+        else
+            n = snprintf(l->series_path, sizeof l->series_path, "%.*s/%s",
+                         (int)(slash - file), file, v);
+        if (n < 0 || (size_t)n >= sizeof l->series_path) {
+            snprintf(err, errlen, "series = %s: path too long", v);
+            return -1;
+        }
+        return 0;
+    }
+    if (!strcmp(key, "description")) return 0;
+    snprintf(err, errlen, "[link %s]: unknown key '%s' (kind, up_mbps, down_mbps, rtt_ms, "
+             "jitter_ms, series, bad_mbps, good_s, bad_s, view_s, description)", name, key);
+    return -1;
+oom:
+    snprintf(err, errlen, "out of memory");
+    return -1;
+}
+
+static int feed_node(struct node_lib *lib, const char *file, const char *name, const char *key,
+                     const char *v, int line, char *err, size_t errlen)
+{
+    struct node_def *n = (struct node_def *)node_lib_find_node(lib, name);
+    if (!n) {
+        if (grow((void **)&lib->node, &lib->capnode, lib->nnode, sizeof *lib->node) < 0) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        n = &lib->node[lib->nnode++];
+        memset(n, 0, sizeof *n);
+        snprintf(n->name, sizeof n->name, "%s", name);
+        n->role = FY_ROLE_EDGE;
+        n->max_seqs = 16;
+        n->tpot_slope = 0.02;
+        n->line = line;
+        copy_file(n->file, sizeof n->file, file);
+    }
+    if (!strcmp(key, "device")) return name_key(key, v, n->device, sizeof n->device, err, errlen);
+    if (!strcmp(key, "model")) return name_key(key, v, n->model, sizeof n->model, err, errlen);
+    if (!strcmp(key, "link")) return name_key(key, v, n->link, sizeof n->link, err, errlen);
+    if (!strcmp(key, "role")) {
+        if (node_parse_role(v, &n->role) < 0) {
+            snprintf(err, errlen, "role = %s: expected edge or cloud", v);
+            return -1;
+        }
+        return 0;
+    }
+    if (!strcmp(key, "max_seqs")) return int_key(key, v, 1, &n->max_seqs, err, errlen);
+    if (!strcmp(key, "tpot_slope")) return num_key(key, v, 0, &n->tpot_slope, err, errlen);
+    if (!strcmp(key, "usd_per_mtok_in")) return num_key(key, v, 0, &n->usd_per_mtok_in, err, errlen);
+    if (!strcmp(key, "usd_per_mtok_out"))
+        return num_key(key, v, 0, &n->usd_per_mtok_out, err, errlen);
+    if (!strcmp(key, "usd_per_hour")) return num_key(key, v, 0, &n->usd_per_hour, err, errlen);
+    if (!strcmp(key, "cache_saving")) {
+        if (num_key(key, v, 0, &n->cache_saving, err, errlen) < 0) return -1;
+        if (n->cache_saving > 1) {
+            snprintf(err, errlen, "cache_saving = %s: expected a fraction in [0, 1]", v);
+            return -1;
+        }
+        return 0;
+    }
+    if (!strcmp(key, "prefill_tps")) return num_key(key, v, 0, &n->prefill_tps, err, errlen);
+    if (!strcmp(key, "decode_tps")) return num_key(key, v, 0, &n->decode_tps, err, errlen);
+    if (!strcmp(key, "vision_ms_per_token"))
+        return num_key(key, v, 0, &n->vision_ms_per_token, err, errlen);
+    if (!strcmp(key, "description")) return 0;
+    snprintf(err, errlen, "[node %s]: unknown key '%s' (device, model, role, link, max_seqs, "
+             "tpot_slope, usd_per_mtok_in, usd_per_mtok_out, usd_per_hour, cache_saving, "
+             "prefill_tps, decode_tps, vision_ms_per_token, description)", name, key);
+    return -1;
+}
+
+int node_lib_feed(struct node_lib *lib, const char *file, const char *section, const char *key,
+                  const char *value, int line, char *err, size_t errlen)
+{
+    static const struct {
+        const char *kind;
+        int (*feed)(struct node_lib *, const char *, const char *, const char *, const char *,
+                    int, char *, size_t);
+    } kinds[] = {
+        {"device", feed_device}, {"model", feed_model}, {"link", feed_link}, {"node", feed_node},
+    };
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        size_t kl = strlen(kinds[k].kind);
+        if (strncmp(section, kinds[k].kind, kl) != 0 || section[kl] != ' ') continue;
+        const char *name = section + kl + 1;
+        while (*name == ' ') name++;
+        if (!*name || strlen(name) >= FY_NAME_MAX || strchr(name, ' ')) {
+            snprintf(err, errlen, "[%s]: expected [%s NAME] with a name of 1..%d characters "
+                     "without spaces", section, kinds[k].kind, FY_NAME_MAX - 1);
+            return -1;
+        }
+        return kinds[k].feed(lib, file, name, key, value, line, err, errlen) < 0 ? -1 : 1;
+    }
+    return 0;
+}
+
+struct load_ctx { struct node_lib *lib; const char *path; };
+
+static int load_cb(void *arg, const char *section, const char *key, const char *value, int line,
+                   char *err, size_t errlen)
+{
+    struct load_ctx *c = arg;
+    int rc = node_lib_feed(c->lib, c->path, section, key, value, line, err, errlen);
+    if (rc == 0) {
+        snprintf(err, errlen, "[%s]: unknown section (expected [device X], [model X], "
+                 "[link X] or [node X])", section);
+        return -1;
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+int node_lib_load(struct node_lib *lib, const char *path, char *err, size_t errlen)
+{
+    struct load_ctx c = {lib, path};
+    return node_ini_read(path, load_cb, &c, err, errlen);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int node_lib_load_dir(struct node_lib *lib, const char *dir, char *err, size_t errlen)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        return -1;
+    }
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || strcmp(e->d_name + len - 4, ".ini") != 0 || e->d_name[0] == '.') continue;
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            char **nn = realloc(names, ncap * sizeof *nn);
+            if (!nn) { rc = -1; snprintf(err, errlen, "out of memory"); goto done; }
+            names = nn;
+            cap = ncap;
+        }
+        names[n] = strdup(e->d_name);
+        if (!names[n]) { rc = -1; snprintf(err, errlen, "out of memory"); goto done; }
+        n++;
+    }
+    qsort(names, n, sizeof *names, cmp_str);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        rc = node_lib_load(lib, path, err, errlen);
+    }
+done:
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+    closedir(d);
+    return rc;
+}
+
+/* ==== resolution =================================================================== */
+
+double node_model_cap(const struct node_model *m, const char *skill)
+{
+    if (skill)
+        for (int i = 0; i < m->nskills; i++)
+            if (!strcmp(m->skill[i], skill)) return m->cap[i];
+    return m->cap_default;
+}
+
+int node_lib_resolve(const struct node_lib *lib, const char *node_name, struct fy_node *out,
+                     char *err, size_t errlen)
+{
+    const struct node_def *n = node_lib_find_node(lib, node_name);
+    if (!n) {
+        snprintf(err, errlen, "node '%s' is not defined (no [node %s] section)", node_name,
+                 node_name);
+        return -1;
+    }
+    const struct node_device *d = node_lib_find_device(lib, n->device);
+    const struct node_model *m = node_lib_find_model(lib, n->model);
+    if (!n->device[0] || !d) {
+        snprintf(err, errlen, "%s:%d: [node %s]: device '%s' is not defined", n->file, n->line,
+                 n->name, n->device);
+        return -1;
+    }
+    if (!n->model[0] || !m) {
+        snprintf(err, errlen, "%s:%d: [node %s]: model '%s' is not defined", n->file, n->line,
+                 n->name, n->model);
+        return -1;
+    }
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", n->name);
+    out->role = n->role;
+    struct fy_node_profile *p = &out->prof;
+    snprintf(p->model, sizeof p->model, "%s", m->name);
+    /* Roofline (profile.h): decode memory-bound, prefill and vision compute-bound. */
+    double weight_bytes = m->params_b * 1e9 * m->bytes_per_param;
+    double flops = d->tflops * 1e12;
+    p->decode_tps = n->decode_tps > 0 ? n->decode_tps
+                    : weight_bytes > 0 ? d->eff_decode * d->mem_bw_gbs * 1e9 / weight_bytes : 0;
+    p->prefill_tps = n->prefill_tps > 0 ? n->prefill_tps
+                     : m->params_b > 0 ? d->eff_prefill * flops / (2.0 * m->params_b * 1e9) : 0;
+    p->vision_ms_per_token =
+        n->vision_ms_per_token > 0 ? n->vision_ms_per_token
+        : flops > 0 ? 1000.0 * 2.0 * m->vision_params_b * 1e9 * m->patches_per_token /
+                          (d->eff_prefill * flops)
+                    : 0;
+    if (!(p->decode_tps > 0) || !(p->prefill_tps > 0)) {
+        snprintf(err, errlen, "%s:%d: [node %s]: cannot derive service rates (device %s needs "
+                 "mem_bw_gbs and tflops > 0, model %s params_b > 0, or give decode_tps and "
+                 "prefill_tps)", n->file, n->line, n->name, d->name, m->name);
+        return -1;
+    }
+    p->tpot_slope = n->tpot_slope;
+    p->max_seqs = n->max_seqs;
+    p->context_limit = m->context_limit;
+    p->vt_family = m->vt_family;
+    p->usd_per_mtok_in = n->usd_per_mtok_in;
+    p->usd_per_mtok_out = n->usd_per_mtok_out;
+    p->usd_per_hour = n->usd_per_hour;
+    if (n->link[0]) {
+        const struct link_spec *l = node_lib_find_link(lib, n->link);
+        if (!l) {
+            snprintf(err, errlen, "%s:%d: [node %s]: link '%s' is not defined", n->file, n->line,
+                     n->name, n->link);
+            return -1;
+        }
+        out->link = l->base;
+    }
+    out->st.healthy = 1;
+    return 0;
+}

@@ -1,0 +1,121 @@
+/* profile — device, model, link and node profiles from INI files (inih), with
+ * line-numbered errors, and the roofline derivation of service rates
+ * (docs/simulator.md "Profiles"). One INI file may hold any number of sections:
+ *
+ *   [device rtx3090]   mem_bw_gbs, tflops (dense fp16/bf16), mem_gb,
+ *                      eff_decode, eff_prefill (roofline efficiency factors)
+ *   [model qwen2-vl-2b] params_b (language model), vision_params_b, bytes_per_param,
+ *                      patches_per_token, vt_family (qwen2vl|llava|generic),
+ *                      context_limit, cap.<skill> = logit capability (quality model),
+ *                      cap = default capability for skills not listed
+ *   [link wan-300]     kind (const|series|markov|views), up_mbps, down_mbps, rtt_ms,
+ *                      jitter_ms, series, bad_mbps, good_s, bad_s, view_s
+ *   [node edge-3090]   device, model, role (edge|cloud), link, max_seqs, tpot_slope,
+ *                      usd_per_mtok_in, usd_per_mtok_out, usd_per_hour, cache_saving,
+ *                      and measured overrides: prefill_tps, decode_tps, vision_ms_per_token
+ *
+ * Derived rates (each times the device's efficiency factor; a node's measured
+ * numbers override them):
+ *   decode_tps  = eff_decode  * mem_bw / (params * bytes_per_param)    (memory-bound)
+ *   prefill_tps = eff_prefill * flops / (2 * params)                   (compute-bound)
+ *   vision_ms_per_token = 1000 * 2 * vision_params * patches_per_token / (eff_prefill * flops)
+ * (DESIGN.md "Latency model": decode at batch 1 ≈ bandwidth / weight bytes, prefill ≈
+ * 2·params FLOP per token.) */
+#ifndef FERRY_NODE_PROFILE_H
+#define FERRY_NODE_PROFILE_H
+#include <stddef.h>
+
+#include "ferry.h"
+#include "node/link.h"
+
+#define NODE_MAX_SKILLS 16
+#define NODE_INI_MAX_BYTES (4u << 20) /* profile/experiment files larger are refused */
+
+struct node_device {
+    char name[FY_NAME_MAX];
+    double mem_bw_gbs;          /* GB/s (1e9 bytes) */
+    double tflops;              /* dense fp16/bf16 TFLOP/s */
+    double mem_gb;
+    double eff_decode, eff_prefill; /* (0,1]; defaults 0.6 and 0.4 */
+    int line;                   /* where it was defined */
+    char file[256];
+};
+
+struct node_model {
+    char name[FY_NAME_MAX];
+    double params_b;            /* language-model parameters, billions */
+    double vision_params_b;     /* vision encoder parameters, billions */
+    double bytes_per_param;     /* 2 for fp16/bf16 */
+    double patches_per_token;   /* encoder patches merged into one visual token */
+    enum fy_vt_family vt_family;
+    int context_limit;
+    int nskills;
+    char skill[NODE_MAX_SKILLS][32];
+    double cap[NODE_MAX_SKILLS];
+    double cap_default;         /* capability for unlisted skills (logits) */
+    int line;
+    char file[256];
+};
+
+struct node_def {
+    char name[FY_NAME_MAX];
+    char device[FY_NAME_MAX], model[FY_NAME_MAX], link[FY_NAME_MAX];
+    enum fy_role role;
+    int max_seqs;
+    double tpot_slope;
+    double usd_per_mtok_in, usd_per_mtok_out, usd_per_hour;
+    double cache_saving;        /* fraction of the history's prefill saved when the next
+                                 * turn of a dialogue returns to this node (KV reuse) */
+    double prefill_tps, decode_tps, vision_ms_per_token; /* > 0 = measured override */
+    int line;
+    char file[256];
+};
+
+struct node_lib {
+    struct node_device *dev; int ndev, capdev;
+    struct node_model *mod; int nmod, capmod;
+    struct link_spec *lnk; int nlnk, caplnk;
+    int *lnk_line;              /* line of each link section */
+    struct node_def *node; int nnode, capnode;
+};
+
+/* Generic INI reading with line numbers (inih underneath): cb gets every key with its
+ * section and 1-based line; returning < 0 stops the parse (cb writes its own message).
+ * Errors: "path:line: what". Files over NODE_INI_MAX_BYTES are refused. */
+typedef int (*node_ini_cb)(void *arg, const char *section, const char *key,
+                           const char *value, int line, char *err, size_t errlen);
+int node_ini_read(const char *path, node_ini_cb cb, void *arg, char *err, size_t errlen);
+
+void node_lib_init(struct node_lib *lib);
+void node_lib_fini(struct node_lib *lib);
+
+/* Feeds one key of a "[device X]", "[model X]", "[link X]" or "[node X]" section.
+ * Returns 1 if handled, 0 if the section is not a profile section, -1 on error (err
+ * says what; the caller prefixes file:line). A later definition of a name replaces
+ * the earlier one key by key (experiment files refine shipped profiles). */
+int node_lib_feed(struct node_lib *lib, const char *file, const char *section,
+                  const char *key, const char *value, int line, char *err, size_t errlen);
+
+/* Loads every section of one file (unknown sections are errors). */
+int node_lib_load(struct node_lib *lib, const char *path, char *err, size_t errlen);
+/* Loads every *.ini of a directory in name order. */
+int node_lib_load_dir(struct node_lib *lib, const char *dir, char *err, size_t errlen);
+
+const struct node_def *node_lib_find_node(const struct node_lib *lib, const char *name);
+const struct node_model *node_lib_find_model(const struct node_lib *lib, const char *name);
+const struct node_device *node_lib_find_device(const struct node_lib *lib, const char *name);
+const struct link_spec *node_lib_find_link(const struct node_lib *lib, const char *name);
+
+/* Resolves a node definition into a struct fy_node (name, role, profile with the
+ * derived rates, link figures of its link, healthy state). Errors name the node's
+ * file:line and the missing or invalid piece. */
+int node_lib_resolve(const struct node_lib *lib, const char *node_name, struct fy_node *out,
+                     char *err, size_t errlen);
+
+/* Capability (logits) of a model for a skill: cap.<skill>, else cap. */
+double node_model_cap(const struct node_model *m, const char *skill);
+
+int node_parse_role(const char *s, enum fy_role *out);      /* 0 or -1 */
+int node_parse_vt_family(const char *s, enum fy_vt_family *out);
+
+#endif

@@ -1,0 +1,38 @@
+/* edge-only — every request to an edge node, images as sent. With several edge nodes
+ * the least loaded one ((running + queued) / max_seqs, ties to the lowest index). No
+ * parameters. Fails only when there is no healthy edge node. */
+#include "policy/policy.h"
+
+#include <stdio.h>
+
+static int role_init(void **state, const char *params, char *err, size_t errlen)
+{
+    *state = NULL;
+    if (params && *params) {
+        snprintf(err, errlen, "edge-only takes no parameters (got '%s')", params);
+        return -1;
+    }
+    return 0;
+}
+
+static int edge_decide(void *state, const struct pol_ctx *c, struct fy_plan *out,
+                        struct fy_estimate *est)
+{
+    (void)state;
+    if (est) *est = (struct fy_estimate){0};
+    int best = pol_least_loaded_node(c, FY_ROLE_EDGE);
+    if (best < 0) return -1;
+    pol_plan_keep(out, best);
+    return 0;
+}
+
+static void role_free(void *state) { (void)state; }
+
+const struct fy_policy pol_edge_only = {
+    .name = "edge-only",
+    .summary = "everything to the least loaded edge node, images as sent",
+    .init = role_init,
+    .decide = edge_decide,
+    .observe = NULL,
+    .free = role_free,
+};
