@@ -1,5 +1,5 @@
 # emu area: sources, tests, fuzzers and benchmarks of src/emu/.
-LIB_SRCS +=
-TESTS +=
+LIB_SRCS += src/emu/faults.c src/emu/answers.c src/emu/server.c src/emu/cmd_emulate.c
+TESTS += test-emu
 FUZZERS +=
 BENCHES +=

@@ -1,0 +1,221 @@
+/* cmd_emulate — `ferry emulate`: run one emulated MLLM node (docs/emulator.md). */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <event2/event.h>
+
+#include "cli.h"
+#include "emu/server.h"
+#include "node/profile.h"
+#include "util/log.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: ferry emulate --profile FILE|NAME [options]\n"
+            "\n"
+            "An OpenAI-compatible server that behaves like one MLLM node: timing from the\n"
+            "node service model of the profile, answers from the quality model, faults on\n"
+            "request. docs/emulator.md has the details.\n"
+            "\n"
+            "  --profile FILE|NAME  node profile: an INI file with [node X] (and its device,\n"
+            "                       model, link), or the name of a node in data/profiles/\n"
+            "  --node NAME          the node to use when FILE defines several (default: the\n"
+            "                       only one, else the first)\n"
+            "  --profiles DIR       where NAME is looked up (default $FERRY_PROFILES, else\n"
+            "                       data/profiles)\n"
+            "  --listen HOST:PORT   default 127.0.0.1:0 (port 0: the kernel picks one)\n"
+            "  --port-file F        write the bound port to F once listening\n"
+            "  --time-scale X       wall ms per modelled ms (0.1 = 10x faster; 0 = instant)\n"
+            "  --seed N             answers, lengths and faults (default 1)\n"
+            "  --fault-error P              HTTP 500 with probability P\n"
+            "  --fault-refuse P             connection reset before any byte, probability P\n"
+            "  --fault-stall-first MS[@P]   hold a request MS ms before it starts\n"
+            "  --fault-stall-mid MS[@P]     pause output MS ms after half of the tokens\n"
+            "  --fault-disconnect-mid P     drop the connection after half of the tokens\n"
+            "  --fault-slow-start MS        503 'Loading model' for MS ms after start\n");
+}
+
+static struct event_base *g_base;
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    (void)arg;
+    event_base_loopexit(g_base, NULL);
+}
+
+static int is_file(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Fills o->name, o->prof, o->capability from a profile file or a named node. */
+static int load_profile(const char *spec, const char *node, const char *dir,
+                        struct emu_opts *o, char *err, size_t errlen)
+{
+    struct node_lib lib;
+    node_lib_init(&lib);
+    int rc = -1;
+    const char *want = node;
+    if (is_file(spec)) {
+        if (node_lib_load(&lib, spec, err, errlen) < 0) goto out;
+        if (!want) {
+            if (lib.nnode < 1) {
+                snprintf(err, errlen, "%s: no [node NAME] section", spec);
+                goto out;
+            }
+            want = lib.node[0].name;
+        }
+    } else {
+        if (!dir) dir = getenv("FERRY_PROFILES");
+        if (!dir || !*dir) dir = "data/profiles";
+        if (node_lib_load_dir(&lib, dir, err, errlen) < 0) goto out;
+        if (!want) want = spec;
+    }
+    struct fy_node n;
+    if (!node_lib_find_node(&lib, want)) {
+        snprintf(err, errlen, "profile '%s': no node named '%s'%s%s", spec, want,
+                 is_file(spec) ? "" : " in ", is_file(spec) ? "" : dir);
+        goto out;
+    }
+    if (node_lib_resolve(&lib, want, &n, err, errlen) < 0) goto out;
+    snprintf(o->name, sizeof o->name, "%s", n.name);
+    o->prof = n.prof;
+    const struct node_def *d = node_lib_find_node(&lib, want);
+    const struct node_model *m = d ? node_lib_find_model(&lib, d->model) : NULL;
+    if (m) {
+        o->model = *m;
+        o->has_model = 1;
+    }
+    rc = 0;
+out:
+    node_lib_fini(&lib);
+    return rc;
+}
+
+static int parse_listen(const char *v, struct emu_opts *o)
+{
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v || (size_t)(colon - v) >= sizeof o->host) return -1;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (end == colon + 1 || *end || p < 0 || p > 65535) return -1;
+    memcpy(o->host, v, (size_t)(colon - v));
+    o->host[colon - v] = 0;
+    o->port = (int)p;
+    return 0;
+}
+
+int cmd_emulate(int argc, char **argv)
+{
+    struct emu_opts o;
+    emu_opts_default(&o);
+    const char *profile = NULL, *node = NULL, *dir = NULL, *port_file = NULL;
+    char err[512];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!v) {
+            fprintf(stderr, "ferry emulate: %s needs a value (try --help)\n", a);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--profile")) profile = v;
+        else if (!strcmp(a, "--node")) node = v;
+        else if (!strcmp(a, "--profiles")) dir = v;
+        else if (!strcmp(a, "--port-file")) port_file = v;
+        else if (!strcmp(a, "--listen")) {
+            if (parse_listen(v, &o) < 0) {
+                fprintf(stderr, "ferry emulate: --listen '%s': expected HOST:PORT\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--time-scale")) {
+            char *end;
+            o.time_scale = strtod(v, &end);
+            if (end == v || *end || !isfinite(o.time_scale) || o.time_scale < 0) {
+                fprintf(stderr, "ferry emulate: --time-scale '%s': expected a number >= 0\n", v);
+                return 2;
+            }
+        } else if (!strcmp(a, "--seed")) {
+            char *end;
+            errno = 0;
+            o.seed = strtoull(v, &end, 10);
+            if (end == v || *end || errno) {
+                fprintf(stderr, "ferry emulate: --seed '%s': expected an integer\n", v);
+                return 2;
+            }
+        } else if (!strncmp(a, "--fault-", 8)) {
+            int k = emu_fault_kind_from_name(a + 8);
+            if (k < 0) {
+                fprintf(stderr, "ferry emulate: unknown option %s (try --help)\n", a);
+                return 2;
+            }
+            if (emu_fault_parse((enum emu_fault_kind)k, v, &o.faults, err, sizeof err) < 0) {
+                fprintf(stderr, "ferry emulate: %s\n", err);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "ferry emulate: unknown option %s (try --help)\n", a);
+            return 2;
+        }
+    }
+    if (!profile) {
+        fprintf(stderr, "ferry emulate: --profile FILE|NAME is required (try --help)\n");
+        return 2;
+    }
+    if (load_profile(profile, node, dir, &o, err, sizeof err) < 0) {
+        fprintf(stderr, "ferry emulate: %s\n", err);
+        return 1;
+    }
+    g_base = event_base_new();
+    if (!g_base) {
+        fprintf(stderr, "ferry emulate: event_base_new failed\n");
+        return 1;
+    }
+    int rc = 1;
+    struct event *sigint = NULL, *sigterm = NULL;
+    struct emu_server *s = emu_server_new(g_base, &o, err, sizeof err);
+    if (!s) {
+        fprintf(stderr, "ferry emulate: %s\n", err);
+        goto out;
+    }
+    sigint = evsignal_new(g_base, SIGINT, on_signal, NULL);
+    sigterm = evsignal_new(g_base, SIGTERM, on_signal, NULL);
+    if (sigint) evsignal_add(sigint, NULL);
+    if (sigterm) evsignal_add(sigterm, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    printf("ferry emulate: node %s (model %s) listening on http://%s:%d, time scale %g\n",
+           o.name, o.prof.model, o.host, emu_server_port(s), o.time_scale);
+    fflush(stdout);
+    if (port_file) {
+        /* write to a temporary name, then rename: readers never see a partial port */
+        char tmp[1024];
+        snprintf(tmp, sizeof tmp, "%s.tmp", port_file);
+        FILE *fp = fopen(tmp, "w");
+        if (!fp || fprintf(fp, "%d\n", emu_server_port(s)) < 0 || fclose(fp) != 0 ||
+            rename(tmp, port_file) != 0) {
+            fprintf(stderr, "ferry emulate: --port-file %s: %s\n", port_file, strerror(errno));
+            goto out;
+        }
+    }
+    event_base_dispatch(g_base);
+    rc = 0;
+out:
+    emu_server_free(s);
+    if (sigint) event_free(sigint);
+    if (sigterm) event_free(sigterm);
+    event_base_free(g_base);
+    return rc;
+}

@@ -1,0 +1,54 @@
+/* server — `ferry emulate`: an OpenAI-compatible HTTP server that behaves like one MLLM
+ * node (docs/emulator.md). Timing comes from the node service model (node/service.h)
+ * driven by libevent timers on scaled wall-clock time: real concurrent requests share
+ * the modelled device as in continuous batching, and streamed tokens leave at the
+ * modelled pace. Endpoints:
+ *   POST /v1/chat/completions   non-streaming JSON, or SSE with stream=true
+ *                               (stream_options.include_usage adds a usage chunk)
+ *   GET  /v1/models             the profile's model
+ *   GET  /health                200 {"status":"ok"}; 503 while "loading" (slow start)
+ *   GET  /metrics               Prometheus text with vLLM's metric names
+ *   GET  /slots                 llama.cpp-style slot list (one per max_seqs)
+ * One event loop, one thread; the server never blocks it. */
+#ifndef FERRY_EMU_SERVER_H
+#define FERRY_EMU_SERVER_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ferry.h"
+#include "emu/faults.h"
+#include "node/profile.h"
+
+struct event_base;
+
+struct emu_opts {
+    char host[64];              /* listen address; default "127.0.0.1" */
+    int port;                   /* 0 = chosen by the kernel */
+    char name[FY_NAME_MAX];     /* node name (reported in /slots and logs) */
+    struct fy_node_profile prof;/* timing and the model name served */
+    double capability;          /* quality model: capability (logits) when !has_model */
+    struct node_model model;    /* the profile's model: capability per skill */
+    int has_model;
+    double time_scale;          /* wall ms = modelled ms * time_scale; 0 = instant */
+    uint64_t seed;              /* answers, output lengths and faults */
+    struct emu_faults faults;
+    size_t max_body_bytes;      /* default 32 MiB */
+    double tick_ms;             /* wall ms between stream flushes; default 5 */
+};
+
+void emu_opts_default(struct emu_opts *o);
+
+struct emu_server;
+
+/* Binds and starts serving on base (the caller runs the loop). NULL with a message
+ * ("bind 127.0.0.1:80: Permission denied") on error. */
+struct emu_server *emu_server_new(struct event_base *base, const struct emu_opts *o,
+                                  char *err, size_t errlen);
+/* The bound port (the kernel's choice when opts.port was 0). */
+int emu_server_port(const struct emu_server *s);
+/* Requests currently in the node (admitted or waiting) plus held by a stall fault. */
+int emu_server_inflight(const struct emu_server *s);
+/* Stops accepting, drops open connections and frees everything. NULL is a no-op. */
+void emu_server_free(struct emu_server *s);
+
+#endif

@@ -1,0 +1,698 @@
+/* test-emu — `ferry emulate` over real sockets on 127.0.0.1 (port 0): OpenAI JSON and
+ * SSE, usage counts, answers from the quality model, the service model's concurrency,
+ * each fault mode, metrics, bad requests and client disconnects. */
+#include "test.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "emu/answers.h"
+#include "emu/faults.h"
+#include "emu/server.h"
+#include "util/buf.h"
+#include "util/clock.h"
+#include "util/rng.h"
+
+/* ==== fixture: a server on its own event loop thread ================================== */
+
+struct fx {
+    struct event_base *base;
+    struct emu_server *s;
+    pthread_t th;
+    int port;
+    char url[128];
+};
+
+static void *loop_main(void *arg)
+{
+    struct fx *f = arg;
+    event_base_loop(f->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+static void opts_fast(struct emu_opts *o)
+{
+    emu_opts_default(o);
+    snprintf(o->prof.model, sizeof o->prof.model, "test-model");
+    o->time_scale = 0;
+}
+
+static int fx_start(struct fx *f, const struct emu_opts *o)
+{
+    static int init;
+    if (!init) {
+        evthread_use_pthreads();
+        curl_global_init(CURL_GLOBAL_DEFAULT);
+        init = 1;
+    }
+    char err[256];
+    memset(f, 0, sizeof *f);
+    f->base = event_base_new();
+    if (!f->base) return -1;
+    f->s = emu_server_new(f->base, o, err, sizeof err);
+    if (!f->s) {
+        fprintf(stderr, "emu_server_new: %s\n", err);
+        event_base_free(f->base);
+        return -1;
+    }
+    f->port = emu_server_port(f->s);
+    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d", f->port);
+    if (pthread_create(&f->th, NULL, loop_main, f) != 0) return -1;
+    return 0;
+}
+
+static void fx_stop(struct fx *f)
+{
+    event_base_loopexit(f->base, NULL);
+    pthread_join(f->th, NULL);
+    emu_server_free(f->s);
+    event_base_free(f->base);
+}
+
+/* ==== client ========================================================================== */
+
+struct resp {
+    long status;
+    CURLcode cc;
+    struct buf body;
+    int writes;           /* write callbacks (reads that delivered bytes) */
+    double t_start, t_first, t_end; /* wall ms */
+    double max_gap;       /* largest gap between two writes, ms */
+    double t_last;
+    int abort_after;      /* > 0: abort the transfer after this many writes */
+};
+
+static size_t on_write(char *p, size_t sz, size_t n, void *arg)
+{
+    struct resp *r = arg;
+    double now = clock_now_ms();
+    if (!r->writes) r->t_first = now;
+    else if (now - r->t_last > r->max_gap) r->max_gap = now - r->t_last;
+    r->t_last = now;
+    r->writes++;
+    buf_append(&r->body, p, sz * n);
+    if (r->abort_after > 0 && r->writes >= r->abort_after) return 0;
+    return sz * n;
+}
+
+static void http(const char *url, const char *body, struct resp *r)
+{
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    buf_init(&r->body);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    }
+    r->t_start = clock_now_ms();
+    r->cc = curl_easy_perform(c);
+    r->t_end = clock_now_ms();
+    r->status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+}
+
+static void chat(const struct fx *f, const char *body, struct resp *r)
+{
+    char url[160];
+    snprintf(url, sizeof url, "%s/v1/chat/completions", f->url);
+    memset(r, 0, sizeof *r);
+    http(url, body, r);
+}
+
+static void get(const struct fx *f, const char *path, struct resp *r)
+{
+    char url[200];
+    snprintf(url, sizeof url, "%s%s", f->url, path);
+    memset(r, 0, sizeof *r);
+    http(url, NULL, r);
+}
+
+/* Splits an SSE body into its "data: " payloads (in place); returns the count. */
+static int sse_events(char *body, char **ev, int max)
+{
+    int n = 0;
+    char *p = body;
+    while (p && *p && n < max) {
+        char *end = strstr(p, "\n\n");
+        if (end) *end = 0;
+        if (!strncmp(p, "data: ", 6)) ev[n++] = p + 6;
+        p = end ? end + 2 : NULL;
+    }
+    return n;
+}
+
+/* Metric value of the first line starting with prefix, or -1. */
+static double metric(const char *text, const char *prefix)
+{
+    const char *p = text;
+    size_t n = strlen(prefix);
+    while (p && *p) {
+        if (!strncmp(p, prefix, n)) {
+            const char *sp = strrchr(p, ' ');
+            const char *nl = strchr(p, '\n');
+            while (sp && nl && sp > nl) sp = NULL;
+            if (!sp) {
+                /* find the last space before the newline */
+                for (const char *q = nl ? nl : p + strlen(p); q > p; q--)
+                    if (*q == ' ') { sp = q; break; }
+            }
+            return sp ? atof(sp + 1) : -1;
+        }
+        p = strchr(p, '\n');
+        if (p) p++;
+    }
+    return -1;
+}
+
+/* ==== unit: tokenizer, answers, faults ================================================= */
+
+TEST(emu_tokens_cut_on_utf8_boundaries)
+{
+    CHECK_EQ_INT(emu_tokens("", 0), 0);
+    CHECK_EQ_INT(emu_tokens("abcd", 4), 1);
+    CHECK_EQ_INT(emu_tokens("abcde", 5), 2);
+    /* "héllo": é is 2 bytes; "hél" = 4 bytes is one token, "lo" the second */
+    CHECK_EQ_INT(emu_tokens("h\xc3\xa9llo", 6), 2);
+    /* a 4-byte emoji after 3 ASCII bytes extends the first token to the sequence end */
+    CHECK_EQ_INT((int)emu_token_len("abc\xf0\x9f\x98\x80z", 8), 7);
+}
+
+TEST(emu_answer_lengths_and_kinds)
+{
+    struct rng r;
+    rng_seed(&r, 7);
+    struct emu_answer a;
+    struct emu_answer_in in = {.answer = NULL, .out_tokens = 37};
+    CHECK(emu_answer_make(&in, &r, &a) == 0);
+    CHECK_EQ_INT(a.tokens, 37);
+    CHECK_EQ_INT(emu_tokens(a.text, strlen(a.text)), 37);
+    CHECK_STR(a.finish, "stop");
+    emu_answer_fini(&a);
+    in.max_tokens = 10;
+    CHECK(emu_answer_make(&in, &r, &a) == 0);
+    CHECK_EQ_INT(a.tokens, 10);
+    CHECK_STR(a.finish, "length");
+    emu_answer_fini(&a);
+    /* wrong answers keep the kind of the reference */
+    struct emu_answer_in w = {.answer = "C", .p_correct = 0};
+    CHECK(emu_answer_make(&w, &r, &a) == 0);
+    CHECK_EQ_INT(a.correct, 0);
+    CHECK(strlen(a.text) == 1 && a.text[0] >= 'A' && a.text[0] <= 'D' && a.text[0] != 'C');
+    emu_answer_fini(&a);
+    w.answer = "yes";
+    CHECK(emu_answer_make(&w, &r, &a) == 0);
+    CHECK_STR(a.text, "no");
+    emu_answer_fini(&a);
+    w.answer = "12";
+    CHECK(emu_answer_make(&w, &r, &a) == 0);
+    CHECK(strcmp(a.text, "12") != 0 && atoi(a.text) > 12);
+    emu_answer_fini(&a);
+    w.p_correct = 1;
+    CHECK(emu_answer_make(&w, &r, &a) == 0);
+    CHECK_STR(a.text, "12");
+    CHECK_EQ_INT(a.correct, 1);
+    emu_answer_fini(&a);
+}
+
+TEST(emu_fault_options_parse_and_reject)
+{
+    struct emu_faults fs;
+    char err[128];
+    emu_faults_init(&fs);
+    CHECK(emu_fault_parse(EMU_FAULT_STALL_MID, "250@0.5", &fs, err, sizeof err) == 0);
+    CHECK_NEAR(fs.f[EMU_FAULT_STALL_MID].ms, 250, 0);
+    CHECK_NEAR(fs.f[EMU_FAULT_STALL_MID].rate, 0.5, 0);
+    CHECK(emu_fault_parse(EMU_FAULT_STALL_FIRST, "100", &fs, err, sizeof err) == 0);
+    CHECK_NEAR(fs.f[EMU_FAULT_STALL_FIRST].rate, 1, 0);
+    CHECK(emu_fault_parse(EMU_FAULT_ERROR, "1.5", &fs, err, sizeof err) < 0);
+    CHECK(strstr(err, "--fault-error") != NULL);
+    CHECK(emu_fault_parse(EMU_FAULT_STALL_MID, "x@1", &fs, err, sizeof err) < 0);
+    CHECK(emu_fault_kind_from_name("disconnect-mid") == EMU_FAULT_DISCONNECT_MID);
+    CHECK(emu_fault_kind_from_name("nope") < 0);
+}
+
+/* ==== HTTP ============================================================================= */
+
+TEST(emu_nonstreaming_is_openai_json_with_usage)
+{
+    struct emu_opts o;
+    opts_fast(&o);
+    struct fx f;
+    CHECK(fx_start(&f, &o) == 0);
+    struct resp r;
+    chat(&f, "{\"model\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":\"Describe "
+             "the weather today.\"}],\"metadata\":{\"out_tokens\":25}}", &r);
+    fx_stop(&f);
+    CHECK_EQ_INT(r.cc, CURLE_OK);
+    CHECK_EQ_INT(r.status, 200);
+    cJSON *j = cJSON_Parse(r.body.data);
+    buf_fini(&r.body);
+    CHECK(j);
+    CHECK_STR(cJSON_GetObjectItem(j, "object")->valuestring, "chat.completion");
+    CHECK_STR(cJSON_GetObjectItem(j, "model")->valuestring, "test-model");
+    cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+    cJSON *msg = cJSON_GetObjectItem(ch, "message");
+    CHECK_STR(cJSON_GetObjectItem(msg, "role")->valuestring, "assistant");
+    const char *content = cJSON_GetObjectItem(msg, "content")->valuestring;
+    CHECK_STR(cJSON_GetObjectItem(ch, "finish_reason")->valuestring, "stop");
+    cJSON *u = cJSON_GetObjectItem(j, "usage");
+    int pt = cJSON_GetObjectItem(u, "prompt_tokens")->valueint;
+    int ct = cJSON_GetObjectItem(u, "completion_tokens")->valueint;
+    CHECK_EQ_INT(ct, 25);
+    CHECK_EQ_INT(emu_tokens(content, strlen(content)), 25);
+    /* 4 template tokens + "Describe the weather today." (27 bytes -> 7 tokens) */
+    CHECK_EQ_INT(pt, 4 + 7);
+    CHECK_EQ_INT(cJSON_GetObjectItem(u, "total_tokens")->valueint, pt + ct);
+    cJSON_Delete(j);
+}
+
+TEST(emu_streaming_is_sse_with_usage_chunk)
+{
+    struct emu_opts o;
+    opts_fast(&o);
+    struct fx f;
+    CHECK(fx_start(&f, &o) == 0);
+    struct resp r;
+    chat(&f, "{\"model\":\"x\",\"stream\":true,\"stream_options\":{\"include_usage\":true},"
+             "\"max_tokens\":12,\"messages\":[{\"role\":\"user\",\"content\":\"Tell a long "
+             "story\"}],\"metadata\":{\"out_tokens\":30}}", &r);
+    fx_stop(&f);
+    CHECK_EQ_INT(r.cc, CURLE_OK);
+    CHECK_EQ_INT(r.status, 200);
+    char *ev[256];
+    int n = sse_events(r.body.data, ev, 256);
+    CHECK(n >= 4);
+    CHECK_STR(ev[n - 1], "[DONE]");
+    int content_chunks = 0, usage_seen = 0;
+    struct buf text;
+    buf_init(&text);
+    const char *finish = NULL;
+    for (int i = 0; i < n - 1; i++) {
+        cJSON *j = cJSON_Parse(ev[i]);
+        CHECK(j);
+        CHECK_STR(cJSON_GetObjectItem(j, "object")->valuestring, "chat.completion.chunk");
+        cJSON *chs = cJSON_GetObjectItem(j, "choices");
+        cJSON *u = cJSON_GetObjectItem(j, "usage");
+        if (cJSON_GetArraySize(chs) == 0) {
+            CHECK(cJSON_IsObject(u));
+            CHECK_EQ_INT(cJSON_GetObjectItem(u, "completion_tokens")->valueint, 12);
+            usage_seen++;
+        } else {
+            CHECK(cJSON_IsNull(u)); /* include_usage: null on every other chunk */
+            cJSON *ch = cJSON_GetArrayItem(chs, 0);
+            cJSON *d = cJSON_GetObjectItem(ch, "delta");
+            cJSON *c = cJSON_GetObjectItem(d, "content");
+            if (i == 0) CHECK_STR(cJSON_GetObjectItem(d, "role")->valuestring, "assistant");
+            if (cJSON_IsString(c) && c->valuestring[0]) {
+                content_chunks++;
+                buf_puts(&text, c->valuestring);
+            }
+            cJSON *fr = cJSON_GetObjectItem(ch, "finish_reason");
+            if (cJSON_IsString(fr)) finish = fr->valuestring[0] == 'l' ? "length" : "stop";
+        }
+        cJSON_Delete(j);
+    }
+    CHECK_EQ_INT(usage_seen, 1);
+    CHECK_EQ_INT(content_chunks, 12); /* max_tokens cut the 30 modelled tokens */
+    CHECK_EQ_INT(emu_tokens(text.data, text.len), 12);
+    CHECK_STR(finish, "length");
+    buf_fini(&text);
+    buf_fini(&r.body);
+}
+
+TEST(emu_models_health_slots)
+{
+    struct emu_opts o;
+    opts_fast(&o);
+    struct fx f;
+    CHECK(fx_start(&f, &o) == 0);
+    struct resp m, h, s;
+    get(&f, "/v1/models", &m);
+    get(&f, "/health", &h);
+    get(&f, "/slots", &s);
+    fx_stop(&f);
+    CHECK_EQ_INT(m.status, 200);
+    cJSON *j = cJSON_Parse(m.body.data);
+    CHECK(j);
+    CHECK_STR(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "data"), 0), "id")
+                  ->valuestring, "test-model");
+    cJSON_Delete(j);
+    CHECK_EQ_INT(h.status, 200);
+    CHECK(strstr(h.body.data, "ok") != NULL);
+    j = cJSON_Parse(s.body.data);
+    CHECK(cJSON_IsArray(j));
+    CHECK_EQ_INT(cJSON_GetArraySize(j), o.prof.max_seqs);
+    cJSON_Delete(j);
+    buf_fini(&m.body);
+    buf_fini(&h.body);
+    buf_fini(&s.body);
+}
+
+TEST(emu_answers_follow_capability)
+{
+    struct emu_opts o;
+    opts_fast(&o);
+    const char *body = "{\"model\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":\"Which "
+                       "option? A) cat B) dog C) owl D) fox\"}],\"metadata\":{\"answer\":\"B\","
+                       "\"difficulty\":0.5}}";
+    int right[2] = {0, 0};
+    for (int k = 0; k < 2; k++) {
+        o.capability = k ? 40 : -40; /* P(correct) ~ 1 and ~ 0 */
+        struct fx f;
+        CHECK(fx_start(&f, &o) == 0);
+        for (int i = 0; i < 10; i++) {
+            struct resp r;
+            chat(&f, body, &r);
+            cJSON *j = cJSON_Parse(r.body.data);
+            buf_fini(&r.body);
+            CHECK(j);
+            cJSON *c = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(
+                cJSON_GetObjectItem(j, "choices"), 0), "message"), "content");
+            CHECK(cJSON_IsString(c));
+            right[k] += !strcmp(c->valuestring, "B");
+            cJSON_Delete(j);
+        }
+        fx_stop(&f);
+    }
+    CHECK_EQ_INT(right[0], 0);
+    CHECK_EQ_INT(right[1], 10);
+}
+
+struct par { const struct fx *f; const char *body; struct resp r; };
+
+static void *par_main(void *arg)
+{
+    struct par *p = arg;
+    chat(p->f, p->body, &p->r);
+    return NULL;
+}
+
+/* Mean e2e (ms) of n simultaneous identical requests. */
+static double mean_e2e(const struct fx *f, const char *body, int n)
+{
+    struct par p[8];
+    pthread_t th[8];
+    for (int i = 0; i < n; i++) {
+        p[i].f = f;
+        p[i].body = body;
+        pthread_create(&th[i], NULL, par_main, &p[i]);
+    }
+    double sum = 0;
+    int ok = 1;
+    for (int i = 0; i < n; i++) {
+        pthread_join(th[i], NULL);
+        ok &= p[i].r.status == 200;
+        sum += p[i].r.t_end - p[i].r.t_start;
+        buf_fini(&p[i].r.body);
+    }
+    return ok ? sum / n : -1;
+}
+
+TEST(emu_concurrency_slows_requests_as_modelled)
+{
+    struct emu_opts o;
+    opts_fast(&o);
+    /* 40 tokens at 100 tok/s = 400 modelled ms alone; 6 decoding together:
+     * tpot x (1 + 0.5 * 5) = 3.5, so about 1400 ms. Wall = modelled * 0.25. */
+    o.prof.decode_tps = 100;
+    o.prof.prefill_tps = 1e5;
+    o.prof.tpot_slope = 0.5;
+    o.prof.max_seqs = 8;
+    o.time_scale = 0.25;
+    struct fx f;
+    CHECK(fx_start(&f, &o) == 0);
+    const char *body = "{\"model\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+                       "\"metadata\":{\"out_tokens\":40}}";
+    double alone = mean_e2e(&f, body, 1);
+    double six = mean_e2e(&f, body, 6);
+    fx_stop(&f);
+    CHECK(alone > 0 && six > 0);
+    /* modelled ratio 3.5; a wide margin for a busy 2-core machine */
+    if (!(six > 1.8 * alone)) {
+        fprintf(stderr, "  alone %.1f ms, six together %.1f ms\n", alone, six);
+        CHECK(six > 1.8 * alone);
+    }
+}
+
+TEST(emu_streams_at_the_modelled_pace)
+{
+    struct emu_opts o;
+    opts_fast(&o);
+    o.prof.decode_tps = 100;      /* 10 modelled ms per token */
+    o.time_scale = 1;
+    struct fx f;
+    CHECK(fx_start(&f, &o) == 0);
+    struct resp r;
+    chat(&f, "{\"model\":\"x\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":"
+             "\"hi\"}],\"metadata\":{\"out_tokens\":30}}", &r);
+    fx_stop(&f);
+    CHECK_EQ_INT(r.status, 200);
+    /* 300 ms of decoding: the body cannot arrive in one piece */
+    CHECK(r.writes >= 5);
+    CHECK(r.t_end - r.t_start >= 290 - 1);
+    CHECK(strstr(r.body.data, "data: [DONE]") != NULL);
+    buf_fini(&r.body);
+}
+
+TEST(emu_fault_error_gives_500_error_object)
+{
+    struct emu_opts o;
+    opts_fast(&o);
+    o.faults.f[EMU_FAULT_ERROR].rate = 1;
+    struct fx f;
+    CHECK(fx_start(&f, &o) == 0);
+    struct resp r;
+    chat(&f, "{\"model\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &r);
+    fx_stop(&f);
+    CHECK_EQ_INT(r.status, 500);
+    cJSON *j = cJSON_Parse(r.body.data);
+    CHECK(j);
+    cJSON *e = cJSON_GetObjectItem(j, "error");
+    CHECK(cJSON_IsString(cJSON_GetObjectItem(e, "message")));
+    CHECK(cJSON_IsString(cJSON_GetObjectItem(e, "type")));
+    cJSON_Delete(j);
+    buf_fini(&r.body);
+}
+
+TEST(emu_fault_refuse_resets_before_any_byte)
+{
+    struct emu_opts o;
+    opts_fast(&o);
+    o.faults.f[EMU_FAULT_REFUSE].rate = 1;
+    struct fx f;
+    CHECK(fx_start(&f, &o) == 0);
+    struct resp r;
+    chat(&f, "{\"model\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &r);
+    struct resp h;
+    get(&f, "/health", &h); /* the server itself stays up */
+    fx_stop(&f);
+    CHECK(r.cc != CURLE_OK);
+    CHECK_EQ_INT(r.status, 0);
+    CHECK_EQ_INT(r.body.len, 0);
+    CHECK_EQ_INT(h.status, 200);
+    buf_fini(&r.body);
+    buf_fini(&h.body);
+}
+
+TEST(emu_fault_stalls_delay_first_and_middle)
+{
+    struct emu_opts o;
+    opts_fast(&o);
+    o.faults.f[EMU_FAULT_STALL_FIRST] = (struct emu_fault){1, 300};
+    struct fx f;
+    CHECK(fx_start(&f, &o) == 0);
+    struct resp r;
+    chat(&f, "{\"model\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+             "\"metadata\":{\"out_tokens\":4}}", &r);
+    fx_stop(&f);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(r.t_end - r.t_start >= 300 - 1); /* held at least the stall */
+    buf_fini(&r.body);
+
+    opts_fast(&o);
+    o.faults.f[EMU_FAULT_STALL_MID] = (struct emu_fault){1, 300};
+    CHECK(fx_start(&f, &o) == 0);
+    chat(&f, "{\"model\":\"x\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":"
+             "\"hi\"}],\"metadata\":{\"out_tokens\":20}}", &r);
+    fx_stop(&f);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(strstr(r.body.data, "data: [DONE]") != NULL);
+    CHECK(r.max_gap >= 300 - 1); /* a pause between two pieces of the stream */
+    buf_fini(&r.body);
+}
+
+TEST(emu_fault_disconnect_mid_stream)
+{
+    struct emu_opts o;
+    opts_fast(&o);
+    o.faults.f[EMU_FAULT_DISCONNECT_MID].rate = 1;
+    struct fx f;
+    CHECK(fx_start(&f, &o) == 0);
+    struct resp r;
+    chat(&f, "{\"model\":\"x\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":"
+             "\"hi\"}],\"metadata\":{\"out_tokens\":20}}", &r);
+    struct resp m;
+    get(&f, "/metrics", &m);
+    fx_stop(&f);
+    CHECK_EQ_INT(r.status, 200);
+    CHECK(r.cc != CURLE_OK); /* the chunked body never ended */
+    CHECK(r.body.len > 0);
+    CHECK(strstr(r.body.data, "\"content\"") != NULL);
+    CHECK(strstr(r.body.data, "[DONE]") == NULL);
+    CHECK_NEAR(metric(m.body.data, "ferry_emu_faults_injected_total{fault=\"disconnect-mid\"}"),
+               1, 0);
+    buf_fini(&r.body);
+    buf_fini(&m.body);
+}
+
+TEST(emu_fault_slow_start_is_503_loading)
+{
+    struct emu_opts o;
+    opts_fast(&o);
+    o.faults.f[EMU_FAULT_SLOW_START] = (struct emu_fault){1, 60000};
+    struct fx f;
+    CHECK(fx_start(&f, &o) == 0);
+    struct resp h, r;
+    get(&f, "/health", &h);
+    chat(&f, "{\"model\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &r);
+    fx_stop(&f);
+    CHECK_EQ_INT(h.status, 503);
+    CHECK_EQ_INT(r.status, 503);
+    CHECK(strstr(r.body.data, "Loading model") != NULL);
+    buf_fini(&h.body);
+    buf_fini(&r.body);
+}
+
+TEST(emu_bad_requests_get_400_error_object)
+{
+    struct emu_opts o;
+    opts_fast(&o);
+    struct fx f;
+    CHECK(fx_start(&f, &o) == 0);
+    const char *bad[] = {
+        "{not json",
+        "{\"model\":\"x\"}",
+        "{\"model\":\"x\",\"messages\":\"hello\"}",
+        "{\"model\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","
+        "\"image_url\":{\"url\":\"data:image/png;base64,@@@@\"}}]}]}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct resp r;
+        chat(&f, bad[i], &r);
+        if (r.status != 400) fprintf(stderr, "  body %zu: status %ld\n", i, r.status);
+        CHECK_EQ_INT(r.status, 400);
+        cJSON *j = cJSON_Parse(r.body.data);
+        CHECK(j);
+        cJSON *e = cJSON_GetObjectItem(j, "error");
+        CHECK(cJSON_IsString(cJSON_GetObjectItem(e, "message")));
+        CHECK(strlen(cJSON_GetObjectItem(e, "message")->valuestring) > 3);
+        CHECK(cJSON_IsString(cJSON_GetObjectItem(e, "type")));
+        CHECK(cJSON_GetObjectItem(e, "param") != NULL);
+        CHECK(cJSON_GetObjectItem(e, "code") != NULL);
+        cJSON_Delete(j);
+        buf_fini(&r.body);
+    }
+    struct resp r;
+    get(&f, "/v1/nothing", &r);
+    CHECK_EQ_INT(r.status, 404);
+    buf_fini(&r.body);
+    fx_stop(&f);
+}
+
+TEST(emu_metrics_have_vllm_names_and_count)
+{
+    struct emu_opts o;
+    opts_fast(&o);
+    struct fx f;
+    CHECK(fx_start(&f, &o) == 0);
+    struct resp r, m;
+    chat(&f, "{\"model\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+             "\"metadata\":{\"out_tokens\":9}}", &r);
+    buf_fini(&r.body);
+    chat(&f, "{\"model\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+             "\"metadata\":{\"out_tokens\":5}}", &r);
+    buf_fini(&r.body);
+    get(&f, "/metrics", &m);
+    fx_stop(&f);
+    CHECK_EQ_INT(m.status, 200);
+    const char *names[] = {
+        "vllm:num_requests_running{", "vllm:num_requests_waiting{",
+        "vllm:time_to_first_token_seconds_bucket{", "vllm:e2e_request_latency_seconds_count{",
+        "vllm:time_per_output_token_seconds_sum{", "vllm:prompt_tokens_total{",
+        "vllm:generation_tokens_total{",
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (!strstr(m.body.data, names[i])) fprintf(stderr, "  missing %s\n", names[i]);
+        CHECK(strstr(m.body.data, names[i]) != NULL);
+    }
+    CHECK_NEAR(metric(m.body.data, "vllm:generation_tokens_total{"), 14, 0);
+    CHECK_NEAR(metric(m.body.data, "vllm:e2e_request_latency_seconds_count{"), 2, 0);
+    CHECK_NEAR(metric(m.body.data, "vllm:num_requests_running{"), 0, 0);
+    /* promtool lints the format; vLLM's ':' names are its only complaint */
+    const char *path = test_tmp_path("emu-metrics.txt");
+    FILE *fp = fopen(path, "w");
+    CHECK(fp);
+    fputs(m.body.data, fp);
+    fclose(fp);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "promtool check metrics < %s 2>&1 | grep -v "
+             "\"should not contain ':'\"", path);
+    FILE *pp = popen(cmd, "r");
+    CHECK(pp);
+    char line[512];
+    int other = 0;
+    while (fgets(line, sizeof line, pp)) {
+        fprintf(stderr, "  promtool: %s", line);
+        other++;
+    }
+    pclose(pp);
+    CHECK_EQ_INT(other, 0);
+    buf_fini(&m.body);
+}
+
+TEST(emu_client_disconnect_frees_the_slot)
+{
+    struct emu_opts o;
+    opts_fast(&o);
+    o.prof.decode_tps = 20;   /* 2000 tokens would take 100 s */
+    o.time_scale = 1;
+    struct fx f;
+    CHECK(fx_start(&f, &o) == 0);
+    struct resp r;
+    memset(&r, 0, sizeof r);
+    r.abort_after = 2;
+    char url[160];
+    snprintf(url, sizeof url, "%s/v1/chat/completions", f.url);
+    http(url, "{\"model\":\"x\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":"
+              "\"hi\"}],\"metadata\":{\"out_tokens\":2000}}", &r);
+    CHECK(r.cc == CURLE_WRITE_ERROR);
+    buf_fini(&r.body);
+    /* the server notices on its next write; poll (bounded) until the slot is free */
+    double running = -1, aborted = -1;
+    for (int i = 0; i < 100; i++) {
+        struct resp m;
+        get(&f, "/metrics", &m);
+        running = metric(m.body.data, "vllm:num_requests_running{");
+        aborted = metric(m.body.data, "ferry_emu_requests_aborted_total");
+        buf_fini(&m.body);
+        if (running == 0 && aborted == 1) break;
+        usleep(20000);
+    }
+    fx_stop(&f);
+    CHECK_NEAR(running, 0, 0);
+    CHECK_NEAR(aborted, 1, 0);
+}
