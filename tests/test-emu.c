@@ -390,6 +390,12 @@ TEST(emu_answers_follow_capability)
     }
     CHECK_EQ_INT(right[0], 0);
     CHECK_EQ_INT(right[1], 10);
+    /* difficulty maps to logits: 0 always right, 1 always wrong, 0.5 neutral */
+    CHECK_NEAR(emu_p_correct(1.0, 0), 1, 0);
+    CHECK_NEAR(emu_p_correct(5.0, 1), 0, 0);
+    CHECK_NEAR(emu_p_correct(1.0, 0.5), 1 / (1 + exp(-1.0)), 1e-12);
+    CHECK(emu_p_correct(1.0, 0.2) > emu_p_correct(1.0, 0.8));
+    CHECK(emu_p_correct(2.0, 0.5) > emu_p_correct(1.0, 0.5));
 }
 
 struct par { const struct fx *f; const char *body; struct resp r; };

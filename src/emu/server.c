@@ -556,15 +556,32 @@ static double meta_num(const struct fy_request *fr, const char *key, double def)
     return def;
 }
 
-/* Quality model: P(correct) = sigmoid(capability - difficulty), the simulator's
- * formula (DESIGN.md "Quality model") with the item's difficulty on the same logit
- * scale. */
+/* Quality model (DESIGN.md "Quality model", the simulator's): P(correct) =
+ * sigmoid(capability - difficulty) in logits, with the model's capability for the
+ * item's skill from its profile (node_model_cap). The request carries the difficulty
+ * in [0,1] (docs/request.md); it maps to logits as ln(d / (1 - d)), clamped to +-12,
+ * so 0.5 is a neutral item, 0 is always answered correctly and 1 never. No
+ * difficulty: a neutral item. */
+double emu_p_correct(double capability, double difficulty)
+{
+    double d = 0;
+    if (difficulty >= 0) {
+        if (difficulty <= 6e-6) d = -12;
+        else if (difficulty >= 1 - 6e-6) d = 12;
+        else d = log(difficulty / (1 - difficulty));
+        if (d < -12) d = -12;
+        if (d > 12) d = 12;
+    }
+    if (difficulty == 0) return 1;
+    if (difficulty == 1) return 0;
+    return 1.0 / (1.0 + exp(-(capability - d)));
+}
+
 static double p_correct(const struct emu_server *s, const char *skill, double difficulty)
 {
     double cap = s->o.has_model ? node_model_cap(&s->o.model, skill ? skill : "")
                                 : s->o.capability;
-    if (difficulty < 0) difficulty = 0;
-    return 1.0 / (1.0 + exp(-(cap - difficulty)));
+    return emu_p_correct(cap, difficulty);
 }
 
 /* metadata.KEY of the request body as a string, or NULL. */
