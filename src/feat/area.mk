@@ -1,5 +1,6 @@
 # feat area: sources, tests, fuzzers and benchmarks of src/feat/.
-LIB_SRCS += src/feat/image.c src/feat/imgfeat.c src/feat/calib.c src/feat/tokens.c
-TESTS +=
+LIB_SRCS += src/feat/image.c src/feat/imgfeat.c src/feat/calib.c src/feat/tokens.c \
+            src/feat/cmd_calibrate.c
+TESTS += test-feat-image
 FUZZERS +=
 BENCHES +=

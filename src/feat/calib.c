@@ -13,8 +13,8 @@
 static const struct feat_calib g_default = {
     .ref_width = 1024, .ref_height = 1024,
     .analysis_size = 512, .nimages = 39,
-    .sobel_p5 = 0.0, .sobel_p95 = 100.0,
-    .lap_p5 = 0.0, .lap_p95 = 1000.0,
+    .sobel_p5 = 6.5216320752302055, .sobel_p95 = 154.12946483839042,
+    .lap_p5 = 22.233502206185335, .lap_p95 = 6281.5065736850656,
     .w_res = 0.25, .w_edge = 0.25, .w_ent = 0.25, .w_lap = 0.25,
 };
 
@@ -42,7 +42,9 @@ static const struct {
 struct parse_ctx {
     double v[K__N];
     int seen[K__N];
-    char msg[200];     /* first problem */
+    int line;          /* lines handed to inih so far = the line being handled */
+    char msg[200];     /* first problem found by the handler */
+    int msg_line;      /* its line */
     const char *text;  /* remaining input (string reader) */
 };
 
@@ -50,6 +52,7 @@ static int handler(void *user, const char *section, const char *name, const char
 {
     struct parse_ctx *x = user;
     if (x->msg[0]) return 0;
+    x->msg_line = x->line;
     for (int k = 0; k < K__N; k++) {
         if (strcmp(section, g_keys[k].section) || strcmp(name, g_keys[k].name)) continue;
         char *end;
@@ -77,8 +80,9 @@ static int handler(void *user, const char *section, const char *name, const char
     return 0;
 }
 
-/* fgets-like line reader over a NUL-terminated string, for ini_parse_stream (inih
- * returns the line number of the first error itself). */
+/* fgets-like line reader over a NUL-terminated string, for ini_parse_stream. It counts
+ * lines so a handler error can be matched with the line inih reports as the first
+ * error (a syntax error on an earlier line wins). */
 static char *reader(char *buf, int size, void *stream)
 {
     struct parse_ctx *x = stream;
@@ -91,6 +95,7 @@ static char *reader(char *buf, int size, void *stream)
     }
     buf[i] = 0;
     x->text = s + i;
+    x->line++;
     return buf;
 }
 
@@ -126,7 +131,8 @@ int feat_calib_parse(const char *text, const char *name, struct feat_calib *c, c
         return -1;
     }
     if (rc > 0) {
-        snprintf(err, errlen, "%s:%d: %s", name, rc, x.msg[0] ? x.msg : "syntax error");
+        snprintf(err, errlen, "%s:%d: %s", name, rc,
+                 x.msg[0] && x.msg_line == rc ? x.msg : "syntax error");
         return -1;
     }
     for (int k = 0; k < K__N; k++)

@@ -1,0 +1,228 @@
+/* cmd_calibrate.c — `ferry calibrate`: measures a set of images at the analysis size
+ * and prints a calibration file (calib.h) with the P5/P95 of the mean Sobel magnitude
+ * and of the Laplacian variance (MoA-Off normalisation of C_edge and C_lap). */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "feat/calib.h"
+#include "feat/image.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: ferry calibrate [options] IMAGE|DIR... > calib.ini\n"
+            "\n"
+            "Measures every image (JPEG, PNG, WebP; a DIR means its image files) at the\n"
+            "analysis size and prints a calibration file for `ferry features --calib`:\n"
+            "P5/P95 of the mean Sobel magnitude and of the Laplacian variance (linear\n"
+            "interpolation between order statistics), the reference resolution of C_res\n"
+            "and the c_img weights.\n"
+            "\n"
+            "  --analysis-size N   longer side in px the measures are taken at (default %d,\n"
+            "                      0 = full resolution); use the size features will use\n"
+            "  --ref WxH           reference resolution W0xH0 of C_res (default %dx%d)\n"
+            "  --weights R,E,N,L   c_img weights of C_res C_edge C_ent C_lap (>= 0, sum 1;\n"
+            "                      default %g,%g,%g,%g)\n"
+            "  -h, --help          this text\n"
+            "\n"
+            "Exit status: 0, 1 when an image could not be read (it is reported and left\n"
+            "out), 2 on a usage error or fewer than 2 usable images.\n",
+            FEAT_IMAGE_ANALYSIS_SIZE, feat_calib_default()->ref_width,
+            feat_calib_default()->ref_height, feat_calib_default()->w_res,
+            feat_calib_default()->w_edge, feat_calib_default()->w_ent,
+            feat_calib_default()->w_lap);
+}
+
+static int has_image_ext(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    if (!dot) return 0;
+    return !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") || !strcasecmp(dot, ".png") ||
+           !strcasecmp(dot, ".webp");
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+struct paths {
+    char **v;
+    int n, cap;
+};
+
+static int paths_add(struct paths *ps, const char *dir, const char *name)
+{
+    if (ps->n == ps->cap) {
+        int ncap = ps->cap ? ps->cap * 2 : 64;
+        char **nv = realloc(ps->v, sizeof *nv * (size_t)ncap);
+        if (!nv) return -1;
+        ps->v = nv;
+        ps->cap = ncap;
+    }
+    size_t len = (dir ? strlen(dir) + 1 : 0) + strlen(name) + 1;
+    char *s = malloc(len);
+    if (!s) return -1;
+    if (dir) snprintf(s, len, "%s/%s", dir, name);
+    else snprintf(s, len, "%s", name);
+    ps->v[ps->n++] = s;
+    return 0;
+}
+
+/* A directory contributes its image files in name order; anything else is taken as is. */
+static int expand_arg(struct paths *ps, const char *arg)
+{
+    struct stat st;
+    if (stat(arg, &st) != 0 || !S_ISDIR(st.st_mode)) return paths_add(ps, NULL, arg);
+    DIR *d = opendir(arg);
+    if (!d) return paths_add(ps, NULL, arg); /* reported when read */
+    int first = ps->n, rc = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.' && has_image_ext(e->d_name) && paths_add(ps, arg, e->d_name)) {
+            rc = -1;
+            break;
+        }
+    closedir(d);
+    qsort(ps->v + first, (size_t)(ps->n - first), sizeof *ps->v, cmp_str);
+    return rc;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* q-quantile of sorted v[0..n-1], linear between order statistics (numpy's default). */
+static double quantile(const double *v, int n, double q)
+{
+    double pos = q * (n - 1);
+    int i = (int)pos;
+    if (i >= n - 1) return v[n - 1];
+    return v[i] + (pos - i) * (v[i + 1] - v[i]);
+}
+
+int cmd_calibrate(int argc, char **argv)
+{
+    struct feat_calib c = *feat_calib_default();
+    struct feat_image_opts o;
+    struct paths ps = {0};
+    double *sob = NULL, *lap = NULL;
+    int status = 2, nok = 0, nbad = 0, i;
+    feat_image_opts_default(&o);
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            status = 0;
+            goto cleanup;
+        } else if (!strcmp(a, "--analysis-size") && i + 1 < argc) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || end == argv[i] || v < 0 || v > FEAT_IMAGE_MAX_SIDE) {
+                fprintf(stderr, "ferry calibrate: --analysis-size: '%s' is not 0..%d\n",
+                        argv[i], FEAT_IMAGE_MAX_SIDE);
+                goto cleanup;
+            }
+            o.analysis_size = (int)v;
+        } else if (!strcmp(a, "--ref") && i + 1 < argc) {
+            int w, h;
+            char tail;
+            if (sscanf(argv[++i], "%dx%d%c", &w, &h, &tail) != 2 || w <= 0 || h <= 0) {
+                fprintf(stderr, "ferry calibrate: --ref: '%s' is not WxH\n", argv[i]);
+                goto cleanup;
+            }
+            c.ref_width = w;
+            c.ref_height = h;
+        } else if (!strcmp(a, "--weights") && i + 1 < argc) {
+            char tail;
+            if (sscanf(argv[++i], "%lf,%lf,%lf,%lf%c", &c.w_res, &c.w_edge, &c.w_ent, &c.w_lap,
+                       &tail) != 4) {
+                fprintf(stderr, "ferry calibrate: --weights: '%s' is not R,E,N,L\n", argv[i]);
+                goto cleanup;
+            }
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "ferry calibrate: unknown option or missing value '%s' (try --help)\n",
+                    a);
+            goto cleanup;
+        } else if (expand_arg(&ps, a) != 0) {
+            fprintf(stderr, "ferry calibrate: out of memory\n");
+            goto cleanup;
+        }
+    }
+    if (ps.n == 0) {
+        usage(stderr);
+        goto cleanup;
+    }
+    sob = malloc(sizeof *sob * (size_t)ps.n);
+    lap = malloc(sizeof *lap * (size_t)ps.n);
+    if (!sob || !lap) {
+        fprintf(stderr, "ferry calibrate: out of memory\n");
+        goto cleanup;
+    }
+    for (int k = 0; k < ps.n; k++) {
+        uint8_t *data;
+        size_t len;
+        char err[256];
+        struct fy_image_features f;
+        if (feat_read_file(ps.v[k], o.max_bytes, &data, &len, err, sizeof err) != 0) {
+            fprintf(stderr, "ferry calibrate: %s\n", err);
+            nbad++;
+            continue;
+        }
+        int rc = feat_image_analyze(data, len, &o, &f, err, sizeof err);
+        free(data);
+        if (rc != 0) {
+            fprintf(stderr, "ferry calibrate: %s: %s\n", ps.v[k], err);
+            nbad++;
+            continue;
+        }
+        sob[nok] = f.sobel_mean;
+        lap[nok] = f.laplacian_var;
+        nok++;
+    }
+    if (nok < 2) {
+        fprintf(stderr, "ferry calibrate: need at least 2 readable images, have %d\n", nok);
+        goto cleanup;
+    }
+    qsort(sob, (size_t)nok, sizeof *sob, cmp_double);
+    qsort(lap, (size_t)nok, sizeof *lap, cmp_double);
+    c.analysis_size = o.analysis_size;
+    c.nimages = nok;
+    c.sobel_p5 = quantile(sob, nok, 0.05);
+    c.sobel_p95 = quantile(sob, nok, 0.95);
+    c.lap_p5 = quantile(lap, nok, 0.05);
+    c.lap_p95 = quantile(lap, nok, 0.95);
+    char why[200];
+    if (feat_calib_check(&c, why, sizeof why) != 0) {
+        fprintf(stderr, "ferry calibrate: %s\n", why);
+        goto cleanup;
+    }
+    char comment[1024];
+    int off = snprintf(comment, sizeof comment,
+                       "MoA-Off image-complexity calibration, written by ferry %s calibrate.\n"
+                       "Percentiles over %d images measured at analysis size %d; the\n"
+                       "reference resolution and the weights are set (--ref, --weights), not\n"
+                       "fitted. Command line:",
+                       FY_VERSION, nok, o.analysis_size);
+    off += snprintf(comment + off, sizeof comment - (size_t)off, " ferry calibrate");
+    for (i = 1; i < argc && off < (int)sizeof comment - 64; i++)
+        off += snprintf(comment + off, sizeof comment - (size_t)off, " %s", argv[i]);
+    if (feat_calib_write(&c, comment, stdout) != 0 || fflush(stdout) != 0) {
+        fprintf(stderr, "ferry calibrate: cannot write the output\n");
+        goto cleanup;
+    }
+    status = nbad ? 1 : 0;
+cleanup:
+    for (int k = 0; k < ps.n; k++) free(ps.v[k]);
+    free(ps.v);
+    free(sob);
+    free(lap);
+    return status;
+}
