@@ -9,6 +9,11 @@ extern const struct fy_policy pol_edge_only;
 extern const struct fy_policy pol_random;
 extern const struct fy_policy pol_least_loaded;
 extern const struct fy_policy pol_oracle;
+extern const struct fy_policy pol_moa_off;
+extern const struct fy_policy pol_perllm;
+extern const struct fy_policy pol_qlmio;
+extern const struct fy_policy pol_lcio;
+extern const struct fy_policy pol_ferry;
 
 /* One line per policy; learned policies (owner pred) are added below the baselines. */
 static const struct fy_policy *const g_policies[] = {
@@ -17,6 +22,11 @@ static const struct fy_policy *const g_policies[] = {
     &pol_random,
     &pol_least_loaded,
     &pol_oracle,
+    &pol_moa_off,
+    &pol_perllm,
+    &pol_qlmio,
+    &pol_lcio,
+    &pol_ferry,
     NULL,
 };
 

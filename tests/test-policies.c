@@ -1,0 +1,396 @@
+/* test-policies — the defining rule of each learned policy on hand-made cases
+ * (moa-off, perllm, qlmio, lcio, ferry). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "test.h"
+#include "ferry.h"
+#include "policy/policy.h"
+#include "pred/pred.h"
+#include "util/rng.h"
+
+static void mk_node(struct fy_node *n, const char *name, enum fy_role role)
+{
+    memset(n, 0, sizeof *n);
+    snprintf(n->name, sizeof n->name, "%s", name);
+    snprintf(n->prof.model, sizeof n->prof.model, "%s", role == FY_ROLE_CLOUD ? "big" : "small");
+    n->role = role;
+    n->prof.prefill_tps = role == FY_ROLE_CLOUD ? 8000 : 2000;
+    n->prof.decode_tps = role == FY_ROLE_CLOUD ? 60 : 100; /* a 2B model decodes faster */
+    n->prof.tpot_slope = 0.05;
+    n->prof.max_seqs = 4;
+    n->prof.vision_ms_per_token = 0.05;
+    n->prof.vt_family = FY_VT_QWEN2VL;
+    n->prof.usd_per_mtok_in = role == FY_ROLE_CLOUD ? 2 : 0;
+    n->prof.usd_per_mtok_out = role == FY_ROLE_CLOUD ? 6 : 0;
+    n->link.up_mbps = role == FY_ROLE_CLOUD ? 100 : 1000;
+    n->link.down_mbps = n->link.up_mbps;
+    n->link.rtt_ms = role == FY_ROLE_CLOUD ? 40 : 2;
+    n->st.healthy = 1;
+}
+
+struct env {
+    struct fy_node nodes[4];
+    int n;
+    struct fy_features f;
+    struct fy_prefs prefs;
+    struct rng rng;
+    struct pol_ctx c;
+};
+
+static void env_init(struct env *e, int nedge, int ncloud)
+{
+    memset(e, 0, sizeof *e);
+    char name[16];
+    for (int i = 0; i < nedge; i++) {
+        snprintf(name, sizeof name, "edge%d", i);
+        mk_node(&e->nodes[e->n++], name, FY_ROLE_EDGE);
+    }
+    for (int i = 0; i < ncloud; i++) {
+        snprintf(name, sizeof name, "cloud%d", i);
+        mk_node(&e->nodes[e->n++], name, FY_ROLE_CLOUD);
+    }
+    e->prefs.tradeoff = -1;
+    e->prefs.min_quality = -1;
+    e->prefs.max_cost_usd = -1;
+    rng_seed(&e->rng, 1);
+    e->c.f = &e->f;
+    e->c.prefs = &e->prefs;
+    e->c.nodes = e->nodes;
+    e->c.nnodes = e->n;
+    e->c.rng = &e->rng;
+    e->c.session = "";
+}
+
+static void one_image(struct fy_features *f, double c_img, double c_text)
+{
+    memset(f, 0, sizeof *f);
+    f->text_tokens = f->last_text_tokens = 20;
+    f->c_text = c_text;
+    f->nimages = 1;
+    f->img[0].width = 1024;
+    f->img[0].height = 768;
+    f->img[0].bytes = 150000;
+    f->img[0].c_img = c_img;
+}
+
+static void *start(const char *name, const char *params)
+{
+    const struct fy_policy *p = pol_find(name);
+    if (!p) return NULL;
+    void *st = NULL;
+    char err[256];
+    if (p->init(&st, params, err, sizeof err) < 0) {
+        fprintf(stderr, "%s\n", err);
+        return NULL;
+    }
+    return st;
+}
+
+TEST(learned_policies_registered_and_reject_bad_params)
+{
+    const char *names[] = {"moa-off", "perllm", "qlmio", "lcio", "ferry"};
+    for (int i = 0; i < 5; i++) {
+        const struct fy_policy *p = pol_find(names[i]);
+        CHECK(p != NULL);
+        void *st = NULL;
+        char err[256] = "";
+        CHECK(p->init(&st, "nonsense=1", err, sizeof err) < 0);
+        CHECK(strstr(err, "nonsense") != NULL);
+        CHECK(p->init(&st, NULL, err, sizeof err) == 0);
+        p->free(st);
+    }
+    void *st = NULL;
+    char err[256] = "";
+    CHECK(pol_find("moa-off")->init(&st, "tau_img=2", err, sizeof err) < 0);
+    CHECK(strstr(err, "tau_img=2") != NULL);
+}
+
+TEST(moa_off_routes_each_modality_by_its_complexity)
+{
+    struct env e;
+    env_init(&e, 1, 1);
+    const struct fy_policy *p = pol_find("moa-off");
+    void *st = start("moa-off", NULL);
+    CHECK(st);
+    struct fy_plan out;
+    /* simple image, simple text: the edge answers with the image */
+    one_image(&e.f, 0.3, 0.2);
+    CHECK_EQ_INT(p->decide(st, &e.c, &out, NULL), 0);
+    CHECK_EQ_INT(out.node, 0);
+    CHECK_EQ_INT(out.img[0], FY_IMG_KEEP);
+    /* image above tau, simple text: split — the cloud describes, the edge answers */
+    one_image(&e.f, 0.8, 0.2);
+    CHECK_EQ_INT(p->decide(st, &e.c, &out, NULL), 0);
+    CHECK_EQ_INT(out.node, 0);
+    CHECK_EQ_INT(out.aux_node, 1);
+    CHECK_EQ_INT(out.img[0], FY_IMG_SPLIT);
+    /* both complex: the cloud */
+    one_image(&e.f, 0.8, 0.9);
+    CHECK_EQ_INT(p->decide(st, &e.c, &out, NULL), 0);
+    CHECK_EQ_INT(out.node, 1);
+    CHECK_EQ_INT(out.img[0], FY_IMG_KEEP);
+    /* simple request but the edge is overloaded (l > lmax = 1): the cloud */
+    one_image(&e.f, 0.3, 0.2);
+    e.nodes[0].st.running = 4;
+    e.nodes[0].st.queued = 2;
+    CHECK_EQ_INT(p->decide(st, &e.c, &out, NULL), 0);
+    CHECK_EQ_INT(out.node, 1);
+    /* ... unless the request must stay at the edge */
+    e.prefs.privacy = FY_PRIV_EDGE_ONLY;
+    one_image(&e.f, 0.8, 0.9);
+    CHECK_EQ_INT(p->decide(st, &e.c, &out, NULL), 0);
+    CHECK_EQ_INT(out.node, 0);
+    CHECK_EQ_INT(out.aux_node, -1);
+    p->free(st);
+    /* tau_img raised to 0.9: the 0.8 image stays at the edge */
+    st = start("moa-off", "tau_img=0.9");
+    e.prefs.privacy = FY_PRIV_ANY;
+    e.nodes[0].st.running = e.nodes[0].st.queued = 0;
+    one_image(&e.f, 0.8, 0.2);
+    CHECK_EQ_INT(p->decide(st, &e.c, &out, NULL), 0);
+    CHECK_EQ_INT(out.node, 0);
+    CHECK_EQ_INT(out.img[0], FY_IMG_KEEP);
+    p->free(st);
+}
+
+TEST(perllm_explores_every_arm_then_exploits_the_best)
+{
+    struct env e;
+    env_init(&e, 2, 2);
+    const struct fy_policy *p = pol_find("perllm");
+    void *st = start("perllm", NULL);
+    CHECK(st);
+    memset(&e.f, 0, sizeof e.f);
+    e.f.text_tokens = 30;
+    const double lat[4] = {900, 400, 1500, 2500}; /* node 1 is the best arm */
+    int seen[4] = {0}, picks[4] = {0};
+    for (int it = 0; it < 400; it++) {
+        struct fy_plan out;
+        CHECK_EQ_INT(p->decide(st, &e.c, &out, NULL), 0);
+        CHECK(out.node >= 0 && out.node < 4);
+        if (it < 4) seen[out.node]++;
+        if (it >= 300) picks[out.node]++;
+        struct fy_outcome o;
+        memset(&o, 0, sizeof o);
+        o.plan = out;
+        o.e2e_ms = lat[out.node] * (0.9 + 0.2 * rng_uniform(&e.rng));
+        o.quality = 1;
+        p->observe(st, &e.c, &o);
+    }
+    for (int i = 0; i < 4; i++) CHECK_EQ_INT(seen[i], 1);
+    CHECK(picks[1] > 80);
+    /* an SLO the best arm cannot meet filters it out */
+    p->free(st);
+}
+
+TEST(qlmio_maximises_weighted_quality_minus_latency)
+{
+    struct env e;
+    env_init(&e, 1, 1);
+    e.nodes[1].link.up_mbps = 20;
+    e.nodes[1].link.rtt_ms = 100;
+    struct pred *bank = pred_new(e.nodes, e.n);
+    /* the cloud answers better, the edge faster (by the profiles and link) */
+    pred_set_quality_prior(bank, 0, 0.5);
+    pred_set_quality_prior(bank, 1, 0.9);
+    e.c.pred = bank;
+    one_image(&e.f, 0.5, 0.5);
+    const struct fy_policy *p = pol_find("qlmio");
+    struct fy_plan out;
+    struct fy_estimate est[2];
+    for (int i = 0; i < 2; i++) {
+        struct fy_plan k = {.node = i, .aux_node = -1};
+        pred_estimate(bank, &e.f, e.nodes, i, &k, &est[i]);
+    }
+    CHECK(est[1].q_mean > est[0].q_mean + 0.2);
+    CHECK(est[0].e2e_ms < est[1].e2e_ms);
+    void *st = start("qlmio", "w=1");
+    CHECK_EQ_INT(p->decide(st, &e.c, &out, NULL), 0);
+    CHECK_EQ_INT(out.node, 1); /* quality only */
+    p->free(st);
+    st = start("qlmio", "w=0");
+    CHECK_EQ_INT(p->decide(st, &e.c, &out, NULL), 0);
+    CHECK_EQ_INT(out.node, 0); /* latency only */
+    /* latency only, but the request needs q >= 0.8: only the cloud qualifies */
+    e.prefs.min_quality = 0.8;
+    CHECK_EQ_INT(p->decide(st, &e.c, &out, NULL), 0);
+    CHECK_EQ_INT(out.node, 1);
+    /* the request's own tradeoff overrides w */
+    e.prefs.min_quality = -1;
+    e.prefs.tradeoff = 1;
+    CHECK_EQ_INT(p->decide(st, &e.c, &out, NULL), 0);
+    CHECK_EQ_INT(out.node, 1);
+    p->free(st);
+    pred_free(bank);
+}
+
+/* A toy dialogue world for lcio: outcomes are what an exact, fixed predictor says
+ * (latency and cost), quality 0.9 in the cloud with the image, 0.4 otherwise. */
+TEST(lcio_respects_per_dialogue_budgets)
+{
+    struct env e;
+    env_init(&e, 1, 1);
+    e.nodes[1].prof.usd_per_mtok_in = 10; /* ≈ 0.01 USD per turn with the image */
+    struct pred *truth = pred_new(e.nodes, e.n);
+    const struct fy_policy *p = pol_find("lcio");
+    void *st = start("lcio", "budget_ms=20000,budget_usd=0.05,turns=5");
+    CHECK(st);
+    int over = 0, cloud_turns = 0;
+    char sid[32];
+    for (int d = 0; d < 60; d++) {
+        snprintf(sid, sizeof sid, "dlg%d", d);
+        e.c.session = sid;
+        double spent_usd = 0, spent_ms = 0;
+        for (int t = 0; t < 8; t++) {
+            one_image(&e.f, 0.6, 0.5);
+            e.f.turn = t;
+            e.f.task = FY_TASK_REASON;
+            struct fy_plan out;
+            CHECK_EQ_INT(p->decide(st, &e.c, &out, NULL), 0);
+            struct fy_estimate te;
+            pred_estimate(truth, &e.f, e.nodes, out.node, &out, &te);
+            struct fy_outcome o;
+            memset(&o, 0, sizeof o);
+            o.plan = out;
+            o.e2e_ms = te.e2e_ms;
+            o.cost_usd = te.cost_usd;
+            o.out_tokens = (int)te.out_tokens;
+            o.quality = (out.node == 1 && out.img[0] == FY_IMG_KEEP) ? 0.9 : 0.4;
+            spent_usd += o.cost_usd;
+            spent_ms += o.e2e_ms;
+            cloud_turns += out.node == 1;
+            p->observe(st, &e.c, &o);
+        }
+        if (spent_usd > 0.05 + 1e-9 || spent_ms > 20000 + 1e-6) over++;
+    }
+    CHECK_EQ_INT(over, 0);
+    CHECK(cloud_turns > 60); /* it does use the costly, better node within budget */
+    p->free(st);
+    pred_free(truth);
+}
+
+/* A fake simulator oracle: a fixed random truth per (node, plan kind). */
+struct fake_truth {
+    struct env *e;
+    double q[4][4], lat[4][4];
+};
+
+static int plan_kind(const struct fy_plan *p, int nimg)
+{
+    if (p->aux_node >= 0) return 3;
+    if (nimg > 0 && p->img[0] == FY_IMG_DROP) return 2;
+    if (nimg > 0 && p->img[0] == FY_IMG_DOWNSCALE) return 1;
+    return 0;
+}
+
+static int fake_oracle(void *arg, const struct fy_plan *p, struct fy_estimate *t)
+{
+    struct fake_truth *ft = arg;
+    memset(t, 0, sizeof *t);
+    int k = plan_kind(p, ft->e->f.nimages);
+    t->q_mean = ft->q[p->node][k];
+    t->e2e_ms = ft->lat[p->node][k];
+    return 0;
+}
+
+TEST(ferry_picks_the_oracle_choice_when_predictions_are_exact)
+{
+    struct env e;
+    env_init(&e, 2, 2);
+    struct fake_truth ft = {.e = &e};
+    e.c.oracle = fake_oracle;
+    e.c.oracle_arg = &ft;
+    const struct fy_policy *pf = pol_find("ferry"), *po = pol_find("oracle");
+    void *sf = start("ferry", "truth=1,plans=keep,kv=0");
+    void *so = start("oracle", "plans=keep");
+    CHECK(sf && so);
+    struct rng r;
+    rng_seed(&r, 21);
+    int agree = 0;
+    for (int it = 0; it < 500; it++) {
+        for (int i = 0; i < 4; i++)
+            for (int k = 0; k < 4; k++) {
+                ft.q[i][k] = rng_uniform(&r) < 0.4 ? 1 : 0;
+                ft.lat[i][k] = 100 + 3000 * rng_uniform(&r);
+            }
+        e.prefs.slo_ms = it % 3 == 0 ? 1500 : 0;
+        one_image(&e.f, 0.5, 0.5);
+        struct fy_plan a, b;
+        CHECK_EQ_INT(pf->decide(sf, &e.c, &a, NULL), 0);
+        CHECK_EQ_INT(po->decide(so, &e.c, &b, NULL), 0);
+        agree += a.node == b.node;
+    }
+    CHECK_EQ_INT(agree, 500);
+    pf->free(sf);
+    po->free(so);
+}
+
+TEST(ferry_never_violates_edge_only_privacy)
+{
+    struct env e;
+    env_init(&e, 2, 2);
+    const struct fy_policy *p = pol_find("ferry");
+    void *st = start("ferry", "eps=0.5"); /* explores often: exploration must obey too */
+    CHECK(st);
+    struct rng r;
+    rng_seed(&r, 5);
+    int cloud_when_allowed = 0;
+    for (int it = 0; it < 400; it++) {
+        one_image(&e.f, rng_uniform(&r), rng_uniform(&r));
+        e.prefs.privacy = it % 2 ? FY_PRIV_EDGE_ONLY : FY_PRIV_ANY;
+        for (int i = 0; i < 4; i++) e.nodes[i].st.running = (int)rng_below(&r, 6);
+        struct fy_plan out;
+        CHECK_EQ_INT(p->decide(st, &e.c, &out, NULL), 0);
+        if (e.prefs.privacy == FY_PRIV_EDGE_ONLY) {
+            CHECK_EQ_INT(e.nodes[out.node].role, FY_ROLE_EDGE);
+            CHECK(out.aux_node < 0 || e.nodes[out.aux_node].role == FY_ROLE_EDGE);
+        } else {
+            cloud_when_allowed += e.nodes[out.node].role == FY_ROLE_CLOUD ||
+                                  (out.aux_node >= 0 && e.nodes[out.aux_node].role == FY_ROLE_CLOUD);
+        }
+        struct fy_outcome o;
+        memset(&o, 0, sizeof o);
+        o.plan = out;
+        o.e2e_ms = 500;
+        o.quality = 1;
+        p->observe(st, &e.c, &o);
+    }
+    CHECK(cloud_when_allowed > 0); /* the test would not notice a policy that never uses the cloud */
+    /* with only cloud nodes, an edge-only request is refused rather than leaked */
+    struct env c2;
+    env_init(&c2, 0, 2);
+    one_image(&c2.f, 0.5, 0.5);
+    c2.prefs.privacy = FY_PRIV_EDGE_ONLY;
+    struct fy_plan out;
+    CHECK(p->decide(st, &c2.c, &out, NULL) < 0);
+    p->free(st);
+}
+
+TEST(ferry_prefers_cheaper_plan_when_quality_allows)
+{
+    /* quality the same everywhere (priors equal): ferry takes the fastest plan, which
+     * for a large image on a slow uplink is the edge; with a strict min_quality that
+     * only the cloud's prior meets, it pays the latency */
+    struct env e;
+    env_init(&e, 1, 1);
+    e.nodes[1].link.up_mbps = 5;
+    struct pred *bank = pred_new(e.nodes, e.n);
+    pred_set_quality_prior(bank, 0, 0.7);
+    pred_set_quality_prior(bank, 1, 0.7);
+    e.c.pred = bank;
+    const struct fy_policy *p = pol_find("ferry");
+    void *st = start("ferry", "eps=0,z=0");
+    one_image(&e.f, 0.5, 0.5);
+    struct fy_plan out;
+    struct fy_estimate est;
+    CHECK_EQ_INT(p->decide(st, &e.c, &out, &est), 0);
+    CHECK_EQ_INT(out.node, 0);
+    pred_set_quality_prior(bank, 1, 0.95);
+    e.prefs.min_quality = 0.8;
+    CHECK_EQ_INT(p->decide(st, &e.c, &out, &est), 0);
+    CHECK_EQ_INT(out.node, 1);
+    CHECK(est.q_mean >= 0.8);
+    p->free(st);
+    pred_free(bank);
+}
