@@ -2,5 +2,5 @@
 LIB_SRCS += src/feat/image.c src/feat/imgfeat.c src/feat/calib.c src/feat/tokens.c \
             src/feat/cmd_calibrate.c
 TESTS += test-feat-image
-FUZZERS +=
+FUZZERS += fuzz-image fuzz-calib
 BENCHES +=
