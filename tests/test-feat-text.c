@@ -1,0 +1,330 @@
+/* test-feat-text — text and dialogue features: the token heuristic against real BPE
+ * counts (data/oracle/text_tokens.csv, from gpt-tokenizer), sentences and entities, the
+ * MoA-Off text scores, the task rules, n-gram hashing, and feat_request on requests. */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "feat/features.h"
+#include "feat/text.h"
+#include "req/request.h"
+#include "test.h"
+#include "util/b64.h"
+#include "util/buf.h"
+
+static char *slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    struct buf b;
+    buf_init(&b);
+    char tmp[65536];
+    size_t k;
+    while ((k = fread(tmp, 1, sizeof tmp, f)) > 0) buf_append(&b, tmp, k);
+    fclose(f);
+    *n = b.len;
+    return buf_steal(&b);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* ==== token estimate vs the BPE oracle ================================================ */
+
+/* Every CSV row whose text is present and unchanged (FNV-1a hash) is estimated. Bounds
+ * (o200k_base): mean absolute relative error <= 6 %, 95th percentile <= 20 %, total
+ * within ±5 %; and the heuristic must beat the common bytes/4 rule on the mean error. */
+TEST(tokens_vs_gpt_tokenizer_csv)
+{
+    size_t n;
+    char *csv = slurp("data/oracle/text_tokens.csv", &n);
+    CHECK(csv);
+    char mpath[512];
+    snprintf(mpath, sizeof mpath, "%s/datasets/m4a1/M4A1.json", test_shared_dir());
+    size_t mn = 0;
+    char *mtext = slurp(mpath, &mn);
+    cJSON *m4 = mtext ? cJSON_ParseWithLength(mtext, mn) : NULL;
+    free(mtext);
+
+    static double err200[2000], err100[2000], errq[2000];
+    int rows = 0, skipped = 0;
+    double sum_est = 0, sum_ref = 0;
+    char cur_lic[64] = "";
+    char *lic = NULL;
+    size_t lic_n = 0;
+    char *line = strchr(csv, '\n') + 1; /* skip header */
+    while (line && *line && rows < 2000) {
+        char *next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        char src[96];
+        unsigned long off, len, fnv;
+        int t200, t100;
+        if (sscanf(line, "%95[^,],%lu,%lu,%lu,%d,%d", src, &off, &len, &fnv, &t200, &t100) != 6) {
+            test_fail(__FILE__, __LINE__, "bad CSV line: %s", line);
+            break;
+        }
+        line = next;
+        const char *text = NULL;
+        if (!strncmp(src, "license:", 8)) {
+            if (strcmp(cur_lic, src + 8)) {
+                free(lic);
+                char p[256];
+                snprintf(p, sizeof p, "/usr/share/common-licenses/%s", src + 8);
+                lic = slurp(p, &lic_n);
+                snprintf(cur_lic, sizeof cur_lic, "%.63s", src + 8);
+            }
+            if (lic && off + len <= lic_n) text = lic + off;
+        } else if (m4) {
+            int d, t;
+            char field[16];
+            if (sscanf(src, "m4a1:%d.%d.%15s", &d, &t, field) == 3) {
+                cJSON *it = cJSON_GetArrayItem(
+                    cJSON_GetObjectItem(cJSON_GetArrayItem(m4, d), "interactions"), t);
+                cJSON *s = cJSON_GetObjectItem(it, field);
+                if (cJSON_IsString(s) && strlen(s->valuestring) == len) text = s->valuestring;
+            }
+        }
+        if (!text || feat_fnv1a32(text, len, FEAT_FNV_BASIS) != fnv) {
+            skipped++;
+            continue;
+        }
+        int est = feat_text_tokens(text, len);
+        err200[rows] = fabs((double)(est - t200)) / t200;
+        err100[rows] = fabs((double)(est - t100)) / t100;
+        errq[rows] = fabs(len / 4.0 - t200) / t200;
+        sum_est += est;
+        sum_ref += t200;
+        rows++;
+    }
+    free(lic);
+    cJSON_Delete(m4);
+    free(csv);
+    if (rows < 100) {
+        test_fail(__FILE__, __LINE__, "only %d CSV rows usable (%d skipped)", rows, skipped);
+        return;
+    }
+    double m200 = 0, m100 = 0, mq = 0;
+    for (int i = 0; i < rows; i++) m200 += err200[i], m100 += err100[i], mq += errq[i];
+    m200 /= rows, m100 /= rows, mq /= rows;
+    qsort(err200, (size_t)rows, sizeof err200[0], cmp_double);
+    double p95 = err200[(int)(0.95 * (rows - 1))];
+    if (getenv("TEST_VERBOSE"))
+        fprintf(stderr, "  tokens: %d rows (%d skipped), mean |err| o200k %.4f cl100k %.4f "
+                        "(bytes/4: %.4f), p95 %.4f, total ratio %.4f\n",
+                rows, skipped, m200, m100, mq, p95, sum_est / sum_ref);
+    CHECK(m200 <= 0.06);
+    CHECK(m100 <= 0.06);
+    CHECK(p95 <= 0.20);
+    CHECK_NEAR(sum_est / sum_ref, 1.0, 0.05);
+    CHECK(m200 < mq);
+}
+
+TEST(tokens_rules)
+{
+    CHECK_EQ_INT(feat_text_tokens("", 0), 0);
+    CHECK_EQ_INT(feat_text_tokens("hello", 5), 1);
+    CHECK_EQ_INT(feat_text_tokens("hello world", 11), 2);
+    CHECK_EQ_INT(feat_text_tokens("1234567", 7), 3);              /* 123 456 7 */
+    CHECK_EQ_INT(feat_text_tokens("don't", 5), 2);                /* don 't */
+    CHECK_EQ_INT(feat_text_tokens("a,b", 3), 3);
+    CHECK_EQ_INT(feat_text_tokens("\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e", 9), 3); /* 3 CJK */
+    CHECK_EQ_INT(feat_text_tokens("x\n\ny", 4), 3);
+    /* a 40-letter string: 1 + (40-12)/4 = 8 */
+    CHECK_EQ_INT(feat_text_tokens("abcdefghijabcdefghijabcdefghijabcdefghij", 40), 8);
+}
+
+/* ==== sentences, entities, scores ===================================================== */
+
+TEST(stats_sentences_entities)
+{
+    const char *s = "Dr. Smith went to New York on 3 May 2024. He met NASA staff!";
+    struct feat_text_stats st;
+    feat_text_stats(s, strlen(s), NULL, &st);
+    CHECK_EQ_INT(st.sentences, 2);
+    /* Smith, New York, 3, May, 2024, NASA */
+    CHECK_EQ_INT(st.entities, 6);
+    CHECK_EQ_INT(st.words, 14);
+    CHECK_NEAR(st.c_ner, 1.0, 1e-12);                 /* (6/2)/2 capped at 1 */
+    CHECK_NEAR(st.c_L, st.tokens / 128.0, 1e-12);
+    CHECK_NEAR(st.c_text, 0.5 * st.c_L + 0.5 * st.c_ner, 1e-12);
+
+    const char *plain = "what is the cat doing on the sofa";
+    feat_text_stats(plain, strlen(plain), NULL, &st);
+    CHECK_EQ_INT(st.sentences, 1);
+    CHECK_EQ_INT(st.entities, 0);
+    CHECK_NEAR(st.c_ner, 0.0, 0);
+
+    const char *nums = "Version 3.5 costs $1,200 (e.g. at 10:30 on 2024-05-01). I agree.";
+    feat_text_stats(nums, strlen(nums), NULL, &st);
+    CHECK_EQ_INT(st.sentences, 2);   /* "e.g." does not end a sentence */
+    CHECK_EQ_INT(st.entities, 4);    /* 3.5, 1,200, 10:30, 2024-05-01; "I" is not one */
+
+    const char *list = "Shopping list\n- eggs\n- milk";
+    feat_text_stats(list, strlen(list), NULL, &st);
+    CHECK_EQ_INT(st.sentences, 3);
+    feat_text_stats("", 0, NULL, &st);
+    CHECK_EQ_INT(st.sentences, 0);
+    CHECK_NEAR(st.c_text, 0.0, 0);
+
+    struct feat_text_params p = {.L0 = 10, .gamma = 4, .beta_L = 0.25, .beta_ner = 0.75};
+    feat_text_stats(s, strlen(s), &p, &st);
+    CHECK_NEAR(st.c_L, st.tokens >= 10 ? 1.0 : st.tokens / 10.0, 1e-12);
+    CHECK_NEAR(st.c_ner, (6.0 / 2) / 4, 1e-12);
+    CHECK_NEAR(st.c_text, 0.25 * st.c_L + 0.75 * 0.75, 1e-12);
+}
+
+/* ==== task rules ====================================================================== */
+
+TEST(task_rules)
+{
+    static const struct { const char *q; enum fy_task t; } cases[] = {
+        {"Describe this image in detail.", FY_TASK_CAPTION},
+        {"What's in the picture?", FY_TASK_CAPTION},
+        {"How many people are in the boat?", FY_TASK_COUNT},
+        {"Count the apples on the table.", FY_TASK_COUNT},
+        {"What does the sign say?", FY_TASK_OCR},
+        {"Read the text on the label.", FY_TASK_OCR},
+        {"Is the man wearing a hat?", FY_TASK_YESNO},
+        {"Are there any clouds in the sky? Answer yes or no.", FY_TASK_YESNO},
+        {"Is the car red or blue?", FY_TASK_CHAT},
+        {"Which animal is shown?\nA. cat\nB. dog\nC. horse\nAnswer with the option's letter "
+         "from the given choices directly.", FY_TASK_MCQ},
+        {"Which of the following is a mammal? (A) shark (B) whale", FY_TASK_MCQ},
+        {"Why is the sky blue?", FY_TASK_REASON},
+        {"Explain step by step how the circuit works.", FY_TASK_REASON},
+        {"Please send a message to my home that I'm stuck in traffic.", FY_TASK_CHAT},
+        {"What color is the bus?", FY_TASK_CHAT},
+        {"", FY_TASK_CHAT},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        enum fy_task t = feat_text_task(cases[i].q, strlen(cases[i].q));
+        if (t != cases[i].t)
+            test_fail(__FILE__, __LINE__, "\"%s\": %s, want %s", cases[i].q, feat_task_name(t),
+                      feat_task_name(cases[i].t));
+    }
+    CHECK_STR(feat_task_name(FY_TASK_OCR), "ocr");
+    CHECK_STR(feat_task_name(FY_TASK__N), "?");
+}
+
+/* ==== n-gram hashing ================================================================== */
+
+static double dot(const float *a, const float *b)
+{
+    double s = 0;
+    for (int i = 0; i < FY_HASH_DIM; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+TEST(ngram_hashing)
+{
+    /* FNV-1a 32 reference vectors (the FNV authors' test suite) */
+    CHECK_EQ_INT(feat_fnv1a32("", 0, FEAT_FNV_BASIS), 0x811c9dc5u);
+    CHECK_EQ_INT(feat_fnv1a32("a", 1, FEAT_FNV_BASIS), 0xe40c292cu);
+    CHECK_EQ_INT(feat_fnv1a32("foobar", 6, FEAT_FNV_BASIS), 0xbf9cf968u);
+
+    float a[FY_HASH_DIM] = {0}, b[FY_HASH_DIM] = {0}, c[FY_HASH_DIM] = {0};
+    /* one word: exactly one non-zero entry, at h mod DIM, signed by bit 31 */
+    feat_text_ngrams_add(a, "foobar", 6);
+    unsigned h = 0xbf9cf968u;
+    int nz = 0;
+    for (int i = 0; i < FY_HASH_DIM; i++) nz += a[i] != 0;
+    CHECK_EQ_INT(nz, 1);
+    CHECK_NEAR(a[h % FY_HASH_DIM], (h >> 31) ? -1.0 : 1.0, 0);
+
+    /* case-insensitive, punctuation-insensitive; unit norm */
+    memset(a, 0, sizeof a);
+    feat_text_ngrams_add(a, "The red car, parked.", 20);
+    feat_text_ngrams_normalize(a);
+    feat_text_ngrams_add(b, "the RED car parked", 18);
+    feat_text_ngrams_normalize(b);
+    CHECK_NEAR(dot(a, a), 1.0, 1e-6);
+    CHECK_NEAR(dot(a, b), 1.0, 1e-6);
+    /* word order changes the bigrams only: similar but not equal */
+    feat_text_ngrams_add(c, "parked car red the", 18);
+    feat_text_ngrams_normalize(c);
+    double sim = dot(a, c);
+    CHECK(sim > 0.3 && sim < 0.99);
+    /* an empty text stays the zero vector */
+    float z[FY_HASH_DIM] = {0};
+    feat_text_ngrams_add(z, " ,.; ", 5);
+    feat_text_ngrams_normalize(z);
+    CHECK_NEAR(dot(z, z), 0.0, 0);
+}
+
+/* ==== feat_request: dialogue and images ============================================== */
+
+TEST(request_dialogue_features)
+{
+    const char *body =
+        "{\"max_tokens\":77,\"messages\":["
+        "{\"role\":\"system\",\"content\":\"You are a helpful assistant.\"},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Describe the kitchen.\"},"
+        "{\"type\":\"image_url\",\"image_url\":{\"url\":\"https://x.test/k.jpg\"}}]},"
+        "{\"role\":\"assistant\",\"content\":\"A small kitchen with a stove.\"},"
+        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"How many chairs are there?\"},"
+        "{\"type\":\"image_url\",\"image_url\":{\"url\":\"https://x.test/c.jpg\"}}]}]}";
+    struct req_error e;
+    struct fy_request *r = req_parse(body, strlen(body), NULL, &e);
+    CHECK(r);
+    struct fy_features f;
+    char err[256];
+    CHECK_EQ_INT(feat_request(r, NULL, &f, err, sizeof err), 0);
+    CHECK_EQ_INT(f.turn, 1);
+    CHECK_EQ_INT(f.history_images, 1);
+    CHECK_EQ_INT(f.nimages, 2);
+    CHECK_EQ_INT(f.max_out_tokens, 77);
+    CHECK_EQ_INT(f.task, FY_TASK_COUNT);
+    int t_sys = feat_text_tokens("You are a helpful assistant.", 28);
+    int t_u1 = feat_text_tokens("Describe the kitchen.", 21);
+    int t_a = feat_text_tokens("A small kitchen with a stove.", 29);
+    int t_u2 = feat_text_tokens("How many chairs are there?", 26);
+    CHECK_EQ_INT(f.history_tokens, t_sys + t_u1 + t_a);
+    CHECK_EQ_INT(f.last_text_tokens, t_u2);
+    CHECK_EQ_INT(f.text_tokens, t_sys + t_u1 + t_a + t_u2);
+    CHECK_EQ_INT(f.sentences, 1);
+    CHECK_NEAR(f.c_L, t_u2 / 128.0, 1e-12);
+    CHECK_NEAR(dot(f.ngram, f.ngram), 1.0, 1e-6);
+    CHECK_EQ_INT(f.img[0].format, FY_FMT_UNKNOWN); /* references are not fetched */
+    req_free(r);
+}
+
+/* A data: URL image is analysed exactly as feat_image_analyze does on the file. */
+TEST(request_image_features_match_file)
+{
+    char path[512];
+    size_t n;
+    snprintf(path, sizeof path, "%s/images/photo-robin-small.png", test_shared_dir());
+    uint8_t *img = (uint8_t *)slurp(path, &n);
+    CHECK(img);
+    struct buf b;
+    buf_init(&b);
+    char *enc = malloc(b64_encoded_len(n, 1) + 1);
+    b64_encode(img, n, B64_STD, 1, enc);
+    buf_printf(&b, "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","
+                   "\"image_url\":{\"url\":\"data:image/png;base64,%s\"}},{\"type\":\"text\","
+                   "\"text\":\"What is this bird?\"}]}]}", enc);
+    free(enc);
+    struct req_error e;
+    struct fy_request *r = req_parse(b.data, b.len, NULL, &e);
+    buf_fini(&b);
+    CHECK(r);
+    struct fy_features f;
+    struct fy_image_features ref;
+    char err[256];
+    CHECK_EQ_INT(feat_request(r, NULL, &f, err, sizeof err), 0);
+    CHECK_EQ_INT(feat_image_analyze(img, n, NULL, &ref, err, sizeof err), 0);
+    CHECK_EQ_INT(f.nimages, 1);
+    CHECK_EQ_INT(f.turn, 0);
+    CHECK_EQ_INT(f.history_images, 0);
+    CHECK_EQ_INT(f.img[0].width, ref.width);
+    CHECK_EQ_INT(f.img[0].height, ref.height);
+    CHECK_NEAR(f.img[0].c_img, ref.c_img, 0);
+    CHECK_NEAR(f.img[0].sobel_mean, ref.sobel_mean, 0);
+    CHECK_EQ_INT(f.img[0].tokens[FY_VT_QWEN2VL], ref.tokens[FY_VT_QWEN2VL]);
+    CHECK_EQ_INT(f.task, FY_TASK_CAPTION); /* "what is this" */
+    req_free(r);
+    free(img);
+}
