@@ -14,7 +14,10 @@
 #include <event2/thread.h>
 
 #include "emu/answers.h"
+#include "emu/collect.h"
 #include "emu/faults.h"
+#include "emu/score.h"
+#include "pred/trace.h"
 #include "emu/server.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -701,4 +704,155 @@ TEST(emu_client_disconnect_frees_the_slot)
     fx_stop(&f);
     CHECK_NEAR(running, 0, 0);
     CHECK_NEAR(aborted, 1, 0);
+}
+
+/* ==== scoring and `ferry bench collect` ================================================ */
+
+TEST(emu_score_kinds)
+{
+    const char *vqa[] = {"two", "2", "2", "2 dogs", "two"};
+    /* normalised "2" matches "two", "2", "2", "two": 4 of 5 -> min(1, 4/3) */
+    CHECK_NEAR(emu_score(EMU_SCORE_VQA, "Two.", vqa, 5, NULL, 0), 1, 0);
+    const char *vqa2[] = {"red", "dark red", "red", "maroon"};
+    CHECK_NEAR(emu_score(EMU_SCORE_VQA, "maroon", vqa2, 4, NULL, 0), 1.0 / 3, 1e-12);
+    CHECK_NEAR(emu_score(EMU_SCORE_VQA, "the red", vqa2, 4, NULL, 0), 2.0 / 3, 1e-12);
+    CHECK_NEAR(emu_score(EMU_SCORE_VQA, "blue", vqa2, 4, NULL, 0), 0, 0);
+    const char *mc[] = {"B"};
+    const char *choices[] = {"A. cat", "B. dog", "C. owl"};
+    CHECK_NEAR(emu_score(EMU_SCORE_MCQ, "(B)", mc, 1, choices, 3), 1, 0);
+    CHECK_NEAR(emu_score(EMU_SCORE_MCQ, "The answer is B.", mc, 1, choices, 3), 1, 0);
+    CHECK_NEAR(emu_score(EMU_SCORE_MCQ, "dog", mc, 1, choices, 3), 1, 0);
+    CHECK_NEAR(emu_score(EMU_SCORE_MCQ, "A cat, surely", mc, 1, choices, 3), 0, 0);
+    CHECK_NEAR(emu_score(EMU_SCORE_MCQ, "C", mc, 1, choices, 3), 0, 0);
+    CHECK_NEAR(emu_score(EMU_SCORE_MCQ, "no idea", mc, 1, choices, 3), 0, 0);
+    const char *ex[] = {"yes"};
+    CHECK_NEAR(emu_score(EMU_SCORE_EXACT, "Yes!", ex, 1, NULL, 0), 1, 0);
+    CHECK_NEAR(emu_score(EMU_SCORE_EXACT, "yes it is", ex, 1, NULL, 0), 0, 0);
+    const char *ct[] = {"rocket"};
+    CHECK_NEAR(emu_score(EMU_SCORE_CONTAINS, "A rocket on its launch pad.", ct, 1, NULL, 0), 1, 0);
+    CHECK_NEAR(emu_score(EMU_SCORE_CONTAINS, "Rocketry club", ct, 1, NULL, 0), 0, 0);
+    char n[64];
+    emu_score_normalize("The  Three  apples, an 3.5-inch don't!", n, sizeof n);
+    CHECK_STR(n, "3 apples 3.5 inch don't");
+}
+
+/* Writes a gateway config with two emulated nodes. */
+static const char *write_config(int edge_port, int cloud_port)
+{
+    static char path[512];
+    snprintf(path, sizeof path, "%s", test_tmp_path("collect.ini"));
+    FILE *fp = fopen(path, "w");
+    if (!fp) return NULL;
+    fprintf(fp, "[node edge]\nrole = edge\nurl = http://127.0.0.1:%d\nmodel = edge-model\n"
+                "usd_per_mtok_in = 0\nusd_per_mtok_out = 0\n\n"
+                "[node cloud]\nrole = cloud\nurl = http://127.0.0.1:%d/\nmodel = cloud-model\n"
+                "usd_per_mtok_in = 2\nusd_per_mtok_out = 8\n",
+            edge_port, cloud_port);
+    fclose(fp);
+    return path;
+}
+
+TEST(emu_collect_scores_measures_and_resumes)
+{
+    struct emu_opts oe, oc;
+    opts_fast(&oe);
+    opts_fast(&oc);
+    oe.capability = 40;   /* the edge node always answers right ... */
+    oc.capability = -40;  /* ... the cloud node never: the scores must show it */
+    struct fx fe, fc;
+    CHECK(fx_start(&fe, &oe) == 0);
+    if (fx_start(&fc, &oc) < 0) {
+        fx_stop(&fe);
+        CHECK(0);
+    }
+    const char *cfg = write_config(fe.port, fc.port);
+    char out[512];
+    snprintf(out, sizeof out, "%s", test_tmp_path("trace.jsonl"));
+    struct emu_collect_opts o;
+    emu_collect_opts_default(&o);
+    o.dataset = "data/collect/mini.jsonl";
+    o.config = cfg;
+    o.out = out;
+    o.base = test_shared_dir();
+    o.concurrency = 3;
+    o.limit = 5;
+    struct emu_collect_stats st1, st2, st3;
+    char err[512] = "";
+    int rc1 = emu_collect_run(&o, &st1, err, sizeof err);
+    o.limit = 0;
+    int rc2 = emu_collect_run(&o, &st2, err, sizeof err);
+    int rc3 = emu_collect_run(&o, &st3, err, sizeof err);
+    fx_stop(&fe);
+    fx_stop(&fc);
+    if (rc1 || rc2 || rc3) fprintf(stderr, "  collect: %s\n", err);
+    CHECK(rc1 == 0 && rc2 == 0 && rc3 == 0);
+    CHECK_EQ_INT(st1.items, 24);
+    CHECK_EQ_INT(st1.done, 5);
+    CHECK_EQ_INT(st1.runs, 10);
+    CHECK_EQ_INT(st2.skipped, 5);  /* resumed */
+    CHECK_EQ_INT(st2.done, 19);
+    CHECK_EQ_INT(st2.failed, 0);
+    CHECK_EQ_INT(st3.skipped, 24); /* nothing left */
+    CHECK_EQ_INT(st3.runs, 0);
+    struct trace_record *recs = NULL;
+    size_t n = 0;
+    CHECK(trace_read_file(out, 0, &recs, &n, err, sizeof err) == 0);
+    int ok = n == 24;
+    double edge_q = 0, cloud_q = 0;
+    int cat_seen = 0, costs_ok = 1, times_ok = 1;
+    for (size_t i = 0; ok && i < n; i++) {
+        const struct trace_record *r = &recs[i];
+        ok &= r->nout == 2 && !strcmp(r->out[0].node, "edge") && !strcmp(r->out[1].node, "cloud");
+        ok &= !r->out[0].o.failed && !r->out[1].o.failed;
+        edge_q += r->out[0].o.quality;
+        cloud_q += r->out[1].o.quality;
+        for (int k = 0; k < 2; k++) {
+            const struct fy_outcome *oc2 = &r->out[k].o;
+            times_ok &= oc2->ttft_ms > 0 && oc2->ttft_ms <= oc2->e2e_ms && oc2->out_tokens > 0 &&
+                        oc2->in_tokens > 0;
+        }
+        costs_ok &= r->out[0].o.cost_usd == 0 && r->out[1].o.cost_usd > 0;
+        if (!strcmp(r->id, "mini-01")) {
+            cat_seen = 1;
+            ok &= r->f.nimages == 1 && r->f.img[0].width == 451 && r->f.img[0].height == 300;
+            ok &= r->out[0].role == FY_ROLE_EDGE && r->out[1].role == FY_ROLE_CLOUD;
+            ok &= !strcmp(r->out[1].model, "cloud-model");
+        }
+    }
+    free(recs);
+    CHECK(ok);
+    CHECK(cat_seen);
+    CHECK(times_ok);
+    CHECK(costs_ok);
+    CHECK_NEAR(edge_q, 24, 1e-9);
+    CHECK_NEAR(cloud_q, 0, 1e-9);
+}
+
+TEST(emu_collect_reports_bad_dataset_lines)
+{
+    char ds[512], never[512]; /* test_tmp_path returns a static buffer */
+    snprintf(ds, sizeof ds, "%s", test_tmp_path("bad.jsonl"));
+    snprintf(never, sizeof never, "%s", test_tmp_path("never.jsonl"));
+    FILE *fp = fopen(ds, "w");
+    CHECK(fp);
+    fputs("{\"id\":\"a\",\"question\":\"q\",\"answers\":[\"x\"]}\n"
+          "{\"id\":\"b\",\"question\":\"q\"}\n", fp);
+    fclose(fp);
+    const char *cfg = write_config(1, 2);
+    struct emu_collect_opts o;
+    emu_collect_opts_default(&o);
+    o.dataset = ds;
+    o.config = cfg;
+    o.out = never;
+    struct emu_collect_stats st;
+    char err[512] = "";
+    CHECK(emu_collect_run(&o, &st, err, sizeof err) < 0);
+    if (!strstr(err, "bad.jsonl:2")) fprintf(stderr, "  err: %s\n", err);
+    CHECK(strstr(err, "bad.jsonl:2") != NULL);
+    CHECK(strstr(err, "answers") != NULL);
+    fp = fopen(ds, "w");
+    fputs("{\"id\":\"a\",\"question\":\"q\",\"answers\":[\"x\"],\"images\":[\"nope.png\"]}\n", fp);
+    fclose(fp);
+    CHECK(emu_collect_run(&o, &st, err, sizeof err) < 0);
+    CHECK(strstr(err, "nope.png: not found") != NULL);
 }
