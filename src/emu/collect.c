@@ -14,10 +14,12 @@
 
 #include "emu/answers.h"
 #include "emu/score.h"
+#include "feat/features.h"
 #include "feat/image.h"
 #include "feat/tokens.h"
 #include "gw/config.h"
 #include "pred/trace.h"
+#include "req/request.h"
 #include "util/b64.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -31,6 +33,7 @@ struct item {
     char dataset[64];
     char skill[32];
     enum fy_task task;
+    int task_given;               /* task from the dataset (else feat's guess) */
     enum emu_score_kind kind;
     char *prompt;                 /* question (+ choices), malloc'd */
     char *refs[COLLECT_MAX_REFS];
@@ -162,6 +165,7 @@ static int parse_item(const char *line, size_t len, const char *where, const cha
         snprintf(err, errlen, "%s: \"task\": unknown task name", where);
         goto out;
     }
+    it->task_given = v != NULL || it->kind == EMU_SCORE_MCQ;
     v = cJSON_GetObjectItemCaseSensitive(o, "difficulty");
     if (v) {
         if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 1)) {
@@ -452,12 +456,6 @@ static int activate(struct active *a, const struct item *it, double t_ms, char *
     snprintf(r->id, sizeof r->id, "%s", it->id);
     snprintf(r->dataset, sizeof r->dataset, "%s", it->dataset);
     r->t_ms = t_ms;
-    struct fy_features *f = &r->f;
-    f->task = it->task;
-    f->text_tokens = f->last_text_tokens = emu_tokens(it->prompt, strlen(it->prompt));
-    f->max_out_tokens = it->max_tokens;
-    f->sentences = 1;
-    f->nimages = it->nimages;
     struct feat_image_opts fo;
     feat_image_opts_default(&fo);
     for (int i = 0; i < it->nimages; i++) {
@@ -465,13 +463,15 @@ static int activate(struct active *a, const struct item *it, double t_ms, char *
         size_t n = 0;
         if (feat_read_file(it->images[i], COLLECT_MAX_IMAGE, &bytes, &n, err, errlen) < 0)
             return -1;
+        enum fy_img_format fmt;
+        int w, h;
         char ierr[256];
-        if (feat_image_analyze(bytes, n, &fo, &f->img[i], ierr, sizeof ierr) < 0) {
+        if (feat_image_probe(bytes, n, &fmt, &w, &h, ierr, sizeof ierr) < 0) {
             snprintf(err, errlen, "item %s: %s: %s", it->id, it->images[i], ierr);
             free(bytes);
             return -1;
         }
-        const char *mime = mime_of(f->img[i].format);
+        const char *mime = mime_of(fmt);
         size_t need = strlen("data:;base64,") + strlen(mime) + b64_encoded_len(n, 1) + 1;
         char *url = malloc(need);
         if (!url) {
@@ -485,6 +485,33 @@ static int activate(struct active *a, const struct item *it, double t_ms, char *
         a->img_bytes += n;
         free(bytes);
     }
+    /* features of the request exactly as sent (feat_request: images and text) */
+    struct gw_node_cfg anon;
+    memset(&anon, 0, sizeof anon);
+    snprintf(anon.name, sizeof anon.name, "features");
+    char *body = build_body(it, a->urls, &anon, 0);
+    if (!body) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    struct req_limits lim;
+    req_limits_default(&lim);
+    lim.max_body_bytes = strlen(body) + 1;
+    struct req_error rerr;
+    struct fy_request *fr = req_parse(body, strlen(body), &lim, &rerr);
+    free(body);
+    if (!fr) {
+        snprintf(err, errlen, "item %s: %s: %s", it->id, rerr.path, rerr.msg);
+        return -1;
+    }
+    char ferr[256];
+    int frc = feat_request(fr, &fo, &r->f, ferr, sizeof ferr);
+    req_free(fr);
+    if (frc < 0) {
+        snprintf(err, errlen, "item %s: %s", it->id, ferr);
+        return -1;
+    }
+    if (it->task_given) r->f.task = it->task; /* the dataset's label beats the guess */
     return 0;
 }
 

@@ -18,6 +18,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "emu/answers.h"
+#include "feat/text.h"
 #include "feat/tokens.h"
 #include "node/service.h"
 #include "req/request.h"
@@ -668,12 +669,13 @@ static void handle_chat(struct emu_server *s, struct evhttp_request *req)
     r->created = (long long)time(NULL);
     snprintf(r->cid, sizeof r->cid, "chatcmpl-emu%016llx%04llx",
              (unsigned long long)s->o.seed, (unsigned long long)r->id);
-    /* prompt tokens: text of every part + template overhead per message; images by
-     * the profile's visual-token rule from the header size */
+    /* prompt tokens: ferry's BPE-like estimate of every text part (feat/text.h) +
+     * template overhead per message; images by the profile's visual-token rule from
+     * the header size */
     int pt = PROMPT_TOKENS_PER_MESSAGE * fr->nmessages, it = 0;
     for (int i = 0; i < fr->nparts; i++)
         if (fr->parts[i].kind == FY_PART_TEXT)
-            pt += emu_tokens(fr->parts[i].text, fr->parts[i].text_len);
+            pt += feat_text_tokens(fr->parts[i].text, fr->parts[i].text_len);
     for (int i = 0; i < fr->nimages; i++) {
         const struct fy_image_ref *im = &fr->images[i];
         int w = im->width > 0 ? im->width : 448, h = im->height > 0 ? im->height : 448;
