@@ -4,6 +4,7 @@
 #ifndef FERRY_CLI_H
 #define FERRY_CLI_H
 
+int cmd_features(int argc, char **argv);  /* src/feat/cmd_features.c */
 int cmd_calibrate(int argc, char **argv); /* src/feat/cmd_calibrate.c */
 int cmd_emulate(int argc, char **argv); /* src/emu/cmd_emulate.c */
 

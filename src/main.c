@@ -14,6 +14,7 @@ struct command {
 static const struct command g_commands[] = {
     /* one line per subcommand; keep in this order: features, calibrate, sim, train,
      * eval, bench, serve, emulate */
+    {"features", cmd_features, "print complexity features of images and request JSON files"},
     {"calibrate", cmd_calibrate, "compute a MoA-Off image calibration file from images"},
     {"emulate", cmd_emulate, "run an emulated OpenAI-compatible MLLM node (tests, demos)"},
     {NULL, NULL, NULL},

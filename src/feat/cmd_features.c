@@ -1,0 +1,370 @@
+/* cmd_features.c — `ferry features`: complexity features of image files and of
+ * chat-completions request JSON files (the same code the gateway runs per request). */
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "feat/calib.h"
+#include "feat/features.h"
+#include "feat/image.h"
+#include "feat/text.h"
+#include "feat/tokens.h"
+#include "req/request.h"
+
+/* Inputs larger than this are refused before they are read (a request body limit of
+ * 32 MiB and an image limit of FEAT_IMAGE_MAX_BYTES, whichever is larger). */
+#define INPUT_MAX ((size_t)64 << 20)
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: ferry features [--json|--table] [--analysis-size N] [--calib FILE] INPUT...\n"
+            "\n"
+            "Prints the complexity features ferry routes on, for each INPUT:\n"
+            "  an image file (JPEG, PNG, WebP): size, mean Sobel magnitude, gray entropy,\n"
+            "    Laplacian variance, the MoA-Off scores C_res C_edge C_ent C_lap c_img and\n"
+            "    the estimated visual tokens (Qwen2-VL, LLaVA-1.5, generic);\n"
+            "  a request JSON file (OpenAI chat completions): estimated text tokens,\n"
+            "    sentences, C_L C_ner c_text, task guess, dialogue turn and history, and\n"
+            "    the image features of each data: URL image;\n"
+            "  a directory: its *.jpg *.jpeg *.png *.webp *.json files, sorted by name;\n"
+            "  '-': standard input (image or JSON, recognised by its first bytes).\n"
+            "Formulas and units: docs/features.md.\n"
+            "\n"
+            "  --table             aligned columns, one row per image or request (default)\n"
+            "  --json              one JSON object per image or request per line\n"
+            "  --analysis-size N   longer side in px the image measures are taken at\n"
+            "                      (default %d, 0 = full resolution)\n"
+            "  --calib FILE        calibration file from `ferry calibrate` (default: the\n"
+            "                      shipped one, data/calib/default.ini)\n"
+            "  -h, --help          this text\n"
+            "\n"
+            "A bad input gets one line on stderr (file: problem); the other inputs are\n"
+            "still processed. Exit status: 0, 1 when some input failed, 2 on a usage error.\n",
+            FEAT_IMAGE_ANALYSIS_SIZE);
+}
+
+/* ==== input ========================================================================== */
+
+/* Reads a whole file (or stdin for "-") of at most INPUT_MAX bytes. */
+static int read_input(const char *path, char **out, size_t *n, char *err, size_t errlen)
+{
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) {
+        snprintf(err, errlen, "%s", strerror(errno));
+        return -1;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap + 1);
+    int rc = -1;
+    if (!buf) { snprintf(err, errlen, "out of memory"); goto done; }
+    for (;;) {
+        if (len == cap) {
+            if (cap >= INPUT_MAX) {
+                snprintf(err, errlen, "larger than %zu MiB", INPUT_MAX >> 20);
+                goto done;
+            }
+            cap *= 2;
+            char *nb = realloc(buf, cap + 1);
+            if (!nb) { snprintf(err, errlen, "out of memory"); goto done; }
+            buf = nb;
+        }
+        size_t k = fread(buf + len, 1, cap - len, f);
+        len += k;
+        if (k == 0) break;
+    }
+    if (ferror(f)) { snprintf(err, errlen, "read error: %s", strerror(errno)); goto done; }
+    buf[len] = '\0';
+    *out = buf;
+    *n = len;
+    buf = NULL;
+    rc = 0;
+done:
+    free(buf);
+    if (f != stdin) fclose(f);
+    return rc;
+}
+
+/* ==== output ========================================================================= */
+
+struct out {
+    int json;
+    int table_header_done;
+};
+
+/* Adds the image feature fields to o; returns o. */
+static cJSON *image_json(cJSON *o, const struct fy_image_features *f)
+{
+    cJSON_AddStringToObject(o, "format", feat_image_format_name(f->format));
+    cJSON_AddNumberToObject(o, "width", f->width);
+    cJSON_AddNumberToObject(o, "height", f->height);
+    cJSON_AddNumberToObject(o, "bytes", (double)f->bytes);
+    cJSON_AddNumberToObject(o, "sobel_mean", f->sobel_mean);
+    cJSON_AddNumberToObject(o, "entropy", f->entropy);
+    cJSON_AddNumberToObject(o, "laplacian_var", f->laplacian_var);
+    cJSON_AddNumberToObject(o, "c_res", f->c_res);
+    cJSON_AddNumberToObject(o, "c_edge", f->c_edge);
+    cJSON_AddNumberToObject(o, "c_ent", f->c_ent);
+    cJSON_AddNumberToObject(o, "c_lap", f->c_lap);
+    cJSON_AddNumberToObject(o, "c_img", f->c_img);
+    cJSON_AddNumberToObject(o, "image_tokens", f->tokens[FY_VT_QWEN2VL]);
+    cJSON *t = cJSON_AddObjectToObject(o, "tokens");
+    for (int k = 0; k < FY_VT__N; k++)
+        cJSON_AddNumberToObject(t, feat_vt_family_name((enum fy_vt_family)k), f->tokens[k]);
+    return o;
+}
+
+static void print_json(cJSON *o)
+{
+    char *s = cJSON_PrintUnformatted(o);
+    if (s) {
+        puts(s);
+        free(s);
+    }
+    cJSON_Delete(o);
+}
+
+static void table_header(struct out *o)
+{
+    if (o->table_header_done) return;
+    o->table_header_done = 1;
+    printf("%-34s %-4s %11s %7s %6s %9s %5s %5s %5s %5s %5s %6s %5s %6s %-7s\n", "input", "fmt",
+           "size", "sobel", "entropy", "lap_var", "c_res", "c_edg", "c_ent", "c_lap", "c_img",
+           "vtok", "ttok", "c_text", "task");
+}
+
+/* The table shows base names, cut from the left when still wider than the column. */
+static const char *fit(const char *s, size_t w)
+{
+    const char *slash = strrchr(s, '/');
+    if (slash && slash[1]) s = slash + 1;
+    size_t n = strlen(s);
+    return n > w ? s + (n - w) : s;
+}
+
+static void image_row(const char *name, const struct fy_image_features *f)
+{
+    char size[24];
+    snprintf(size, sizeof size, "%dx%d", f->width, f->height);
+    if (f->format == FY_FMT_UNKNOWN) {
+        printf("%-34s %-4s %11s %7s %6s %9s %5s %5s %5s %5s %5s %6s\n", fit(name, 34), "url",
+               "-", "-", "-", "-", "-", "-", "-", "-", "-", "-");
+        return;
+    }
+    printf("%-34s %-4s %11s %7.2f %6.3f %9.1f %5.3f %5.3f %5.3f %5.3f %5.3f %6d\n",
+           fit(name, 34), feat_image_format_name(f->format), size, f->sobel_mean, f->entropy,
+           f->laplacian_var, f->c_res, f->c_edge, f->c_ent, f->c_lap, f->c_img,
+           f->tokens[FY_VT_QWEN2VL]);
+}
+
+/* ==== one input ====================================================================== */
+
+static int do_image(struct out *o, const char *name, const uint8_t *p, size_t n,
+                    const struct feat_image_opts *io)
+{
+    struct fy_image_features f;
+    char err[256];
+    if (feat_image_analyze(p, n, io, &f, err, sizeof err) < 0) {
+        fprintf(stderr, "ferry features: %s: %s\n", name, err);
+        return -1;
+    }
+    if (o->json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "file", name);
+        cJSON_AddStringToObject(j, "kind", "image");
+        print_json(image_json(j, &f));
+    } else {
+        table_header(o);
+        image_row(name, &f);
+    }
+    return 0;
+}
+
+static int do_request(struct out *o, const char *name, const char *p, size_t n,
+                      const struct feat_image_opts *io)
+{
+    struct req_error e;
+    struct fy_request *r = req_parse(p, n, NULL, &e);
+    if (!r) {
+        fprintf(stderr, "ferry features: %s: %s: %s (HTTP %d)\n", name, e.path, e.msg, e.status);
+        return -1;
+    }
+    static struct fy_features f; /* 2 KB of n-grams + 16 images: not on the stack */
+    char err[256];
+    if (feat_request(r, io, &f, err, sizeof err) < 0) {
+        fprintf(stderr, "ferry features: %s: %s\n", name, err);
+        req_free(r);
+        return -1;
+    }
+    int vtok = 0;
+    for (int i = 0; i < f.nimages; i++) vtok += f.img[i].tokens[FY_VT_QWEN2VL];
+    if (o->json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "file", name);
+        cJSON_AddStringToObject(j, "kind", "request");
+        cJSON_AddStringToObject(j, "model", r->model);
+        cJSON_AddNumberToObject(j, "messages", r->nmessages);
+        cJSON_AddNumberToObject(j, "text_tokens", f.text_tokens);
+        cJSON_AddNumberToObject(j, "last_text_tokens", f.last_text_tokens);
+        cJSON_AddNumberToObject(j, "sentences", f.sentences);
+        cJSON_AddNumberToObject(j, "c_L", f.c_L);
+        cJSON_AddNumberToObject(j, "c_ner", f.c_ner);
+        cJSON_AddNumberToObject(j, "c_text", f.c_text);
+        cJSON_AddStringToObject(j, "task", feat_task_name(f.task));
+        cJSON_AddNumberToObject(j, "turn", f.turn);
+        cJSON_AddNumberToObject(j, "history_tokens", f.history_tokens);
+        cJSON_AddNumberToObject(j, "history_images", f.history_images);
+        cJSON_AddNumberToObject(j, "max_out_tokens", f.max_out_tokens);
+        cJSON_AddNumberToObject(j, "image_tokens", vtok);
+        cJSON *imgs = cJSON_AddArrayToObject(j, "images");
+        for (int i = 0; i < f.nimages; i++) {
+            cJSON *im = image_json(cJSON_CreateObject(), &f.img[i]);
+            if (!r->images[i].is_data) cJSON_AddStringToObject(im, "url", r->images[i].url);
+            cJSON_AddItemToArray(imgs, im);
+        }
+        print_json(j);
+    } else {
+        table_header(o);
+        char size[24];
+        snprintf(size, sizeof size, "%d msg", r->nmessages);
+        printf("%-34s %-4s %11s %7s %6s %9s %5s %5s %5s %5s %5s %6d %5d %6.3f %-7s\n",
+               fit(name, 34), "req", size, "", "", "", "", "", "", "", "", vtok, f.text_tokens,
+               f.c_text, feat_task_name(f.task));
+        for (int i = 0; i < f.nimages; i++) {
+            char sub[64];
+            snprintf(sub, sizeof sub, "  image %d", i);
+            image_row(sub, &f.img[i]);
+        }
+    }
+    req_free(r);
+    return 0;
+}
+
+static int do_input(struct out *o, const char *path, const struct feat_image_opts *io)
+{
+    char *data = NULL, err[256];
+    size_t n = 0;
+    if (read_input(path, &data, &n, err, sizeof err) < 0) {
+        fprintf(stderr, "ferry features: %s: %s\n", path, err);
+        return -1;
+    }
+    int rc;
+    const char *q = data;
+    while (q < data + n && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')) q++;
+    if (n == 0) {
+        fprintf(stderr, "ferry features: %s: empty file\n", path);
+        rc = -1;
+    } else if (feat_image_sniff((const uint8_t *)data, n) != FY_FMT_UNKNOWN) {
+        rc = do_image(o, path, (const uint8_t *)data, n, io);
+    } else if (q < data + n && *q == '{') {
+        rc = do_request(o, path, data, n, io);
+    } else {
+        fprintf(stderr, "ferry features: %s: neither a JPEG, PNG or WebP image nor a JSON "
+                        "request\n", path);
+        rc = -1;
+    }
+    free(data);
+    return rc;
+}
+
+static int wanted(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    if (!dot || name[0] == '.') return 0;
+    return !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") || !strcasecmp(dot, ".png") ||
+           !strcasecmp(dot, ".webp") || !strcasecmp(dot, ".json");
+}
+
+static int cmp_name(const struct dirent **a, const struct dirent **b)
+{
+    return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+static int filter(const struct dirent *d)
+{
+    return wanted(d->d_name);
+}
+
+static int do_path(struct out *o, const char *path, const struct feat_image_opts *io)
+{
+    struct stat st;
+    if (strcmp(path, "-") && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        struct dirent **ents;
+        int k = scandir(path, &ents, filter, cmp_name);
+        if (k < 0) {
+            fprintf(stderr, "ferry features: %s: %s\n", path, strerror(errno));
+            return -1;
+        }
+        int bad = 0;
+        for (int i = 0; i < k; i++) {
+            char full[4096];
+            snprintf(full, sizeof full, "%s/%s", path, ents[i]->d_name);
+            if (do_input(o, full, io) < 0) bad = 1;
+            free(ents[i]);
+        }
+        free(ents);
+        return bad ? -1 : 0;
+    }
+    return do_input(o, path, io);
+}
+
+int cmd_features(int argc, char **argv)
+{
+    struct out o = {0};
+    struct feat_image_opts io;
+    struct feat_calib calib;
+    feat_image_opts_default(&io);
+    int first = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--json")) {
+            o.json = 1;
+        } else if (!strcmp(a, "--table")) {
+            o.json = 0;
+        } else if (!strcmp(a, "--analysis-size") && i + 1 < argc) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || end == argv[i] || v < 0 || v > FEAT_IMAGE_MAX_SIDE) {
+                fprintf(stderr, "ferry features: --analysis-size: '%s' is not a size in px "
+                                "(0..%d)\n", argv[i], FEAT_IMAGE_MAX_SIDE);
+                return 2;
+            }
+            io.analysis_size = (int)v;
+        } else if (!strcmp(a, "--calib") && i + 1 < argc) {
+            char err[256];
+            if (feat_calib_load(argv[++i], &calib, err, sizeof err) < 0) {
+                fprintf(stderr, "ferry features: --calib: %s\n", err);
+                return 2;
+            }
+            io.calib = &calib;
+        } else if (!strcmp(a, "--")) {
+            first = i + 1;
+            break;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "ferry features: unknown or incomplete option '%s' (see --help)\n", a);
+            return 2;
+        } else {
+            first = i;
+            break;
+        }
+    }
+    if (!first || first >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    int bad = 0;
+    for (int i = first; i < argc; i++) {
+        if (do_path(&o, argv[i], &io) < 0) bad = 1;
+        fflush(stdout);
+    }
+    return bad;
+}
