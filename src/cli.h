@@ -6,6 +6,11 @@
 
 int cmd_features(int argc, char **argv);  /* src/feat/cmd_features.c */
 int cmd_calibrate(int argc, char **argv); /* src/feat/cmd_calibrate.c */
+int cmd_train(int argc, char **argv);     /* src/pred/cmd_train.c */
+int cmd_eval(int argc, char **argv);      /* src/pred/cmd_eval.c */
+int cmd_bench(int argc, char **argv);     /* src/pred/cmd_bench.c */
 int cmd_emulate(int argc, char **argv); /* src/emu/cmd_emulate.c */
+int cmd_serve(int argc, char **argv);   /* src/gw/cmd_serve.c */
+int cmd_bench_export(int argc, char **argv); /* src/gw/cmd_export.c ("ferry bench export") */
 
 #endif

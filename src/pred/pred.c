@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pred/trace.h"
+
 static void node_init(struct pred_node *pn, const struct fy_node *node)
 {
     memset(pn, 0, sizeof *pn);
@@ -210,4 +212,98 @@ void pred_error_stats(const struct pred *p, int node, double *mae_ms, double *ma
     if (mape) *mape = k ? ape / k : 0;
     if (brier) *brier = p->nq ? p->brier_sum / p->nq : 0;
     if (n) *n = k;
+}
+
+/* ==== from trace outcomes ========================================================== */
+
+static void trace_node(const struct trace_outcome *t, struct fy_node *n)
+{
+    memset(n, 0, sizeof *n);
+    snprintf(n->name, sizeof n->name, "%s", t->node);
+    snprintf(n->prof.model, sizeof n->prof.model, "%s", t->model);
+    n->role = t->role;
+    n->prof.vt_family = FY_VT_QWEN2VL;
+    n->link = t->link;
+    n->st = t->state;
+    n->st.healthy = 1;
+}
+
+/* Bank entry and MILP context for a recorded outcome (split plans excluded). */
+static struct pred_node *trace_ctx(struct pred *p, const struct fy_features *f,
+                                   const struct trace_outcome *t, struct fy_node *n,
+                                   struct milp_ctx *c, int *nsplit)
+{
+    trace_node(t, n);
+    int bi = bank_index(p, n);
+    if (bi < 0) bi = pred_add_node(p, n);
+    if (bi < 0) return NULL;
+    /* the bank's entry may carry a real profile (max_seqs etc.): use it */
+    double aux_bytes;
+    int aux_tokens;
+    main_ctx(f, n, &t->o.plan, c, nsplit, &aux_bytes, &aux_tokens, NULL);
+    if (t->image_tokens > 0) c->image_tokens = t->image_tokens;
+    if (t->bytes_up > 0) c->bytes_up = t->bytes_up;
+    return &p->node[bi];
+}
+
+int pred_estimate_trace(struct pred *p, const struct fy_features *f,
+                        const struct trace_outcome *t, struct fy_estimate *out)
+{
+    struct fy_node n;
+    struct milp_ctx c;
+    int nsplit;
+    memset(out, 0, sizeof *out);
+    struct pred_node *pn = trace_ctx(p, f, t, &n, &c, &nsplit);
+    if (!pn) return -1;
+    milp_predict(&pn->milp, f, &c, out);
+    double sd;
+    out->q_mean = mgqp_predict(&pn->mgqp, f, &t->o.plan, &sd);
+    out->q_std = sd;
+    return nsplit ? 1 : 0;
+}
+
+void pred_observe_trace(struct pred *p, const struct fy_features *f,
+                        const struct trace_outcome *t)
+{
+    struct fy_node n;
+    struct milp_ctx c;
+    int nsplit;
+    struct pred_node *pn = trace_ctx(p, f, t, &n, &c, &nsplit);
+    if (!pn) return;
+    const struct fy_outcome *o = &t->o;
+    if (o->quality >= 0 && o->quality <= 1) {
+        double q = mgqp_predict(&pn->mgqp, f, &o->plan, NULL);
+        p->brier_sum += (q - o->quality) * (q - o->quality);
+        p->nq++;
+        mgqp_observe(&pn->mgqp, f, &o->plan, o->quality);
+    }
+    if (nsplit == 0) milp_observe(&pn->milp, f, &c, o);
+}
+
+/* ==== evaluation helper ============================================================ */
+
+static int cmp_s(const void *a, const void *b)
+{
+    double x = ((const struct pred__qpair *)a)->s, y = ((const struct pred__qpair *)b)->s;
+    return x < y ? -1 : x > y;
+}
+
+double pred__auc(struct pred__qpair *q, size_t n)
+{
+    qsort(q, n, sizeof *q, cmp_s);
+    double rank_sum = 0, pos = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && q[j].s == q[i].s) j++;
+        double avg = (double)(i + j + 1) / 2.0; /* ranks i+1..j */
+        for (size_t k = i; k < j; k++)
+            if (q[k].y > 0.5) {
+                rank_sum += avg;
+                pos++;
+            }
+        i = j;
+    }
+    double neg = (double)n - pos;
+    if (pos == 0 || neg == 0) return NAN;
+    return (rank_sum - pos * (pos + 1) / 2) / (pos * neg);
 }

@@ -61,10 +61,24 @@ int pred_estimate(struct pred *p, const struct fy_features *f, const struct fy_n
 void pred_observe(struct pred *p, const struct fy_features *f, const struct fy_node *nodes,
                   const struct fy_outcome *o);
 
+/* The same from a trace outcome (trace.h): the node as recorded (name, role, model,
+ * link, state at dispatch) and the recorded image tokens and bytes when present. Used
+ * by `ferry train` / `ferry eval`. */
+struct trace_outcome;
+int pred_estimate_trace(struct pred *p, const struct fy_features *f,
+                        const struct trace_outcome *t, struct fy_estimate *out);
+void pred_observe_trace(struct pred *p, const struct fy_features *f,
+                        const struct trace_outcome *t);
+
 /* A-priori error statistics since creation: latency MAE (ms) / MAPE of node i
  * (-1 for all nodes), and the Brier score of the quality predictions. */
 void pred_error_stats(const struct pred *p, int node, double *mae_ms, double *mape,
                       double *brier, long *n);
+
+/* Area under the ROC curve of scores s for labels y > 0.5, ties at their average rank;
+ * O(n log n), sorts q. NAN when one class is empty. (Shared by eval and bench m4a1.) */
+struct pred__qpair { double s, y; };
+double pred__auc(struct pred__qpair *q, size_t n);
 
 /* Model files (format in docs/predictors.md, code in model.c). pred_load matches the
  * file's nodes to nodes[] by name; nodes[] missing from the file keep their priors;

@@ -36,6 +36,20 @@ const char *trace_img_action_name(int a)
     return (a >= 0 && a <= FY_IMG_SPLIT) ? g_img_names[a] : "keep";
 }
 
+double trace_split_key(const struct trace_record *r)
+{
+    const char *s = r->session[0] ? r->session : r->id;
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 1099511628211ull;
+    }
+    h ^= h >> 29; /* FNV's low bits mix poorly for short keys */
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 32;
+    return (double)(h >> 11) / 9007199254740992.0;
+}
+
 /* ==== writer ======================================================================= */
 
 static void put_str(FILE *fp, const char *s)

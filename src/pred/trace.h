@@ -55,6 +55,11 @@ const char *trace_task_name(enum fy_task t);
 int trace_task_parse(const char *s, enum fy_task *t); /* 0 or -1 */
 const char *trace_img_action_name(int a);
 
+/* Deterministic split key in [0, 1) of a record: a hash of its session (all turns of a
+ * dialogue fall on the same side) or, without a session, of its id. `ferry train` uses
+ * records with key >= holdout, `ferry eval` those with key < holdout. */
+double trace_split_key(const struct trace_record *r);
+
 /* Writes one record as one line (terminated by '\n'). 0, or -1 on an I/O error. */
 int trace_write(FILE *fp, const struct trace_record *r);
 

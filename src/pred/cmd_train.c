@@ -1,0 +1,108 @@
+/* cmd_train — `ferry train TRACE... -o model.fy`: fits MGQP and MILP of every node seen
+ * in the traces by replaying their outcomes in order through the online learners
+ * (pred_observe_trace), on the training side of the deterministic split
+ * (trace_split_key >= holdout), and writes a model file (model.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "pred/pred.h"
+#include "pred/trace.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: ferry train TRACE.jsonl... -o MODEL.fy [--holdout F] [--epochs N]\n"
+            "  Fits the quality (MGQP) and latency (MILP) predictors of every node in the\n"
+            "  traces and writes a model file. Records whose split key is below F (default\n"
+            "  0.2, by dialogue) are held out for `ferry eval`; F = 0 trains on everything.\n"
+            "  --epochs N   passes over the training records (default 1).\n");
+}
+
+int cmd_train(int argc, char **argv)
+{
+    const char *out = NULL;
+    double holdout = 0.2;
+    int epochs = 1, ntraces = 0, rc = 1;
+    const char *traces[256];
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "-o") && i + 1 < argc) {
+            out = argv[++i];
+        } else if (!strcmp(argv[i], "--holdout") && i + 1 < argc) {
+            char *end;
+            holdout = strtod(argv[++i], &end);
+            if (*end || !(holdout >= 0 && holdout < 1)) {
+                fprintf(stderr, "ferry train: --holdout %s: expected a number in [0, 1)\n", argv[i]);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--epochs") && i + 1 < argc) {
+            epochs = atoi(argv[++i]);
+            if (epochs < 1 || epochs > 1000) {
+                fprintf(stderr, "ferry train: --epochs %s: expected 1..1000\n", argv[i]);
+                return 2;
+            }
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "ferry train: unknown option %s\n", argv[i]);
+            usage(stderr);
+            return 2;
+        } else if (ntraces < 256) {
+            traces[ntraces++] = argv[i];
+        }
+    }
+    if (!out || ntraces == 0) {
+        usage(stderr);
+        return 2;
+    }
+    struct pred *p = pred_new(NULL, 0);
+    if (!p) {
+        fprintf(stderr, "ferry train: out of memory\n");
+        return 1;
+    }
+    long used = 0, held = 0, outcomes = 0;
+    char err[512];
+    for (int e = 0; e < epochs; e++) {
+        for (int t = 0; t < ntraces; t++) {
+            struct trace_record *recs = NULL;
+            size_t n = 0;
+            if (trace_read_file(traces[t], 0, &recs, &n, err, sizeof err) < 0) {
+                fprintf(stderr, "ferry train: %s\n", err);
+                goto cleanup;
+            }
+            for (size_t i = 0; i < n; i++) {
+                if (trace_split_key(&recs[i]) < holdout) {
+                    if (e == 0) held++;
+                    continue;
+                }
+                if (e == 0) used++;
+                for (int k = 0; k < recs[i].nout; k++) {
+                    pred_observe_trace(p, &recs[i].f, &recs[i].out[k]);
+                    if (e == 0) outcomes++;
+                }
+            }
+            free(recs);
+        }
+    }
+    if (used == 0) {
+        fprintf(stderr, "ferry train: no training records (all %ld held out or traces empty)\n",
+                held);
+        goto cleanup;
+    }
+    if (pred_save(p, out, err, sizeof err) < 0) {
+        fprintf(stderr, "ferry train: %s\n", err);
+        goto cleanup;
+    }
+    printf("trained on %ld records (%ld outcomes, %d epoch%s), %ld held out; %d node%s -> %s\n",
+           used, outcomes, epochs, epochs > 1 ? "s" : "", held, p->n, p->n == 1 ? "" : "s", out);
+    for (int i = 0; i < p->n; i++)
+        printf("  %-16s %-24s %-5s quality labels %ld, latency samples %ld\n", p->node[i].name,
+               p->node[i].model, p->node[i].role == FY_ROLE_CLOUD ? "cloud" : "edge",
+               p->node[i].mgqp.n, p->node[i].milp.part[MILP_PREFILL].n);
+    rc = 0;
+cleanup:
+    pred_free(p);
+    return rc;
+}

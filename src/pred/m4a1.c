@@ -1,0 +1,802 @@
+/* m4a1 — M4A1 replay: loader, LCIO environment, policies, report (m4a1.h). */
+#include "pred/m4a1.h"
+
+#include <cJSON.h>
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pred/pred.h"
+#include "util/rng.h"
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+/* ==== LCIO's constants (LCIO-M4A1.md; Jetson TX2 local device, wired cloud) ========= */
+
+/* latency (s) and cost (USD) by number of uploaded views k; index 0 of LOCAL_* */
+#define LOCAL_S   0.011429   /* 2·3.8e9/1024·2048 FLOP / 1330 GFLOP/s */
+#define LOCAL_USD 7.94e-9    /* 15 W for that time at 16.68 ¢/kWh */
+static const double g_cloud_s[4] = {6.46030, 4.76134, 6.24569, 6.98211};
+static const double g_cloud_usd[4] = {0.00049, 0.00500, 0.00945, 0.01368};
+#define BUDGET_S   30.0
+#define BUDGET_USD 0.05
+
+static const unsigned g_views[M4A1_NACT] = {0, 0, 1, 2, 4, 3, 5, 6, 7};
+static const char *const g_task_names[M4A1_NTASK] = {"Assistive System", "Message Editing",
+                                                     "Query", "Recommendation"};
+
+unsigned m4a1_action_views(int a) { return a >= 0 && a < M4A1_NACT ? g_views[a] : 0; }
+
+static int popcount3(unsigned m) { return (m & 1) + ((m >> 1) & 1) + ((m >> 2) & 1); }
+
+static double act_lat(int a) { return a == 0 ? LOCAL_S : g_cloud_s[popcount3(g_views[a])]; }
+static double act_cost(int a) { return a == 0 ? LOCAL_USD : g_cloud_usd[popcount3(g_views[a])]; }
+
+/* min–max over [local, cloud k = 0..3] */
+static double norm_lat(int a)
+{
+    double lo = LOCAL_S, hi = LOCAL_S;
+    for (int k = 0; k < 4; k++) {
+        if (g_cloud_s[k] < lo) lo = g_cloud_s[k];
+        if (g_cloud_s[k] > hi) hi = g_cloud_s[k];
+    }
+    return (act_lat(a) - lo) / (hi - lo);
+}
+
+static double norm_cost(int a)
+{
+    double lo = LOCAL_USD, hi = LOCAL_USD;
+    for (int k = 0; k < 4; k++) {
+        if (g_cloud_usd[k] < lo) lo = g_cloud_usd[k];
+        if (g_cloud_usd[k] > hi) hi = g_cloud_usd[k];
+    }
+    return (act_cost(a) - lo) / (hi - lo);
+}
+
+/* Sum of the chosen views' association scores, min–max normalised over the 9 actions. */
+static double norm_assoc(const struct m4a1_turn *t, int a)
+{
+    double v[M4A1_NACT], lo = INFINITY, hi = -INFINITY;
+    for (int b = 0; b < M4A1_NACT; b++) {
+        v[b] = 0;
+        for (int k = 0; k < 3; k++)
+            if (g_views[b] >> k & 1) v[b] += t->assoc[k];
+        if (v[b] < lo) lo = v[b];
+        if (v[b] > hi) hi = v[b];
+    }
+    return hi > lo ? (v[a] - lo) / (hi - lo) : 0;
+}
+
+/* ==== loader ======================================================================= */
+
+static int task_id(const char *s)
+{
+    for (int i = 0; i < M4A1_NTASK; i++)
+        if (!strcmp(s, g_task_names[i])) return i;
+    return -1;
+}
+
+static int is_refusal(const char *a)
+{
+    return strstr(a, "sorry") || strstr(a, "I don't have") || strstr(a, "can't");
+}
+
+void m4a1_fini(struct m4a1 *m)
+{
+    if (!m) return;
+    for (int i = 0; i < m->n; i++) {
+        for (int t = 0; t < m->d[i].nturns; t++) free(m->d[i].turn[t].question);
+        free(m->d[i].turn);
+    }
+    free(m->d);
+    memset(m, 0, sizeof *m);
+}
+
+static int load_turn(const cJSON *it, const cJSON *assoc, struct m4a1_turn *t, int di, int ti,
+                     char *err, size_t errlen)
+{
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(it, "question");
+    const cJSON *task = cJSON_GetObjectItemCaseSensitive(it, "task_cat");
+    const cJSON *act = cJSON_GetObjectItemCaseSensitive(it, "action");
+    const cJSON *idx = cJSON_GetObjectItemCaseSensitive(it, "image_index");
+    const cJSON *ans = cJSON_GetObjectItemCaseSensitive(it, "answer");
+    const cJSON *sc = cJSON_GetObjectItemCaseSensitive(it, "score");
+    const cJSON *tm = cJSON_GetObjectItemCaseSensitive(it, "interaction_time");
+    const cJSON *co = cJSON_GetObjectItemCaseSensitive(it, "usage_cost");
+    if (!cJSON_IsString(q) || !cJSON_IsString(task) || !cJSON_IsNumber(act) ||
+        !cJSON_IsString(ans) || !cJSON_IsNumber(sc)) {
+        seterr(err, errlen,
+               "dialogue %d, turn %d: question, task_cat, action, answer and score are required",
+               di, ti);
+        return -1;
+    }
+    t->task = task_id(task->valuestring);
+    if (t->task < 0) {
+        seterr(err, errlen, "dialogue %d, turn %d: unknown task_cat \"%.40s\"", di, ti,
+               task->valuestring);
+        return -1;
+    }
+    unsigned views = 0;
+    if (idx && cJSON_IsArray(idx)) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, idx)
+        {
+            if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > 2) {
+                seterr(err, errlen, "dialogue %d, turn %d: image_index entries must be 0..2", di, ti);
+                return -1;
+            }
+            views |= 1u << (int)e->valuedouble;
+        }
+    } else if (idx && !cJSON_IsNull(idx)) {
+        seterr(err, errlen, "dialogue %d, turn %d: image_index must be null or a list", di, ti);
+        return -1;
+    }
+    if (act->valuedouble == 0) {
+        t->action = 0;
+    } else if (act->valuedouble == 1) {
+        t->action = 1;
+        for (int a = 1; a < M4A1_NACT; a++)
+            if (g_views[a] == views) t->action = a;
+    } else {
+        seterr(err, errlen, "dialogue %d, turn %d: action must be 0 or 1", di, ti);
+        return -1;
+    }
+    if (!isfinite(sc->valuedouble) || sc->valuedouble < 0 || sc->valuedouble > 10) {
+        seterr(err, errlen, "dialogue %d, turn %d: score must be in [0, 10]", di, ti);
+        return -1;
+    }
+    t->refusal = is_refusal(ans->valuestring) != 0;
+    t->score = t->refusal ? 0 : sc->valuedouble;
+    t->time_s = cJSON_IsNumber(tm) ? tm->valuedouble : 0;
+    t->cost_usd = cJSON_IsNumber(co) ? co->valuedouble : 0;
+    const cJSON *row = cJSON_GetArrayItem(assoc, ti);
+    if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != 3) {
+        seterr(err, errlen, "dialogue %d: association_score row %d must hold 3 numbers", di, ti);
+        return -1;
+    }
+    for (int k = 0; k < 3; k++) {
+        const cJSON *v = cJSON_GetArrayItem(row, k);
+        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
+            seterr(err, errlen, "dialogue %d: association_score[%d][%d] is not a number", di, ti, k);
+            return -1;
+        }
+        t->assoc[k] = v->valuedouble;
+    }
+    t->question = strdup(q->valuestring);
+    if (!t->question) {
+        seterr(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+int m4a1_load(const char *path, struct m4a1 *m, char *err, size_t errlen)
+{
+    memset(m, 0, sizeof *m);
+    FILE *fp = fopen(path, "rb");
+    char *data = NULL;
+    cJSON *root = NULL;
+    int rc = -1;
+    if (!fp) {
+        seterr(err, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fseek(fp, 0, SEEK_END) != 0) goto io;
+    long sz = ftell(fp);
+    if (sz < 0) goto io;
+    if ((unsigned long)sz > M4A1_MAX_BYTES) {
+        seterr(err, errlen, "%s: %ld bytes, more than %u", path, sz, M4A1_MAX_BYTES);
+        goto cleanup;
+    }
+    rewind(fp);
+    data = malloc((size_t)sz + 1);
+    if (!data || fread(data, 1, (size_t)sz, fp) != (size_t)sz) goto io;
+    root = cJSON_ParseWithLength(data, (size_t)sz);
+    if (!cJSON_IsArray(root)) {
+        seterr(err, errlen, "%s: not a JSON list of dialogues", path);
+        goto cleanup;
+    }
+    int nd = cJSON_GetArraySize(root);
+    if (nd <= 0 || nd > 100000) {
+        seterr(err, errlen, "%s: %d dialogues (expected 1..100000)", path, nd);
+        goto cleanup;
+    }
+    m->d = calloc((size_t)nd, sizeof *m->d);
+    if (!m->d) goto nomem;
+    const cJSON *dj;
+    cJSON_ArrayForEach(dj, root)
+    {
+        int di = m->n;
+        struct m4a1_dialogue *d = &m->d[m->n++];
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(dj, "id");
+        const cJSON *its = cJSON_GetObjectItemCaseSensitive(dj, "interactions");
+        const cJSON *assoc = cJSON_GetObjectItemCaseSensitive(dj, "association_score");
+        d->id = cJSON_IsNumber(id) ? (int)id->valuedouble : di;
+        if (!cJSON_IsArray(its) || !cJSON_IsArray(assoc)) {
+            seterr(err, errlen, "%s: dialogue %d: interactions and association_score must be lists",
+                   path, di);
+            goto cleanup;
+        }
+        int nt = cJSON_GetArraySize(its);
+        if (nt < 1 || nt > M4A1_MAX_TURNS || cJSON_GetArraySize(assoc) < nt) {
+            seterr(err, errlen, "%s: dialogue %d: %d turns (1..%d) and %d association rows", path,
+                   di, nt, M4A1_MAX_TURNS, cJSON_GetArraySize(assoc));
+            goto cleanup;
+        }
+        d->turn = calloc((size_t)nt, sizeof *d->turn);
+        if (!d->turn) goto nomem;
+        const cJSON *it;
+        cJSON_ArrayForEach(it, its)
+        {
+            char e2[256];
+            if (load_turn(it, assoc, &d->turn[d->nturns], di, d->nturns, e2, sizeof e2) < 0) {
+                seterr(err, errlen, "%s: %s", path, e2);
+                goto cleanup;
+            }
+            d->nturns++;
+        }
+    }
+    rc = 0;
+    goto cleanup;
+nomem:
+    seterr(err, errlen, "%s: out of memory", path);
+    goto cleanup;
+io:
+    seterr(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+cleanup:
+    if (rc < 0) m4a1_fini(m);
+    cJSON_Delete(root);
+    free(data);
+    fclose(fp);
+    return rc;
+}
+
+/* ==== environment: observation and kNN response ==================================== */
+
+/* Observation of turn t of d after actions acts[0..t-1] (LCIO: the last 5 per-turn
+ * states [previous action, its views (3), task], newest first, −1 padding). */
+static void observe(const struct m4a1_dialogue *d, int t, const int *acts, double *obs)
+{
+    for (int h = 0; h < M4A1_HIST; h++) {
+        int j = t - h;
+        double *e = obs + 5 * h;
+        if (j < 0) {
+            for (int k = 0; k < 5; k++) e[k] = -1;
+            continue;
+        }
+        int prev = j > 0 ? acts[j - 1] : -1;
+        e[0] = prev;
+        for (int k = 0; k < 3; k++) e[1 + k] = prev >= 0 ? (double)(g_views[prev] >> k & 1) : 0;
+        e[4] = d->turn[j].task;
+    }
+}
+
+static void knn_vec(const double *obs, int a, double *v)
+{
+    memcpy(v, obs, sizeof(double) * M4A1_OBS);
+    v[M4A1_OBS] = m4a1_action_cloud(a);
+    for (int k = 0; k < 3; k++) v[M4A1_OBS + 1 + k] = g_views[a] >> k & 1;
+}
+
+struct env {
+    double (*x)[M4A1_KNN_DIM];
+    double *y;
+    int n;
+};
+
+static int env_build(struct env *e, const struct m4a1 *m)
+{
+    int total = 0;
+    for (int i = 0; i < m->n; i++) total += m->d[i].nturns;
+    e->x = malloc(sizeof *e->x * (size_t)total);
+    e->y = malloc(sizeof *e->y * (size_t)total);
+    e->n = 0;
+    if (!e->x || !e->y) return -1;
+    for (int i = 0; i < m->n; i++) {
+        const struct m4a1_dialogue *d = &m->d[i];
+        int acts[M4A1_MAX_TURNS];
+        for (int t = 0; t < d->nturns; t++) acts[t] = d->turn[t].action;
+        for (int t = 0; t < d->nturns; t++) {
+            double obs[M4A1_OBS];
+            observe(d, t, acts, obs);
+            knn_vec(obs, acts[t], e->x[e->n]);
+            e->y[e->n++] = d->turn[t].score;
+        }
+    }
+    return 0;
+}
+
+static void env_fini(struct env *e)
+{
+    free(e->x);
+    free(e->y);
+}
+
+/* Distance-weighted 5-NN response of (obs, a); O(n) in logged turns. */
+static double env_resp(const struct env *e, const double *obs, int a)
+{
+    double v[M4A1_KNN_DIM], bd[5], by[5];
+    int nb = 0;
+    knn_vec(obs, a, v);
+    for (int i = 0; i < e->n; i++) {
+        double d2 = 0;
+        for (int k = 0; k < M4A1_KNN_DIM; k++) {
+            double df = e->x[i][k] - v[k];
+            d2 += df * df;
+        }
+        double d = sqrt(d2);
+        if (nb < 5) {
+            bd[nb] = d;
+            by[nb++] = e->y[i];
+        } else {
+            int w = 0;
+            for (int k = 1; k < 5; k++)
+                if (bd[k] > bd[w]) w = k;
+            if (d < bd[w]) {
+                bd[w] = d;
+                by[w] = e->y[i];
+            }
+        }
+    }
+    double sw = 0, sy = 0;
+    for (int k = 0; k < nb; k++) {
+        double w = 1.0 / (bd[k] + 1e-6);
+        sw += w;
+        sy += w * by[k];
+    }
+    return sw > 0 ? sy / sw : 0;
+}
+
+/* ==== policies ===================================================================== */
+
+enum { POL_LOCAL = 0, POL_CLOUD, POL_RANDOM, POL_LCIO, POL_FERRY, POL__N };
+static const char *const g_pol_names[POL__N] = {"local", "cloud", "random", "lcio", "ferry"};
+
+#define NCTX_PREV (M4A1_NACT + 1)
+#define NBUD 4
+
+struct qcell { double q; long n; double r_sum, r_sq; };
+
+struct agent {
+    /* lcio: tabular Q over (previous action, task, budget bucket) × action, with the
+     * Lagrangian reward and dual variables */
+    struct qcell q[NCTX_PREV][M4A1_NTASK][NBUD][M4A1_NACT];
+    double lam_l, lam_c;
+    /* ferry: immediate response statistics per (previous action, task) × action */
+    struct qcell r[NCTX_PREV][M4A1_NTASK][M4A1_NACT];
+    double rem_turns[M4A1_MAX_TURNS + 1]; /* E[N − t | N > t] over training dialogues */
+};
+
+struct step_ctx {
+    const struct m4a1_dialogue *d;
+    int t;
+    const int *acts;
+    double rem_s, rem_usd;
+};
+
+static int bud_bucket(const struct step_ctx *c)
+{
+    double f = fmin(c->rem_s / BUDGET_S, c->rem_usd / BUDGET_USD);
+    if (f <= 0) return 0;
+    int b = 1 + (int)(f * (NBUD - 1));
+    return b >= NBUD ? NBUD - 1 : b;
+}
+
+static int prev_of(const struct step_ctx *c) { return c->t > 0 ? c->acts[c->t - 1] + 1 : 0; }
+
+static int fits(const struct step_ctx *c, int a)
+{
+    return act_lat(a) <= c->rem_s && act_cost(a) <= c->rem_usd;
+}
+
+static int lcio_pick(const struct agent *ag, const struct step_ctx *c, double eps, struct rng *r)
+{
+    int p = prev_of(c), task = c->d->turn[c->t].task, b = bud_bucket(c);
+    if (eps > 0 && rng_uniform(r) < eps) return (int)rng_below(r, M4A1_NACT);
+    int best = 0;
+    for (int a = 1; a < M4A1_NACT; a++)
+        if (ag->q[p][task][b][a].q > ag->q[p][task][b][best].q) best = a;
+    return best;
+}
+
+/* ferry on M4A1: the action with the best lower-confidence reward among those whose
+ * latency and cost fit the paced allowance (remaining budget / expected remaining
+ * turns, × 1.5 slack) and the remaining budget; local when none does. */
+static int ferry_pick(const struct agent *ag, const struct step_ctx *c, double z)
+{
+    const struct m4a1_turn *tu = &c->d->turn[c->t];
+    int p = prev_of(c), task = tu->task;
+    double er = ag->rem_turns[c->t < M4A1_MAX_TURNS ? c->t : M4A1_MAX_TURNS];
+    if (er < 1) er = 1;
+    double allow_s = 1.5 * c->rem_s / er, allow_usd = 1.5 * c->rem_usd / er;
+    int best = 0;
+    double bv = -INFINITY;
+    for (int a = 0; a < M4A1_NACT; a++) {
+        if (!fits(c, a)) continue;
+        if (a > 0 && (act_lat(a) > allow_s || act_cost(a) > allow_usd)) continue;
+        const struct qcell *s = &ag->r[p][task][a];
+        if (s->n == 0) continue;
+        double mean = s->r_sum / s->n, var = s->r_sq / s->n - mean * mean;
+        double lcb = mean - z * sqrt(var > 0 ? var : 0) / sqrt((double)s->n);
+        double v = lcb + norm_assoc(tu, a) / 3 - norm_lat(a) / 3 - norm_cost(a) / 3;
+        if (v > bv) bv = v, best = a;
+    }
+    return best;
+}
+
+static int pick(int pol, const struct agent *ag, const struct step_ctx *c, struct rng *r)
+{
+    switch (pol) {
+    case POL_LOCAL: return 0;
+    case POL_CLOUD: return 1 + (int)rng_below(r, M4A1_NACT - 1);
+    case POL_RANDOM: return rng_uniform(r) < 0.5 ? 0 : 1 + (int)rng_below(r, M4A1_NACT - 1);
+    case POL_LCIO: return lcio_pick(ag, c, 0, r);
+    default: return ferry_pick(ag, c, 1.0);
+    }
+}
+
+/* ==== episodes ===================================================================== */
+
+struct dstats {
+    double resp_sum, reward_sum, lat_s, cost_usd;
+    int turns, over;
+};
+
+/* One dialogue under policy pol (training when train != 0: lcio learns by Q-learning,
+ * ferry collects response statistics from uniformly explored actions). */
+static void episode(const struct env *e, const struct m4a1_dialogue *d, int pol,
+                    struct agent *ag, int train, double eps, struct rng *r, struct dstats *out)
+{
+    int acts[M4A1_MAX_TURNS];
+    struct step_ctx c = {.d = d, .acts = acts, .rem_s = BUDGET_S, .rem_usd = BUDGET_USD};
+    memset(out, 0, sizeof *out);
+    int prev_s[M4A1_MAX_TURNS][4];
+    double lag_r[M4A1_MAX_TURNS];
+    for (int t = 0; t < d->nturns; t++) {
+        c.t = t;
+        int a;
+        if (train && pol == POL_LCIO) a = lcio_pick(ag, &c, eps, r);
+        else if (train) a = (int)rng_below(r, M4A1_NACT);
+        else a = pick(pol, ag, &c, r);
+        double obs[M4A1_OBS];
+        observe(d, t, acts, obs);
+        double resp = env_resp(e, obs, a);
+        double rw = resp + norm_assoc(&d->turn[t], a) / 3 - norm_lat(a) / 3 - norm_cost(a) / 3;
+        prev_s[t][0] = prev_of(&c);
+        prev_s[t][1] = d->turn[t].task;
+        prev_s[t][2] = bud_bucket(&c);
+        prev_s[t][3] = a;
+        c.rem_s -= act_lat(a);
+        c.rem_usd -= act_cost(a);
+        if (c.rem_s < 0 || c.rem_usd < 0) rw = 0; /* LCIO: no reward past the budget */
+        acts[t] = a;
+        out->resp_sum += resp;
+        out->reward_sum += rw;
+        out->lat_s += act_lat(a);
+        out->cost_usd += act_cost(a);
+        out->turns++;
+        lag_r[t] = rw - ag->lam_l * act_lat(a) / BUDGET_S - ag->lam_c * act_cost(a) / BUDGET_USD;
+        if (train && pol == POL_FERRY) {
+            struct qcell *s = &ag->r[prev_s[t][0]][prev_s[t][1]][a];
+            s->n++;
+            s->r_sum += resp;
+            s->r_sq += resp * resp;
+        }
+    }
+    out->over = out->lat_s > BUDGET_S + 1e-9 || out->cost_usd > BUDGET_USD + 1e-12;
+    if (train && pol == POL_LCIO) {
+        /* Q-learning backwards over the episode (γ = 1): target = Lagrangian reward +
+         * greedy value of the next state; step size 1/n, at least 0.05 */
+        for (int t = d->nturns - 1; t >= 0; t--) {
+            double next = 0;
+            if (t + 1 < d->nturns) {
+                const struct qcell *row = ag->q[prev_s[t + 1][0]][prev_s[t + 1][1]][prev_s[t + 1][2]];
+                next = row[0].q;
+                for (int b = 1; b < M4A1_NACT; b++)
+                    if (row[b].q > next) next = row[b].q;
+            }
+            struct qcell *q = &ag->q[prev_s[t][0]][prev_s[t][1]][prev_s[t][2]][prev_s[t][3]];
+            q->n++;
+            double alpha = 1.0 / q->n < 0.05 ? 0.05 : 1.0 / q->n;
+            q->q += alpha * (lag_r[t] + next - q->q);
+        }
+        /* dual ascent on the per-dialogue budgets */
+        const double eta = 0.02;
+        ag->lam_l = fmax(0, ag->lam_l + eta * (out->lat_s / BUDGET_S - 1));
+        ag->lam_c = fmax(0, ag->lam_c + eta * (out->cost_usd / BUDGET_USD - 1));
+    }
+}
+
+/* ==== MGQP on the logged scores ==================================================== */
+
+/* Request features of a logged turn: the question's words hashed into the n-gram
+ * vector (FNV-1a, signed, L2-normalised; task as an extra pseudo-word), its length,
+ * the three views as images whose complexity is the view's association score. */
+static void turn_features(const struct m4a1_dialogue *d, int t, struct fy_features *f)
+{
+    const struct m4a1_turn *tu = &d->turn[t];
+    memset(f, 0, sizeof *f);
+    const char *s = tu->question;
+    int words = 0;
+    char w[64];
+    size_t wl = 0;
+    for (const char *p = s;; p++) {
+        if (*p && (isalnum((unsigned char)*p) || *p == '\'')) {
+            if (wl < sizeof w - 1) w[wl++] = (char)tolower((unsigned char)*p);
+            continue;
+        }
+        if (wl) {
+            w[wl] = 0;
+            uint32_t h = 2166136261u;
+            for (size_t k = 0; k < wl; k++) {
+                h ^= (unsigned char)w[k];
+                h *= 16777619u;
+            }
+            f->ngram[h % FY_HASH_DIM] += (h >> 31) ? -1.0f : 1.0f;
+            words++;
+            wl = 0;
+        }
+        if (!*p) break;
+    }
+    uint32_t h = 2166136261u ^ (uint32_t)(tu->task + 1);
+    h *= 16777619u;
+    f->ngram[h % FY_HASH_DIM] += 2.0f;
+    double n2 = 0;
+    for (int k = 0; k < FY_HASH_DIM; k++) n2 += (double)f->ngram[k] * f->ngram[k];
+    if (n2 > 0)
+        for (int k = 0; k < FY_HASH_DIM; k++) f->ngram[k] = (float)(f->ngram[k] / sqrt(n2));
+    f->text_tokens = f->last_text_tokens = (int)(words * 1.3 + 0.5);
+    f->c_L = fmin(1.0, f->text_tokens / 128.0);
+    f->c_text = 0.5 * f->c_L;
+    f->turn = t;
+    f->task = FY_TASK_CHAT;
+    f->nimages = 3;
+    for (int k = 0; k < 3; k++) f->img[k].c_img = fmin(1, fmax(0, (tu->assoc[k] - 0.13) / 0.15));
+}
+
+static void turn_plan(int a, struct fy_plan *p)
+{
+    memset(p, 0, sizeof *p);
+    p->node = m4a1_action_cloud(a);
+    p->aux_node = -1;
+    for (int k = 0; k < 3; k++) p->img[k] = (g_views[a] >> k & 1) ? FY_IMG_KEEP : FY_IMG_DROP;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Trains MGQP (nodes local and cloud) on the training dialogues' logged turns with
+ * label score > median(training scores), returns held-out AUC (and the AUC of the
+ * untrained prior, and of a task-only baseline through *auc_task). */
+static double mgqp_auc(const struct m4a1 *m, const int *is_test, double *auc_prior, double *brier)
+{
+    struct fy_node nodes[2];
+    memset(nodes, 0, sizeof nodes);
+    snprintf(nodes[0].name, sizeof nodes[0].name, "local");
+    snprintf(nodes[1].name, sizeof nodes[1].name, "cloud");
+    nodes[1].role = FY_ROLE_CLOUD;
+    struct pred *p = pred_new(nodes, 2), *p0 = pred_new(nodes, 2);
+    double *sc = malloc(sizeof(double) * 4096);
+    struct pred__qpair *q = malloc(sizeof *q * 4096), *q0 = malloc(sizeof *q0 * 4096);
+    double auc = NAN;
+    if (!p || !p0 || !sc || !q || !q0) goto cleanup;
+    int ns = 0;
+    for (int i = 0; i < m->n; i++)
+        if (!is_test[i])
+            for (int t = 0; t < m->d[i].nturns && ns < 4096; t++) sc[ns++] = m->d[i].turn[t].score;
+    qsort(sc, (size_t)ns, sizeof *sc, cmp_d);
+    double med = ns ? sc[ns / 2] : 0;
+    struct fy_features f;
+    struct fy_plan plan;
+    for (int ep = 0; ep < 3; ep++)
+        for (int i = 0; i < m->n; i++) {
+            if (is_test[i]) continue;
+            for (int t = 0; t < m->d[i].nturns; t++) {
+                turn_features(&m->d[i], t, &f);
+                turn_plan(m->d[i].turn[t].action, &plan);
+                mgqp_observe(&p->node[plan.node].mgqp, &f, &plan, m->d[i].turn[t].score > med);
+            }
+        }
+    size_t n = 0;
+    double b = 0;
+    for (int i = 0; i < m->n; i++) {
+        if (!is_test[i]) continue;
+        for (int t = 0; t < m->d[i].nturns && n < 4096; t++) {
+            turn_features(&m->d[i], t, &f);
+            turn_plan(m->d[i].turn[t].action, &plan);
+            double y = m->d[i].turn[t].score > med;
+            double s = mgqp_predict(&p->node[plan.node].mgqp, &f, &plan, NULL);
+            b += (s - y) * (s - y);
+            q[n] = (struct pred__qpair){s, y};
+            q0[n] = (struct pred__qpair){mgqp_predict(&p0->node[plan.node].mgqp, &f, &plan, NULL), y};
+            n++;
+        }
+    }
+    auc = pred__auc(q, n);
+    *auc_prior = pred__auc(q0, n);
+    *brier = n ? b / n : NAN;
+cleanup:
+    free(sc);
+    free(q);
+    free(q0);
+    pred_free(p);
+    pred_free(p0);
+    return auc;
+}
+
+/* ==== the command ================================================================== */
+
+struct polres {
+    double resp, reward, lat, cost, over, turns;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: ferry bench m4a1 M4A1.json [--seeds N] [--epochs N] [--test-share F]\n"
+            "  Replays the M4A1 dialogues in LCIO's environment (kNN outcome model, TX2 +\n"
+            "  wired tables, budgets 30 s and 0.05 USD per dialogue). For each seed the\n"
+            "  dialogues are split 80/20 (by dialogue); lcio and ferry learn on the 80 %%,\n"
+            "  every policy is scored on the 20 %%. Prints means over seeds (default 3),\n"
+            "  and MGQP's held-out AUC for \"score above the training median\".\n");
+}
+
+int m4a1_main(int argc, char **argv)
+{
+    const char *path = NULL;
+    int seeds = 3, epochs = 300;
+    double test_share = 0.2;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--seeds") && i + 1 < argc) {
+            seeds = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--epochs") && i + 1 < argc) {
+            epochs = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--test-share") && i + 1 < argc) {
+            test_share = atof(argv[++i]);
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "ferry bench m4a1: unknown option %s\n", argv[i]);
+            return 2;
+        } else {
+            path = argv[i];
+        }
+    }
+    if (!path || seeds < 1 || seeds > 100 || epochs < 1 || epochs > 100000 ||
+        !(test_share > 0 && test_share < 1)) {
+        usage(stderr);
+        return 2;
+    }
+    struct m4a1 m;
+    char err[512];
+    if (m4a1_load(path, &m, err, sizeof err) < 0) {
+        fprintf(stderr, "ferry bench m4a1: %s\n", err);
+        return 1;
+    }
+    struct env e;
+    int rc = 1;
+    struct agent *ag = calloc(2, sizeof *ag);
+    int *is_test = calloc((size_t)m.n, sizeof *is_test), *order = calloc((size_t)m.n, sizeof *order);
+    if (env_build(&e, &m) < 0 || !ag || !is_test || !order) {
+        fprintf(stderr, "ferry bench m4a1: out of memory\n");
+        goto cleanup;
+    }
+    int nturns = 0, nref = 0;
+    for (int i = 0; i < m.n; i++)
+        for (int t = 0; t < m.d[i].nturns; t++) {
+            nturns++;
+            nref += m.d[i].turn[t].refusal;
+        }
+    printf("M4A1 replay: %s: %d dialogues, %d turns (%d refusals scored 0); LCIO environment,\n"
+           "TX2 local + wired cloud, budgets %.0f s and %.2f USD per dialogue; %d seed%s,\n"
+           "%.0f %% of dialogues held out; lcio/ferry trained %d epochs on the rest.\n\n",
+           path, m.n, nturns, nref, BUDGET_S, BUDGET_USD, seeds, seeds > 1 ? "s" : "",
+           100 * test_share, epochs);
+    struct polres acc[POL__N], sq[POL__N];
+    memset(acc, 0, sizeof acc);
+    memset(sq, 0, sizeof sq);
+    double auc_sum = 0, auc0_sum = 0, brier_sum = 0;
+    int nauc = 0;
+    for (int s = 0; s < seeds; s++) {
+        struct rng r;
+        rng_seed(&r, 1000 + (uint64_t)s);
+        for (int i = 0; i < m.n; i++) order[i] = i;
+        for (int i = m.n - 1; i > 0; i--) {
+            int j = (int)rng_below(&r, (uint64_t)i + 1), t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        int ntest = (int)(m.n * test_share + 0.5);
+        if (ntest < 1) ntest = 1;
+        for (int i = 0; i < m.n; i++) is_test[order[i]] = i < ntest;
+        /* train */
+        memset(ag, 0, 2 * sizeof *ag);
+        struct dstats ds;
+        long cnt[M4A1_MAX_TURNS + 1] = {0}, rem[M4A1_MAX_TURNS + 1] = {0};
+        for (int i = 0; i < m.n; i++) {
+            if (is_test[i]) continue;
+            for (int t = 0; t < m.d[i].nturns; t++) {
+                cnt[t]++;
+                rem[t] += m.d[i].nturns - t;
+            }
+        }
+        for (int t = 0; t <= M4A1_MAX_TURNS; t++) ag[1].rem_turns[t] = cnt[t] ? (double)rem[t] / cnt[t] : 1;
+        for (int ep = 0; ep < epochs; ep++) {
+            double eps = fmax(0.05, 1.0 - 2.0 * ep / epochs);
+            for (int k = ntest; k < m.n; k++) {
+                const struct m4a1_dialogue *d = &m.d[order[k]];
+                episode(&e, d, POL_LCIO, &ag[0], 1, eps, &r, &ds);
+                if (ep < 20) episode(&e, d, POL_FERRY, &ag[1], 1, 1, &r, &ds);
+            }
+        }
+        /* evaluate */
+        for (int pol = 0; pol < POL__N; pol++) {
+            struct polres pr = {0};
+            struct rng er;
+            rng_seed(&er, 77 + (uint64_t)s);
+            for (int k = 0; k < ntest; k++) {
+                episode(&e, &m.d[order[k]], pol, pol == POL_FERRY ? &ag[1] : &ag[0], 0, 0, &er, &ds);
+                pr.resp += ds.resp_sum;
+                pr.turns += ds.turns;
+                pr.reward += ds.reward_sum;
+                pr.lat += ds.lat_s;
+                pr.cost += ds.cost_usd;
+                pr.over += ds.over;
+            }
+            double v[6] = {pr.resp / pr.turns, pr.reward / ntest, pr.lat / ntest, pr.cost / ntest,
+                           pr.over / ntest, 0};
+            acc[pol].resp += v[0], sq[pol].resp += v[0] * v[0];
+            acc[pol].reward += v[1], sq[pol].reward += v[1] * v[1];
+            acc[pol].lat += v[2], sq[pol].lat += v[2] * v[2];
+            acc[pol].cost += v[3], sq[pol].cost += v[3] * v[3];
+            acc[pol].over += v[4], sq[pol].over += v[4] * v[4];
+        }
+        double a0, br;
+        double a = mgqp_auc(&m, is_test, &a0, &br);
+        if (isfinite(a)) {
+            auc_sum += a;
+            auc0_sum += a0;
+            brier_sum += br;
+            nauc++;
+        }
+    }
+    printf("%-8s %18s %18s %18s %20s %14s\n", "policy", "response/turn", "reward/dialogue",
+           "latency s/dlg", "cost 1e-3 USD/dlg", "over budget %");
+#define MSD(field, scale)                                                                 \
+    (acc[p].field / seeds * (scale)),                                                   \
+        (sqrt(fmax(0, sq[p].field / seeds - pow(acc[p].field / seeds, 2))) * (scale))
+    for (int p = 0; p < POL__N; p++)
+        printf("%-8s %10.3f ± %5.3f %10.3f ± %5.3f %10.2f ± %5.2f %12.2f ± %5.2f %8.1f ± %4.1f\n",
+               g_pol_names[p], MSD(resp, 1), MSD(reward, 1), MSD(lat, 1), MSD(cost, 1e3),
+               MSD(over, 100));
+#undef MSD
+    if (nauc)
+        printf("\nMGQP on logged scores (label: score > training median), held-out AUC %.3f "
+               "(untrained prior %.3f), Brier %.3f; mean over %d seed%s\n",
+               auc_sum / nauc, auc0_sum / nauc, brier_sum / nauc, nauc, nauc > 1 ? "s" : "");
+    rc = 0;
+cleanup:
+    env_fini(&e);
+    free(ag);
+    free(is_test);
+    free(order);
+    m4a1_fini(&m);
+    return rc;
+}

@@ -1,0 +1,62 @@
+/* m4a1 — the M4A1 replay (`ferry bench m4a1 M4A1.json`): LCIO's local/cloud × image-view
+ * offloading environment rebuilt over the 100 real logged dialogues of the public M4A1
+ * sample, and the policies local, cloud, random, lcio and ferry replayed on a held-out
+ * 20 % of the dialogues; plus MGQP trained on the logged scores. Every modelling detail
+ * follows ../shared/research/LCIO-M4A1.md (LCIO's public code) and is restated in
+ * docs/results.md "M4A1 replay":
+ *  - actions 0..8: 0 local; 1 cloud text only; 2-4 cloud + view {0},{1},{2};
+ *    5-7 {0,1},{0,2},{1,2}; 8 all three views;
+ *  - per-turn state [previous action (−1 at start), views of the previous turn (3),
+ *    task id (alphabetical)], the observation stacks the last 5 turns (−1 padding);
+ *  - response quality of (observation, action): distance-weighted kNN (k = 5, weights
+ *    1/(d + 1e-6)) over the logged turns on [observation (25), cloud flag, views (3)];
+ *    logged answers containing "sorry", "I don't have" or "can't" score 0;
+ *  - latency and cost per action from LCIO's tables (Jetson TX2 local, wired cloud);
+ *  - reward = resp + assoc/3 − lat/3 − cost/3 (assoc, lat, cost min–max normalised);
+ *  - per-dialogue budgets 30 s and 0.05 USD; a step after which either budget is
+ *    negative earns 0. */
+#ifndef FERRY_PRED_M4A1_H
+#define FERRY_PRED_M4A1_H
+#include <stddef.h>
+
+#define M4A1_MAX_BYTES   (64u << 20)
+#define M4A1_MAX_TURNS   64
+#define M4A1_NACT        9
+#define M4A1_NTASK       4
+#define M4A1_HIST        5
+#define M4A1_OBS         (5 * M4A1_HIST)
+#define M4A1_KNN_DIM     (M4A1_OBS + 4)
+
+struct m4a1_turn {
+    char *question;          /* owned */
+    int task;                /* 0 Assistive System, 1 Message Editing, 2 Query, 3 Recommendation */
+    int action;              /* logged action id 0..8 */
+    double score;            /* logged score, 0 when the answer is a refusal */
+    int refusal;
+    double assoc[3];         /* association score of each view for this turn */
+    double time_s, cost_usd; /* logged interaction time and cost (reported, not used) */
+};
+
+struct m4a1_dialogue {
+    int id;
+    int nturns;
+    struct m4a1_turn *turn;  /* owned */
+};
+
+struct m4a1 {
+    int n;
+    struct m4a1_dialogue *d; /* owned */
+};
+
+/* Loads and validates the JSON file; errors name the dialogue and turn. */
+int m4a1_load(const char *path, struct m4a1 *m, char *err, size_t errlen);
+void m4a1_fini(struct m4a1 *m);
+
+/* Views bitmask (bit k = view k) of action a, and whether a runs in the cloud. */
+unsigned m4a1_action_views(int a);
+static inline int m4a1_action_cloud(int a) { return a > 0; }
+
+/* `ferry bench m4a1` entry point (argv[0] = "m4a1"). */
+int m4a1_main(int argc, char **argv);
+
+#endif
