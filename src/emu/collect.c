@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 
 #include "emu/answers.h"
+#include "emu/reply.h"
 #include "emu/score.h"
 #include "feat/features.h"
 #include "feat/image.h"
@@ -318,12 +319,8 @@ struct xfer {
     int node;                     /* index into the selected nodes */
     char *body;
     size_t body_len;
-    struct buf raw;               /* response bytes */
-    size_t parsed;                /* raw bytes consumed by the SSE parser */
-    struct buf content;
-    int sse, done_marker, prompt_tok, compl_tok, usage;
-    double t0, t_first;
-    int too_big;
+    struct emu_reply rep;
+    double t0;
 };
 
 static const char *mime_of(enum fy_img_format f)
@@ -332,77 +329,10 @@ static const char *mime_of(enum fy_img_format f)
          : f == FY_FMT_WEBP ? "image/webp" : "application/octet-stream";
 }
 
-/* Parses the complete SSE lines of x->raw past x->parsed. */
-static void sse_parse(struct xfer *x)
-{
-    for (;;) {
-        const char *start = x->raw.data + x->parsed;
-        const char *nl = memchr(start, '\n', x->raw.len - x->parsed);
-        if (!nl) return;
-        size_t n = (size_t)(nl - start);
-        x->parsed += n + 1;
-        if (n && start[n - 1] == '\r') n--;
-        if (n < 5 || strncmp(start, "data:", 5)) continue;
-        x->sse = 1;
-        const char *p = start + 5;
-        size_t m = n - 5;
-        while (m && *p == ' ') { p++; m--; }
-        if (m == 6 && !strncmp(p, "[DONE]", 6)) {
-            x->done_marker = 1;
-            continue;
-        }
-        cJSON *j = cJSON_ParseWithLength(p, m);
-        if (!j) continue;
-        const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
-        const cJSON *d = cJSON_GetObjectItemCaseSensitive(ch, "delta");
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(d, "content");
-        if (cJSON_IsString(c) && c->valuestring[0]) {
-            if (x->t_first <= 0) x->t_first = clock_now_ms();
-            buf_puts(&x->content, c->valuestring);
-        }
-        const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "usage");
-        if (cJSON_IsObject(u)) {
-            const cJSON *pt = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens");
-            const cJSON *ct = cJSON_GetObjectItemCaseSensitive(u, "completion_tokens");
-            if (cJSON_IsNumber(pt)) x->prompt_tok = pt->valueint;
-            if (cJSON_IsNumber(ct)) x->compl_tok = ct->valueint;
-            x->usage = 1;
-        }
-        cJSON_Delete(j);
-    }
-}
-
 static size_t on_body(char *p, size_t sz, size_t n, void *arg)
 {
     struct xfer *x = arg;
-    size_t len = sz * n;
-    if (x->raw.len + len > COLLECT_MAX_REPLY) {
-        x->too_big = 1;
-        return 0;
-    }
-    if (buf_append(&x->raw, p, len) < 0) return 0;
-    sse_parse(x);
-    return len;
-}
-
-/* A non-streamed JSON reply (a server that ignored "stream"). */
-static void parse_plain(struct xfer *x)
-{
-    cJSON *j = cJSON_ParseWithLength(x->raw.data ? x->raw.data : "", x->raw.len);
-    if (!j) return;
-    const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(ch, "message");
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
-    if (cJSON_IsString(c)) buf_puts(&x->content, c->valuestring);
-    const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "usage");
-    const cJSON *pt = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens");
-    const cJSON *ct = cJSON_GetObjectItemCaseSensitive(u, "completion_tokens");
-    if (cJSON_IsNumber(pt)) x->prompt_tok = pt->valueint;
-    if (cJSON_IsNumber(ct)) {
-        x->compl_tok = ct->valueint;
-        x->usage = 1;
-    }
-    cJSON_Delete(j);
+    return emu_reply_feed(&x->rep, p, sz * n) < 0 ? 0 : sz * n;
 }
 
 static char *build_body(const struct item *it, char *const *urls, const struct gw_node_cfg *nc,
@@ -573,7 +503,7 @@ static void finish_xfer(struct xfer *x, CURLcode cc, const struct gw_node_cfg *n
     long status = 0;
     curl_easy_getinfo(x->e, CURLINFO_RESPONSE_CODE, &status);
     double t_end = clock_now_ms();
-    if (!x->sse && status == 200) parse_plain(x);
+    emu_reply_end(&x->rep);
     const struct item *it = x->a->it;
     struct trace_outcome *t = &x->a->rec->out[x->node];
     memset(t, 0, sizeof *t);
@@ -590,16 +520,16 @@ static void finish_xfer(struct xfer *x, CURLcode cc, const struct gw_node_cfg *n
     struct fy_outcome *o = &t->o;
     o->plan.node = x->node;
     o->plan.aux_node = -1;
-    int ok = cc == CURLE_OK && status == 200 && (!x->sse || x->done_marker);
+    int ok = cc == CURLE_OK && status == 200 && x->rep.done;
     o->failed = !ok;
     o->quality = -1;
     o->e2e_ms = t_end - x->t0;
-    o->ttft_ms = x->t_first > 0 ? x->t_first - x->t0 : o->e2e_ms;
+    o->ttft_ms = x->rep.t_first > 0 ? x->rep.t_first - x->t0 : o->e2e_ms;
     o->t_prefill_ms = o->ttft_ms;            /* upload + queue + prefill, as seen by a client */
     o->t_decode_ms = o->e2e_ms - o->ttft_ms;
-    const char *reply = x->content.data ? x->content.data : "";
-    o->in_tokens = x->usage ? x->prompt_tok : 0;
-    o->out_tokens = x->usage ? x->compl_tok : emu_tokens(reply, strlen(reply));
+    const char *reply = x->rep.content.data ? x->rep.content.data : "";
+    o->in_tokens = x->rep.usage ? x->rep.prompt_tokens : 0;
+    o->out_tokens = x->rep.usage ? x->rep.completion_tokens : emu_tokens(reply, strlen(reply));
     if (ok) {
         o->quality = emu_score(it->kind, reply, (const char *const *)it->refs, it->nrefs,
                                (const char *const *)it->choices, it->nchoices);
@@ -618,8 +548,7 @@ static void xfer_free(struct xfer *x)
     if (x->e) curl_easy_cleanup(x->e);
     curl_slist_free_all(x->hdr);
     free(x->body);
-    buf_fini(&x->raw);
-    buf_fini(&x->content);
+    emu_reply_fini(&x->rep);
     free(x);
 }
 
@@ -717,6 +646,7 @@ int emu_collect_run(const struct emu_collect_opts *o, struct emu_collect_stats *
             }
             x->a = cur;
             x->node = next_node;
+            emu_reply_init(&x->rep);
             x->body = build_body(cur->it, cur->urls, nc, o->send_metadata);
             x->e = curl_easy_init();
             if (!x->body || !x->e) {

@@ -21,7 +21,6 @@
 #define COLLECT_MAX_LINE   (1u << 20)  /* bytes per dataset line */
 #define COLLECT_MAX_ITEMS  1000000     /* items per dataset */
 #define COLLECT_MAX_IMAGE  (20u << 20)  /* bytes per image file */
-#define COLLECT_MAX_REPLY  (4u << 20)   /* bytes of one response body */
 #define COLLECT_MAX_REFS   32           /* reference answers / choices per item */
 
 struct emu_collect_opts {

@@ -691,7 +691,14 @@ static void handle_chat(struct emu_server *s, struct evhttp_request *req)
         .out_tokens = (int)meta_num(fr, "out_tokens", 0),
     };
     req_free(fr);
-    if (emu_answer_make(&ai, &s->rng, &r->ans) < 0) {
+    /* answers draw from a stream keyed by the body: the same request gets the same
+     * answer and length (as at temperature 0), so policies compared on one workload
+     * see the same node behaviour; faults stay on the server's sequential stream */
+    uint64_t hsh = 1469598103934665603ull; /* FNV-1a 64 */
+    for (size_t i = 0; i < len; i++) hsh = (hsh ^ (uint8_t)body[i]) * 1099511628211ull;
+    struct rng arng;
+    rng_seed(&arng, s->o.seed ^ hsh);
+    if (emu_answer_make(&ai, &arng, &r->ans) < 0) {
         free(r);
         send_error(req, 500, "server_error", NULL, "out of memory");
         return;

@@ -1,0 +1,86 @@
+/* reply — incremental reader of chat-completions responses (reply.h). */
+#include "emu/reply.h"
+
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "util/clock.h"
+
+void emu_reply_init(struct emu_reply *r)
+{
+    memset(r, 0, sizeof *r);
+    buf_init(&r->raw);
+    buf_init(&r->content);
+}
+
+void emu_reply_fini(struct emu_reply *r)
+{
+    buf_fini(&r->raw);
+    buf_fini(&r->content);
+}
+
+/* Takes content, finish_reason and usage from one chunk or completion object. */
+static void take(struct emu_reply *r, const cJSON *j, const char *msg_key)
+{
+    const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(ch, msg_key);
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(d, "content");
+    if (cJSON_IsString(c) && c->valuestring[0]) {
+        if (r->t_first <= 0) r->t_first = clock_now_ms();
+        buf_puts(&r->content, c->valuestring);
+    }
+    const cJSON *fr = cJSON_GetObjectItemCaseSensitive(ch, "finish_reason");
+    if (cJSON_IsString(fr)) {
+        strncpy(r->finish, fr->valuestring, sizeof r->finish - 1);
+        r->finish[sizeof r->finish - 1] = 0;
+    }
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "usage");
+    if (cJSON_IsObject(u)) {
+        const cJSON *pt = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens");
+        const cJSON *ct = cJSON_GetObjectItemCaseSensitive(u, "completion_tokens");
+        if (cJSON_IsNumber(pt)) r->prompt_tokens = pt->valueint;
+        if (cJSON_IsNumber(ct)) r->completion_tokens = ct->valueint;
+        r->usage = 1;
+    }
+}
+
+int emu_reply_feed(struct emu_reply *r, const char *p, size_t n)
+{
+    if (r->raw.len + n > EMU_REPLY_MAX) {
+        r->too_big = 1;
+        return -1;
+    }
+    if (buf_append(&r->raw, p, n) < 0) return -1;
+    for (;;) {
+        const char *start = r->raw.data + r->parsed;
+        const char *nl = memchr(start, '\n', r->raw.len - r->parsed);
+        if (!nl) return 0;
+        size_t len = (size_t)(nl - start);
+        r->parsed += len + 1;
+        if (len && start[len - 1] == '\r') len--;
+        if (len < 5 || strncmp(start, "data:", 5)) continue;
+        r->sse = 1;
+        const char *q = start + 5;
+        size_t m = len - 5;
+        while (m && *q == ' ') { q++; m--; }
+        if (m == 6 && !strncmp(q, "[DONE]", 6)) {
+            r->done = 1;
+            continue;
+        }
+        cJSON *j = cJSON_ParseWithLength(q, m);
+        if (j) take(r, j, "delta");
+        cJSON_Delete(j);
+    }
+}
+
+void emu_reply_end(struct emu_reply *r)
+{
+    if (r->sse || !r->raw.len) return;
+    cJSON *j = cJSON_ParseWithLength(r->raw.data, r->raw.len);
+    if (j) {
+        take(r, j, "message");
+        r->done = cJSON_GetObjectItemCaseSensitive(j, "choices") != NULL;
+    }
+    cJSON_Delete(j);
+}

@@ -1,0 +1,33 @@
+/* reply — incremental reader of an OpenAI chat-completions response, streamed (SSE
+ * "data: {chunk}" lines, "data: [DONE]") or not (one chat.completion object): the
+ * content, usage counts and the time of the first content byte. Shared by `ferry bench
+ * collect` and `ferry bench load`. Bounded: at most EMU_REPLY_MAX bytes are kept. */
+#ifndef FERRY_EMU_REPLY_H
+#define FERRY_EMU_REPLY_H
+#include <stddef.h>
+
+#include "util/buf.h"
+
+#define EMU_REPLY_MAX (4u << 20) /* bytes of one response body */
+
+struct emu_reply {
+    struct buf raw;             /* response bytes */
+    size_t parsed;              /* raw bytes consumed by the SSE line parser */
+    struct buf content;         /* assistant text so far */
+    int sse;                    /* saw at least one "data:" line */
+    int done;                   /* saw "data: [DONE]" */
+    int usage;                  /* usage counts seen */
+    int prompt_tokens, completion_tokens;
+    double t_first;             /* clock_now_ms() at the first non-empty content; 0 = none */
+    char finish[16];            /* finish_reason, "" until seen */
+    int too_big;                /* body exceeded EMU_REPLY_MAX */
+};
+
+void emu_reply_init(struct emu_reply *r);
+void emu_reply_fini(struct emu_reply *r);
+/* Feeds bytes as they arrive. 0, or -1 when the body is too big (stop the transfer). */
+int emu_reply_feed(struct emu_reply *r, const char *p, size_t n);
+/* At the end of the body: parses a non-streamed reply (no-op for SSE). */
+void emu_reply_end(struct emu_reply *r);
+
+#endif
