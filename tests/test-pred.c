@@ -499,3 +499,67 @@ TEST(model_file_bad_files_refused)
     free(s);
     pred_free(p);
 }
+
+/* ==== M4A1 replay ================================================================== */
+
+#include "pred/m4a1.h"
+
+TEST(m4a1_replay_respects_budgets_and_mgqp_learns)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/datasets/m4a1/M4A1.json", test_shared_dir());
+    struct m4a1 m;
+    char err[512];
+    int rc = m4a1_load(path, &m, err, sizeof err);
+    if (rc) fprintf(stderr, "%s\n", err);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(m.n, 100);
+    struct m4a1_opts o;
+    m4a1_opts_default(&o);
+    o.seeds = 2;
+    o.epochs = 150;
+    struct m4a1_report r;
+    CHECK_EQ_INT(m4a1_replay(&m, &o, &r), 0);
+    CHECK_EQ_INT(r.turns, 352);
+    CHECK_EQ_INT(r.refusals, 50);
+    /* the budgets bind: sending every turn to the cloud overruns some dialogues ... */
+    CHECK(r.pol[M4A1_POL_CLOUD].max_over > 0);
+    /* ... the constrained learners never overrun on held-out dialogues */
+    CHECK_NEAR(r.pol[M4A1_POL_LCIO].max_over, 0, 0);
+    CHECK_NEAR(r.pol[M4A1_POL_FERRY].max_over, 0, 0);
+    CHECK_NEAR(r.pol[M4A1_POL_LOCAL].lat_s, 0, 0.1);
+    /* both learn something: more reward than always-local and than random */
+    CHECK(r.pol[M4A1_POL_LCIO].reward > r.pol[M4A1_POL_LOCAL].reward);
+    CHECK(r.pol[M4A1_POL_FERRY].reward > r.pol[M4A1_POL_RANDOM].reward);
+    /* MGQP trained on logged scores ranks held-out turns better than its prior */
+    CHECK(r.auc > r.auc_prior);
+    CHECK(r.auc > 0.6);
+    m4a1_fini(&m);
+}
+
+TEST(m4a1_loader_refuses_bad_files)
+{
+    const char *bad[] = {
+        "{}",
+        "[{\"id\":1,\"interactions\":[],\"association_score\":[]}]",
+        "[{\"id\":1,\"interactions\":[{\"question\":\"q\",\"task_cat\":\"Poetry\",\"action\":0,"
+        "\"answer\":\"a\",\"score\":1}],\"association_score\":[[0.1,0.2,0.3]]}]",
+        "[{\"id\":1,\"interactions\":[{\"question\":\"q\",\"task_cat\":\"Query\",\"action\":1,"
+        "\"image_index\":[5],\"answer\":\"a\",\"score\":1}],\"association_score\":[[0.1,0.2,0.3]]}]",
+        "[{\"id\":1,\"interactions\":[{\"question\":\"q\",\"task_cat\":\"Query\",\"action\":0,"
+        "\"answer\":\"a\",\"score\":1}],\"association_score\":[[0.1,0.2]]}]",
+    };
+    const char *want[] = {"list of dialogues", "turns", "Poetry", "image_index", "association"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *p = test_tmp_path("bad.json");
+        FILE *fp = fopen(p, "w");
+        CHECK(fp);
+        fputs(bad[i], fp);
+        fclose(fp);
+        struct m4a1 m;
+        char err[512] = "";
+        CHECK_EQ_INT(m4a1_load(p, &m, err, sizeof err), -1);
+        if (!strstr(err, want[i])) fprintf(stderr, "case %zu: %s\n", i, err);
+        CHECK(strstr(err, want[i]) != NULL);
+    }
+}

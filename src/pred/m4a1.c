@@ -362,8 +362,15 @@ static double env_resp(const struct env *e, const double *obs, int a)
 
 /* ==== policies ===================================================================== */
 
-enum { POL_LOCAL = 0, POL_CLOUD, POL_RANDOM, POL_LCIO, POL_FERRY, POL__N };
+#define POL_LOCAL M4A1_POL_LOCAL
+#define POL_CLOUD M4A1_POL_CLOUD
+#define POL_RANDOM M4A1_POL_RANDOM
+#define POL_LCIO M4A1_POL_LCIO
+#define POL_FERRY M4A1_POL_FERRY
+#define POL__N M4A1_POL__N
 static const char *const g_pol_names[POL__N] = {"local", "cloud", "random", "lcio", "ferry"};
+
+const char *m4a1_policy_name(int pol) { return pol >= 0 && pol < POL__N ? g_pol_names[pol] : "?"; }
 
 #define NCTX_PREV (M4A1_NACT + 1)
 #define NBUD 4
@@ -640,11 +647,132 @@ cleanup:
     return auc;
 }
 
-/* ==== the command ================================================================== */
+/* ==== replay ====================================================================== */
 
-struct polres {
-    double resp, reward, lat, cost, over, turns;
-};
+void m4a1_opts_default(struct m4a1_opts *o)
+{
+    o->seeds = 3;
+    o->epochs = 300;
+    o->test_share = 0.2;
+}
+
+static void acc_add(double *sum, double *sq, double v)
+{
+    *sum += v;
+    *sq += v * v;
+}
+
+int m4a1_replay(const struct m4a1 *m, const struct m4a1_opts *o, struct m4a1_report *rep)
+{
+    struct env e = {0};
+    int rc = -1;
+    struct agent *ag = calloc(2, sizeof *ag);
+    int *is_test = calloc((size_t)m->n, sizeof *is_test), *order = calloc((size_t)m->n, sizeof *order);
+    struct m4a1_result sq[POL__N];
+    memset(rep, 0, sizeof *rep);
+    memset(sq, 0, sizeof sq);
+    if (!ag || !is_test || !order || env_build(&e, m) < 0) goto cleanup;
+    for (int i = 0; i < m->n; i++)
+        for (int t = 0; t < m->d[i].nturns; t++) {
+            rep->turns++;
+            rep->refusals += m->d[i].turn[t].refusal;
+        }
+    int nauc = 0;
+    for (int s = 0; s < o->seeds; s++) {
+        struct rng r;
+        rng_seed(&r, 1000 + (uint64_t)s);
+        for (int i = 0; i < m->n; i++) order[i] = i;
+        for (int i = m->n - 1; i > 0; i--) {
+            int j = (int)rng_below(&r, (uint64_t)i + 1), t = order[i];
+            order[i] = order[j];
+            order[j] = t;
+        }
+        int ntest = (int)(m->n * o->test_share + 0.5);
+        if (ntest < 1) ntest = 1;
+        if (ntest >= m->n) ntest = m->n - 1;
+        for (int i = 0; i < m->n; i++) is_test[order[i]] = i < ntest;
+        /* train on the other dialogues */
+        memset(ag, 0, 2 * sizeof *ag);
+        struct dstats ds;
+        long cnt[M4A1_MAX_TURNS + 1] = {0}, rem[M4A1_MAX_TURNS + 1] = {0};
+        for (int i = 0; i < m->n; i++) {
+            if (is_test[i]) continue;
+            for (int t = 0; t < m->d[i].nturns; t++) {
+                cnt[t]++;
+                rem[t] += m->d[i].nturns - t;
+            }
+        }
+        for (int t = 0; t <= M4A1_MAX_TURNS; t++)
+            ag[1].rem_turns[t] = cnt[t] ? (double)rem[t] / cnt[t] : 1;
+        for (int ep = 0; ep < o->epochs; ep++) {
+            double eps = fmax(0.05, 1.0 - 2.0 * ep / o->epochs);
+            for (int k = ntest; k < m->n; k++) {
+                const struct m4a1_dialogue *d = &m->d[order[k]];
+                episode(&e, d, POL_LCIO, &ag[0], 1, eps, &r, &ds);
+                if (ep < 20) episode(&e, d, POL_FERRY, &ag[1], 1, 1, &r, &ds);
+            }
+        }
+        /* evaluate every policy on the held-out dialogues */
+        for (int pol = 0; pol < POL__N; pol++) {
+            double resp = 0, turns = 0, reward = 0, lat = 0, cost = 0, over = 0;
+            struct rng er;
+            rng_seed(&er, 77 + (uint64_t)s);
+            for (int k = 0; k < ntest; k++) {
+                episode(&e, &m->d[order[k]], pol, pol == POL_FERRY ? &ag[1] : &ag[0], 0, 0, &er,
+                        &ds);
+                resp += ds.resp_sum;
+                turns += ds.turns;
+                reward += ds.reward_sum;
+                lat += ds.lat_s;
+                cost += ds.cost_usd;
+                over += ds.over;
+            }
+            struct m4a1_result *a = &rep->pol[pol], *q = &sq[pol];
+            acc_add(&a->resp, &q->resp, resp / turns);
+            acc_add(&a->reward, &q->reward, reward / ntest);
+            acc_add(&a->lat_s, &q->lat_s, lat / ntest);
+            acc_add(&a->cost_usd, &q->cost_usd, cost / ntest);
+            acc_add(&a->over, &q->over, over / ntest);
+            if (over / ntest > a->max_over) a->max_over = over / ntest;
+        }
+        double a0, br;
+        double a = mgqp_auc(m, is_test, &a0, &br);
+        if (isfinite(a) && isfinite(a0)) {
+            rep->auc += a;
+            rep->auc_prior += a0;
+            rep->brier += br;
+            nauc++;
+        }
+    }
+    double n = o->seeds;
+    for (int p = 0; p < POL__N; p++) {
+        struct m4a1_result *a = &rep->pol[p];
+        const struct m4a1_result *q = &sq[p];
+#define FIN(f) do { a->f /= n; a->sd_##f = sqrt(fmax(0, q->f / n - a->f * a->f)); } while (0)
+        FIN(resp);
+        FIN(reward);
+        FIN(lat_s);
+        FIN(cost_usd);
+        FIN(over);
+#undef FIN
+    }
+    if (nauc) {
+        rep->auc /= nauc;
+        rep->auc_prior /= nauc;
+        rep->brier /= nauc;
+    } else {
+        rep->auc = rep->auc_prior = rep->brier = NAN;
+    }
+    rc = 0;
+cleanup:
+    env_fini(&e);
+    free(ag);
+    free(is_test);
+    free(order);
+    return rc;
+}
+
+/* ==== the command ================================================================== */
 
 static void usage(FILE *out)
 {
@@ -653,25 +781,25 @@ static void usage(FILE *out)
             "  Replays the M4A1 dialogues in LCIO's environment (kNN outcome model, TX2 +\n"
             "  wired tables, budgets 30 s and 0.05 USD per dialogue). For each seed the\n"
             "  dialogues are split 80/20 (by dialogue); lcio and ferry learn on the 80 %%,\n"
-            "  every policy is scored on the 20 %%. Prints means over seeds (default 3),\n"
-            "  and MGQP's held-out AUC for \"score above the training median\".\n");
+            "  every policy is scored on the 20 %%. Prints means ± sd over seeds (default\n"
+            "  3), and MGQP's held-out AUC for \"score above the training median\".\n");
 }
 
 int m4a1_main(int argc, char **argv)
 {
     const char *path = NULL;
-    int seeds = 3, epochs = 300;
-    double test_share = 0.2;
+    struct m4a1_opts o;
+    m4a1_opts_default(&o);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
             return 0;
         } else if (!strcmp(argv[i], "--seeds") && i + 1 < argc) {
-            seeds = atoi(argv[++i]);
+            o.seeds = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--epochs") && i + 1 < argc) {
-            epochs = atoi(argv[++i]);
+            o.epochs = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--test-share") && i + 1 < argc) {
-            test_share = atof(argv[++i]);
+            o.test_share = atof(argv[++i]);
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "ferry bench m4a1: unknown option %s\n", argv[i]);
             return 2;
@@ -679,8 +807,8 @@ int m4a1_main(int argc, char **argv)
             path = argv[i];
         }
     }
-    if (!path || seeds < 1 || seeds > 100 || epochs < 1 || epochs > 100000 ||
-        !(test_share > 0 && test_share < 1)) {
+    if (!path || o.seeds < 1 || o.seeds > 100 || o.epochs < 1 || o.epochs > 100000 ||
+        !(o.test_share > 0 && o.test_share < 1)) {
         usage(stderr);
         return 2;
     }
@@ -690,113 +818,29 @@ int m4a1_main(int argc, char **argv)
         fprintf(stderr, "ferry bench m4a1: %s\n", err);
         return 1;
     }
-    struct env e;
-    int rc = 1;
-    struct agent *ag = calloc(2, sizeof *ag);
-    int *is_test = calloc((size_t)m.n, sizeof *is_test), *order = calloc((size_t)m.n, sizeof *order);
-    if (env_build(&e, &m) < 0 || !ag || !is_test || !order) {
+    struct m4a1_report rep;
+    if (m4a1_replay(&m, &o, &rep) < 0) {
         fprintf(stderr, "ferry bench m4a1: out of memory\n");
-        goto cleanup;
+        m4a1_fini(&m);
+        return 1;
     }
-    int nturns = 0, nref = 0;
-    for (int i = 0; i < m.n; i++)
-        for (int t = 0; t < m.d[i].nturns; t++) {
-            nturns++;
-            nref += m.d[i].turn[t].refusal;
-        }
     printf("M4A1 replay: %s: %d dialogues, %d turns (%d refusals scored 0); LCIO environment,\n"
            "TX2 local + wired cloud, budgets %.0f s and %.2f USD per dialogue; %d seed%s,\n"
-           "%.0f %% of dialogues held out; lcio/ferry trained %d epochs on the rest.\n\n",
-           path, m.n, nturns, nref, BUDGET_S, BUDGET_USD, seeds, seeds > 1 ? "s" : "",
-           100 * test_share, epochs);
-    struct polres acc[POL__N], sq[POL__N];
-    memset(acc, 0, sizeof acc);
-    memset(sq, 0, sizeof sq);
-    double auc_sum = 0, auc0_sum = 0, brier_sum = 0;
-    int nauc = 0;
-    for (int s = 0; s < seeds; s++) {
-        struct rng r;
-        rng_seed(&r, 1000 + (uint64_t)s);
-        for (int i = 0; i < m.n; i++) order[i] = i;
-        for (int i = m.n - 1; i > 0; i--) {
-            int j = (int)rng_below(&r, (uint64_t)i + 1), t = order[i];
-            order[i] = order[j];
-            order[j] = t;
-        }
-        int ntest = (int)(m.n * test_share + 0.5);
-        if (ntest < 1) ntest = 1;
-        for (int i = 0; i < m.n; i++) is_test[order[i]] = i < ntest;
-        /* train */
-        memset(ag, 0, 2 * sizeof *ag);
-        struct dstats ds;
-        long cnt[M4A1_MAX_TURNS + 1] = {0}, rem[M4A1_MAX_TURNS + 1] = {0};
-        for (int i = 0; i < m.n; i++) {
-            if (is_test[i]) continue;
-            for (int t = 0; t < m.d[i].nturns; t++) {
-                cnt[t]++;
-                rem[t] += m.d[i].nturns - t;
-            }
-        }
-        for (int t = 0; t <= M4A1_MAX_TURNS; t++) ag[1].rem_turns[t] = cnt[t] ? (double)rem[t] / cnt[t] : 1;
-        for (int ep = 0; ep < epochs; ep++) {
-            double eps = fmax(0.05, 1.0 - 2.0 * ep / epochs);
-            for (int k = ntest; k < m.n; k++) {
-                const struct m4a1_dialogue *d = &m.d[order[k]];
-                episode(&e, d, POL_LCIO, &ag[0], 1, eps, &r, &ds);
-                if (ep < 20) episode(&e, d, POL_FERRY, &ag[1], 1, 1, &r, &ds);
-            }
-        }
-        /* evaluate */
-        for (int pol = 0; pol < POL__N; pol++) {
-            struct polres pr = {0};
-            struct rng er;
-            rng_seed(&er, 77 + (uint64_t)s);
-            for (int k = 0; k < ntest; k++) {
-                episode(&e, &m.d[order[k]], pol, pol == POL_FERRY ? &ag[1] : &ag[0], 0, 0, &er, &ds);
-                pr.resp += ds.resp_sum;
-                pr.turns += ds.turns;
-                pr.reward += ds.reward_sum;
-                pr.lat += ds.lat_s;
-                pr.cost += ds.cost_usd;
-                pr.over += ds.over;
-            }
-            double v[6] = {pr.resp / pr.turns, pr.reward / ntest, pr.lat / ntest, pr.cost / ntest,
-                           pr.over / ntest, 0};
-            acc[pol].resp += v[0], sq[pol].resp += v[0] * v[0];
-            acc[pol].reward += v[1], sq[pol].reward += v[1] * v[1];
-            acc[pol].lat += v[2], sq[pol].lat += v[2] * v[2];
-            acc[pol].cost += v[3], sq[pol].cost += v[3] * v[3];
-            acc[pol].over += v[4], sq[pol].over += v[4] * v[4];
-        }
-        double a0, br;
-        double a = mgqp_auc(&m, is_test, &a0, &br);
-        if (isfinite(a)) {
-            auc_sum += a;
-            auc0_sum += a0;
-            brier_sum += br;
-            nauc++;
-        }
-    }
+           "%.0f %% of dialogues held out; lcio trained %d epochs on the rest.\n\n",
+           path, m.n, rep.turns, rep.refusals, BUDGET_S, BUDGET_USD, o.seeds,
+           o.seeds > 1 ? "s" : "", 100 * o.test_share, o.epochs);
     printf("%-8s %18s %18s %18s %20s %14s\n", "policy", "response/turn", "reward/dialogue",
            "latency s/dlg", "cost 1e-3 USD/dlg", "over budget %");
-#define MSD(field, scale)                                                                 \
-    (acc[p].field / seeds * (scale)),                                                   \
-        (sqrt(fmax(0, sq[p].field / seeds - pow(acc[p].field / seeds, 2))) * (scale))
-    for (int p = 0; p < POL__N; p++)
+    for (int p = 0; p < POL__N; p++) {
+        const struct m4a1_result *a = &rep.pol[p];
         printf("%-8s %10.3f ± %5.3f %10.3f ± %5.3f %10.2f ± %5.2f %12.2f ± %5.2f %8.1f ± %4.1f\n",
-               g_pol_names[p], MSD(resp, 1), MSD(reward, 1), MSD(lat, 1), MSD(cost, 1e3),
-               MSD(over, 100));
-#undef MSD
-    if (nauc)
-        printf("\nMGQP on logged scores (label: score > training median), held-out AUC %.3f "
-               "(untrained prior %.3f), Brier %.3f; mean over %d seed%s\n",
-               auc_sum / nauc, auc0_sum / nauc, brier_sum / nauc, nauc, nauc > 1 ? "s" : "");
-    rc = 0;
-cleanup:
-    env_fini(&e);
-    free(ag);
-    free(is_test);
-    free(order);
+               g_pol_names[p], a->resp, a->sd_resp, a->reward, a->sd_reward, a->lat_s,
+               a->sd_lat_s, 1e3 * a->cost_usd, 1e3 * a->sd_cost_usd, 100 * a->over,
+               100 * a->sd_over);
+    }
+    printf("\nMGQP on logged scores (label: score > training median): held-out AUC %.3f "
+           "(untrained prior %.3f), Brier %.3f; mean over %d seed%s\n",
+           rep.auc, rep.auc_prior, rep.brier, o.seeds, o.seeds > 1 ? "s" : "");
     m4a1_fini(&m);
-    return rc;
+    return 0;
 }

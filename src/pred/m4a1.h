@@ -56,6 +56,34 @@ void m4a1_fini(struct m4a1 *m);
 unsigned m4a1_action_views(int a);
 static inline int m4a1_action_cloud(int a) { return a > 0; }
 
+enum { M4A1_POL_LOCAL = 0, M4A1_POL_CLOUD, M4A1_POL_RANDOM, M4A1_POL_LCIO, M4A1_POL_FERRY,
+       M4A1_POL__N };
+const char *m4a1_policy_name(int pol);
+
+struct m4a1_opts {
+    int seeds;          /* splits/trainings averaged (default 3) */
+    int epochs;         /* training passes of lcio over the training dialogues (300) */
+    double test_share;  /* share of dialogues held out (0.2) */
+};
+
+/* Per policy: means over seeds (and their standard deviations in sd_*) of the held-out
+ * response per turn, reward per dialogue, latency (s) and cost (USD) per dialogue, and
+ * share of dialogues over either budget; max_over is the largest share over seeds. */
+struct m4a1_result {
+    double resp, reward, lat_s, cost_usd, over;
+    double sd_resp, sd_reward, sd_lat_s, sd_cost_usd, sd_over;
+    double max_over;
+};
+
+struct m4a1_report {
+    struct m4a1_result pol[M4A1_POL__N];
+    double auc, auc_prior, brier;   /* MGQP on the held-out logged turns (means) */
+    int turns, refusals;
+};
+
+void m4a1_opts_default(struct m4a1_opts *o);
+int m4a1_replay(const struct m4a1 *m, const struct m4a1_opts *o, struct m4a1_report *r);
+
 /* `ferry bench m4a1` entry point (argv[0] = "m4a1"). */
 int m4a1_main(int argc, char **argv);
 
