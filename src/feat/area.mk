@@ -3,4 +3,4 @@ LIB_SRCS += src/feat/image.c src/feat/imgfeat.c src/feat/calib.c src/feat/tokens
             src/feat/cmd_calibrate.c
 TESTS += test-feat-image
 FUZZERS += fuzz-image fuzz-calib
-BENCHES +=
+BENCHES += bench-features

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# bench-features.sh BUILD — image-feature time per image over ../shared/images:
+# ferry at its default analysis size (512) and at full resolution, beside OpenCV 4.6
+# (python3-opencv) doing imdecode + gray + Sobel + Laplacian + histogram at full
+# resolution on the same in-memory files, in the same run. Prints median, p95 and
+# ms per megapixel over the images, and the ratios OpenCV / ferry (> 1 = ferry faster).
+set -euo pipefail
+build=${1:-build}
+reps=${BENCH_REPS:-7}
+shared="${FERRY_SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/shared}"
+imgs=("$shared"/images/*.jpg "$shared"/images/*.png "$shared"/images/*.webp)
+bin="$build/bench/bench-features"
+[ -x "$bin" ] || { echo "bench-features.sh: $bin missing (make BUILD=$build bench)"; exit 1; }
+tmp=$(mktemp); trap 'rm -f "$tmp"' EXIT
+"$bin" -r "$reps" -s 512 -s 0 "${imgs[@]}" >"$tmp"
+# (OpenCV's libpng prints iCCP warnings for two of the PNGs; they are not errors)
+/usr/bin/python3 bench/opencv_features_time.py 1 "$reps" "${imgs[@]}" >>"$tmp" 2>/dev/null
+/usr/bin/python3 bench/opencv_features_time.py 0 "$reps" "${imgs[@]}" >>"$tmp" 2>/dev/null
+echo "inputs: ${#imgs[@]} images from $shared/images, $reps repetitions each (median per image)"
+/usr/bin/python3 - "$tmp" <<'PY'
+import sys, statistics
+rows = {}
+for line in open(sys.argv[1]):
+    who, *rest = line.split()
+    if who == "ferry":
+        key = "ferry @%s" % ("full res" if rest[0] == "0" else rest[0] + " px"); rest = rest[1:]
+    else:
+        key = who.replace("opencv-0t", "opencv full res, default threads").replace(
+            "opencv-1t", "opencv full res, 1 thread")
+    f, w, h, med, _ = rest
+    rows.setdefault(key, {})[f] = (int(w) * int(h) / 1e6, float(med))
+def pct(v, q):
+    v = sorted(v); i = q * (len(v) - 1); lo = int(i); hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (i - lo) * (v[hi] - v[lo])
+ref = "opencv full res, 1 thread"
+order = ["ferry @512 px", "ferry @full res", ref, "opencv full res, default threads"]
+big = {f for f, (mp, _) in rows[ref].items() if max(mp, 0) > 0.2621}  # more than 512x512
+classes = [("all images", set(rows[ref])), ("images above 512x512 px (%d)" % len(big), big),
+           ("images up to 512x512 px (%d)" % (len(rows[ref]) - len(big)), set(rows[ref]) - big)]
+for title, files in classes:
+    print("%s" % title)
+    print("  %-34s %10s %10s %12s %16s" % ("", "median ms", "p95 ms", "ms per Mpx",
+                                          "opencv-1t / this"))
+    refmed = statistics.median(rows[ref][f][1] for f in files)
+    for k in order:
+        if k not in rows: continue
+        ms = [rows[k][f][1] for f in files]
+        per = sum(ms) / sum(rows[k][f][0] for f in files)
+        print("  %-34s %10.3f %10.3f %12.3f %15.2fx" % (k, statistics.median(ms), pct(ms, .95),
+              per, refmed / statistics.median(ms)))
+PY
