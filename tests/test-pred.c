@@ -563,3 +563,58 @@ TEST(m4a1_loader_refuses_bad_files)
         CHECK(strstr(err, want[i]) != NULL);
     }
 }
+
+/* ==== ferry train / ferry eval on a synthetic trace ================================ */
+
+#include "cli.h"
+
+TEST(train_then_eval_on_a_trace)
+{
+    char tpath[512], mpath[512];
+    snprintf(tpath, sizeof tpath, "%s", test_tmp_path("syn.jsonl"));
+    snprintf(mpath, sizeof mpath, "%s", test_tmp_path("syn.fy"));
+    struct fy_node nodes[2];
+    mk_node(&nodes[0], "edge0", FY_ROLE_EDGE);
+    mk_node(&nodes[1], "cloud0", FY_ROLE_CLOUD);
+    FILE *fp = fopen(tpath, "w");
+    CHECK(fp);
+    struct rng r;
+    rng_seed(&r, 17);
+    struct trace_record *rec = calloc(1, sizeof *rec);
+    for (int i = 0; i < 1500; i++) {
+        memset(rec, 0, sizeof *rec);
+        snprintf(rec->id, sizeof rec->id, "r%d", i);
+        snprintf(rec->session, sizeof rec->session, "s%d", i / 3);
+        random_features(&r, &rec->f);
+        rec->nout = 2;
+        for (int k = 0; k < 2; k++) {
+            struct trace_outcome *t = &rec->out[k];
+            memcpy(t->node, nodes[k].name, sizeof t->node);
+            memcpy(t->model, nodes[k].prof.model, sizeof t->model);
+            t->role = nodes[k].role;
+            t->link = nodes[k].link;
+            true_outcome(&r, &rec->f, &nodes[k], &t->o, 5);
+            t->o.plan.node = k;
+            double q = true_q(&rec->f) + (k ? 0.15 : 0);
+            t->o.quality = rng_uniform(&r) < q;
+        }
+        trace_write(fp, rec);
+    }
+    fclose(fp);
+    free(rec);
+    char *targv[] = {"train", tpath, "-o", mpath, NULL};
+    CHECK_EQ_INT(cmd_train(4, targv), 0);
+    char err[256];
+    struct pred *p = pred_load(mpath, NULL, 0, err, sizeof err);
+    CHECK(p);
+    CHECK_EQ_INT(p->n, 2);
+    CHECK(pred_find(p, "cloud0") >= 0);
+    /* about 80 % of records trained it (the rest is held out by session) */
+    long n = p->node[0].mgqp.n;
+    CHECK(n > 1000 && n < 1400);
+    char *eargv[] = {"eval", tpath, "--model", mpath, NULL};
+    CHECK_EQ_INT(cmd_eval(4, eargv), 0);
+    char *bad[] = {"eval", tpath, "--model", tpath, NULL};
+    CHECK_EQ_INT(cmd_eval(4, bad), 1); /* a trace is not a model file */
+    pred_free(p);
+}
