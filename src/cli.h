@@ -12,5 +12,7 @@ int cmd_bench(int argc, char **argv);     /* src/pred/cmd_bench.c */
 int cmd_emulate(int argc, char **argv); /* src/emu/cmd_emulate.c */
 int cmd_serve(int argc, char **argv);   /* src/gw/cmd_serve.c */
 int cmd_bench_export(int argc, char **argv); /* src/gw/cmd_export.c ("ferry bench export") */
+int cmd_bench_collect(int argc, char **argv); /* src/emu/cmd_collect.c ("ferry bench collect") */
+int cmd_bench_load(int argc, char **argv);  /* src/emu/cmd_load.c ("ferry bench load") */
 
 #endif

@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 
 #include "emu/answers.h"
+#include "emu/dataset.h"
 #include "emu/reply.h"
 #include "emu/score.h"
 #include "feat/features.h"
@@ -25,287 +26,10 @@
 #include "util/buf.h"
 #include "util/clock.h"
 
-#define DEFAULT_MAX_TOKENS 64
-
-/* ==== dataset ========================================================================= */
-
-struct item {
-    char id[64];
-    char dataset[64];
-    char skill[32];
-    enum fy_task task;
-    int task_given;               /* task from the dataset (else feat's guess) */
-    enum emu_score_kind kind;
-    char *prompt;                 /* question (+ choices), malloc'd */
-    char *refs[COLLECT_MAX_REFS];
-    int nrefs;
-    char *choices[COLLECT_MAX_REFS];
-    int nchoices;
-    char *images[FY_MAX_IMAGES];  /* resolved paths */
-    int nimages;
-    double difficulty;            /* < 0 = none */
-    int max_tokens;
-};
-
-static void item_fini(struct item *it)
-{
-    free(it->prompt);
-    for (int i = 0; i < it->nrefs; i++) free(it->refs[i]);
-    for (int i = 0; i < it->nchoices; i++) free(it->choices[i]);
-    for (int i = 0; i < it->nimages; i++) free(it->images[i]);
-    memset(it, 0, sizeof *it);
-}
-
-static int file_exists(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* Resolves an image path: as is when absolute, else against the dataset's folder, then
- * against base. Returns a malloc'd path or NULL when the file exists nowhere. */
-static char *resolve_image(const char *p, const char *dsdir, const char *base)
-{
-    char buf[4096];
-    if (p[0] == '/') return file_exists(p) ? strdup(p) : NULL;
-    snprintf(buf, sizeof buf, "%s/%s", dsdir, p);
-    if (file_exists(buf)) return strdup(buf);
-    snprintf(buf, sizeof buf, "%s/%s", base, p);
-    if (file_exists(buf)) return strdup(buf);
-    return NULL;
-}
-
-/* Reads an array of strings (or one string) into dst; -1 with err. */
-static int get_strings(const cJSON *o, const char *key, char **dst, int *n, const char *where,
-                       char *err, size_t errlen)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    *n = 0;
-    if (!v) return 0;
-    if (cJSON_IsString(v)) {
-        dst[(*n)++] = strdup(v->valuestring);
-        return dst[0] ? 0 : -1;
-    }
-    if (!cJSON_IsArray(v)) {
-        snprintf(err, errlen, "%s: \"%s\": expected a string or an array of strings", where, key);
-        return -1;
-    }
-    int i = 0;
-    const cJSON *e;
-    cJSON_ArrayForEach(e, v) {
-        if (!cJSON_IsString(e)) {
-            snprintf(err, errlen, "%s: \"%s\"[%d]: expected a string", where, key, i);
-            return -1;
-        }
-        if (*n >= COLLECT_MAX_REFS) {
-            snprintf(err, errlen, "%s: \"%s\": more than %d entries", where, key, COLLECT_MAX_REFS);
-            return -1;
-        }
-        if (!(dst[(*n)++] = strdup(e->valuestring))) return -1;
-        i++;
-    }
-    return 0;
-}
-
-static int parse_item(const char *line, size_t len, const char *where, const char *dsdir,
-                      const char *base, struct item *it, char *err, size_t errlen)
-{
-    memset(it, 0, sizeof *it);
-    it->difficulty = -1;
-    it->max_tokens = DEFAULT_MAX_TOKENS;
-    cJSON *o = cJSON_ParseWithLength(line, len);
-    if (!cJSON_IsObject(o)) {
-        snprintf(err, errlen, "%s: not a JSON object", where);
-        cJSON_Delete(o);
-        return -1;
-    }
-    int rc = -1;
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "id");
-    if (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) >= sizeof it->id) {
-        snprintf(err, errlen, "%s: \"id\": expected a non-empty string of < %zu bytes", where,
-                 sizeof it->id);
-        goto out;
-    }
-    snprintf(it->id, sizeof it->id, "%s", v->valuestring);
-    v = cJSON_GetObjectItemCaseSensitive(o, "dataset");
-    if (cJSON_IsString(v)) snprintf(it->dataset, sizeof it->dataset, "%s", v->valuestring);
-    v = cJSON_GetObjectItemCaseSensitive(o, "skill");
-    if (cJSON_IsString(v)) snprintf(it->skill, sizeof it->skill, "%s", v->valuestring);
-    const cJSON *q = cJSON_GetObjectItemCaseSensitive(o, "question");
-    if (!cJSON_IsString(q) || !q->valuestring[0]) {
-        snprintf(err, errlen, "%s: \"question\": expected a non-empty string", where);
-        goto out;
-    }
-    if (get_strings(o, "answers", it->refs, &it->nrefs, where, err, errlen) < 0) goto out;
-    if (!it->nrefs && get_strings(o, "answer", it->refs, &it->nrefs, where, err, errlen) < 0)
-        goto out;
-    if (!it->nrefs) {
-        snprintf(err, errlen, "%s: \"answers\": at least one reference answer is required", where);
-        goto out;
-    }
-    if (get_strings(o, "choices", it->choices, &it->nchoices, where, err, errlen) < 0) goto out;
-    if (it->nchoices > 8) {
-        snprintf(err, errlen, "%s: \"choices\": at most 8 (letters A..H)", where);
-        goto out;
-    }
-    v = cJSON_GetObjectItemCaseSensitive(o, "kind");
-    if (v) {
-        int k = cJSON_IsString(v) ? emu_score_kind_parse(v->valuestring) : -1;
-        if (k < 0) {
-            snprintf(err, errlen, "%s: \"kind\": expected vqa, mcq, exact or contains", where);
-            goto out;
-        }
-        it->kind = (enum emu_score_kind)k;
-    } else {
-        it->kind = it->nchoices ? EMU_SCORE_MCQ : it->nrefs >= 3 ? EMU_SCORE_VQA
-                                                                 : EMU_SCORE_CONTAINS;
-    }
-    v = cJSON_GetObjectItemCaseSensitive(o, "task");
-    it->task = it->kind == EMU_SCORE_MCQ ? FY_TASK_MCQ : FY_TASK_CHAT;
-    if (v && (!cJSON_IsString(v) || trace_task_parse(v->valuestring, &it->task) < 0)) {
-        snprintf(err, errlen, "%s: \"task\": unknown task name", where);
-        goto out;
-    }
-    it->task_given = v != NULL || it->kind == EMU_SCORE_MCQ;
-    v = cJSON_GetObjectItemCaseSensitive(o, "difficulty");
-    if (v) {
-        if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 1)) {
-            snprintf(err, errlen, "%s: \"difficulty\": expected a number in [0, 1]", where);
-            goto out;
-        }
-        it->difficulty = v->valuedouble;
-    }
-    v = cJSON_GetObjectItemCaseSensitive(o, "max_tokens");
-    if (v) {
-        if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > 32768) {
-            snprintf(err, errlen, "%s: \"max_tokens\": expected an integer in 1..32768", where);
-            goto out;
-        }
-        it->max_tokens = (int)v->valuedouble;
-    }
-    v = cJSON_GetObjectItemCaseSensitive(o, "images");
-    if (v) {
-        if (!cJSON_IsArray(v)) {
-            snprintf(err, errlen, "%s: \"images\": expected an array of paths", where);
-            goto out;
-        }
-        const cJSON *e;
-        cJSON_ArrayForEach(e, v) {
-            if (!cJSON_IsString(e)) {
-                snprintf(err, errlen, "%s: \"images\"[%d]: expected a path", where, it->nimages);
-                goto out;
-            }
-            if (it->nimages >= FY_MAX_IMAGES) {
-                snprintf(err, errlen, "%s: \"images\": more than %d", where, FY_MAX_IMAGES);
-                goto out;
-            }
-            char *p = resolve_image(e->valuestring, dsdir, base);
-            if (!p) {
-                snprintf(err, errlen, "%s: \"images\"[%d]: %s: not found (looked in %s and %s)",
-                         where, it->nimages, e->valuestring, dsdir, base);
-                goto out;
-            }
-            it->images[it->nimages++] = p;
-        }
-    }
-    /* the prompt: the question, then the choices one per line */
-    struct buf b;
-    buf_init(&b);
-    buf_puts(&b, q->valuestring);
-    if (it->nchoices) {
-        for (int i = 0; i < it->nchoices; i++) {
-            const char *c = it->choices[i];
-            int labelled = isalpha((unsigned char)c[0]) && (c[1] == '.' || c[1] == ')');
-            if (labelled) buf_printf(&b, "\n%s", c);
-            else buf_printf(&b, "\n%c. %s", 'A' + i, c);
-        }
-        buf_puts(&b, "\nAnswer with the option's letter.");
-    }
-    it->prompt = buf_steal(&b);
-    rc = 0;
-out:
-    cJSON_Delete(o);
-    if (rc < 0) item_fini(it);
-    return rc;
-}
-
-/* Reads the whole dataset; -1 with "path:line: what". */
-static int load_dataset(const char *path, const char *base, struct item **out, int *n,
-                        char *err, size_t errlen)
-{
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    char dsdir[2048];
-    snprintf(dsdir, sizeof dsdir, "%s", path);
-    char *slash = strrchr(dsdir, '/');
-    if (slash) *slash = 0;
-    else snprintf(dsdir, sizeof dsdir, ".");
-    struct item *items = NULL;
-    int cnt = 0, cap = 0, rc = -1, lineno = 0;
-    char *line = malloc(COLLECT_MAX_LINE + 2);
-    if (!line) goto out;
-    while (fgets(line, COLLECT_MAX_LINE + 2, fp)) {
-        lineno++;
-        size_t len = strlen(line);
-        char where[2200];
-        snprintf(where, sizeof where, "%s:%d", path, lineno);
-        if (len > COLLECT_MAX_LINE) {
-            snprintf(err, errlen, "%s: line longer than %u bytes", where, COLLECT_MAX_LINE);
-            goto out;
-        }
-        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        size_t k = 0;
-        while (k < len && isspace((unsigned char)line[k])) k++;
-        if (k == len || line[k] == '#') continue;
-        if (cnt >= COLLECT_MAX_ITEMS) {
-            snprintf(err, errlen, "%s: more than %d items", path, COLLECT_MAX_ITEMS);
-            goto out;
-        }
-        if (cnt == cap) {
-            int nc = cap ? cap * 2 : 64;
-            struct item *ni = realloc(items, (size_t)nc * sizeof *ni);
-            if (!ni) {
-                snprintf(err, errlen, "out of memory");
-                goto out;
-            }
-            items = ni;
-            cap = nc;
-        }
-        if (parse_item(line + k, len - k, where, dsdir, base, &items[cnt], err, errlen) < 0)
-            goto out;
-        for (int i = 0; i < cnt; i++)
-            if (!strcmp(items[i].id, items[cnt].id)) {
-                snprintf(err, errlen, "%s: duplicate id \"%s\"", where, items[cnt].id);
-                item_fini(&items[cnt]);
-                goto out;
-            }
-        cnt++;
-    }
-    if (ferror(fp)) {
-        snprintf(err, errlen, "%s: read error", path);
-        goto out;
-    }
-    rc = 0;
-out:
-    free(line);
-    fclose(fp);
-    if (rc < 0) {
-        for (int i = 0; i < cnt; i++) item_fini(&items[i]);
-        free(items);
-        return -1;
-    }
-    *out = items;
-    *n = cnt;
-    return 0;
-}
-
 /* ==== requests ======================================================================== */
 
 struct active {                   /* an item being run on its nodes */
-    const struct item *it;
+    const struct emu_item *it;
     char **urls;                  /* data: URLs of its images */
     size_t img_bytes;
     int pending;
@@ -323,62 +47,20 @@ struct xfer {
     double t0;
 };
 
-static const char *mime_of(enum fy_img_format f)
-{
-    return f == FY_FMT_JPEG ? "image/jpeg" : f == FY_FMT_PNG ? "image/png"
-         : f == FY_FMT_WEBP ? "image/webp" : "application/octet-stream";
-}
-
 static size_t on_body(char *p, size_t sz, size_t n, void *arg)
 {
     struct xfer *x = arg;
     return emu_reply_feed(&x->rep, p, sz * n) < 0 ? 0 : sz * n;
 }
 
-static char *build_body(const struct item *it, char *const *urls, const struct gw_node_cfg *nc,
-                        int send_metadata)
-{
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "model", nc->model[0] ? nc->model : nc->name);
-    cJSON_AddBoolToObject(root, "stream", 1);
-    cJSON_AddBoolToObject(cJSON_AddObjectToObject(root, "stream_options"), "include_usage", 1);
-    cJSON_AddNumberToObject(root, "max_tokens", it->max_tokens);
-    cJSON_AddNumberToObject(root, "temperature", 0);
-    cJSON *msgs = cJSON_AddArrayToObject(root, "messages");
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddItemToArray(msgs, m);
-    cJSON_AddStringToObject(m, "role", "user");
-    cJSON *content = cJSON_AddArrayToObject(m, "content");
-    for (int i = 0; i < it->nimages; i++) {
-        cJSON *part = cJSON_CreateObject();
-        cJSON_AddStringToObject(part, "type", "image_url");
-        cJSON_AddStringToObject(cJSON_AddObjectToObject(part, "image_url"), "url", urls[i]);
-        cJSON_AddItemToArray(content, part);
-    }
-    cJSON *tp = cJSON_CreateObject();
-    cJSON_AddStringToObject(tp, "type", "text");
-    cJSON_AddStringToObject(tp, "text", it->prompt);
-    cJSON_AddItemToArray(content, tp);
-    if (send_metadata) {
-        cJSON *md = cJSON_AddObjectToObject(root, "metadata");
-        cJSON_AddStringToObject(md, "answer", it->refs[0]);
-        if (it->difficulty >= 0) cJSON_AddNumberToObject(md, "difficulty", it->difficulty);
-        if (it->skill[0]) cJSON_AddStringToObject(md, "skill", it->skill);
-    }
-    char *txt = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    return txt;
-}
-
 /* Loads the item's images as data: URLs and fills the request features. */
-static int activate(struct active *a, const struct item *it, double t_ms, char *err,
+static int activate(struct active *a, const struct emu_item *it, double t_ms, char *err,
                     size_t errlen)
 {
     memset(a, 0, sizeof *a);
     a->it = it;
     a->rec = calloc(1, sizeof *a->rec);
-    a->urls = calloc((size_t)it->nimages + 1, sizeof *a->urls);
-    if (!a->rec || !a->urls) {
+    if (!a->rec) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -388,38 +70,9 @@ static int activate(struct active *a, const struct item *it, double t_ms, char *
     r->t_ms = t_ms;
     struct feat_image_opts fo;
     feat_image_opts_default(&fo);
-    for (int i = 0; i < it->nimages; i++) {
-        uint8_t *bytes = NULL;
-        size_t n = 0;
-        if (feat_read_file(it->images[i], COLLECT_MAX_IMAGE, &bytes, &n, err, errlen) < 0)
-            return -1;
-        enum fy_img_format fmt;
-        int w, h;
-        char ierr[256];
-        if (feat_image_probe(bytes, n, &fmt, &w, &h, ierr, sizeof ierr) < 0) {
-            snprintf(err, errlen, "item %s: %s: %s", it->id, it->images[i], ierr);
-            free(bytes);
-            return -1;
-        }
-        const char *mime = mime_of(fmt);
-        size_t need = strlen("data:;base64,") + strlen(mime) + b64_encoded_len(n, 1) + 1;
-        char *url = malloc(need);
-        if (!url) {
-            free(bytes);
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        int k = snprintf(url, need, "data:%s;base64,", mime);
-        b64_encode(bytes, n, B64_STD, 1, url + k);
-        a->urls[i] = url;
-        a->img_bytes += n;
-        free(bytes);
-    }
+    if (emu_item_image_urls(it, &a->urls, &a->img_bytes, err, errlen) < 0) return -1;
     /* features of the request exactly as sent (feat_request: images and text) */
-    struct gw_node_cfg anon;
-    memset(&anon, 0, sizeof anon);
-    snprintf(anon.name, sizeof anon.name, "features");
-    char *body = build_body(it, a->urls, &anon, 0);
+    char *body = emu_item_body(it, a->urls, "features", 0);
     if (!body) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -447,14 +100,18 @@ static int activate(struct active *a, const struct item *it, double t_ms, char *
 
 static void deactivate(struct active *a)
 {
-    if (a->urls)
-        for (int i = 0; i < a->it->nimages; i++) free(a->urls[i]);
-    free(a->urls);
+    if (a->it) emu_item_urls_free(a->urls, a->it->nimages);
     free(a->rec);
     memset(a, 0, sizeof *a);
 }
 
 /* ==== run ============================================================================= */
+
+static int file_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
 
 /* Sorted ids already in the output (resume). */
 struct idset { char (*id)[64]; size_t n; };
@@ -504,7 +161,7 @@ static void finish_xfer(struct xfer *x, CURLcode cc, const struct gw_node_cfg *n
     curl_easy_getinfo(x->e, CURLINFO_RESPONSE_CODE, &status);
     double t_end = clock_now_ms();
     emu_reply_end(&x->rep);
-    const struct item *it = x->a->it;
+    const struct emu_item *it = x->a->it;
     struct trace_outcome *t = &x->a->rec->out[x->node];
     memset(t, 0, sizeof *t);
     snprintf(t->node, sizeof t->node, "%s", nc->name);
@@ -557,7 +214,7 @@ int emu_collect_run(const struct emu_collect_opts *o, struct emu_collect_stats *
 {
     memset(st, 0, sizeof *st);
     struct gw_config *cfg = calloc(1, sizeof *cfg);
-    struct item *items = NULL;
+    struct emu_item *items = NULL;
     int nitems = 0, rc = -1, sel[FY_MAX_NODES], nsel = 0;
     struct idset done = {0};
     FILE *out = NULL;
@@ -594,7 +251,7 @@ int emu_collect_run(const struct emu_collect_opts *o, struct emu_collect_stats *
         snprintf(err, errlen, "%s: no nodes", o->config);
         goto out;
     }
-    if (load_dataset(o->dataset, base, &items, &nitems, err, errlen) < 0) goto out;
+    if (emu_dataset_load(o->dataset, base, &items, &nitems, err, errlen) < 0) goto out;
     if (load_done(o->out, &done, err, errlen) < 0) goto out;
     out = o->out ? fopen(o->out, "a") : stdout;
     if (!out) {
@@ -647,7 +304,8 @@ int emu_collect_run(const struct emu_collect_opts *o, struct emu_collect_stats *
             x->a = cur;
             x->node = next_node;
             emu_reply_init(&x->rep);
-            x->body = build_body(cur->it, cur->urls, nc, o->send_metadata);
+            x->body = emu_item_body(cur->it, cur->urls, nc->model[0] ? nc->model : nc->name,
+                                    o->send_metadata);
             x->e = curl_easy_init();
             if (!x->body || !x->e) {
                 xfer_free(x);
@@ -733,8 +391,7 @@ out:
             if (act[i].it) deactivate(&act[i]);
     free(act);
     if (out && out != stdout) fclose(out);
-    for (int i = 0; i < nitems; i++) item_fini(&items[i]);
-    free(items);
+    emu_dataset_free(items, nitems);
     free(done.id);
     free(cfg);
     return rc;

@@ -18,11 +18,6 @@
 #define FERRY_EMU_COLLECT_H
 #include <stddef.h>
 
-#define COLLECT_MAX_LINE   (1u << 20)  /* bytes per dataset line */
-#define COLLECT_MAX_ITEMS  1000000     /* items per dataset */
-#define COLLECT_MAX_IMAGE  (20u << 20)  /* bytes per image file */
-#define COLLECT_MAX_REFS   32           /* reference answers / choices per item */
-
 struct emu_collect_opts {
     const char *dataset;     /* JSONL path */
     const char *config;      /* gateway INI with the [node NAME] sections */

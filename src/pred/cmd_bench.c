@@ -1,5 +1,5 @@
 /* cmd_bench — `ferry bench SUB ...`: one subcommand with sub-subcommands, one line each
- * in g_subs (m4a1: pred; collect: emu; export: gw). */
+ * in g_subs (m4a1: pred; collect, load: emu; export: gw). */
 #include <stdio.h>
 #include <string.h>
 
@@ -14,6 +14,8 @@ struct sub {
 
 static const struct sub g_subs[] = {
     {"m4a1", m4a1_main, "replay the M4A1 dialogues in LCIO's environment (local, cloud, random, lcio, ferry)"},
+    {"collect", cmd_bench_collect, "run a labelled dataset on every node of a config: trace JSONL for train/eval"},
+    {"load", cmd_bench_load, "drive a mixed chat workload through an endpoint; completion, latency, cost, share"},
     {NULL, NULL, NULL},
 };
 

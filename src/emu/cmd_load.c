@@ -1,0 +1,101 @@
+/* cmd_load — `ferry bench load` (load.h, docs/emulator.md "Load driver"). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "emu/load.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: ferry bench load --url URL [options]\n"
+            "\n"
+            "Drives a mixed chat workload (image questions, short and long text, M4A1\n"
+            "dialogues, some streamed) through an OpenAI-compatible endpoint, sends the\n"
+            "answer scores as feedback, and prints one summary row: completion rate,\n"
+            "latency percentiles, cost and share per node. Same seed, same requests.\n"
+            "\n"
+            "  --url URL            endpoint base, e.g. http://127.0.0.1:8080 (required)\n"
+            "  -c, --config FILE    gateway config: node prices for the cost column\n"
+            "  --requests N         requests in all (default 60)\n"
+            "  --concurrency N      requests at once (default 4)\n"
+            "  --seed N             workload seed (default 1)\n"
+            "  --stream-share P     share of streamed requests (default 0.3)\n"
+            "  --dataset FILE       labelled items for image questions\n"
+            "                       (default data/collect/mini.jsonl)\n"
+            "  --m4a1 FILE          M4A1 dialogues (default <base>/datasets/m4a1/M4A1.json)\n"
+            "  --base DIR           shared folder (default $FERRY_SHARED, else ../shared)\n"
+            "  --model NAME         request model (default ferry: the gateway decides)\n"
+            "  --label TEXT         first column of the row (default the model)\n"
+            "  --header             print the table header first\n"
+            "  --no-feedback        do not POST /v1/feedback\n");
+}
+
+int cmd_bench_load(int argc, char **argv)
+{
+    struct emu_load_opts o;
+    emu_load_opts_default(&o);
+    const char *label = NULL;
+    int header = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "--header")) { header = 1; continue; }
+        if (!strcmp(a, "--no-feedback")) { o.feedback = 0; continue; }
+        if (!v) {
+            fprintf(stderr, "ferry bench load: %s needs a value (try --help)\n", a);
+            return 2;
+        }
+        i++;
+        char *end = NULL;
+        if (!strcmp(a, "--url")) o.url = v;
+        else if (!strcmp(a, "-c") || !strcmp(a, "--config")) o.config = v;
+        else if (!strcmp(a, "--dataset")) o.dataset = v;
+        else if (!strcmp(a, "--m4a1")) o.m4a1 = v;
+        else if (!strcmp(a, "--base")) o.base = v;
+        else if (!strcmp(a, "--model")) o.model = v;
+        else if (!strcmp(a, "--label")) label = v;
+        else if (!strcmp(a, "--requests")) {
+            o.requests = (int)strtol(v, &end, 10);
+            if (*end || o.requests < 1 || o.requests > 1000000) goto bad;
+        } else if (!strcmp(a, "--concurrency")) {
+            o.concurrency = (int)strtol(v, &end, 10);
+            if (*end || o.concurrency < 1 || o.concurrency > 1024) goto bad;
+        } else if (!strcmp(a, "--seed")) {
+            o.seed = strtoull(v, &end, 10);
+            if (*end) goto bad;
+        } else if (!strcmp(a, "--stream-share")) {
+            o.stream_share = strtod(v, &end);
+            if (*end || !(o.stream_share >= 0 && o.stream_share <= 1)) goto bad;
+        } else {
+            fprintf(stderr, "ferry bench load: unknown option %s (try --help)\n", a);
+            return 2;
+        }
+        continue;
+    bad:
+        fprintf(stderr, "ferry bench load: %s '%s': not a valid value (try --help)\n", a, v);
+        return 2;
+    }
+    if (!o.url) {
+        fprintf(stderr, "ferry bench load: --url is required (try --help)\n");
+        return 2;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    struct emu_load_summary s;
+    char err[1024];
+    int rc = emu_load_run(&o, &s, err, sizeof err);
+    curl_global_cleanup();
+    if (rc < 0) {
+        fprintf(stderr, "ferry bench load: %s\n", err);
+        return 1;
+    }
+    if (header) emu_load_print(stdout, NULL, NULL);
+    emu_load_print(stdout, label ? label : o.model, &s);
+    fflush(stdout);
+    return s.ok ? 0 : 1;
+}
