@@ -1,5 +1,8 @@
 /* bench-features.c — time of ferry's image features per image.
  *   bench-features [-r REPS] [-s ANALYSIS_SIZE]... IMAGE...
+ *   bench-features -g SIDE REPS IMAGE   the gateway case: IMAGE re-encoded by
+ *       feat_image_downscale_jpeg to a JPEG (q90) whose longer side is SIDE, then
+ *       REPS analyses at the default size; prints "gateway <w>x<h> <p50> <p99> <max>" ms
  * For every image (read into memory first, so disk is not timed) and every analysis
  * size given (default 512 and 0 = full resolution), runs feat_image_analyze REPS times
  * (default 7) and prints one line per (image, size):
@@ -18,8 +21,42 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+static int gateway_case(int side, int reps, const char *path)
+{
+    uint8_t *p = NULL, *jpg = NULL;
+    size_t n, m;
+    char err[256];
+    double *t = malloc(sizeof *t * (size_t)reps);
+    int rc = 1;
+    struct fy_image_features f;
+    if (!t || feat_read_file(path, 0, &p, &n, err, sizeof err) != 0 ||
+        feat_image_downscale_jpeg(p, n, side, 90, &jpg, &m, err, sizeof err) != 0) {
+        fprintf(stderr, "bench-features: %s: %s\n", path, t ? err : "out of memory");
+        goto cleanup;
+    }
+    for (int r = 0; r < reps; r++) {
+        double t0 = clock_now_ms();
+        if (feat_image_analyze(jpg, m, NULL, &f, err, sizeof err) != 0) {
+            fprintf(stderr, "bench-features: %s\n", err);
+            goto cleanup;
+        }
+        t[r] = clock_now_ms() - t0;
+    }
+    qsort(t, (size_t)reps, sizeof *t, cmp_double);
+    printf("gateway %dx%d %zu %.4f %.4f %.4f\n", f.width, f.height, m, t[reps / 2],
+           t[(int)(0.99 * (reps - 1) + 0.5)], t[reps - 1]);
+    rc = 0;
+cleanup:
+    free(t);
+    free(p);
+    free(jpg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 5 && !strcmp(argv[1], "-g") && atoi(argv[2]) > 0 && atoi(argv[3]) > 0)
+        return gateway_case(atoi(argv[2]), atoi(argv[3]), argv[4]);
     int reps = 7, sizes[8], nsizes = 0, first = 1;
     for (; first < argc; first++) {
         if (!strcmp(argv[first], "-r") && first + 1 < argc) reps = atoi(argv[++first]);

@@ -49,3 +49,10 @@ for title, files in classes:
         print("  %-34s %10.3f %10.3f %12.3f %15.2fx" % (k, statistics.median(ms), pct(ms, .95),
               per, refmed / statistics.median(ms)))
 PY
+# The gateway's case (target: <= 10 ms p99 for a 1024x768 JPEG): 1024-px JPEGs re-encoded
+# at q90 by ferry from a high-texture photo (1024x640) and a square one (1024x1024, more
+# pixels than 1024x768), each analysed at the default size many times: p50 / p99 / max.
+for src in photo-moss-hightexture.jpg photo-retina.jpg; do
+  "$bin" -g 1024 "${BENCH_GW_REPS:-300}" "$shared/images/$src" |
+    awk -v s="$src" '{printf "gateway case: %s JPEG from %s (%d bytes), analysis size 512: p50 %.3f ms, p99 %.3f ms, max %.3f ms\n", $2, s, $3, $4, $5, $6}'
+done
