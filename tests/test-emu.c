@@ -403,6 +403,62 @@ TEST(emu_answers_follow_capability)
     CHECK(emu_p_correct(2.0, 0.5) > emu_p_correct(1.0, 0.5));
 }
 
+/* Correct answers out of n distinct requests (text varied so each draws anew). */
+static int count_right(const struct fx *f, const char *image_part, const char *meta, int n)
+{
+    int right = 0;
+    for (int i = 0; i < n; i++) {
+        char body[2048];
+        snprintf(body, sizeof body,
+                 "{\"model\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":[%s"
+                 "{\"type\":\"text\",\"text\":\"What is shown? (%d)\"}]}],"
+                 "\"metadata\":{\"answer\":\"owl\",\"difficulty\":0.5%s}}",
+                 image_part, i, meta);
+        struct resp r;
+        chat(f, body, &r);
+        right += r.status == 200 && strstr(r.body.data, "\"content\":\"owl\"") != NULL;
+        buf_fini(&r.body);
+    }
+    return right;
+}
+
+TEST(emu_dropped_images_lower_the_odds)
+{
+    struct emu_opts o;
+    opts_fast(&o);
+    o.capability = 3; /* keep: sigmoid(3) = 0.95; drop: sigmoid(3 - 3) = 0.5 */
+    struct fx f;
+    CHECK(fx_start(&f, &o) == 0);
+    /* a real 16x16 PNG from the shared corpus, inline */
+    char path[512];
+    snprintf(path, sizeof path, "%s/images/tiny-icon-keyboard-16.png", test_shared_dir());
+    FILE *fp = fopen(path, "rb");
+    CHECK(fp);
+    unsigned char png[1024];
+    size_t n = fread(png, 1, sizeof png, fp);
+    fclose(fp);
+    static const char tb[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char part[2048] = "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,";
+    size_t k = strlen(part);
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)png[i] << 16 | (i + 1 < n ? png[i + 1] << 8 : 0) |
+                     (i + 2 < n ? png[i + 2] : 0);
+        part[k++] = tb[v >> 18 & 63];
+        part[k++] = tb[v >> 12 & 63];
+        part[k++] = i + 1 < n ? tb[v >> 6 & 63] : '=';
+        part[k++] = i + 2 < n ? tb[v & 63] : '=';
+    }
+    snprintf(part + k, sizeof part - k, "\"}},");
+    int keep = count_right(&f, part, ",\"images\":1", 40);
+    int drop = count_right(&f, "", ",\"images\":1", 40);
+    int text = count_right(&f, "", "", 40); /* no image expected: no penalty */
+    fx_stop(&f);
+    if (!(keep > drop + 6 && text > drop + 6))
+        fprintf(stderr, "  right answers: keep %d, drop %d, text-only %d of 40\n", keep, drop, text);
+    CHECK(keep > drop + 6);
+    CHECK(text > drop + 6);
+}
+
 struct par { const struct fx *f; const char *body; struct resp r; };
 
 static void *par_main(void *arg)

@@ -29,6 +29,7 @@ static void usage(FILE *out)
             "                       only one, else the first)\n"
             "  --profiles DIR       where NAME is looked up (default $FERRY_PROFILES, else\n"
             "                       data/profiles)\n"
+            "  --no-link            ignore the profile's link (no upload time modelled)\n"
             "  --listen HOST:PORT   default 127.0.0.1:0 (port 0: the kernel picks one)\n"
             "  --port-file F        write the bound port to F once listening\n"
             "  --time-scale X       wall ms per modelled ms (0.1 = 10x faster; 0 = instant)\n"
@@ -58,7 +59,7 @@ static int is_file(const char *p)
 }
 
 /* Fills o->name, o->prof, o->capability from a profile file or a named node. */
-static int load_profile(const char *spec, const char *node, const char *dir,
+static int load_profile(const char *spec, const char *node, const char *dir, int no_link,
                         struct emu_opts *o, char *err, size_t errlen)
 {
     struct node_lib lib;
@@ -95,6 +96,11 @@ static int load_profile(const char *spec, const char *node, const char *dir,
         o->model = *m;
         o->has_model = 1;
     }
+    const struct link_spec *ls = d && d->link[0] ? node_lib_find_link(&lib, d->link) : NULL;
+    if (ls && !no_link) {
+        o->link = *ls;
+        o->has_link = 1;
+    }
     rc = 0;
 out:
     node_lib_fini(&lib);
@@ -119,6 +125,7 @@ int cmd_emulate(int argc, char **argv)
     struct emu_opts o;
     emu_opts_default(&o);
     const char *profile = NULL, *node = NULL, *dir = NULL, *port_file = NULL;
+    int no_link = 0;
     char err[512];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -126,6 +133,10 @@ int cmd_emulate(int argc, char **argv)
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
+        }
+        if (!strcmp(a, "--no-link")) {
+            no_link = 1;
+            continue;
         }
         if (!v) {
             fprintf(stderr, "ferry emulate: %s needs a value (try --help)\n", a);
@@ -175,7 +186,7 @@ int cmd_emulate(int argc, char **argv)
         fprintf(stderr, "ferry emulate: --profile FILE|NAME is required (try --help)\n");
         return 2;
     }
-    if (load_profile(profile, node, dir, &o, err, sizeof err) < 0) {
+    if (load_profile(profile, node, dir, no_link, &o, err, sizeof err) < 0) {
         fprintf(stderr, "ferry emulate: %s\n", err);
         return 1;
     }

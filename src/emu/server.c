@@ -18,10 +18,13 @@
 #include <event2/keyvalq_struct.h>
 
 #include "emu/answers.h"
+#include "feat/image.h"
 #include "feat/text.h"
 #include "feat/tokens.h"
+#include "node/link.h"
 #include "node/service.h"
 #include "req/request.h"
+#include "sim/quality.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
@@ -96,6 +99,7 @@ struct emu_server {
     struct evhttp_bound_socket *bound;
     struct emu_opts o;
     struct node_svc *svc;
+    struct link *link;  /* NULL = no network modelled */
     struct rng rng;
     struct req_limits lim;
     struct event *timer;
@@ -563,26 +567,24 @@ static double meta_num(const struct fy_request *fr, const char *key, double def)
  * in [0,1] (docs/request.md); it maps to logits as ln(d / (1 - d)), clamped to +-12,
  * so 0.5 is a neutral item, 0 is always answered correctly and 1 never. No
  * difficulty: a neutral item. */
-double emu_p_correct(double capability, double difficulty)
+double emu_difficulty_logit(double difficulty)
 {
-    double d = 0;
-    if (difficulty >= 0) {
-        if (difficulty <= 6e-6) d = -12;
-        else if (difficulty >= 1 - 6e-6) d = 12;
-        else d = log(difficulty / (1 - difficulty));
-        if (d < -12) d = -12;
-        if (d > 12) d = 12;
-    }
-    if (difficulty == 0) return 1;
-    if (difficulty == 1) return 0;
-    return 1.0 / (1.0 + exp(-(capability - d)));
+    if (difficulty < 0) return 0;
+    if (difficulty <= 6e-6) return -12;
+    if (difficulty >= 1 - 6e-6) return 12;
+    return log(difficulty / (1 - difficulty));
 }
 
-static double p_correct(const struct emu_server *s, const char *skill, double difficulty)
+double emu_p_correct(double capability, double difficulty)
 {
-    double cap = s->o.has_model ? node_model_cap(&s->o.model, skill ? skill : "")
-                                : s->o.capability;
-    return emu_p_correct(cap, difficulty);
+    if (difficulty == 0) return 1;
+    if (difficulty == 1) return 0;
+    return 1.0 / (1.0 + exp(-(capability - emu_difficulty_logit(difficulty))));
+}
+
+static double capability(const struct emu_server *s, const char *skill)
+{
+    return s->o.has_model ? node_model_cap(&s->o.model, skill ? skill : "") : s->o.capability;
 }
 
 /* metadata.KEY of the request body as a string, or NULL. */
@@ -591,6 +593,70 @@ static const char *meta_str(const struct fy_request *fr, const char *key)
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(fr->json, "metadata");
     const cJSON *v = cJSON_IsObject(m) ? cJSON_GetObjectItemCaseSensitive(m, key) : NULL;
     return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* P(correct) of this request on this node: the simulator's quality model
+ * (sim_quality_p) with the plan the request went through, as far as it can be seen
+ * from here (docs/emulator.md "Answers"): metadata.images = images the client sent,
+ * metadata.image_sides = their longer sides in px; fewer images arriving = dropped,
+ * except those replaced by a gateway "[Image description: ...]" text part (split); a
+ * smaller longer side = downscaled. metadata.image_need (default 1 with images) and
+ * metadata.visual_share (default 0.5) play the workload class's parts. */
+static double answer_p(const struct emu_server *s, const struct fy_request *fr)
+{
+    double d = fr->difficulty;
+    if (d == 0) return 1;
+    if (d == 1) return 0;
+    double cap = capability(s, meta_str(fr, "skill"));
+    int k_recv = fr->nimages < FY_MAX_IMAGES ? fr->nimages : FY_MAX_IMAGES;
+    int k_orig = (int)meta_num(fr, "images", k_recv);
+    if (k_orig < k_recv) k_orig = k_recv;
+    if (k_orig > FY_MAX_IMAGES) k_orig = FY_MAX_IMAGES;
+    int nsplit = 0;
+    for (int i = 0; i < fr->nparts; i++)
+        if (fr->parts[i].kind == FY_PART_TEXT && fr->parts[i].text_len >= 19 &&
+            !strncmp(fr->parts[i].text, "[Image description:", 19))
+            nsplit++;
+    const cJSON *md = cJSON_GetObjectItemCaseSensitive(fr->json, "metadata");
+    const cJSON *sides = cJSON_IsObject(md) ? cJSON_GetObjectItemCaseSensitive(md, "image_sides")
+                                            : NULL;
+    struct sim_class cls;
+    memset(&cls, 0, sizeof cls);
+    cls.image_need = meta_num(fr, "image_need", k_orig > 0 ? 1 : 0);
+    cls.visual_share = meta_num(fr, "visual_share", 0.5);
+    struct sim_latent lat;
+    memset(&lat, 0, sizeof lat);
+    lat.difficulty = emu_difficulty_logit(d);
+    static struct fy_features f; /* large; the loop is single-threaded */
+    memset(&f, 0, sizeof f);
+    f.nimages = k_orig;
+    struct fy_plan plan;
+    memset(&plan, 0, sizeof plan);
+    plan.aux_node = -1;
+    for (int i = 0; i < k_orig; i++) {
+        if (i >= k_recv) {
+            plan.img[i] = nsplit-- > 0 ? FY_IMG_SPLIT : FY_IMG_DROP;
+            continue;
+        }
+        const struct fy_image_ref *im = &fr->images[i];
+        int side = im->width > im->height ? im->width : im->height;
+        const cJSON *o = cJSON_GetArrayItem(sides, i);
+        int orig = cJSON_IsNumber(o) ? (int)o->valuedouble : side;
+        f.img[i].width = f.img[i].height = orig;
+        if (side > 0 && orig > side + 1) {
+            /* downscaled: its penalty grows with the image's complexity (decode once) */
+            plan.img[i] = FY_IMG_DOWNSCALE;
+            if (!plan.downscale_px || side < plan.downscale_px) plan.downscale_px = side;
+            struct fy_image_features ff;
+            char err[128];
+            f.img[i].c_img = im->bytes && feat_image_analyze(im->bytes, im->nbytes, NULL, &ff,
+                                                             err, sizeof err) == 0
+                                 ? ff.c_img : 0.5;
+        }
+    }
+    struct sim_quality q;
+    sim_quality_default(&q);
+    return sim_quality_p(&q, &cls, &lat, &f, &plan, cap, cap);
 }
 
 static void handle_chat(struct emu_server *s, struct evhttp_request *req)
@@ -684,9 +750,17 @@ static void handle_chat(struct emu_server *s, struct evhttp_request *req)
     }
     r->prompt_tokens = pt;
     r->image_tokens = it;
+    if (s->link && s->o.time_scale > 0) {
+        /* the body crosses the profile's link first (DESIGN.md T_up = RTT/2 + bytes /
+         * bandwidth): the model sees the request when the upload has ended */
+        double m0 = model_now(s, r->t_arrive);
+        double up_end = link_upload_end(s->link, m0, (double)len, fr->nimages, 0);
+        double w = to_wall(s, up_end);
+        if (w > r->hold_until) r->hold_until = w;
+    }
     struct emu_answer_in ai = {
         .answer = fr->answer[0] ? fr->answer : NULL,
-        .p_correct = p_correct(s, meta_str(fr, "skill"), fr->difficulty),
+        .p_correct = answer_p(s, fr),
         .max_tokens = fr->max_tokens,
         .out_tokens = (int)meta_num(fr, "out_tokens", 0),
     };
@@ -883,6 +957,7 @@ struct emu_server *emu_server_new(struct event_base *base, const struct emu_opts
     hist_init(&s->ttft, g_ttft_le, NLE(g_ttft_le));
     hist_init(&s->tpot, g_tpot_le, NLE(g_tpot_le));
     hist_init(&s->e2e, g_e2e_le, NLE(g_e2e_le));
+    if (o->has_link && !(s->link = link_new(&o->link, o->seed, err, errlen))) goto fail;
     s->svc = node_svc_new(&o->prof, NULL);
     if (!s->svc) {
         snprintf(err, errlen, "profile of model '%s': unusable service rates "
@@ -944,5 +1019,6 @@ void emu_server_free(struct emu_server *s)
     if (s->http) evhttp_free(s->http);
     if (s->timer) event_free(s->timer);
     node_svc_free(s->svc);
+    link_free(s->link);
     free(s);
 }

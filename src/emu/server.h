@@ -29,6 +29,8 @@ struct emu_opts {
     double capability;          /* quality model: capability (logits) when !has_model */
     struct node_model model;    /* the profile's model: capability per skill */
     int has_model;
+    struct link_spec link;      /* the profile's link: upload time of each request body */
+    int has_link;
     double time_scale;          /* wall ms = modelled ms * time_scale; 0 = instant */
     uint64_t seed;              /* answers, output lengths and faults */
     struct emu_faults faults;
@@ -51,6 +53,9 @@ int emu_server_inflight(const struct emu_server *s);
 /* The quality model used for answers: P(correct) for a model of this capability
  * (logits) and an item difficulty in [0,1] (< 0 = none); see server.c. */
 double emu_p_correct(double capability, double difficulty);
+/* The request's difficulty in [0,1] on the quality model's logit scale: ln(d/(1-d)),
+ * clamped to +-12; 0 for "none" (< 0). */
+double emu_difficulty_logit(double difficulty);
 
 /* Stops accepting, drops open connections and frees everything. NULL is a no-op. */
 void emu_server_free(struct emu_server *s);
