@@ -6,6 +6,7 @@
 
 int cmd_features(int argc, char **argv);  /* src/feat/cmd_features.c */
 int cmd_calibrate(int argc, char **argv); /* src/feat/cmd_calibrate.c */
+int cmd_sim(int argc, char **argv);       /* src/sim/cmd_sim.c */
 int cmd_train(int argc, char **argv);     /* src/pred/cmd_train.c */
 int cmd_eval(int argc, char **argv);      /* src/pred/cmd_eval.c */
 int cmd_bench(int argc, char **argv);     /* src/pred/cmd_bench.c */

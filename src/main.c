@@ -16,6 +16,7 @@ static const struct command g_commands[] = {
      * eval, bench, serve, emulate */
     {"features", cmd_features, "print complexity features of images and request JSON files"},
     {"calibrate", cmd_calibrate, "compute a MoA-Off image calibration file from images"},
+    {"sim", cmd_sim, "simulate a cloud-edge MLLM cluster and compare offloading policies"},
     {"train", cmd_train, "fit the quality (MGQP) and latency (MILP) predictors from traces"},
     {"eval", cmd_eval, "score a predictor model on held-out trace records (MAE, MAPE, AUC, Brier)"},
     {"bench", cmd_bench, "benchmarks on data: m4a1 (LCIO replay), collect, export"},

@@ -1,10 +1,394 @@
+/* test-node — the node service model against closed-form cases, links (bandwidth
+ * changes mid-upload), and INI profiles (roofline derivation, line-numbered errors). */
 #include "test.h"
-#include "node/service.h"
 
-TEST(node_placeholder_builds)
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "node/link.h"
+#include "node/profile.h"
+#include "node/service.h"
+#include "util/rng.h"
+
+/* ==== service model ================================================================ */
+
+struct evlog {
+    int n;
+    uint64_t id[64];
+    int ev[64];
+    double t[64];
+};
+
+static void log_cb(void *arg, uint64_t id, int ev, double t)
 {
-    struct fy_node_profile p = {.prefill_tps = 1000, .decode_tps = 100, .max_seqs = 2};
+    struct evlog *l = arg;
+    if (l->n < 64) {
+        l->id[l->n] = id;
+        l->ev[l->n] = ev;
+        l->t[l->n] = t;
+        l->n++;
+    }
+}
+
+/* Time of event ev for id in the log, or -1. */
+static double ev_time(const struct evlog *l, uint64_t id, int ev)
+{
+    for (int i = 0; i < l->n; i++)
+        if (l->id[i] == id && l->ev[i] == ev) return l->t[i];
+    return -1;
+}
+
+static struct fy_node_profile test_profile(void)
+{
+    struct fy_node_profile p = {0};
+    p.prefill_tps = 1000;        /* 1 ms per prompt token */
+    p.decode_tps = 100;          /* 10 ms per output token at batch 1 */
+    p.tpot_slope = 0.1;
+    p.max_seqs = 4;
+    p.vision_ms_per_token = 0.5;
+    return p;
+}
+
+static void run_all(struct node_svc *s, struct evlog *l)
+{
+    for (int guard = 0; guard < 1000 && !isinf(node_svc_next_time(s)); guard++)
+        node_svc_advance(s, node_svc_next_time(s), log_cb, l);
+}
+
+TEST(svc_one_request_ttft_is_vision_plus_prefill)
+{
+    struct fy_node_profile p = test_profile();
     struct node_svc *s = node_svc_new(&p, NULL);
-    CHECK(s != NULL);
+    CHECK(s);
+    struct evlog l = {0};
+    CHECK_EQ_INT(node_svc_submit(s, 0, 7, 100, 200, 11), 0);
+    run_all(s, &l);
+    /* W = 200 * 0.5 + 1000 * (100 + 200) / 1000 = 400 ms; then 10 tokens at 10 ms */
+    CHECK_NEAR(ev_time(&l, 7, NODE_EV_START), 0, 1e-9);
+    CHECK_NEAR(ev_time(&l, 7, NODE_EV_FIRST_TOKEN), 400, 1e-9);
+    CHECK_NEAR(ev_time(&l, 7, NODE_EV_DONE), 500, 1e-9);
+    CHECK(isinf(node_svc_next_time(s)));
+    CHECK_NEAR(node_svc_busy_ms(s), 500, 1e-9);
     node_svc_free(s);
+}
+
+TEST(svc_chunked_prefill_shares_the_device)
+{
+    struct fy_node_profile p = test_profile();
+    struct node_svc_opts o;
+    node_svc_opts_default(&o);
+    o.prefill_share = 0.5;
+    struct node_svc *s = node_svc_new(&p, &o);
+    struct evlog l = {0};
+    CHECK_EQ_INT(node_svc_submit(s, 0, 1, 100, 0, 11), 0);
+    CHECK_EQ_INT(node_svc_submit(s, 0, 2, 100, 0, 11), 0);
+    run_all(s, &l);
+    /* A prefills alone (100 ms). B's prefill then runs at half speed (200 ms) while A
+     * decodes at half speed: 10 tokens in 200 ms. B decodes alone afterwards. */
+    CHECK_NEAR(ev_time(&l, 1, NODE_EV_FIRST_TOKEN), 100, 1e-9);
+    CHECK_NEAR(ev_time(&l, 1, NODE_EV_DONE), 300, 1e-6);
+    CHECK_NEAR(ev_time(&l, 2, NODE_EV_START), 0, 1e-9);
+    CHECK_NEAR(ev_time(&l, 2, NODE_EV_FIRST_TOKEN), 300, 1e-6);
+    CHECK_NEAR(ev_time(&l, 2, NODE_EV_DONE), 400, 1e-6);
+    node_svc_free(s);
+}
+
+TEST(svc_batch_decoding_slows_each_sequence)
+{
+    struct fy_node_profile p = test_profile();
+    struct node_svc *s = node_svc_new(&p, NULL);
+    struct evlog l = {0};
+    CHECK_EQ_INT(node_svc_submit(s, 0, 1, 0, 0, 11), 0);
+    CHECK_EQ_INT(node_svc_submit(s, 0, 2, 0, 0, 11), 0);
+    run_all(s, &l);
+    /* tpot(2) = 10 * (1 + 0.1) = 11 ms; 10 tokens each */
+    CHECK_NEAR(ev_time(&l, 1, NODE_EV_DONE), 110, 1e-6);
+    CHECK_NEAR(ev_time(&l, 2, NODE_EV_DONE), 110, 1e-6);
+    node_svc_free(s);
+}
+
+TEST(svc_queues_fifo_beyond_max_seqs)
+{
+    struct fy_node_profile p = test_profile();
+    p.max_seqs = 1;
+    struct node_svc *s = node_svc_new(&p, NULL);
+    struct evlog l = {0};
+    CHECK_EQ_INT(node_svc_submit(s, 0, 1, 50, 0, 6), 0);
+    CHECK_EQ_INT(node_svc_submit(s, 0, 2, 50, 0, 6), 0);
+    CHECK_EQ_INT(node_svc_submit(s, 0, 3, 50, 0, 6), 0);
+    node_svc_advance(s, 0, log_cb, &l);
+    struct fy_node_state st;
+    node_svc_state(s, &st);
+    CHECK_EQ_INT(st.running, 1);
+    CHECK_EQ_INT(st.queued, 2);
+    CHECK_NEAR(st.queued_tokens, 3 * (50 + 6), 1e-9);
+    run_all(s, &l);
+    /* each takes 50 + 5 * 10 = 100 ms alone */
+    CHECK_NEAR(ev_time(&l, 2, NODE_EV_START), 100, 1e-9);
+    CHECK_NEAR(ev_time(&l, 3, NODE_EV_START), 200, 1e-9);
+    CHECK_NEAR(ev_time(&l, 3, NODE_EV_DONE), 300, 1e-9);
+    CHECK(ev_time(&l, 2, NODE_EV_START) < ev_time(&l, 3, NODE_EV_START));
+    node_svc_free(s);
+}
+
+TEST(svc_tokens_at_follows_the_decode_pace)
+{
+    struct fy_node_profile p = test_profile();
+    struct node_svc *s = node_svc_new(&p, NULL);
+    CHECK_EQ_INT(node_svc_submit(s, 0, 9, 20, 0, 50), 0);
+    node_svc_advance(s, 10, NULL, NULL);
+    CHECK_EQ_INT(node_svc_tokens_at(s, 9, 10), 0);    /* still in prefill */
+    node_svc_advance(s, 20, NULL, NULL);               /* first token at 20 ms */
+    CHECK_EQ_INT(node_svc_tokens_at(s, 9, 20), 1);
+    CHECK_EQ_INT(node_svc_tokens_at(s, 9, 55), 4);     /* + 3 tokens at 10 ms */
+    node_svc_advance(s, 100, NULL, NULL);
+    CHECK_EQ_INT(node_svc_tokens_at(s, 9, 100), 9);
+    CHECK_EQ_INT(node_svc_tokens_at(s, 12345, 100), -ENOENT);
+    node_svc_free(s);
+}
+
+TEST(svc_cancel_frees_the_slot_and_speeds_up_the_rest)
+{
+    struct fy_node_profile p = test_profile();
+    struct node_svc *s = node_svc_new(&p, NULL);
+    struct evlog l = {0};
+    CHECK_EQ_INT(node_svc_submit(s, 0, 1, 0, 0, 101), 0);
+    CHECK_EQ_INT(node_svc_submit(s, 0, 2, 0, 0, 101), 0);
+    node_svc_advance(s, 0, log_cb, &l);
+    double both = node_svc_next_time(s);
+    CHECK_NEAR(both, 100 * 11.0, 1e-6);
+    node_svc_advance(s, 110, log_cb, &l);     /* 10 tokens each */
+    CHECK_EQ_INT(node_svc_cancel(s, 110, 2), 0);
+    CHECK_EQ_INT(node_svc_cancel(s, 110, 2), -ENOENT);
+    /* the remaining 90 tokens of 1 now go at 10 ms */
+    CHECK_NEAR(node_svc_next_time(s), 110 + 900, 1e-6);
+    run_all(s, &l);
+    CHECK(ev_time(&l, 2, NODE_EV_DONE) < 0);
+    CHECK_NEAR(ev_time(&l, 1, NODE_EV_DONE), 1010, 1e-6);
+    node_svc_free(s);
+}
+
+TEST(svc_rejects_time_travel_and_bad_args)
+{
+    struct fy_node_profile p = test_profile();
+    struct node_svc *s = node_svc_new(&p, NULL);
+    CHECK_EQ_INT(node_svc_submit(s, 10, 1, 10, 0, 5), 0);
+    CHECK_EQ_INT(node_svc_advance(s, 5, NULL, NULL), -EINVAL);
+    CHECK_EQ_INT(node_svc_submit(s, 10, 1, 10, 0, 5), -EEXIST);
+    CHECK_EQ_INT(node_svc_submit(s, 10, 2, -1, 0, 5), -EINVAL);
+    /* events pending before 100: must advance first */
+    CHECK_EQ_INT(node_svc_submit(s, 100, 3, 1, 0, 1), -EINVAL);
+    node_svc_free(s);
+    p.decode_tps = 0;
+    CHECK(node_svc_new(&p, NULL) == NULL);
+}
+
+TEST(svc_clone_runs_the_same_future)
+{
+    struct fy_node_profile p = test_profile();
+    struct node_svc *s = node_svc_new(&p, NULL);
+    for (int i = 0; i < 6; i++) CHECK_EQ_INT(node_svc_submit(s, 0, (uint64_t)i, 30 + i, 10, 8 + i), 0);
+    node_svc_advance(s, 50, NULL, NULL);
+    struct node_svc *c = node_svc_clone(s);
+    CHECK(c);
+    struct evlog a = {0}, b = {0};
+    run_all(s, &a);
+    run_all(c, &b);
+    CHECK_EQ_INT(a.n, b.n);
+    for (int i = 0; i < a.n; i++) {
+        CHECK_EQ_INT(a.id[i], b.id[i]);
+        CHECK_EQ_INT(a.ev[i], b.ev[i]);
+        CHECK_NEAR(a.t[i], b.t[i], 0);
+    }
+    node_svc_free(s);
+    node_svc_free(c);
+}
+
+/* M/D/1: Poisson arrivals, one slot, deterministic service S (prefill only, one output
+ * token). Mean wait in queue Wq = rho S / (2 (1 - rho)) (Pollaczek-Khinchine). */
+struct md1 { double *submit; double wait_sum; long n; };
+
+static void md1_cb(void *arg, uint64_t id, int ev, double t)
+{
+    struct md1 *m = arg;
+    if (ev != NODE_EV_START) return;
+    m->wait_sum += t - m->submit[id];
+    m->n++;
+}
+
+TEST(svc_md1_queueing_matches_pollaczek_khinchine)
+{
+    struct fy_node_profile p = test_profile();
+    p.max_seqs = 1;
+    p.prefill_tps = 1000;            /* S = 10 ms for 10 prompt tokens */
+    struct node_svc *s = node_svc_new(&p, NULL);
+    const long N = 200000;
+    const double S = 10, rho = 0.3, lambda = rho / S;
+    struct md1 m = {calloc((size_t)N, sizeof(double)), 0, 0};
+    CHECK(m.submit);
+    struct rng r;
+    rng_seed(&r, 42);
+    double t = 0;
+    for (long i = 0; i < N; i++) {
+        t += rng_exponential(&r, lambda);
+        node_svc_advance(s, t, md1_cb, &m);
+        m.submit[i] = t;
+        CHECK_EQ_INT(node_svc_submit(s, t, (uint64_t)i, 10, 0, 1), 0);
+    }
+    node_svc_advance(s, t + 1e6, md1_cb, &m);
+    CHECK_EQ_INT(m.n, N);
+    double wq = rho * S / (2 * (1 - rho));   /* 2.142857 ms */
+    CHECK_NEAR(m.wait_sum / m.n, wq, 0.05 * wq);
+    free(m.submit);
+    node_svc_free(s);
+}
+
+/* ==== links ======================================================================== */
+
+TEST(link_constant_upload_time)
+{
+    struct link_spec sp = {.kind = LINK_CONST, .base = {.up_mbps = 100, .rtt_ms = 20}};
+    char err[256];
+    struct link *l = link_new(&sp, 1, err, sizeof err);
+    CHECK(l);
+    /* 1 MB = 8e6 bits at 1e5 bits/ms = 80 ms, + rtt/2 */
+    CHECK_NEAR(link_upload_end(l, 1000, 1e6, 1, 0), 1000 + 80 + 10, 1e-9);
+    CHECK_NEAR(link_down_ms(l), 10, 1e-12);
+    link_free(l);
+}
+
+TEST(link_bandwidth_change_mid_upload)
+{
+    const char *path = test_tmp_path("bw.csv");
+    FILE *fp = fopen(path, "w");
+    CHECK(fp);
+    fprintf(fp, "# t_s,mbps\nt_s,mbps\n0,100\n0.05,10\n1,100\n");
+    fclose(fp);
+    struct link_spec sp = {.kind = LINK_SERIES, .base = {.rtt_ms = 0}};
+    snprintf(sp.series_path, sizeof sp.series_path, "%s", path);
+    char err[256];
+    struct link *l = link_new(&sp, 1, err, sizeof err);
+    CHECK(l);
+    /* 8e6 bits: 5e6 in the first 50 ms at 100 Mbps, 3e6 at 10 Mbps = 300 ms more */
+    CHECK_NEAR(link_upload_end(l, 0, 1e6, 1, 0), 350, 1e-9);
+    /* starting in the slow phase: 950 ms at 10 Mbps carry 9.5e6 bits > 8e6 */
+    CHECK_NEAR(link_upload_end(l, 50, 1e6, 1, 0), 850, 1e-9);
+    /* spanning the recovery at 1 s: 400 ms slow (4e6 bits), then 4e6 at 100 Mbps */
+    CHECK_NEAR(link_upload_end(l, 600, 1e6, 1, 0), 1040, 1e-9);
+    CHECK_NEAR(link_up_mbps_at(l, 5000), 100, 0);
+    link_free(l);
+}
+
+TEST(link_series_errors_name_the_line)
+{
+    const char *path = test_tmp_path("bad.csv");
+    FILE *fp = fopen(path, "w");
+    fprintf(fp, "0,100\n2,50\n1,20\n");
+    fclose(fp);
+    struct link_spec sp = {.kind = LINK_SERIES};
+    snprintf(sp.name, sizeof sp.name, "x");
+    snprintf(sp.series_path, sizeof sp.series_path, "%s", path);
+    char err[512];
+    CHECK(link_new(&sp, 1, err, sizeof err) == NULL);
+    CHECK(strstr(err, "bad.csv:3:") != NULL);
+}
+
+TEST(link_markov_is_reproducible_and_query_order_free)
+{
+    struct link_spec sp = {.kind = LINK_MARKOV, .base = {.up_mbps = 300, .rtt_ms = 10},
+                           .bad_mbps = 20, .good_s = 5, .bad_s = 2};
+    char err[256];
+    struct link *a = link_new(&sp, 77, err, sizeof err), *b = link_new(&sp, 77, err, sizeof err);
+    CHECK(a && b);
+    double late = link_up_mbps_at(b, 500000);   /* b jumps far ahead first */
+    int bad = 0, good = 0;
+    for (int i = 0; i <= 500; i++) {
+        double t = i * 1000.0;
+        double x = link_up_mbps_at(a, t), y = link_up_mbps_at(b, t);
+        CHECK_NEAR(x, y, 0);
+        CHECK(x == 300 || x == 20);
+        bad += x == 20;
+        good += x == 300;
+    }
+    CHECK_NEAR(link_up_mbps_at(a, 500000), late, 0);
+    /* both states visited; bad about 2/7 of the time */
+    CHECK(bad > 50 && good > 200);
+    link_free(a);
+    link_free(b);
+}
+
+TEST(link_views_table_from_lcio)
+{
+    struct link_spec sp = {.kind = LINK_VIEWS, .nviews = 4, .view_s = {0.5, 1.898, 2.016, 2.238}};
+    char err[256];
+    struct link *l = link_new(&sp, 1, err, sizeof err);
+    CHECK(l);
+    CHECK_NEAR(link_upload_end(l, 0, 1e6, 0, 0), 500, 1e-9);
+    CHECK_NEAR(link_upload_end(l, 0, 1e6, 2, 0), 2016, 1e-9);
+    CHECK_NEAR(link_upload_end(l, 0, 1e6, 9, 0), 2238, 1e-9);
+    link_free(l);
+}
+
+/* ==== profiles ===================================================================== */
+
+TEST(profile_roofline_derivation)
+{
+    struct node_lib lib;
+    node_lib_init(&lib);
+    char err[512];
+    int rc = node_lib_load_dir(&lib, "data/profiles", err, sizeof err);
+    if (rc < 0) fprintf(stderr, "%s\n", err);
+    CHECK_EQ_INT(rc, 0);
+    struct fy_node n;
+    CHECK_EQ_INT(node_lib_resolve(&lib, "edge-3090", &n, err, sizeof err), 0);
+    /* 0.6 * 936e9 / (1.5e9 * 2); 0.4 * 71e12 / (2 * 1.5e9); 1000 * 2 * 0.675e9 * 4 / (0.4 * 71e12) */
+    CHECK_NEAR(n.prof.decode_tps, 187.2, 1e-9);
+    CHECK_NEAR(n.prof.prefill_tps, 0.4 * 71e12 / 3e9, 1e-6);
+    CHECK_NEAR(n.prof.vision_ms_per_token, 1000.0 * 2 * 0.675e9 * 4 / (0.4 * 71e12), 1e-12);
+    CHECK_EQ_INT(n.role, FY_ROLE_EDGE);
+    CHECK_EQ_INT(n.prof.vt_family, FY_VT_QWEN2VL);
+    CHECK_NEAR(n.link.up_mbps, 1000, 0);
+    CHECK_EQ_INT(node_lib_resolve(&lib, "cloud-api", &n, err, sizeof err), 0);
+    CHECK_NEAR(n.prof.decode_tps, 80, 0);    /* measured override */
+    CHECK_NEAR(n.prof.usd_per_mtok_out, 10, 0);
+    const struct node_model *m = node_lib_find_model(&lib, "qwen2.5-vl-7b");
+    CHECK(m);
+    CHECK(node_model_cap(m, "vqa") > node_model_cap(node_lib_find_model(&lib, "qwen2-vl-2b"), "vqa"));
+    CHECK_NEAR(node_model_cap(m, "no-such-skill"), m->cap_default, 0);
+    node_lib_fini(&lib);
+}
+
+static int load_text(const char *name, const char *text, char *err, size_t errlen,
+                     struct node_lib *lib)
+{
+    const char *path = test_tmp_path(name);
+    FILE *fp = fopen(path, "w");
+    if (!fp) return -2;
+    fputs(text, fp);
+    fclose(fp);
+    return node_lib_load(lib, path, err, errlen);
+}
+
+TEST(profile_errors_name_file_and_line)
+{
+    struct node_lib lib;
+    node_lib_init(&lib);
+    char err[512];
+    CHECK_EQ_INT(load_text("a.ini", "[device d]\nmem_bw_gbs = 100\n\ntflop = 3\n", err, sizeof err, &lib), -1);
+    CHECK(strstr(err, "a.ini:4:") && strstr(err, "tflop"));
+    CHECK_EQ_INT(load_text("b.ini", "[model m]\nparams_b = many\n", err, sizeof err, &lib), -1);
+    CHECK(strstr(err, "b.ini:2:") && strstr(err, "params_b"));
+    CHECK_EQ_INT(load_text("c.ini", "; comment\n[gpu x]\nk = 1\n", err, sizeof err, &lib), -1);
+    CHECK(strstr(err, "c.ini:3:") && strstr(err, "unknown section"));
+    CHECK_EQ_INT(load_text("d.ini", "[node n]\nrole = fog\n", err, sizeof err, &lib), -1);
+    CHECK(strstr(err, "d.ini:2:") && strstr(err, "edge or cloud"));
+    CHECK_EQ_INT(load_text("e.ini", "[node n2]\ndevice = nope\nmodel = nope\n", err, sizeof err, &lib), 0);
+    struct fy_node n;
+    CHECK_EQ_INT(node_lib_resolve(&lib, "n2", &n, err, sizeof err), -1);
+    CHECK(strstr(err, "e.ini:2:") && strstr(err, "device 'nope'")); /* first key of the section */
+    CHECK_EQ_INT(load_text("f.ini", "[device d]\nmem_bw_gbs = 1\nthis line has no equals\n", err,
+                           sizeof err, &lib), -1);
+    CHECK(strstr(err, "f.ini:3:"));
+    node_lib_fini(&lib);
 }

@@ -1,0 +1,558 @@
+/* experiment — experiment files, overrides, sweeps and their resolution (experiment.h). */
+#include "sim/experiment.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/policy.h"
+
+/* ==== entries ====================================================================== */
+
+void sim_entries_fini(struct sim_entries *es)
+{
+    free(es->e);
+    memset(es, 0, sizeof *es);
+}
+
+int sim_entries_add(struct sim_entries *es, const char *section, const char *key,
+                    const char *value, const char *file, int line)
+{
+    if (strlen(section) >= sizeof es->e[0].section || strlen(key) >= sizeof es->e[0].key ||
+        strlen(value) >= sizeof es->e[0].value)
+        return -2;
+    if (es->n == es->cap) {
+        int ncap = es->cap ? es->cap * 2 : 64;
+        struct sim_entry *n = realloc(es->e, (size_t)ncap * sizeof *n);
+        if (!n) return -1;
+        es->e = n;
+        es->cap = ncap;
+    }
+    struct sim_entry *e = &es->e[es->n++];
+    snprintf(e->section, sizeof e->section, "%s", section);
+    snprintf(e->key, sizeof e->key, "%s", key);
+    snprintf(e->value, sizeof e->value, "%s", value);
+    snprintf(e->file, sizeof e->file, "%s", file ? file : "");
+    e->line = line;
+    return 0;
+}
+
+struct read_ctx { struct sim_entries *es; const char *path; };
+
+static int read_cb(void *arg, const char *section, const char *key, const char *value, int line,
+                   char *err, size_t errlen)
+{
+    struct read_ctx *c = arg;
+    int rc = sim_entries_add(c->es, section, key, value, c->path, line);
+    if (rc == -2) {
+        snprintf(err, errlen, "[%s] %s: section, key or value too long", section, key);
+        return -1;
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+int sim_entries_read(struct sim_entries *es, const char *path, char *err, size_t errlen)
+{
+    struct read_ctx c = {es, path};
+    return node_ini_read(path, read_cb, &c, err, errlen);
+}
+
+static int named_section(const char *s)
+{
+    return !strcmp(s, "node") || !strcmp(s, "link") || !strcmp(s, "device") ||
+           !strcmp(s, "model") || !strcmp(s, "class");
+}
+
+/* "a.b.c" -> section/key as described in experiment.h. */
+static int split_dotted(const char *dotted, char *section, size_t scap, char *key, size_t kcap)
+{
+    const char *d1 = strchr(dotted, '.');
+    if (!d1 || d1 == dotted) return -1;
+    char first[32];
+    size_t fl = (size_t)(d1 - dotted);
+    if (fl >= sizeof first) return -1;
+    memcpy(first, dotted, fl);
+    first[fl] = '\0';
+    const char *rest = d1 + 1;
+    if (named_section(first)) {
+        const char *d2 = strchr(rest, '.');
+        if (!d2 || d2 == rest || !d2[1]) return -1;
+        if ((size_t)snprintf(section, scap, "%s %.*s", first, (int)(d2 - rest), rest) >= scap) return -1;
+        if ((size_t)snprintf(key, kcap, "%s", d2 + 1) >= kcap) return -1;
+    } else {
+        if (!*rest) return -1;
+        if ((size_t)snprintf(section, scap, "%s", first) >= scap) return -1;
+        if ((size_t)snprintf(key, kcap, "%s", rest) >= kcap) return -1;
+    }
+    return 0;
+}
+
+int sim_entries_add_dotted(struct sim_entries *es, const char *assign, const char *file, int line,
+                           char *err, size_t errlen)
+{
+    const char *eq = strchr(assign, '=');
+    char dotted[200], section[96], key[96];
+    if (!eq || (size_t)(eq - assign) >= sizeof dotted) {
+        snprintf(err, errlen, "%s: expected SECTION.KEY=VALUE", assign);
+        return -1;
+    }
+    memcpy(dotted, assign, (size_t)(eq - assign));
+    dotted[eq - assign] = '\0';
+    if (split_dotted(dotted, section, sizeof section, key, sizeof key) < 0) {
+        snprintf(err, errlen, "%s: expected SECTION.KEY=VALUE (node.NAME.KEY, link.NAME.KEY, "
+                 "class.NAME.KEY, experiment.KEY, arrivals.KEY, workload.KEY, ...)", assign);
+        return -1;
+    }
+    if (sim_entries_add(es, section, key, eq + 1, file, line) < 0) {
+        snprintf(err, errlen, "%s: too long", assign);
+        return -1;
+    }
+    return 0;
+}
+
+/* ==== value helpers ================================================================ */
+
+static int num(const char *key, const char *v, double lo, double hi, double *out, char *err,
+               size_t errlen)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    while (*end == ' ' || *end == '\t') end++;
+    if (end == v || *end || errno || !isfinite(d) || d < lo || d > hi) {
+        snprintf(err, errlen, "%s = %s: expected a number in [%g, %g]", key, v, lo, hi);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+/* Splits a comma list into trimmed items; calls fn for each. */
+static int each_item(const char *list, int (*fn)(void *arg, const char *item, char *err, size_t errlen),
+                     void *arg, char *err, size_t errlen)
+{
+    const char *p = list;
+    while (*p) {
+        while (*p == ' ' || *p == '\t') p++;
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
+        char item[128];
+        if (len == 0 || len >= sizeof item) {
+            snprintf(err, errlen, "'%s': empty or too long item in the list", list);
+            return -1;
+        }
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (fn(arg, item, err, errlen) < 0) return -1;
+        if (!end) break;
+        p = end + 1;
+    }
+    return 0;
+}
+
+static int add_node_name(void *arg, const char *item, char *err, size_t errlen)
+{
+    struct sim_exp *x = arg;
+    if (x->nnodes == FY_MAX_NODES) {
+        snprintf(err, errlen, "nodes: more than %d", FY_MAX_NODES);
+        return -1;
+    }
+    if (strlen(item) >= FY_NAME_MAX) {
+        snprintf(err, errlen, "nodes: name '%s' too long", item);
+        return -1;
+    }
+    for (int i = 0; i < x->nnodes; i++)
+        if (!strcmp(x->nodes[i], item)) {
+            snprintf(err, errlen, "nodes: '%s' listed twice", item);
+            return -1;
+        }
+    snprintf(x->nodes[x->nnodes++], FY_NAME_MAX, "%s", item);
+    return 0;
+}
+
+static int add_policy(void *arg, const char *item, char *err, size_t errlen)
+{
+    struct sim_exp *x = arg;
+    if (!pol_find(item)) {
+        char names[512] = "";
+        size_t n = 0;
+        for (const struct fy_policy *const *p = pol_all(); *p; p++)
+            n += (size_t)snprintf(names + n, n < sizeof names ? sizeof names - n : 0, "%s%s",
+                                  n ? ", " : "", (*p)->name);
+        snprintf(err, errlen, "policies: unknown policy '%s' (known: %s)", item, names);
+        return -1;
+    }
+    for (int i = 0; i < x->npolicies; i++)
+        if (!strcmp(x->pol[i].name, item)) return 0;
+    if (x->npolicies == SIM_MAX_POLICIES) {
+        snprintf(err, errlen, "policies: more than %d", SIM_MAX_POLICIES);
+        return -1;
+    }
+    snprintf(x->pol[x->npolicies].name, FY_NAME_MAX, "%s", item);
+    x->pol[x->npolicies].params[0] = '\0';
+    x->npolicies++;
+    return 0;
+}
+
+static void exp_defaults(struct sim_exp *x)
+{
+    memset(x, 0, sizeof *x);
+    snprintf(x->name, sizeof x->name, "experiment");
+    x->requests = 1000;
+    x->seeds = 1;
+    x->seed = 1;
+    x->arr.kind = SIM_ARR_POISSON;
+    x->arr.rate_rps = 10;
+    x->arr.burst_rate_rps = 50;
+    x->arr.burst_s = 5;
+    x->arr.calm_s = 30;
+    x->arr.period_s = 600;
+    x->arr.amplitude = 0.5;
+    x->arr.users = 10;
+    x->arr.think_s = 5;
+    x->prefs.tradeoff = -1;
+    x->prefs.min_quality = -1;
+    x->prefs.max_cost_usd = -1;
+    x->prefill_share = 0.5;
+    sim_quality_default(&x->q);
+}
+
+static int feed_exp(struct sim_exp *x, const char *key, const char *v, char *err, size_t errlen)
+{
+    double d;
+    if (!strcmp(key, "name") || !strcmp(key, "workload") || !strcmp(key, "description") ||
+        !strcmp(key, "pred_model")) {
+        char *dst = key[0] == 'n' ? x->name : key[0] == 'w' ? x->workload
+                    : key[0] == 'd' ? x->description : x->pred_model;
+        size_t cap = key[0] == 'n' ? sizeof x->name : key[0] == 'w' ? sizeof x->workload
+                     : key[0] == 'd' ? sizeof x->description : sizeof x->pred_model;
+        if (strlen(v) >= cap || (key[0] != 'd' && key[0] != 'p' && !*v)) {
+            snprintf(err, errlen, "%s: expected 1..%zu characters", key, cap - 1);
+            return -1;
+        }
+        snprintf(dst, cap, "%s", v);
+        return 0;
+    }
+    if (!strcmp(key, "nodes")) {
+        x->nnodes = 0;
+        return each_item(v, add_node_name, x, err, errlen);
+    }
+    if (!strcmp(key, "policies")) {
+        x->npolicies = 0;
+        return each_item(v, add_policy, x, err, errlen);
+    }
+    if (!strncmp(key, "params.", 7)) {
+        for (int i = 0; i < x->npolicies; i++)
+            if (!strcmp(x->pol[i].name, key + 7)) {
+                if (strlen(v) >= sizeof x->pol[i].params) {
+                    snprintf(err, errlen, "%s: too long", key);
+                    return -1;
+                }
+                snprintf(x->pol[i].params, sizeof x->pol[i].params, "%s", v);
+                return 0;
+            }
+        snprintf(err, errlen, "%s: policy '%s' is not in policies (list it first)", key, key + 7);
+        return -1;
+    }
+    if (!strcmp(key, "requests")) {
+        if (num(key, v, 0, 1e10, &d, err, errlen) < 0) return -1;
+        x->requests = (long)d;
+        return 0;
+    }
+    if (!strcmp(key, "duration_s")) return num(key, v, 0, 1e9, &x->duration_s, err, errlen);
+    if (!strcmp(key, "seeds")) {
+        if (num(key, v, 1, 10000, &d, err, errlen) < 0) return -1;
+        x->seeds = (int)d;
+        return 0;
+    }
+    if (!strcmp(key, "seed")) {
+        if (num(key, v, 0, 9007199254740992.0, &d, err, errlen) < 0) return -1;
+        x->seed = (uint64_t)d;
+        return 0;
+    }
+    if (!strcmp(key, "slo_ms")) return num(key, v, 0, 1e9, &x->prefs.slo_ms, err, errlen);
+    if (!strcmp(key, "min_quality")) return num(key, v, -1, 1, &x->prefs.min_quality, err, errlen);
+    if (!strcmp(key, "tradeoff")) return num(key, v, -1, 1, &x->prefs.tradeoff, err, errlen);
+    if (!strcmp(key, "max_cost_usd")) return num(key, v, -1, 1e9, &x->prefs.max_cost_usd, err, errlen);
+    if (!strcmp(key, "prefill_share")) {
+        if (num(key, v, 0, 1, &x->prefill_share, err, errlen) < 0) return -1;
+        if (x->prefill_share <= 0) {
+            snprintf(err, errlen, "prefill_share = %s: must be > 0", v);
+            return -1;
+        }
+        return 0;
+    }
+    snprintf(err, errlen, "[experiment]: unknown key '%s' (name, description, workload, nodes, "
+             "requests, duration_s, seeds, seed, policies, params.POLICY, slo_ms, min_quality, "
+             "tradeoff, max_cost_usd, prefill_share, pred_model)", key);
+    return -1;
+}
+
+static int feed_arrivals(struct sim_arrivals *a, const char *key, const char *v, char *err,
+                         size_t errlen)
+{
+    if (!strcmp(key, "process")) {
+        if (!strcmp(v, "poisson")) a->kind = SIM_ARR_POISSON;
+        else if (!strcmp(v, "mmpp")) a->kind = SIM_ARR_MMPP;
+        else if (!strcmp(v, "diurnal")) a->kind = SIM_ARR_DIURNAL;
+        else if (!strcmp(v, "closed")) a->kind = SIM_ARR_CLOSED;
+        else {
+            snprintf(err, errlen, "process = %s: expected poisson, mmpp, diurnal or closed", v);
+            return -1;
+        }
+        return 0;
+    }
+    double d;
+    if (!strcmp(key, "rate_rps")) {
+        if (num(key, v, 0, 1e9, &a->rate_rps, err, errlen) < 0) return -1;
+        if (a->rate_rps <= 0) {
+            snprintf(err, errlen, "rate_rps = %s: must be > 0", v);
+            return -1;
+        }
+        return 0;
+    }
+    if (!strcmp(key, "burst_rate_rps")) return num(key, v, 1e-9, 1e9, &a->burst_rate_rps, err, errlen);
+    if (!strcmp(key, "burst_s")) return num(key, v, 1e-6, 1e9, &a->burst_s, err, errlen);
+    if (!strcmp(key, "calm_s")) return num(key, v, 1e-6, 1e9, &a->calm_s, err, errlen);
+    if (!strcmp(key, "period_s")) return num(key, v, 1e-6, 1e9, &a->period_s, err, errlen);
+    if (!strcmp(key, "amplitude")) return num(key, v, 0, 1, &a->amplitude, err, errlen);
+    if (!strcmp(key, "think_s")) return num(key, v, 0, 1e9, &a->think_s, err, errlen);
+    if (!strcmp(key, "users")) {
+        if (num(key, v, 1, 1e6, &d, err, errlen) < 0) return -1;
+        a->users = (int)d;
+        return 0;
+    }
+    snprintf(err, errlen, "[arrivals]: unknown key '%s' (process, rate_rps, burst_rate_rps, "
+             "burst_s, calm_s, period_s, amplitude, users, think_s)", key);
+    return -1;
+}
+
+static int feed_quality(struct sim_quality *q, const char *key, const char *v, char *err,
+                        size_t errlen)
+{
+    if (!strcmp(key, "drop_penalty")) return num(key, v, 0, 100, &q->drop_penalty, err, errlen);
+    if (!strcmp(key, "downscale_penalty"))
+        return num(key, v, 0, 100, &q->downscale_penalty, err, errlen);
+    if (!strcmp(key, "split_penalty")) return num(key, v, 0, 100, &q->split_penalty, err, errlen);
+    snprintf(err, errlen, "[quality]: unknown key '%s' (drop_penalty, downscale_penalty, "
+             "split_penalty)", key);
+    return -1;
+}
+
+/* ==== sweep ======================================================================== */
+
+static int add_sweep_val(void *arg, const char *item, char *err, size_t errlen)
+{
+    struct { char (*vals)[64]; int *n; } *c = arg;
+    if (*c->n == SIM_MAX_SWEEP || strlen(item) >= 64) {
+        snprintf(err, errlen, "values: at most %d values of < 64 characters", SIM_MAX_SWEEP);
+        return -1;
+    }
+    snprintf(c->vals[(*c->n)++], 64, "%s", item);
+    return 0;
+}
+
+int sim_sweep_of(const struct sim_entries *es, char *key, size_t keycap, char vals[][64],
+                 int *nvals, char *err, size_t errlen)
+{
+    key[0] = '\0';
+    *nvals = 0;
+    for (int i = 0; i < es->n; i++) {
+        const struct sim_entry *e = &es->e[i];
+        if (strcmp(e->section, "sweep") != 0) continue;
+        if (!strcmp(e->key, "key")) {
+            char s[96], k[96];
+            if (split_dotted(e->value, s, sizeof s, k, sizeof k) < 0 || strlen(e->value) >= keycap) {
+                snprintf(err, errlen, "%s:%d: key = %s: expected SECTION.KEY (e.g. "
+                         "link.wan.up_mbps)", e->file, e->line, e->value);
+                return -1;
+            }
+            snprintf(key, keycap, "%s", e->value);
+        } else if (!strcmp(e->key, "values")) {
+            *nvals = 0;
+            struct { char (*vals)[64]; int *n; } c = {vals, nvals};
+            char msg[256];
+            if (each_item(e->value, add_sweep_val, &c, msg, sizeof msg) < 0) {
+                snprintf(err, errlen, "%s:%d: %s", e->file, e->line, msg);
+                return -1;
+            }
+        } else {
+            snprintf(err, errlen, "%s:%d: [sweep]: unknown key '%s' (key, values)", e->file,
+                     e->line, e->key);
+            return -1;
+        }
+    }
+    if ((key[0] != '\0') != (*nvals > 0)) {
+        snprintf(err, errlen, "[sweep]: needs both key and values");
+        return -1;
+    }
+    return 0;
+}
+
+/* ==== setup ======================================================================== */
+
+static void dir_of(const char *path, char *out, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(out, cap, ".");
+    else if (slash == path) snprintf(out, cap, "/");
+    else snprintf(out, cap, "%.*s", (int)(slash - path), path);
+}
+
+struct wl_ctx { struct sim_workload *wl; const char *path; };
+
+static int wl_cb(void *arg, const char *section, const char *key, const char *value, int line,
+                 char *err, size_t errlen)
+{
+    struct wl_ctx *c = arg;
+    int rc = sim_workload_feed(c->wl, c->path, section, key, value, line, err, errlen);
+    if (rc == 0) {
+        snprintf(err, errlen, "[%s]: unknown section in a workload file (expected [workload] "
+                 "or [class NAME])", section);
+        return -1;
+    }
+    return rc < 0 ? -1 : 0;
+}
+
+void sim_setup_fini(struct sim_setup *s)
+{
+    node_lib_fini(&s->lib);
+    sim_workload_fini(&s->wl);
+}
+
+int sim_setup_build(struct sim_setup *s, const char *exp_path, const struct sim_entries *es,
+                    const char *sweep_value, char *err, size_t errlen)
+{
+    memset(s, 0, sizeof *s);
+    node_lib_init(&s->lib);
+    sim_workload_init(&s->wl);
+    exp_defaults(&s->exp);
+    char msg[768];
+    int rc = -1;
+
+    const char *env = getenv("FERRY_DATA");
+    if (env && *env) snprintf(s->data_dir, sizeof s->data_dir, "%s", env);
+    else {
+        char d[400];
+        dir_of(exp_path, d, sizeof d);
+        snprintf(s->data_dir, sizeof s->data_dir, "%s/..", d);
+    }
+    char path[1024];
+    snprintf(path, sizeof path, "%s/profiles", s->data_dir);
+    if (node_lib_load_dir(&s->lib, path, err, errlen) < 0) goto fail;
+
+    /* the sweep assignment goes last, so it wins over file and --set */
+    struct sim_entries all = *es;
+    struct sim_entries extra = {0};
+    if (sweep_value) {
+        char key[128], vals[SIM_MAX_SWEEP][64];
+        int nv;
+        if (sim_sweep_of(es, key, sizeof key, vals, &nv, err, errlen) < 0) goto fail;
+        char assign[256];
+        snprintf(assign, sizeof assign, "%s=%s", key, sweep_value);
+        for (int i = 0; i < es->n; i++)
+            if (sim_entries_add(&extra, es->e[i].section, es->e[i].key, es->e[i].value,
+                                es->e[i].file, es->e[i].line) < 0) {
+                sim_entries_fini(&extra);
+                snprintf(err, errlen, "out of memory");
+                goto fail;
+            }
+        if (sim_entries_add_dotted(&extra, assign, "[sweep]", 0, err, errlen) < 0) {
+            sim_entries_fini(&extra);
+            goto fail;
+        }
+        all = extra;
+    }
+
+    /* pass 1: experiment, arrivals, quality and profile sections, in order */
+    for (int i = 0; i < all.n; i++) {
+        const struct sim_entry *e = &all.e[i];
+        int r;
+        if (!strcmp(e->section, "experiment")) r = feed_exp(&s->exp, e->key, e->value, msg, sizeof msg);
+        else if (!strcmp(e->section, "arrivals")) r = feed_arrivals(&s->exp.arr, e->key, e->value, msg, sizeof msg);
+        else if (!strcmp(e->section, "quality")) r = feed_quality(&s->exp.q, e->key, e->value, msg, sizeof msg);
+        else if (!strcmp(e->section, "sweep") || !strcmp(e->section, "workload") ||
+                 !strncmp(e->section, "class ", 6)) r = 0;
+        else {
+            r = node_lib_feed(&s->lib, e->file, e->section, e->key, e->value, e->line, msg, sizeof msg);
+            if (r == 0) {
+                snprintf(msg, sizeof msg, "[%s]: unknown section (experiment, arrivals, quality, "
+                         "sweep, workload, class X, node X, link X, device X, model X)", e->section);
+                r = -1;
+            } else if (r > 0) r = 0;
+        }
+        if (r < 0) {
+            snprintf(err, errlen, "%s:%d: %s", e->file, e->line, msg);
+            sim_entries_fini(&extra);
+            goto fail;
+        }
+    }
+    if (!s->exp.workload[0]) {
+        snprintf(err, errlen, "%s: [experiment] needs workload = NAME", exp_path);
+        sim_entries_fini(&extra);
+        goto fail;
+    }
+    if (s->exp.nnodes == 0) {
+        snprintf(err, errlen, "%s: [experiment] needs nodes = NAME,NAME", exp_path);
+        sim_entries_fini(&extra);
+        goto fail;
+    }
+    if (s->exp.npolicies == 0) {
+        snprintf(err, errlen, "%s: [experiment] needs policies = NAME,NAME", exp_path);
+        sim_entries_fini(&extra);
+        goto fail;
+    }
+    if (s->exp.requests == 0 && s->exp.duration_s == 0) {
+        snprintf(err, errlen, "%s: [experiment] needs requests > 0 or duration_s > 0", exp_path);
+        sim_entries_fini(&extra);
+        goto fail;
+    }
+
+    /* workload file, then the experiment's [workload]/[class X] refinements */
+    char wdir[600];
+    snprintf(wdir, sizeof wdir, "%s/workloads", s->data_dir);
+    snprintf(path, sizeof path, "%s/%s.ini", wdir, s->exp.workload);
+    struct wl_ctx wc = {&s->wl, path};
+    snprintf(s->wl.name, sizeof s->wl.name, "%s", s->exp.workload);
+    if (node_ini_read(path, wl_cb, &wc, err, errlen) < 0) {
+        sim_entries_fini(&extra);
+        goto fail;
+    }
+    for (int i = 0; i < all.n; i++) {
+        const struct sim_entry *e = &all.e[i];
+        if (strcmp(e->section, "workload") != 0 && strncmp(e->section, "class ", 6) != 0) continue;
+        if (sim_workload_feed(&s->wl, e->file, e->section, e->key, e->value, e->line, msg,
+                              sizeof msg) < 0) {
+            snprintf(err, errlen, "%s:%d: %s", e->file, e->line, msg);
+            sim_entries_fini(&extra);
+            goto fail;
+        }
+    }
+    sim_entries_fini(&extra);
+    if (sim_workload_finish(&s->wl, wdir, err, errlen) < 0) goto fail;
+
+    /* nodes */
+    s->nnodes = s->exp.nnodes;
+    for (int i = 0; i < s->nnodes; i++) {
+        if (node_lib_resolve(&s->lib, s->exp.nodes[i], &s->nodes[i], err, errlen) < 0) goto fail;
+        const struct node_def *nd = node_lib_find_node(&s->lib, s->exp.nodes[i]);
+        if (!nd->link[0]) {
+            snprintf(err, errlen, "%s:%d: [node %s]: needs link = NAME", nd->file, nd->line, nd->name);
+            goto fail;
+        }
+        s->links[i] = *node_lib_find_link(&s->lib, nd->link);
+        s->models[i] = node_lib_find_model(&s->lib, nd->model);
+        s->cache_saving[i] = nd->cache_saving;
+    }
+    return 0;
+fail:
+    sim_setup_fini(s);
+    return rc;
+}
