@@ -31,6 +31,7 @@
 struct active {                   /* an item being run on its nodes */
     const struct emu_item *it;
     char **urls;                  /* data: URLs of its images */
+    int sides[FY_MAX_IMAGES];     /* their longer sides, px */
     size_t img_bytes;
     int pending;
     struct trace_record *rec;
@@ -70,9 +71,9 @@ static int activate(struct active *a, const struct emu_item *it, double t_ms, ch
     r->t_ms = t_ms;
     struct feat_image_opts fo;
     feat_image_opts_default(&fo);
-    if (emu_item_image_urls(it, &a->urls, &a->img_bytes, err, errlen) < 0) return -1;
+    if (emu_item_image_urls(it, &a->urls, a->sides, &a->img_bytes, err, errlen) < 0) return -1;
     /* features of the request exactly as sent (feat_request: images and text) */
-    char *body = emu_item_body(it, a->urls, "features", 0);
+    char *body = emu_item_body(it, a->urls, a->sides, "features", 0);
     if (!body) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -304,7 +305,7 @@ int emu_collect_run(const struct emu_collect_opts *o, struct emu_collect_stats *
             x->a = cur;
             x->node = next_node;
             emu_reply_init(&x->rep);
-            x->body = emu_item_body(cur->it, cur->urls, nc->model[0] ? nc->model : nc->name,
+            x->body = emu_item_body(cur->it, cur->urls, cur->sides, nc->model[0] ? nc->model : nc->name,
                                     o->send_metadata);
             x->e = curl_easy_init();
             if (!x->body || !x->e) {

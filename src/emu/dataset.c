@@ -280,8 +280,8 @@ const char *emu_mime_of(enum fy_img_format f)
          : f == FY_FMT_WEBP ? "image/webp" : "application/octet-stream";
 }
 
-int emu_item_image_urls(const struct emu_item *it, char ***urls, size_t *bytes, char *err,
-                        size_t errlen)
+int emu_item_image_urls(const struct emu_item *it, char ***urls, int *sides, size_t *bytes,
+                        char *err, size_t errlen)
 {
     char **u = calloc((size_t)it->nimages + 1, sizeof *u);
     *urls = NULL;
@@ -303,6 +303,7 @@ int emu_item_image_urls(const struct emu_item *it, char ***urls, size_t *bytes, 
             emu_item_urls_free(u, i);
             return -1;
         }
+        if (sides) sides[i] = w > h ? w : h;
         const char *mime = emu_mime_of(fmt);
         size_t need = strlen("data:;base64,") + strlen(mime) + b64_encoded_len(n, 1) + 1;
         u[i] = malloc(need);
@@ -334,8 +335,8 @@ void emu_dataset_free(struct emu_item *items, int n)
     free(items);
 }
 
-char *emu_item_body(const struct emu_item *it, char *const *urls, const char *model,
-                    int send_metadata)
+char *emu_item_body(const struct emu_item *it, char *const *urls, const int *sides,
+                    const char *model, int send_metadata)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "model", model);
@@ -363,6 +364,11 @@ char *emu_item_body(const struct emu_item *it, char *const *urls, const char *mo
         cJSON_AddStringToObject(md, "answer", it->refs[0]);
         if (it->difficulty >= 0) cJSON_AddNumberToObject(md, "difficulty", it->difficulty);
         if (it->skill[0]) cJSON_AddStringToObject(md, "skill", it->skill);
+        cJSON_AddNumberToObject(md, "images", it->nimages);
+        if (sides && it->nimages) {
+            cJSON *arr = cJSON_AddArrayToObject(md, "image_sides");
+            for (int i = 0; i < it->nimages; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(sides[i]));
+        }
     }
     char *txt = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);

@@ -48,17 +48,18 @@ void emu_dataset_free(struct emu_item *items, int n);
 void emu_item_fini(struct emu_item *it);
 
 /* Reads the item's images as data: URLs: *urls is a malloc'd array of it->nimages
- * malloc'd strings (free with emu_item_urls_free); *bytes the image bytes in all.
+ * malloc'd strings (free with emu_item_urls_free); sides[i] the longer side in px of
+ * image i (sides may be NULL); *bytes the image bytes in all.
  * -1 with "item ID: path: problem" in err. */
-int emu_item_image_urls(const struct emu_item *it, char ***urls, size_t *bytes, char *err,
-                        size_t errlen);
+int emu_item_image_urls(const struct emu_item *it, char ***urls, int *sides, size_t *bytes,
+                        char *err, size_t errlen);
 void emu_item_urls_free(char **urls, int n);
 
 /* The streamed chat request for one item (JSON text, malloc'd): the images then the
- * prompt in one user message; with send_metadata, metadata.answer / difficulty / skill
- * for emulated nodes (docs/emulator.md). NULL on allocation failure. */
-char *emu_item_body(const struct emu_item *it, char *const *urls, const char *model,
-                    int send_metadata);
+ * prompt in one user message; with send_metadata, metadata.answer / difficulty / skill /
+ * images / image_sides for emulated nodes (docs/emulator.md "Answers"). NULL on allocation failure. */
+char *emu_item_body(const struct emu_item *it, char *const *urls, const int *sides,
+                    const char *model, int send_metadata);
 
 /* The MIME type of an image format. */
 const char *emu_mime_of(enum fy_img_format f);

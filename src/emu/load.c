@@ -54,6 +54,7 @@ struct conv {
     char *q[MAX_TURNS];           /* user text per turn (malloc'd) */
     char *ref[MAX_TURNS];         /* reference answer per turn (malloc'd) */
     enum emu_score_kind sk[MAX_TURNS];
+    char skill[MAX_TURNS][32];    /* quality model skill (cap.<skill> of the node's model) */
     double diff[MAX_TURNS];
     int stream[MAX_TURNS];
     int max_tokens;
@@ -68,6 +69,7 @@ struct dlg {                      /* one M4A1 dialogue: questions and logged ans
     int n;
     char *q[MAX_TURNS], *a[MAX_TURNS];
     double score[MAX_TURNS];
+    char skill[MAX_TURNS][16];    /* from task_cat: assist, edit, query, recommend */
 };
 
 struct rec {                      /* outcome of one request */
@@ -169,6 +171,15 @@ static int load_m4a1(const char *path, struct dlg **out, int *n, char *err, size
             x->q[x->n] = xstrdup_cut(q->valuestring, 2000);
             x->a[x->n] = xstrdup_cut(a->valuestring, REF_MAX);
             x->score[x->n] = cJSON_IsNumber(s) ? s->valuedouble : 0.5;
+            const cJSON *tc = cJSON_GetObjectItemCaseSensitive(t, "task_cat");
+            const char *sk = "chat";
+            if (cJSON_IsString(tc)) {
+                if (!strncmp(tc->valuestring, "Assist", 6)) sk = "assist";
+                else if (!strncmp(tc->valuestring, "Message", 7)) sk = "edit";
+                else if (!strncmp(tc->valuestring, "Query", 5)) sk = "query";
+                else if (!strncmp(tc->valuestring, "Recommend", 9)) sk = "recommend";
+            }
+            snprintf(x->skill[x->n], sizeof x->skill[x->n], "%s", sk);
             if (x->q[x->n] && x->a[x->n] && x->a[x->n][0]) x->n++;
             else {
                 free(x->q[x->n]);
@@ -248,11 +259,13 @@ static int make_workload(const struct emu_load_opts *o, const struct emu_item *i
             c->sk[0] = c->item->kind;
             c->diff[0] = c->item->difficulty >= 0 ? c->item->difficulty : 0.5;
             c->max_tokens = c->item->max_tokens;
+            snprintf(c->skill[0], sizeof c->skill[0], "%s", c->item->skill[0] ? c->item->skill : "vqa");
         } else if (c->kind == CONV_SHORT) {
             int a = 2 + (int)rng_below(&r, 98), b = 2 + (int)rng_below(&r, 98);
             c->q[0] = fmt("What is %d plus %d? Answer with the number only.", a, b);
             c->ref[0] = fmt("%d", a + b);
             c->sk[0] = EMU_SCORE_EXACT;
+            snprintf(c->skill[0], sizeof c->skill[0], "chat");
             c->diff[0] = 0.05 + 0.25 * rng_uniform(&r);
             c->max_tokens = 8;
         } else if (c->kind == CONV_LONG) {
@@ -272,6 +285,7 @@ static int make_workload(const struct emu_load_opts *o, const struct emu_item *i
             c->q[0] = buf_steal(&b);
             c->ref[0] = fmt("%d", code);
             c->sk[0] = EMU_SCORE_EXACT;
+            snprintf(c->skill[0], sizeof c->skill[0], "chat");
             c->diff[0] = 0.2 + 0.4 * rng_uniform(&r);
             c->max_tokens = 8;
         } else {
@@ -285,6 +299,7 @@ static int make_workload(const struct emu_load_opts *o, const struct emu_item *i
                     c->q[k] = strdup(d->q[k]);
                     c->ref[k] = strdup(d->a[k]);
                     c->sk[k] = EMU_SCORE_EXACT;
+                    snprintf(c->skill[k], sizeof c->skill[k], "%s", d->skill[k]);
                     double df = 1 - d->score[k];
                     c->diff[k] = df < 0.05 ? 0.05 : df > 0.95 ? 0.95 : df;
                 }
@@ -303,6 +318,7 @@ static int make_workload(const struct emu_load_opts *o, const struct emu_item *i
                 }
                 for (int k = 0; k < 3; k++) {
                     c->sk[k] = EMU_SCORE_EXACT;
+                    snprintf(c->skill[k], sizeof c->skill[k], "chat");
                     c->diff[k] = 0.1 + 0.1 * k;
                 }
                 c->max_tokens = 8;
@@ -396,7 +412,7 @@ static struct lx *lx_new(const struct emu_load_opts *o, const char *path, char *
 
 /* The request body of turn k of c (images from urls of the item or the view). */
 static char *turn_body(const struct emu_load_opts *o, struct conv *c, int k, char **urls,
-                       int nurls)
+                       const int *sides, int nurls)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "model", o->model);
@@ -426,6 +442,12 @@ static char *turn_body(const struct emu_load_opts *o, struct conv *c, int k, cha
     snprintf(d, sizeof d, "%.4f", c->diff[k]);
     cJSON_AddStringToObject(md, "difficulty", d);
     cJSON_AddStringToObject(md, "kind", g_kind_names[c->kind]);
+    cJSON_AddStringToObject(md, "skill", c->skill[k]);
+    cJSON_AddNumberToObject(md, "images", nurls);
+    if (nurls && sides) {
+        cJSON *arr = cJSON_AddArrayToObject(md, "image_sides");
+        for (int i = 0; i < nurls; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(sides[i]));
+    }
     if (c->history) {
         /* the history of the next turn: this user message (images included) */
         cJSON_AddItemToArray(c->history, cJSON_Duplicate(m, 1));
@@ -463,7 +485,9 @@ int emu_load_run(const struct emu_load_opts *o, struct emu_load_summary *sum, ch
     struct conv *cv = NULL;
     struct gw_config *cfg = NULL;
     char ***item_urls = NULL;  /* per item, loaded on first use */
+    int (*item_sides)[FY_MAX_IMAGES] = NULL;
     char **view_urls[3] = {NULL, NULL, NULL};
+    int view_sides[3][FY_MAX_IMAGES];
     struct rec *recs = NULL;
     int nrec = 0;
     int *queue = NULL;         /* conversation indices ready for their next turn */
@@ -489,12 +513,13 @@ int emu_load_run(const struct emu_load_opts *o, struct emu_load_summary *sum, ch
     }
     if (make_workload(o, items, nitems, dl, ndl, &cv, &nconv) < 0) goto oom;
     item_urls = calloc((size_t)(nitems ? nitems : 1), sizeof *item_urls);
+    item_sides = calloc((size_t)(nitems ? nitems : 1), sizeof *item_sides);
     recs = calloc((size_t)(o->requests > 0 ? o->requests : 1), sizeof *recs);
     queue = calloc((size_t)nconv + 1, sizeof *queue);
     nlive_cap = (o->concurrency > 0 ? o->concurrency : 4) * 2 + 8;
     live = calloc((size_t)nlive_cap, sizeof *live);
     multi = curl_multi_init();
-    if (!item_urls || !recs || !queue || !live || !multi) goto oom;
+    if (!item_urls || !item_sides || !recs || !queue || !live || !multi) goto oom;
     for (int i = 0; i < nconv; i++) queue[qtail++] = i;
     int conc = o->concurrency > 0 ? o->concurrency : 4, running = 0, nlive = 0;
     double t_start = clock_now_ms();
@@ -503,15 +528,17 @@ int emu_load_run(const struct emu_load_opts *o, struct emu_load_summary *sum, ch
             struct conv *c = &cv[queue[qhead++]];
             int k = c->sent++;
             char **urls = NULL;
+            const int *sides = NULL;
             int nurls = 0;
             if (c->kind == CONV_IMAGE) {
                 if (!item_urls[c->item_idx]) {
                     size_t bytes;
-                    if (emu_item_image_urls(c->item, &item_urls[c->item_idx], &bytes, err,
-                                            errlen) < 0)
+                    if (emu_item_image_urls(c->item, &item_urls[c->item_idx],
+                                            item_sides[c->item_idx], &bytes, err, errlen) < 0)
                         goto out;
                 }
                 urls = item_urls[c->item_idx];
+                sides = item_sides[c->item_idx];
                 nurls = c->item->nimages;
             } else if (c->kind == CONV_DIALOGUE && k == 0) {
                 int v = 0;
@@ -525,13 +552,15 @@ int emu_load_run(const struct emu_load_opts *o, struct emu_load_summary *sum, ch
                     tmp.images[0] = path;
                     tmp.nimages = 1;
                     size_t bytes;
-                    if (emu_item_image_urls(&tmp, &view_urls[v], &bytes, err, errlen) < 0)
+                    if (emu_item_image_urls(&tmp, &view_urls[v], view_sides[v], &bytes, err,
+                                            errlen) < 0)
                         goto out;
                 }
                 urls = view_urls[v];
+                sides = view_sides[v];
                 nurls = 1;
             }
-            struct lx *x = lx_new(o, "/v1/chat/completions", turn_body(o, c, k, urls, nurls));
+            struct lx *x = lx_new(o, "/v1/chat/completions", turn_body(o, c, k, urls, sides, nurls));
             if (!x) goto oom;
             x->c = c;
             x->turn = k;
@@ -695,6 +724,7 @@ out:
     for (int i = 0; item_urls && i < nitems; i++)
         if (item_urls[i]) emu_item_urls_free(item_urls[i], items[i].nimages);
     free(item_urls);
+    free(item_sides);
     for (int v = 0; v < 3; v++) emu_item_urls_free(view_urls[v], 1);
     for (int i = 0; cv && i < nconv; i++) conv_fini(&cv[i]);
     free(cv);
