@@ -14,9 +14,7 @@
  *    previous turn is credited the prefill of the history it has cached (kv=1);
  *  - privacy = edge-only: only edge nodes, and no split (the image would leave);
  *  - exploration: with probability eps / sqrt(1 + n/100) a random admissible node
- *    with its keep plan, so that MGQP/MILP keep learning about every node;
- *  - when no plan reaches the target: the plan with the highest lower bound (then the
- *    fastest).
+ *    with its keep plan, so that MGQP/MILP keep learning about every node.
  * truth=1 replaces the predictors by the simulator's oracle (pol_ctx.oracle; tests and
  * the "exact predictions" upper bound): with δ = 0 and z = 0 the rule then picks the
  * oracle's choice. Parameters (defaults): z=1 delta=0.03 downscale_px=448 plans=all|keep
@@ -104,7 +102,8 @@ static int fy_init(void **state, const char *params, char *err, size_t errlen)
 struct cand {
     struct fy_plan p;
     struct fy_estimate e;
-    double lcb, lat;   /* quality lower bound; effective latency (ms, incl. cost price) */
+    double lcb;        /* quality lower confidence bound */
+    double lat;        /* effective latency (ms, incl. cost price and cache credit) */
     int slo_ok;
 };
 
@@ -127,7 +126,9 @@ static int better(const struct cand *a, const struct cand *b, double target)
     int fa = a->lcb >= target - 1e-12, fb = b->lcb >= target - 1e-12;
     if (fa != fb) return fa > fb;
     if (a->slo_ok != b->slo_ok) return a->slo_ok > b->slo_ok;
-    if (!fa && fabs(a->lcb - b->lcb) > 1e-12) return a->lcb > b->lcb;
+    /* nothing reaches the target: the best mean (a node with few, unlucky outcomes has
+     * a low lower bound but is not locked out by it) */
+    if (!fa && fabs(a->e.q_mean - b->e.q_mean) > 1e-12) return a->e.q_mean > b->e.q_mean;
     return a->lat < b->lat;
 }
 
@@ -175,7 +176,8 @@ static int fy_decide(void *state, const struct pol_ctx *c, struct fy_plan *out,
                 lat -= saved;
             }
             x->lat = lat + s->mu * x->e.cost_usd;
-            x->lcb = x->e.q_mean - (s->truth ? 0 : s->z) * x->e.q_std;
+            double zs = (s->truth ? 0 : s->z) * x->e.q_std;
+            x->lcb = x->e.q_mean - zs;
             x->slo_ok = !(pr->slo_ms > 0) || lat <= pr->slo_ms;
             if (x->e.q_mean > qbest) qbest = x->e.q_mean;
             nc++;
