@@ -30,12 +30,11 @@ void feat_request_text(const struct fy_request *r, const struct feat_text_params
             if (m < last) out->history_tokens += t;
             if (m != last) continue;
             struct feat_text_stats st;
-            feat_text_stats(p->text, p->text_len, tp, &st);
+            feat_text_analyze(p->text, p->text_len, tp, &st, out->ngram);
             sum.tokens += st.tokens;
             sum.words += st.words;
             sum.sentences += st.sentences;
             sum.entities += st.entities;
-            feat_text_ngrams_add(out->ngram, p->text, p->text_len);
             /* the task rules see the parts joined by line breaks */
             size_t room = sizeof task_buf - task_len;
             if (room > 1) {

@@ -3,14 +3,53 @@
 #include "feat/text.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 /* ==== character classes ============================================================== */
 
-static inline int is_ascii_letter(unsigned c) { return (unsigned)((c | 32) - 'a') < 26; }
-static inline int is_digit(unsigned c) { return (unsigned)(c - '0') < 10; }
-static inline int is_upper(unsigned c) { return (unsigned)(c - 'A') < 26; }
-static inline int is_space(unsigned c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
+enum {
+    C_LET = 1,    /* ASCII letter, or a UTF-8 byte of a character that is not an own token */
+    C_UP = 2,     /* A-Z */
+    C_DIG = 4,    /* 0-9 */
+    C_WS = 8,     /* space, \t, \r, \n, \f, \v */
+    C_OWN = 16,   /* lead byte E3..ED or F0..FF: see is_own_token */
+    C_CONT = 32,  /* UTF-8 continuation byte 80..BF */
+    C_TERM = 64,  /* . ! ? */
+    C_JOIN = 128  /* . , : - / : may join digits (3.5, 10:30) or letters (well-known) */
+};
+
+static unsigned char g_cls[256], g_lower[256];
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+/* Lead bytes E3..ED cover U+3000..U+DFFF: CJK punctuation, kana, CJK ideographs, hangul.
+ * BPE vocabularies give these about one token per character; 4-byte sequences (emoji,
+ * rare ideographs) too. */
+static void build_tables(void)
+{
+    for (int c = 0; c < 256; c++) {
+        unsigned k = 0;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) k |= C_LET;
+        if (c >= 'A' && c <= 'Z') k |= C_UP;
+        if (c >= '0' && c <= '9') k |= C_DIG;
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v') k |= C_WS;
+        if ((c >= 0xE3 && c <= 0xED) || c >= 0xF0) k |= C_OWN;
+        else if (c >= 0x80) k |= C_LET;
+        if (c >= 0x80 && c <= 0xBF) k |= C_CONT;
+        if (c == '.' || c == '!' || c == '?') k |= C_TERM;
+        if (c == '.' || c == ',' || c == ':' || c == '-' || c == '/') k |= C_JOIN;
+        g_cls[c] = (unsigned char)k;
+        g_lower[c] = (unsigned char)(c >= 'A' && c <= 'Z' ? c | 32 : c);
+    }
+}
+
+static inline const unsigned char *cls_table(void)
+{
+    pthread_once(&g_once, build_tables);
+    return g_cls;
+}
+
+static inline int is_space(unsigned c) { return g_cls[c] & C_WS; }
 
 /* Length of the UTF-8 sequence led by c (1 for ASCII and for stray bytes). */
 static inline size_t u8len(unsigned c)
@@ -18,85 +57,17 @@ static inline size_t u8len(unsigned c)
     return c < 0xC0 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
 }
 
-/* Lead bytes E3..ED cover U+3000..U+DFFF: CJK punctuation, kana, CJK ideographs, hangul.
- * BPE vocabularies give these about one token per character; 4-byte sequences (emoji,
- * rare ideographs) too. */
-static inline int is_own_token(unsigned c)
-{
-    return (c >= 0xE3 && c <= 0xED) || c >= 0xF0;
-}
-
-/* Letters of a word: ASCII letters and non-ASCII characters that are not own tokens. */
-static inline int is_word_byte(unsigned c)
-{
-    return is_ascii_letter(c) || (c >= 0x80 && !is_own_token(c));
-}
-
-/* ==== token estimate ================================================================= */
+/* ==== the scan: tokens, sentences, entities, n-grams in one pass ===================== */
 
 /* Heuristic constants, fitted on data/oracle/text_tokens.csv (o200k_base); see text.h. */
 #define TOK_WORD_FREE   12   /* letters one token covers */
 #define TOK_WORD_EXTRA  4    /* further letters per extra token */
 #define TOK_PUNCT_EXTRA 0.2  /* tokens per extra mark in a punctuation run */
+#define FNV_PRIME       16777619u
 
-int feat_text_tokens(const char *str, size_t n)
+static inline void bump(float *v, unsigned h)
 {
-    const unsigned char *s = (const unsigned char *)str;
-    double tok = 0;
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        if (is_word_byte(c)) {
-            size_t letters = 0;
-            while (i < n && is_word_byte(s[i])) {
-                i += u8len(s[i]);
-                letters++;
-            }
-            tok += 1;
-            if (letters > TOK_WORD_FREE)
-                tok += (double)(letters - TOK_WORD_FREE) / TOK_WORD_EXTRA;
-            /* contraction: 's 't 're 've 'm 'll 'd — one token */
-            if (i + 1 < n && (s[i] == '\'') && is_ascii_letter(s[i + 1])) {
-                i++;
-                while (i < n && is_ascii_letter(s[i])) i++;
-                tok += 1;
-            }
-        } else if (is_digit(c)) {
-            size_t d = 0;
-            while (i < n && is_digit(s[i])) { i++; d++; }
-            tok += (double)((d + 2) / 3);
-        } else if (c == ' ') {
-            size_t k = 0;
-            while (i < n && s[i] == ' ') { i++; k++; }
-            if (k > 1) tok += 1; /* a single space joins the next word's token */
-        } else if (is_space(c)) {
-            while (i < n && is_space(s[i])) i++;
-            tok += 1;
-        } else if (is_own_token(c)) {
-            i += u8len(c);
-            tok += 1;
-        } else {
-            size_t k = 0;
-            while (i < n && !is_word_byte(s[i]) && !is_digit(s[i]) && !is_space(s[i]) &&
-                   !is_own_token(s[i])) {
-                i++;
-                k++;
-            }
-            tok += 1 + TOK_PUNCT_EXTRA * (double)(k - 1);
-        }
-    }
-    long t = lround(tok);
-    return t < 1 && n > 0 ? 1 : (int)t;
-}
-
-/* ==== sentences and entities ========================================================= */
-
-void feat_text_params_default(struct feat_text_params *p)
-{
-    p->L0 = 128;
-    p->gamma = 2;
-    p->beta_L = 0.5;
-    p->beta_ner = 0.5;
+    v[h % FY_HASH_DIM] += (h >> 31) ? -1.0f : 1.0f;
 }
 
 /* Abbreviations whose '.' does not end a sentence (lower-case, without the dot). */
@@ -110,118 +81,284 @@ static int is_abbrev(const unsigned char *w, size_t len)
         size_t m = strlen(ab[k]);
         if (m != len) continue;
         size_t j = 0;
-        while (j < m && (unsigned)(w[j] | 32) == (unsigned char)ab[k][j]) j++;
+        while (j < m && g_lower[w[j]] == (unsigned char)ab[k][j]) j++;
         if (j == m) return 1;
     }
     return 0;
 }
 
-/* Entity rule (one pass):
+struct scan {
+    struct feat_text_stats *st;
+    float *v;                 /* n-gram vector or NULL */
+    double tok;
+    int start;                /* the next word starts a sentence or a line */
+    int in_entity;            /* the previous word was capitalised, only blanks since */
+    int pending;              /* words since the last sentence end */
+    unsigned hprev;           /* n-gram hash of the previous word */
+    int have_prev;
+    /* the current entity word (alnum runs joined by 3.5 / 10:30 / don't / well-known) */
+    int ew;                   /* 1 while one is open */
+    const unsigned char *ew_b;
+    size_t ew_len, ew_letters, ew_upper;
+    int ew_digit, ew_start;
+};
+
+/* One n-gram word ended: h = FNV-1a of its bytes, hb = FNV-1a of "previous word" + ' ' +
+ * its bytes (computed alongside h in the same byte loop, from bigram_seed). */
+static inline __attribute__((always_inline)) void ngram_word(struct scan *z, unsigned h,
+                                                             unsigned hb)
+{
+    if (!z->v) return;
+    bump(z->v, h);
+    if (z->have_prev) bump(z->v, hb);
+    z->hprev = h;
+    z->have_prev = 1;
+}
+
+/* FNV-1a state after "previous word" + ' ' (the start of the next bigram's hash). */
+static inline unsigned bigram_seed(const struct scan *z)
+{
+    return (z->hprev ^ ' ') * FNV_PRIME;
+}
+
+/* Entity and sentence bookkeeping when an entity word ends (rules at feat_text_stats). */
+static inline __attribute__((always_inline)) void entity_word_end(struct scan *z)
+{
+    if (!z->ew) return;
+    z->ew = 0;
+    struct feat_text_stats *st = z->st;
+    const unsigned char *b = z->ew_b;
+    st->words++;
+    z->pending++;
+    if (z->ew_digit) {
+        st->entities++;
+        z->in_entity = 0;
+    } else if (z->ew_letters >= 2 && z->ew_upper == z->ew_letters) {
+        if (!z->in_entity) st->entities++;
+        z->in_entity = 1;
+    } else if ((g_cls[b[0]] & C_UP) && !(b[0] == 'I' && (z->ew_len == 1 || b[1] == '\''))) {
+        if (!z->ew_start && !z->in_entity) st->entities++;
+        z->in_entity = !z->ew_start || z->in_entity;
+    } else {
+        z->in_entity = 0;
+    }
+    z->start = 0;
+}
+
+/* Inlined into its three callers so that the scan state stays in registers (the char
+ * loads from s could otherwise alias it): this halves the time per byte. */
+static inline __attribute__((always_inline)) void scan_text(const unsigned char *s, size_t n,
+                                                            struct scan *z)
+{
+    const unsigned char *cls = cls_table();
+    const unsigned char *lastw = NULL; /* last entity word, for the abbreviation rule */
+    size_t lastw_len = 0;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i], k = cls[c];
+        if (k & (C_LET | C_DIG)) {
+            /* an alnum run: letter and digit sub-runs, maybe a contraction */
+            size_t b = i;
+            unsigned h = FEAT_FNV_BASIS, hb = bigram_seed(z);
+            size_t letters = 0, upper = 0;
+            int digit = 0;
+            while (i < n && (cls[s[i]] & (C_LET | C_DIG))) {
+                if (cls[s[i]] & C_LET) {
+                    size_t r0 = i, run;
+                    unsigned acc = 0;
+                    while (i < n && ((k = cls[c = s[i]]) & C_LET)) {
+                        h = (h ^ g_lower[c]) * FNV_PRIME;
+                        hb = (hb ^ g_lower[c]) * FNV_PRIME;
+                        acc |= k;
+                        i++;
+                    }
+                    run = i - r0;
+                    if (acc & C_CONT) /* count characters, not UTF-8 continuation bytes */
+                        for (size_t q = r0; q < i; q++) run -= (cls[s[q]] & C_CONT) != 0;
+                    letters += run;
+                    if (acc & C_UP) { /* only "all capitals" matters: rare, so checked here */
+                        unsigned all = C_UP;
+                        for (size_t q = r0; q < i; q++) all &= cls[s[q]];
+                        upper += all ? run : 0;
+                    }
+                    z->tok += 1;
+                    if (run > TOK_WORD_FREE) z->tok += (double)(run - TOK_WORD_FREE) / TOK_WORD_EXTRA;
+                    /* contraction: 's 't 're 've 'm 'll 'd — one token, same word */
+                    if (i + 1 < n && s[i] == '\'' && (cls[s[i + 1]] & C_LET) && s[i + 1] < 0x80) {
+                        h = (h ^ '\'') * FNV_PRIME;
+                        hb = (hb ^ '\'') * FNV_PRIME;
+                        i++;
+                        while (i < n && (cls[c = s[i]] & C_LET) && c < 0x80) {
+                            h = (h ^ g_lower[c]) * FNV_PRIME;
+                            hb = (hb ^ g_lower[c]) * FNV_PRIME;
+                            i++;
+                        }
+                        z->tok += 1;
+                    }
+                } else {
+                    size_t d = 0;
+                    while (i < n && (cls[c = s[i]] & C_DIG)) {
+                        h = (h ^ c) * FNV_PRIME;
+                        hb = (hb ^ c) * FNV_PRIME;
+                        d++;
+                        i++;
+                    }
+                    digit = 1;
+                    z->tok += (double)((d + 2) / 3);
+                }
+            }
+            ngram_word(z, h, hb);
+            if (!z->ew) {
+                z->ew = 1;
+                z->ew_b = s + b;
+                z->ew_letters = z->ew_upper = 0;
+                z->ew_digit = 0;
+                z->ew_start = z->start;
+            }
+            z->ew_len = (size_t)(s + i - z->ew_b);
+            z->ew_letters += letters;
+            z->ew_upper += upper;
+            z->ew_digit |= digit;
+            /* joiners keep the entity word open: 3.5 1,000 10:30 2024-05-01 1/2, don't
+             * (handled above) and well-known */
+            if (i + 1 < n && (cls[s[i]] & C_JOIN)) {
+                unsigned j = s[i], nx = cls[s[i + 1]];
+                int dj = (j == '.' || j == ',' || j == ':' || j == '-' || j == '/') &&
+                         (cls[s[i - 1]] & C_DIG) && (nx & C_DIG);
+                int lj = j == '-' && (cls[s[i - 1]] & C_LET) && (nx & C_LET);
+                if (dj || lj) {
+                    z->tok += 1; /* the joiner is a punctuation token of its own */
+                    i++;
+                    continue;
+                }
+            }
+            lastw = z->ew_b;
+            lastw_len = z->ew_len;
+            entity_word_end(z);
+            continue;
+        }
+        if (k & C_WS) {
+            int nl = 0;
+            if (c == ' ' && i + 1 < n && (cls[s[i + 1]] & (C_LET | C_DIG))) {
+                i++; /* the common case: one space before a word (part of its token) */
+                continue;
+            }
+            if (c == ' ') {
+                size_t sp = 0;
+                while (i < n && s[i] == ' ') { i++; sp++; }
+                if (sp > 1) z->tok += 1; /* a single space joins the next word's token */
+                if (i < n && (cls[s[i]] & C_WS)) {
+                    while (i < n && (cls[s[i]] & C_WS)) nl |= s[i++] == '\n';
+                    z->tok += 1;
+                }
+            } else {
+                while (i < n && (cls[s[i]] & C_WS)) nl |= s[i++] == '\n';
+                z->tok += 1;
+            }
+            if (nl) { /* a line break after words ends a sentence; a line starts anew */
+                if (z->pending) { z->st->sentences++; z->pending = 0; }
+                z->start = 1;
+                z->in_entity = 0;
+            }
+            continue;
+        }
+        if (k & C_OWN) {
+            size_t m = u8len(c);
+            unsigned h = FEAT_FNV_BASIS, hb = bigram_seed(z);
+            for (size_t q = i; q < i + m && q < n; q++) {
+                h = (h ^ s[q]) * FNV_PRIME;
+                hb = (hb ^ s[q]) * FNV_PRIME;
+            }
+            ngram_word(z, h, hb); /* a CJK character is a word of its own for the n-grams */
+            i += m;
+            z->tok += 1;
+            z->in_entity = 0;
+            continue;
+        }
+        /* a punctuation run (C_CONT bytes here are stray: counted as marks) */
+        size_t marks = 0;
+        while (i < n && !((k = cls[c = s[i]]) & (C_LET | C_DIG | C_WS | C_OWN))) {
+            if (k & C_TERM) {
+                size_t b0 = i;
+                int only_dots = 1;
+                while (i < n && (cls[s[i]] & C_TERM)) {
+                    only_dots &= s[i] == '.';
+                    i++;
+                    marks++;
+                }
+                int ends = i >= n || (cls[s[i]] & C_WS) || s[i] == '"' || s[i] == '\'' ||
+                           s[i] == ')' || s[i] == ']';
+                if (ends && only_dots && lastw && lastw + lastw_len == s + b0 &&
+                    is_abbrev(lastw, lastw_len))
+                    ends = 0;
+                if (ends && z->pending) {
+                    z->st->sentences++;
+                    z->pending = 0;
+                    z->start = 1;
+                }
+                continue;
+            }
+            i++;
+            marks++;
+        }
+        z->in_entity = 0;
+        z->tok += 1 + TOK_PUNCT_EXTRA * (double)(marks - 1);
+    }
+    if (z->ew) entity_word_end(z);
+    if (z->pending) z->st->sentences++;
+    long t = lround(z->tok);
+    z->st->tokens = t < 1 && n > 0 ? 1 : (int)t;
+}
+
+static void scan_init(struct scan *z, struct feat_text_stats *st, float *v)
+{
+    memset(z, 0, sizeof *z);
+    memset(st, 0, sizeof *st);
+    z->st = st;
+    z->v = v;
+    z->start = 1;
+}
+
+int feat_text_tokens(const char *s, size_t n)
+{
+    struct scan z;
+    struct feat_text_stats st;
+    scan_init(&z, &st, NULL);
+    scan_text((const unsigned char *)s, n, &z);
+    return st.tokens;
+}
+
+void feat_text_params_default(struct feat_text_params *p)
+{
+    p->L0 = 128;
+    p->gamma = 2;
+    p->beta_L = 0.5;
+    p->beta_ner = 0.5;
+}
+
+/* Entity rule:
  *   - a word containing a digit (numbers, dates "2024-05-01", times "10:30", "3.5", "1st")
  *     is one entity;
  *   - an all-capital word of 2+ letters (acronym: "NASA", "USB") is one entity;
  *   - a capitalised word that does not start a sentence or a line (and is not "I")
- *     starts an entity; the capitalised words directly after it (only spaces between)
+ *     starts an entity; the capitalised words directly after it (only blanks between)
  *     belong to the same entity ("New York City" = 1).
- * Sentence rule: '.', '!', '?' (a run counts once) followed by a space, a line break, a
+ * Sentence rule: '.', '!', '?' (a run counts once) followed by a blank, a line break, a
  * quote or bracket, or the end; not after an abbreviation or a single letter ("e.g.",
  * "Dr.", "U.S."); a line break after words also ends a sentence (lists, headings); text
  * after the last end counts as one more sentence. */
-void feat_text_stats(const char *str, size_t n, const struct feat_text_params *p,
+void feat_text_stats(const char *s, size_t n, const struct feat_text_params *p,
                      struct feat_text_stats *out)
 {
-    const unsigned char *s = (const unsigned char *)str;
-    struct feat_text_params def;
-    if (!p) {
-        feat_text_params_default(&def);
-        p = &def;
-    }
-    memset(out, 0, sizeof *out);
-    int start = 1;       /* next word starts a sentence or a line */
-    int in_entity = 0;   /* previous word was capitalised, only spaces since */
-    int pending = 0;     /* words since the last sentence end */
-    const unsigned char *lastw = NULL;
-    size_t lastw_len = 0;
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        if (is_word_byte(c) || is_digit(c)) {
-            size_t b = i, upper = 0, letters = 0;
-            int digit = 0;
-            while (i < n) {
-                unsigned d = s[i];
-                if (is_word_byte(d)) {
-                    upper += is_upper(d);
-                    letters++;
-                    i += u8len(d);
-                } else if (is_digit(d)) {
-                    digit = 1;
-                    i++;
-                } else if ((d == '.' || d == ',' || d == ':' || d == '-' || d == '/') &&
-                           i + 1 < n && is_digit(s[i + 1]) && i > b && is_digit(s[i - 1])) {
-                    i++; /* 3.5, 1,000, 10:30, 2024-05-01, 1/2 */
-                } else if ((d == '\'' || d == '-') && i + 1 < n && is_word_byte(s[i + 1]) &&
-                           i > b && is_word_byte(s[i - 1])) {
-                    i++; /* don't, well-known */
-                } else {
-                    break;
-                }
-            }
-            out->words++;
-            pending++;
-            if (digit) {
-                out->entities++;
-                in_entity = 0;
-            } else if (letters >= 2 && upper == letters) {
-                if (!in_entity) out->entities++;
-                in_entity = 1;
-            } else if (is_upper(s[b]) && !(i - b == 1 && s[b] == 'I') &&
-                       !(s[b] == 'I' && i - b > 1 && s[b + 1] == '\'')) {
-                if (!start && !in_entity) out->entities++;
-                in_entity = !start || in_entity;
-            } else {
-                in_entity = 0;
-            }
-            start = 0;
-            lastw = s + b;
-            lastw_len = i - b;
-            continue;
-        }
-        if (c == '.' || c == '!' || c == '?') {
-            int only_dots = 1;
-            size_t b0 = i;
-            while (i < n && (s[i] == '.' || s[i] == '!' || s[i] == '?')) {
-                only_dots &= s[i] == '.';
-                i++;
-            }
-            int ends = i >= n || is_space(s[i]) || s[i] == '"' || s[i] == '\'' ||
-                       s[i] == ')' || s[i] == ']';
-            if (ends && only_dots && lastw && lastw + lastw_len == s + b0 &&
-                is_abbrev(lastw, lastw_len))
-                ends = 0;
-            if (ends && pending) {
-                out->sentences++;
-                pending = 0;
-                start = 1;
-            }
-            in_entity = 0;
-            continue;
-        }
-        if (c == '\n') {
-            if (pending) {
-                out->sentences++;
-                pending = 0;
-            }
-            start = 1;
-            in_entity = 0;
-            i++;
-            continue;
-        }
-        if (c != ' ' && c != '\t') in_entity = 0;
-        i += u8len(c);
-    }
-    if (pending) out->sentences++;
-    out->tokens = feat_text_tokens(str, n);
+    feat_text_analyze(s, n, p, out, NULL);
+}
+
+void feat_text_analyze(const char *s, size_t n, const struct feat_text_params *p,
+                       struct feat_text_stats *out, float *v)
+{
+    struct scan z;
+    scan_init(&z, out, v);
+    scan_text((const unsigned char *)s, n, &z);
     feat_text_scores(out, p);
 }
 
@@ -299,14 +436,15 @@ static int has_options(const unsigned char *s, size_t n)
 enum fy_task feat_text_task(const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
+    const unsigned char *cls = cls_table();
     if (n > FEAT_TASK_SCAN) n = FEAT_TASK_SCAN;
     char norm[FEAT_TASK_SCAN + 3];
     size_t k = 0;
     norm[k++] = ' ';
     for (size_t i = 0; i < n; i++) {
         unsigned c = s[i];
-        if (is_ascii_letter(c) || is_digit(c) || c >= 0x80 || c == '\'' || c == ':')
-            norm[k++] = (char)(is_upper(c) ? c | 32 : c);
+        if ((cls[c] & (C_LET | C_DIG | C_OWN)) || c == '\'' || c == ':')
+            norm[k++] = (char)g_lower[c];
         else if (norm[k - 1] != ' ')
             norm[k++] = ' ';
     }
@@ -357,41 +495,17 @@ unsigned feat_fnv1a32(const void *p, size_t n, unsigned h)
     const unsigned char *b = p;
     for (size_t i = 0; i < n; i++) {
         h ^= b[i];
-        h *= 16777619u;
+        h *= FNV_PRIME;
     }
     return h;
 }
 
-static inline void bump(float *v, unsigned h)
+void feat_text_ngrams_add(float *v, const char *s, size_t n)
 {
-    v[h % FY_HASH_DIM] += (h >> 31) ? -1.0f : 1.0f;
-}
-
-void feat_text_ngrams_add(float *v, const char *str, size_t n)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    unsigned char word[64];
-    unsigned hprev = 0; /* FNV-1a state after the previous word */
-    int have_prev = 0;
-    size_t i = 0;
-    while (i < n) {
-        if (!(is_ascii_letter(s[i]) || is_digit(s[i]) || s[i] >= 0x80)) {
-            i++;
-            continue;
-        }
-        size_t len = 0;
-        while (i < n && (is_ascii_letter(s[i]) || is_digit(s[i]) || s[i] >= 0x80)) {
-            /* words longer than 64 bytes are hashed on their first 64 */
-            if (len < sizeof word) word[len++] = (unsigned char)(is_upper(s[i]) ? s[i] | 32 : s[i]);
-            i++;
-        }
-        unsigned h = feat_fnv1a32(word, len, FEAT_FNV_BASIS);
-        bump(v, h);
-        if (have_prev) /* FNV-1a of "prev word": continue the previous word's state */
-            bump(v, feat_fnv1a32(word, len, feat_fnv1a32(" ", 1, hprev)));
-        hprev = h;
-        have_prev = 1;
-    }
+    struct scan z;
+    struct feat_text_stats st;
+    scan_init(&z, &st, v);
+    scan_text((const unsigned char *)s, n, &z);
 }
 
 void feat_text_ngrams_normalize(float *v)

@@ -41,6 +41,10 @@ int feat_text_tokens(const char *s, size_t n);
 void feat_text_stats(const char *s, size_t n, const struct feat_text_params *p,
                      struct feat_text_stats *out);
 
+/* feat_text_stats and feat_text_ngrams_add in one pass over the bytes (v may be NULL). */
+void feat_text_analyze(const char *s, size_t n, const struct feat_text_params *p,
+                       struct feat_text_stats *out, float *v);
+
 /* Recomputes c_L, c_ner, c_text of st from its tokens, sentences and entities (for
  * counts summed over several text parts). p NULL = defaults. */
 void feat_text_scores(struct feat_text_stats *st, const struct feat_text_params *p);
@@ -51,10 +55,13 @@ void feat_text_scores(struct feat_text_stats *st, const struct feat_text_params 
 enum fy_task feat_text_task(const char *s, size_t n);
 const char *feat_task_name(enum fy_task t); /* "chat", "caption", "count", "ocr", ... */
 
-/* Feature hashing of lower-cased word unigrams and bigrams into v[FY_HASH_DIM]:
- * h = FNV-1a 32 of the word bytes (bigram: of "w1 w2"), index h mod FY_HASH_DIM, sign
- * + when bit 31 of h is 0 else -, one count per occurrence. _add accumulates; _normalize
- * scales to unit L2 norm (a zero vector stays zero). */
+/* Feature hashing of word unigrams and bigrams into v[FY_HASH_DIM]. A word is a run of
+ * letters and digits (ASCII lower-cased; non-ASCII bytes kept; a contraction "'s" stays
+ * in its word); a CJK/kana/hangul character is a word of its own. Unigram hash =
+ * FNV-1a 32 of the word's bytes; bigram hash = FNV-1a 32 of "w1 w2" (the two words'
+ * bytes joined by one space; both hashes are computed in the same byte loop). Index = hash mod FY_HASH_DIM, sign +
+ * when bit 31 of the hash is 0 else -, one count per occurrence. _add accumulates;
+ * _normalize scales to unit L2 norm (a zero vector stays zero). */
 void feat_text_ngrams_add(float *v, const char *s, size_t n);
 void feat_text_ngrams_normalize(float *v);
 /* FNV-1a 32-bit, exposed for tests and for the trace reader. */

@@ -3,4 +3,4 @@
 LIB_SRCS += src/req/request.c src/feat/text.c src/feat/features.c src/feat/cmd_features.c
 TESTS += test-req test-feat-text
 FUZZERS += fuzz-request fuzz-b64
-BENCHES +=
+BENCHES += bench-text
