@@ -4,6 +4,8 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "feat/features.h"
 #include "feat/text.h"
@@ -327,4 +329,68 @@ TEST(request_image_features_match_file)
     CHECK_EQ_INT(f.task, FY_TASK_CAPTION); /* "what is this" */
     req_free(r);
     free(img);
+}
+
+/* ==== the CLI ========================================================================= */
+
+/* `ferry features --json` over good and bad inputs: one JSON object per good input with
+ * the documented fields, one stderr line per bad input naming it, exit status 1. */
+TEST(cli_features_json_and_errors)
+{
+    const char *bin = getenv("FERRY_BIN");
+    if (!bin || !*bin) bin = "build/ferry";
+    if (access(bin, X_OK) != 0) {
+        test_fail(__FILE__, __LINE__, "%s is not built (set FERRY_BIN)", bin);
+        return;
+    }
+    char junk[512];
+    snprintf(junk, sizeof junk, "%s", test_tmp_path("junk.bin")); /* static buffer */
+    FILE *f = fopen(junk, "wb");
+    CHECK(f);
+    fputs("GIF89a not supported", f);
+    fclose(f);
+    char errpath[512], cmd[2048];
+    snprintf(errpath, sizeof errpath, "%s", test_tmp_path("stderr.txt"));
+    snprintf(cmd, sizeof cmd,
+             "'%s' features --json '%s/images/photo-rocket.jpg' data/examples/dialogue.json "
+             "/nonexistent/x.png '%s' 2>'%s'", bin, test_shared_dir(), junk, errpath);
+    FILE *p = popen(cmd, "r");
+    CHECK(p);
+    char line[8192];
+    int objs = 0;
+    while (fgets(line, sizeof line, p)) {
+        cJSON *j = cJSON_Parse(line);
+        CHECK(j);
+        const char *kind = cJSON_GetStringValue(cJSON_GetObjectItem(j, "kind"));
+        CHECK(kind);
+        if (!strcmp(kind, "image")) {
+            static const char *keys[] = {"file", "format", "width", "height", "sobel_mean",
+                                         "entropy", "laplacian_var", "c_res", "c_edge",
+                                         "c_ent", "c_lap", "c_img", "image_tokens", NULL};
+            for (int k = 0; keys[k]; k++)
+                if (!cJSON_GetObjectItem(j, keys[k])) CHECK_STR(keys[k], "(missing)");
+            CHECK_EQ_INT(cJSON_GetObjectItem(j, "width")->valueint, 640);
+        } else {
+            CHECK_STR(kind, "request");
+            CHECK_EQ_INT(cJSON_GetObjectItem(j, "turn")->valueint, 1);
+            CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(j, "task")), "yesno");
+            CHECK(cJSON_GetObjectItem(j, "text_tokens")->valueint > 0);
+            CHECK(cJSON_IsNumber(cJSON_GetObjectItem(j, "c_text")));
+            CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(j, "images")), 1);
+        }
+        cJSON_Delete(j);
+        objs++;
+    }
+    int st = pclose(p);
+    CHECK_EQ_INT(objs, 2);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    size_t n;
+    char *err = slurp(errpath, &n);
+    CHECK(err);
+    int lines = 0;
+    for (char *c = err; *c; c++) lines += *c == '\n';
+    CHECK_EQ_INT(lines, 2);
+    CHECK(strstr(err, "ferry features: /nonexistent/x.png: No such file or directory\n"));
+    CHECK(strstr(err, "junk.bin: neither a JPEG, PNG or WebP image nor a JSON request\n"));
+    free(err);
 }
