@@ -380,7 +380,7 @@ TEST(ferry_prefers_cheaper_plan_when_quality_allows)
     pred_set_quality_prior(bank, 1, 0.7);
     e.c.pred = bank;
     const struct fy_policy *p = pol_find("ferry");
-    void *st = start("ferry", "eps=0,z=0");
+    void *st = start("ferry", "eps=0,z=0,kappa=0");
     one_image(&e.f, 0.5, 0.5);
     struct fy_plan out;
     struct fy_estimate est;

@@ -17,7 +17,7 @@
  *    with its keep plan, so that MGQP/MILP keep learning about every node.
  * truth=1 replaces the predictors by the simulator's oracle (pol_ctx.oracle; tests and
  * the "exact predictions" upper bound): with δ = 0 and z = 0 the rule then picks the
- * oracle's choice. Parameters (defaults): z=1 delta=0.03 downscale_px=448 plans=all|keep
+ * oracle's choice. Parameters (defaults): z=1 delta=0.03 kappa=0.1 downscale_px=448 plans=all|keep
  * split=1 kv=1 eps=0.05 cost_budget_usd=-1 eta=0.05 truth=0. Not done: cascades. */
 #include <errno.h>
 #include <math.h>
@@ -31,7 +31,7 @@
 #include "util/rng.h"
 
 struct ferry {
-    double z, delta, eps, cost_budget, eta, mu;
+    double z, delta, kappa, eps, cost_budget, eta, mu;
     int downscale_px, all_plans, split, kv, truth;
     long n;
     struct pred *own;
@@ -44,6 +44,7 @@ static int fy_kv(void *arg, const char *k, const char *v, char *err, size_t errl
     double d;
     if (!strcmp(k, "z")) return pol__num("ferry", k, v, 0, 10, &s->z, err, errlen);
     if (!strcmp(k, "delta")) return pol__num("ferry", k, v, 0, 1, &s->delta, err, errlen);
+    if (!strcmp(k, "kappa")) return pol__num("ferry", k, v, 0, 100, &s->kappa, err, errlen);
     if (!strcmp(k, "eps")) return pol__num("ferry", k, v, 0, 1, &s->eps, err, errlen);
     if (!strcmp(k, "eta")) return pol__num("ferry", k, v, 0, 100, &s->eta, err, errlen);
     if (!strcmp(k, "cost_budget_usd"))
@@ -69,7 +70,7 @@ static int fy_kv(void *arg, const char *k, const char *v, char *err, size_t errl
         return 0;
     }
     snprintf(err, errlen,
-             "ferry: unknown parameter '%s' (z, delta, downscale_px, plans, split, kv, eps, "
+             "ferry: unknown parameter '%s' (z, delta, kappa, downscale_px, plans, split, kv, eps, "
              "cost_budget_usd, eta, truth)", k);
     return -1;
 }
@@ -83,6 +84,7 @@ static int fy_init(void **state, const char *params, char *err, size_t errlen)
     }
     s->z = 1.0;
     s->delta = 0.03;
+    s->kappa = 0.1;
     s->eps = 0.05;
     s->cost_budget = -1;
     s->eta = 0.05;
@@ -105,6 +107,7 @@ struct cand {
     double lcb;        /* quality lower confidence bound */
     double lat;        /* effective latency (ms, incl. cost price and cache credit) */
     int slo_ok;
+    int feasible;      /* reaches the (latency-relaxed) target */
 };
 
 /* Least-loaded admissible cloud node (the describer of split plans), or -1. */
@@ -121,9 +124,9 @@ static int split_aux(const struct pol_ctx *c)
 }
 
 /* Is a a better choice than b, given the target? */
-static int better(const struct cand *a, const struct cand *b, double target)
+static int better(const struct cand *a, const struct cand *b)
 {
-    int fa = a->lcb >= target - 1e-12, fb = b->lcb >= target - 1e-12;
+    int fa = a->feasible, fb = b->feasible;
     if (fa != fb) return fa > fb;
     if (a->slo_ok != b->slo_ok) return a->slo_ok > b->slo_ok;
     /* nothing reaches the target: the best mean (a node with few, unlucky outcomes has
@@ -186,9 +189,22 @@ static int fy_decide(void *state, const struct pol_ctx *c, struct fy_plan *out,
     if (nc == 0) return -1;
     double target = pr->min_quality >= 0 ? pr->min_quality
                                          : qbest - (s->truth ? 0 : s->delta);
+    /* the reference: the best mean (ties: the fastest); a plan faster than it by Δ s
+     * may be kappa·Δ below the target (a queue of a minute is not worth a point) */
+    int ref = 0;
+    for (int k = 1; k < nc; k++)
+        if (cd[k].e.q_mean > cd[ref].e.q_mean + 1e-12 ||
+            (fabs(cd[k].e.q_mean - cd[ref].e.q_mean) <= 1e-12 && cd[k].lat < cd[ref].lat))
+            ref = k;
+    double kappa = s->truth ? 0 : s->kappa;
+    for (int k = 0; k < nc; k++) {
+        double gain_s = (cd[ref].lat - cd[k].lat) / 1000;
+        double q = k == ref ? cd[k].e.q_mean : cd[k].lcb;
+        cd[k].feasible = q >= target - kappa * (gain_s > 0 ? gain_s : 0) - 1e-12;
+    }
     int b = 0;
     for (int k = 1; k < nc; k++)
-        if (better(&cd[k], &cd[b], target)) b = k;
+        if (better(&cd[k], &cd[b])) b = k;
     /* exploration over nodes (keep plans), never in truth mode */
     if (!s->truth && c->rng && s->eps > 0 &&
         rng_uniform(c->rng) < s->eps / sqrt(1.0 + s->n / 100.0)) {

@@ -104,6 +104,18 @@ static int x_queue(const struct milp_ctx *c, double *x)
     return s->queued > 0 || s->running >= slots;
 }
 
+/* Prefill regressors: prompt + visual tokens, 1, and two congestion terms — the
+ * sequences in service (their prefills and decodes share the device) and the node's
+ * recent TTFT (EWMA, seconds), which carries a prefill backlog the state does not
+ * otherwise show. */
+static void x_prefill(const struct milp_ctx *c, double *x)
+{
+    x[0] = c->in_text_tokens + c->image_tokens;
+    x[1] = 1;
+    x[2] = c->node->st.running;
+    x[3] = c->node->st.ewma_ttft_ms > 0 ? c->node->st.ewma_ttft_ms / 1000 : 0;
+}
+
 static void x_down(const struct milp_ctx *c, double out, double *x)
 {
     x[0] = c->node->link.rtt_ms / 2 +
@@ -129,7 +141,8 @@ void milp_init(struct milp *m, const struct fy_node *node)
              lam, 100);
     rls_init(&m->part[MILP_VISION], 1, (double[]){p->vision_ms_per_token},
              (double[]){0.01 + p->vision_ms_per_token * p->vision_ms_per_token}, lam, 4);
-    rls_init(&m->part[MILP_PREFILL], 2, (double[]){pre, 0}, (double[]){pre * pre, 100}, lam, 4);
+    rls_init(&m->part[MILP_PREFILL], 4, (double[]){pre, 0, 0, 0},
+             (double[]){pre * pre, 100, 100, 1e4}, lam, 4);
     rls_init(&m->part[MILP_DECODE], 2, (double[]){dec, dec * p->tpot_slope},
              (double[]){dec * dec, dec * dec * 0.01}, lam, 25);
     rls_init(&m->part[MILP_DOWN], 2, (double[]){1, 0}, (double[]){0.05, 100}, lam, 4);
@@ -179,8 +192,7 @@ void milp_predict(const struct milp *m, const struct fy_features *f, const struc
     x[0] = c->image_tokens;
     e->t_vision_ms = c->image_tokens > 0 ? nonneg(rls_predict(&m->part[MILP_VISION], x)) : 0;
     if (c->image_tokens > 0) var += rls_var(&m->part[MILP_VISION], x);
-    x[0] = c->in_text_tokens + c->image_tokens;
-    x[1] = 1;
+    x_prefill(c, x);
     e->t_prefill_ms = nonneg(rls_predict(&m->part[MILP_PREFILL], x));
     var += rls_var(&m->part[MILP_PREFILL], x);
     /* the new request joins the running batch */
@@ -246,8 +258,7 @@ void milp_observe(struct milp *m, const struct fy_features *f, const struct milp
         x[0] = c->image_tokens;
         rls_update(&m->part[MILP_VISION], x, vi);
     }
-    x[0] = c->in_text_tokens + c->image_tokens;
-    x[1] = 1;
+    x_prefill(c, x);
     rls_update(&m->part[MILP_PREFILL], x, pf);
     if (o->out_tokens > 0) {
         double running = c->node->st.running + 1;
