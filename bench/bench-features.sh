@@ -37,6 +37,9 @@ order = ["ferry @512 px", "ferry @full res", ref, "opencv full res, default thre
 big = {f for f, (mp, _) in rows[ref].items() if max(mp, 0) > 0.2621}  # more than 512x512
 classes = [("all images", set(rows[ref])), ("images above 512x512 px (%d)" % len(big), big),
            ("images up to 512x512 px (%d)" % (len(rows[ref]) - len(big)), set(rows[ref]) - big)]
+for ext in ("jpg", "png", "webp"):
+    fs = {f for f in rows[ref] if f.endswith("." + ext)}
+    classes.append(("%s images (%d)" % (ext.upper().replace("JPG", "JPEG"), len(fs)), fs))
 for title, files in classes:
     print("%s" % title)
     print("  %-34s %10s %10s %12s %12s %12s" % ("", "median ms", "p95 ms", "ms per Mpx",
