@@ -3,5 +3,5 @@ LIB_SRCS += src/emu/faults.c src/emu/answers.c src/emu/server.c src/emu/cmd_emul
             src/emu/score.c src/emu/reply.c src/emu/dataset.c src/emu/collect.c \
             src/emu/cmd_collect.c src/emu/load.c src/emu/cmd_load.c
 TESTS += test-emu
-FUZZERS +=
+FUZZERS += fuzz-emu
 BENCHES +=

@@ -77,7 +77,7 @@ static int get_strings(const cJSON *o, const char *key, char **dst, int *n, cons
     return 0;
 }
 
-static int parse_item(const char *line, size_t len, const char *where, const char *dsdir,
+int emu_item_parse(const char *line, size_t len, const char *where, const char *dsdir,
                       const char *base, struct emu_item *it, char *err, size_t errlen)
 {
     memset(it, 0, sizeof *it);
@@ -244,7 +244,7 @@ int emu_dataset_load(const char *path, const char *base, struct emu_item **out, 
             items = ni;
             cap = nc;
         }
-        if (parse_item(line + k, len - k, where, dsdir, base, &items[cnt], err, errlen) < 0)
+        if (emu_item_parse(line + k, len - k, where, dsdir, base, &items[cnt], err, errlen) < 0)
             goto out;
         for (int i = 0; i < cnt; i++)
             if (!strcmp(items[i].id, items[cnt].id)) {

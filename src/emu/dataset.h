@@ -45,6 +45,10 @@ struct emu_item {
 int emu_dataset_load(const char *path, const char *base, struct emu_item **items, int *n,
                      char *err, size_t errlen);
 void emu_dataset_free(struct emu_item *items, int n);
+/* Parses one dataset line (len bytes) into *it (emu_item_fini it); where prefixes
+ * messages ("file:line"); image paths are resolved against dsdir, then base. */
+int emu_item_parse(const char *line, size_t len, const char *where, const char *dsdir,
+                   const char *base, struct emu_item *it, char *err, size_t errlen);
 void emu_item_fini(struct emu_item *it);
 
 /* Reads the item's images as data: URLs: *urls is a malloc'd array of it->nimages
