@@ -579,9 +579,9 @@ TEST(req_errors_data_urls)
     char *notimg = data_url("image/webp", text, sizeof text - 1);
     expect_image_err(notimg, 415, "data is not a JPEG, PNG or WebP image (declared image/webp)");
     free(notimg);
-    /* truncated JPEG: magic ok, header cut -> the decoder's own message */
+    /* truncated JPEG: magic ok, header cut -> the header reader's own message */
     char *cut = data_url("image/jpeg", jpg, 40);
-    expect_image_err(cut, 400, "");
+    expect_image_err(cut, 400, "jpeg: truncated");
     free(cut);
     expect_image_err("data:image/png,rawbytes", 400, "data URL is not base64");
     expect_image_err("data:image/png;base64", 400, "data URL without ','");
