@@ -1,0 +1,312 @@
+#!/usr/bin/env bash
+# scripts/results.sh [BUILD] — regenerates docs/results.md and docs/results/*/*.svg by
+# one command: `ferry sim` over every shipped experiment (data/experiments/*.ini) with
+# every policy and SEEDS seeds (default 5), the predictors' held-out errors on a
+# counterfactual trace of each experiment (`ferry train` + `ferry eval`), and the M4A1
+# replay (`ferry bench m4a1`). Deterministic: the same tree gives the same report.
+# Intermediate files: out/results/ (CSV, tables, traces, models).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+seeds=${SEEDS:-5}
+shared=${FERRY_SHARED:-../shared}
+make --no-print-directory BUILD="$build" -j2 "$build/ferry" >/dev/null
+ferry="$build/ferry"
+work=out/results
+rm -rf "$work" docs/results
+mkdir -p "$work" docs/results
+pols=cloud-only,edge-only,random,least-loaded,moa-off,perllm,qlmio,lcio,ferry,oracle
+exps=()
+for e in data/experiments/*.ini; do exps+=("$(basename "$e" .ini)"); done
+
+for n in "${exps[@]}"; do
+  e=data/experiments/$n.ini
+  echo "results: $n" >&2
+  "$ferry" sim "$e" --policies "$pols" --seeds "$seeds" --no-timing --csv "$work/$n.csv" \
+    >"$work/$n.txt"
+  # plots (gnuplot); a failing plot does not stop the report
+  "$ferry" sim "$e" --policies "$pols" --seeds "$seeds" --no-timing --plot "$work/plot-$n" \
+    >/dev/null 2>&1 || true
+  mkdir -p "docs/results/$n"
+  cp "$work/plot-$n"/*.svg "docs/results/$n/" 2>/dev/null || true
+  # predictors: a trace of ferry's run with every node's outcome, 80/20 by dialogue
+  "$ferry" sim "$e" --policies ferry --seeds 1 --no-timing --trace "$work/$n.jsonl" \
+    --counterfactual >/dev/null
+  "$ferry" train "$work/$n.jsonl" -o "$work/$n.fy" >/dev/null
+  "$ferry" eval "$work/$n.jsonl" --model "$work/$n.fy" >"$work/$n.eval.txt"
+done
+m4a1="$shared/datasets/m4a1/M4A1.json"
+if [ -f "$m4a1" ]; then
+  "$ferry" bench m4a1 "$m4a1" >"$work/m4a1.txt"
+else
+  echo "M4A1 sample not found at $m4a1" >"$work/m4a1.txt"
+fi
+
+# ---- per experiment: mean over sweep values and seeds, per policy -------------------
+# out: experiment policy e2e p95 compl acc cost mb split downscale drop (tab separated)
+summarize() {
+  awk -F, '
+    NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+    {
+      k = $col["policy"]
+      if (!(k in n)) order[++np] = k
+      n[k]++
+      e2e[k] += $col["e2e_mean_ms"]; p95[k] += $col["e2e_p95_ms"]
+      cp[k] += $col["completion_pct"]; acc[k] += $col["accuracy_pct"]
+      cost[k] += $col["cost_usd_per_1k"]; mb[k] += $col["mb_up_per_req"]
+      sp[k] += $col["split_plans"]; ds[k] += $col["downscale_plans"]; dr[k] += $col["drop_plans"]
+      rq[k] += $col["requests"]
+    }
+    END {
+      for (j = 1; j <= np; j++) {
+        k = order[j]
+        printf "%s\t%.1f\t%.0f\t%.2f\t%.2f\t%.4f\t%.3f\t%.1f\t%.1f\t%.1f\n", k, e2e[k] / n[k],
+          p95[k] / n[k], cp[k] / n[k], acc[k] / n[k], cost[k] / n[k], mb[k] / n[k],
+          100 * sp[k] / rq[k], 100 * ds[k] / rq[k], 100 * dr[k] / rq[k]
+      }
+    }' "$1"
+}
+
+# value of a column (2 e2e, 3 p95, 4 compl, 5 acc, 6 cost) of a policy in a summary
+val() { awk -F'\t' -v p="$2" -v c="$3" '$1 == p { print $c }' "$1"; }
+
+# frontier WORKLOAD EDGE_MODEL CLOUD_MODEL BUDGET_PT -> share of requests a policy that
+# knows every request's exact P(correct) on both models can send to the edge while the
+# expected completion loss stays within BUDGET_PT (points), serving the requests with
+# the smallest gap first. Monte Carlo (200000 draws, fixed seed) over the workload's
+# difficulty mixture; capabilities from data/profiles/models.ini.
+frontier() {
+  awk -v em="$2" -v cm="$3" -v budget="$4" '
+    FNR == 1 { file++ }
+    file == 1 && /^\[class/ { nc++ }
+    file == 1 && nc && /=/ { split($0, kv, /[ \t]*=[ \t]*/); k = kv[1]; v = kv[2]
+      if (k == "weight") w[nc] = v; if (k == "difficulty_mean") mu[nc] = v
+      if (k == "difficulty_sd") sd[nc] = v; if (k == "skill") sk[nc] = v }
+    file == 2 && /^\[model/ { m = $2; sub(/\]$/, "", m) }
+    file == 2 && /^cap/ { split($0, kv, /[ \t]*=[ \t]*/); cap[m, kv[1]] = kv[2] }
+    END {
+      srand(1); tw = 0; for (c = 1; c <= nc; c++) tw += w[c]
+      N = 200000; B = 20000
+      for (i = 0; i < N; i++) {
+        r = rand() * tw; a = 0
+        for (c = 1; c <= nc; c++) { a += w[c]; if (r < a) break }
+        if (c > nc) c = nc
+        u1 = rand(); u2 = rand(); if (u1 < 1e-12) u1 = 1e-12
+        d = mu[c] + sd[c] * sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2)
+        ke = "cap." sk[c]; ce = ((em, ke) in cap) ? cap[em, ke] : cap[em, "cap"]
+        cc = ((cm, ke) in cap) ? cap[cm, ke] : cap[cm, "cap"]
+        g = 1 / (1 + exp(d - cc)) - 1 / (1 + exp(d - ce)); if (g < 0) g = 0
+        b = int(g * B); if (b >= B) b = B - 1; hist[b]++; gs[b] += g
+      }
+      lim = budget / 100 * N; tot = 0; k = 0
+      for (b = 0; b < B; b++) {
+        if (tot + gs[b] > lim) { if (hist[b]) k += int((lim - tot) / (gs[b] / hist[b])); break }
+        tot += gs[b]; k += hist[b]
+      }
+      printf "%.1f\n", 100 * k / N
+    }' "$1" data/profiles/models.ini
+}
+
+# The discussion: hand-written, about what the numbers above show and why. The numbers
+# it quotes are computed here ($f_vqa, $f_mmb) or come from the generated tables.
+discussion() {
+  local f_vqa f_mmb
+  f_vqa=$(frontier data/workloads/vqav2-like.ini qwen2-vl-2b qwen2.5-vl-7b 0.3)
+  f_mmb=$(frontier data/workloads/mmbench-like.ini qwen2-vl-2b qwen2.5-vl-7b 0.3)
+  cat <<EOF_DISCUSSION
+## Discussion
+
+**What a non-clairvoyant policy can do on the MoA-Off setup.** The simulator draws one
+latent difficulty per request and one uniform per request, so the 2B edge model and the
+7B cloud model fail on correlated requests (docs/simulator.md). The oracle sees the
+realised outcome and sends every request the edge happens to answer correctly to the
+edge: about half of the traffic, at zero completion loss. A policy that cannot see the
+outcome can at best know each request's probability of a correct answer on both models.
+With the shipped capabilities (Qwen2-VL-2B ≈ 62 %, Qwen2.5-VL-7B ≈ 77 % on the VQAv2-like
+mix) the expected gap between the two models is large for most difficulties, and even a
+policy that knew every request's exact P(correct) could move only **${f_vqa} %**
+(VQAv2-like) or **${f_mmb} %** (MMBench-like) of the requests to the edge before losing
+0.3 pt of completion (computed by this script: Monte Carlo over the workload's difficulty
+mixture, requests with the smallest gap first). Moving a share f of the requests cannot
+cut the mean latency by much more than f, even if the edge answered instantly. The issue's
+target for \`ferry\` on \`moaoff-*\` (≥ 60 % lower latency than cloud-only within 0.3 pt) and
+"≥ 90 % of the oracle's reduction at equal completion" are therefore out of reach of any
+causal policy in this simulator; ferry's 5–8 % reduction at 0.4–0.7 pt is close to the
+bound above. We did not change the simulator or the targets to make them meet: the
+targets are **not met** on \`moaoff-*\`.
+
+**Where ferry gains.** Latency differences that a policy *can* predict are queues, links
+and load: on \`load-sweep\` (cloud-only saturates at high rates), \`hetero\` (a slow,
+congested paid API beside faster nodes) and \`dialogue\` (per-turn SLOs that the cloud API
+misses over its WiFi link), ferry cuts the mean latency by large factors against
+cloud-only; on \`dialogue\` it also completes more requests than cloud-only (the SLO counts
+in completion) at lower cost. It is dominated by no other policy on any experiment (the
+oracle aside), which is the one target it meets everywhere. Its mechanisms each showed
+up in the numbers while we built it: without the latency-relaxed target (kappa) every
+\`hetero\` request queued for seconds at the best-quality node; without the mean-based
+fallback one seed locked the cloud out after a few unlucky early outcomes.
+
+**QLMIO.** \`qlmio\` (MGQP + MILP, w = 0.5) reaches latency reductions of the size the
+paper reports (up to 58.14 %) against cloud-only, but not at the cloud-only completion
+rate: it gives up several points of completion on every experiment. The paper's claim
+holds at the completion rate of its baselines under its own workload; in our simulator
+the bound above applies to it as to ferry.
+
+**MoA-Off.** Our \`moa-off\` (τ = 0.5 for both modalities) does **not** reproduce the
+paper's "accuracy within 0.4 pt of cloud-only" nor its latency gains: with the complexity
+scores of the shipped image pool most requests fall below τ and go to the single RTX 3090,
+which then queues (its latency exceeds cloud-only's), and its accuracy is that of the 2B
+model on most requests. MoA-Off's result needs complexity scores that separate the
+requests the small model answers as well as the large one; in our simulator the scores
+are noisy functions of the latent difficulty (workload \`feature_noise\`), as they are
+for real images, and the two models' gap is large. The split plan (image described in
+the cloud, text answered at the edge) is implemented end to end and used by moa-off;
+it pays an extra cloud round trip and, in the simulator's quality model, a description
+penalty, so it rarely wins for ferry.
+
+**PerLLM.** \`perllm\`'s CS-UCB learns to balance latency across servers (it explores
+every arm, then favours the fastest per task class) but ignores quality, so its
+completion sits near the average of the two models.
+
+**LCIO and M4A1.** On the real M4A1 dialogues both constrained learners keep every
+held-out dialogue within LCIO's 30 s / 0.05 USD budgets while cloud-only overruns some,
+and both earn more reward per dialogue than local, cloud and random, which agrees with
+LCIO's qualitative result (RC-A2C: more reward than the baselines at zero budget
+violations). Our \`lcio\` is a tabular primal-dual Q-learner, not the paper's PPO/A2C,
+and the outcome of unlogged actions is LCIO's kNN over 352 logged turns, so the numbers
+are not comparable to the paper's (which the repository reports on synthetic data).
+\`ferry\`'s M4A1 variant (lower confidence bound on response, budget pacing) earns less
+reward than \`lcio\` there: pacing by the expected remaining turns is more cautious than
+the learned values. MGQP trained on the logged scores ranks held-out turns clearly
+better than its prior (AUC in the table), from the question text, task, node and views.
+
+**Predictors.** On simulator traces MGQP reaches AUC ≈ 0.81–0.83 with calibration error
+≤ 0.05; MILP's end-to-end MAPE is about 19–44 % under ordinary load and much worse in
+overload (\`load-sweep\`): the simulator's chunked-prefill backlog is only partly visible
+in the node state the predictor sees (running, queued, EWMA TTFT). This is the main
+limit of ferry on bursty and overloaded experiments.
+EOF_DISCUSSION
+}
+
+md=docs/results.md
+{
+  echo "# Results: the reproduction report"
+  echo
+  echo "Regenerated by \`scripts/results.sh\` (this file and \`docs/results/*/*.svg\`); do not edit"
+  echo "by hand. Every number below comes from \`ferry sim\` runs of the shipped experiments"
+  echo "(\`data/experiments/*.ini\`, documented in docs/simulator.md) with $seeds seeds each, from"
+  echo "\`ferry train\`/\`ferry eval\` on a trace of each experiment, and from \`ferry bench m4a1\`"
+  echo "on the real M4A1 sample. Tables show the mean over seeds and over the experiment's"
+  echo "sweep values (per-value tables with 95 % confidence intervals: \`ferry sim EXPERIMENT"
+  echo "--seeds $seeds\`). Policies: docs/policies.md. Predictors: docs/predictors.md."
+  echo
+  echo "Columns: mean and p95 end-to-end latency (ms), completion rate (answer correct and,"
+  echo "when the request has one, within its SLO), accuracy, cost (USD per 1000 requests),"
+  echo "MB uploaded per request, and the share of requests served with split / downscale /"
+  echo "drop plans."
+  echo
+  echo "**Caveat on tuning.** The defaults of \`ferry\` (z, δ, kappa) were chosen by running"
+  echo "these same experiments; there is no held-out scenario set. The baselines run with"
+  echo "their papers' or our documented defaults, untuned."
+} >"$md"
+
+targets=$work/targets.tsv
+: >"$targets"
+for n in "${exps[@]}"; do
+  s=$work/$n.sum
+  summarize "$work/$n.csv" >"$s"
+  desc=$(awk -F' = ' '$1 == "description" { print $2; exit }' "data/experiments/$n.ini")
+  nodes=$(sed -n 2p "$work/$n.txt")
+  sweep=$(awk -F' = ' '/^\[sweep\]/ { f = 1 } f && $1 == "key" { k = $2 } f && $1 == "values" { print k " ∈ {" $2 "}"; exit }' \
+    "data/experiments/$n.ini")
+  {
+    echo
+    echo "## $n"
+    echo
+    echo "$desc. ${nodes}.${sweep:+ Sweep: $sweep.}"
+    echo
+    echo "| policy | mean ms | p95 ms | completion % | accuracy % | \$/1k | MB/req | split % | downscale % | drop % |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    awk -F'\t' '{ b = ($1 == "ferry") ? "**" : ""; printf "| %s%s%s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", b, $1, b, $2, $3, $4, $5, $6, $7, $8, $9, $10 }' "$s"
+    echo
+  } >>"$md"
+  # checks against cloud-only and the oracle, and domination
+  awk -F'\t' -v n="$n" '
+    { e[$1] = $2; c[$1] = $4; a[$1] = $5; u[$1] = $6; pol[++np] = $1 }
+    END {
+      f = "ferry"; cl = "cloud-only"; o = "oracle"
+      red = 100 * (1 - e[f] / e[cl]); dc = c[f] - c[cl]
+      ored = e[cl] - e[o]; share = ored > 0 ? 100 * (e[cl] - e[f]) / ored : 0
+      dom = ""
+      for (i = 1; i <= np; i++) {
+        p = pol[i]; if (p == f || p == o) continue
+        if (e[p] <= e[f] && c[p] >= c[f] && u[p] <= u[f] + 1e-9 &&
+            (e[p] < 0.99 * e[f] || c[p] > c[f] + 0.1 || u[p] < 0.99 * u[f] - 1e-9))
+          dom = dom (dom == "" ? "" : ", ") p
+      }
+      printf "%s\t%.1f\t%+.2f\t%.1f\t%.2f\t%.1f\t%s\n", n, red, dc, 100 * (1 - e[o] / e[cl]),
+        c[o] - c[cl], share, dom == "" ? "none" : dom
+    }' "$s" >>"$targets"
+  t=$(tail -n 1 "$targets")
+  IFS=$'\t' read -r _ red dc ored odc share dom <<<"$t"
+  {
+    echo "- ferry vs cloud-only: ${red} % lower mean latency, completion ${dc} pt; the oracle:"
+    echo "  ${ored} % lower at ${odc} pt. ferry reaches ${share} % of the oracle's latency reduction."
+    echo "- Policies (oracle aside) that dominate ferry on latency, completion and cost: ${dom}."
+    if [[ $n == moaoff-* ]]; then
+      mo_a=$(val "$s" moa-off 5); cl_a=$(val "$s" cloud-only 5)
+      mo_e=$(val "$s" moa-off 2); cl_e=$(val "$s" cloud-only 2); pl_e=$(val "$s" perllm 2)
+      awk -v ma="$mo_a" -v ca="$cl_a" -v me="$mo_e" -v ce="$cl_e" -v pe="$pl_e" 'BEGIN {
+        printf "- MoA-Off claims (accuracy within 0.4 pt of cloud-only; > 30 %% lower latency than\n"
+        printf "  PerLLM; > 50 %% lower than cloud-only): here moa-off accuracy %+.2f pt vs cloud-only,\n", ma - ca
+        printf "  latency %.1f %% vs perllm and %.1f %% vs cloud-only (negative = lower).\n",
+          100 * (me / pe - 1), 100 * (me / ce - 1) }' >>"$md"
+    fi
+    q_e=$(val "$s" qlmio 2); q_c=$(val "$s" qlmio 4); cl_e=$(val "$s" cloud-only 2); cl_c=$(val "$s" cloud-only 4)
+    awk -v qe="$q_e" -v qc="$q_c" -v ce="$cl_e" -v cc="$cl_c" 'BEGIN {
+      printf "- QLMIO claim (up to 58.14 %% lower latency at the cloud-only completion rate): qlmio\n"
+      printf "  %.1f %% latency vs cloud-only at %+.2f pt completion.\n", 100 * (qe / ce - 1), qc - cc }' >>"$md"
+    echo
+    echo "Predictors on a held-out 20 % (by dialogue) of a counterfactual trace of ferry's run"
+    echo "(every request on every node; \`ferry eval\`, untrained priors in parentheses):"
+    echo
+    echo '```'
+    grep -E '^  all |^quality:|^expected calibration' "$work/$n.eval.txt" || echo "(no evaluation)"
+    echo '```'
+    svgs=$(ls "docs/results/$n" 2>/dev/null | grep -E '\.svg$' || true)
+    if [ -n "$svgs" ]; then
+      echo
+      printf 'Plots:'
+      for f in $svgs; do printf ' [%s](results/%s/%s)' "${f%.svg}" "$n" "$f"; done
+      echo
+    fi
+  } >>"$md"
+done
+
+{
+  echo
+  echo "## M4A1 replay (real dialogues)"
+  echo
+  echo "\`ferry bench m4a1 $m4a1\` — LCIO's environment over the 100 logged dialogues of the"
+  echo "public M4A1 sample (docs/policies.md \"lcio\", src/pred/m4a1.h). Quality of actions the"
+  echo "log does not contain comes from LCIO's kNN over the logged turns (k = 5), not from a"
+  echo "measurement; latency and cost from LCIO's TX2 + wired tables. Reward per dialogue is"
+  echo "the sum of LCIO's per-turn reward (resp + assoc/3 − lat/3 − cost/3, normalised terms;"
+  echo "0 for a step past a budget). Held out: 20 % of the dialogues, 3 splits/seeds."
+  echo
+  echo '```'
+  cat "$work/m4a1.txt"
+  echo '```'
+} >>"$md"
+
+{
+  echo
+  echo "## Targets of issue 4"
+  echo
+  echo "| experiment | ferry latency vs cloud-only | completion Δ pt | oracle latency vs cloud-only | oracle completion Δ pt | share of oracle's reduction % | dominated by |"
+  echo "|---|---:|---:|---:|---:|---:|---|"
+  awk -F'\t' '{ printf "| %s | −%s %% | %s | −%s %% | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7 }' "$targets"
+  echo
+  discussion
+} >>"$md"
+echo "results: wrote $md" >&2
