@@ -28,7 +28,11 @@ for n in "${exps[@]}"; do
   "$ferry" sim "$e" --policies "$pols" --seeds "$seeds" --no-timing --plot "$work/plot-$n" \
     >/dev/null 2>&1 || true
   mkdir -p "docs/results/$n"
-  cp "$work/plot-$n"/*.svg "docs/results/$n/" 2>/dev/null || true
+  # latency vs completion, sweeps, and the latency CDF of the first sweep value
+  for f in "$work/plot-$n"/latency-vs-completion.svg "$work/plot-$n"/sweep-*.svg \
+           "$work/plot-$n"/latency-cdf-0.svg; do
+    [ -f "$f" ] && cp "$f" "docs/results/$n/"
+  done
   # predictors: a trace of ferry's run with every node's outcome, 80/20 by dialogue
   "$ferry" sim "$e" --policies ferry --seeds 1 --no-timing --trace "$work/$n.jsonl" \
     --counterfactual >/dev/null
