@@ -1,5 +1,7 @@
 # gw area: sources, tests, fuzzers and benchmarks of src/gw/.
-LIB_SRCS +=
-TESTS +=
+LIB_SRCS += src/gw/config.c src/gw/upstream.c src/gw/workers.c src/gw/metrics.c \
+            src/gw/nodes.c src/gw/route.c src/gw/store.c src/gw/server.c src/gw/cmd_serve.c \
+            src/gw/cmd_export.c
+TESTS += test-gw
 FUZZERS +=
 BENCHES +=

@@ -1,0 +1,72 @@
+/* gw/cmd_export — `ferry bench export`: the gateway's SQLite trace as trace JSONL
+ * (src/pred/trace.h), so `ferry train` / `ferry eval` learn from production traffic. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "gw/config.h"
+#include "gw/store.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: ferry bench export (--db TRACE.db | -c ferry.ini) [-o OUT.jsonl]\n"
+            "\n"
+            "Writes every request the gateway recorded (decision, features, observed latency,\n"
+            "tokens, feedback score as quality) as one trace JSON line (docs/predictors.md).\n"
+            "  --db FILE    the SQLite trace ([server] trace_db of the gateway)\n"
+            "  -c FILE      take trace_db from this gateway configuration\n"
+            "  -o FILE      output (default stdout)\n");
+}
+
+int cmd_bench_export(int argc, char **argv)
+{
+    const char *db = NULL, *cfgp = NULL, *outp = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--db") && i + 1 < argc) db = argv[++i];
+        else if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc) cfgp = argv[++i];
+        else if (!strcmp(argv[i], "-o") && i + 1 < argc) outp = argv[++i];
+        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "ferry bench export: unknown option '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    char err[512];
+    static struct gw_config cfg;
+    if (!db && cfgp) {
+        if (gw_config_load(cfgp, &cfg, err, sizeof err)) {
+            fprintf(stderr, "ferry bench export: %s\n", err);
+            return 1;
+        }
+        if (!cfg.trace_db[0]) {
+            fprintf(stderr, "ferry bench export: %s: [server] trace_db is not set\n", cfgp);
+            return 1;
+        }
+        db = cfg.trace_db;
+    }
+    if (!db) {
+        usage(stderr);
+        return 2;
+    }
+    FILE *out = outp ? fopen(outp, "w") : stdout;
+    if (!out) {
+        fprintf(stderr, "ferry bench export: %s: cannot write\n", outp);
+        return 1;
+    }
+    long n = gw_store_export(db, out, err, sizeof err);
+    if (outp && fclose(out) && n >= 0) {
+        snprintf(err, sizeof err, "%s: write error", outp);
+        n = -1;
+    }
+    if (n < 0) {
+        fprintf(stderr, "ferry bench export: %s\n", err);
+        return 1;
+    }
+    fprintf(stderr, "ferry bench export: %ld record(s) from %s\n", n, db);
+    return 0;
+}

@@ -1,0 +1,352 @@
+/* gw/config — INI configuration of `ferry serve` (see config.h). */
+#include "gw/config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct parse_ctx {
+    struct gw_config *c;
+    char msg[512];          /* first error; ini_parse reports its line */
+    int cur_node;           /* index of the [node NAME] section being read, or -1 */
+    char cur_section[128];
+};
+
+void gw_config_default(struct gw_config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->listen_host, sizeof c->listen_host, "127.0.0.1");
+    c->listen_port = 8080;
+    c->workers = 2;
+    c->save_interval_s = 60;
+    c->drain_timeout_s = 30;
+    snprintf(c->policy, sizeof c->policy, "least-loaded");
+    c->max_client_buffer = 256 * 1024;
+    c->downscale_quality = 85;
+    c->split_max_tokens = 96;
+    c->connect_ms = 2000;
+    c->first_byte_ms = 60000;
+    c->idle_ms = 60000;
+    c->total_ms = 600000;
+    c->max_retries = 2;
+    c->health_interval_ms = 2000;
+    c->health_backoff_max_ms = 30000;
+    c->scrape_interval_ms = 1000;
+}
+
+const char *gw_role_name(enum fy_role r) { return r == FY_ROLE_CLOUD ? "cloud" : "edge"; }
+
+/* ---- value parsers: each returns 0 or -1 with ctx->msg set ------------------------ */
+
+static int fail(struct parse_ctx *x, const char *fmt, const char *a, const char *b)
+{
+    if (!x->msg[0]) snprintf(x->msg, sizeof x->msg, fmt, a, b);
+    return -1;
+}
+
+static int parse_long(struct parse_ctx *x, const char *name, const char *v, long lo,
+                      long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < lo || n > hi) {
+        char range[64];
+        snprintf(range, sizeof range, "%ld..%ld", lo, hi);
+        char what[160];
+        snprintf(what, sizeof what, "%s = '%.80s'", name, v);
+        return fail(x, "%s: not an integer in %s", what, range);
+    }
+    *out = n;
+    return 0;
+}
+
+static int parse_int(struct parse_ctx *x, const char *name, const char *v, long lo,
+                     long hi, int *out)
+{
+    long n;
+    if (parse_long(x, name, v, lo, hi, &n)) return -1;
+    *out = (int)n;
+    return 0;
+}
+
+static int parse_double(struct parse_ctx *x, const char *name, const char *v, double lo,
+                        double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (errno || end == v || *end || !(d >= lo && d <= hi)) {
+        char what[160], range[64];
+        snprintf(what, sizeof what, "%s = '%.80s'", name, v);
+        snprintf(range, sizeof range, "%g..%g", lo, hi);
+        return fail(x, "%s: not a number in %s", what, range);
+    }
+    *out = d;
+    return 0;
+}
+
+static int copy_str(struct parse_ctx *x, const char *name, const char *v, char *dst,
+                    size_t cap)
+{
+    size_t n = strlen(v);
+    if (n >= cap) return fail(x, "%s: value longer than %s bytes", name,
+                              cap > 255 ? "255" : "63");
+    memcpy(dst, v, n + 1);
+    return 0;
+}
+
+/* ---- sections ------------------------------------------------------------------- */
+
+static int h_server(struct parse_ctx *x, const char *k, const char *v)
+{
+    struct gw_config *c = x->c;
+    if (!strcmp(k, "listen")) {
+        const char *colon = strrchr(v, ':');
+        if (!colon || colon == v) return fail(x, "listen = '%s': expected HOST:PORT%s", v, "");
+        size_t hl = (size_t)(colon - v);
+        if (hl >= sizeof c->listen_host) return fail(x, "listen = '%s': host too long%s", v, "");
+        memcpy(c->listen_host, v, hl);
+        c->listen_host[hl] = 0;
+        return parse_int(x, "listen port", colon + 1, 0, 65535, &c->listen_port);
+    }
+    if (!strcmp(k, "workers")) return parse_int(x, k, v, 1, 64, &c->workers);
+    if (!strcmp(k, "api_key")) {
+        if (c->nclient_keys >= GW_MAX_CLIENT_KEYS)
+            return fail(x, "api_key: more than %s client keys%s", "16", "");
+        if (!*v) return fail(x, "api_key: empty key%s%s", "", "");
+        return copy_str(x, "api_key", v, c->client_keys[c->nclient_keys++], GW_KEY_MAX);
+    }
+    if (!strcmp(k, "api_keys_env")) {
+        /* comma-separated keys in an environment variable, so they stay out of files */
+        const char *e = getenv(v);
+        if (!e || !*e) return fail(x, "api_keys_env: environment variable '%s' is not set%s", v, "");
+        char tmp[4096];
+        snprintf(tmp, sizeof tmp, "%s", e);
+        for (char *save = NULL, *t = strtok_r(tmp, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            if (c->nclient_keys >= GW_MAX_CLIENT_KEYS)
+                return fail(x, "api_keys_env: more than %s client keys%s", "16", "");
+            if (strlen(t) >= GW_KEY_MAX) return fail(x, "api_keys_env: a key is too long%s%s", "", "");
+            snprintf(c->client_keys[c->nclient_keys++], GW_KEY_MAX, "%s", t);
+        }
+        return 0;
+    }
+    if (!strcmp(k, "state_file")) return copy_str(x, k, v, c->state_file, sizeof c->state_file);
+    if (!strcmp(k, "trace_db")) return copy_str(x, k, v, c->trace_db, sizeof c->trace_db);
+    if (!strcmp(k, "save_interval_s")) return parse_int(x, k, v, 1, 86400, &c->save_interval_s);
+    if (!strcmp(k, "drain_timeout_s")) return parse_int(x, k, v, 0, 3600, &c->drain_timeout_s);
+    return fail(x, "[server]: unknown key '%s'%s", k, "");
+}
+
+static int h_policy(struct parse_ctx *x, const char *k, const char *v)
+{
+    if (!strcmp(k, "name")) return copy_str(x, k, v, x->c->policy, sizeof x->c->policy);
+    if (!strcmp(k, "params"))
+        return copy_str(x, k, v, x->c->policy_params, sizeof x->c->policy_params);
+    return fail(x, "[policy]: unknown key '%s'%s", k, "");
+}
+
+static int h_limits(struct parse_ctx *x, const char *k, const char *v)
+{
+    struct gw_config *c = x->c;
+    long n;
+    if (!strcmp(k, "max_body_bytes")) {
+        if (parse_long(x, k, v, 1024, 1L << 30, &n)) return -1;
+        c->max_body_bytes = (size_t)n;
+        return 0;
+    }
+    if (!strcmp(k, "max_images")) return parse_int(x, k, v, 0, FY_MAX_IMAGES, &c->max_images);
+    if (!strcmp(k, "max_pixels")) {
+        if (parse_long(x, k, v, 1, 1L << 32, &n)) return -1;
+        c->max_pixels = (unsigned long long)n;
+        return 0;
+    }
+    if (!strcmp(k, "max_client_buffer")) {
+        if (parse_long(x, k, v, 4096, 1L << 28, &n)) return -1;
+        c->max_client_buffer = (size_t)n;
+        return 0;
+    }
+    if (!strcmp(k, "downscale_quality")) return parse_int(x, k, v, 10, 100, &c->downscale_quality);
+    if (!strcmp(k, "split_max_tokens")) return parse_int(x, k, v, 8, 4096, &c->split_max_tokens);
+    return fail(x, "[limits]: unknown key '%s'%s", k, "");
+}
+
+static int h_timeouts(struct parse_ctx *x, const char *k, const char *v)
+{
+    struct gw_config *c = x->c;
+    if (!strcmp(k, "connect_ms")) return parse_int(x, k, v, 1, 600000, &c->connect_ms);
+    if (!strcmp(k, "first_byte_ms")) return parse_int(x, k, v, 1, 3600000, &c->first_byte_ms);
+    if (!strcmp(k, "idle_ms")) return parse_int(x, k, v, 1, 3600000, &c->idle_ms);
+    if (!strcmp(k, "total_ms")) return parse_int(x, k, v, 1, 86400000, &c->total_ms);
+    if (!strcmp(k, "max_retries")) return parse_int(x, k, v, 0, FY_MAX_NODES, &c->max_retries);
+    return fail(x, "[timeouts]: unknown key '%s'%s", k, "");
+}
+
+static int h_health(struct parse_ctx *x, const char *k, const char *v)
+{
+    struct gw_config *c = x->c;
+    if (!strcmp(k, "interval_ms")) return parse_int(x, k, v, 10, 3600000, &c->health_interval_ms);
+    if (!strcmp(k, "backoff_max_ms"))
+        return parse_int(x, k, v, 10, 3600000, &c->health_backoff_max_ms);
+    if (!strcmp(k, "scrape_interval_ms"))
+        return parse_int(x, k, v, 10, 3600000, &c->scrape_interval_ms);
+    return fail(x, "[health]: unknown key '%s'%s", k, "");
+}
+
+static int h_node(struct parse_ctx *x, struct gw_node_cfg *n, const char *k, const char *v)
+{
+    if (!strcmp(k, "role")) {
+        if (!strcmp(v, "edge")) n->role = FY_ROLE_EDGE;
+        else if (!strcmp(v, "cloud")) n->role = FY_ROLE_CLOUD;
+        else return fail(x, "node '%s': role = '%s': expected edge or cloud", n->name, v);
+        return 0;
+    }
+    if (!strcmp(k, "url")) {
+        if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
+            return fail(x, "node '%s': url = '%s': must start with http:// or https://", n->name, v);
+        if (copy_str(x, k, v, n->url, sizeof n->url)) return -1;
+        size_t l = strlen(n->url);
+        while (l > 0 && n->url[l - 1] == '/') n->url[--l] = 0; /* base URL without '/' */
+        return 0;
+    }
+    if (!strcmp(k, "model")) return copy_str(x, k, v, n->model, sizeof n->model);
+    if (!strcmp(k, "profile")) return copy_str(x, k, v, n->profile, sizeof n->profile);
+    if (!strcmp(k, "profile_node"))
+        return copy_str(x, k, v, n->profile_node, sizeof n->profile_node);
+    if (!strcmp(k, "api_key_env")) {
+        if (copy_str(x, k, v, n->api_key_env, sizeof n->api_key_env)) return -1;
+        const char *e = getenv(v);
+        if (!e || !*e)
+            return fail(x, "node '%s': api_key_env: environment variable '%s' is not set",
+                        n->name, v);
+        if (strlen(e) >= sizeof n->api_key)
+            return fail(x, "node '%s': the key in '%s' is too long", n->name, v);
+        snprintf(n->api_key, sizeof n->api_key, "%s", e);
+        return 0;
+    }
+    if (!strcmp(k, "metrics")) {
+        if (!strcmp(v, "auto")) n->metrics = GW_METRICS_AUTO;
+        else if (!strcmp(v, "vllm")) n->metrics = GW_METRICS_VLLM;
+        else if (!strcmp(v, "llamacpp")) n->metrics = GW_METRICS_LLAMACPP;
+        else if (!strcmp(v, "none")) n->metrics = GW_METRICS_NONE;
+        else return fail(x, "node '%s': metrics = '%s': expected auto, vllm, llamacpp or none",
+                         n->name, v);
+        return 0;
+    }
+    if (!strcmp(k, "up_mbps")) return parse_double(x, k, v, 0.001, 1e6, &n->link.up_mbps);
+    if (!strcmp(k, "down_mbps")) return parse_double(x, k, v, 0.001, 1e6, &n->link.down_mbps);
+    if (!strcmp(k, "rtt_ms")) return parse_double(x, k, v, 0, 1e5, &n->link.rtt_ms);
+    if (!strcmp(k, "jitter_ms")) return parse_double(x, k, v, 0, 1e5, &n->link.jitter_ms);
+    if (!strcmp(k, "usd_per_mtok_in")) return parse_double(x, k, v, 0, 1e6, &n->usd_per_mtok_in);
+    if (!strcmp(k, "usd_per_mtok_out"))
+        return parse_double(x, k, v, 0, 1e6, &n->usd_per_mtok_out);
+    if (!strcmp(k, "max_inflight")) return parse_int(x, k, v, 0, 100000, &n->max_inflight);
+    return fail(x, "node '%s': unknown key '%s'", n->name, k);
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+    struct parse_ctx *x = user;
+    struct gw_config *c = x->c;
+    if (strcmp(section, x->cur_section)) {
+        snprintf(x->cur_section, sizeof x->cur_section, "%s", section);
+        x->cur_node = -1;
+        if (!strncmp(section, "node ", 5)) {
+            const char *nm = section + 5;
+            while (*nm == ' ') nm++;
+            if (!*nm) return fail(x, "[node]: a node section needs a name: [node NAME]%s%s", "", "") + 1;
+            for (int i = 0; i < c->nnodes; i++)
+                if (!strcmp(c->nodes[i].name, nm))
+                    return fail(x, "[node %s]: duplicate node name%s", nm, "") + 1;
+            if (c->nnodes >= FY_MAX_NODES)
+                return fail(x, "[node %s]: more than %s nodes", nm, "32") + 1;
+            if (strlen(nm) >= FY_NAME_MAX) return fail(x, "[node %s]: name too long%s", nm, "") + 1;
+            struct gw_node_cfg *n = &c->nodes[c->nnodes];
+            memset(n, 0, sizeof *n);
+            snprintf(n->name, sizeof n->name, "%s", nm);
+            n->link.up_mbps = n->link.down_mbps = n->link.rtt_ms = n->link.jitter_ms = -1;
+            n->usd_per_mtok_in = -1;
+            n->usd_per_mtok_out = -1;
+            x->cur_node = c->nnodes++;
+        }
+    }
+    int rc;
+    if (!strcmp(section, "server")) rc = h_server(x, name, value);
+    else if (!strcmp(section, "policy")) rc = h_policy(x, name, value);
+    else if (!strcmp(section, "limits")) rc = h_limits(x, name, value);
+    else if (!strcmp(section, "timeouts")) rc = h_timeouts(x, name, value);
+    else if (!strcmp(section, "health")) rc = h_health(x, name, value);
+    else if (x->cur_node >= 0) rc = h_node(x, &c->nodes[x->cur_node], name, value);
+    else rc = fail(x, "unknown section [%s]%s", section, "");
+    return rc == 0; /* inih: nonzero = ok */
+}
+
+static int finish(struct parse_ctx *x, const char *name, int rc, char *err, size_t errlen)
+{
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: cannot open", name);
+        return -1;
+    }
+    if (rc > 0) {
+        snprintf(err, errlen, "%s:%d: %s", name, rc, x->msg[0] ? x->msg : "syntax error");
+        return -1;
+    }
+    snprintf(x->c->path, sizeof x->c->path, "%s", name);
+    if (gw_config_validate(x->c, x->msg, sizeof x->msg)) {
+        snprintf(err, errlen, "%s: %s", name, x->msg);
+        return -1;
+    }
+    return 0;
+}
+
+int gw_config_load(const char *path, struct gw_config *c, char *err, size_t errlen)
+{
+    gw_config_default(c);
+    struct parse_ctx x = {.c = c, .cur_node = -1};
+    int rc = ini_parse(path, handler, &x);
+    return finish(&x, path, rc, err, errlen);
+}
+
+int gw_config_load_string(const char *text, const char *name, struct gw_config *c,
+                          char *err, size_t errlen)
+{
+    gw_config_default(c);
+    struct parse_ctx x = {.c = c, .cur_node = -1};
+    int rc = ini_parse_string(text, handler, &x);
+    return finish(&x, name, rc, err, errlen);
+}
+
+int gw_config_validate(struct gw_config *c, char *err, size_t errlen)
+{
+    if (c->nnodes == 0) {
+        snprintf(err, errlen, "no [node NAME] section: the gateway needs at least one backend");
+        return -1;
+    }
+    for (int i = 0; i < c->nnodes; i++) {
+        struct gw_node_cfg *n = &c->nodes[i];
+        if (!n->url[0]) {
+            snprintf(err, errlen, "node '%s': url is missing", n->name);
+            return -1;
+        }
+        if (!n->model[0]) snprintf(n->model, sizeof n->model, "%s", n->name);
+        if (!strcmp(n->name, "ferry") || !strcmp(n->name, "auto")) {
+            snprintf(err, errlen, "node '%s': 'ferry' and 'auto' are reserved model names",
+                     n->name);
+            return -1;
+        }
+    }
+    if (c->first_byte_ms < c->connect_ms) c->first_byte_ms = c->connect_ms;
+    return 0;
+}
+
+int gw_config_find_node(const struct gw_config *c, const char *s)
+{
+    for (int i = 0; i < c->nnodes; i++)
+        if (!strcmp(c->nodes[i].name, s)) return i;
+    for (int i = 0; i < c->nnodes; i++)
+        if (!strcmp(c->nodes[i].model, s)) return i;
+    return -1;
+}

@@ -1,0 +1,1421 @@
+/* gw/server — the gateway's HTTP front, the request pipeline and the relay (server.h).
+ *
+ * One chat request (struct gw_req) moves through:
+ *   parse     req_parse (inline for small bodies, on a worker for large ones)
+ *   features  feat_request (on a worker when the request has images)
+ *   decide    pinned node or the policy, on the loop (microseconds)
+ *   prepare   DOWNSCALE on a worker; SPLIT: a describe request to the aux node
+ *   upstream  curl transfer; bytes are relayed to the client as they arrive
+ *   finish    outcome -> policy.observe, pred_observe, node EWMAs, metrics, trace
+ * Failover happens only while nothing was sent to the client (see on_up_end). */
+#define _GNU_SOURCE /* memmem */
+#include "gw/server.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gw/metrics.h"
+#include "gw/nodes.h"
+#include "gw/route.h"
+#include "gw/store.h"
+#include "gw/upstream.h"
+#include "gw/workers.h"
+#include "policy/policy.h"
+#include "pred/pred.h"
+#include "pred/trace.h"
+#include "req/request.h"
+#include "util/buf.h"
+#include "util/clock.h"
+#include "util/log.h"
+#include "util/rng.h"
+
+#define INLINE_PARSE_MAX  (64 * 1024)   /* bodies up to this are parsed on the loop */
+#define SSE_LINE_MAX      (64 * 1024)   /* longer SSE lines are not inspected (still relayed) */
+#define COPY_MAX          (4u << 20)    /* non-streamed answers kept for usage parsing */
+#define HELD_MAX          4096          /* error body of a failed attempt, for the message */
+#define RECENT_N          1024          /* finished requests remembered for feedback */
+#define STORE_FLUSH_MS    200
+
+struct gw_req;
+
+struct recent {
+    char id[48];
+    int node;                    /* answering node */
+    struct fy_plan plan;
+    struct fy_features f;
+};
+
+struct gw_server {
+    struct gw_config cfg;
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    int port;
+    struct gw_up *up;
+    struct gw_pool *pool;
+    struct gw_nodes nodes;
+    struct gw_metrics m;
+    struct gw_store *store;
+    const struct fy_policy *pol;
+    void *pol_state;
+    struct pred *pred;
+    struct rng rng;
+    struct req_limits lim;
+    uint64_t seq;
+    char id_prefix[16];
+    double t0_ms;
+    int open;                    /* gw_req alive */
+    struct gw_req *reqs;         /* every gw_req alive (for shutdown) */
+    int draining, closing;
+    double drain_deadline_ms;
+    struct event *tick;          /* store flush, state save, drain check */
+    double last_save_ms;
+    struct recent *recent;
+    int recent_next;
+};
+
+struct aux_xfer {                /* the describe request of a SPLIT plan */
+    struct gw_xfer x;
+    struct gw_req *q;
+    struct curl_slist *hdrs;
+    char *body;
+    struct buf resp;
+};
+
+struct gw_req {
+    struct gw_xfer x;            /* main upstream transfer (first member) */
+    struct gw_server *s;
+    struct gw_req *prev, *next;  /* s->reqs */
+    struct evhttp_request *req;  /* NULL once the client is gone or the reply ended */
+    struct evhttp_connection *evcon;
+    char id[48];
+    char *body;
+    size_t body_len;
+    struct fy_request *fr;
+    struct req_error rerr;
+    int parse_failed, feat_failed, prep_failed;
+    char ferr[256];
+    struct fy_features f;
+    int has_features;
+    int pinned;                  /* node index or GW_PIN_AUTO */
+    struct fy_plan plan;
+    struct fy_estimate est;
+    int has_est;
+    struct fy_node *snap;        /* nodes as at dispatch (for learning) */
+    double t_arrive, t_parsed, t_dispatch, t_first_byte, t_first_token, t_end;
+    double decision_s;
+    int node, attempts;
+    uint8_t excluded[FY_MAX_NODES];
+    char *out_body;
+    size_t out_len;
+    struct curl_slist *hdrs;
+    long status;
+    char ctype[128];
+    int started, paused, client_gone, upstream_live, pending_work, replied;
+    struct aux_xfer *aux;
+    struct buf held, copy, line;
+    int out_chunks, usage_in, usage_out;
+    struct event *timer;
+    int timed_out;
+    char plan_str[256];
+};
+
+static void finish(struct gw_req *q);
+static void dispatch(struct gw_req *q);
+static void start_upstream(struct gw_req *q);
+
+/* ---- small HTTP helpers --------------------------------------------------------- */
+
+static void add_hdr(struct evhttp_request *req, const char *k, const char *v)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), k, v);
+}
+
+static void send_json(struct evhttp_request *req, int status, const char *json)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (!b) return;
+    evbuffer_add(b, json, strlen(json));
+    add_hdr(req, "Content-Type", "application/json");
+    evhttp_send_reply(req, status, NULL, b);
+    evbuffer_free(b);
+}
+
+static const char *err_type(int status)
+{
+    switch (status) {
+    case 401: return "authentication_error";
+    case 404: return "not_found_error";
+    case 413: case 400: case 415: case 405: return "invalid_request_error";
+    case 503: return "service_unavailable";
+    default: return status >= 500 ? "upstream_error" : "invalid_request_error";
+    }
+}
+
+/* An OpenAI-style error object: {"error":{"message","type","param","code"}}. */
+static void send_error(struct gw_server *s, struct evhttp_request *req, int status,
+                       const char *param, const char *code, const char *msg)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(root, "error");
+    cJSON_AddStringToObject(e, "message", msg);
+    cJSON_AddStringToObject(e, "type", err_type(status));
+    if (param && *param) cJSON_AddStringToObject(e, "param", param);
+    else cJSON_AddNullToObject(e, "param");
+    if (code) cJSON_AddStringToObject(e, "code", code);
+    else cJSON_AddNullToObject(e, "code");
+    char *txt = cJSON_PrintUnformatted(root);
+    send_json(req, status, txt ? txt : "{}");
+    free(txt);
+    cJSON_Delete(root);
+    if (s && status < 500) gw_metrics_client_error(&s->m, status);
+}
+
+/* Constant-time comparison of the Bearer key with the configured ones. */
+static int authorized(struct gw_server *s, struct evhttp_request *req)
+{
+    if (s->cfg.nclient_keys == 0) return 1;
+    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    if (!h || strncasecmp(h, "Bearer ", 7)) return 0;
+    const char *k = h + 7;
+    size_t kl = strlen(k);
+    int ok = 0;
+    for (int i = 0; i < s->cfg.nclient_keys; i++) {
+        const char *c = s->cfg.client_keys[i];
+        size_t cl = strlen(c);
+        unsigned char d = (unsigned char)(cl != kl);
+        for (size_t j = 0; j < cl; j++) d |= (unsigned char)(c[j] ^ (j < kl ? k[j] : 0));
+        ok |= d == 0;
+    }
+    return ok;
+}
+
+static double ms_since(const struct gw_server *s) { return clock_now_ms() - s->t0_ms; }
+
+/* ---- request object ------------------------------------------------------------- */
+
+static void aux_free(struct gw_server *s, struct aux_xfer *a)
+{
+    if (!a) return;
+    if (a->x.easy) {
+        gw_up_remove(s->up, &a->x);
+        curl_easy_cleanup(a->x.easy);
+    }
+    curl_slist_free_all(a->hdrs);
+    free(a->body);
+    buf_fini(&a->resp);
+    free(a);
+}
+
+static void drop_upstream(struct gw_req *q)
+{
+    if (q->x.easy) {
+        if (q->upstream_live) {
+            gw_up_remove(q->s->up, &q->x);
+            q->s->nodes.rt[q->node].inflight--;
+        }
+        curl_easy_cleanup(q->x.easy);
+        q->x.easy = NULL;
+    }
+    q->upstream_live = 0;
+    curl_slist_free_all(q->hdrs);
+    q->hdrs = NULL;
+    if (q->timer) evtimer_del(q->timer);
+}
+
+static void req_free_obj(struct gw_req *q)
+{
+    struct gw_server *s = q->s;
+    drop_upstream(q);
+    aux_free(s, q->aux);
+    if (q->timer) event_free(q->timer);
+    if (q->evcon && q->req) evhttp_connection_set_closecb(q->evcon, NULL, NULL);
+    req_free(q->fr);
+    free(q->body);
+    free(q->out_body);
+    free(q->snap);
+    buf_fini(&q->held);
+    buf_fini(&q->copy);
+    buf_fini(&q->line);
+    if (q->prev) q->prev->next = q->next;
+    else s->reqs = q->next;
+    if (q->next) q->next->prev = q->prev;
+    free(q);
+    s->open--;
+}
+
+/* Frees q once nothing refers to it any more (no worker job, no transfer). */
+static void maybe_free(struct gw_req *q)
+{
+    if (q->replied && !q->pending_work && !q->upstream_live && !q->aux) req_free_obj(q);
+}
+
+/* The client went away (evhttp detached its request and is freeing the connection). */
+static void on_client_close(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    struct gw_req *q = arg;
+    q->client_gone = 1;
+    if (q->req && !evhttp_request_get_connection(q->req)) evhttp_request_free(q->req);
+    q->req = NULL;
+    q->evcon = NULL;
+    log_debug("gw", "%s: client disconnected", q->id);
+    if (q->upstream_live) {
+        /* cancel the backend transfer: its work is wasted from here on */
+        drop_upstream(q);
+        q->t_end = ms_since(q->s);
+        finish(q);
+        return;
+    }
+    if (q->aux) {
+        aux_free(q->s, q->aux);
+        q->aux = NULL;
+    }
+    if (!q->pending_work && !q->replied) finish(q);
+}
+
+/* Ends the client side with an error (nothing relayed yet). */
+static void reply_error(struct gw_req *q, int status, const char *param, const char *code,
+                        const char *msg)
+{
+    if (q->req) {
+        add_hdr(q->req, "X-Ferry-Request-Id", q->id);
+        evhttp_connection_set_closecb(q->evcon, NULL, NULL);
+        send_error(q->s, q->req, status, param, code, msg);
+        q->req = NULL;
+    }
+    q->replied = 1;
+}
+
+/* ---- observation of the relayed bytes ------------------------------------------- */
+
+static void parse_usage(struct gw_req *q, const char *json, size_t len)
+{
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    cJSON *u = cJSON_GetObjectItemCaseSensitive(root, "usage");
+    cJSON *pt = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens");
+    cJSON *ct = cJSON_GetObjectItemCaseSensitive(u, "completion_tokens");
+    if (cJSON_IsNumber(pt)) q->usage_in = pt->valueint;
+    if (cJSON_IsNumber(ct)) q->usage_out = ct->valueint;
+    cJSON_Delete(root);
+}
+
+/* One SSE line (without the newline). Tokens are counted as content-carrying events;
+ * a usage object, when the client asked for one, overrides the count. */
+static void sse_line(struct gw_req *q, const char *l, size_t n)
+{
+    if (n < 5 || memcmp(l, "data:", 5)) return;
+    l += 5;
+    n -= 5;
+    while (n && *l == ' ') { l++; n--; }
+    if (n == 6 && !memcmp(l, "[DONE]", 6)) return;
+    /* cheap test before any JSON parsing: a non-empty "content" string */
+    const char *c = memmem(l, n, "\"content\":\"", 11);
+    if (c && (size_t)(c - l) + 11 < n && c[11] != '"') {
+        q->out_chunks++;
+        if (q->t_first_token <= 0) q->t_first_token = ms_since(q->s);
+    }
+    if (memmem(l, n, "\"completion_tokens\"", 19)) parse_usage(q, l, n);
+}
+
+static void observe_bytes(struct gw_req *q, const char *p, size_t n)
+{
+    if (!q->fr || !q->fr->stream) {
+        if (q->copy.len + n <= COPY_MAX) buf_append(&q->copy, p, n);
+        return;
+    }
+    const char *end = p + n;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t k = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        if (q->line.len + k <= SSE_LINE_MAX) buf_append(&q->line, p, k);
+        else q->line.len = SSE_LINE_MAX + 1;   /* too long: skip this line */
+        if (!nl) break;
+        if (q->line.len <= SSE_LINE_MAX) {
+            size_t ll = q->line.len;
+            if (ll && q->line.data[ll - 1] == '\r') ll--;
+            sse_line(q, q->line.data ? q->line.data : "", ll);
+        }
+        buf_reset(&q->line);
+        p = nl + 1;
+    }
+}
+
+/* ---- relay ---------------------------------------------------------------------- */
+
+static size_t client_backlog(struct gw_req *q)
+{
+    if (!q->evcon) return 0;
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(q->evcon);
+    return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+}
+
+static void arm_timer(struct gw_req *q, int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    evtimer_add(q->timer, &tv);
+}
+
+static void start_reply(struct gw_req *q)
+{
+    struct gw_server *s = q->s;
+    q->started = 1;
+    q->t_first_byte = ms_since(s);
+    if (!q->req) return;
+    char v[64];
+    add_hdr(q->req, "Content-Type", q->ctype[0] ? q->ctype : "application/json");
+    if (q->fr && q->fr->stream) add_hdr(q->req, "Cache-Control", "no-cache");
+    add_hdr(q->req, "X-Ferry-Request-Id", q->id);
+    add_hdr(q->req, "X-Ferry-Node", s->nodes.node[q->node].name);
+    add_hdr(q->req, "X-Ferry-Policy", q->pinned >= 0 ? "pinned" : s->cfg.policy);
+    add_hdr(q->req, "X-Ferry-Plan", q->plan_str);
+    if (q->has_est) {
+        snprintf(v, sizeof v, "%.1f", q->est.e2e_ms);
+        add_hdr(q->req, "X-Ferry-Predicted-Latency-Ms", v);
+        snprintf(v, sizeof v, "%.4f", q->est.q_mean);
+        add_hdr(q->req, "X-Ferry-Predicted-Quality", v);
+    }
+    evhttp_send_reply_start(q->req, (int)q->status, NULL);
+}
+
+/* The client's socket drained: resume a paused upstream. */
+static void on_client_drained(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    struct gw_req *q = arg;
+    log_debug("gw", "%s: client drained (paused %d, backlog %zu)", q->id, q->paused, client_backlog(q));
+    if (q->paused && q->upstream_live && client_backlog(q) <= q->s->cfg.max_client_buffer / 2) {
+        q->paused = 0;
+        curl_easy_pause(q->x.easy, CURLPAUSE_CONT);
+        gw_up_kick(q->s->up);
+    }
+}
+
+static size_t on_up_header(char *p, size_t sz, size_t nm, void *arg)
+{
+    struct gw_req *q = arg;
+    size_t n = sz * nm;
+    if (n > 13 && !strncasecmp(p, "content-type:", 13)) {
+        const char *v = p + 13;
+        size_t k = n - 13;
+        while (k && (*v == ' ' || *v == '\t')) { v++; k--; }
+        while (k && (v[k - 1] == '\r' || v[k - 1] == '\n' || v[k - 1] == ' ')) k--;
+        if (k >= sizeof q->ctype) k = sizeof q->ctype - 1;
+        memcpy(q->ctype, v, k);
+        q->ctype[k] = 0;
+    }
+    return n;
+}
+
+static int retryable_status(long st) { return st >= 500 || st == 429; }
+
+static size_t on_up_write(char *p, size_t sz, size_t nm, void *arg)
+{
+    struct gw_req *q = arg;
+    size_t n = sz * nm;
+    if (q->client_gone) return 0;                    /* aborts the transfer */
+    if (!q->status) curl_easy_getinfo(q->x.easy, CURLINFO_RESPONSE_CODE, &q->status);
+    if (!q->started) {
+        if (retryable_status(q->status)) {           /* keep it: we may fail over */
+            if (q->held.len + n <= HELD_MAX) buf_append(&q->held, p, n);
+            return n;
+        }
+        start_reply(q);
+    }
+    if (client_backlog(q) > q->s->cfg.max_client_buffer) {
+        if (!q->paused) log_debug("gw", "%s: client backlog %zu: pausing the upstream", q->id, client_backlog(q));
+        q->paused = 1;                               /* curl keeps these bytes for later */
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    if (q->req) {
+        struct evbuffer *b = evbuffer_new();
+        if (b) {
+            evbuffer_add(b, p, n);
+            evhttp_send_reply_chunk_with_cb(q->req, b, on_client_drained, q);
+            evbuffer_free(b);
+        }
+    }
+    observe_bytes(q, p, n);
+    arm_timer(q, q->s->cfg.idle_ms);
+    return n;
+}
+
+/* ---- outcome -------------------------------------------------------------------- */
+
+static void remember(struct gw_server *s, struct gw_req *q)
+{
+    if (!q->has_features) return;
+    struct recent *r = &s->recent[s->recent_next];
+    s->recent_next = (s->recent_next + 1) % RECENT_N;
+    snprintf(r->id, sizeof r->id, "%s", q->id);
+    r->node = q->node;
+    r->plan = q->plan;
+    r->plan.node = q->node;
+    r->f = q->f;
+}
+
+static void record(struct gw_req *q, int failed)
+{
+    struct gw_server *s = q->s;
+    if (!q->snap || q->node < 0 || q->t_dispatch <= 0) return;
+    const struct fy_node *nd = &q->snap[q->node];
+    struct fy_outcome o;
+    memset(&o, 0, sizeof o);
+    o.plan = q->plan;
+    o.plan.node = q->node;
+    o.quality = -1;
+    o.failed = failed;
+    double first = q->t_first_token > 0 ? q->t_first_token : q->t_first_byte;
+    o.ttft_ms = first > 0 ? first - q->t_dispatch : 0;
+    o.e2e_ms = q->t_end - q->t_dispatch;
+    if (!q->fr || !q->fr->stream) {
+        if (q->copy.len) parse_usage(q, q->copy.data, q->copy.len);
+        o.ttft_ms = o.e2e_ms;   /* non-streamed: the whole answer arrives at once */
+    }
+    o.out_tokens = q->usage_out > 0 ? q->usage_out : q->out_chunks;
+    o.in_tokens = q->usage_in;
+    o.cost_usd = (o.in_tokens * nd->prof.usd_per_mtok_in +
+                  o.out_tokens * nd->prof.usd_per_mtok_out) / 1e6;
+    if (!failed) {
+        double tpot = o.out_tokens > 1 && q->t_first_token > 0
+                          ? (q->t_end - q->t_first_token) / (o.out_tokens - 1) : 0;
+        gw_nodes_observe(&s->nodes, q->node, q->fr && q->fr->stream ? o.ttft_ms : 0, tpot);
+    }
+    if (q->has_features) {
+        struct pol_ctx c = {
+            .f = &q->f, .prefs = &q->fr->prefs, .nodes = q->snap, .nnodes = s->nodes.n,
+            .pred = s->pred, .now_ms = ms_since(s), .rng = &s->rng,
+            .session = q->fr->prefs.session,
+        };
+        if (q->pinned < 0 && s->pol->observe) s->pol->observe(s->pol_state, &c, &o);
+        if (s->pred && !failed) pred_observe(s->pred, &q->f, q->snap, &o);
+    }
+    if (!failed && q->has_est && q->est.e2e_ms > 0) {
+        gw_metrics_latency(&s->m, q->node, q->est.e2e_ms / 1e3, o.e2e_ms / 1e3);
+        struct gw_node_rt *rt = &s->nodes.rt[q->node];
+        rt->lat_abs_err_sum += fabs(q->est.e2e_ms - o.e2e_ms);
+        rt->lat_err_n++;
+    }
+    if (!failed) remember(s, q);
+    if (s->store && q->has_features) {
+        struct trace_record *tr = calloc(1, sizeof *tr);
+        if (tr) {
+            snprintf(tr->id, sizeof tr->id, "%s", q->id);
+            snprintf(tr->dataset, sizeof tr->dataset, "gateway");
+            snprintf(tr->session, sizeof tr->session, "%s", q->fr->prefs.session);
+            tr->t_ms = q->t_arrive;
+            tr->f = q->f;
+            tr->nout = 1;
+            struct trace_outcome *to = &tr->out[0];
+            snprintf(to->node, sizeof to->node, "%s", nd->name);
+            to->role = nd->role;
+            snprintf(to->model, sizeof to->model, "%s", nd->prof.model);
+            to->link = nd->link;
+            to->state = nd->st;
+            double bytes = q->out_len;
+            int itok = 0;
+            for (int i = 0; i < q->f.nimages; i++) {
+                double b = 0;
+                itok += pred_image_tokens(&q->f, i, nd, &o.plan, &b);
+            }
+            to->bytes_up = bytes;
+            to->image_tokens = itok;
+            to->chosen = 1;
+            to->o = o;
+            if (gw_store_put(s->store, tr, q->pinned >= 0 ? "pinned" : s->cfg.policy, nd->name))
+                log_warn("gw", "%s: trace: cannot store the record", q->id);
+            free(tr);
+        }
+    }
+}
+
+/* The request is over on our side: count it, learn, and release what is done. */
+static void finish(struct gw_req *q)
+{
+    struct gw_server *s = q->s;
+    if (q->t_end <= 0) q->t_end = ms_since(s);
+    if (q->node >= 0 && q->t_dispatch > 0) {
+        int out = q->client_gone ? GW_OUT_CLIENT_GONE
+                  : (q->status >= 200 && q->status < 300 && !q->timed_out && !q->prep_failed)
+                      ? GW_OUT_OK : GW_OUT_UPSTREAM_ERROR;
+        s->m.requests[q->node][q->pinned >= 0 ? 0 : 1][out]++;
+        record(q, out == GW_OUT_UPSTREAM_ERROR || (out == GW_OUT_CLIENT_GONE && !q->started));
+    }
+    q->replied = 1;
+    maybe_free(q);
+}
+
+/* ---- upstream end, failover ------------------------------------------------------ */
+
+/* Another node for a request whose attempt failed before its first byte. 0 when a new
+ * attempt started. */
+static int failover(struct gw_req *q)
+{
+    struct gw_server *s = q->s;
+    if (q->pinned >= 0 || q->attempts > s->cfg.max_retries || q->client_gone) return -1;
+    q->excluded[q->node] = 1;
+    gw_nodes_refresh(&s->nodes);
+    struct pol_ctx c = {
+        .f = &q->f, .prefs = &q->fr->prefs, .nodes = s->nodes.node, .nnodes = s->nodes.n,
+        .pred = s->pred, .now_ms = ms_since(s), .rng = &s->rng, .session = q->fr->prefs.session,
+    };
+    struct fy_plan p;
+    struct fy_estimate e;
+    if (gw_route_decide(s->pol, s->pol_state, &c, q->excluded, &p, &e)) return -1;
+    log_info("gw", "%s: failover %s -> %s", q->id, s->nodes.node[q->node].name,
+             s->nodes.node[p.node].name);
+    s->m.failovers++;
+    /* the images were already prepared for the first plan; only the node changes */
+    q->plan.node = p.node;
+    q->node = p.node;
+    q->has_est = 0;
+    if (s->pred && pred_estimate(s->pred, &q->f, s->nodes.node, p.node, &q->plan, &q->est) == 0)
+        q->has_est = 1;
+    gw_route_plan_str(&q->plan, q->f.nimages, s->nodes.node, q->plan_str, sizeof q->plan_str);
+    q->status = 0;
+    q->ctype[0] = 0;
+    buf_reset(&q->held);
+    q->timed_out = 0;
+    free(q->out_body);
+    q->out_body = gw_route_body(q->fr, s->cfg.nodes[q->node].model, &q->out_len);
+    if (!q->out_body) return -1;
+    start_upstream(q);
+    return 0;
+}
+
+static void on_up_end(struct gw_req *q, CURLcode rc)
+{
+    struct gw_server *s = q->s;
+    int node = q->node;
+    if (!q->status) curl_easy_getinfo(q->x.easy, CURLINFO_RESPONSE_CODE, &q->status);
+    log_debug("gw", "%s: upstream ended: curl %d, HTTP %ld, started %d", q->id, (int)rc, q->status, q->started);
+    drop_upstream(q);
+    q->t_end = ms_since(s);
+    if (q->client_gone) {
+        finish(q);
+        return;
+    }
+    if (!q->started) {
+        int kind = -1;
+        if (q->timed_out || rc == CURLE_OPERATION_TIMEDOUT) kind = GW_UPERR_TIMEOUT;
+        else if (rc != CURLE_OK) kind = GW_UPERR_CONNECT;
+        else if (retryable_status(q->status)) kind = GW_UPERR_5XX;
+        if (kind >= 0) {
+            s->m.uperr[node][kind]++;
+            if (q->status != 429) gw_nodes_fail(&s->nodes, node);
+            record(q, 1);
+            if (failover(q) == 0) return;
+            char msg[512];
+            const char *why = kind == GW_UPERR_TIMEOUT ? "timed out"
+                              : kind == GW_UPERR_CONNECT ? curl_easy_strerror(rc)
+                                                         : "answered with an error";
+            snprintf(msg, sizeof msg, "upstream node '%s' %s%s%.*s (after %d attempt%s)",
+                     s->nodes.node[node].name, why, q->held.len ? ": " : "",
+                     (int)(q->held.len > 300 ? 300 : q->held.len),
+                     q->held.data ? q->held.data : "", q->attempts, q->attempts > 1 ? "s" : "");
+            int st = kind == GW_UPERR_TIMEOUT ? 504 : 502;
+            q->status = st;
+            reply_error(q, st, NULL, "upstream_unavailable", msg);
+            s->m.requests[node][q->pinned >= 0 ? 0 : 1][GW_OUT_UPSTREAM_ERROR]++;
+            q->t_dispatch = 0;   /* recorded above */
+            finish(q);
+            return;
+        }
+        start_reply(q);          /* an empty answer: relay status and headers */
+    }
+    if (rc != CURLE_OK || q->timed_out) {
+        /* after the first byte there is no going back: say so in the stream */
+        s->m.uperr[node][GW_UPERR_MIDSTREAM]++;
+        q->status = 502;
+        if (q->req && q->fr && q->fr->stream) {
+            char ev[512];
+            snprintf(ev, sizeof ev,
+                     "data: {\"error\":{\"message\":\"upstream node '%s' failed mid-stream: %s\","
+                     "\"type\":\"upstream_error\",\"param\":null,\"code\":\"upstream_failed\"}}\n\n",
+                     s->nodes.node[node].name,
+                     q->timed_out ? "stalled" : curl_easy_strerror(rc));
+            struct evbuffer *b = evbuffer_new();
+            if (b) {
+                evbuffer_add(b, ev, strlen(ev));
+                evhttp_send_reply_chunk(q->req, b);
+                evbuffer_free(b);
+            }
+        }
+    } else {
+        gw_nodes_ok(&s->nodes, node);
+    }
+    if (q->req) {
+        evhttp_connection_set_closecb(q->evcon, NULL, NULL);
+        evhttp_send_reply_end(q->req);
+        q->req = NULL;
+    }
+    finish(q);
+}
+
+static void on_up_done(struct gw_xfer *x, CURLcode rc) { on_up_end((struct gw_req *)x, rc); }
+
+/* First-byte or idle timeout. */
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct gw_req *q = arg;
+    if (!q->upstream_live) return;
+    if (q->paused) {                 /* a slow client, not a slow backend */
+        arm_timer(q, q->s->cfg.idle_ms);
+        return;
+    }
+    q->timed_out = 1;
+    on_up_end(q, CURLE_OPERATION_TIMEDOUT);
+}
+
+static void start_upstream(struct gw_req *q)
+{
+    struct gw_server *s = q->s;
+    const struct gw_node_cfg *nc = &s->cfg.nodes[q->node];
+    q->attempts++;
+    q->x.easy = curl_easy_init();
+    q->x.done = on_up_done;
+    if (!q->x.easy) goto fail;
+    char url[GW_URL_MAX + 32];
+    snprintf(url, sizeof url, "%s/v1/chat/completions", nc->url);
+    CURL *e = q->x.easy;
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->out_body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->out_len);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_up_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, q);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_up_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, q);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)s->cfg.connect_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)s->cfg.total_ms);
+    q->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    q->hdrs = curl_slist_append(q->hdrs, "Expect:");
+    if (q->fr->stream) q->hdrs = curl_slist_append(q->hdrs, "Accept: text/event-stream");
+    if (nc->api_key[0]) {
+        char h[GW_KEY_MAX + 32];
+        snprintf(h, sizeof h, "Authorization: Bearer %s", nc->api_key);
+        q->hdrs = curl_slist_append(q->hdrs, h);
+    }
+    char rid[80];
+    snprintf(rid, sizeof rid, "X-Request-Id: %s", q->id);
+    q->hdrs = curl_slist_append(q->hdrs, rid);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, q->hdrs);
+    gw_nodes_refresh(&s->nodes);
+    free(q->snap);
+    q->snap = malloc((size_t)s->nodes.n * sizeof *q->snap);
+    if (q->snap) memcpy(q->snap, s->nodes.node, (size_t)s->nodes.n * sizeof *q->snap);
+    q->t_dispatch = ms_since(s);
+    q->t_first_byte = q->t_first_token = 0;
+    if (gw_up_add(s->up, &q->x)) goto fail;
+    q->upstream_live = 1;
+    s->nodes.rt[q->node].inflight++;
+    arm_timer(q, s->cfg.first_byte_ms);
+    return;
+fail:
+    if (q->x.easy) curl_easy_cleanup(q->x.easy);
+    q->x.easy = NULL;
+    reply_error(q, 500, NULL, NULL, "gateway: cannot start the upstream transfer");
+    finish(q);
+}
+
+/* ---- split: the describe request ------------------------------------------------ */
+
+static size_t aux_write(char *p, size_t sz, size_t nm, void *arg)
+{
+    struct aux_xfer *a = arg;
+    size_t n = sz * nm;
+    if (a->resp.len + n > COPY_MAX) return 0;
+    buf_append(&a->resp, p, n);
+    return n;
+}
+
+static void aux_done(struct gw_xfer *x, CURLcode rc)
+{
+    struct aux_xfer *a = (struct aux_xfer *)x;
+    struct gw_req *q = a->q;
+    struct gw_server *s = q->s;
+    long st = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &st);
+    char *desc = NULL;
+    if (rc == CURLE_OK && st == 200 && a->resp.len)
+        desc = gw_route_answer_text(a->resp.data, a->resp.len);
+    if (!desc) {
+        int aux = q->plan.aux_node;
+        s->m.uperr[aux][rc != CURLE_OK ? GW_UPERR_CONNECT : GW_UPERR_5XX]++;
+        log_warn("gw", "%s: split: node '%s' gave no description (curl %d, HTTP %ld); "
+                 "the answering node gets the text alone", q->id, s->nodes.node[aux].name,
+                 (int)rc, st);
+    }
+    q->aux = NULL;
+    aux_free(s, a);
+    if (q->client_gone) {
+        free(desc);
+        finish(q);
+        return;
+    }
+    gw_route_apply_text(q->fr, &q->plan, desc);
+    free(desc);
+    dispatch(q);
+}
+
+static int start_aux(struct gw_req *q)
+{
+    struct gw_server *s = q->s;
+    const struct gw_node_cfg *nc = &s->cfg.nodes[q->plan.aux_node];
+    struct aux_xfer *a = calloc(1, sizeof *a);
+    if (!a) return -1;
+    a->q = q;
+    a->x.done = aux_done;
+    size_t len = 0;
+    a->body = gw_route_split_body(q->fr, &q->plan, nc->model, s->cfg.split_max_tokens, &len);
+    a->x.easy = curl_easy_init();
+    if (!a->body || !a->x.easy) goto fail;
+    char url[GW_URL_MAX + 32];
+    snprintf(url, sizeof url, "%s/v1/chat/completions", nc->url);
+    CURL *e = a->x.easy;
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, a->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, aux_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, a);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)s->cfg.connect_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)s->cfg.first_byte_ms);
+    a->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    a->hdrs = curl_slist_append(a->hdrs, "Expect:");
+    if (nc->api_key[0]) {
+        char h[GW_KEY_MAX + 32];
+        snprintf(h, sizeof h, "Authorization: Bearer %s", nc->api_key);
+        a->hdrs = curl_slist_append(a->hdrs, h);
+    }
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, a->hdrs);
+    if (gw_up_add(s->up, &a->x)) goto fail;
+    q->aux = a;
+    return 0;
+fail:
+    aux_free(s, a);
+    return -1;
+}
+
+/* ---- pipeline ------------------------------------------------------------------- */
+
+static void dispatch(struct gw_req *q)
+{
+    struct gw_server *s = q->s;
+    if (q->client_gone) {
+        finish(q);
+        return;
+    }
+    q->out_body = gw_route_body(q->fr, s->cfg.nodes[q->node].model, &q->out_len);
+    if (!q->out_body) {
+        reply_error(q, 500, NULL, NULL, "gateway: out of memory");
+        finish(q);
+        return;
+    }
+    start_upstream(q);
+}
+
+static void work_downscale(void *arg)
+{
+    struct gw_req *q = arg;
+    if (gw_route_downscale(q->fr, &q->plan, q->s->cfg.downscale_quality, q->ferr,
+                           sizeof q->ferr))
+        q->prep_failed = 1;
+}
+
+static void done_downscale(void *arg)
+{
+    struct gw_req *q = arg;
+    q->pending_work = 0;
+    if (q->client_gone || q->s->closing) {
+        finish(q);
+        return;
+    }
+    if (q->prep_failed) {
+        /* a decoder problem the probe did not see: the client's image is bad */
+        reply_error(q, 400, "messages", "invalid_image", q->ferr);
+        finish(q);
+        return;
+    }
+    if (gw_route_plan_has(&q->plan, q->f.nimages, FY_IMG_SPLIT)) {
+        if (start_aux(q) == 0) return;
+        gw_route_apply_text(q->fr, &q->plan, NULL);
+    } else if (gw_route_plan_has(&q->plan, q->f.nimages, FY_IMG_DROP)) {
+        gw_route_apply_text(q->fr, &q->plan, NULL);
+    }
+    dispatch(q);
+}
+
+static void decide(struct gw_req *q)
+{
+    struct gw_server *s = q->s;
+    double t0 = clock_now_ms();
+    gw_nodes_refresh(&s->nodes);
+    q->pinned = gw_route_pin(&s->cfg, q->fr->model);
+    if (q->pinned == GW_PIN_UNKNOWN) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "The model '%.120s' does not exist: use 'ferry', 'auto' or "
+                 "a node name listed by GET /v1/models", q->fr->model);
+        reply_error(q, 404, "model", "model_not_found", msg);
+        finish(q);
+        return;
+    }
+    memset(&q->est, 0, sizeof q->est);
+    q->has_est = 0;
+    if (q->pinned >= 0) {
+        pol_plan_keep(&q->plan, q->pinned);
+        if (s->pred && pred_estimate(s->pred, &q->f, s->nodes.node, q->pinned, &q->plan,
+                                     &q->est) == 0)
+            q->has_est = 1;
+    } else {
+        struct pol_ctx c = {
+            .f = &q->f, .prefs = &q->fr->prefs, .nodes = s->nodes.node, .nnodes = s->nodes.n,
+            .pred = s->pred, .now_ms = ms_since(s), .rng = &s->rng,
+            .session = q->fr->prefs.session,
+        };
+        if (gw_route_decide(s->pol, s->pol_state, &c, q->excluded, &q->plan, &q->est)) {
+            reply_error(q, 503, NULL, "no_node", "no node can take this request");
+            finish(q);
+            return;
+        }
+        q->has_est = q->est.e2e_ms > 0 || q->est.q_mean > 0;
+        if (!q->has_est && s->pred &&
+            pred_estimate(s->pred, &q->f, s->nodes.node, q->plan.node, &q->plan, &q->est) == 0)
+            q->has_est = 1;
+    }
+    q->node = q->plan.node;
+    q->decision_s += (clock_now_ms() - t0) / 1e3;
+    gw_metrics_decision(&s->m, q->decision_s);
+    gw_route_plan_str(&q->plan, q->f.nimages, s->nodes.node, q->plan_str, sizeof q->plan_str);
+    int n = q->f.nimages;
+    if (gw_route_plan_has(&q->plan, n, FY_IMG_DOWNSCALE)) {
+        q->pending_work = 1;
+        if (gw_pool_submit(s->pool, work_downscale, done_downscale, q) == 0) return;
+        q->pending_work = 0;
+        reply_error(q, 503, NULL, NULL, "gateway: worker pool unavailable");
+        finish(q);
+        return;
+    }
+    done_downscale(q);
+}
+
+/* Parse (and features when cheap or when on a worker). */
+static void work_parse(void *arg)
+{
+    struct gw_req *q = arg;
+    double t0 = clock_now_ms();
+    if (!q->fr) {
+        q->fr = req_parse(q->body, q->body_len, &q->s->lim, &q->rerr);
+        if (!q->fr) {
+            q->parse_failed = 1;
+            return;
+        }
+    }
+    if (gw_route_features(q->fr, &q->f, q->ferr, sizeof q->ferr)) q->feat_failed = 1;
+    else q->has_features = 1;
+    q->decision_s += (clock_now_ms() - t0) / 1e3;
+}
+
+static void done_parse(void *arg)
+{
+    struct gw_req *q = arg;
+    struct gw_server *s = q->s;
+    q->pending_work = 0;
+    if (q->client_gone || s->closing) {
+        finish(q);
+        return;
+    }
+    if (q->parse_failed) {
+        reply_error(q, q->rerr.status ? q->rerr.status : 400, q->rerr.path, NULL, q->rerr.msg);
+        finish(q);
+        return;
+    }
+    if (q->feat_failed) {
+        reply_error(q, 400, "messages", "invalid_image", q->ferr);
+        finish(q);
+        return;
+    }
+    /* X-Ferry-* preference headers override the body's "ferry" object */
+    struct evkeyvalq *h = evhttp_request_get_input_headers(q->req);
+    for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
+        if (strncasecmp(kv->key, "X-Ferry-", 8)) continue;
+        struct req_error e;
+        if (req_apply_header(q->fr, kv->key, kv->value, &e) < 0) {
+            reply_error(q, e.status ? e.status : 400, e.path, NULL, e.msg);
+            finish(q);
+            return;
+        }
+    }
+    free(q->body);       /* the JSON tree holds everything from here on */
+    q->body = NULL;
+    q->t_parsed = ms_since(s);
+    decide(q);
+}
+
+static void on_chat(struct gw_server *s, struct evhttp_request *req)
+{
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+        send_error(s, req, 405, NULL, NULL, "use POST for /v1/chat/completions");
+        return;
+    }
+    if (s->draining) {
+        send_error(s, req, 503, NULL, "shutting_down", "the gateway is shutting down");
+        return;
+    }
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    if (len > s->lim.max_body_bytes) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "body of %zu bytes exceeds the limit of %zu bytes", len,
+                 s->lim.max_body_bytes);
+        send_error(s, req, 413, "body", NULL, msg);
+        return;
+    }
+    struct gw_req *q = calloc(1, sizeof *q);
+    if (!q) {
+        send_error(s, req, 503, NULL, NULL, "gateway: out of memory");
+        return;
+    }
+    s->open++;
+    q->s = s;
+    q->next = s->reqs;
+    if (s->reqs) s->reqs->prev = q;
+    s->reqs = q;
+    q->req = req;
+    q->evcon = evhttp_request_get_connection(req);
+    q->node = -1;
+    q->pinned = GW_PIN_AUTO;
+    q->t_arrive = ms_since(s);
+    snprintf(q->id, sizeof q->id, "%s-%llu", s->id_prefix, (unsigned long long)++s->seq);
+    buf_init(&q->held);
+    buf_init(&q->copy);
+    buf_init(&q->line);
+    q->timer = evtimer_new(s->base, on_timer, q);
+    q->body = malloc(len + 1);
+    if (!q->timer || !q->body) {
+        reply_error(q, 503, NULL, NULL, "gateway: out of memory");
+        finish(q);
+        return;
+    }
+    evbuffer_remove(in, q->body, len);
+    q->body[len] = 0;
+    q->body_len = len;
+    evhttp_connection_set_closecb(q->evcon, on_client_close, q);
+    if (len > INLINE_PARSE_MAX) {
+        q->pending_work = 1;
+        if (gw_pool_submit(s->pool, work_parse, done_parse, q) == 0) return;
+        q->pending_work = 0;
+    }
+    /* small body: parse here; images still go to a worker for decoding */
+    double t0 = clock_now_ms();
+    q->fr = req_parse(q->body, q->body_len, &s->lim, &q->rerr);
+    q->decision_s += (clock_now_ms() - t0) / 1e3;
+    if (!q->fr) {
+        q->parse_failed = 1;
+        done_parse(q);
+        return;
+    }
+    if (q->fr->nimages > 0) {
+        q->pending_work = 1;
+        if (gw_pool_submit(s->pool, work_parse, done_parse, q) == 0) return;
+        q->pending_work = 0;
+    }
+    work_parse(q);
+    done_parse(q);
+}
+
+/* ---- other endpoints ------------------------------------------------------------ */
+
+static void on_models(struct gw_server *s, struct evhttp_request *req)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "object", "list");
+    cJSON *data = cJSON_AddArrayToObject(root, "data");
+    const char *virt[2] = {"ferry", "auto"};
+    for (int i = 0; i < 2 + s->nodes.n; i++) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "id", i < 2 ? virt[i] : s->cfg.nodes[i - 2].name);
+        cJSON_AddStringToObject(m, "object", "model");
+        cJSON_AddNumberToObject(m, "created", 0);
+        cJSON_AddStringToObject(m, "owned_by", "ferry");
+        if (i >= 2) {
+            cJSON_AddStringToObject(m, "backend_model", s->cfg.nodes[i - 2].model);
+            cJSON_AddStringToObject(m, "role", gw_role_name(s->cfg.nodes[i - 2].role));
+        }
+        cJSON_AddItemToArray(data, m);
+    }
+    char *txt = cJSON_PrintUnformatted(root);
+    send_json(req, 200, txt ? txt : "{}");
+    free(txt);
+    cJSON_Delete(root);
+}
+
+static void on_health(struct gw_server *s, struct evhttp_request *req)
+{
+    int up = 0;
+    for (int i = 0; i < s->nodes.n; i++) up += s->nodes.rt[i].healthy;
+    char txt[160];
+    snprintf(txt, sizeof txt, "{\"status\":\"%s\",\"nodes_up\":%d,\"nodes\":%d%s}",
+             up ? "ok" : "down", up, s->nodes.n, s->draining ? ",\"draining\":true" : "");
+    send_json(req, up && !s->draining ? 200 : 503, txt);
+}
+
+static void on_metrics(struct gw_server *s, struct evhttp_request *req)
+{
+    struct gw_metrics_node mn[FY_MAX_NODES];
+    for (int i = 0; i < s->nodes.n; i++) {
+        const struct gw_node_rt *r = &s->nodes.rt[i];
+        mn[i] = (struct gw_metrics_node){
+            .name = s->nodes.node[i].name, .inflight = r->inflight, .healthy = r->healthy,
+            .ewma_ttft_s = r->ewma_ttft_ms / 1e3, .ewma_tpot_s = r->ewma_tpot_ms / 1e3,
+            .backend_running = r->backend_running, .backend_waiting = r->backend_waiting,
+        };
+    }
+    struct buf b;
+    buf_init(&b);
+    gw_metrics_render(&s->m, mn, &b);
+    struct evbuffer *e = evbuffer_new();
+    if (e) {
+        evbuffer_add(e, b.data ? b.data : "", b.len);
+        add_hdr(req, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+        evhttp_send_reply(req, 200, NULL, e);
+        evbuffer_free(e);
+    }
+    buf_fini(&b);
+}
+
+static void on_nodes(struct gw_server *s, struct evhttp_request *req)
+{
+    gw_nodes_refresh(&s->nodes);
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "policy", s->cfg.policy);
+    cJSON *arr = cJSON_AddArrayToObject(root, "nodes");
+    for (int i = 0; i < s->nodes.n; i++) {
+        const struct fy_node *n = &s->nodes.node[i];
+        const struct gw_node_rt *r = &s->nodes.rt[i];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", n->name);
+        cJSON_AddStringToObject(o, "role", gw_role_name(n->role));
+        cJSON_AddStringToObject(o, "model", s->cfg.nodes[i].model);
+        cJSON_AddStringToObject(o, "url", s->cfg.nodes[i].url);
+        cJSON_AddBoolToObject(o, "healthy", r->healthy);
+        cJSON_AddNumberToObject(o, "inflight", r->inflight);
+        cJSON_AddNumberToObject(o, "running", n->st.running);
+        cJSON_AddNumberToObject(o, "queued", n->st.queued);
+        cJSON_AddNumberToObject(o, "backend_running", r->backend_running);
+        cJSON_AddNumberToObject(o, "backend_waiting", r->backend_waiting);
+        const char *mk[] = {"auto", "vllm", "llamacpp", "none"};
+        cJSON_AddStringToObject(o, "metrics", mk[r->metrics]);
+        cJSON_AddNumberToObject(o, "ewma_ttft_ms", r->ewma_ttft_ms);
+        cJSON_AddNumberToObject(o, "ewma_tpot_ms", r->ewma_tpot_ms);
+        cJSON_AddNumberToObject(o, "taken_out", (double)r->taken_out);
+        cJSON_AddNumberToObject(o, "latency_mae_ms",
+                                r->lat_err_n ? r->lat_abs_err_sum / r->lat_err_n : 0);
+        cJSON_AddNumberToObject(o, "latency_observations", (double)r->lat_err_n);
+        cJSON_AddNumberToObject(o, "quality_mae", r->q_err_n ? r->q_abs_err_sum / r->q_err_n : 0);
+        cJSON_AddNumberToObject(o, "feedback_observations", (double)r->q_err_n);
+        if (s->pred) {
+            int bi = pred_find(s->pred, n->name);
+            double mae = 0, mape = 0, brier = 0;
+            long k = 0;
+            if (bi >= 0) pred_error_stats(s->pred, bi, &mae, &mape, &brier, &k);
+            cJSON *pe = cJSON_AddObjectToObject(o, "predictor");
+            cJSON_AddNumberToObject(pe, "milp_mae_ms", mae);
+            cJSON_AddNumberToObject(pe, "milp_mape", mape);
+            cJSON_AddNumberToObject(pe, "observations", (double)k);
+            if (bi >= 0) cJSON_AddNumberToObject(pe, "mgqp_updates", (double)s->pred->node[bi].mgqp.n);
+        }
+        cJSON_AddItemToArray(arr, o);
+    }
+    char *txt = cJSON_PrintUnformatted(root);
+    send_json(req, 200, txt ? txt : "{}");
+    free(txt);
+    cJSON_Delete(root);
+}
+
+static void on_feedback(struct gw_server *s, struct evhttp_request *req)
+{
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+        send_error(s, req, 405, NULL, NULL, "use POST for /v1/feedback");
+        return;
+    }
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    if (len > 4096) {
+        send_error(s, req, 413, "body", NULL, "feedback body larger than 4096 bytes");
+        return;
+    }
+    char body[4097];
+    evbuffer_remove(in, body, len);
+    body[len] = 0;
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "request_id");
+    cJSON *sc = cJSON_GetObjectItemCaseSensitive(root, "score");
+    if (!cJSON_IsObject(root)) {
+        send_error(s, req, 400, "body", NULL, "feedback body is not a JSON object");
+        goto done;
+    }
+    if (!cJSON_IsString(id)) {
+        send_error(s, req, 400, "request_id", NULL, "request_id must be a string");
+        goto done;
+    }
+    if (!cJSON_IsNumber(sc) || !(sc->valuedouble >= 0 && sc->valuedouble <= 1)) {
+        send_error(s, req, 400, "score", NULL, "score must be a number in [0, 1]");
+        goto done;
+    }
+    struct recent *r = NULL;
+    for (int i = 0; i < RECENT_N; i++)
+        if (s->recent[i].id[0] && !strcmp(s->recent[i].id, id->valuestring)) r = &s->recent[i];
+    if (!r) {
+        send_error(s, req, 404, "request_id", "unknown_request",
+                   "no recent completed request has this id");
+        goto done;
+    }
+    double score = sc->valuedouble;
+    const char *nm = s->nodes.node[r->node].name;
+    if (s->pred) {
+        int bi = pred_find(s->pred, nm);
+        if (bi >= 0) {
+            double qp = mgqp_predict(&s->pred->node[bi].mgqp, &r->f, &r->plan, NULL);
+            struct gw_node_rt *rt = &s->nodes.rt[r->node];
+            rt->q_abs_err_sum += fabs(qp - score);
+            rt->q_err_n++;
+            mgqp_observe(&s->pred->node[bi].mgqp, &r->f, &r->plan, score);
+        }
+    }
+    if (s->store) gw_store_set_quality(s->store, r->id, score);
+    s->m.feedback++;
+    char txt[160];
+    snprintf(txt, sizeof txt, "{\"ok\":true,\"request_id\":\"%s\",\"node\":\"%s\"}", r->id, nm);
+    send_json(req, 200, txt);
+    r->id[0] = 0;        /* one score per request */
+done:
+    cJSON_Delete(root);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    struct gw_server *s = arg;
+    const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+    const char *path = u ? evhttp_uri_get_path(u) : NULL;
+    if (!path) path = "/";
+    if (!strcmp(path, "/health")) { on_health(s, req); return; }
+    if (!strcmp(path, "/metrics")) { on_metrics(s, req); return; }
+    if (!strncmp(path, "/v1/", 4) && !authorized(s, req)) {
+        add_hdr(req, "WWW-Authenticate", "Bearer");
+        send_error(s, req, 401, NULL, "invalid_api_key",
+                   "missing or invalid API key: send 'Authorization: Bearer KEY'");
+        return;
+    }
+    if (!strcmp(path, "/v1/chat/completions")) on_chat(s, req);
+    else if (!strcmp(path, "/v1/models")) on_models(s, req);
+    else if (!strcmp(path, "/v1/feedback")) on_feedback(s, req);
+    else if (!strcmp(path, "/v1/ferry/nodes")) on_nodes(s, req);
+    else {
+        char msg[300];
+        snprintf(msg, sizeof msg, "no such endpoint: %.200s", path);
+        send_error(s, req, 404, NULL, "unknown_url", msg);
+    }
+}
+
+/* ---- lifecycle ------------------------------------------------------------------ */
+
+int gw_server_save(struct gw_server *s, char *err, size_t errlen)
+{
+    int rc = 0;
+    if (s->store && gw_store_flush(s->store)) {
+        snprintf(err, errlen, "%s: cannot commit the trace", s->cfg.trace_db);
+        rc = -1;
+    }
+    if (s->pred && s->cfg.state_file[0]) {
+        char tmp[GW_PATH_MAX + 8];
+        snprintf(tmp, sizeof tmp, "%s.tmp", s->cfg.state_file);
+        if (pred_save(s->pred, tmp, err, errlen) || rename(tmp, s->cfg.state_file)) {
+            if (!rc && !err[0]) snprintf(err, errlen, "%s: cannot save", s->cfg.state_file);
+            rc = -1;
+        }
+    }
+    s->last_save_ms = clock_now_ms();
+    return rc;
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct gw_server *s = arg;
+    if (s->store) gw_store_flush(s->store);
+    double now = clock_now_ms();
+    if (now - s->last_save_ms >= s->cfg.save_interval_s * 1e3) {
+        char err[256] = "";
+        if (gw_server_save(s, err, sizeof err)) log_warn("gw", "saving state: %s", err);
+    }
+    if (s->draining && (s->open == 0 || now >= s->drain_deadline_ms)) {
+        if (s->open) log_warn("gw", "drain timeout: %d request(s) still open", s->open);
+        event_base_loopexit(s->base, NULL);
+    }
+}
+
+void gw_server_drain(struct gw_server *s)
+{
+    if (s->draining) return;
+    s->draining = 1;
+    s->drain_deadline_ms = clock_now_ms() + s->cfg.drain_timeout_s * 1e3;
+    if (s->bound) {
+        evhttp_del_accept_socket(s->http, s->bound);
+        s->bound = NULL;
+    }
+    log_info("gw", "draining %d open request(s)", s->open);
+}
+
+int gw_server_port(const struct gw_server *s) { return s->port; }
+int gw_server_inflight(const struct gw_server *s) { return s->open; }
+
+struct gw_server *gw_server_new(struct event_base *base, const struct gw_config *cfg,
+                                char *err, size_t errlen)
+{
+    struct gw_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    s->cfg = *cfg;
+    s->base = base;
+    s->t0_ms = clock_now_ms();
+    s->last_save_ms = s->t0_ms;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t seed = (uint64_t)ts.tv_sec * 1000000007ull ^ (uint64_t)ts.tv_nsec ^
+                    ((uint64_t)getpid() << 32);
+    rng_seed(&s->rng, seed);
+    snprintf(s->id_prefix, sizeof s->id_prefix, "fy%08llx",
+             (unsigned long long)(rng_u64(&s->rng) & 0xffffffffull));
+    req_limits_default(&s->lim);
+    if (cfg->max_body_bytes) s->lim.max_body_bytes = cfg->max_body_bytes;
+    if (cfg->max_images) s->lim.max_images = cfg->max_images;
+    if (cfg->max_pixels) s->lim.max_pixels = cfg->max_pixels;
+    s->recent = calloc(RECENT_N, sizeof *s->recent);
+    s->up = gw_up_new(base);
+    s->pool = gw_pool_new(base, cfg->workers);
+    if (!s->recent || !s->up || !s->pool) {
+        snprintf(err, errlen, "cannot create the upstream engine or worker pool");
+        goto fail;
+    }
+    if (gw_nodes_init(&s->nodes, &s->cfg, base, s->up, err, errlen)) goto fail;
+    s->pol = pol_find(cfg->policy);
+    if (!s->pol) {
+        struct buf names;
+        buf_init(&names);
+        for (const struct fy_policy *const *p = pol_all(); *p; p++)
+            buf_printf(&names, "%s%s", names.len ? ", " : "", (*p)->name);
+        snprintf(err, errlen, "%s: [policy] name = '%s': no such policy (known: %s)", cfg->path,
+                 cfg->policy, names.data ? names.data : "none");
+        buf_fini(&names);
+        goto fail;
+    }
+    if (s->pol->init) {
+        char e[256] = "";
+        if (s->pol->init(&s->pol_state, cfg->policy_params[0] ? cfg->policy_params : NULL, e,
+                         sizeof e)) {
+            snprintf(err, errlen, "%s: [policy] params: %s", cfg->path, e);
+            s->pol_state = NULL;
+            goto fail;
+        }
+    }
+    if (cfg->state_file[0] && access(cfg->state_file, R_OK) == 0) {
+        char e[256] = "";
+        s->pred = pred_load(cfg->state_file, s->nodes.node, s->nodes.n, e, sizeof e);
+        if (!s->pred) {
+            snprintf(err, errlen, "state_file %s: %s", cfg->state_file, e);
+            goto fail;
+        }
+        log_info("gw", "learned state loaded from %s", cfg->state_file);
+    } else {
+        s->pred = pred_new(s->nodes.node, s->nodes.n);
+    }
+    if (!s->pred) {
+        snprintf(err, errlen, "cannot create the predictor bank");
+        goto fail;
+    }
+    if (cfg->trace_db[0]) {
+        s->store = gw_store_open(cfg->trace_db, err, errlen);
+        if (!s->store) goto fail;
+    }
+    gw_metrics_init(&s->m, s->nodes.n, cfg->policy);
+    s->http = evhttp_new(base);
+    if (!s->http) {
+        snprintf(err, errlen, "cannot create the HTTP server");
+        goto fail;
+    }
+    evhttp_set_gencb(s->http, on_request, s);
+    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
+    /* libevent refuses larger bodies itself (413) before we see them */
+    evhttp_set_max_body_size(s->http, (ev_ssize_t)s->lim.max_body_bytes + 1);
+    evhttp_set_max_headers_size(s->http, 64 * 1024);
+    int tmo = cfg->total_ms / 1000 + 1;
+    evhttp_set_timeout(s->http, tmo);
+    s->bound = evhttp_bind_socket_with_handle(s->http, cfg->listen_host,
+                                              (ev_uint16_t)cfg->listen_port);
+    if (!s->bound) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port,
+                 strerror(errno));
+        goto fail;
+    }
+    struct sockaddr_storage ss;
+    ev_socklen_t sl = sizeof ss;
+    if (getsockname(evhttp_bound_socket_get_fd(s->bound), (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        else if (ss.ss_family == AF_INET6) s->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    s->tick = event_new(base, -1, EV_PERSIST, on_tick, s);
+    struct timeval tv = {0, STORE_FLUSH_MS * 1000};
+    if (!s->tick || event_add(s->tick, &tv)) {
+        snprintf(err, errlen, "cannot create the server timer");
+        goto fail;
+    }
+    return s;
+fail:
+    gw_server_free(s);
+    return NULL;
+}
+
+void gw_server_free(struct gw_server *s)
+{
+    if (!s) return;
+    char err[256] = "";
+    s->closing = 1;
+    gw_pool_free(s->pool);               /* finished jobs' callbacks see closing */
+    while (s->reqs) {                    /* requests still open are dropped */
+        struct gw_req *q = s->reqs;
+        if (q->evcon && q->req) evhttp_connection_set_closecb(q->evcon, NULL, NULL);
+        q->req = NULL;
+        req_free_obj(q);
+    }
+    if (s->pred && gw_server_save(s, err, sizeof err)) log_warn("gw", "saving state: %s", err);
+    if (s->tick) event_free(s->tick);
+    if (s->http) evhttp_free(s->http);   /* drops open client connections */
+    gw_nodes_fini(&s->nodes);
+    gw_up_free(s->up);
+    gw_store_close(s->store);
+    if (s->pol && s->pol->free && s->pol_state) s->pol->free(s->pol_state);
+    pred_free(s->pred);
+    free(s->recent);
+    free(s);
+}
