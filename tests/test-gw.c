@@ -1197,3 +1197,90 @@ TEST(gw_openai_npm_client)
     int rc = system(cmd);
     CHECK_EQ_INT(WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, 0);
 }
+
+/* ==== every policy through the gateway, against emulated MoA-Off nodes ============== */
+
+static pid_t spawn_emulate(const char *profile, const char *portfile, int *port)
+{
+    unlink(portfile);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        execl(ferry_bin(), "ferry", "emulate", "--profile", profile, "--time-scale", "0.01",
+              "--port-file", portfile, (char *)NULL);
+        _exit(127);
+    }
+    *port = 0;
+    for (int i = 0; i < 400 && *port <= 0; i++) {
+        FILE *f = fopen(portfile, "r");
+        if (f) {
+            if (fscanf(f, "%d", port) != 1) *port = 0;
+            fclose(f);
+        }
+        if (*port <= 0) usleep(10000);
+    }
+    return pid;
+}
+
+TEST(gw_every_policy_serves_text_and_images)
+{
+    char pe[512], pc[512];
+    snprintf(pe, sizeof pe, "%s", test_tmp_path("edge.port"));
+    snprintf(pc, sizeof pc, "%s", test_tmp_path("cloud.port"));
+    int eport = 0, cport = 0;
+    pid_t ep = spawn_emulate("edge-3090", pe, &eport);
+    pid_t cp = spawn_emulate("cloud-a100", pc, &cport);
+    char *img1 = image_request(first_jpeg(), 1), *img2 = image_request(first_jpeg(), 2);
+    int bad = 0, runs = 0;
+    char plans[4096] = "";
+    for (const struct fy_policy *const *p = pol_all(); eport > 0 && cport > 0 && *p; p++) {
+        if (!strcmp((*p)->name, "oracle")) continue;   /* needs the simulator's ground truth */
+        char cfg[1500];
+        snprintf(cfg, sizeof cfg,
+                 "[server]\nlisten = 127.0.0.1:0\n[policy]\nname = %s\n"
+                 "[node edge]\nrole = edge\nurl = http://127.0.0.1:%d\nprofile = data/profiles\n"
+                 "profile_node = edge-3090\n"
+                 "[node cloud]\nrole = cloud\nurl = http://127.0.0.1:%d\nprofile = data/profiles\n"
+                 "profile_node = cloud-a100\nup_mbps = 20\nrtt_ms = 40\n",
+                 (*p)->name, eport, cport);
+        struct gw_proc g;
+        if (gw_start(&g, "policy.ini", cfg)) {
+            test_fail(__FILE__, __LINE__, "policy %s: gateway did not start", (*p)->name);
+            bad++;
+            continue;
+        }
+        const char *bodies[3] = {chat_body("ferry", 1, NULL), img1, img2};
+        for (int k = 0; k < 3; k++) {
+            struct resp r;
+            char v[256];
+            http("POST", g.port, "/v1/chat/completions", bodies[k], NULL, &r);
+            runs++;
+            int ok = r.status == 200 && (k ? strstr(r.body.data, "\"choices\"") != NULL
+                                           : strstr(r.body.data, "data: [DONE]") != NULL);
+            if (!ok) {
+                bad++;
+                test_fail(__FILE__, __LINE__, "policy %s request %d: status %ld: %.200s",
+                          (*p)->name, k, r.status, r.body.data);
+            }
+            if (k) {
+                size_t l = strlen(plans);
+                snprintf(plans + l, sizeof plans - l, " %s:%s", (*p)->name,
+                         hdr(&r, "X-Ferry-Plan", v, sizeof v));
+            }
+            resp_fini(&r);
+        }
+        gw_stop(&g);
+    }
+    if (getenv("TEST_VERBOSE")) fprintf(stderr, "  plans:%s\n", plans);
+    free(img1);
+    free(img2);
+    kill(ep, SIGTERM);
+    kill(cp, SIGTERM);
+    waitpid(ep, NULL, 0);
+    waitpid(cp, NULL, 0);
+    CHECK(eport > 0 && cport > 0);
+    CHECK(runs >= 27);
+    CHECK_EQ_INT(bad, 0);
+}
