@@ -451,10 +451,13 @@ int sim_setup_build(struct sim_setup *s, const char *exp_path, const struct sim_
     /* the sweep assignment goes last, so it wins over file and --set */
     struct sim_entries all = *es;
     struct sim_entries extra = {0};
+    char key[128], vals[SIM_MAX_SWEEP][64];
+    int nv;
+    if (sim_sweep_of(es, key, sizeof key, vals, &nv, err, errlen) < 0) goto fail;
+    snprintf(s->exp.sweep_key, sizeof s->exp.sweep_key, "%s", key);
+    s->exp.nsweep = nv;
+    memcpy(s->exp.sweep_val, vals, sizeof vals);
     if (sweep_value) {
-        char key[128], vals[SIM_MAX_SWEEP][64];
-        int nv;
-        if (sim_sweep_of(es, key, sizeof key, vals, &nv, err, errlen) < 0) goto fail;
         char assign[256];
         snprintf(assign, sizeof assign, "%s=%s", key, sweep_value);
         for (int i = 0; i < es->n; i++)
