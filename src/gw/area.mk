@@ -4,4 +4,4 @@ LIB_SRCS += src/gw/config.c src/gw/upstream.c src/gw/workers.c src/gw/metrics.c 
             src/gw/cmd_export.c
 TESTS += test-gw
 FUZZERS +=
-BENCHES +=
+BENCHES += bench-gateway
