@@ -801,7 +801,18 @@ int sim_run(const struct sim_setup *s, const struct sim_run_opts *o, struct sim_
         e->pol = NULL;
         goto done;
     }
-    if (o->use_pred == 1 || (o->use_pred < 0 && o->pol->observe)) {
+    if (s->exp.pred_model[0] && o->use_pred != 0) {
+        /* a trained bank (ferry train): the policy starts from it, and keeps learning */
+        char perr2[512];
+        char path[1200];
+        if (s->exp.pred_model[0] == '/') snprintf(path, sizeof path, "%s", s->exp.pred_model);
+        else snprintf(path, sizeof path, "%s/%s", s->data_dir, s->exp.pred_model);
+        e->pred = pred_load(path, s->nodes, s->nnodes, perr2, sizeof perr2);
+        if (!e->pred) {
+            snprintf(err, errlen, "pred_model: %s", perr2);
+            goto done;
+        }
+    } else if (o->use_pred == 1 || (o->use_pred < 0 && o->pol->observe)) {
         e->pred = pred_new(s->nodes, s->nnodes);
         if (!e->pred) {
             snprintf(err, errlen, "out of memory (predictor bank)");

@@ -226,7 +226,7 @@ int sim_report_plots(const struct sim_report *r, const char *dir, char *err, siz
     FILE *gp = open_in(dir, "plots.gp", err, errlen);
     if (!gp) return -1;
     fprintf(gp, "# written by ferry sim; run: gnuplot plots.gp\n"
-                "set terminal svg size 800,500 dynamic\nset grid\nset key bottom right\n");
+                "set terminal svg size 800,500 dynamic\nset termoption noenhanced\nset grid\nset key bottom right\n");
     /* latency CDF per sweep value: data from the seed-merged histograms */
     for (int k = 0; k < r->nsweep; k++) {
         char name[64];
