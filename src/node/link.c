@@ -200,7 +200,8 @@ static size_t seg_at(struct link *l, double t_ms)
 double link_up_mbps_at(struct link *l, double t_ms)
 {
     if (t_ms < 0) t_ms = 0;
-    return l->segs[seg_at(l, t_ms)].mbps;
+    size_t i = seg_at(l, t_ms); /* may grow (move) segs: index after the call */
+    return l->segs[i].mbps;
 }
 
 double link_upload_end(struct link *l, double t0_ms, double bytes, int views, double jitter_ms)
