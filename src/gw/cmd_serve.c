@@ -116,7 +116,12 @@ int cmd_serve(int argc, char **argv)
         rc = check(cfg);
         goto out;
     }
-    struct event_base *base = event_base_new();
+    /* The epoll changelist folds the del+add pairs of curl's and evhttp's interest
+     * changes within one loop turn into one epoll_ctl (or none). */
+    struct event_config *ec = event_config_new();
+    if (ec) event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    struct event_base *base = ec ? event_base_new_with_config(ec) : event_base_new();
+    if (ec) event_config_free(ec);
     struct gw_server *s = base ? gw_server_new(base, cfg, err, sizeof err) : NULL;
     if (!s) {
         fprintf(stderr, "ferry serve: %s\n", base ? err : "cannot create the event loop");

@@ -50,6 +50,8 @@
 #define HELD_MAX          4096          /* error body of a failed attempt, for the message */
 #define RECENT_N          1024          /* finished requests remembered for feedback */
 #define STORE_FLUSH_MS    200
+#define EASY_POOL         64            /* idle curl easy handles kept for reuse */
+#define REQ_POOL          64            /* idle request objects kept for reuse */
 
 struct gw_req;
 
@@ -87,6 +89,10 @@ struct gw_server {
     double last_save_ms;
     struct recent *recent;
     int recent_next;
+    CURL *easy_pool[EASY_POOL];  /* finished easy handles, reset, for the next request */
+    int neasy;
+    struct gw_req *req_pool;     /* freed gw_req objects (singly linked through next) */
+    int nreq_pool;
 };
 
 struct aux_xfer {                /* the describe request of a SPLIT plan */
@@ -207,6 +213,24 @@ static int authorized(struct gw_server *s, struct evhttp_request *req)
 
 static double ms_since(const struct gw_server *s) { return clock_now_ms() - s->t0_ms; }
 
+/* Easy handles are reused: curl_easy_init allocates several kB each time, and the
+ * allocator churn showed up as the largest user-space cost per proxied request. */
+static CURL *easy_get(struct gw_server *s)
+{
+    return s->neasy ? s->easy_pool[--s->neasy] : curl_easy_init();
+}
+
+static void easy_put(struct gw_server *s, CURL *e)
+{
+    if (!e) return;
+    if (s->neasy < EASY_POOL && !s->closing) {
+        curl_easy_reset(e);
+        s->easy_pool[s->neasy++] = e;
+    } else {
+        curl_easy_cleanup(e);
+    }
+}
+
 /* ---- request object ------------------------------------------------------------- */
 
 static void aux_free(struct gw_server *s, struct aux_xfer *a)
@@ -214,7 +238,7 @@ static void aux_free(struct gw_server *s, struct aux_xfer *a)
     if (!a) return;
     if (a->x.easy) {
         gw_up_remove(s->up, &a->x);
-        curl_easy_cleanup(a->x.easy);
+        easy_put(s, a->x.easy);
     }
     curl_slist_free_all(a->hdrs);
     free(a->body);
@@ -229,7 +253,7 @@ static void drop_upstream(struct gw_req *q)
             gw_up_remove(q->s->up, &q->x);
             q->s->nodes.rt[q->node].inflight--;
         }
-        curl_easy_cleanup(q->x.easy);
+        easy_put(q->s, q->x.easy);
         q->x.easy = NULL;
     }
     q->upstream_live = 0;
@@ -255,8 +279,14 @@ static void req_free_obj(struct gw_req *q)
     if (q->prev) q->prev->next = q->next;
     else s->reqs = q->next;
     if (q->next) q->next->prev = q->prev;
-    free(q);
     s->open--;
+    if (s->nreq_pool < REQ_POOL && !s->closing) {
+        q->next = s->req_pool;
+        s->req_pool = q;
+        s->nreq_pool++;
+    } else {
+        free(q);
+    }
 }
 
 /* Frees q once nothing refers to it any more (no worker job, no transfer). */
@@ -304,15 +334,35 @@ static void reply_error(struct gw_req *q, int status, const char *param, const c
 
 /* ---- observation of the relayed bytes ------------------------------------------- */
 
+/* Integer after "key": in json[0..len), or -1. */
+static long json_int_after(const char *json, size_t len, const char *key)
+{
+    size_t kl = strlen(key);
+    const char *p = memmem(json, len, key, kl);
+    if (!p) return -1;
+    p += kl;
+    const char *end = json + len;
+    while (p < end && (*p == ' ' || *p == ':' || *p == '"')) p++;
+    long v = 0;
+    int digits = 0;
+    while (p < end && *p >= '0' && *p <= '9' && digits < 12) {
+        v = v * 10 + (*p++ - '0');
+        digits++;
+    }
+    return digits ? v : -1;
+}
+
+/* The usage counts of an answer or of a stream's usage chunk. A key scan, not a JSON
+ * parse: the answer itself was already relayed, only these two numbers are needed. */
 static void parse_usage(struct gw_req *q, const char *json, size_t len)
 {
-    cJSON *root = cJSON_ParseWithLength(json, len);
-    cJSON *u = cJSON_GetObjectItemCaseSensitive(root, "usage");
-    cJSON *pt = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens");
-    cJSON *ct = cJSON_GetObjectItemCaseSensitive(u, "completion_tokens");
-    if (cJSON_IsNumber(pt)) q->usage_in = pt->valueint;
-    if (cJSON_IsNumber(ct)) q->usage_out = ct->valueint;
-    cJSON_Delete(root);
+    const char *u = memmem(json, len, "\"usage\"", 7);
+    if (!u) return;
+    size_t rest = len - (size_t)(u - json);
+    long pt = json_int_after(u, rest, "\"prompt_tokens\"");
+    long ct = json_int_after(u, rest, "\"completion_tokens\"");
+    if (pt >= 0) q->usage_in = (int)pt;
+    if (ct >= 0) q->usage_out = (int)ct;
 }
 
 /* One SSE line (without the newline). Tokens are counted as content-carrying events;
@@ -688,7 +738,7 @@ static void start_upstream(struct gw_req *q)
     struct gw_server *s = q->s;
     const struct gw_node_cfg *nc = &s->cfg.nodes[q->node];
     q->attempts++;
-    q->x.easy = curl_easy_init();
+    q->x.easy = easy_get(s);
     q->x.done = on_up_done;
     if (!q->x.easy) goto fail;
     char url[GW_URL_MAX + 32];
@@ -703,6 +753,7 @@ static void start_upstream(struct gw_req *q)
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_up_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, q);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_PROXY, "");   /* no *_proxy environment lookups per request */
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)s->cfg.connect_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)s->cfg.total_ms);
     q->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
@@ -729,7 +780,7 @@ static void start_upstream(struct gw_req *q)
     arm_timer(q, s->cfg.first_byte_ms);
     return;
 fail:
-    if (q->x.easy) curl_easy_cleanup(q->x.easy);
+    easy_put(s, q->x.easy);
     q->x.easy = NULL;
     reply_error(q, 500, NULL, NULL, "gateway: cannot start the upstream transfer");
     finish(q);
@@ -785,7 +836,7 @@ static int start_aux(struct gw_req *q)
     a->x.done = aux_done;
     size_t len = 0;
     a->body = gw_route_split_body(q->fr, &q->plan, nc->model, s->cfg.split_max_tokens, &len);
-    a->x.easy = curl_easy_init();
+    a->x.easy = easy_get(s);
     if (!a->body || !a->x.easy) goto fail;
     char url[GW_URL_MAX + 32];
     snprintf(url, sizeof url, "%s/v1/chat/completions", nc->url);
@@ -988,7 +1039,14 @@ static void on_chat(struct gw_server *s, struct evhttp_request *req)
         send_error(s, req, 413, "body", NULL, msg);
         return;
     }
-    struct gw_req *q = calloc(1, sizeof *q);
+    struct gw_req *q = s->req_pool;
+    if (q) {
+        s->req_pool = q->next;
+        s->nreq_pool--;
+        memset(q, 0, sizeof *q);
+    } else {
+        q = calloc(1, sizeof *q);
+    }
     if (!q) {
         send_error(s, req, 503, NULL, NULL, "gateway: out of memory");
         return;
@@ -1409,6 +1467,12 @@ void gw_server_free(struct gw_server *s)
         req_free_obj(q);
     }
     if (s->pred && gw_server_save(s, err, sizeof err)) log_warn("gw", "saving state: %s", err);
+    for (int i = 0; i < s->neasy; i++) curl_easy_cleanup(s->easy_pool[i]);
+    while (s->req_pool) {
+        struct gw_req *q = s->req_pool;
+        s->req_pool = q->next;
+        free(q);
+    }
     if (s->tick) event_free(s->tick);
     if (s->http) evhttp_free(s->http);   /* drops open client connections */
     gw_nodes_fini(&s->nodes);

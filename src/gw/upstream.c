@@ -12,6 +12,7 @@
 struct sockrec {
     struct event ev;            /* assigned with event_assign; watched while in use */
     int added;
+    short kind;                 /* EV_READ/EV_WRITE it is added with */
 };
 
 struct gw_up {
@@ -72,18 +73,22 @@ static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socket
         }
         return 0;
     }
+    short kind = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
+                 ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
     if (!r) {
         r = calloc(1, sizeof *r);
         if (!r) return -1;
         curl_multi_assign(u->multi, s, r);
     } else if (r->added) {
+        if (r->kind == kind) return 0;       /* nothing changes: no epoll_ctl */
         event_del(&r->ev);
         r->added = 0;
     }
-    short kind = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
-                 ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
     event_assign(&r->ev, u->base, s, kind, on_sock, u);
-    if (event_add(&r->ev, NULL) == 0) r->added = 1;
+    if (event_add(&r->ev, NULL) == 0) {
+        r->added = 1;
+        r->kind = kind;
+    }
     return 0;
 }
 
