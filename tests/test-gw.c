@@ -811,6 +811,34 @@ TEST(gw_failover_on_5xx) { failover_case(BE_500, "http_5xx"); }
 TEST(gw_failover_on_refused_connection) { failover_case(BE_OK, "connect"); }
 TEST(gw_failover_on_first_byte_timeout) { failover_case(BE_HANG, "timeout"); }
 
+TEST(gw_privacy_edge_only_holds_for_every_path)
+{
+    struct backend *e = be_start("e0", BE_OK), *c = be_start("c0", BE_OK);
+    struct backend *bes[2] = {e, c};
+    const char *roles[] = {"edge", "cloud"};
+    char cfg[2048];
+    cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n[policy]\nname = cloud-only\n",
+              bes, 2, roles);
+    struct gw_proc g;
+    CHECK(gw_start(&g, "priv.ini", cfg) == 0);
+    struct resp a, b, d;
+    http("POST", g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL), NULL, &a);
+    http("POST", g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL),
+         "X-Ferry-Privacy: edge-only", &b);
+    http("POST", g.port, "/v1/chat/completions", chat_body("c0", 0, NULL),
+         "X-Ferry-Privacy: edge-only", &d);
+    gw_stop(&g);
+    be_stop(e);
+    be_stop(c);
+    char v[64];
+    CHECK_STR(hdr(&a, "X-Ferry-Node", v, sizeof v), "c0");   /* the policy's choice */
+    CHECK_EQ_INT(b.status, 200);
+    CHECK_STR(hdr(&b, "X-Ferry-Node", v, sizeof v), "e0");   /* overruled: edge-only */
+    CHECK_EQ_INT(d.status, 400);
+    CHECK(strstr(d.body.data, "privacy") != NULL);
+    resp_fini(&a); resp_fini(&b); resp_fini(&d);
+}
+
 TEST(gw_pinned_node_failure_is_a_502_error_object)
 {
     struct backend *bad = be_start("bad", BE_500), *good = be_start("good", BE_OK);

@@ -62,9 +62,15 @@ int gw_route_decide(const struct fy_policy *pol, void *state, const struct pol_c
     if (est) memset(est, 0, sizeof *est);
     int rc = pol ? pol->decide(state, &c, plan, est) : -1;
     int nimg = ctx->f ? ctx->f->nimages : 0;
-    if (rc < 0 || !plan_valid(plan, n, nimg) || !nodes[plan->node].st.healthy ||
-        (plan->aux_node >= 0 && !nodes[plan->aux_node].st.healthy)) {
-        int k = pol_least_loaded_node(&c, -1);
+    /* privacy edge-only is a hard rule whatever the policy says (docs/request.md) */
+    int edge_only = ctx->prefs && ctx->prefs->privacy == FY_PRIV_EDGE_ONLY;
+    int ok = rc >= 0 && plan_valid(plan, n, nimg) && nodes[plan->node].st.healthy &&
+             (plan->aux_node < 0 || nodes[plan->aux_node].st.healthy);
+    if (ok && edge_only)
+        ok = nodes[plan->node].role == FY_ROLE_EDGE &&
+             (plan->aux_node < 0 || nodes[plan->aux_node].role == FY_ROLE_EDGE);
+    if (!ok) {
+        int k = pol_least_loaded_node(&c, edge_only ? FY_ROLE_EDGE : -1);
         if (k < 0) return -1;
         pol_plan_keep(plan, k);
         if (est) memset(est, 0, sizeof *est);

@@ -33,9 +33,11 @@ int gw_route_features(const struct fy_request *r, struct fy_features *f, char *e
                       size_t errlen);
 
 /* Calls pol->decide over ctx with the nodes in excluded[] (and unhealthy ones, unless
- * every candidate is unhealthy) taken out. When the policy answers an excluded node the
- * least-loaded remaining node is used with every image kept. 0, or -1 when no node is
- * left. The returned plan is validated (indices in range, actions known). */
+ * every candidate is unhealthy) taken out. When the policy fails or answers an excluded
+ * node, the least-loaded remaining node is used with every image kept. Privacy
+ * edge-only (ctx->prefs) is enforced here for every policy: no cloud node answers or
+ * describes. 0, or -1 when no node is left. The returned plan is validated (indices in
+ * range, actions known). */
 int gw_route_decide(const struct fy_policy *pol, void *state, const struct pol_ctx *ctx,
                     const uint8_t *excluded, struct fy_plan *plan, struct fy_estimate *est);
 

@@ -930,6 +930,15 @@ static void decide(struct gw_req *q)
     }
     memset(&q->est, 0, sizeof q->est);
     q->has_est = 0;
+    if (q->pinned >= 0 && q->fr->prefs.privacy == FY_PRIV_EDGE_ONLY &&
+        s->nodes.node[q->pinned].role != FY_ROLE_EDGE) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "privacy edge-only: node '%s' is a cloud node",
+                 s->nodes.node[q->pinned].name);
+        reply_error(q, 400, "ferry.privacy", "privacy_violation", msg);
+        finish(q);
+        return;
+    }
     if (q->pinned >= 0) {
         pol_plan_keep(&q->plan, q->pinned);
         if (s->pred && pred_estimate(s->pred, &q->f, s->nodes.node, q->pinned, &q->plan,
@@ -941,7 +950,16 @@ static void decide(struct gw_req *q)
             .pred = s->pred, .now_ms = ms_since(s), .rng = &s->rng,
             .session = q->fr->prefs.session,
         };
-        if (gw_route_decide(s->pol, s->pol_state, &c, q->excluded, &q->plan, &q->est)) {
+        /* nodes at their max_inflight are not offered to the policy (when any other is) */
+        uint8_t ex[FY_MAX_NODES];
+        int left = 0;
+        for (int i = 0; i < s->nodes.n; i++) {
+            int cap = s->cfg.nodes[i].max_inflight;
+            ex[i] = q->excluded[i] || (cap > 0 && s->nodes.rt[i].inflight >= cap);
+            left += !ex[i];
+        }
+        if (gw_route_decide(s->pol, s->pol_state, &c, left ? ex : q->excluded, &q->plan,
+                            &q->est)) {
             reply_error(q, 503, NULL, "no_node", "no node can take this request");
             finish(q);
             return;
