@@ -412,3 +412,164 @@ TEST(sim_quality_model_plan_effects)
     p.aux_node = 1;                     /* 1 + 0.8 * (2 - 1) - 0.5 - 0.4 */
     CHECK_NEAR(sim_quality_p(&q, &c, &lat, &f, &p, 1.0, 2.0), 1 / (1 + exp(-(0.9))), 1e-12);
 }
+
+/* ==== plans through the engine: a test policy with a fixed plan ==================== */
+
+static struct fy_plan g_fixed_plan;
+
+static int fixed_init(void **st, const char *params, char *err, size_t errlen)
+{
+    (void)params; (void)err; (void)errlen;
+    *st = NULL;
+    return 0;
+}
+
+static int fixed_decide(void *st, const struct pol_ctx *c, struct fy_plan *out, struct fy_estimate *e)
+{
+    (void)st; (void)c;
+    *out = g_fixed_plan;
+    if (e) memset(e, 0, sizeof *e);
+    return 0;
+}
+
+static void fixed_free(void *st) { (void)st; }
+
+static const struct fy_policy g_fixed = {"fixed", "test", fixed_init, fixed_decide, NULL, fixed_free};
+
+static int run_plan(const struct sim_setup *s, int node, int action, int aux, int px,
+                    struct sim_result *r)
+{
+    pol_plan_keep(&g_fixed_plan, node);
+    for (int i = 0; i < FY_MAX_IMAGES; i++) g_fixed_plan.img[i] = (uint8_t)action;
+    g_fixed_plan.aux_node = aux;
+    g_fixed_plan.downscale_px = px;
+    char err[512];
+    struct sim_run_opts o = {.pol = &g_fixed, .seed = 9, .use_pred = 0};
+    int rc = sim_run(s, &o, r, err, sizeof err);
+    if (rc) fprintf(stderr, "%s\n", err);
+    return rc;
+}
+
+TEST(sim_plans_change_bytes_tokens_latency_and_quality)
+{
+    /* MMBench-like at a low rate on the MoA-Off pair (0 = edge, 1 = cloud) */
+    const char *sets[] = {"experiment.requests=3000", "arrivals.rate_rps=1",
+                          "sweep.values=wan-300", NULL};
+    struct sim_setup *s = calloc(1, sizeof *s);
+    struct sim_result *keep = calloc(1, sizeof *keep), *ds = calloc(1, sizeof *ds),
+                      *drop = calloc(1, sizeof *drop), *split = calloc(1, sizeof *split),
+                      *cloud = calloc(1, sizeof *cloud);
+    char err[512];
+    CHECK_EQ_INT(build(s, "data/experiments/moaoff-mmbench.ini", sets, err, sizeof err), 0);
+    CHECK_EQ_INT(run_plan(s, 0, FY_IMG_KEEP, -1, 0, keep), 0);
+    CHECK_EQ_INT(run_plan(s, 0, FY_IMG_DOWNSCALE, -1, 336, ds), 0);
+    CHECK_EQ_INT(run_plan(s, 0, FY_IMG_DROP, -1, 0, drop), 0);
+    CHECK_EQ_INT(run_plan(s, 0, FY_IMG_SPLIT, 1, 0, split), 0);
+    CHECK_EQ_INT(run_plan(s, 1, FY_IMG_KEEP, -1, 0, cloud), 0);
+    CHECK_EQ_INT(keep->failed + ds->failed + drop->failed + split->failed, 0);
+    /* downscale: fewer bytes and less vision work, lower but not dropped quality */
+    CHECK(ds->sum_bytes_up < 0.5 * keep->sum_bytes_up);
+    CHECK(ds->sum_vision_ms < 0.5 * keep->sum_vision_ms);
+    CHECK(ds->sum_p < keep->sum_p);
+    CHECK(drop->sum_p < ds->sum_p);
+    CHECK_EQ_INT(ds->plans_downscale, 3000);
+    /* drop: no vision at all, the worst quality */
+    CHECK_NEAR(drop->sum_vision_ms, 0, 1e-9);
+    CHECK(drop->sum_e2e_ms < keep->sum_e2e_ms);
+    /* split: the cloud describes every image, the edge answers; quality between the
+     * edge's and the cloud's own, latency includes the description round trip */
+    CHECK_EQ_INT(split->plans_split, 3000);
+    CHECK_EQ_INT(split->node[1].aux_requests, 3000);
+    CHECK_EQ_INT(split->node[0].requests, 3000);
+    CHECK(split->sum_p > keep->sum_p && split->sum_p < cloud->sum_p);
+    CHECK(split->sum_up_ms > cloud->sum_up_ms);
+    CHECK_NEAR(split->sum_vision_ms, 0, 1e-9); /* no images reach the answering node */
+    sim_setup_fini(s);
+    free(s);
+    free(keep);
+    free(ds);
+    free(drop);
+    free(split);
+    free(cloud);
+}
+
+/* ==== arrival processes =========================================================== */
+
+/* Index of dispersion of arrival counts in windows of w ms, from a trace. */
+static double dispersion(const struct trace_record *r, size_t n, double w, double *peak_share,
+                         double period_ms)
+{
+    double tmax = r[n - 1].t_ms;
+    int nw = (int)(tmax / w);
+    if (nw < 2) return 0;
+    double *cnt = calloc((size_t)nw, sizeof *cnt);
+    double in_peak = 0;
+    for (size_t i = 0; i < n; i++) {
+        int k = (int)(r[i].t_ms / w);
+        if (k < nw) cnt[k]++;
+        if (period_ms > 0 && fmod(r[i].t_ms, period_ms) < period_ms / 2) in_peak++;
+    }
+    double m = 0, v = 0;
+    for (int k = 0; k < nw; k++) m += cnt[k];
+    m /= nw;
+    for (int k = 0; k < nw; k++) v += (cnt[k] - m) * (cnt[k] - m);
+    v /= nw - 1;
+    free(cnt);
+    if (peak_share) *peak_share = in_peak / n;
+    return v / m;
+}
+
+static int arrivals_of(const char *const *sets, struct trace_record **recs, size_t *n)
+{
+    struct sim_setup *s = calloc(1, sizeof *s);
+    struct sim_result *r = calloc(1, sizeof *r);
+    char err[512];
+    int rc = build(s, "data/experiments/moaoff-vqav2.ini", sets, err, sizeof err);
+    const char *tpath = test_tmp_path("arr.jsonl");
+    FILE *tf = fopen(tpath, "w");
+    if (rc == 0) rc = run(s, "least-loaded", 21, tf, r);
+    fclose(tf);
+    if (rc == 0) rc = trace_read_file(tpath, 0, recs, n, err, sizeof err);
+    if (rc == 0) { /* order by arrival (the trace is in completion order) */
+        for (size_t i = 1; i < *n; i++) {
+            struct trace_record *t = malloc(sizeof *t);
+            *t = (*recs)[i];
+            size_t j = i;
+            while (j > 0 && (*recs)[j - 1].t_ms > t->t_ms) { (*recs)[j] = (*recs)[j - 1]; j--; }
+            (*recs)[j] = *t;
+            free(t);
+        }
+    }
+    if (s->nnodes) sim_setup_fini(s);
+    free(s);
+    free(r);
+    return rc;
+}
+
+TEST(sim_arrival_processes_have_their_shape)
+{
+    struct trace_record *recs = NULL;
+    size_t n = 0;
+    const char *poisson[] = {"experiment.requests=3000", "sweep.values=wan-300", NULL};
+    CHECK_EQ_INT(arrivals_of(poisson, &recs, &n), 0);
+    CHECK_EQ_INT(n, 3000);
+    double dp = dispersion(recs, n, 2000, NULL, 0);
+    CHECK(dp > 0.8 && dp < 1.25);            /* Poisson: variance = mean */
+    CHECK_NEAR(n / (recs[n - 1].t_ms / 1000), 8, 0.5);
+    free(recs);
+    const char *mmpp[] = {"experiment.requests=3000", "sweep.values=wan-300", "arrivals.process=mmpp",
+                          "arrivals.rate_rps=2", "arrivals.burst_rate_rps=40", "arrivals.burst_s=5",
+                          "arrivals.calm_s=20", NULL};
+    CHECK_EQ_INT(arrivals_of(mmpp, &recs, &n), 0);
+    CHECK(dispersion(recs, n, 2000, NULL, 0) > 5);   /* bursts: overdispersed */
+    free(recs);
+    const char *diurnal[] = {"experiment.requests=4000", "sweep.values=wan-300",
+                             "arrivals.process=diurnal", "arrivals.rate_rps=8",
+                             "arrivals.period_s=100", "arrivals.amplitude=0.8", NULL};
+    CHECK_EQ_INT(arrivals_of(diurnal, &recs, &n), 0);
+    double peak;
+    dispersion(recs, n, 2000, &peak, 100000);
+    /* share of arrivals in the rising half of the sine: (1 + 2A/pi) / 2 = 0.755 */
+    CHECK_NEAR(peak, 0.5 + 0.8 / M_PI, 0.03);
+    free(recs);
+}
