@@ -390,5 +390,10 @@ TEST(profile_errors_name_file_and_line)
     CHECK_EQ_INT(load_text("f.ini", "[device d]\nmem_bw_gbs = 1\nthis line has no equals\n", err,
                            sizeof err, &lib), -1);
     CHECK(strstr(err, "f.ini:3:"));
+    CHECK_EQ_INT(load_text("g.ini", "[device small]\nmem_bw_gbs = 100\ntflops = 10\nmem_gb = 8\n"
+                           "[model big]\nparams_b = 7\nvision_params_b = 0.5\n"
+                           "[node n3]\ndevice = small\nmodel = big\n", err, sizeof err, &lib), 0);
+    CHECK_EQ_INT(node_lib_resolve(&lib, "n3", &n, err, sizeof err), -1);
+    CHECK(strstr(err, "g.ini:9:") && strstr(err, "15.0 GB") && strstr(err, "8.0 GB"));
     node_lib_fini(&lib);
 }

@@ -594,6 +594,15 @@ int node_lib_resolve(const struct node_lib *lib, const char *node_name, struct f
                  "prefill_tps)", n->file, n->line, n->name, d->name, m->name);
         return -1;
     }
+    /* the weights (language model + vision encoder) must fit the device's memory */
+    double all_bytes = (m->params_b + m->vision_params_b) * 1e9 * m->bytes_per_param;
+    if (d->mem_gb > 0 && all_bytes > d->mem_gb * 1e9) {
+        snprintf(err, errlen, "%s:%d: [node %s]: model %s needs %.1f GB of weights, device %s "
+                 "has %.1f GB (use a larger device, fewer bytes_per_param, or mem_gb = 0 for "
+                 "unknown)", n->file, n->line, n->name, m->name, all_bytes / 1e9, d->name,
+                 d->mem_gb);
+        return -1;
+    }
     p->tpot_slope = n->tpot_slope;
     p->max_seqs = n->max_seqs;
     p->context_limit = m->context_limit;

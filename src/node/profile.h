@@ -35,7 +35,7 @@ struct node_device {
     char name[FY_NAME_MAX];
     double mem_bw_gbs;          /* GB/s (1e9 bytes) */
     double tflops;              /* dense fp16/bf16 TFLOP/s */
-    double mem_gb;
+    double mem_gb;              /* weights must fit (checked by resolve); 0 = unknown */
     double eff_decode, eff_prefill; /* (0,1]; defaults 0.6 and 0.4 */
     int line;                   /* where it was defined */
     char file[256];
