@@ -385,6 +385,7 @@ struct agent {
     /* ferry: immediate response statistics per (previous action, task) × action */
     struct qcell r[NCTX_PREV][M4A1_NTASK][M4A1_NACT];
     double rem_turns[M4A1_MAX_TURNS + 1]; /* E[N − t | N > t] over training dialogues */
+    double z, slack;  /* ferry: LCB width and pacing slack, chosen on the training dialogues */
 };
 
 struct step_ctx {
@@ -421,14 +422,16 @@ static int lcio_pick(const struct agent *ag, const struct step_ctx *c, double ep
 
 /* ferry on M4A1: the action with the best lower-confidence reward among those whose
  * latency and cost fit the paced allowance (remaining budget / expected remaining
- * turns, × 1.5 slack) and the remaining budget; local when none does. */
-static int ferry_pick(const struct agent *ag, const struct step_ctx *c, double z)
+ * turns, × slack) and the remaining budget; local when none does. z and slack are
+ * chosen on the training dialogues (m4a1_replay). */
+static int ferry_pick(const struct agent *ag, const struct step_ctx *c)
 {
+    double z = ag->z;
     const struct m4a1_turn *tu = &c->d->turn[c->t];
     int p = prev_of(c), task = tu->task;
     double er = ag->rem_turns[c->t < M4A1_MAX_TURNS ? c->t : M4A1_MAX_TURNS];
     if (er < 1) er = 1;
-    double allow_s = 1.5 * c->rem_s / er, allow_usd = 1.5 * c->rem_usd / er;
+    double allow_s = ag->slack * c->rem_s / er, allow_usd = ag->slack * c->rem_usd / er;
     int best = 0;
     double bv = -INFINITY;
     for (int a = 0; a < M4A1_NACT; a++) {
@@ -451,7 +454,7 @@ static int pick(int pol, const struct agent *ag, const struct step_ctx *c, struc
     case POL_CLOUD: return 1 + (int)rng_below(r, M4A1_NACT - 1);
     case POL_RANDOM: return rng_uniform(r) < 0.5 ? 0 : 1 + (int)rng_below(r, M4A1_NACT - 1);
     case POL_LCIO: return lcio_pick(ag, c, 0, r);
-    default: return ferry_pick(ag, c, 1.0);
+    default: return ferry_pick(ag, c);
     }
 }
 
@@ -711,6 +714,24 @@ int m4a1_replay(const struct m4a1 *m, const struct m4a1_opts *o, struct m4a1_rep
                 episode(&e, d, POL_LCIO, &ag[0], 1, eps, &r, &ds);
                 if (ep < 20) episode(&e, d, POL_FERRY, &ag[1], 1, 1, &r, &ds);
             }
+        }
+        /* ferry's two parameters: the best mean reward on the training dialogues */
+        {
+            static const double zs[] = {0, 0.5, 1, 2}, slacks[] = {1, 1.5, 2, 3, 1e9};
+            double best = -INFINITY, bz = 1, bsl = 1.5;
+            for (size_t zi = 0; zi < sizeof zs / sizeof zs[0]; zi++)
+                for (size_t si = 0; si < sizeof slacks / sizeof slacks[0]; si++) {
+                    ag[1].z = zs[zi];
+                    ag[1].slack = slacks[si];
+                    double rw = 0;
+                    for (int k = ntest; k < m->n; k++) {
+                        episode(&e, &m->d[order[k]], POL_FERRY, &ag[1], 0, 0, &r, &ds);
+                        rw += ds.reward_sum;
+                    }
+                    if (rw > best + 1e-9) best = rw, bz = zs[zi], bsl = slacks[si];
+                }
+            ag[1].z = bz;
+            ag[1].slack = bsl;
         }
         /* evaluate every policy on the held-out dialogues */
         for (int pol = 0; pol < POL__N; pol++) {
