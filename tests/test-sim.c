@@ -573,3 +573,20 @@ TEST(sim_arrival_processes_have_their_shape)
     CHECK_NEAR(peak, 0.5 + 0.8 / M_PI, 0.03);
     free(recs);
 }
+
+TEST(sim_privacy_share_marks_requests_edge_only)
+{
+    const char *sets[] = {"experiment.requests=4000", "experiment.privacy_edge_share=0.25",
+                          "sweep.values=wan-300", NULL};
+    struct sim_setup *s = calloc(1, sizeof *s);
+    struct sim_result *r = calloc(1, sizeof *r);
+    char err[512];
+    CHECK_EQ_INT(build(s, "data/experiments/moaoff-vqav2.ini", sets, err, sizeof err), 0);
+    CHECK_EQ_INT(run(s, "cloud-only", 2, NULL, r), 0);
+    CHECK_NEAR((double)r->privacy_violations / r->requests, 0.25, 0.02);
+    CHECK_EQ_INT(run(s, "edge-only", 2, NULL, r), 0);
+    CHECK_EQ_INT(r->privacy_violations, 0);
+    sim_setup_fini(s);
+    free(s);
+    free(r);
+}

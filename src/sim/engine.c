@@ -526,6 +526,10 @@ static void dispatch(struct eng *e, int ri, double t)
     }
     r->p_correct = true_p(e, r, &r->plan);
     r->correct = r->lat.u < r->p_correct;
+    if (r->prefs.privacy == FY_PRIV_EDGE_ONLY &&
+        (e->view[r->plan.node].role == FY_ROLE_CLOUD ||
+         (nsplit && e->view[r->aux.node].role == FY_ROLE_CLOUD)))
+        e->res->privacy_violations++;
     r->st0 = e->view[r->plan.node].st;
     r->link0 = e->view[r->plan.node].link;
     if (nsplit) {
@@ -608,6 +612,8 @@ static void new_request(struct eng *e, double t, int dl, int user)
     struct rng *rs = dl >= 0 ? &e->dlg[dl].rng : user >= 0 ? &e->user_rng[user] : &e->rng_wl;
     sim_workload_draw(&e->s->wl, rs, dl >= 0 ? &e->dlg[dl].d : NULL, &r->lat, &r->f);
     r->prefs = e->s->exp.prefs;
+    if (e->s->exp.privacy_edge_share > 0 && rng_uniform(rs) < e->s->exp.privacy_edge_share)
+        r->prefs.privacy = FY_PRIV_EDGE_ONLY;
     if (dl >= 0) snprintf(r->prefs.session, sizeof r->prefs.session, "%s", e->dlg[dl].session);
     pol_plan_keep(&r->plan, 0);
 

@@ -40,6 +40,7 @@ struct sim_result {
     double sum_up_ms, sum_queue_ms, sum_vision_ms, sum_prefill_ms, sum_decode_ms;
     double sum_cost_usd, sum_bytes_up;
     long plans_split, plans_downscale, plans_drop;
+    long privacy_violations;     /* edge-only requests whose data reached a cloud node */
     double makespan_ms;          /* last completion */
     double decide_ns;            /* wall-clock time in policy decide (not deterministic) */
     int nnodes;

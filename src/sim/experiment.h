@@ -80,6 +80,7 @@ struct sim_exp {
     struct sim_arrivals arr;
     struct fy_prefs prefs;          /* applied to every request */
     double prefill_share;
+    double privacy_edge_share;      /* share of requests marked edge-only (fy_prefs.privacy) */
     struct sim_quality q;
     char pred_model[512];
     char sweep_key[128];

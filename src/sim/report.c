@@ -92,8 +92,11 @@ void sim_report_table(const struct sim_report *r, FILE *out)
     const struct sim_setup *s = r->setup;
     int ci = r->nseeds > 1;
     int w = ci ? 15 : 9;
-    fprintf(out, "experiment %s: workload %s, %ld requests per run, %d seed%s (from %llu)%s\n",
-            s->exp.name, s->wl.name, s->exp.requests, r->nseeds, r->nseeds > 1 ? "s" : "",
+    char amount[96];
+    if (s->exp.requests > 0) snprintf(amount, sizeof amount, "%ld requests", s->exp.requests);
+    else snprintf(amount, sizeof amount, "arrivals for %g s", s->exp.duration_s);
+    fprintf(out, "experiment %s: workload %s, %s per run, %d seed%s (from %llu)%s\n",
+            s->exp.name, s->wl.name, amount, r->nseeds, r->nseeds > 1 ? "s" : "",
             (unsigned long long)s->exp.seed, ci ? "; mean ± 95 % CI over seeds" : "");
     fprintf(out, "nodes:");
     for (int i = 0; i < s->nnodes; i++)
@@ -143,6 +146,17 @@ void sim_report_table(const struct sim_report *r, FILE *out)
             fprintf(out, "\n");
         }
     }
+    if (s->exp.privacy_edge_share > 0) {
+        fprintf(out, "\nprivacy violations (edge-only requests sent to a cloud node), per run:");
+        for (int p = 0; p < r->npol; p++) {
+            double tot = 0;
+            for (int k = 0; k < r->nsweep; k++)
+                for (int si = 0; si < r->nseeds; si++)
+                    tot += (double)sim_report_get(r, k, p, si)->privacy_violations;
+            fprintf(out, " %s %.1f%s", r->pol_names[p], tot / (r->nsweep * r->nseeds),
+                    p + 1 < r->npol ? "," : "\n");
+        }
+    }
     if (r->timing) {
         fprintf(out, "\ndecision time, µs per request (wall clock; varies between runs):");
         for (int p = 0; p < r->npol; p++) {
@@ -167,7 +181,7 @@ int sim_report_csv(const struct sim_report *r, const char *path, char *err, size
     const struct sim_setup *s = r->setup;
     fprintf(fp, "experiment,sweep_key,sweep_value,policy,seed,requests");
     for (size_t m = 0; m < NMETRICS; m++) fprintf(fp, ",%s", g_metrics[m].csv);
-    fprintf(fp, ",split_plans,downscale_plans,drop_plans");
+    fprintf(fp, ",split_plans,downscale_plans,drop_plans,privacy_violations");
     for (int i = 0; i < s->nnodes; i++)
         fprintf(fp, ",share_%s,util_%s,aux_%s", s->nodes[i].name, s->nodes[i].name, s->nodes[i].name);
     if (r->timing) fprintf(fp, ",decide_us");
@@ -183,7 +197,8 @@ int sim_report_csv(const struct sim_report *r, const char *path, char *err, size
                     fputc(',', fp);
                     fprintf(fp, g_metrics[m].fmt, g_metrics[m].get(x));
                 }
-                fprintf(fp, ",%ld,%ld,%ld", x->plans_split, x->plans_downscale, x->plans_drop);
+                fprintf(fp, ",%ld,%ld,%ld,%ld", x->plans_split, x->plans_downscale, x->plans_drop,
+                        x->privacy_violations);
                 for (int i = 0; i < s->nnodes; i++)
                     fprintf(fp, ",%.4f,%.4f,%ld", safe_div(x->node[i].requests, x->requests),
                             safe_div(x->node[i].busy_ms, x->makespan_ms), x->node[i].aux_requests);
