@@ -4,8 +4,11 @@
 #include "test.h"
 
 #include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -913,4 +916,98 @@ TEST(emu_collect_reports_bad_dataset_lines)
     fclose(fp);
     CHECK(emu_collect_run(&o, &st, err, sizeof err) < 0);
     CHECK(strstr(err, "nope.png: not found") != NULL);
+}
+
+/* ==== the command line: ferry emulate --profile FILE ================================== */
+
+TEST(emu_cli_profile_link_and_port_file)
+{
+    const char *bin = getenv("FERRY_BIN");
+    if (!bin || !*bin) bin = "build/ferry";
+    CHECK(access(bin, X_OK) == 0);
+    char ini[512], portf[512], img[512];
+    snprintf(ini, sizeof ini, "%s", test_tmp_path("node.ini"));
+    snprintf(portf, sizeof portf, "%s", test_tmp_path("emu.port"));
+    snprintf(img, sizeof img, "%s/images/photo-cat-chelsea.png", test_shared_dir());
+    FILE *fp = fopen(ini, "w");
+    CHECK(fp);
+    /* a slow 2 Mbit/s link: the 240 kB image needs about 1 s of modelled upload */
+    fputs("[device gpu]\nmem_bw_gbs = 900\ntflops = 70\nmem_gb = 24\n"
+          "[model tiny-vl]\nparams_b = 2\nvision_params_b = 0.6\nbytes_per_param = 2\n"
+          "patches_per_token = 4\nvt_family = qwen2vl\ncontext_limit = 32768\ncap = 1\n"
+          "[link slow]\nkind = const\nup_mbps = 2\ndown_mbps = 2\nrtt_ms = 20\n"
+          "[node test-edge]\ndevice = gpu\nmodel = tiny-vl\nrole = edge\nlink = slow\n"
+          "max_seqs = 4\ntpot_slope = 0.05\n", fp);
+    fclose(fp);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) dup2(null, 1);
+        execl(bin, bin, "emulate", "--profile", ini, "--port-file", portf, "--time-scale",
+              "0.2", (char *)NULL);
+        _exit(127);
+    }
+    int port = 0;
+    for (int i = 0; i < 200 && !port; i++) {
+        FILE *pf = fopen(portf, "r");
+        if (pf) {
+            if (fscanf(pf, "%d", &port) != 1) port = 0;
+            fclose(pf);
+        }
+        if (!port) usleep(20000);
+    }
+    struct fx f; /* only the URL is used */
+    memset(&f, 0, sizeof f);
+    snprintf(f.url, sizeof f.url, "http://127.0.0.1:%d", port);
+    struct resp m, r;
+    memset(&m, 0, sizeof m);
+    memset(&r, 0, sizeof r);
+    buf_init(&m.body);
+    buf_init(&r.body);
+    char *body = NULL;
+    if (port) {
+        get(&f, "/v1/models", &m);
+        /* the cat photo inline */
+        FILE *ip = fopen(img, "rb");
+        unsigned char *raw = malloc(300000);
+        size_t n = ip && raw ? fread(raw, 1, 300000, ip) : 0;
+        if (ip) fclose(ip);
+        struct buf b;
+        buf_init(&b);
+        buf_puts(&b, "{\"model\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+                     "\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,");
+        static const char tb[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        for (size_t i = 0; i < n; i += 3) {
+            unsigned v = (unsigned)raw[i] << 16 | (i + 1 < n ? raw[i + 1] << 8 : 0) |
+                         (i + 2 < n ? raw[i + 2] : 0);
+            char q[4] = {tb[v >> 18 & 63], tb[v >> 12 & 63], i + 1 < n ? tb[v >> 6 & 63] : '=',
+                         i + 2 < n ? tb[v & 63] : '='};
+            buf_append(&b, q, 4);
+        }
+        buf_puts(&b, "\"}},{\"type\":\"text\",\"text\":\"What is this?\"}]}],"
+                     "\"metadata\":{\"out_tokens\":4}}");
+        free(raw);
+        body = buf_steal(&b);
+        chat(&f, body, &r);
+    }
+    kill(pid, SIGTERM);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    free(body);
+    CHECK(port > 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0); /* SIGTERM: clean exit */
+    CHECK_EQ_INT(m.status, 200);
+    CHECK(strstr(m.body.data, "\"id\":\"tiny-vl\"") != NULL);
+    CHECK_EQ_INT(r.status, 200);
+    cJSON *j = cJSON_Parse(r.body.data);
+    CHECK(j);
+    int pt = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "prompt_tokens")->valueint;
+    cJSON_Delete(j);
+    /* 451x300 -> Qwen2-VL smart resize 448x308 -> 16 x 11 = 176 visual tokens */
+    CHECK(pt >= 176 + 4);
+    /* 240 kB over 2 Mbit/s is ~0.96 s modelled, 0.19 s wall at scale 0.2: a lower bound */
+    CHECK(r.t_end - r.t_start >= 150);
+    buf_fini(&m.body);
+    buf_fini(&r.body);
 }
