@@ -179,9 +179,10 @@ LCIO's qualitative result (RC-A2C: more reward than the baselines at zero budget
 violations). Our \`lcio\` is a tabular primal-dual Q-learner, not the paper's PPO/A2C,
 and the outcome of unlogged actions is LCIO's kNN over 352 logged turns, so the numbers
 are not comparable to the paper's (which the repository reports on synthetic data).
-\`ferry\`'s M4A1 variant (lower confidence bound on response, budget pacing) earns less
-reward than \`lcio\` there: pacing by the expected remaining turns is more cautious than
-the learned values. MGQP trained on the logged scores ranks held-out turns clearly
+\`ferry\`'s M4A1 variant (lower confidence bound on response, budget pacing; both
+parameters picked on the training dialogues) earns less reward than \`lcio\` there: its
+response statistics condition on the previous action and task only, while the Q-learner
+also sees the remaining budget and plans over the rest of the dialogue. MGQP trained on the logged scores ranks held-out turns clearly
 better than its prior (AUC in the table), from the question text, task, node and views.
 
 **Predictors.** On simulator traces MGQP reaches AUC ≈ 0.81–0.83 with calibration error
