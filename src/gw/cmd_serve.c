@@ -43,6 +43,11 @@ static int check(const struct gw_config *c)
                 c->policy);
         return 1;
     }
+    if (!strcmp(p->name, "oracle")) {
+        fprintf(stderr, "ferry serve: %s: [policy] name = oracle: the oracle needs the "
+                "simulator's ground truth; it cannot serve real requests\n", c->path);
+        return 1;
+    }
     void *st = NULL;
     if (p->init && p->init(&st, c->policy_params[0] ? c->policy_params : NULL, err, sizeof err)) {
         fprintf(stderr, "ferry serve: %s: [policy] params: %s\n", c->path, err);

@@ -1406,6 +1406,11 @@ struct gw_server *gw_server_new(struct event_base *base, const struct gw_config 
         buf_fini(&names);
         goto fail;
     }
+    if (!strcmp(s->pol->name, "oracle")) {
+        snprintf(err, errlen, "%s: [policy] name = oracle: the oracle needs the simulator's "
+                 "ground truth; it cannot serve real requests", cfg->path);
+        goto fail;
+    }
     if (s->pol->init) {
         char e[256] = "";
         if (s->pol->init(&s->pol_state, cfg->policy_params[0] ? cfg->policy_params : NULL, e,
