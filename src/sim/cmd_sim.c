@@ -71,8 +71,8 @@ static int image_pool(const char *dir, const char *out_path)
         for (int i = 0; i < n; i++) free(names[i]);
         return 1;
     }
-    fprintf(out, "name,format,width,height,bytes,c_res,c_edge,c_ent,c_lap,c_img,tok_qwen2vl,"
-                 "tok_llava,tok_generic\n");
+    fprintf(out, "name,format,width,height,bytes,sobel_mean,entropy,laplacian_var,c_res,c_edge,"
+                 "c_ent,c_lap,c_img,tok_qwen2vl,tok_llava,tok_generic\n");
     struct feat_image_opts o;
     feat_image_opts_default(&o);
     int rows = 0;
@@ -100,8 +100,9 @@ static int image_pool(const char *dir, const char *out_path)
             continue;
         }
         free(buf);
-        fprintf(out, "%s,%s,%d,%d,%zu,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%d,%d\n", names[i],
-                feat_image_format_name(f.format), f.width, f.height, f.bytes, f.c_res, f.c_edge,
+        fprintf(out, "%s,%s,%d,%d,%zu,%.4f,%.5f,%.3f,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%d,%d\n", names[i],
+                feat_image_format_name(f.format), f.width, f.height, f.bytes, f.sobel_mean,
+                f.entropy, f.laplacian_var, f.c_res, f.c_edge,
                 f.c_ent, f.c_lap, f.c_img, f.tokens[FY_VT_QWEN2VL], f.tokens[FY_VT_LLAVA],
                 f.tokens[FY_VT_GENERIC]);
         rows++;

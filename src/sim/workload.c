@@ -237,13 +237,15 @@ int sim_pool_load(const char *path, struct sim_image **out, int *n, char *err, s
         char fmt[16];
         long bytes;
         int w, h, t0, t1, t2;
-        double cr, ce, cn, cl, ci;
-        int k = sscanf(line, "%63[^,],%15[^,],%d,%d,%ld,%lf,%lf,%lf,%lf,%lf,%d,%d,%d", im->name,
-                       fmt, &w, &h, &bytes, &cr, &ce, &cn, &cl, &ci, &t0, &t1, &t2);
-        if (k != 13 || w <= 0 || h <= 0 || bytes <= 0 || !(ci >= 0 && ci <= 1) || t0 < 0 ||
-            t1 < 0 || t2 < 0) {
-            snprintf(err, errlen, "%s:%d: expected name,format,width,height,bytes,c_res,c_edge,"
-                     "c_ent,c_lap,c_img,tok_qwen2vl,tok_llava,tok_generic", path, lineno);
+        double sob, ent, lap, cr, ce, cn, cl, ci;
+        int k = sscanf(line, "%63[^,],%15[^,],%d,%d,%ld,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%d,%d,%d",
+                       im->name, fmt, &w, &h, &bytes, &sob, &ent, &lap, &cr, &ce, &cn, &cl, &ci,
+                       &t0, &t1, &t2);
+        if (k != 16 || w <= 0 || h <= 0 || bytes <= 0 || !(ci >= 0 && ci <= 1) || t0 < 0 ||
+            t1 < 0 || t2 < 0 || !(sob >= 0) || !(ent >= 0) || !(lap >= 0)) {
+            snprintf(err, errlen, "%s:%d: expected name,format,width,height,bytes,sobel_mean,"
+                     "entropy,laplacian_var,c_res,c_edge,c_ent,c_lap,c_img,tok_qwen2vl,tok_llava,"
+                     "tok_generic", path, lineno);
             rc = -1;
             break;
         }
@@ -252,6 +254,9 @@ int sim_pool_load(const char *path, struct sim_image **out, int *n, char *err, s
         im->f.width = w;
         im->f.height = h;
         im->f.bytes = (size_t)bytes;
+        im->f.sobel_mean = sob;
+        im->f.entropy = ent;
+        im->f.laplacian_var = lap;
         im->f.c_res = cr;
         im->f.c_edge = ce;
         im->f.c_ent = cn;

@@ -96,8 +96,9 @@ int sim_workload_feed(struct sim_workload *w, const char *file, const char *sect
  * absolute). */
 int sim_workload_finish(struct sim_workload *w, const char *dir, char *err, size_t errlen);
 
-/* Reads an image pool CSV (header line, then name,format,width,height,bytes,c_res,
- * c_edge,c_ent,c_lap,c_img,tok_qwen2vl,tok_llava,tok_generic). */
+/* Reads an image pool CSV (header line, then name,format,width,height,bytes,
+ * sobel_mean,entropy,laplacian_var,c_res,c_edge,c_ent,c_lap,c_img,tok_qwen2vl,tok_llava,
+ * tok_generic; the fields of struct fy_image_features). */
 int sim_pool_load(const char *path, struct sim_image **out, int *n, char *err, size_t errlen);
 
 /* Starts a dialogue (draws turns and views). */
