@@ -430,7 +430,11 @@ static int parse_data_url(struct fy_image_ref *im, const char *url, const char *
         fail(e, 400, path, "%s", perr);
         return -1;
     }
-    if (w <= 0 || h <= 0 || (uint64_t)w * (uint64_t)h > l->max_pixels) {
+    if (w <= 0 || h <= 0) {
+        fail(e, 400, path, "image of %dx%d pixels has no pixels", w, h);
+        return -1;
+    }
+    if ((uint64_t)w * (uint64_t)h > l->max_pixels) {
         fail(e, 413, path, "image of %dx%d pixels exceeds the limit of %llu pixels", w, h,
              (unsigned long long)l->max_pixels);
         return -1;
