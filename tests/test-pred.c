@@ -534,6 +534,8 @@ TEST(m4a1_replay_respects_budgets_and_mgqp_learns)
     /* MGQP trained on logged scores ranks held-out turns better than its prior */
     CHECK(r.auc > r.auc_prior);
     CHECK(r.auc > 0.6);
+    /* ... and the question text (feat/text.h features) carries signal of its own */
+    CHECK(r.auc > r.auc_notext);
     m4a1_fini(&m);
 }
 

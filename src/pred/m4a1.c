@@ -2,7 +2,6 @@
 #include "pred/m4a1.h"
 
 #include <cJSON.h>
-#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -10,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "feat/text.h"
 #include "pred/pred.h"
 #include "util/rng.h"
 
@@ -532,45 +532,28 @@ static void episode(const struct env *e, const struct m4a1_dialogue *d, int pol,
 
 /* ==== MGQP on the logged scores ==================================================== */
 
-/* Request features of a logged turn: the question's words hashed into the n-gram
- * vector (FNV-1a, signed, L2-normalised; task as an extra pseudo-word), its length,
- * the three views as images whose complexity is the view's association score. */
-static void turn_features(const struct m4a1_dialogue *d, int t, struct fy_features *f)
+/* Request features of a logged turn, computed as the gateway computes them for a live
+ * request (feat/text.h: token estimate, MoA-Off text scores, hashed word uni/bigrams),
+ * plus the task category as an extra hashed word ("m4a1task0".."m4a1task3"), and the
+ * three views as images whose complexity is the view's association score. */
+static void turn_features(const struct m4a1_dialogue *d, int t, int with_text,
+                          struct fy_features *f)
 {
     const struct m4a1_turn *tu = &d->turn[t];
     memset(f, 0, sizeof *f);
-    const char *s = tu->question;
-    int words = 0;
-    char w[64];
-    size_t wl = 0;
-    for (const char *p = s;; p++) {
-        if (*p && (isalnum((unsigned char)*p) || *p == '\'')) {
-            if (wl < sizeof w - 1) w[wl++] = (char)tolower((unsigned char)*p);
-            continue;
-        }
-        if (wl) {
-            w[wl] = 0;
-            uint32_t h = 2166136261u;
-            for (size_t k = 0; k < wl; k++) {
-                h ^= (unsigned char)w[k];
-                h *= 16777619u;
-            }
-            f->ngram[h % FY_HASH_DIM] += (h >> 31) ? -1.0f : 1.0f;
-            words++;
-            wl = 0;
-        }
-        if (!*p) break;
-    }
-    uint32_t h = 2166136261u ^ (uint32_t)(tu->task + 1);
-    h *= 16777619u;
-    f->ngram[h % FY_HASH_DIM] += 2.0f;
-    double n2 = 0;
-    for (int k = 0; k < FY_HASH_DIM; k++) n2 += (double)f->ngram[k] * f->ngram[k];
-    if (n2 > 0)
-        for (int k = 0; k < FY_HASH_DIM; k++) f->ngram[k] = (float)(f->ngram[k] / sqrt(n2));
-    f->text_tokens = f->last_text_tokens = (int)(words * 1.3 + 0.5);
-    f->c_L = fmin(1.0, f->text_tokens / 128.0);
-    f->c_text = 0.5 * f->c_L;
+    size_t n = with_text ? strlen(tu->question) : 0;
+    struct feat_text_stats st;
+    feat_text_stats(tu->question, n, NULL, &st);
+    feat_text_ngrams_add(f->ngram, tu->question, n);
+    char task[16];
+    snprintf(task, sizeof task, "m4a1task%d", tu->task);
+    for (int k = 0; k < 2; k++) feat_text_ngrams_add(f->ngram, task, strlen(task));
+    feat_text_ngrams_normalize(f->ngram);
+    f->text_tokens = f->last_text_tokens = st.tokens;
+    f->sentences = st.sentences;
+    f->c_L = st.c_L;
+    f->c_ner = st.c_ner;
+    f->c_text = st.c_text;
     f->turn = t;
     f->task = FY_TASK_CHAT;
     f->nimages = 3;
@@ -593,8 +576,10 @@ static int cmp_d(const void *a, const void *b)
 
 /* Trains MGQP (nodes local and cloud) on the training dialogues' logged turns with
  * label score > median(training scores), returns held-out AUC (and the AUC of the
- * untrained prior, and of a task-only baseline through *auc_task). */
-static double mgqp_auc(const struct m4a1 *m, const int *is_test, double *auc_prior, double *brier)
+ * untrained prior). with_text = 0 leaves the question text out (task, node, views,
+ * turn only): the reference that shows what the text adds. */
+static double mgqp_auc(const struct m4a1 *m, const int *is_test, int with_text,
+                       double *auc_prior, double *brier)
 {
     struct fy_node nodes[2];
     memset(nodes, 0, sizeof nodes);
@@ -618,7 +603,7 @@ static double mgqp_auc(const struct m4a1 *m, const int *is_test, double *auc_pri
         for (int i = 0; i < m->n; i++) {
             if (is_test[i]) continue;
             for (int t = 0; t < m->d[i].nturns; t++) {
-                turn_features(&m->d[i], t, &f);
+                turn_features(&m->d[i], t, with_text, &f);
                 turn_plan(m->d[i].turn[t].action, &plan);
                 mgqp_observe(&p->node[plan.node].mgqp, &f, &plan, m->d[i].turn[t].score > med);
             }
@@ -628,7 +613,7 @@ static double mgqp_auc(const struct m4a1 *m, const int *is_test, double *auc_pri
     for (int i = 0; i < m->n; i++) {
         if (!is_test[i]) continue;
         for (int t = 0; t < m->d[i].nturns && n < 4096; t++) {
-            turn_features(&m->d[i], t, &f);
+            turn_features(&m->d[i], t, with_text, &f);
             turn_plan(m->d[i].turn[t].action, &plan);
             double y = m->d[i].turn[t].score > med;
             double s = mgqp_predict(&p->node[plan.node].mgqp, &f, &plan, NULL);
@@ -756,9 +741,11 @@ int m4a1_replay(const struct m4a1 *m, const struct m4a1_opts *o, struct m4a1_rep
             acc_add(&a->over, &q->over, over / ntest);
             if (over / ntest > a->max_over) a->max_over = over / ntest;
         }
-        double a0, br;
-        double a = mgqp_auc(m, is_test, &a0, &br);
-        if (isfinite(a) && isfinite(a0)) {
+        double a0, br, a0n, brn;
+        double a = mgqp_auc(m, is_test, 1, &a0, &br);
+        double an = mgqp_auc(m, is_test, 0, &a0n, &brn);
+        if (isfinite(a) && isfinite(a0) && isfinite(an)) {
+            rep->auc_notext += an;
             rep->auc += a;
             rep->auc_prior += a0;
             rep->brier += br;
@@ -779,10 +766,11 @@ int m4a1_replay(const struct m4a1 *m, const struct m4a1_opts *o, struct m4a1_rep
     }
     if (nauc) {
         rep->auc /= nauc;
+        rep->auc_notext /= nauc;
         rep->auc_prior /= nauc;
         rep->brier /= nauc;
     } else {
-        rep->auc = rep->auc_prior = rep->brier = NAN;
+        rep->auc = rep->auc_prior = rep->brier = rep->auc_notext = NAN;
     }
     rc = 0;
 cleanup:
@@ -860,8 +848,9 @@ int m4a1_main(int argc, char **argv)
                100 * a->sd_over);
     }
     printf("\nMGQP on logged scores (label: score > training median): held-out AUC %.3f "
-           "(untrained prior %.3f), Brier %.3f; mean over %d seed%s\n",
-           rep.auc, rep.auc_prior, rep.brier, o.seeds, o.seeds > 1 ? "s" : "");
+           "(without the question text %.3f, untrained prior %.3f), Brier %.3f; mean over "
+           "%d seed%s\n",
+           rep.auc, rep.auc_notext, rep.auc_prior, rep.brier, o.seeds, o.seeds > 1 ? "s" : "");
     m4a1_fini(&m);
     return 0;
 }

@@ -78,6 +78,7 @@ struct m4a1_result {
 struct m4a1_report {
     struct m4a1_result pol[M4A1_POL__N];
     double auc, auc_prior, brier;   /* MGQP on the held-out logged turns (means) */
+    double auc_notext;              /* the same without the question text */
     int turns, refusals;
 };
 
