@@ -590,3 +590,31 @@ TEST(sim_privacy_share_marks_requests_edge_only)
     free(s);
     free(r);
 }
+
+TEST(sim_dialogue_budgets_are_per_dialogue)
+{
+    const char *sets[] = {"experiment.requests=600", NULL};
+    const char *tight[] = {"experiment.requests=600", "experiment.dialogue_budget_ms=2000", NULL};
+    struct sim_setup *s = calloc(1, sizeof *s);
+    struct sim_result *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    char err[512];
+    CHECK_EQ_INT(build(s, "data/experiments/dialogue.ini", sets, err, sizeof err), 0);
+    CHECK_EQ_INT(run(s, "cloud-only", 1, NULL, a), 0);
+    sim_setup_fini(s);
+    CHECK_EQ_INT(build(s, "data/experiments/dialogue.ini", tight, err, sizeof err), 0);
+    CHECK_EQ_INT(run(s, "cloud-only", 1, NULL, b), 0);
+    sim_setup_fini(s);
+    /* every turn belongs to a finished dialogue of 2..5 turns */
+    CHECK_EQ_INT(a->dialogue_turns, a->requests);
+    CHECK(a->dialogues * 2 <= a->requests && a->dialogues * 5 >= a->requests);
+    CHECK_EQ_INT(a->dialogue_turns_correct, a->correct);
+    /* same dialogues, same latencies: only the verdict changes with the budget */
+    CHECK_NEAR(a->sum_dialogue_ms, b->sum_dialogue_ms, 1e-6);
+    CHECK(b->dialogues_in_budget < a->dialogues_in_budget);
+    /* a tight budget: a dialogue is in budget iff its turns sum to <= 2 s; the
+     * cloud-only WiFi calls take >= 1.9 s each (tmo-wifi, one view), so few are */
+    CHECK(b->dialogues_in_budget < b->dialogues / 2);
+    free(s);
+    free(a);
+    free(b);
+}

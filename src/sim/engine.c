@@ -71,6 +71,8 @@ struct sdlg {
     int user;
     char session[32];
     struct rng rng;             /* the dialogue's own stream: turns, content, think times */
+    double sum_e2e_ms, sum_cost_usd;
+    int turns_correct, turns_failed;
 };
 
 struct eng {
@@ -497,6 +499,13 @@ static void finish_request(struct eng *e, int ri, double t, int failed)
         sim_hist_add(&res->ttft, o.ttft_ms);
         if (t > res->makespan_ms) res->makespan_ms = t;
     }
+    if (r->dlg >= 0) {
+        struct sdlg *d = &e->dlg[r->dlg];
+        d->sum_e2e_ms += failed ? 0 : o.e2e_ms;
+        d->sum_cost_usd += o.cost_usd;
+        d->turns_correct += !failed && r->correct;
+        d->turns_failed += failed;
+    }
     if (e->o->trace) trace_request(e, r, &o);
     if (e->pol->observe || e->pred) {
         struct pol_ctx c;
@@ -746,6 +755,18 @@ static void schedule_followup(struct eng *e, const struct sreq *r, double t)
             if (heap_push(&e->ev, t + think, EV_VAL(EV_TURN, r->dlg, 0)) < 0) e->failed_alloc = 1;
             return;
         }
+        /* the dialogue is over: LCIO-style per-dialogue budgets */
+        const struct sim_exp *x = &e->s->exp;
+        struct sim_result *res = e->res;
+        res->dialogues++;
+        res->dialogue_turns_correct += d->turns_correct;
+        res->dialogue_turns += d->d.turns;
+        res->sum_dialogue_ms += d->sum_e2e_ms;
+        res->sum_dialogue_usd += d->sum_cost_usd;
+        int in_budget = d->turns_failed == 0 &&
+                        (!(x->dialogue_budget_ms > 0) || d->sum_e2e_ms <= x->dialogue_budget_ms) &&
+                        (!(x->dialogue_budget_usd > 0) || d->sum_cost_usd <= x->dialogue_budget_usd);
+        res->dialogues_in_budget += in_budget;
         d->active = 0;
     }
     if (r->user >= 0) {

@@ -41,6 +41,11 @@ struct sim_result {
     double sum_cost_usd, sum_bytes_up;
     long plans_split, plans_downscale, plans_drop;
     long privacy_violations;     /* edge-only requests whose data reached a cloud node */
+    long dialogues;              /* finished dialogues (multi-turn workloads) */
+    long dialogues_in_budget;    /* no failed turn, total latency and cost within budgets */
+    long dialogue_turns, dialogue_turns_correct;
+    double sum_dialogue_ms;      /* sum over dialogues of their turns' e2e latency */
+    double sum_dialogue_usd;
     double makespan_ms;          /* last completion */
     double decide_ns;            /* wall-clock time in policy decide (not deterministic) */
     int nnodes;

@@ -281,6 +281,10 @@ static int feed_exp(struct sim_exp *x, const char *key, const char *v, char *err
     if (!strcmp(key, "min_quality")) return num(key, v, -1, 1, &x->prefs.min_quality, err, errlen);
     if (!strcmp(key, "tradeoff")) return num(key, v, -1, 1, &x->prefs.tradeoff, err, errlen);
     if (!strcmp(key, "max_cost_usd")) return num(key, v, -1, 1e9, &x->prefs.max_cost_usd, err, errlen);
+    if (!strcmp(key, "dialogue_budget_ms"))
+        return num(key, v, 0, 1e12, &x->dialogue_budget_ms, err, errlen);
+    if (!strcmp(key, "dialogue_budget_usd"))
+        return num(key, v, 0, 1e9, &x->dialogue_budget_usd, err, errlen);
     if (!strcmp(key, "privacy_edge_share"))
         return num(key, v, 0, 1, &x->privacy_edge_share, err, errlen);
     if (!strcmp(key, "prefill_share")) {
@@ -293,7 +297,8 @@ static int feed_exp(struct sim_exp *x, const char *key, const char *v, char *err
     }
     snprintf(err, errlen, "[experiment]: unknown key '%s' (name, description, workload, nodes, "
              "requests, duration_s, seeds, seed, policies, params.POLICY, slo_ms, min_quality, "
-             "tradeoff, max_cost_usd, prefill_share, privacy_edge_share, pred_model)", key);
+             "tradeoff, max_cost_usd, prefill_share, privacy_edge_share, dialogue_budget_ms, "
+             "dialogue_budget_usd, pred_model)", key);
     return -1;
 }
 

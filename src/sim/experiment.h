@@ -81,6 +81,8 @@ struct sim_exp {
     struct fy_prefs prefs;          /* applied to every request */
     double prefill_share;
     double privacy_edge_share;      /* share of requests marked edge-only (fy_prefs.privacy) */
+    double dialogue_budget_ms;      /* per-dialogue latency budget (sum of turns); 0 = none */
+    double dialogue_budget_usd;     /* per-dialogue cost budget; 0 = none */
     struct sim_quality q;
     char pred_model[512];
     char sweep_key[128];

@@ -31,6 +31,10 @@ static double m_queue(const struct sim_result *x) { return safe_div(x->sum_queue
 static double m_vision(const struct sim_result *x) { return safe_div(x->sum_vision_ms, answered(x)); }
 static double m_prefill(const struct sim_result *x) { return safe_div(x->sum_prefill_ms, answered(x)); }
 static double m_decode(const struct sim_result *x) { return safe_div(x->sum_decode_ms, answered(x)); }
+static double m_dlg_budget(const struct sim_result *x) { return 100 * safe_div(x->dialogues_in_budget, x->dialogues); }
+static double m_dlg_s(const struct sim_result *x) { return safe_div(x->sum_dialogue_ms, x->dialogues) / 1000; }
+static double m_dlg_usd(const struct sim_result *x) { return safe_div(x->sum_dialogue_usd, x->dialogues); }
+static double m_dlg_score(const struct sim_result *x) { return safe_div(x->dialogue_turns_correct, x->dialogue_turns); }
 static double m_dec_us(const struct sim_result *x) { return safe_div(x->decide_ns, x->requests) / 1000; }
 
 struct metric {
@@ -59,6 +63,10 @@ static const struct metric g_metrics[] = {
     {"", "vision_ms", "%.2f", m_vision, 0},
     {"", "prefill_ms", "%.2f", m_prefill, 0},
     {"", "decode_ms", "%.2f", m_decode, 0},
+    {"", "dialogues_in_budget_pct", "%.2f", m_dlg_budget, 0},
+    {"", "dialogue_latency_s", "%.3f", m_dlg_s, 0},
+    {"", "dialogue_cost_usd", "%.5f", m_dlg_usd, 0},
+    {"", "dialogue_turn_accuracy", "%.4f", m_dlg_score, 0},
 };
 #define NMETRICS (sizeof g_metrics / sizeof g_metrics[0])
 
@@ -144,6 +152,25 @@ void sim_report_table(const struct sim_report *r, FILE *out)
                 fprintf(out, " %17s", c);
             }
             fprintf(out, "\n");
+        }
+    }
+    if (s->wl.turns_max > 1) {
+        for (int k = 0; k < r->nsweep; k++) {
+            fprintf(out, "\ndialogues%s%s%s: within budget %% (", r->sweep_key ? " [" : "",
+                    r->sweep_key ? r->sweep_val[k] : "", r->sweep_key ? "]" : "");
+            if (s->exp.dialogue_budget_ms > 0) fprintf(out, "latency <= %g s", s->exp.dialogue_budget_ms / 1000);
+            if (s->exp.dialogue_budget_ms > 0 && s->exp.dialogue_budget_usd > 0) fprintf(out, ", ");
+            if (s->exp.dialogue_budget_usd > 0) fprintf(out, "cost <= %g USD", s->exp.dialogue_budget_usd);
+            if (!(s->exp.dialogue_budget_ms > 0) && !(s->exp.dialogue_budget_usd > 0)) fprintf(out, "no budget");
+            fprintf(out, "), latency s, cost USD and turn accuracy per dialogue\n");
+            for (int p = 0; p < r->npol; p++) {
+                double a, ha, b, hb, c, hc, d, hd;
+                agg(r, k, p, m_dlg_budget, &a, &ha);
+                agg(r, k, p, m_dlg_s, &b, &hb);
+                agg(r, k, p, m_dlg_usd, &c, &hc);
+                agg(r, k, p, m_dlg_score, &d, &hd);
+                fprintf(out, "%-14s %8.2f %% %9.2f s %10.4f USD %8.3f\n", r->pol_names[p], a, b, c, d);
+            }
         }
     }
     if (s->exp.privacy_edge_share > 0) {
