@@ -183,7 +183,9 @@ are not comparable to the paper's (which the repository reports on synthetic dat
 parameters picked on the training dialogues) earns less reward than \`lcio\` there: its
 response statistics condition on the previous action and task only, while the Q-learner
 also sees the remaining budget and plans over the rest of the dialogue. MGQP trained on the logged scores ranks held-out turns clearly
-better than its prior (AUC in the table), from the question text, task, node and views.
+better than its prior (AUC in the table), from the question text (the same text
+features as the gateway's), task, node and views; without the text the AUC is lower, so
+the text carries signal of its own.
 
 **Predictors.** On simulator traces MGQP reaches AUC ≈ 0.81–0.83 with calibration error
 ≤ 0.05; MILP's end-to-end MAPE is about 19–44 % under ordinary load and much worse in
