@@ -129,7 +129,7 @@ static int lc_decide(void *state, const struct pol_ctx *c, struct fy_plan *out,
     double share_l = s->budget_ms / s->turns, share_c = s->budget_usd / s->turns;
     double lnN = log((double)s->plays + 2);
     int found = 0, fb_found = 0;
-    double best = 0, fb_best = 0;
+    double best = 0;
     struct fy_plan fb;
     struct fy_estimate best_e = {0}, fb_e = {0};
     for (int i = 0; i < c->nnodes && i < FY_MAX_NODES; i++) {
@@ -162,7 +162,6 @@ static int lc_decide(void *state, const struct pol_ctx *c, struct fy_plan *out,
                 best_e = e;
                 found = 1;
             }
-            (void)fb_best;
         }
     }
     if (!found) {
