@@ -86,6 +86,7 @@ struct emu_req {
     int sent_tokens;                /* content tokens written to the client */
     size_t sent_bytes;              /* bytes of ans.text written */
     int role_sent, mid_fired, finished;
+    int gone;                       /* the client's connection closed (req detached) */
     double t_arrive, t_first;       /* wall ms */
     double hold_until, pause_until; /* wall ms; fault stalls */
     char cid[40];
@@ -285,7 +286,9 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 {
     struct emu_req *r = arg;
     (void)evcon;
-    r->req = NULL;
+    /* libevent has detached the unfinished request from the dying connection and left
+     * it to us (http.c, evhttp_connection_incoming_fail): freed when reaped */
+    r->gone = 1;
     r->evcon = NULL;
     /* reaped by the next pump; run it soon */
     arm(r->s, 0);
@@ -338,6 +341,7 @@ static void record_done(struct emu_server *s, struct emu_req *r, double wall)
 static void req_free_one(struct emu_req *r)
 {
     detach(r);
+    if (r->gone && r->req) evhttp_request_free(r->req);
     emu_answer_fini(&r->ans);
     free(r);
 }
@@ -400,7 +404,7 @@ static int tokens_ready(struct emu_server *s, struct emu_req *r)
 /* Writes what r may send now. Returns 1 when r is finished (reply complete or dropped). */
 static int flush(struct emu_server *s, struct emu_req *r, double wall)
 {
-    if (!r->req) return 1;
+    if (!r->req || r->gone) return 1;
     if (r->fd.refuse) {
         drop_connection(r, 1);
         return 1;
@@ -498,7 +502,8 @@ static void pump(struct emu_server *s)
     double wall = clock_now_ms();
     s->pumping = 1;
     for (struct emu_req *r = s->head; r; r = r->next)
-        if (!r->in_svc && r->req && !r->fd.refuse && wall >= r->hold_until) submit(s, r, wall);
+        if (!r->in_svc && r->req && !r->gone && !r->fd.refuse && wall >= r->hold_until)
+            submit(s, r, wall);
     advance_model(s, wall);
     struct emu_req **pp = &s->head;
     while (*pp) {
@@ -764,7 +769,6 @@ static void handle_chat(struct emu_server *s, struct evhttp_request *req)
         .max_tokens = fr->max_tokens,
         .out_tokens = (int)meta_num(fr, "out_tokens", 0),
     };
-    req_free(fr);
     /* answers draw from a stream keyed by the body: the same request gets the same
      * answer and length (as at temperature 0), so policies compared on one workload
      * see the same node behaviour; faults stay on the server's sequential stream */
@@ -772,7 +776,9 @@ static void handle_chat(struct emu_server *s, struct evhttp_request *req)
     for (size_t i = 0; i < len; i++) hsh = (hsh ^ (uint8_t)body[i]) * 1099511628211ull;
     struct rng arng;
     rng_seed(&arng, s->o.seed ^ hsh);
-    if (emu_answer_make(&ai, &arng, &r->ans) < 0) {
+    int arc = emu_answer_make(&ai, &arng, &r->ans);
+    req_free(fr); /* ai.answer pointed into it */
+    if (arc < 0) {
         free(r);
         send_error(req, 500, "server_error", NULL, "out of memory");
         return;
