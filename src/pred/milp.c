@@ -116,6 +116,15 @@ static void x_prefill(const struct milp_ctx *c, double *x)
     x[3] = c->node->st.ewma_ttft_ms > 0 ? c->node->st.ewma_ttft_ms / 1000 : 0;
 }
 
+/* Vision regressors: visual tokens and the same congestion terms as prefill (the
+ * encoder runs in the prefill slot). */
+static void x_vision(const struct milp_ctx *c, double *x)
+{
+    x[0] = c->image_tokens;
+    x[1] = c->node->st.running;
+    x[2] = c->node->st.ewma_ttft_ms > 0 ? c->node->st.ewma_ttft_ms / 1000 : 0;
+}
+
 static void x_down(const struct milp_ctx *c, double out, double *x)
 {
     x[0] = c->node->link.rtt_ms / 2 +
@@ -139,8 +148,9 @@ void milp_init(struct milp *m, const struct fy_node *node)
     rls_init(&m->part[MILP_UP], 2, (double[]){1, 0}, (double[]){0.05, 100}, lam, 4);
     rls_init(&m->part[MILP_QUEUE], 2, (double[]){drain, 0}, (double[]){drain * drain, 1e4},
              lam, 100);
-    rls_init(&m->part[MILP_VISION], 1, (double[]){p->vision_ms_per_token},
-             (double[]){0.01 + p->vision_ms_per_token * p->vision_ms_per_token}, lam, 4);
+    rls_init(&m->part[MILP_VISION], 3, (double[]){p->vision_ms_per_token, 0, 0},
+             (double[]){0.01 + p->vision_ms_per_token * p->vision_ms_per_token, 100, 1e4},
+             lam, 4);
     rls_init(&m->part[MILP_PREFILL], 4, (double[]){pre, 0, 0, 0},
              (double[]){pre * pre, 100, 100, 1e4}, lam, 4);
     rls_init(&m->part[MILP_DECODE], 2, (double[]){dec, dec * p->tpot_slope},
@@ -189,7 +199,7 @@ void milp_predict(const struct milp *m, const struct fy_features *f, const struc
         e->t_queue_ms = nonneg(rls_predict(&m->part[MILP_QUEUE], x));
         var += rls_var(&m->part[MILP_QUEUE], x);
     }
-    x[0] = c->image_tokens;
+    x_vision(c, x);
     e->t_vision_ms = c->image_tokens > 0 ? nonneg(rls_predict(&m->part[MILP_VISION], x)) : 0;
     if (c->image_tokens > 0) var += rls_var(&m->part[MILP_VISION], x);
     x_prefill(c, x);
@@ -255,7 +265,7 @@ void milp_observe(struct milp *m, const struct fy_features *f, const struct milp
     rls_update(&m->part[MILP_UP], x, up);
     if (x_queue(c, x)) rls_update(&m->part[MILP_QUEUE], x, qu);
     if (c->image_tokens > 0) {
-        x[0] = c->image_tokens;
+        x_vision(c, x);
         rls_update(&m->part[MILP_VISION], x, vi);
     }
     x_prefill(c, x);
