@@ -19,6 +19,7 @@
 #include "emu/answers.h"
 #include "emu/collect.h"
 #include "emu/faults.h"
+#include "emu/load.h"
 #include "emu/score.h"
 #include "pred/trace.h"
 #include "emu/server.h"
@@ -1010,4 +1011,52 @@ TEST(emu_cli_profile_link_and_port_file)
     CHECK(r.t_end - r.t_start >= 150);
     buf_fini(&m.body);
     buf_fini(&r.body);
+}
+
+/* ==== ferry bench load ================================================================= */
+
+TEST(emu_load_runs_the_mixed_workload_reproducibly)
+{
+    struct emu_opts o;
+    opts_fast(&o);
+    o.capability = 1.5;
+    struct fx f;
+    CHECK(fx_start(&f, &o) == 0);
+    struct emu_load_opts lo;
+    emu_load_opts_default(&lo);
+    lo.url = f.url;
+    lo.base = test_shared_dir();
+    lo.requests = 40;
+    lo.concurrency = 3;
+    lo.seed = 5;
+    lo.feedback = 0; /* the emulator has no /v1/feedback */
+    struct emu_load_summary a, b;
+    char err[512] = "";
+    int rc1 = emu_load_run(&lo, &a, err, sizeof err);
+    int rc2 = emu_load_run(&lo, &b, err, sizeof err);
+    lo.seed = 6;
+    struct emu_load_summary c;
+    int rc3 = emu_load_run(&lo, &c, err, sizeof err);
+    fx_stop(&f);
+    if (rc1 || rc2 || rc3) fprintf(stderr, "  load: %s\n", err);
+    CHECK(rc1 == 0 && rc2 == 0 && rc3 == 0);
+    CHECK_EQ_INT(a.n, 40);
+    CHECK_EQ_INT(a.ok, 40);
+    /* capability 1.5 at mixed difficulties: neither all right nor all wrong */
+    CHECK(a.completed > 10 && a.completed < 40);
+    /* same seed, same requests, same answers */
+    CHECK_EQ_INT(b.completed, a.completed);
+    CHECK_NEAR(b.quality_sum, a.quality_sum, 1e-9);
+    CHECK(a.p50_ms <= a.p95_ms && a.p95_ms <= a.p99_ms);
+    CHECK_EQ_INT(a.nnodes, 1); /* no X-Ferry-Node header: one unnamed node */
+    CHECK_EQ_INT(c.n, 40);
+    FILE *mem = tmpfile();
+    CHECK(mem);
+    emu_load_print(mem, NULL, NULL);
+    emu_load_print(mem, "direct", &a);
+    rewind(mem);
+    char line[512];
+    CHECK(fgets(line, sizeof line, mem) && strstr(line, "compl%"));
+    CHECK(fgets(line, sizeof line, mem) && !strncmp(line, "direct", 6));
+    fclose(mem);
 }
