@@ -442,7 +442,10 @@ TEST(bombs_refused_before_decoding)
     /* PNG header claiming 100000 x 100000 with no data behind it */
     uint8_t png[33] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R',
                        0, 1, 0x86, 0xa0, 0, 1, 0x86, 0xa0, 8, 2, 0, 0, 0};
-    if (expect_error(png, sizeof png, "side above the limit", "PNG 100000x100000")) return;
+    if (expect_error(png, sizeof png,
+                     "100000x100000 (10000000000 pixels) exceeds the pixel limit of 40000000",
+                     "PNG 100000x100000"))
+        return;
     png[17] = 0, png[18] = 0x27, png[19] = 0x10; /* 10000 x 100000 -> 10000 x 10000 */
     png[21] = 0, png[22] = 0x27, png[23] = 0x10;
     if (expect_error(png, sizeof png, "10000x10000 (100000000 pixels) exceeds the pixel limit",
@@ -472,6 +475,55 @@ TEST(bombs_refused_before_decoding)
     CHECK(feat_image_analyze(p, n, &o, &f, err, sizeof err) != 0);
     CHECK(strstr(err, "bytes exceeds the limit") != NULL);
     free(p);
+    /* without a pixel limit the per-side limit still holds */
+    o.max_bytes = 0;
+    static const uint8_t wh[8] = {0, 1, 0x11, 0x70, 0, 0, 0, 10}; /* 70000 wide, 10 high */
+    memcpy(png + 16, wh, sizeof wh);
+    CHECK(feat_image_analyze(png, sizeof png, &o, &f, err, sizeof err) != 0);
+    CHECK_STR(err, "image: 70000x10 has a side above the limit of 65500 px");
+}
+
+TEST(cmyk_jpeg_is_converted)
+{
+    /* inverted CMYK as Adobe writes it: C=M=Y=255 is no ink; K=255 white, K=0 black */
+    enum { W = 32, H = 16 };
+    uint8_t cmyk[W * H * 4];
+    for (int i = 0; i < W * H; i++) {
+        uint8_t *q = cmyk + 4 * i;
+        q[0] = q[1] = q[2] = 255;
+        q[3] = (i % W) < W / 2 ? 255 : 0;
+    }
+    tjhandle tj = tjInitCompress();
+    unsigned char *jpg = NULL;
+    unsigned long len = 0;
+    CHECK(tj != NULL);
+    int rc = tjCompress2(tj, cmyk, W, 0, H, TJPF_CMYK, &jpg, &len, TJSAMP_444, 95, 0);
+    tjDestroy(tj);
+    CHECK_EQ_INT(rc, 0);
+    struct feat_image_opts o;
+    feat_image_opts_default(&o);
+    o.analysis_size = 0;
+    uint8_t *g = NULL;
+    int w, h;
+    char err[256];
+    rc = feat_image_gray(jpg, len, &o, &g, &w, &h, err, sizeof err);
+    uint8_t *rgbj = NULL;
+    size_t m = 0;
+    int rc2 = feat_image_downscale_jpeg(jpg, len, 16, 90, &rgbj, &m, err, sizeof err);
+    tjFree(jpg);
+    free(rgbj);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(rc2, 0);
+    CHECK_EQ_INT(w, W);
+    double left = 0, right = 0;
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            if (x < W / 2) left += g[y * W + x];
+            else right += g[y * W + x];
+        }
+    free(g);
+    CHECK(left / (W * H / 2) > 240);
+    CHECK(right / (W * H / 2) < 15);
 }
 
 /* ---- formats written here round-trip through the decoders ------------------------- */

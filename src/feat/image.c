@@ -170,14 +170,14 @@ static int check_limits(size_t n, int w, int h, size_t max_bytes, uint64_t max_p
         snprintf(err, errlen, "image: %zu bytes exceeds the limit of %zu bytes", n, max_bytes);
         return -1;
     }
-    if (w > FEAT_IMAGE_MAX_SIDE || h > FEAT_IMAGE_MAX_SIDE) {
-        snprintf(err, errlen, "image: %dx%d has a side above the limit of %d px", w, h,
-                 FEAT_IMAGE_MAX_SIDE);
-        return -1;
-    }
     if (max_pixels && px > max_pixels) {
         snprintf(err, errlen, "image: %dx%d (%llu pixels) exceeds the pixel limit of %llu", w, h,
                  (unsigned long long)px, (unsigned long long)max_pixels);
+        return -1;
+    }
+    if (w > FEAT_IMAGE_MAX_SIDE || h > FEAT_IMAGE_MAX_SIDE) {
+        snprintf(err, errlen, "image: %dx%d has a side above the limit of %d px", w, h,
+                 FEAT_IMAGE_MAX_SIDE);
         return -1;
     }
     return 0;
@@ -320,6 +320,32 @@ struct decode_job {
 
 /* ---- JPEG (libturbojpeg) ---- */
 
+/* Luma of one RGB pixel with OpenCV 4.6's cvtColor RGB2GRAY arithmetic (BT.601 weights
+ * 0.299/0.587/0.114 in 15-bit fixed point, 9798 + 19235 + 3735 = 32768, half up). */
+static inline uint8_t luma15(unsigned r, unsigned g, unsigned b)
+{
+    return (uint8_t)((9798u * r + 19235u * g + 3735u * b + 16384u) >> 15);
+}
+
+/* CMYK/YCCK JPEGs (print workflows) arrive as inverted CMYK as Adobe writes it (255 = no
+ * ink): R = C·K/255 etc., then luma. A plain conversion without colour management, as
+ * OpenCV does; not checked against OpenCV (no CMYK image in the corpus). Rewrites
+ * w*h 4-byte pixels in place as w*h nch-byte pixels. */
+static void cmyk_rows(uint8_t *px, int w, int h, int nch)
+{
+    size_t n = (size_t)w * h;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *s = px + 4 * i;
+        unsigned k = s[3];
+        unsigned r = (s[0] * k + 127) / 255, g = (s[1] * k + 127) / 255, b = (s[2] * k + 127) / 255;
+        if (nch == 1) {
+            px[i] = luma15(r, g, b);
+        } else {
+            px[3 * i] = (uint8_t)r, px[3 * i + 1] = (uint8_t)g, px[3 * i + 2] = (uint8_t)b;
+        }
+    }
+}
+
 static int decode_jpeg(struct decode_job *j)
 {
     int rc = -1, sw = j->w, sh = j->h;
@@ -344,15 +370,21 @@ static int decode_jpeg(struct decode_job *j)
             }
         }
     }
-    int direct = sw == j->ow && sh == j->oh;
-    size_t outsz = (size_t)j->ow * j->oh * j->nch;
-    j->out = malloc(outsz);
-    if (!direct) full = malloc((size_t)sw * sh * j->nch);
+    int hw, hh, subsamp, cs;
+    if (tjDecompressHeader3(tj, j->p, (unsigned long)j->n, &hw, &hh, &subsamp, &cs) != 0) {
+        snprintf(j->err, j->errlen, "jpeg: %s", tjGetErrorStr2(tj));
+        goto cleanup;
+    }
+    int cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK;
+    int direct = sw == j->ow && sh == j->oh && !cmyk;
+    int fch = cmyk ? 4 : j->nch;
+    j->out = malloc((size_t)j->ow * j->oh * j->nch);
+    if (!direct) full = malloc((size_t)sw * sh * fch);
     if (!j->out || (!direct && !full)) {
         snprintf(j->err, j->errlen, "jpeg: out of memory for %dx%d pixels", sw, sh);
         goto cleanup;
     }
-    int pf = j->nch == 1 ? TJPF_GRAY : TJPF_RGB;
+    int pf = cmyk ? TJPF_CMYK : j->nch == 1 ? TJPF_GRAY : TJPF_RGB;
     if (tjDecompress2(tj, j->p, (unsigned long)j->n, direct ? j->out : full, sw, 0, sh, pf,
                       TJFLAG_LIMITSCANS) != 0) {
         const char *msg = tjGetErrorStr2(tj);
@@ -368,6 +400,7 @@ static int decode_jpeg(struct decode_job *j)
         }
         /* other warnings (e.g. extraneous bytes before a marker) keep the image */
     }
+    if (cmyk) cmyk_rows(full, sw, sh, j->nch); /* in place, to nch channels */
     if (!direct) {
         if (area_init(&a, sw, sh, j->ow, j->oh, j->nch, j->out) != 0) {
             snprintf(j->err, j->errlen, "jpeg: out of memory");
@@ -592,11 +625,9 @@ static int decode_webp(struct decode_job *j)
         goto cleanup;
     }
     if (j->nch == 1) {
-        /* OpenCV 4.6 cvtColor RGB2GRAY for 8 bits: BT.601 weights 0.299/0.587/0.114
-         * in 15-bit fixed point (9798 + 19235 + 3735 = 32768), rounded half up */
         for (size_t i = 0; i < npx; i++) {
             const uint8_t *s = rgb + 3 * i;
-            j->out[i] = (uint8_t)((9798u * s[0] + 19235u * s[1] + 3735u * s[2] + 16384u) >> 15);
+            j->out[i] = luma15(s[0], s[1], s[2]);
         }
     } else if (alpha) {
         for (int y = 0; y < j->oh; y++)

@@ -8,6 +8,7 @@
  *         16-bit samples reduced to their high byte, alpha ignored, palette expanded
  *   WebP  decoded to RGB, then (9798 R + 19235 G + 3735 B + 16384) >> 15 (BT.601 in
  *         the 15-bit fixed point of OpenCV 4.6's cvtColor RGB2GRAY)
+ *   CMYK/YCCK JPEG: inverted (Adobe) CMYK to RGB as R = C·K/255 ..., then as WebP
  * Thread-safe: no global state. */
 #ifndef FEAT_IMAGE_H
 #define FEAT_IMAGE_H
