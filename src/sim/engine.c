@@ -60,6 +60,8 @@ struct sreq {
     double p_correct;
     int correct;
     double t_arrive, t_main_dispatch, t_up_end, t_start, t_first, t_done;
+    double aux_busy_ms;         /* split: time the description spent in the aux node */
+    double t_aux_start;
     struct trace_outcome *cf;   /* counterfactual outcomes (nodes), when tracing them */
     int ncf;
 };
@@ -323,7 +325,6 @@ static int plan_truth(struct eng *e, const struct sreq *r, const struct fy_plan 
         if (probe_job(e, &aux, up, &pa) < 0) return -1;
         t_main = pa.done + link_down_ms(e->lnk[aux.node]);
         cost += job_cost(e, &aux, pa.done - pa.start);
-        o->t_queue_ms += pa.start - up;
     }
     double up = link_upload_end(e->lnk[main.node], t_main, main.bytes, main.views,
                                 jitter_ms(e, r->serial, main.node));
@@ -492,7 +493,7 @@ static void finish_request(struct eng *e, int ri, double t, int failed)
         res->node[r->main.node].requests++;
         if (r->aux.out) {
             res->node[r->aux.node].aux_requests++;
-            o.cost_usd += job_cost(e, &r->aux, 0); /* tokens; device time counted in busy */
+            o.cost_usd += job_cost(e, &r->aux, r->aux_busy_ms);
         }
         res->sum_cost_usd += o.cost_usd;
         sim_hist_add(&res->e2e, o.e2e_ms);
@@ -584,7 +585,9 @@ static void node_cb(void *arg, uint64_t id, int ev, double t)
     int ri = (int)id;
     struct sreq *r = &e->req[ri];
     if (r->phase == PH_AUX) {
+        if (ev == NODE_EV_START) r->t_aux_start = t;
         if (ev != NODE_EV_DONE) return;
+        r->aux_busy_ms = t - r->t_aux_start;
         /* the description streams back to the client, which sends the main request */
         double t_main = t + link_down_ms(e->lnk[r->aux.node]);
         r->phase = PH_MAIN;
