@@ -135,7 +135,7 @@ mixture, requests with the smallest gap first). Moving a share f of the requests
 cut the mean latency by much more than f, even if the edge answered instantly. The issue's
 target for \`ferry\` on \`moaoff-*\` (≥ 60 % lower latency than cloud-only within 0.3 pt) and
 "≥ 90 % of the oracle's reduction at equal completion" are therefore out of reach of any
-causal policy in this simulator; ferry's 5–8 % reduction at 0.4–0.7 pt is close to the
+causal policy in this simulator; ferry's reduction of about 5–8 % at 0.4–0.7 pt is close to the
 bound above. We did not change the simulator or the targets to make them meet: the
 targets are **not met** on \`moaoff-*\`.
 
@@ -188,10 +188,12 @@ features as the gateway's), task, node and views; without the text the AUC is lo
 the text carries signal of its own.
 
 **Predictors.** On simulator traces MGQP reaches AUC ≈ 0.81–0.83 with calibration error
-≤ 0.05; MILP's end-to-end MAPE is about 19–44 % under ordinary load and much worse in
-overload (\`load-sweep\`): the simulator's chunked-prefill backlog is only partly visible
-in the node state the predictor sees (running, queued, EWMA TTFT). This is the main
-limit of ferry on bursty and overloaded experiments.
+≤ 0.05 (blocks above). MILP's end-to-end error is lowest on the \`moaoff-*\` experiments
+and highest in overload (\`load-sweep\`) and under bursts: the simulator's
+chunked-prefill backlog is only partly visible in the node state the predictor sees
+(running, queued, EWMA TTFT). Adding the two congestion regressors to the vision and
+prefill parts cut the \`load-sweep\` MAPE several-fold while we built it; what remains is
+the main limit of ferry on bursty and overloaded experiments.
 EOF_DISCUSSION
 }
 
