@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <turbojpeg.h>
+#include <unistd.h>
 #include <webp/encode.h>
 
 #include "feat/calib.h"
@@ -837,4 +839,85 @@ TEST(custom_calibration_changes_scores)
     CHECK_NEAR(b.c_res, 1.0, 0);
     CHECK_NEAR(b.c_edge, 1.0, 0);
     CHECK_NEAR(a.sobel_mean, b.sobel_mean, 0);
+}
+
+/* ---- ferry calibrate (the real binary) -------------------------------------------- */
+
+/* Runs a shell command line; returns its exit status, or -1 if it did not exit. */
+static int run_cmd(const char *cmd)
+{
+    int rc = system(cmd);
+    return rc != -1 && WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static char *slurp(const char *path)
+{
+    uint8_t *p;
+    size_t n;
+    char err[256];
+    return feat_read_file(path, 0, &p, &n, err, sizeof err) == 0 ? (char *)p : NULL;
+}
+
+TEST(cli_calibrate_reproduces_default_and_reports_errors)
+{
+    const char *bin = getenv("FERRY_BIN");
+    if (!bin || !*bin) bin = "build/ferry";
+    if (access(bin, X_OK) != 0) {
+        test_fail(__FILE__, __LINE__, "%s is not built (set FERRY_BIN)", bin);
+        return;
+    }
+    char out[512], errp[512], cmd[3072];
+    snprintf(out, sizeof out, "%s", test_tmp_path("cal.ini"));
+    snprintf(errp, sizeof errp, "%s", test_tmp_path("cal.err"));
+    snprintf(cmd, sizeof cmd, "'%s' calibrate '%s/images' >'%s' 2>'%s'", bin, test_shared_dir(),
+             out, errp);
+    CHECK_EQ_INT(run_cmd(cmd), 0);
+    char *text = slurp(out), err[256];
+    CHECK(text != NULL);
+    struct feat_calib c;
+    int rc = feat_calib_parse(text, out, &c, err, sizeof err);
+    int says = strstr(text, "written by ferry") != NULL;
+    free(text);
+    CHECK_EQ_INT(rc, 0);
+    CHECK(says);
+    const struct feat_calib *d = feat_calib_default();
+    CHECK_EQ_INT(c.nimages, d->nimages);
+    CHECK_EQ_INT(c.analysis_size, 512);
+    CHECK_NEAR(c.sobel_p5, d->sobel_p5, 1e-9 * d->sobel_p5);
+    CHECK_NEAR(c.lap_p95, d->lap_p95, 1e-9 * d->lap_p95);
+
+    /* one unreadable input: reported, left out, exit status 1, output still written */
+    snprintf(cmd, sizeof cmd,
+             "'%s' calibrate --ref 640x480 --weights 0.1,0.2,0.3,0.4 '%s/images/photo-rocket.jpg' "
+             "'%s/images/photo-coffee.webp' /nonexistent/a.png >'%s' 2>'%s'",
+             bin, test_shared_dir(), test_shared_dir(), out, errp);
+    CHECK_EQ_INT(run_cmd(cmd), 1);
+    text = slurp(errp);
+    CHECK(text != NULL);
+    int named = strstr(text, "/nonexistent/a.png: No such file or directory") != NULL;
+    free(text);
+    CHECK(named);
+    text = slurp(out);
+    CHECK(text != NULL);
+    rc = feat_calib_parse(text, out, &c, err, sizeof err);
+    free(text);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(c.nimages, 2);
+    CHECK_EQ_INT(c.ref_width, 640);
+    CHECK_NEAR(c.w_lap, 0.4, 0);
+
+    /* usage errors: exit status 2 */
+    snprintf(cmd, sizeof cmd, "'%s' calibrate --analysis-size -3 x.png >/dev/null 2>'%s'", bin,
+             errp);
+    CHECK_EQ_INT(run_cmd(cmd), 2);
+    snprintf(cmd, sizeof cmd, "'%s' calibrate --weights 0.5,0.5,0.5,0.5 '%s/images' >/dev/null 2>'%s'",
+             bin, test_shared_dir(), errp);
+    CHECK_EQ_INT(run_cmd(cmd), 2);
+    text = slurp(errp);
+    CHECK(text != NULL);
+    named = strstr(text, "must sum to 1") != NULL;
+    free(text);
+    CHECK(named);
+    snprintf(cmd, sizeof cmd, "'%s' calibrate >/dev/null 2>'%s'", bin, errp);
+    CHECK_EQ_INT(run_cmd(cmd), 2);
 }

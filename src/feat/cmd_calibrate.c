@@ -160,6 +160,11 @@ int cmd_calibrate(int argc, char **argv)
         usage(stderr);
         goto cleanup;
     }
+    char why[200];
+    if (feat_calib_check(&c, why, sizeof why) != 0) { /* --ref / --weights, before the work */
+        fprintf(stderr, "ferry calibrate: %s\n", why);
+        goto cleanup;
+    }
     sob = malloc(sizeof *sob * (size_t)ps.n);
     lap = malloc(sizeof *lap * (size_t)ps.n);
     if (!sob || !lap) {
@@ -199,7 +204,6 @@ int cmd_calibrate(int argc, char **argv)
     c.sobel_p95 = quantile(sob, nok, 0.95);
     c.lap_p5 = quantile(lap, nok, 0.05);
     c.lap_p95 = quantile(lap, nok, 0.95);
-    char why[200];
     if (feat_calib_check(&c, why, sizeof why) != 0) {
         fprintf(stderr, "ferry calibrate: %s\n", why);
         goto cleanup;
