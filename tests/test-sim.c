@@ -618,3 +618,74 @@ TEST(sim_dialogue_budgets_are_per_dialogue)
     free(a);
     free(b);
 }
+
+/* ==== the oracle's truth is the engine's outcome =================================== */
+
+#define PROBE_N 400
+static struct { int n_dec, n_obs; double est_e2e[PROBE_N], est_ttft[PROBE_N], est_q[PROBE_N];
+                double obs_e2e[PROBE_N], obs_ttft[PROBE_N], obs_q[PROBE_N]; } g_probe;
+
+static int probe_decide(void *st, const struct pol_ctx *c, struct fy_plan *out, struct fy_estimate *e)
+{
+    (void)st;
+    *out = g_fixed_plan;
+    struct fy_estimate t;
+    if (!c->oracle || c->oracle(c->oracle_arg, out, &t) < 0) return -1;
+    if (g_probe.n_dec < PROBE_N) {
+        g_probe.est_e2e[g_probe.n_dec] = t.e2e_ms;
+        g_probe.est_ttft[g_probe.n_dec] = t.ttft_ms;
+        g_probe.est_q[g_probe.n_dec] = t.q_mean;
+        g_probe.n_dec++;
+    }
+    if (e) *e = t;
+    return 0;
+}
+
+static void probe_observe(void *st, const struct pol_ctx *c, const struct fy_outcome *o)
+{
+    (void)st; (void)c;
+    if (g_probe.n_obs < PROBE_N) {
+        g_probe.obs_e2e[g_probe.n_obs] = o->e2e_ms;
+        g_probe.obs_ttft[g_probe.n_obs] = o->ttft_ms;
+        g_probe.obs_q[g_probe.n_obs] = o->quality;
+        g_probe.n_obs++;
+    }
+}
+
+static const struct fy_policy g_probe_pol = {"probe", "test", fixed_init, probe_decide,
+                                             probe_observe, fixed_free};
+
+TEST(sim_oracle_truth_equals_the_outcome_without_later_arrivals)
+{
+    /* one user in a closed loop: nothing arrives while a request is served, so the
+     * oracle's forward run of the node copies must give exactly what happens, for a
+     * plain plan and for a split plan (aux phase, handoff, jitter included) */
+    const char *sets[] = {"experiment.requests=300", "arrivals.process=closed", "arrivals.users=1",
+                          "arrivals.think_s=1", "sweep.values=wan-200", NULL};
+    struct sim_setup *s = calloc(1, sizeof *s);
+    struct sim_result *r = calloc(1, sizeof *r);
+    char err[512];
+    CHECK_EQ_INT(build(s, "data/experiments/moaoff-mmbench.ini", sets, err, sizeof err), 0);
+    for (int variant = 0; variant < 2; variant++) {
+        memset(&g_probe, 0, sizeof g_probe);
+        pol_plan_keep(&g_fixed_plan, 1);
+        if (variant == 1) {
+            pol_plan_keep(&g_fixed_plan, 0);
+            g_fixed_plan.aux_node = 1;
+            for (int i = 0; i < FY_MAX_IMAGES; i++) g_fixed_plan.img[i] = FY_IMG_SPLIT;
+        }
+        struct sim_run_opts o = {.pol = &g_probe_pol, .seed = 3, .use_pred = 0};
+        CHECK_EQ_INT(sim_run(s, &o, r, err, sizeof err), 0);
+        CHECK_EQ_INT(g_probe.n_dec, 300);
+        CHECK_EQ_INT(g_probe.n_obs, 300);
+        for (int i = 0; i < 300; i++) {
+            CHECK_NEAR(g_probe.est_e2e[i], g_probe.obs_e2e[i], 1e-6);
+            CHECK_NEAR(g_probe.est_ttft[i], g_probe.obs_ttft[i], 1e-6);
+            CHECK_NEAR(g_probe.est_q[i], g_probe.obs_q[i], 0);
+        }
+        if (variant == 1) CHECK_EQ_INT(r->plans_split, 300);
+    }
+    sim_setup_fini(s);
+    free(s);
+    free(r);
+}
