@@ -689,3 +689,27 @@ TEST(sim_oracle_truth_equals_the_outcome_without_later_arrivals)
     free(s);
     free(r);
 }
+
+TEST(sim_dialogue_turns_reuse_the_prompt_cache_of_their_node)
+{
+    /* edge-only keeps every dialogue on one node: with cache_saving the history is not
+     * prefilled again, so prefill time drops; answers and arrivals stay the same */
+    const char *with[] = {"experiment.requests=600", "node.edge-3090.cache_saving=0.9", NULL};
+    const char *without[] = {"experiment.requests=600", "node.edge-3090.cache_saving=0", NULL};
+    struct sim_setup *s = calloc(1, sizeof *s);
+    struct sim_result *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    char err[512];
+    CHECK_EQ_INT(build(s, "data/experiments/dialogue.ini", with, err, sizeof err), 0);
+    CHECK_EQ_INT(run(s, "edge-only", 1, NULL, a), 0);
+    sim_setup_fini(s);
+    CHECK_EQ_INT(build(s, "data/experiments/dialogue.ini", without, err, sizeof err), 0);
+    CHECK_EQ_INT(run(s, "edge-only", 1, NULL, b), 0);
+    sim_setup_fini(s);
+    CHECK_EQ_INT(a->requests, b->requests);
+    CHECK_EQ_INT(a->correct, b->correct);
+    CHECK(a->sum_prefill_ms < 0.7 * b->sum_prefill_ms);
+    CHECK(a->sum_ttft_ms < b->sum_ttft_ms);
+    free(s);
+    free(a);
+    free(b);
+}
