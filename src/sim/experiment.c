@@ -116,6 +116,13 @@ int sim_entries_add_dotted(struct sim_entries *es, const char *assign, const cha
     return 0;
 }
 
+/* "file:line: msg", or "--option: msg" for command-line entries (line 0). */
+static void entry_error(char *err, size_t errlen, const struct sim_entry *e, const char *msg)
+{
+    if (e->line > 0) snprintf(err, errlen, "%s:%d: %s", e->file, e->line, msg);
+    else snprintf(err, errlen, "%s: %s", e->file, msg);
+}
+
 /* ==== value helpers ================================================================ */
 
 static int num(const char *key, const char *v, double lo, double hi, double *out, char *err,
@@ -377,8 +384,10 @@ int sim_sweep_of(const struct sim_entries *es, char *key, size_t keycap, char va
         if (!strcmp(e->key, "key")) {
             char s[96], k[96];
             if (split_dotted(e->value, s, sizeof s, k, sizeof k) < 0 || strlen(e->value) >= keycap) {
-                snprintf(err, errlen, "%s:%d: key = %s: expected SECTION.KEY (e.g. "
-                         "link.wan.up_mbps)", e->file, e->line, e->value);
+                char m[256];
+                snprintf(m, sizeof m, "key = %s: expected SECTION.KEY (e.g. link.wan.up_mbps)",
+                         e->value);
+                entry_error(err, errlen, e, m);
                 return -1;
             }
             snprintf(key, keycap, "%s", e->value);
@@ -387,12 +396,13 @@ int sim_sweep_of(const struct sim_entries *es, char *key, size_t keycap, char va
             struct { char (*vals)[64]; int *n; } c = {vals, nvals};
             char msg[256];
             if (each_item(e->value, add_sweep_val, &c, msg, sizeof msg) < 0) {
-                snprintf(err, errlen, "%s:%d: %s", e->file, e->line, msg);
+                entry_error(err, errlen, e, msg);
                 return -1;
             }
         } else {
-            snprintf(err, errlen, "%s:%d: [sweep]: unknown key '%s' (key, values)", e->file,
-                     e->line, e->key);
+            char m[256];
+            snprintf(m, sizeof m, "[sweep]: unknown key '%s' (key, values)", e->key);
+            entry_error(err, errlen, e, m);
             return -1;
         }
     }
@@ -499,7 +509,7 @@ int sim_setup_build(struct sim_setup *s, const char *exp_path, const struct sim_
             } else if (r > 0) r = 0;
         }
         if (r < 0) {
-            snprintf(err, errlen, "%s:%d: %s", e->file, e->line, msg);
+            entry_error(err, errlen, e, msg);
             sim_entries_fini(&extra);
             goto fail;
         }
@@ -540,7 +550,7 @@ int sim_setup_build(struct sim_setup *s, const char *exp_path, const struct sim_
         if (strcmp(e->section, "workload") != 0 && strncmp(e->section, "class ", 6) != 0) continue;
         if (sim_workload_feed(&s->wl, e->file, e->section, e->key, e->value, e->line, msg,
                               sizeof msg) < 0) {
-            snprintf(err, errlen, "%s:%d: %s", e->file, e->line, msg);
+            entry_error(err, errlen, e, msg);
             sim_entries_fini(&extra);
             goto fail;
         }
