@@ -4,4 +4,4 @@ LIB_SRCS += src/emu/faults.c src/emu/answers.c src/emu/server.c src/emu/cmd_emul
             src/emu/cmd_collect.c src/emu/load.c src/emu/cmd_load.c
 TESTS += test-emu
 FUZZERS += fuzz-emu
-BENCHES +=
+BENCHES += bench-emu
