@@ -24,11 +24,18 @@ void mgqp_init(struct mgqp *m, double q0)
     m->mu[MGQP_DROP] = -1.0;
     m->mu[MGQP_DOWN] = -0.5;
     m->mu[MGQP_SPLIT] = -0.4;
+    mgqp_sync(m);
 }
 
-int mgqp_features(const struct fy_features *f, const struct fy_plan *plan, double *x)
+void mgqp_sync(struct mgqp *m)
 {
-    memset(x, 0, sizeof(double) * MGQP_DIM);
+    for (int i = 0; i < MGQP_DIM; i++) m->inv_prec[i] = 1.0 / m->prec[i];
+}
+
+/* The dense features x[0 .. MGQP_NGRAM0) only; returns the images kept. */
+static int mgqp__dense(const struct fy_features *f, const struct fy_plan *plan, double *x)
+{
+    memset(x, 0, sizeof(double) * MGQP_NGRAM0);
     x[MGQP_BIAS] = 1;
     int n = f->nimages < FY_MAX_IMAGES ? f->nimages : FY_MAX_IMAGES, kept = 0;
     double sum = 0, mx = 0;
@@ -65,6 +72,12 @@ int mgqp_features(const struct fy_features *f, const struct fy_plan *plan, doubl
         x[MGQP_SPLIT] = (double)split / n;
     }
     if (f->task >= 0 && f->task < FY_TASK__N) x[MGQP_TASK0 + f->task] = 1;
+    return kept;
+}
+
+int mgqp_features(const struct fy_features *f, const struct fy_plan *plan, double *x)
+{
+    int kept = mgqp__dense(f, plan, x);
     for (int k = 0; k < FY_HASH_DIM; k++) x[MGQP_NGRAM0 + k] = f->ngram[k];
     return kept;
 }
@@ -76,7 +89,7 @@ double mgqp_predict_x(const struct mgqp *m, const double *x, double *sd, double 
     for (int i = 0; i < MGQP_DIM; i++) {
         if (x[i] == 0) continue;
         mean += m->mu[i] * x[i];
-        var += x[i] * x[i] / m->prec[i];
+        var += x[i] * x[i] * m->inv_prec[i];
     }
     double q = mgqp_sigmoid(mean / sqrt(1 + M_PI * var / 8));
     if (sd) *sd = q * (1 - q) * sqrt(var);
@@ -85,12 +98,45 @@ double mgqp_predict_x(const struct mgqp *m, const double *x, double *sd, double 
     return q;
 }
 
+/* Same as mgqp_predict_x on mgqp_features(f, plan), reading only the n-gram entries
+ * listed in idx[0..nnz) (the non-zero ones; the decision hot path: one call per
+ * candidate plan, the list built once per request). */
+double mgqp_predict_sparse(const struct mgqp *m, const struct fy_features *f,
+                           const struct fy_plan *plan, const uint16_t *idx, int nnz,
+                           double *sd)
+{
+    double x[MGQP_NGRAM0];
+    double mean = 0, var = 0;
+    mgqp__dense(f, plan, x);
+    for (int i = 0; i < MGQP_NGRAM0; i++) {
+        mean += m->mu[i] * x[i];
+        var += x[i] * x[i] * m->inv_prec[i];
+    }
+    for (int j = 0; j < nnz; j++) {
+        int k = idx[j];
+        double v = f->ngram[k];
+        mean += m->mu[MGQP_NGRAM0 + k] * v;
+        var += v * v * m->inv_prec[MGQP_NGRAM0 + k];
+    }
+    double q = mgqp_sigmoid(mean / sqrt(1 + M_PI * var / 8));
+    if (sd) *sd = q * (1 - q) * sqrt(var);
+    return q;
+}
+
+int mgqp_ngram_nonzero(const struct fy_features *f, uint16_t *idx)
+{
+    int n = 0;
+    for (int k = 0; k < FY_HASH_DIM; k++)
+        if (f->ngram[k] != 0) idx[n++] = (uint16_t)k;
+    return n;
+}
+
 double mgqp_predict(const struct mgqp *m, const struct fy_features *f,
                     const struct fy_plan *plan, double *sd)
 {
-    double x[MGQP_DIM];
-    mgqp_features(f, plan, x);
-    return mgqp_predict_x(m, x, sd, NULL, NULL);
+    uint16_t idx[FY_HASH_DIM];
+    int nnz = mgqp_ngram_nonzero(f, idx);
+    return mgqp_predict_sparse(m, f, plan, idx, nnz, sd);
 }
 
 void mgqp_observe_x(struct mgqp *m, const double *x, double y)
@@ -105,7 +151,8 @@ void mgqp_observe_x(struct mgqp *m, const double *x, double y)
     for (int i = 0; i < MGQP_DIM; i++) {
         if (x[i] == 0) continue;
         m->prec[i] += h * x[i] * x[i];
-        m->mu[i] -= (p - y) * x[i] / m->prec[i];
+        m->inv_prec[i] = 1.0 / m->prec[i];
+        m->mu[i] -= (p - y) * x[i] * m->inv_prec[i];
     }
     m->n++;
 }

@@ -19,6 +19,8 @@
  * downscaled (with severity) / split images, task one-hot, hashed n-grams. */
 #ifndef FERRY_PRED_MGQP_H
 #define FERRY_PRED_MGQP_H
+#include <stdint.h>
+
 #include "ferry.h"
 
 enum {
@@ -31,12 +33,15 @@ enum {
 struct mgqp {
     double mu[MGQP_DIM];
     double prec[MGQP_DIM];
+    double inv_prec[MGQP_DIM]; /* 1 / prec, kept in step (prediction without divisions) */
     double q0;                 /* prior quality */
     long n;                    /* observations */
 };
 
 /* Prior centred on quality q0 in (0,1). */
 void mgqp_init(struct mgqp *m, double q0);
+/* Recomputes inv_prec from prec (after prec was set directly, e.g. by a model load). */
+void mgqp_sync(struct mgqp *m);
 /* Feature vector of (request, plan); plan may be NULL (everything kept). Returns the
  * number of images of the request the plan keeps in any form. */
 int mgqp_features(const struct fy_features *f, const struct fy_plan *plan, double *x);
@@ -45,6 +50,12 @@ double mgqp_predict_x(const struct mgqp *m, const double *x, double *sd, double 
                       double *logit_sd);
 double mgqp_predict(const struct mgqp *m, const struct fy_features *f,
                     const struct fy_plan *plan, double *sd);
+/* The same with the request's non-zero n-gram indices listed once (idx from
+ * mgqp_ngram_nonzero, which returns their count). */
+int mgqp_ngram_nonzero(const struct fy_features *f, uint16_t *idx);
+double mgqp_predict_sparse(const struct mgqp *m, const struct fy_features *f,
+                           const struct fy_plan *plan, const uint16_t *idx, int nnz,
+                           double *sd);
 void mgqp_observe_x(struct mgqp *m, const double *x, double y);
 void mgqp_observe(struct mgqp *m, const struct fy_features *f, const struct fy_plan *plan,
                   double y);

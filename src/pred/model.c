@@ -244,6 +244,7 @@ static int load_node(struct lex *L, char **cur, struct pred_node *pn)
         }
     }
     if (end_of_line(L) < 0 || expect(L, cur, "end") < 0 || end_of_line(L) < 0) return -1;
+    mgqp_sync(&pn->mgqp);
     return 0;
 }
 

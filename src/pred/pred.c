@@ -144,7 +144,12 @@ int pred_estimate(struct pred *p, const struct fy_features *f, const struct fy_n
     main_ctx(f, &nodes[node], plan, &c, &nsplit, &aux_bytes, &aux_tokens, aux);
     milp_predict(&pn->milp, f, &c, out);
     double sd;
-    out->q_mean = mgqp_predict(&pn->mgqp, f, plan, &sd);
+    if (!p->sp_valid || memcmp(p->sp_key, f->ngram, sizeof p->sp_key) != 0) {
+        memcpy(p->sp_key, f->ngram, sizeof p->sp_key);
+        p->sp_nnz = mgqp_ngram_nonzero(f, p->sp_idx);
+        p->sp_valid = 1;
+    }
+    out->q_mean = mgqp_predict_sparse(&pn->mgqp, f, plan, p->sp_idx, p->sp_nnz, &sd);
     out->q_std = sd;
     if (nsplit > 0 && aux && aux != &nodes[node]) {
         /* the aux node describes the split images first; its answer then goes into the

@@ -26,6 +26,11 @@ struct pred_node {
 struct pred {
     int n;
     struct pred_node node[FY_MAX_NODES];
+    /* the non-zero n-gram indices of the last request estimated (a cache: candidates of
+     * one decision share the request; keyed by the whole n-gram vector) */
+    float sp_key[FY_HASH_DIM];
+    uint16_t sp_idx[FY_HASH_DIM];
+    int sp_nnz, sp_valid;
     /* running quality-prediction statistics (a-priori predictions vs observed labels) */
     double brier_sum;
     long nq;
