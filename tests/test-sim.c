@@ -713,3 +713,35 @@ TEST(sim_dialogue_turns_reuse_the_prompt_cache_of_their_node)
     free(a);
     free(b);
 }
+
+TEST(sim_invalid_plans_fail_the_request_not_the_run)
+{
+    const char *sets[] = {"experiment.requests=50", "sweep.values=wan-300", NULL};
+    struct sim_setup *s = calloc(1, sizeof *s);
+    struct sim_result *r = calloc(1, sizeof *r);
+    char err[512];
+    CHECK_EQ_INT(build(s, "data/experiments/moaoff-vqav2.ini", sets, err, sizeof err), 0);
+    pol_plan_keep(&g_fixed_plan, 7);            /* only 2 nodes */
+    const char *tpath = test_tmp_path("bad.jsonl");
+    FILE *tf = fopen(tpath, "w");
+    struct sim_run_opts o = {.pol = &g_fixed, .seed = 1, .trace = tf, .use_pred = 0};
+    CHECK_EQ_INT(sim_run(s, &o, r, err, sizeof err), 0);
+    fclose(tf);
+    CHECK_EQ_INT(r->requests, 50);
+    CHECK_EQ_INT(r->failed, 50);
+    CHECK_EQ_INT(r->e2e.n, 0);
+    struct trace_record *recs = NULL;
+    size_t n = 0;
+    CHECK_EQ_INT(trace_read_file(tpath, 0, &recs, &n, err, sizeof err), 0);
+    CHECK_EQ_INT(n, 50);
+    CHECK_EQ_INT(recs[0].nout, 0);
+    free(recs);
+    pol_plan_keep(&g_fixed_plan, 0);            /* split without an aux node */
+    g_fixed_plan.img[0] = FY_IMG_SPLIT;
+    o.trace = NULL;
+    CHECK_EQ_INT(sim_run(s, &o, r, err, sizeof err), 0);
+    CHECK_EQ_INT(r->failed, 50);
+    sim_setup_fini(s);
+    free(s);
+    free(r);
+}

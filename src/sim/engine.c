@@ -433,6 +433,10 @@ static void trace_request(struct eng *e, const struct sreq *r, const struct fy_o
     snprintf(tr->session, sizeof tr->session, "%s", r->prefs.session);
     tr->t_ms = r->t_arrive;
     tr->f = r->f;
+    if (r->plan.node < 0 || r->plan.node >= e->n) { /* no valid decision: no outcome */
+        trace_write(e->o->trace, tr);
+        return;
+    }
     struct trace_outcome *to = &tr->out[tr->nout++];
     const struct fy_node *nd = &e->view[r->plan.node];
     snprintf(to->node, sizeof to->node, "%s", nd->name);
