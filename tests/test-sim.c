@@ -11,6 +11,7 @@
 #include "sim/engine.h"
 #include "sim/experiment.h"
 #include "sim/quality.h"
+#include "sim/stats.h"
 
 /* Builds the setup of an experiment file plus "a.b=v" overrides (NULL-terminated). */
 static int build(struct sim_setup *s, const char *path, const char *const *sets, char *err,
@@ -744,4 +745,23 @@ TEST(sim_invalid_plans_fail_the_request_not_the_run)
     sim_setup_fini(s);
     free(s);
     free(r);
+}
+
+TEST(sim_stats_histogram_quantiles_and_ci)
+{
+    struct sim_hist *h = calloc(1, sizeof *h);
+    for (int i = 1; i <= 100000; i++) sim_hist_add(h, i * 0.01); /* 0.01 .. 1000 ms */
+    CHECK_EQ_INT(h->n, 100000);
+    CHECK_NEAR(sim_hist_quantile(h, 0.5), 500, 500 * 0.006);
+    CHECK_NEAR(sim_hist_quantile(h, 0.99), 990, 990 * 0.006);
+    CHECK_NEAR(sim_hist_quantile(h, 0.01), 10, 10 * 0.006);
+    sim_hist_add(h, 1e12);                     /* beyond the range: counted in the last bin */
+    CHECK_EQ_INT(h->bins[SIM_HIST_BINS - 1], 1);
+    free(h);
+    double x[] = {1, 2, 3, 4, 5}, m, half;
+    sim_mean_ci95(x, 5, &m, &half);
+    CHECK_NEAR(m, 3, 1e-12);
+    CHECK_NEAR(half, 2.776 * sqrt(2.5 / 5), 1e-9);   /* t(4) = 2.776, s^2 = 2.5 */
+    sim_mean_ci95(x, 1, &m, &half);
+    CHECK_NEAR(half, 0, 0);
 }
