@@ -17,13 +17,15 @@ tmp=$(mktemp); trap 'rm -f "$tmp"' EXIT
 for ((r = 0; r < reps; r++)); do
   for pol in cloud-only least-loaded oracle; do
     /usr/bin/time -f "$pol %e %M" $pin "$bin" sim data/experiments/moaoff-vqav2.ini \
-      --policies "$pol" --seeds 1 --requests "$n" --set sweep.values=wan-300 --no-timing \
+      --policies "$pol" --seeds 1 --requests "$n" --set sweep.values=wan-300 \
+      --set arrivals.rate_rps=8 --no-timing \
       >/dev/null 2>>"$tmp"
   done
 done
 # 100k-request runs of least-loaded: memory must not scale with the request count
 /usr/bin/time -f "least-loaded@100k %e %M" $pin "$bin" sim data/experiments/moaoff-vqav2.ini \
   --policies least-loaded --seeds 1 --requests $((n / 10)) --set sweep.values=wan-300 \
+  --set arrivals.rate_rps=8 \
   --no-timing >/dev/null 2>>"$tmp"
 echo "inputs: moaoff-vqav2 (edge-3090 + cloud-a100 at 300 Mbps, Poisson 8 req/s), $n requests per run, $reps runs each, one core"
 /usr/bin/python3 - "$tmp" "$n" <<'PY'

@@ -551,7 +551,8 @@ TEST(sim_arrival_processes_have_their_shape)
 {
     struct trace_record *recs = NULL;
     size_t n = 0;
-    const char *poisson[] = {"experiment.requests=3000", "sweep.values=wan-300", NULL};
+    const char *poisson[] = {"experiment.requests=3000", "sweep.values=wan-300", "arrivals.rate_rps=8",
+                             NULL};
     CHECK_EQ_INT(arrivals_of(poisson, &recs, &n), 0);
     CHECK_EQ_INT(n, 3000);
     double dp = dispersion(recs, n, 2000, NULL, 0);
