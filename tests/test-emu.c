@@ -583,7 +583,7 @@ TEST(emu_fault_stalls_delay_first_and_middle)
 {
     struct emu_opts o;
     opts_fast(&o);
-    o.faults.f[EMU_FAULT_STALL_FIRST] = (struct emu_fault){1, 300};
+    o.faults.f[EMU_FAULT_STALL_FIRST] = (struct emu_fault){.rate = 1, .ms = 300};
     struct fx f;
     CHECK(fx_start(&f, &o) == 0);
     struct resp r;
@@ -595,7 +595,7 @@ TEST(emu_fault_stalls_delay_first_and_middle)
     buf_fini(&r.body);
 
     opts_fast(&o);
-    o.faults.f[EMU_FAULT_STALL_MID] = (struct emu_fault){1, 300};
+    o.faults.f[EMU_FAULT_STALL_MID] = (struct emu_fault){.rate = 1, .ms = 300};
     CHECK(fx_start(&f, &o) == 0);
     chat(&f, "{\"model\":\"x\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":"
              "\"hi\"}],\"metadata\":{\"out_tokens\":20}}", &r);
@@ -634,7 +634,7 @@ TEST(emu_fault_slow_start_is_503_loading)
 {
     struct emu_opts o;
     opts_fast(&o);
-    o.faults.f[EMU_FAULT_SLOW_START] = (struct emu_fault){1, 60000};
+    o.faults.f[EMU_FAULT_SLOW_START] = (struct emu_fault){.rate = 1, .ms = 60000};
     struct fx f;
     CHECK(fx_start(&f, &o) == 0);
     struct resp h, r;
@@ -646,6 +646,33 @@ TEST(emu_fault_slow_start_is_503_loading)
     CHECK(strstr(r.body.data, "Loading model") != NULL);
     buf_fini(&h.body);
     buf_fini(&r.body);
+}
+
+TEST(emu_fault_down_refuses_then_comes_back)
+{
+    struct emu_opts o;
+    opts_fast(&o);
+    o.faults.f[EMU_FAULT_DOWN] = (struct emu_fault){.rate = 1, .ms = 300, .ms2 = 600};
+    struct fx f;
+    CHECK(fx_start(&f, &o) == 0);
+    struct resp up, down, back;
+    get(&f, "/health", &up);     /* within the first 300 ms: accepting */
+    usleep(450000);              /* now in the refusing part (300..900 ms) */
+    get(&f, "/health", &down);
+    /* bounded wait for the port to reopen (at 900 ms) */
+    memset(&back, 0, sizeof back);
+    for (int i = 0; i < 100 && back.status != 200; i++) {
+        if (i) buf_fini(&back.body);
+        usleep(20000);
+        get(&f, "/health", &back);
+    }
+    fx_stop(&f);
+    CHECK_EQ_INT(up.status, 200);
+    CHECK_EQ_INT(down.cc, CURLE_COULDNT_CONNECT); /* ECONNREFUSED, not a reset */
+    CHECK_EQ_INT(back.status, 200);
+    buf_fini(&up.body);
+    buf_fini(&down.body);
+    buf_fini(&back.body);
 }
 
 TEST(emu_bad_requests_get_400_error_object)

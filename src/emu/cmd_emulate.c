@@ -39,7 +39,9 @@ static void usage(FILE *out)
             "  --fault-stall-first MS[@P]   hold a request MS ms before it starts\n"
             "  --fault-stall-mid MS[@P]     pause output MS ms after half of the tokens\n"
             "  --fault-disconnect-mid P     drop the connection after half of the tokens\n"
-            "  --fault-slow-start MS        503 'Loading model' for MS ms after start\n");
+            "  --fault-slow-start MS        503 'Loading model' for MS ms after start\n"
+            "  --fault-down UP_MS:DOWN_MS   accept connections UP_MS, then refuse them\n"
+            "                               (port closed) DOWN_MS, and again\n");
 }
 
 static struct event_base *g_base;

@@ -8,7 +8,7 @@
 #include <string.h>
 
 static const char *const g_names[EMU_FAULT__N] = {
-    "error", "refuse", "stall-first", "stall-mid", "disconnect-mid", "slow-start",
+    "error", "refuse", "stall-first", "stall-mid", "disconnect-mid", "slow-start", "down",
 };
 
 void emu_faults_init(struct emu_faults *fs)
@@ -45,7 +45,7 @@ static int parse_num(const char *s, double lo, double hi, double *out)
 int emu_fault_parse(enum emu_fault_kind k, const char *val, struct emu_faults *fs,
                     char *err, size_t errlen)
 {
-    struct emu_fault f = {0, 0};
+    struct emu_fault f = {.rate = 0};
     const char *name = emu_fault_name(k);
     if (!val || !*val) {
         snprintf(err, errlen, "--fault-%s: missing value", name);
@@ -93,6 +93,23 @@ int emu_fault_parse(enum emu_fault_kind k, const char *val, struct emu_faults *f
         }
         f.rate = f.ms > 0;
         break;
+    case EMU_FAULT_DOWN: {
+        char tmp[64];
+        const char *colon = strchr(val, ':');
+        if (!colon || strlen(val) >= sizeof tmp) {
+            snprintf(err, errlen, "--fault-down: '%s': expected UP_MS:DOWN_MS", val);
+            return -1;
+        }
+        memcpy(tmp, val, (size_t)(colon - val));
+        tmp[colon - val] = 0;
+        if (parse_num(tmp, 1, 3600e3, &f.ms) < 0 || parse_num(colon + 1, 1, 3600e3, &f.ms2) < 0) {
+            snprintf(err, errlen, "--fault-down: '%s': expected UP_MS:DOWN_MS, each 1..3600000",
+                     val);
+            return -1;
+        }
+        f.rate = 1;
+        break;
+    }
     default:
         snprintf(err, errlen, "unknown fault kind %d", (int)k);
         return -1;

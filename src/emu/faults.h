@@ -16,12 +16,15 @@ enum emu_fault_kind {
     EMU_FAULT_STALL_MID,       /* output paused this long after half of the tokens */
     EMU_FAULT_DISCONNECT_MID,  /* connection dropped after half of the tokens */
     EMU_FAULT_SLOW_START,      /* for the first ms after start: 503 "Loading model" */
+    EMU_FAULT_DOWN,            /* listening socket closed periodically: ECONNREFUSED */
     EMU_FAULT__N
 };
 
 struct emu_fault {
     double rate;  /* probability per request in [0,1]; 0 = off */
-    double ms;    /* duration of a stall / of the slow start, wall-clock ms */
+    double ms;    /* duration of a stall / of the slow start, wall-clock ms; for down:
+                   * the time accepting connections in each cycle */
+    double ms2;   /* down: the time refusing connections in each cycle */
 };
 
 struct emu_faults {
@@ -39,7 +42,9 @@ const char *emu_fault_name(enum emu_fault_kind k);   /* "error", "refuse", ... *
 
 /* Parses the value of one --fault-KIND option: "P" (a probability) for error, refuse
  * and disconnect-mid; "MS" or "MS@P" (duration, optional probability, default 1) for
- * stall-first and stall-mid; "MS" for slow-start. 0, or -1 with a message in err. */
+ * stall-first and stall-mid; "MS" for slow-start; "UP_MS:DOWN_MS" for down (cycles
+ * of accepting for UP_MS, then refusing connections for DOWN_MS, starting up). 0, or
+ * -1 with a message in err. */
 int emu_fault_parse(enum emu_fault_kind k, const char *val, struct emu_faults *fs,
                     char *err, size_t errlen);
 

@@ -104,6 +104,8 @@ struct emu_server {
     struct rng rng;
     struct req_limits lim;
     struct event *timer;
+    struct event *down_timer;   /* --fault-down: toggles the listening socket */
+    int down;                   /* 1 while refusing connections */
     double t0;          /* wall ms at start */
     double vclock;      /* modelled ms when time_scale == 0 */
     double last_model;  /* last time given to the service model */
@@ -960,6 +962,33 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 /* ==== life cycle ====================================================================== */
 
+/* --fault-down: closing the listening socket makes the kernel refuse connections
+ * (ECONNREFUSED); re-binding the same port reopens it. Connections already accepted
+ * are not touched. */
+static void on_down_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct emu_server *s = arg;
+    const struct emu_fault *f = &s->o.faults.f[EMU_FAULT_DOWN];
+    (void)fd;
+    (void)what;
+    double next_ms;
+    if (!s->down) {
+        if (s->bound) evhttp_del_accept_socket(s->http, s->bound);
+        s->bound = NULL;
+        s->down = 1;
+        s->faults[EMU_FAULT_DOWN]++;
+        next_ms = f->ms2;
+    } else {
+        s->bound = evhttp_bind_socket_with_handle(s->http, s->o.host, (ev_uint16_t)s->port);
+        if (!s->bound) log_warn("emu", "--fault-down: re-binding %s:%d failed: %s", s->o.host,
+                                s->port, strerror(errno));
+        s->down = !s->bound;
+        next_ms = s->bound ? f->ms : 100; /* retry soon when the port was taken */
+    }
+    struct timeval tv = {(time_t)(next_ms / 1000), (suseconds_t)(fmod(next_ms, 1000) * 1000)};
+    evtimer_add(s->down_timer, &tv);
+}
+
 struct emu_server *emu_server_new(struct event_base *base, const struct emu_opts *o,
                                   char *err, size_t errlen)
 {
@@ -1008,6 +1037,16 @@ struct emu_server *emu_server_new(struct event_base *base, const struct emu_opts
     s->port = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                                         : ntohs(((struct sockaddr_in *)&ss)->sin_port);
     s->t0 = clock_now_ms();
+    if (o->faults.f[EMU_FAULT_DOWN].rate > 0) {
+        s->down_timer = evtimer_new(base, on_down_timer, s);
+        if (!s->down_timer) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        double up = o->faults.f[EMU_FAULT_DOWN].ms;
+        struct timeval tv = {(time_t)(up / 1000), (suseconds_t)(fmod(up, 1000) * 1000)};
+        evtimer_add(s->down_timer, &tv);
+    }
     return s;
 fail:
     emu_server_free(s);
@@ -1038,6 +1077,7 @@ void emu_server_free(struct emu_server *s)
     s->head = NULL;
     if (s->http) evhttp_free(s->http);
     if (s->timer) event_free(s->timer);
+    if (s->down_timer) event_free(s->down_timer);
     node_svc_free(s->svc);
     link_free(s->link);
     free(s);
