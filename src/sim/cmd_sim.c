@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "feat/image.h"
+#include "node/profile.h"
 #include "policy/policy.h"
 #include "sim/engine.h"
 #include "sim/experiment.h"
@@ -21,6 +22,7 @@ static void usage(FILE *out)
             "usage: ferry sim EXPERIMENT.ini [options]\n"
             "       ferry sim --image-pool DIR [--out FILE]\n"
             "       ferry sim --list\n"
+            "       ferry sim --nodes [PROFILES_DIR]\n"
             "\n"
             "Simulates a cloud-edge MLLM cluster: every policy of the experiment, every seed\n"
             "and sweep value; prints a table (docs/simulator.md explains every column).\n"
@@ -38,7 +40,9 @@ static void usage(FILE *out)
             "  --no-timing          leave out the (wall-clock) decision time: output is then\n"
             "                       byte-identical across runs and machines\n"
             "  --image-pool DIR     measure every image of DIR (feat_image_analyze) and print\n"
-            "                       the image-pool CSV used by workloads\n");
+            "                       the image-pool CSV used by workloads\n"
+            "  --nodes [DIR]        the nodes of a profiles folder (default data/profiles, or\n"
+            "                       $FERRY_DATA/profiles) with their derived service rates\n");
 }
 
 /* ==== --image-pool ================================================================= */
@@ -116,6 +120,43 @@ static int image_pool(const char *dir, const char *out_path)
     return 0;
 }
 
+/* ==== --nodes ===================================================================== */
+
+static int list_nodes(const char *dir)
+{
+    char def[600];
+    if (!dir) {
+        const char *env = getenv("FERRY_DATA");
+        snprintf(def, sizeof def, "%s/profiles", env && *env ? env : "data");
+        dir = def;
+    }
+    struct node_lib lib;
+    node_lib_init(&lib);
+    char err[768];
+    if (node_lib_load_dir(&lib, dir, err, sizeof err) < 0) {
+        fprintf(stderr, "ferry sim: %s\n", err);
+        node_lib_fini(&lib);
+        return 1;
+    }
+    printf("%-16s %-5s %-16s %-16s %5s %10s %10s %9s %8s %-10s\n", "node", "role", "device",
+           "model", "seqs", "prefill/s", "decode/s", "vision ms", "$/hour", "link");
+    int bad = 0;
+    for (int i = 0; i < lib.nnode; i++) {
+        struct fy_node n;
+        if (node_lib_resolve(&lib, lib.node[i].name, &n, err, sizeof err) < 0) {
+            fprintf(stderr, "ferry sim: %s\n", err);
+            bad = 1;
+            continue;
+        }
+        printf("%-16s %-5s %-16s %-16s %5d %10.0f %10.1f %9.4f %8.2f %-10s\n", n.name,
+               n.role == FY_ROLE_CLOUD ? "cloud" : "edge", lib.node[i].device, n.prof.model,
+               n.prof.max_seqs, n.prof.prefill_tps, n.prof.decode_tps, n.prof.vision_ms_per_token,
+               n.prof.usd_per_hour, lib.node[i].link);
+    }
+    node_lib_fini(&lib);
+    return bad;
+}
+
 /* ==== main ========================================================================= */
 
 static int need_arg(int i, int argc, const char *opt)
@@ -146,6 +187,9 @@ int cmd_sim(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             status = 0;
+            goto done;
+        } else if (!strcmp(a, "--nodes")) {
+            status = list_nodes(i + 1 < argc && argv[i + 1][0] != '-' ? argv[i + 1] : NULL);
             goto done;
         } else if (!strcmp(a, "--list")) {
             for (const struct fy_policy *const *p = pol_all(); *p; p++)
