@@ -474,6 +474,11 @@ TEST(req_errors_utf8)
     EXPECT_ERR("{\"model\":\"\xf4\x90\x80\x80\",\"messages\":[]}", 400, "model", "invalid UTF-8");
     CHECK_EQ_INT(req_utf8_invalid_at("a\xe2\x82\xac\xf0\x9f\x98\x80", 8), -1);
     CHECK_EQ_INT(req_utf8_invalid_at("ab\xe2\x82", 4), 2);
+    /* around the 8-byte ASCII fast path */
+    CHECK_EQ_INT(req_utf8_invalid_at("abcdefgh\xff", 9), 8);
+    CHECK_EQ_INT(req_utf8_invalid_at("abcdefghijklmno\x80xyz", 19), 15);
+    CHECK_EQ_INT(req_utf8_invalid_at("abcdefg\xc3\xa9" "abcdefgh", 17), -1);
+    CHECK_EQ_INT(req_utf8_invalid_at("abcdefghijklmnop", 16), -1);
 }
 
 TEST(req_errors_fields)

@@ -48,6 +48,14 @@ long req_utf8_invalid_at(const char *s, size_t n)
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < n) {
+        /* ASCII fast path, 8 bytes at a time (base64 image payloads are long ASCII) */
+        while (n - i >= 8) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            if (w & 0x8080808080808080ull) break;
+            i += 8;
+        }
+        if (i >= n) break;
         unsigned c = p[i];
         if (c < 0x80) { i++; continue; }
         size_t len;
