@@ -685,8 +685,9 @@ TEST(emu_bad_requests_get_400_error_object)
         "{not json",
         "{\"model\":\"x\"}",
         "{\"model\":\"x\",\"messages\":\"hello\"}",
-        "{\"model\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","
-        "\"image_url\":{\"url\":\"data:image/png;base64,@@@@\"}}]}]}",
+        ("{\"model\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","
+         "\"image_url\":{\"url\":\"data:image/png;base64,@@@@\"}}]}]}"),
+        "{\"model\":\"x\",\"max_tokens\":-3,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct resp r;
