@@ -539,6 +539,30 @@ TEST(emu_streams_at_the_modelled_pace)
     buf_fini(&r.body);
 }
 
+TEST(emu_metrics_ttft_is_the_engines_first_token)
+{
+    struct emu_opts o;
+    opts_fast(&o);
+    o.prof.decode_tps = 100; /* 30 tokens: ~300 ms of decoding after a ~0 ms prefill */
+    o.prof.prefill_tps = 1e5;
+    o.time_scale = 1;
+    struct fx f;
+    CHECK(fx_start(&f, &o) == 0);
+    struct resp r, m;
+    chat(&f, "{\"model\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],"
+             "\"metadata\":{\"out_tokens\":30}}", &r);
+    get(&f, "/metrics", &m);
+    fx_stop(&f);
+    CHECK_EQ_INT(r.status, 200);
+    double ttft = metric(m.body.data, "vllm:time_to_first_token_seconds_sum{");
+    double e2e = metric(m.body.data, "vllm:e2e_request_latency_seconds_sum{");
+    /* non-streamed, yet TTFT is when the model made its first token, not the reply */
+    CHECK(e2e >= 0.29);
+    CHECK(ttft >= 0 && ttft < 0.5 * e2e);
+    buf_fini(&r.body);
+    buf_fini(&m.body);
+}
+
 TEST(emu_fault_error_gives_500_error_object)
 {
     struct emu_opts o;

@@ -87,7 +87,8 @@ struct emu_req {
     size_t sent_bytes;              /* bytes of ans.text written */
     int role_sent, mid_fired, finished;
     int gone;                       /* the client's connection closed (req detached) */
-    double t_arrive, t_first;       /* wall ms */
+    double t_arrive, t_first;       /* wall ms; t_first = first content sent */
+    double t_first_tok;             /* wall ms the model produced the first token; 0 = not yet */
     double hold_until, pause_until; /* wall ms; fault stalls */
     char cid[40];
     long long created;
@@ -334,7 +335,8 @@ static void record_done(struct emu_server *s, struct emu_req *r, double wall)
     s->gen_total += (uint64_t)r->ans.tokens;
     if (!strcmp(r->ans.finish, "length")) s->ok_length++;
     else s->ok_stop++;
-    double first = r->t_first > 0 ? r->t_first : wall;
+    /* like vLLM, TTFT is the engine's first token (streamed or not) */
+    double first = r->t_first_tok > 0 ? r->t_first_tok : r->t_first > 0 ? r->t_first : wall;
     hist_add(&s->ttft, (first - r->t_arrive) / 1000);
     hist_add(&s->e2e, (wall - r->t_arrive) / 1000);
     if (r->ans.tokens > 1) hist_add(&s->tpot, (wall - first) / 1000 / (r->ans.tokens - 1));
@@ -352,9 +354,10 @@ static void req_free_one(struct emu_req *r)
 static void on_model_event(void *arg, uint64_t id, int ev, double t_ms)
 {
     struct emu_server *s = arg;
-    (void)t_ms;
     struct emu_req *r = find_req(s, id);
     if (!r) return;
+    if ((ev == NODE_EV_FIRST_TOKEN || ev == NODE_EV_DONE) && r->t_first_tok <= 0)
+        r->t_first_tok = s->o.time_scale > 0 ? to_wall(s, t_ms) : clock_now_ms();
     if (ev == NODE_EV_FIRST_TOKEN) r->first = 1;
     if (ev == NODE_EV_DONE) r->first = r->done = 1;
 }
