@@ -316,7 +316,7 @@ TEST(sim_every_shipped_experiment_runs)
 TEST(sim_bandwidth_drop_slows_cloud_uploads)
 {
     /* the same MMBench-like requests over a constant 300 Mbps link and over wan-drop (2 Mbps
-     * between 60 and 180 s): only the upload part changes, and it grows *
+     * between 60 and 180 s): only the upload part changes, and it grows */
     struct sim_setup *s = calloc(1, sizeof *s);
     struct sim_result *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
     char err[512];
