@@ -375,6 +375,11 @@ static int decode_jpeg(struct decode_job *j)
         snprintf(j->err, j->errlen, "jpeg: %s", tjGetErrorStr2(tj));
         goto cleanup;
     }
+    if (hw != j->w || hh != j->h) { /* e.g. a second frame header with another size */
+        snprintf(j->err, j->errlen, "jpeg: inconsistent frame headers (%dx%d, then %dx%d)", j->w,
+                 j->h, hw, hh);
+        goto cleanup;
+    }
     int cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK;
     int direct = sw == j->ow && sh == j->oh && !cmyk;
     int fch = cmyk ? 4 : j->nch;
@@ -385,7 +390,7 @@ static int decode_jpeg(struct decode_job *j)
         goto cleanup;
     }
     int pf = cmyk ? TJPF_CMYK : j->nch == 1 ? TJPF_GRAY : TJPF_RGB;
-    if (tjDecompress2(tj, j->p, (unsigned long)j->n, direct ? j->out : full, sw, 0, sh, pf,
+    if (tjDecompress2(tj, j->p, (unsigned long)j->n, direct ? j->out : full, sw, sw * fch, sh, pf,
                       TJFLAG_LIMITSCANS) != 0) {
         const char *msg = tjGetErrorStr2(tj);
         if (tjGetErrorCode(tj) == TJERR_FATAL) {
@@ -587,6 +592,11 @@ static int decode_webp(struct decode_job *j)
     VP8StatusCode st = WebPGetFeatures(j->p, j->n, &cfg.input);
     if (st != VP8_STATUS_OK) {
         snprintf(j->err, j->errlen, "webp: %s", webp_status(st));
+        return -1;
+    }
+    if (cfg.input.width != j->w || cfg.input.height != j->h) {
+        snprintf(j->err, j->errlen, "webp: inconsistent headers (%dx%d, then %dx%d)", j->w, j->h,
+                 cfg.input.width, cfg.input.height);
         return -1;
     }
     if (cfg.input.has_animation) {
