@@ -384,6 +384,9 @@ TEST(sim_bad_experiment_files_name_file_and_line)
     snprintf(text, sizeof text, "%spolicies = random\n[sweep]\nkey = requests\nvalues = 1,2\n", head);
     expect_error("e9.ini", text, NULL, "e9.ini:6:", "SECTION.KEY", &ok);
     CHECK(ok);
+    snprintf(text, sizeof text, "%spolicies = random\nmetrics = e2e_mean_ms, speed\n", head);
+    expect_error("e10.ini", text, NULL, "e10.ini:5:", "unknown metric 'speed'", &ok);
+    CHECK(ok);
 }
 
 TEST(sim_quality_model_plan_effects)

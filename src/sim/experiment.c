@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "policy/policy.h"
+#include "sim/report.h"
 
 /* ==== entries ====================================================================== */
 
@@ -208,6 +209,14 @@ static int add_policy(void *arg, const char *item, char *err, size_t errlen)
     return 0;
 }
 
+static int check_metric(void *arg, const char *item, char *err, size_t errlen)
+{
+    (void)arg;
+    if (sim_report_metric_known(item)) return 0;
+    snprintf(err, errlen, "metrics: unknown metric '%s' (%s)", item, sim_report_metric_names());
+    return -1;
+}
+
 static void exp_defaults(struct sim_exp *x)
 {
     memset(x, 0, sizeof *x);
@@ -245,6 +254,15 @@ static int feed_exp(struct sim_exp *x, const char *key, const char *v, char *err
             return -1;
         }
         snprintf(dst, cap, "%s", v);
+        return 0;
+    }
+    if (!strcmp(key, "metrics")) {
+        if (strlen(v) >= sizeof x->metrics) {
+            snprintf(err, errlen, "metrics: too long");
+            return -1;
+        }
+        if (each_item(v, check_metric, NULL, err, errlen) < 0) return -1;
+        snprintf(x->metrics, sizeof x->metrics, "%s", v);
         return 0;
     }
     if (!strcmp(key, "nodes")) {
@@ -305,7 +323,7 @@ static int feed_exp(struct sim_exp *x, const char *key, const char *v, char *err
     snprintf(err, errlen, "[experiment]: unknown key '%s' (name, description, workload, nodes, "
              "requests, duration_s, seeds, seed, policies, params.POLICY, slo_ms, min_quality, "
              "tradeoff, max_cost_usd, prefill_share, privacy_edge_share, dialogue_budget_ms, "
-             "dialogue_budget_usd, pred_model)", key);
+             "dialogue_budget_usd, metrics, pred_model)", key);
     return -1;
 }
 

@@ -85,6 +85,7 @@ struct sim_exp {
     double dialogue_budget_usd;     /* per-dialogue cost budget; 0 = none */
     struct sim_quality q;
     char pred_model[512];
+    char metrics[512];              /* table columns (CSV names, comma list); "" = default */
     char sweep_key[128];
     int nsweep;
     char sweep_val[SIM_MAX_SWEEP][64];

@@ -70,6 +70,43 @@ static const struct metric g_metrics[] = {
 };
 #define NMETRICS (sizeof g_metrics / sizeof g_metrics[0])
 
+int sim_report_metric_known(const char *name)
+{
+    for (size_t m = 0; m < NMETRICS; m++)
+        if (!strcmp(g_metrics[m].csv, name)) return 1;
+    return 0;
+}
+
+const char *sim_report_metric_names(void)
+{
+    static char names[1024];
+    if (!names[0]) {
+        size_t n = 0;
+        for (size_t m = 0; m < NMETRICS && n < sizeof names; m++)
+            n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", m ? ", " : "", g_metrics[m].csv);
+    }
+    return names;
+}
+
+/* Is metric m a column of the table? The experiment's list, else the defaults. */
+static int in_table(const struct sim_report *r, size_t m)
+{
+    const char *list = r->setup->exp.metrics;
+    if (!list[0]) return g_metrics[m].in_table;
+    size_t len = strlen(g_metrics[m].csv);
+    for (const char *p = list; (p = strstr(p, g_metrics[m].csv)); p += len) {
+        int start = p == list || p[-1] == ',' || p[-1] == ' ';
+        int end = p[len] == '\0' || p[len] == ',' || p[len] == ' ';
+        if (start && end) return 1;
+    }
+    return 0;
+}
+
+static const char *head_of(size_t m)
+{
+    return g_metrics[m].head[0] ? g_metrics[m].head : g_metrics[m].csv;
+}
+
 /* mean and CI of a metric over seeds */
 static void agg(const struct sim_report *r, int k, int p, double (*get)(const struct sim_result *),
                 double *mean, double *half)
@@ -117,7 +154,7 @@ void sim_report_table(const struct sim_report *r, FILE *out)
         else fprintf(out, "\n");
         fprintf(out, "%-14s %7s", "policy", "n");
         for (size_t m = 0; m < NMETRICS; m++)
-            if (g_metrics[m].in_table) fprintf(out, " %*s", w, g_metrics[m].head);
+            if (in_table(r, m)) fprintf(out, " %*s", w, head_of(m));
         fprintf(out, "\n");
         for (int p = 0; p < r->npol; p++) {
             double nmean, nh;
@@ -127,7 +164,7 @@ void sim_report_table(const struct sim_report *r, FILE *out)
             sim_mean_ci95(v, n, &nmean, &nh);
             fprintf(out, "%-14s %7.0f", r->pol_names[p], nmean);
             for (size_t m = 0; m < NMETRICS; m++) {
-                if (!g_metrics[m].in_table) continue;
+                if (!in_table(r, m)) continue;
                 double mean, half;
                 agg(r, k, p, g_metrics[m].get, &mean, &half);
                 cell(out, g_metrics[m].fmt, mean, half, ci, w);

@@ -25,6 +25,10 @@ static inline const struct sim_result *sim_report_get(const struct sim_report *r
     return r->res[((size_t)k * r->npol + p) * r->nseeds + s];
 }
 
+/* Metric names (the CSV column names) for [experiment] metrics. */
+int sim_report_metric_known(const char *name);
+const char *sim_report_metric_names(void);   /* "e2e_mean_ms, e2e_p50_ms, ..." */
+
 void sim_report_table(const struct sim_report *r, FILE *out);
 int sim_report_csv(const struct sim_report *r, const char *path, char *err, size_t errlen);
 /* Writes data files and a gnuplot script into dir and runs gnuplot: latency-cdf*.svg,
