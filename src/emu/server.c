@@ -85,6 +85,7 @@ struct emu_req {
     int first, done;                /* model events seen */
     int sent_tokens;                /* content tokens written to the client */
     size_t sent_bytes;              /* bytes of ans.text written */
+    size_t ans_len;                 /* strlen(ans.text) */
     int role_sent, mid_fired, finished;
     int gone;                       /* the client's connection closed (req detached) */
     double t_arrive, t_first;       /* wall ms; t_first = first content sent */
@@ -457,8 +458,7 @@ static int flush(struct emu_server *s, struct emu_req *r, double wall)
             break;
         }
         if (r->sent_tokens >= avail) break;
-        size_t len = emu_token_len(r->ans.text + r->sent_bytes,
-                                   strlen(r->ans.text + r->sent_bytes));
+        size_t len = emu_token_len(r->ans.text + r->sent_bytes, r->ans_len - r->sent_bytes);
         if (!r->role_sent) {
             add_chunk(b, r, 1, "", 0, NULL);
             r->role_sent = 1;
@@ -788,6 +788,7 @@ static void handle_chat(struct emu_server *s, struct evhttp_request *req)
         send_error(req, 500, "server_error", NULL, "out of memory");
         return;
     }
+    r->ans_len = strlen(r->ans.text);
     evhttp_connection_set_closecb(r->evcon, on_conn_close, r);
     if (r->stream) {
         struct evkeyvalq *h = evhttp_request_get_output_headers(req);
