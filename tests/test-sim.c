@@ -769,3 +769,33 @@ TEST(sim_stats_histogram_quantiles_and_ci)
     sim_mean_ci95(x, 1, &m, &half);
     CHECK_NEAR(half, 0, 0);
 }
+
+TEST(sim_engine_md1_queue_matches_pollaczek_khinchine)
+{
+    /* one slot, fixed 100-token prompts, one output token: S = 100 / 10000 tok/s = 10 ms;
+     * Poisson at 30/s: rho = 0.3, Wq = rho S / (2 (1 - rho)) = 2.143 ms */
+    CHECK(write_file("workloads/fixed-text.ini",
+                     "[workload]\nname = fixed-text\n[class q]\nskill = x\nprompt_tokens = 100\n"
+                     "prompt_sigma = 0\nout_tokens = 1\nout_sigma = 0\np_image = 0\nimages = 0\n"));
+    const char *exp = write_file("experiments/md1.ini",
+        "[experiment]\nworkload = fixed-text\nnodes = n\nrequests = 60000\npolicies = least-loaded\n"
+        "[arrivals]\nprocess = poisson\nrate_rps = 30\n"
+        "[device d]\nmem_bw_gbs = 1000\ntflops = 100\n[model m]\nparams_b = 1\n"
+        "[link l]\nup_mbps = 1000\nrtt_ms = 2\n"
+        "[node n]\ndevice = d\nmodel = m\nlink = l\nmax_seqs = 1\nprefill_tps = 10000\n"
+        "decode_tps = 100\n");
+    CHECK(exp);
+    struct sim_setup *s = calloc(1, sizeof *s);
+    struct sim_result *r = calloc(1, sizeof *r);
+    char err[512];
+    CHECK_EQ_INT(build(s, exp, NULL, err, sizeof err), 0);
+    CHECK_EQ_INT(run(s, "least-loaded", 8, NULL, r), 0);
+    CHECK_EQ_INT(r->requests, 60000);
+    double wq = 0.3 * 10 / (2 * 0.7);
+    CHECK_NEAR(r->sum_queue_ms / r->requests, wq, 0.05 * wq);
+    CHECK_NEAR(r->sum_prefill_ms / r->requests, 10, 1e-6);
+    CHECK_NEAR((double)r->node[0].busy_ms / r->makespan_ms, 0.3, 0.01);
+    sim_setup_fini(s);
+    free(s);
+    free(r);
+}
