@@ -112,6 +112,59 @@ int main(int argc, char **argv)
     printf("%-34s %10.3f %10.3f\n", "feat_request (decode, features)", pct(tf, reps, .5), pct(tf, reps, .99));
     printf("%-34s %10.3f %10.3f\n", "policy decision (2 nodes)", pct(td, reps, .5), pct(td, reps, .99));
     printf("%-34s %10.3f %10.3f   target < 10 ms p99\n", "total", pct(tt, reps, .5), pct(tt, reps, .99));
+    /* the same stages for the benchmark's short text request, plus what the gateway does
+     * around them: the forwarded body (cJSON print) and learning from the outcome */
+    const char *text = "{\"model\":\"ferry\",\"max_tokens\":16,\"messages\":[{\"role\":\"user\","
+                       "\"content\":\"What is the capital of France? Answer in one word.\"}]}";
+    double *tb = calloc((size_t)reps, sizeof *tb), *to = calloc((size_t)reps, sizeof *to);
+    int treps = reps * 10;
+    double *xp = calloc((size_t)treps, sizeof *xp), *xf = calloc((size_t)treps, sizeof *xf);
+    double *xd = calloc((size_t)treps, sizeof *xd), *xb = calloc((size_t)treps, sizeof *xb);
+    double *xo = calloc((size_t)treps, sizeof *xo);
+    for (int i = 0; i < treps; i++) {
+        struct req_error re;
+        struct fy_features f;
+        double t0 = clock_now_ms();
+        struct fy_request *r = req_parse(text, strlen(text), NULL, &re);
+        double t1 = clock_now_ms();
+        gw_route_features(r, &f, err, sizeof err);
+        double t2 = clock_now_ms();
+        struct pol_ctx c = {.f = &f, .prefs = &r->prefs, .nodes = nodes, .nnodes = 2,
+                            .pred = pred, .now_ms = i, .rng = &rng, .session = ""};
+        struct fy_plan plan;
+        struct fy_estimate est;
+        gw_route_decide(pol, st, &c, NULL, &plan, &est);
+        double t3 = clock_now_ms();
+        size_t bl = 0;
+        char *fwd = gw_route_body(r, "qwen2-vl-2b", &bl);
+        double t4 = clock_now_ms();
+        struct fy_outcome o;
+        memset(&o, 0, sizeof o);
+        o.plan = plan;
+        o.quality = -1;
+        o.ttft_ms = 50;
+        o.e2e_ms = 120;
+        o.out_tokens = 3;
+        o.in_tokens = 20;
+        if (pol->observe) pol->observe(st, &c, &o);
+        pred_observe(pred, &f, nodes, &o);
+        double t5 = clock_now_ms();
+        xp[i] = (t1 - t0) * 1e3;
+        xf[i] = (t2 - t1) * 1e3;
+        xd[i] = (t3 - t2) * 1e3;
+        xb[i] = (t4 - t3) * 1e3;
+        xo[i] = (t5 - t4) * 1e3;
+        free(fwd);
+        req_free(r);
+    }
+    printf("\ntext request (%zu bytes), %d repetitions                 p50 us     p99 us\n",
+           strlen(text), treps);
+    printf("%-34s %10.2f %10.2f\n", "req_parse", pct(xp, treps, .5), pct(xp, treps, .99));
+    printf("%-34s %10.2f %10.2f\n", "feat_request (text features)", pct(xf, treps, .5), pct(xf, treps, .99));
+    printf("%-34s %10.2f %10.2f\n", "policy decision + estimate", pct(xd, treps, .5), pct(xd, treps, .99));
+    printf("%-34s %10.2f %10.2f\n", "forwarded body (cJSON print)", pct(xb, treps, .5), pct(xb, treps, .99));
+    printf("%-34s %10.2f %10.2f\n", "observe (policy + pred_observe)", pct(xo, treps, .5), pct(xo, treps, .99));
+    free(tb); free(to); free(xp); free(xf); free(xd); free(xb); free(xo);
     if (pol->free && st) pol->free(st);
     pred_free(pred);
     node_lib_fini(&lib);

@@ -133,6 +133,14 @@ for target in direct nginx ferry; do
   if [ -n "$procs" ]; then c1=$(cpu_ticks $procs); CPU[$target]=$(awk -v a="$c0" -v b="$c1" -v n="$n" -v hz="$hz" 'BEGIN{printf "%.1f", (b-a)/hz/n*1e6}')
   else CPU[$target]="-"; fi
 done
+# memory over >= 100 000 more requests through the gateway (a leak would grow RSS)
+rss() { awk '/VmRSS/{print $2}' /proc/"$fpid"/status; }
+rss0=$(rss); total=0
+while [ "$total" -lt 100000 ]; do
+  read -r _ _ _ n < <(run_wrk "http://127.0.0.1:$fport/v1/chat/completions" "$dir/ferry.json" 64 3)
+  total=$((total + n))
+done
+rss1=$(rss)
 # text latency while two connections send image requests through the gateway
 BODY="$dir/image.json" wrk -t1 -c2 -d"$((secs + 2))"s -s "$dir/post.lua" "http://127.0.0.1:$fport/v1/chat/completions" >"$dir/img.out" 2>&1 &
 wpid=$!
@@ -155,5 +163,6 @@ awk -v fp="${P50[ferry]}" -v np="${P50[nginx]}" -v d="${P50[direct]}" -v fr="${R
   printf "ratios ferry/nginx: added p50 %.2fx (target <= 2), CPU/request %.2fx (target <= 2), throughput %.0f%% (target >= 50%%)\n",
          fa / na, fc / nc, 100 * fr / nr }'
 echo "text p50/p99 at 1 connection while 2 connections send 1024-px JPEG requests (${imgrps:-?} req/s): ${busy50%.*}/${busy99%.*} us (idle: ${P50[ferry]%.*}/${P99[ferry]%.*} us)"
+echo "ferry RSS before/after $total more requests: $((rss0 / 1024)) / $((rss1 / 1024)) MiB"
 echo
 "$build/bench/bench-gateway" "$img" 200 ferry

@@ -232,6 +232,7 @@ static void be_handle(struct evhttp_request *req, void *arg)
             sse_event(out, n - 1);
             if (be->mode == BE_DROP_MID) {
                 /* once written, drop the connection without the terminating chunk */
+                evhttp_connection_set_closecb(evhttp_request_get_connection(req), be_hang_close, req);
                 evhttp_send_reply_chunk_with_cb(req, out, be_drop_after_write, NULL);
                 break;
             }
