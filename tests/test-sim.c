@@ -799,3 +799,28 @@ TEST(sim_engine_md1_queue_matches_pollaczek_khinchine)
     free(s);
     free(r);
 }
+
+TEST(sim_node_queue_limit_refuses_requests)
+{
+    /* a full node refuses: with max_queue = 2 and a load the edge cannot carry, some
+     * requests fail; without the limit none does */
+    const char *lim[] = {"experiment.requests=500", "arrivals.rate_rps=30", "sweep.values=wan-300",
+                         "node.edge-3090.max_seqs=2", "node.edge-3090.max_queue=2", NULL};
+    const char *nolim[] = {"experiment.requests=500", "arrivals.rate_rps=30", "sweep.values=wan-300",
+                           "node.edge-3090.max_seqs=2", NULL};
+    struct sim_setup *s = calloc(1, sizeof *s);
+    struct sim_result *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    char err[512];
+    CHECK_EQ_INT(build(s, "data/experiments/moaoff-vqav2.ini", lim, err, sizeof err), 0);
+    CHECK_EQ_INT(run(s, "edge-only", 1, NULL, a), 0);
+    sim_setup_fini(s);
+    CHECK_EQ_INT(build(s, "data/experiments/moaoff-vqav2.ini", nolim, err, sizeof err), 0);
+    CHECK_EQ_INT(run(s, "edge-only", 1, NULL, b), 0);
+    sim_setup_fini(s);
+    CHECK(a->failed > 50);
+    CHECK_EQ_INT(b->failed, 0);
+    CHECK(sim_hist_quantile(&a->e2e, 0.99) < sim_hist_quantile(&b->e2e, 0.99));
+    free(s);
+    free(a);
+    free(b);
+}

@@ -427,6 +427,7 @@ static int feed_node(struct node_lib *lib, const char *file, const char *name, c
         return 0;
     }
     if (!strcmp(key, "max_seqs")) return int_key(key, v, 1, &n->max_seqs, err, errlen);
+    if (!strcmp(key, "max_queue")) return int_key(key, v, 0, &n->max_queue, err, errlen);
     if (!strcmp(key, "tpot_slope")) return num_key(key, v, 0, &n->tpot_slope, err, errlen);
     if (!strcmp(key, "usd_per_mtok_in")) return num_key(key, v, 0, &n->usd_per_mtok_in, err, errlen);
     if (!strcmp(key, "usd_per_mtok_out"))
@@ -446,7 +447,7 @@ static int feed_node(struct node_lib *lib, const char *file, const char *name, c
         return num_key(key, v, 0, &n->vision_ms_per_token, err, errlen);
     if (!strcmp(key, "description")) return 0;
     snprintf(err, errlen, "[node %s]: unknown key '%s' (device, model, role, link, max_seqs, "
-             "tpot_slope, usd_per_mtok_in, usd_per_mtok_out, usd_per_hour, cache_saving, "
+             "tpot_slope, usd_per_mtok_in, usd_per_mtok_out, usd_per_hour, cache_saving, max_queue, "
              "prefill_tps, decode_tps, vision_ms_per_token, description)", name, key);
     return -1;
 }

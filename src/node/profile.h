@@ -11,7 +11,7 @@
  *   [link wan-300]     kind (const|series|markov|views), up_mbps, down_mbps, rtt_ms,
  *                      jitter_ms, series, bad_mbps, good_s, bad_s, view_s
  *   [node edge-3090]   device, model, role (edge|cloud), link, max_seqs, tpot_slope,
- *                      usd_per_mtok_in, usd_per_mtok_out, usd_per_hour, cache_saving,
+ *                      usd_per_mtok_in, usd_per_mtok_out, usd_per_hour, cache_saving, max_queue,
  *                      and measured overrides: prefill_tps, decode_tps, vision_ms_per_token
  *
  * Derived rates (each times the device's efficiency factor; a node's measured
@@ -67,6 +67,7 @@ struct node_def {
     double cache_saving;        /* fraction of the history's prefill saved when the next
                                  * turn of a dialogue returns to this node (KV reuse) */
     double prefill_tps, decode_tps, vision_ms_per_token; /* > 0 = measured override */
+    int max_queue;              /* waiting requests beyond which the node refuses; 0 = no limit */
     int line;
     char file[256];
 };

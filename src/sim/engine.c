@@ -812,6 +812,7 @@ int sim_run(const struct sim_setup *s, const struct sim_run_opts *o, struct sim_
     so.prefill_share = s->exp.prefill_share;
     for (int i = 0; i < e->n; i++) {
         e->view[i] = s->nodes[i];
+        so.max_queue = s->max_queue[i];
         e->svc[i] = node_svc_new(&s->nodes[i].prof, &so);
         if (!e->svc[i]) {
             snprintf(err, errlen, "node %s: the service model refuses its profile (rates must "

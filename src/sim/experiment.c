@@ -588,6 +588,7 @@ int sim_setup_build(struct sim_setup *s, const char *exp_path, const struct sim_
         s->links[i] = *node_lib_find_link(&s->lib, nd->link);
         s->models[i] = node_lib_find_model(&s->lib, nd->model);
         s->cache_saving[i] = nd->cache_saving;
+        s->max_queue[i] = nd->max_queue;
     }
     return 0;
 fail:

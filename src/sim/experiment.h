@@ -101,6 +101,7 @@ struct sim_setup {
     struct link_spec links[FY_MAX_NODES];
     const struct node_model *models[FY_MAX_NODES]; /* into lib */
     double cache_saving[FY_MAX_NODES];
+    int max_queue[FY_MAX_NODES];
     char data_dir[512];
 };
 
