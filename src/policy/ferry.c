@@ -17,7 +17,9 @@
  *    with its keep plan, so that MGQP/MILP keep learning about every node.
  * truth=1 replaces the predictors by the simulator's oracle (pol_ctx.oracle; tests and
  * the "exact predictions" upper bound): with δ = 0 and z = 0 the rule then picks the
- * oracle's choice. Parameters (defaults): z=1 delta=0.03 kappa=0.1 downscale_px=448 plans=all|keep
+ * oracle's choice. zl > 0 adds zl predicted standard deviations to every latency (risk
+ * aversion; off by default: on the shipped experiments it bought latency with
+ * completion). Parameters (defaults): z=1 zl=0 delta=0.03 kappa=0.1 downscale_px=448 plans=all|keep
  * split=1 kv=1 eps=0.05 cost_budget_usd=-1 eta=0.05 truth=0. Not done: cascades. */
 #include <errno.h>
 #include <math.h>
@@ -31,7 +33,7 @@
 #include "util/rng.h"
 
 struct ferry {
-    double z, delta, kappa, eps, cost_budget, eta, mu;
+    double z, zl, delta, kappa, eps, cost_budget, eta, mu;
     int downscale_px, all_plans, split, kv, truth;
     long n;
     struct pred *own;
@@ -43,6 +45,7 @@ static int fy_kv(void *arg, const char *k, const char *v, char *err, size_t errl
     struct ferry *s = arg;
     double d;
     if (!strcmp(k, "z")) return pol__num("ferry", k, v, 0, 10, &s->z, err, errlen);
+    if (!strcmp(k, "zl")) return pol__num("ferry", k, v, 0, 10, &s->zl, err, errlen);
     if (!strcmp(k, "delta")) return pol__num("ferry", k, v, 0, 1, &s->delta, err, errlen);
     if (!strcmp(k, "kappa")) return pol__num("ferry", k, v, 0, 100, &s->kappa, err, errlen);
     if (!strcmp(k, "eps")) return pol__num("ferry", k, v, 0, 1, &s->eps, err, errlen);
@@ -70,7 +73,7 @@ static int fy_kv(void *arg, const char *k, const char *v, char *err, size_t errl
         return 0;
     }
     snprintf(err, errlen,
-             "ferry: unknown parameter '%s' (z, delta, kappa, downscale_px, plans, split, kv, eps, "
+             "ferry: unknown parameter '%s' (z, zl, delta, kappa, downscale_px, plans, split, kv, eps, "
              "cost_budget_usd, eta, truth)", k);
     return -1;
 }
@@ -83,6 +86,7 @@ static int fy_init(void **state, const char *params, char *err, size_t errlen)
         return -ENOMEM;
     }
     s->z = 1.0;
+    s->zl = 0;
     s->delta = 0.03;
     s->kappa = 0.1;
     s->eps = 0.05;
@@ -170,7 +174,10 @@ static int fy_decide(void *state, const struct pol_ctx *c, struct fy_plan *out,
                               : pred_estimate(bank, f, c->nodes, i, &x->p, &x->e);
             if (rc < 0) continue;
             if (pr->max_cost_usd >= 0 && x->e.cost_usd > pr->max_cost_usd) continue;
-            double lat = x->e.e2e_ms;
+            /* latency with its risk: mean + zl standard deviations (a node whose
+             * latency the predictor cannot pin down, e.g. one with bursty queues, pays
+             * for it) */
+            double lat = x->e.e2e_ms + (s->truth ? 0 : s->zl) * x->e.e2e_std_ms;
             if (ss && ss->last_node == i && f->history_tokens > 0 && bank) {
                 /* cached history: its prefill is not redone on the node that holds it */
                 int in = f->text_tokens > 0 ? f->text_tokens : 1;
