@@ -5,7 +5,9 @@
  * Inputs: the files given (text files and request JSON files). Medians over repetitions
  * of the thread's CPU time (CLOCK_THREAD_CPUTIME_ID), so that other processes on a
  * shared machine do not inflate one side of a ratio.
- *   bench-text [-r REPS] TEXT... [-- REQUEST.json...] */
+ * An image file after "--" (.jpg .png .webp) is sent as a one-image request with a
+ * data: URL built in memory (the gateway's large-body case).
+ *   bench-text [-r REPS] TEXT... [-- REQUEST.json|IMAGE...] */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 #include "feat/features.h"
 #include "feat/text.h"
 #include "req/request.h"
+#include "util/b64.h"
 #include "util/buf.h"
 
 static char *slurp(const char *path, size_t *n)
@@ -117,10 +120,26 @@ int main(int argc, char **argv)
     if (i < argc) {
         printf("\nrequest parse, per request (median of %d)\n", reps);
         printf("  %-28s %8s %12s %12s %8s\n", "request", "KB", "ferry us", "cJSON us", "ratio");
+        printf("  (ferry = req_parse with base64 decoding and header probe + text features)\n");
         for (i++; i < argc; i++) {
             size_t n;
             char *body = slurp(argv[i], &n);
             if (!body) { fprintf(stderr, "bench-text: cannot read %s\n", argv[i]); return 1; }
+            const char *dot = strrchr(argv[i], '.');
+            if (dot && (!strcmp(dot, ".jpg") || !strcmp(dot, ".png") || !strcmp(dot, ".webp"))) {
+                const char *mime = dot[1] == 'j' ? "jpeg" : dot + 1;
+                struct buf b;
+                buf_init(&b);
+                buf_printf(&b, "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+                               "\"text\",\"text\":\"What is this?\"},{\"type\":\"image_url\","
+                               "\"image_url\":{\"url\":\"data:image/%s;base64,", mime);
+                buf_reserve(&b, b64_encoded_len(n, 1) + 16);
+                b.len += b64_encode((const uint8_t *)body, n, B64_STD, 1, b.data + b.len);
+                buf_puts(&b, "\"}}]}]}");
+                free(body);
+                n = b.len;
+                body = buf_steal(&b);
+            }
             for (int r = 0; r < reps; r++) {
                 uint64_t t0 = cpu_ns();
                 struct req_error e;

@@ -458,6 +458,16 @@ TEST(req_errors_depth)
     struct fy_request *r = req_parse(ok, strlen(ok), &l, &e);
     CHECK(r);
     req_free(r);
+    /* escaped quotes and backslashes inside strings do not end them early */
+    const char *esc = "{\"messages\":[{\"role\":\"user\",\"content\":\"a \\\"[[[[{{\\\" b \\\\\"}]}";
+    r = req_parse(esc, strlen(esc), &l, &e);
+    if (!r) fprintf(stderr, "  %s: %s\n", e.path, e.msg);
+    CHECK(r);
+    CHECK_STR(r->parts[0].text, "a \"[[[[{{\" b \\");
+    req_free(r);
+    const char *open_str = "{\"messages\":[{\"role\":\"user\",\"content\":\"[[[[[[";
+    CHECK(!req_parse(open_str, strlen(open_str), &l, &e));
+    CHECK(strstr(e.msg, "invalid JSON"));
     const char *deep = "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"x\"}]}]}";
     CHECK(!req_parse(deep, strlen(deep), &l, &e));
     CHECK(strstr(e.msg, "deeper than 3 levels"));
@@ -592,6 +602,7 @@ TEST(req_errors_data_urls)
     expect_image_err("data:image/png;base64", 400, "data URL without ','");
     expect_image_err("data:;base64,AAAA", 415, "data URL without a media type");
     expect_image_err("data:image/jpeg;base64,", 400, "empty image data");
+    expect_image_err("data:image/jpeg;base64,  \\n ", 400, "empty image data");
     expect_image_err("data:image/jpeg;base64,/9j/4AAQ$$$$", 400,
                      "invalid base64 character at byte 8 of the base64 data");
     expect_image_err("data:image/jpeg;base64,/9j/4A==AAAA", 400, "misplaced base64 padding");

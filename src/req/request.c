@@ -76,19 +76,31 @@ long req_utf8_invalid_at(const char *s, size_t n)
 }
 
 /* Deepest nesting of [ and { outside strings; stops at the first byte that goes past
- * max (returned in *at). O(n), no allocation: runs before cJSON sees the bytes. */
+ * max (returned in *at). O(n), no allocation: runs before cJSON sees the bytes. Strings
+ * are skipped with memchr (base64 image payloads are megabytes of one string): the
+ * closing quote is searched once per quote, backslashes between, so the scan stays
+ * linear however many escapes a string holds. An unterminated string ends the scan
+ * (cJSON reports it). */
 static int depth_exceeds(const char *p, size_t n, int max, size_t *at)
 {
     int d = 0;
-    bool in_str = false, esc = false;
     for (size_t i = 0; i < n; i++) {
         char c = p[i];
-        if (in_str) {
-            if (esc) esc = false;
-            else if (c == '\\') esc = true;
-            else if (c == '"') in_str = false;
-        } else if (c == '"') {
-            in_str = true;
+        if (c == '"') {
+            size_t j = i + 1, qpos = 0;
+            int have_q = 0;
+            for (;;) {
+                if (!have_q || qpos < j) {
+                    const char *q = j < n ? memchr(p + j, '"', n - j) : NULL;
+                    if (!q) return 0;
+                    qpos = (size_t)(q - p);
+                    have_q = 1;
+                }
+                const char *bs = memchr(p + j, '\\', qpos - j);
+                if (!bs) break;
+                j = (size_t)(bs - p) + 2; /* the backslash and the character it escapes */
+            }
+            i = qpos;
         } else if (c == '[' || c == '{') {
             if (++d > max) { *at = i; return 1; }
         } else if (c == ']' || c == '}') {
@@ -404,7 +416,10 @@ static int parse_data_url(struct fy_image_ref *im, const char *url, const char *
     }
     const char *b = comma + 1;
     size_t blen = strlen(b);
-    size_t need = b64_decoded_len(b, blen);
+    /* the upper bound is enough unless it crosses the limit; then count exactly
+     * (whitespace and padding do not decode) */
+    size_t need = b64_decoded_max(blen);
+    if (need > l->max_image_bytes) need = b64_decoded_len(b, blen);
     if (need > l->max_image_bytes) {
         fail(e, 413, path, "image of %zu bytes exceeds the limit of %zu bytes", need,
              l->max_image_bytes);
@@ -422,6 +437,7 @@ static int parse_data_url(struct fy_image_ref *im, const char *url, const char *
             fail(e, 400, path, "%s", b64_strerror(rc));
         return -1;
     }
+    if (got == 0) { fail(e, 400, path, "empty image data"); return -1; }
     im->nbytes = got;
     enum fy_img_format actual = feat_image_sniff(im->bytes, got);
     if (actual == FY_FMT_UNKNOWN) {

@@ -55,6 +55,20 @@ int b64_decode(const char *in, size_t n, enum b64_alphabet a, uint8_t *out, size
     size_t o = 0, i = 0;
 
     for (; i < n; i++) {
+        /* fast path: whole groups of 4 alphabet characters (sextet values < 64; the
+         * markers SP, PAD, BAD all have bit 6 set) */
+        while (k == 0 && n - i >= 4 && cap - o >= 3) {
+            uint32_t a0 = t[(uint8_t)in[i]], a1 = t[(uint8_t)in[i + 1]];
+            uint32_t a2 = t[(uint8_t)in[i + 2]], a3 = t[(uint8_t)in[i + 3]];
+            if ((a0 | a1 | a2 | a3) & 0x40) break;
+            uint32_t g = a0 << 18 | a1 << 12 | a2 << 6 | a3;
+            out[o] = (uint8_t)(g >> 16);
+            out[o + 1] = (uint8_t)(g >> 8);
+            out[o + 2] = (uint8_t)g;
+            o += 3;
+            i += 4;
+        }
+        if (i >= n) break;
         uint8_t v = t[(uint8_t)in[i]];
         if (v < 64) {
             acc = acc << 6 | v;
