@@ -8,8 +8,8 @@ pkgs=(build-essential pkg-config clang llvm libclang-rt-14-dev
       libevent-dev libcurl4-openssl-dev libcjson-dev
       libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev libwebp-dev
       libssl-dev libsqlite3-dev sqlite3 libinih-dev
-      prometheus curl)
-bench=(python3-opencv python3-numpy nginx wrk gnuplot-nox hyperfine valgrind)
+      prometheus curl gnuplot-nox)
+bench=(python3-opencv python3-numpy nginx wrk hyperfine valgrind)
 
 for a in "$@"; do
   case "$a" in

@@ -824,3 +824,40 @@ TEST(sim_node_queue_limit_refuses_requests)
     free(a);
     free(b);
 }
+
+TEST(sim_cli_writes_csv_and_plots)
+{
+    const char *bin = getenv("FERRY_BIN");
+    if (!bin || !*bin) bin = "build/ferry";
+    char dir[600], csv[600], cmd[4096];
+    snprintf(dir, sizeof dir, "%s", test_tmp_path("plots"));
+    snprintf(csv, sizeof csv, "%s", test_tmp_path("out.csv"));
+    snprintf(cmd, sizeof cmd, "%s sim data/experiments/moaoff-vqav2.ini --requests 200 --seeds 2 "
+             "--policies cloud-only,oracle --csv %s --plot %s > /dev/null", bin, csv, dir);
+    CHECK_EQ_INT(system(cmd), 0);
+    /* CSV: header + 3 sweep values x 2 policies x 2 seeds */
+    FILE *fp = fopen(csv, "r");
+    CHECK(fp);
+    char line[4096];
+    int rows = 0, oracle_rows = 0;
+    while (fgets(line, sizeof line, fp)) {
+        rows++;
+        oracle_rows += strstr(line, ",oracle,") != NULL;
+    }
+    fclose(fp);
+    CHECK_EQ_INT(rows, 1 + 3 * 2 * 2);
+    CHECK_EQ_INT(oracle_rows, 6);
+    const char *files[] = {"latency-cdf-0.svg", "latency-cdf-2.svg", "latency-vs-completion.svg",
+                           "sweep-latency.svg", "sweep-completion.svg"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char path[800];
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        fp = fopen(path, "r");
+        if (!fp) fprintf(stderr, "  missing %s\n", path);
+        CHECK(fp);
+        size_t n = fread(line, 1, sizeof line - 1, fp);
+        line[n] = '\0';
+        fclose(fp);
+        CHECK(strstr(line, "<svg") != NULL);
+    }
+}

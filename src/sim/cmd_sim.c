@@ -37,6 +37,7 @@ static void usage(FILE *out)
             "  --trace FILE         one JSON line per request (pred/trace.h format)\n"
             "  --counterfactual     with --trace: also the outcome on every other node\n"
             "  --plot DIR           gnuplot SVGs: latency CDF, latency vs completion, sweep\n"
+            "  --png                with --plot: PNG files instead of SVG\n"
             "  --no-timing          leave out the (wall-clock) decision time: output is then\n"
             "                       byte-identical across runs and machines\n"
             "  --image-pool DIR     measure every image of DIR (feat_image_analyze) and print\n"
@@ -172,7 +173,7 @@ int cmd_sim(int argc, char **argv)
 {
     const char *exp_path = NULL, *csv = NULL, *trace = NULL, *plot = NULL, *pool = NULL,
                *pool_out = NULL;
-    int counterfactual = 0, timing = 1;
+    int counterfactual = 0, timing = 1, png = 0;
     struct sim_entries es = {0};
     struct sim_entries sets = {0};
     char err[1024];
@@ -222,6 +223,8 @@ int cmd_sim(int argc, char **argv)
             else pool = v;
         } else if (!strcmp(a, "--counterfactual")) {
             counterfactual = 1;
+        } else if (!strcmp(a, "--png")) {
+            png = 1;
         } else if (!strcmp(a, "--no-timing")) {
             timing = 0;
         } else if (a[0] == '-') {
@@ -333,6 +336,7 @@ int cmd_sim(int argc, char **argv)
         .pol_names = pol_names,
         .res = res,
         .timing = timing,
+        .png = png,
     };
     sim_report_table(&rep, stdout);
     if (csv && sim_report_csv(&rep, csv, err, sizeof err) < 0) {

@@ -304,8 +304,10 @@ int sim_report_plots(const struct sim_report *r, const char *dir, char *err, siz
     }
     FILE *gp = open_in(dir, "plots.gp", err, errlen);
     if (!gp) return -1;
-    fprintf(gp, "# written by ferry sim; run: gnuplot plots.gp\n"
-                "set terminal svg size 800,500 dynamic\nset termoption noenhanced\nset grid\nset key bottom right\n");
+    const char *ext = r->png ? "png" : "svg";
+    fprintf(gp, "# written by ferry sim; run: gnuplot plots.gp\n%s\n"
+                "set termoption noenhanced\nset grid\nset key bottom right\n",
+            r->png ? "set terminal pngcairo size 800,500" : "set terminal svg size 800,500 dynamic");
     /* latency CDF per sweep value: data from the seed-merged histograms */
     for (int k = 0; k < r->nsweep; k++) {
         char name[64];
@@ -326,7 +328,7 @@ int sim_report_plots(const struct sim_report *r, const char *dir, char *err, siz
             fprintf(fp, "\n\n");
         }
         fclose(fp);
-        fprintf(gp, "set output 'latency-cdf-%d.svg'\nset logscale x\n", k);
+        fprintf(gp, "set output 'latency-cdf-%d.%s'\nset logscale x\n", k, ext);
         fprintf(gp, "set xlabel 'end-to-end latency (ms)'\nset ylabel 'CDF'\nset title ");
         char title[256];
         if (r->sweep_key) snprintf(title, sizeof title, "%s: %s = %s", r->setup->exp.name,
@@ -355,8 +357,8 @@ int sim_report_plots(const struct sim_report *r, const char *dir, char *err, siz
         fprintf(sc, "\n\n");
     }
     fclose(sc);
-    fprintf(gp, "set output 'latency-vs-completion.svg'\nset xlabel 'mean end-to-end latency (ms)'\n"
-                "set ylabel 'completion rate (%%)'\nset title 'latency vs completion'\nplot ");
+    fprintf(gp, "set output 'latency-vs-completion.%s'\nset xlabel 'mean end-to-end latency (ms)'\n"
+                "set ylabel 'completion rate (%%)'\nset title 'latency vs completion'\nplot ", ext);
     for (int p = 0; p < r->npol; p++) {
         fprintf(gp, "'scatter.dat' index %d with linespoints pt 7 ps 1.5 title ", p);
         gp_str(gp, r->pol_names[p]);
@@ -379,14 +381,23 @@ int sim_report_plots(const struct sim_report *r, const char *dir, char *err, siz
             fprintf(sw, "\n\n");
         }
         fclose(sw);
+        /* numeric sweep values on a numeric axis, others (link names) as categories */
+        int numeric = 1;
+        for (int k = 0; k < r->nsweep; k++) {
+            char *end;
+            strtod(r->sweep_val[k], &end);
+            if (end == r->sweep_val[k] || *end) numeric = 0;
+        }
         for (int which = 0; which < 2; which++) {
-            fprintf(gp, "set output 'sweep-%s.svg'\nset xlabel ", which ? "completion" : "latency");
+            fprintf(gp, "set output 'sweep-%s.%s'\nset xlabel ", which ? "completion" : "latency", ext);
             gp_str(gp, r->sweep_key);
-            fprintf(gp, "\nset ylabel '%s'\nset title 'sweep'\nplot ",
-                    which ? "completion rate (%)" : "mean end-to-end latency (ms)");
+            fprintf(gp, "\nset ylabel '%s'\nset title 'sweep'\nset offsets %s\nplot ",
+                    which ? "completion rate (%)" : "mean end-to-end latency (ms)",
+                    numeric ? "0, 0, 0, 0" : "0.3, 0.3, 0, 0");
             for (int p = 0; p < r->npol; p++) {
-                fprintf(gp, "'sweep.dat' index %d using 1:%d:%d with yerrorlines title ", p,
-                        which ? 5 : 2, which ? 6 : 3);
+                fprintf(gp, "'sweep.dat' index %d using %s:%d:%d%s with yerrorlines title ", p,
+                        numeric ? "1" : "0", which ? 5 : 2, which ? 6 : 3,
+                        numeric ? "" : ":xtic(1)");
                 gp_str(gp, r->pol_names[p]);
                 fprintf(gp, p + 1 < r->npol ? ", \\\n     " : "\n");
             }

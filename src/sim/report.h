@@ -18,6 +18,7 @@ struct sim_report {
     const char *const *pol_names;
     struct sim_result **res;         /* res[(k * npol + p) * nseeds + s] */
     int timing;                      /* print decision times */
+    int png;                         /* plots as PNG instead of SVG */
 };
 
 static inline const struct sim_result *sim_report_get(const struct sim_report *r, int k, int p, int s)
@@ -31,8 +32,8 @@ const char *sim_report_metric_names(void);   /* "e2e_mean_ms, e2e_p50_ms, ..." *
 
 void sim_report_table(const struct sim_report *r, FILE *out);
 int sim_report_csv(const struct sim_report *r, const char *path, char *err, size_t errlen);
-/* Writes data files and a gnuplot script into dir and runs gnuplot: latency-cdf*.svg,
- * latency-vs-completion.svg and, with a sweep, sweep-*.svg. */
+/* Writes data files and a gnuplot script into dir and runs gnuplot: latency-cdf-K.svg,
+ * latency-vs-completion.svg and, with a sweep, sweep-*.svg (.png with r->png). */
 int sim_report_plots(const struct sim_report *r, const char *dir, char *err, size_t errlen);
 
 #endif
