@@ -101,6 +101,12 @@ static int timer_cb(CURLM *m, long timeout_ms, void *userp)
         evtimer_del(u->timer);
         return 0;
     }
+    if (timeout_ms == 0) {
+        /* "now": run in this loop turn instead of one more epoll_wait round trip */
+        evtimer_del(u->timer);
+        event_active(u->timer, EV_TIMEOUT, 1);
+        return 0;
+    }
     struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     evtimer_add(u->timer, &tv);
     return 0;
