@@ -3,5 +3,5 @@ LIB_SRCS += src/gw/config.c src/gw/upstream.c src/gw/workers.c src/gw/metrics.c 
             src/gw/nodes.c src/gw/route.c src/gw/store.c src/gw/server.c src/gw/cmd_serve.c \
             src/gw/cmd_export.c
 TESTS += test-gw
-FUZZERS +=
+FUZZERS += fuzz-gw
 BENCHES += bench-gateway
