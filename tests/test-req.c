@@ -720,3 +720,30 @@ TEST(req_limits_counts_and_bytes)
     free(url);
     free(jpg);
 }
+
+/* The defaults themselves apply (not only limits set by a test): 1025 messages. */
+TEST(req_default_limits_apply)
+{
+    struct req_limits l;
+    req_limits_default(&l);
+    CHECK_EQ_INT(l.max_messages, 1024);
+    struct buf b;
+    buf_init(&b);
+    buf_puts(&b, "{\"messages\":[");
+    for (int i = 0; i <= l.max_messages; i++)
+        buf_printf(&b, "%s{\"role\":\"user\",\"content\":\"m%d\"}", i ? "," : "", i);
+    buf_puts(&b, "]}");
+    struct req_error e;
+    CHECK(!req_parse(b.data, b.len, NULL, &e));
+    CHECK_EQ_INT(e.status, 413);
+    CHECK_STR(e.msg, "1025 messages exceed the limit of 1024");
+    /* one fewer is fine */
+    char *cut = strstr(b.data, ",{\"role\":\"user\",\"content\":\"m1024\"}");
+    CHECK(cut);
+    memcpy(cut, "]}", 3);
+    struct fy_request *r = req_parse(b.data, strlen(b.data), NULL, &e);
+    CHECK(r);
+    CHECK_EQ_INT(r->nmessages, 1024);
+    req_free(r);
+    buf_fini(&b);
+}
