@@ -104,16 +104,18 @@ static int x_queue(const struct milp_ctx *c, double *x)
     return s->queued > 0 || s->running >= slots;
 }
 
-/* Prefill regressors: prompt + visual tokens, 1, and two congestion terms — the
- * sequences in service (their prefills and decodes share the device) and the node's
- * recent TTFT (EWMA, seconds), which carries a prefill backlog the state does not
- * otherwise show. */
+/* Prefill regressors: prompt + visual tokens, 1, and three congestion terms — the
+ * sequences in service (their prefills and decodes share the device), the node's
+ * recent TTFT (EWMA, seconds) and the work ahead (queued_tokens / 1000, which the
+ * simulator and gateway count for admitted sequences too): together they carry the
+ * prefill backlog of admitted sequences. */
 static void x_prefill(const struct milp_ctx *c, double *x)
 {
     x[0] = c->in_text_tokens + c->image_tokens;
     x[1] = 1;
     x[2] = c->node->st.running;
     x[3] = c->node->st.ewma_ttft_ms > 0 ? c->node->st.ewma_ttft_ms / 1000 : 0;
+    x[4] = c->node->st.queued_tokens / 1000;
 }
 
 /* Vision regressors: visual tokens and the same congestion terms as prefill (the
@@ -123,6 +125,7 @@ static void x_vision(const struct milp_ctx *c, double *x)
     x[0] = c->image_tokens;
     x[1] = c->node->st.running;
     x[2] = c->node->st.ewma_ttft_ms > 0 ? c->node->st.ewma_ttft_ms / 1000 : 0;
+    x[3] = c->node->st.queued_tokens / 1000;
 }
 
 static void x_down(const struct milp_ctx *c, double out, double *x)
@@ -148,11 +151,11 @@ void milp_init(struct milp *m, const struct fy_node *node)
     rls_init(&m->part[MILP_UP], 2, (double[]){1, 0}, (double[]){0.05, 100}, lam, 4);
     rls_init(&m->part[MILP_QUEUE], 2, (double[]){drain, 0}, (double[]){drain * drain, 1e4},
              lam, 100);
-    rls_init(&m->part[MILP_VISION], 3, (double[]){p->vision_ms_per_token, 0, 0},
-             (double[]){0.01 + p->vision_ms_per_token * p->vision_ms_per_token, 100, 1e4},
+    rls_init(&m->part[MILP_VISION], 4, (double[]){p->vision_ms_per_token, 0, 0, 0},
+             (double[]){0.01 + p->vision_ms_per_token * p->vision_ms_per_token, 100, 1e4, 1e4},
              lam, 4);
-    rls_init(&m->part[MILP_PREFILL], 4, (double[]){pre, 0, 0, 0},
-             (double[]){pre * pre, 100, 100, 1e4}, lam, 4);
+    rls_init(&m->part[MILP_PREFILL], 5, (double[]){pre, 0, 0, 0, 0},
+             (double[]){pre * pre, 100, 100, 1e4, 1e4}, lam, 4);
     rls_init(&m->part[MILP_DECODE], 2, (double[]){dec, dec * p->tpot_slope},
              (double[]){dec * dec, dec * dec * 0.01}, lam, 25);
     rls_init(&m->part[MILP_DOWN], 2, (double[]){1, 0}, (double[]){0.05, 100}, lam, 4);

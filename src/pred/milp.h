@@ -8,8 +8,9 @@
  *   T_up      = a0 · (RTT/2 + 8·bytes_up / up_bps) + a1
  *   T_queue   = q0 · queued_tokens + q1 · queued            (0 when nothing waits and a
  *                                                            sequence slot is free)
- *   T_vision  = v0 · image_tokens + v1 · running + v2 · ewma_ttft_s     (congestion)
- *   T_prefill = p0 · in_tokens + p1 + p2 · running + p3 · ewma_ttft_s   (congestion)
+ *   T_vision  = v0 · image_tokens + v1 · running + v2 · ewma_ttft_s + v3 · queued_ktok
+ *   T_prefill = p0 · in_tokens + p1 + p2 · running + p3 · ewma_ttft_s + p4 · queued_ktok
+ *               (the last three: congestion, the prefill backlog of admitted sequences)
  *   T_decode  = d0 · out_tokens + d1 · out_tokens · running  (tpot grows with the batch)
  *   T_down    = b0 · (RTT/2 + 8·4·out_tokens / down_bps) + b1
  *   out_tokens = o · [task one-hot, last_text_tokens/100, nimages]   (clipped to the
