@@ -1323,3 +1323,145 @@ TEST(gw_every_policy_serves_text_and_images)
     CHECK(runs >= 27);
     CHECK_EQ_INT(bad, 0);
 }
+
+/* ==== the emulator's fault modes =================================================== */
+
+static pid_t spawn_emulate_args(const char *profile, const char *portfile, int *port,
+                                const char *a1, const char *a2)
+{
+    unlink(portfile);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        execl(ferry_bin(), "ferry", "emulate", "--profile", profile, "--time-scale", "0.01",
+              "--port-file", portfile, a1, a2, (char *)NULL);
+        _exit(127);
+    }
+    *port = 0;
+    for (int i = 0; i < 400 && *port <= 0; i++) {
+        FILE *f = fopen(portfile, "r");
+        if (f) {
+            if (fscanf(f, "%d", port) != 1) *port = 0;
+            fclose(f);
+        }
+        if (*port <= 0) usleep(10000);
+    }
+    return pid;
+}
+
+/* One faulty edge emulator and one good cloud emulator behind an edge-only policy. */
+static void emu_fault_case(const char *opt, const char *val, const char *kind, int expect_failover)
+{
+    char pe[512], pc[512];
+    snprintf(pe, sizeof pe, "%s", test_tmp_path("fe.port"));
+    snprintf(pc, sizeof pc, "%s", test_tmp_path("fc.port"));
+    int eport = 0, cport = 0;
+    pid_t ep = spawn_emulate_args("edge-3090", pe, &eport, opt, val);
+    pid_t cp = spawn_emulate_args("cloud-a100", pc, &cport, "--seed", "3");
+    char cfg[1500];
+    snprintf(cfg, sizeof cfg,
+             "[server]\nlisten = 127.0.0.1:0\n[policy]\nname = edge-only\n"
+             "[timeouts]\nfirst_byte_ms = 1500\nidle_ms = 300\n[health]\ninterval_ms = 600000\n"
+             "[node edge]\nrole = edge\nurl = http://127.0.0.1:%d\nprofile = data/profiles\n"
+             "profile_node = edge-3090\n"
+             "[node cloud]\nrole = cloud\nurl = http://127.0.0.1:%d\nprofile = data/profiles\n"
+             "profile_node = cloud-a100\n", eport, cport);
+    struct gw_proc g;
+    int ok = eport > 0 && cport > 0 && gw_start(&g, "fault.ini", cfg) == 0;
+    struct resp r;
+    memset(&r, 0, sizeof r);
+    buf_init(&r.body);
+    buf_init(&r.hdrs);
+    double fo = -1, errs = -1;
+    char sample[160];
+    snprintf(sample, sizeof sample, "ferry_upstream_errors_total{node=\"edge\",kind=\"%s\"} ", kind);
+    if (ok) {
+        resp_fini(&r);
+        http("POST", g.port, "/v1/chat/completions",
+             chat_body("ferry", 1, ",\"max_tokens\":40"), NULL, &r);
+        fo = metric(g.port, "ferry_failovers_total ");
+        errs = metric(g.port, sample);
+        gw_stop(&g);
+    }
+    kill(ep, SIGTERM);
+    kill(cp, SIGTERM);
+    waitpid(ep, NULL, 0);
+    waitpid(cp, NULL, 0);
+    if (!ok) {
+        test_fail(__FILE__, __LINE__, "%s: emulators or gateway did not start", opt);
+        resp_fini(&r);
+        return;
+    }
+    char v[64];
+    hdr(&r, "X-Ferry-Node", v, sizeof v);
+    if (expect_failover) {
+        if (r.status != 200 || strcmp(v, "cloud") || !strstr(r.body.data, "[DONE]"))
+            test_fail(__FILE__, __LINE__, "%s: status %ld node '%s'", opt, r.status, v);
+        if (fo != 1) test_fail(__FILE__, __LINE__, "%s: failovers %g != 1", opt, fo);
+    } else {   /* after the first byte: the stream ends with an error event */
+        if (r.status != 200 || strcmp(v, "edge") || !strstr(r.body.data, "upstream_failed"))
+            test_fail(__FILE__, __LINE__, "%s: status %ld node '%s' body %.200s", opt, r.status,
+                      v, r.body.data);
+    }
+    if (errs != 1) test_fail(__FILE__, __LINE__, "%s: %s errors %g != 1", opt, kind, errs);
+    resp_fini(&r);
+}
+
+TEST(gw_emulator_fault_error_fails_over) { emu_fault_case("--fault-error", "1", "http_5xx", 1); }
+TEST(gw_emulator_fault_refuse_fails_over) { emu_fault_case("--fault-refuse", "1", "connect", 1); }
+TEST(gw_emulator_fault_slow_start_fails_over)
+{
+    emu_fault_case("--fault-slow-start", "600000", "http_5xx", 1);
+}
+TEST(gw_emulator_fault_stall_first_fails_over)
+{
+    emu_fault_case("--fault-stall-first", "5000", "timeout", 1);
+}
+TEST(gw_emulator_fault_disconnect_mid_is_an_error_event)
+{
+    emu_fault_case("--fault-disconnect-mid", "1", "midstream", 0);
+}
+TEST(gw_emulator_fault_stall_mid_is_an_error_event)
+{
+    emu_fault_case("--fault-stall-mid", "5000", "midstream", 0);
+}
+
+TEST(gw_failing_node_is_taken_out_and_probed_back_in)
+{
+    struct backend *e = be_start("e0", BE_500), *c = be_start("c0", BE_OK);
+    struct backend *bes[2] = {e, c};
+    const char *roles[] = {"edge", "cloud"};
+    char cfg[2048];
+    cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n[policy]\nname = edge-only\n"
+              "[health]\ninterval_ms = 50\nbackoff_max_ms = 200\n", bes, 2, roles);
+    struct gw_proc g;
+    CHECK(gw_start(&g, "health.ini", cfg) == 0);
+    double h = -1, t0 = clock_now_ms();
+    while (h != 0 && clock_now_ms() - t0 < 5000) {      /* /health answers 500: out */
+        h = metric(g.port, "ferry_node_healthy{node=\"e0\"} ");
+        usleep(20000);
+    }
+    struct resp r1, r2;
+    http("POST", g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL), NULL, &r1);
+    e->mode = BE_OK;                                     /* the node recovers */
+    double back = -1;
+    t0 = clock_now_ms();
+    while (back != 1 && clock_now_ms() - t0 < 5000) {
+        back = metric(g.port, "ferry_node_healthy{node=\"e0\"} ");
+        usleep(20000);
+    }
+    http("POST", g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL), NULL, &r2);
+    gw_stop(&g);
+    be_stop(e);
+    be_stop(c);
+    char v[64];
+    CHECK_NEAR(h, 0, 0);
+    CHECK_EQ_INT(r1.status, 200);
+    CHECK_STR(hdr(&r1, "X-Ferry-Node", v, sizeof v), "c0");   /* edge-only, but edge is out */
+    CHECK_NEAR(back, 1, 0);
+    CHECK_STR(hdr(&r2, "X-Ferry-Node", v, sizeof v), "e0");
+    resp_fini(&r1);
+    resp_fini(&r2);
+}
