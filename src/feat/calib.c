@@ -13,8 +13,8 @@
 static const struct feat_calib g_default = {
     .ref_width = 1024, .ref_height = 1024,
     .analysis_size = 512, .nimages = 39,
-    .sobel_p5 = 6.5216320752302046, .sobel_p95 = 154.12946483839045,
-    .lap_p5 = 22.233502206185335, .lap_p95 = 6281.5065736850656,
+    .sobel_p5 = 6.5253211924135535, .sobel_p95 = 154.12946483839045,
+    .lap_p5 = 22.306382434596738, .lap_p95 = 6281.5065736850656,
     .w_res = 0.25, .w_edge = 0.25, .w_ent = 0.25, .w_lap = 0.25,
 };
 

@@ -320,6 +320,13 @@ struct decode_job {
 
 /* ---- JPEG (libturbojpeg) ---- */
 
+/* Scaled (DCT-domain) decoding stops at this multiple of the wanted size; the area
+ * average does the rest. The reduced IDCT is a sharper low-pass than an area average,
+ * so going all the way down changes the high-frequency measures (docs/features.md). */
+#ifndef FEAT_JPEG_SCALE_MARGIN
+#define FEAT_JPEG_SCALE_MARGIN 2
+#endif
+
 /* Luma of one RGB pixel with OpenCV 4.6's cvtColor RGB2GRAY arithmetic (BT.601 weights
  * 0.299/0.587/0.114 in 15-bit fixed point, 9798 + 19235 + 3735 = 32768, half up). */
 static inline uint8_t luma15(unsigned r, unsigned g, unsigned b)
@@ -364,7 +371,8 @@ static int decode_jpeg(struct decode_job *j)
         for (int i = 0; sf && i < nsf; i++) {
             if (sf[i].num > sf[i].denom) continue;
             int tw = TJSCALED(j->w, sf[i]), th = TJSCALED(j->h, sf[i]);
-            if (tw >= j->ow && th >= j->oh && (int64_t)tw * th < (int64_t)sw * sh) {
+            if (tw >= FEAT_JPEG_SCALE_MARGIN * j->ow && th >= FEAT_JPEG_SCALE_MARGIN * j->oh &&
+                (int64_t)tw * th < (int64_t)sw * sh) {
                 sw = tw;
                 sh = th;
             }
