@@ -150,10 +150,11 @@ table), paying completion points on \`load-sweep\`; on \`dialogue\` it completes
 requests than cloud-only (the SLO counts in completion) at lower cost. On \`hetero\` it
 is slower than cloud-only, but cloud-only and the oracle send the workload's edge-only
 requests to the cloud (privacy column), which ferry never does: those requests must run
-on the two slower edge devices. There \`lcio\` dominates ferry: ferry sends most traffic
-to the paid API, whose median latency is low but whose bursts (MMPP arrivals) build
-prefill backlogs that MILP under-predicts, while lcio's learned values keep more of it on
-the H100. A risk-averse variant (\`zl\` > 0: latency plus predicted standard deviations)
+on the two slower edge devices. There \`lcio\` matches ferry's completion (the
+domination test lets ferry off by hundredths of a point, which is no real difference)
+at lower latency and cost: ferry sends most traffic to the paid API, whose median
+latency is low but whose bursts (MMPP arrivals) build prefill backlogs that MILP still
+under-predicts, while lcio's learned values keep more of it on the H100. A risk-averse variant (\`zl\` > 0: latency plus predicted standard deviations)
 avoids the bursts but gives up completion, so it is off by default. Its mechanisms each
 showed up in the numbers while we built it: without the latency-relaxed target (kappa)
 every request of an earlier, busier \`hetero\` queued for seconds at the best-quality
