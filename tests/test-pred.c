@@ -620,3 +620,23 @@ TEST(train_then_eval_on_a_trace)
     CHECK_EQ_INT(cmd_eval(4, bad), 1); /* a trace is not a model file */
     pred_free(p);
 }
+
+TEST(trace_split_keeps_dialogues_together)
+{
+    struct trace_record *r = calloc(1, sizeof *r);
+    int held = 0;
+    for (int d = 0; d < 2000; d++) {
+        snprintf(r->session, sizeof r->session, "dialogue-%d", d);
+        snprintf(r->id, sizeof r->id, "r%d-0", d);
+        double k0 = trace_split_key(r);
+        CHECK(k0 >= 0 && k0 < 1);
+        for (int t = 1; t < 4; t++) { /* every turn of a dialogue on the same side */
+            snprintf(r->id, sizeof r->id, "r%d-%d", d, t);
+            CHECK(trace_split_key(r) == k0);
+        }
+        held += k0 < 0.2;
+    }
+    /* about a fifth of the dialogues held out (binomial sd ≈ 18 of 2000) */
+    CHECK(held > 340 && held < 460);
+    free(r);
+}
