@@ -12,6 +12,8 @@
 #include "gw/server.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <event2/buffer.h>
@@ -429,7 +431,13 @@ static void start_reply(struct gw_req *q)
     if (!q->req) return;
     char v[64];
     add_hdr(q->req, "Content-Type", q->ctype[0] ? q->ctype : "application/json");
-    if (q->fr && q->fr->stream) add_hdr(q->req, "Cache-Control", "no-cache");
+    if (q->fr && q->fr->stream) {
+        add_hdr(q->req, "Cache-Control", "no-cache");
+        /* tokens leave as they come: no Nagle delay behind an unacknowledged event */
+        struct bufferevent *bev = q->evcon ? evhttp_connection_get_bufferevent(q->evcon) : NULL;
+        int one = 1;
+        if (bev) setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
     add_hdr(q->req, "X-Ferry-Request-Id", q->id);
     add_hdr(q->req, "X-Ferry-Node", s->nodes.node[q->node].name);
     add_hdr(q->req, "X-Ferry-Policy", q->pinned >= 0 ? "pinned" : s->cfg.policy);
