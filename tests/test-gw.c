@@ -530,6 +530,10 @@ TEST(gw_config_errors_name_the_line)
     CHECK_STR(c->nodes[0].model, "a");
     CHECK_EQ_INT(c->nodes[0].role, FY_ROLE_CLOUD);
     CHECK_EQ_INT(gw_config_find_node(c, "a"), 0);
+    CHECK_EQ_INT(gw_config_load_string("[server]\nlisten = [::1]:9090\n[node a]\nurl=http://x\n",
+                                       "v6.ini", c, err, sizeof err), 0);
+    CHECK_STR(c->listen_host, "::1");
+    CHECK_EQ_INT(c->listen_port, 9090);
     free(c);
 }
 

@@ -109,6 +109,10 @@ static int h_server(struct parse_ctx *x, const char *k, const char *v)
         if (!colon || colon == v) return fail(x, "listen = '%s': expected HOST:PORT%s", v, "");
         size_t hl = (size_t)(colon - v);
         if (hl >= sizeof c->listen_host) return fail(x, "listen = '%s': host too long%s", v, "");
+        if (hl >= 2 && v[0] == '[' && v[hl - 1] == ']') {   /* [::1]:8080 */
+            v++;
+            hl -= 2;
+        }
         memcpy(c->listen_host, v, hl);
         c->listen_host[hl] = 0;
         return parse_int(x, "listen port", colon + 1, 0, 65535, &c->listen_port);
