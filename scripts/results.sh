@@ -296,7 +296,7 @@ for n in "${exps[@]}"; do
     echo "(every request on every node; \`ferry eval\`, untrained priors in parentheses):"
     echo
     echo '```'
-    grep -E '^  all |^quality:|^expected calibration' "$work/$n.eval.txt" || echo "(no evaluation)"
+    grep -E '^latency|^  all |^quality:|^expected calibration' "$work/$n.eval.txt" || echo "(no evaluation)"
     echo '```'
     svgs=$(ls "docs/results/$n" 2>/dev/null | grep -E '\.svg$' || true)
     if [ -n "$svgs" ]; then

@@ -1,6 +1,7 @@
 /* cmd_eval — `ferry eval TRACE --model model.fy`: scores the predictors on the held-out
  * side of the split (trace_split_key < holdout): latency MAE and MAPE of the end-to-end
- * latency, overall and per node; quality AUC (label: score >= 0.5), Brier score and a
+ * latency, TTFT MAE, and the share of outcomes inside the predicted 90 % interval
+ * (mean ± 1.645 e2e_std_ms: is the reported uncertainty honest?), overall and per node; quality AUC (label: score >= 0.5), Brier score and a
  * 10-bin calibration table. The node priors (a fresh bank, no training) are scored on
  * the same records as the reference. */
 #include <math.h>
@@ -12,7 +13,12 @@
 #include "pred/pred.h"
 #include "pred/trace.h"
 
-struct lat_stat { double ae, ape; long n; };
+struct lat_stat {
+    double ae, ape;      /* end-to-end absolute and relative errors */
+    double ttft_ae;      /* TTFT absolute error (samples with a measured TTFT) */
+    long n, nttft;
+    long covered;        /* e2e within the predicted 90 % interval (±1.645 sd) */
+};
 
 struct scores {
     struct lat_stat node[FY_MAX_NODES], all;
@@ -45,12 +51,18 @@ static void score(struct pred *p, const struct trace_record *r, struct scores *s
         int bi = pred_find(p, t->node);
         if (rc == 0 && !t->o.failed && t->o.e2e_ms > 0 && bi >= 0 && bi < FY_MAX_NODES) {
             double ae = fabs(e.e2e_ms - t->o.e2e_ms);
-            s->node[bi].ae += ae;
-            s->node[bi].ape += ae / t->o.e2e_ms;
-            s->node[bi].n++;
-            s->all.ae += ae;
-            s->all.ape += ae / t->o.e2e_ms;
-            s->all.n++;
+            int cov = ae <= 1.645 * e.e2e_std_ms;
+            struct lat_stat *st[2] = {&s->node[bi], &s->all};
+            for (int j = 0; j < 2; j++) {
+                st[j]->ae += ae;
+                st[j]->ape += ae / t->o.e2e_ms;
+                st[j]->n++;
+                st[j]->covered += cov;
+                if (t->o.ttft_ms > 0) {
+                    st[j]->ttft_ae += fabs(e.ttft_ms - t->o.ttft_ms);
+                    st[j]->nttft++;
+                }
+            }
         }
         if (t->o.quality >= 0) add_q(s, e.q_mean, t->o.quality);
     }
@@ -145,15 +157,16 @@ int cmd_eval(int argc, char **argv)
     }
     printf("evaluated %ld held-out records (%ld latency samples, %zu quality labels); model %s\n\n",
            nrec, sm->all.n, sm->nq, model);
-    printf("latency (end-to-end)   %12s %10s %12s %10s %8s\n", "MAE ms", "MAPE %", "prior MAE",
-           "prior %", "n");
+    printf("latency (end-to-end)   %12s %10s %12s %10s %12s %10s %8s\n", "MAE ms", "MAPE %",
+           "prior MAE", "prior %", "TTFT MAE", "90%PI %", "n");
     for (int i = 0; i <= p->n; i++) {
         const struct lat_stat *a = i < p->n ? &sm->node[i] : &sm->all;
         const struct lat_stat *b = i < p->n ? &sp->node[i] : &sp->all;
         if (!a->n) continue;
-        printf("  %-20s %12.1f %10.2f %12.1f %10.2f %8ld\n", i < p->n ? p->node[i].name : "all",
-               a->ae / a->n, 100 * a->ape / a->n, b->n ? b->ae / b->n : 0,
-               b->n ? 100 * b->ape / b->n : 0, a->n);
+        printf("  %-20s %12.1f %10.2f %12.1f %10.2f %12.1f %10.1f %8ld\n",
+               i < p->n ? p->node[i].name : "all", a->ae / a->n, 100 * a->ape / a->n,
+               b->n ? b->ae / b->n : 0, b->n ? 100 * b->ape / b->n : 0,
+               a->nttft ? a->ttft_ae / a->nttft : 0, 100.0 * a->covered / a->n, a->n);
     }
     if (sm->nq) {
         double brier = sm->brier / sm->nq, brier0 = sp->brier / sp->nq;
