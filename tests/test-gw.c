@@ -1469,3 +1469,39 @@ TEST(gw_failing_node_is_taken_out_and_probed_back_in)
     resp_fini(&r1);
     resp_fini(&r2);
 }
+
+TEST(gw_split_plan_describes_on_the_cloud_and_answers_on_the_edge)
+{
+    struct backend *e = be_start("e0", BE_OK), *c = be_start("c0", BE_OK);
+    char cfg[2048];
+    /* MoA-Off with the image always "complex" and the text always "simple": split */
+    snprintf(cfg, sizeof cfg,
+             "[server]\nlisten = 127.0.0.1:0\n[policy]\nname = moa-off\nparams = tau_img=0,tau_text=1\n"
+             "[node e0]\nrole = edge\nurl = http://127.0.0.1:%d\nmodel = m-e0\n"
+             "[node c0]\nrole = cloud\nurl = http://127.0.0.1:%d\nmodel = m-c0\n", e->port, c->port);
+    struct gw_proc g;
+    CHECK(gw_start(&g, "split.ini", cfg) == 0);
+    char *body = image_request(first_jpeg(), 1);
+    struct resp r;
+    http("POST", g.port, "/v1/chat/completions", body, NULL, &r);
+    free(body);
+    gw_stop(&g);
+    char *eb = strdup(e->last_body), *cb = strdup(c->last_body);
+    be_stop(e);
+    be_stop(c);
+    char v[256];
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_STR(hdr(&r, "X-Ferry-Plan", v, sizeof v), "node=e0;img=split;aux=c0");
+    CHECK(strstr(r.body.data, "hello from e0") != NULL);
+    /* the cloud node was asked to describe the image ... */
+    CHECK(strstr(cb, "\"model\":\"m-c0\"") && strstr(cb, "data:image/jpeg;base64,"));
+    CHECK(strstr(cb, "Describe the image") != NULL);
+    /* ... and the edge node got the text with that description instead of the image */
+    CHECK(strstr(eb, "\"model\":\"m-e0\"") != NULL);
+    CHECK(strstr(eb, "data:image") == NULL);
+    CHECK(strstr(eb, "[Image description: hello from c0]") != NULL);
+    CHECK(strstr(eb, "\"custom\":{\"keep\":[1,2]}") != NULL);
+    free(eb);
+    free(cb);
+    resp_fini(&r);
+}
