@@ -53,7 +53,7 @@ struct backend {
     char name[32];
     volatile int mode;
     pthread_mutex_t mu;
-    char last_body[1 << 16];
+    char last_body[1 << 20];
     int nreq;
     volatile int closed_early;    /* a streaming client went away before the end */
     volatile size_t big_sent;
@@ -737,7 +737,7 @@ TEST(gw_stream_relay_is_byte_identical)
     http("POST", be->port, "/v1/chat/completions", chat_body("m-e0", 1, NULL), NULL, &direct);
     http("POST", g.port, "/v1/chat/completions",
          chat_body("ferry", 1, ",\"my_field\":{\"x\":[1,\"two\"]},\"temperature\":0.25"), NULL, &via);
-    char fwd[sizeof be->last_body];
+    static char fwd[sizeof be->last_body];
     pthread_mutex_lock(&be->mu);
     memcpy(fwd, be->last_body, sizeof fwd);
     pthread_mutex_unlock(&be->mu);
@@ -1503,5 +1503,106 @@ TEST(gw_split_plan_describes_on_the_cloud_and_answers_on_the_edge)
     CHECK(strstr(eb, "\"custom\":{\"keep\":[1,2]}") != NULL);
     free(eb);
     free(cb);
+    resp_fini(&r);
+}
+
+/* Whatever image plan the ferry policy picks for a large photo behind a slow uplink, the
+ * backend receives exactly that: a JPEG no larger than the plan's size, or no image. */
+TEST(gw_image_plan_in_the_header_is_what_the_backend_gets)
+{
+    struct backend *e = be_start("e0", BE_OK), *c = be_start("c0", BE_OK);
+    char cfg[2048];
+    snprintf(cfg, sizeof cfg,
+             "[server]\nlisten = 127.0.0.1:0\n[policy]\nname = ferry\nparams = split=0\n"
+             "[node e0]\nrole = edge\nurl = http://127.0.0.1:%d\nmodel = m-e0\nprofile = data/profiles\n"
+             "profile_node = edge-3090\nup_mbps = 0.5\n"
+             "[node c0]\nrole = cloud\nurl = http://127.0.0.1:%d\nmodel = m-c0\nprofile = data/profiles\n"
+             "profile_node = cloud-a100\nup_mbps = 0.5\n", e->port, c->port);
+    struct gw_proc g;
+    CHECK(gw_start(&g, "plan.ini", cfg) == 0);
+    char *body = image_request("photo-ladybird.jpg", 1);
+    size_t sent = strlen(body);
+    int plans_checked = 0;
+    const char *hdrs[2] = {NULL, "X-Ferry-Tradeoff: 1"};
+    for (int k = 0; k < 2; k++) {
+        struct resp r;
+        http("POST", g.port, "/v1/chat/completions", body, hdrs[k], &r);
+        char v[256];
+        hdr(&r, "X-Ferry-Plan", v, sizeof v);
+        struct backend *be = !strncmp(v, "node=e0", 7) ? e : c;
+        pthread_mutex_lock(&be->mu);
+        char *got = strdup(be->last_body);
+        pthread_mutex_unlock(&be->mu);
+        const char *url = strstr(got, "data:image/jpeg;base64,");
+        if (getenv("TEST_VERBOSE")) fprintf(stderr, "  plan %s: %zu -> %zu bytes\n", v, sent, strlen(got));
+        if (r.status != 200) test_fail(__FILE__, __LINE__, "status %ld", r.status);
+        if (strstr(v, "img=drop")) {
+            if (url) test_fail(__FILE__, __LINE__, "plan %s but the image was sent", v);
+            if (!strstr(got, "Describe.")) test_fail(__FILE__, __LINE__, "text lost");
+        } else if (strstr(v, "img=downscale:")) {
+            int px = atoi(strstr(v, "img=downscale:") + 14);
+            const char *b = url ? url + 23 : "";
+            size_t bl = strcspn(b, "\"");
+            uint8_t *dec = malloc(b64_decoded_max(bl) + 1);
+            size_t dl = 0;
+            enum fy_img_format fmt;
+            int w = 0, h = 0;
+            char err[200];
+            if (!url || b64_decode(b, bl, B64_STD, dec, b64_decoded_max(bl), &dl) ||
+                feat_image_probe(dec, dl, &fmt, &w, &h, err, sizeof err) || (w > px || h > px) ||
+                (w < px && h < px))
+                test_fail(__FILE__, __LINE__, "plan %s: backend got a %dx%d image", v, w, h);
+            free(dec);
+        } else if (strstr(v, "img=keep")) {
+            if (!url || strlen(got) < sent - 64) test_fail(__FILE__, __LINE__, "plan %s: image changed", v);
+        }
+        plans_checked++;
+        free(got);
+        resp_fini(&r);
+    }
+    free(body);
+    gw_stop(&g);
+    be_stop(e);
+    be_stop(c);
+    CHECK_EQ_INT(plans_checked, 2);
+}
+
+TEST(gw_max_image_side_downscales_on_a_worker)
+{
+    struct backend *e = be_start("e0", BE_OK);
+    const char *roles[] = {"edge"};
+    char cfg[2048];
+    cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n[limits]\nmax_image_side = 320\n",
+              &e, 1, roles);
+    struct gw_proc g;
+    CHECK(gw_start(&g, "cap.ini", cfg) == 0);
+    char *body = image_request("photo-ladybird.jpg", 2);
+    struct resp r;
+    http("POST", g.port, "/v1/chat/completions", body, NULL, &r);
+    free(body);
+    gw_stop(&g);
+    char *got = strdup(e->last_body);
+    be_stop(e);
+    char v[256];
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_STR(hdr(&r, "X-Ferry-Plan", v, sizeof v), "node=e0;img=downscale:320,downscale:320");
+    int images = 0;
+    for (const char *u = got; (u = strstr(u, "data:image/jpeg;base64,")); u += 23) {
+        const char *b = u + 23;
+        size_t bl = strcspn(b, "\"");
+        uint8_t *dec = malloc(b64_decoded_max(bl) + 1);
+        size_t dl = 0;
+        enum fy_img_format fmt;
+        int w = 0, h = 0;
+        char err[200];
+        CHECK_EQ_INT(b64_decode(b, bl, B64_STD, dec, b64_decoded_max(bl), &dl), 0);
+        CHECK_EQ_INT(feat_image_probe(dec, dl, &fmt, &w, &h, err, sizeof err), 0);
+        free(dec);
+        CHECK_EQ_INT(w > h ? w : h, 320);   /* 2560x1600 -> 320x200 */
+        images++;
+    }
+    CHECK_EQ_INT(images, 2);
+    CHECK(strstr(got, "\"custom\":{\"keep\":[1,2]}") != NULL);
+    free(got);
     resp_fini(&r);
 }

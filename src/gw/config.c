@@ -174,6 +174,7 @@ static int h_limits(struct parse_ctx *x, const char *k, const char *v)
         return 0;
     }
     if (!strcmp(k, "downscale_quality")) return parse_int(x, k, v, 10, 100, &c->downscale_quality);
+    if (!strcmp(k, "max_image_side")) return parse_int(x, k, v, 0, 65535, &c->max_image_side);
     if (!strcmp(k, "split_max_tokens")) return parse_int(x, k, v, 8, 4096, &c->split_max_tokens);
     return fail(x, "[limits]: unknown key '%s'%s", k, "");
 }

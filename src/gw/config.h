@@ -60,6 +60,7 @@ struct gw_config {
     unsigned long long max_pixels;/* per image; 0 = default */
     size_t max_client_buffer;     /* bytes queued to one client before the upstream pauses */
     int downscale_quality;        /* JPEG quality of downscaled images */
+    int max_image_side;           /* px; kept images larger are downscaled to it; 0 = off */
     int split_max_tokens;         /* length of the split plan's description */
     /* [timeouts] (milliseconds) */
     int connect_ms, first_byte_ms, idle_ms, total_ms;

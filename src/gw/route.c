@@ -78,6 +78,24 @@ int gw_route_decide(const struct fy_policy *pol, void *state, const struct pol_c
     return 0;
 }
 
+int gw_route_cap_images(const struct fy_request *r, struct fy_plan *p, int side)
+{
+    if (side <= 0) return 0;
+    int n = 0, any_down = 0;
+    for (int i = 0; i < r->nimages && i < FY_MAX_IMAGES; i++) {
+        const struct fy_image_ref *im = &r->images[i];
+        if (p->img[i] == FY_IMG_DOWNSCALE) any_down = 1;
+        if (p->img[i] != FY_IMG_KEEP || !im->is_data) continue;
+        if (im->width > side || im->height > side) {
+            p->img[i] = FY_IMG_DOWNSCALE;
+            n++;
+        }
+    }
+    if (n && (!any_down || p->downscale_px > side || p->downscale_px <= 0)) p->downscale_px = side;
+    else if (any_down && p->downscale_px > side) p->downscale_px = side;
+    return n;
+}
+
 int gw_route_plan_has(const struct fy_plan *p, int n, enum fy_img_action a)
 {
     for (int i = 0; i < n && i < FY_MAX_IMAGES; i++)

@@ -41,6 +41,11 @@ int gw_route_features(const struct fy_request *r, struct fy_features *f, char *e
 int gw_route_decide(const struct fy_policy *pol, void *state, const struct pol_ctx *ctx,
                     const uint8_t *excluded, struct fy_plan *plan, struct fy_estimate *est);
 
+/* Operator cap ([limits] max_image_side): every kept data: image of r whose longer side
+ * exceeds side becomes DOWNSCALE, and plan.downscale_px is lowered to side when larger.
+ * side <= 0: nothing. Returns the number of images changed. */
+int gw_route_cap_images(const struct fy_request *r, struct fy_plan *p, int side);
+
 /* 1 if the plan downscales, drops or splits any of the n images. */
 int gw_route_plan_has(const struct fy_plan *p, int n, enum fy_img_action a);
 

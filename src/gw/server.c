@@ -977,6 +977,7 @@ static void decide(struct gw_req *q)
             pred_estimate(s->pred, &q->f, s->nodes.node, q->plan.node, &q->plan, &q->est) == 0)
             q->has_est = 1;
     }
+    gw_route_cap_images(q->fr, &q->plan, s->cfg.max_image_side);
     q->node = q->plan.node;
     q->decision_s += (clock_now_ms() - t0) / 1e3;
     gw_metrics_decision(&s->m, q->decision_s);
