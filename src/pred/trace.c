@@ -5,6 +5,7 @@
 
 #include <cJSON.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -381,7 +382,7 @@ static int parse_features(const cJSON *o, struct fy_features *f, char *err, size
             const cJSON *a = cJSON_GetArrayItem(e, 0), *b = cJSON_GetArrayItem(e, 1);
             if (!cJSON_IsArray(e) || !cJSON_IsNumber(a) || !cJSON_IsNumber(b) ||
                 a->valuedouble < 0 || a->valuedouble >= FY_HASH_DIM ||
-                !isfinite(b->valuedouble)) {
+                !(fabs(b->valuedouble) <= FLT_MAX)) { /* stored as float: must stay finite */
                 seterr(err, errlen, "features.ngram[%d]: not an [index < %d, value] pair", k,
                        FY_HASH_DIM);
                 return -1;
