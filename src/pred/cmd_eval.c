@@ -132,8 +132,7 @@ int cmd_eval(int argc, char **argv)
         snprintf(n.prof.model, sizeof n.prof.model, "%s", p->node[i].model);
         n.role = p->node[i].role;
         pred_add_node(prior, &n);
-        prior->node[i].mgqp = p->node[i].mgqp;
-        mgqp_init(&prior->node[i].mgqp, p->node[i].mgqp.q0);
+        mgqp_init_node(&prior->node[i].mgqp, p->node[i].mgqp.q0);
     }
     long nrec = 0;
     for (int t = 0; t < ntraces; t++) {

@@ -164,3 +164,90 @@ void mgqp_observe(struct mgqp *m, const struct fy_features *f, const struct fy_p
     mgqp_features(f, plan, x);
     mgqp_observe_x(m, x, y);
 }
+
+/* ==== shared + per-node ============================================================ */
+
+#define SD_DEV_DENSE 0.25   /* a node's deviation from the shared weights */
+#define SD_DEV_NGRAM 0.1
+
+void mgqp_init_shared(struct mgqp *m)
+{
+    mgqp_init(m, 0.5);
+    m->mu[MGQP_BIAS] = 0;
+    m->prec[MGQP_BIAS] = 1e4; /* the bias lives in the node models */
+    mgqp_sync(m);
+}
+
+void mgqp_init_node(struct mgqp *m, double q0)
+{
+    mgqp_init(m, q0);
+    for (int i = 0; i < MGQP_DIM; i++) {
+        if (i == MGQP_BIAS) continue;
+        double sd = i < MGQP_NGRAM0 ? SD_DEV_DENSE : SD_DEV_NGRAM;
+        m->mu[i] = 0;
+        m->prec[i] = 1.0 / (sd * sd);
+    }
+    mgqp_sync(m);
+}
+
+double mgqp2_predict_sparse(const struct mgqp *s, const struct mgqp *d,
+                            const struct fy_features *f, const struct fy_plan *plan,
+                            const uint16_t *idx, int nnz, double *sd)
+{
+    double x[MGQP_NGRAM0];
+    double mean = 0, var = 0;
+    mgqp__dense(f, plan, x);
+    for (int i = 0; i < MGQP_NGRAM0; i++) {
+        mean += (s->mu[i] + d->mu[i]) * x[i];
+        var += x[i] * x[i] * (s->inv_prec[i] + d->inv_prec[i]);
+    }
+    for (int j = 0; j < nnz; j++) {
+        int k = MGQP_NGRAM0 + idx[j];
+        double v = f->ngram[idx[j]];
+        mean += (s->mu[k] + d->mu[k]) * v;
+        var += v * v * (s->inv_prec[k] + d->inv_prec[k]);
+    }
+    double q = mgqp_sigmoid(mean / sqrt(1 + M_PI * var / 8));
+    if (sd) *sd = q * (1 - q) * sqrt(var);
+    return q;
+}
+
+double mgqp2_predict(const struct mgqp *s, const struct mgqp *d, const struct fy_features *f,
+                     const struct fy_plan *plan, double *sd)
+{
+    uint16_t idx[FY_HASH_DIM];
+    int nnz = mgqp_ngram_nonzero(f, idx);
+    return mgqp2_predict_sparse(s, d, f, plan, idx, nnz, sd);
+}
+
+static double dot2(const struct mgqp *s, const struct mgqp *d, const double *x)
+{
+    double z = 0;
+    for (int i = 0; i < MGQP_DIM; i++)
+        if (x[i] != 0) z += (s->mu[i] + d->mu[i]) * x[i];
+    return z;
+}
+
+/* one diagonal Newton step of block m at the current total logit z */
+static void step(struct mgqp *m, const double *x, double z, double y)
+{
+    double p = mgqp_sigmoid(z), h = p * (1 - p);
+    if (h < 1e-6) h = 1e-6;
+    for (int i = 0; i < MGQP_DIM; i++) {
+        if (x[i] == 0) continue;
+        m->prec[i] += h * x[i] * x[i];
+        m->inv_prec[i] = 1.0 / m->prec[i];
+        m->mu[i] -= (p - y) * x[i] * m->inv_prec[i];
+    }
+    m->n++;
+}
+
+void mgqp2_observe(struct mgqp *s, struct mgqp *d, const struct fy_features *f,
+                   const struct fy_plan *plan, double y)
+{
+    if (!(y >= 0 && y <= 1)) return;
+    double x[MGQP_DIM];
+    mgqp_features(f, plan, x);
+    step(s, x, dot2(s, d, x), y);
+    step(d, x, dot2(s, d, x), y);
+}

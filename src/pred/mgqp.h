@@ -60,6 +60,22 @@ void mgqp_observe_x(struct mgqp *m, const double *x, double y);
 void mgqp_observe(struct mgqp *m, const struct fy_features *f, const struct fy_plan *plan,
                   double y);
 
+/* Shared + per-node MGQP (used by the predictor bank, pred.h). The probability for node
+ * n is σ((s + d_n)ᵀx): s are weights shared by every node (how features and plans move
+ * quality for any model), d_n the node's own model — its bias logit(q0) (its
+ * capability) and small deviations (tighter prior). A node that has served few requests
+ * thus borrows everything but its bias from the others. Variances add. Updates fit s
+ * then d_n (one diagonal Newton step each, the second on the residual of the first). */
+void mgqp_init_shared(struct mgqp *s);
+void mgqp_init_node(struct mgqp *d, double q0);
+double mgqp2_predict_sparse(const struct mgqp *s, const struct mgqp *d,
+                            const struct fy_features *f, const struct fy_plan *plan,
+                            const uint16_t *idx, int nnz, double *sd);
+double mgqp2_predict(const struct mgqp *s, const struct mgqp *d, const struct fy_features *f,
+                     const struct fy_plan *plan, double *sd);
+void mgqp2_observe(struct mgqp *s, struct mgqp *d, const struct fy_features *f,
+                   const struct fy_plan *plan, double y);
+
 static inline double mgqp_sigmoid(double z)
 {
     return z >= 0 ? 1.0 / (1.0 + __builtin_exp(-z)) : __builtin_exp(z) / (1.0 + __builtin_exp(z));

@@ -51,6 +51,11 @@ int pred_save(const struct pred *p, const char *path, char *err, size_t errlen)
     buf_printf(&b, "%s %d\n", MODEL_MAGIC, MODEL_VERSION);
     buf_printf(&b, "dims hash=%d mgqp=%d rls=%d parts=%d tasks=%d\n", FY_HASH_DIM, MGQP_DIM,
                RLS_MAX, MILP__N, FY_TASK__N);
+    buf_printf(&b, "shared %ld\nmu", p->shared.n);
+    for (int k = 0; k < MGQP_DIM; k++) buf_printf(&b, " %.17g", p->shared.mu[k]);
+    buf_puts(&b, "\nprec");
+    for (int k = 0; k < MGQP_DIM; k++) buf_printf(&b, " %.17g", p->shared.prec[k]);
+    buf_putc(&b, '\n');
     buf_printf(&b, "nodes %d\n", p->n);
     for (int i = 0; i < p->n; i++) {
         const struct pred_node *pn = &p->node[i];
@@ -185,6 +190,29 @@ static int end_of_line(struct lex *L)
     return 0;
 }
 
+/* "mu V..." and "prec V..." lines of an MGQP block. */
+static int load_vectors(struct lex *L, char **cur, struct mgqp *m)
+{
+    char what[48];
+    if (expect(L, cur, "mu") < 0) return -1;
+    for (int i = 0; i < MGQP_DIM; i++) {
+        snprintf(what, sizeof what, "mu[%d]", i);
+        if (num(L, &m->mu[i], what) < 0) return -1;
+    }
+    if (end_of_line(L) < 0 || expect(L, cur, "prec") < 0) return -1;
+    for (int i = 0; i < MGQP_DIM; i++) {
+        snprintf(what, sizeof what, "prec[%d]", i);
+        if (num(L, &m->prec[i], what) < 0) return -1;
+        if (!(m->prec[i] > 0)) {
+            seterr(L->err, L->errlen, "%s:%d: prec[%d] must be > 0", L->path, L->lineno, i);
+            return -1;
+        }
+    }
+    if (end_of_line(L) < 0) return -1;
+    mgqp_sync(m);
+    return 0;
+}
+
 static int load_node(struct lex *L, char **cur, struct pred_node *pn)
 {
     char what[48];
@@ -229,22 +257,8 @@ static int load_node(struct lex *L, char **cur, struct pred_node *pn)
         inum(L, &n, 0, 1L << 62, "mgqp n") < 0 || end_of_line(L) < 0)
         return -1;
     pn->mgqp.n = n;
-    if (expect(L, cur, "mu") < 0) return -1;
-    for (int i = 0; i < MGQP_DIM; i++) {
-        snprintf(what, sizeof what, "mu[%d]", i);
-        if (num(L, &pn->mgqp.mu[i], what) < 0) return -1;
-    }
-    if (end_of_line(L) < 0 || expect(L, cur, "prec") < 0) return -1;
-    for (int i = 0; i < MGQP_DIM; i++) {
-        snprintf(what, sizeof what, "prec[%d]", i);
-        if (num(L, &pn->mgqp.prec[i], what) < 0) return -1;
-        if (!(pn->mgqp.prec[i] > 0)) {
-            seterr(L->err, L->errlen, "%s:%d: prec[%d] must be > 0", L->path, L->lineno, i);
-            return -1;
-        }
-    }
-    if (end_of_line(L) < 0 || expect(L, cur, "end") < 0 || end_of_line(L) < 0) return -1;
-    mgqp_sync(&pn->mgqp);
+    if (load_vectors(L, cur, &pn->mgqp) < 0) return -1;
+    if (expect(L, cur, "end") < 0 || end_of_line(L) < 0) return -1;
     return 0;
 }
 
@@ -335,6 +349,11 @@ struct pred *pred_load(const char *path, const struct fy_node *nodes, int nnodes
         goto cleanup;
     }
     long nn;
+    if (expect(&L, &cur, "shared") < 0 || inum(&L, &nn, 0, 1L << 62, "shared n") < 0 ||
+        end_of_line(&L) < 0)
+        goto cleanup;
+    p->shared.n = nn;
+    if (load_vectors(&L, &cur, &p->shared) < 0) goto cleanup;
     if (expect(&L, &cur, "nodes") < 0 || inum(&L, &nn, 0, FY_MAX_NODES, "node count") < 0 ||
         end_of_line(&L) < 0)
         goto cleanup;

@@ -1,8 +1,11 @@
 /* model — the versioned predictor model file (`ferry train -o model.fy`). Text, one
  * record per line, every number with 17 significant digits (exact round trip):
  *
- *   ferry-model 1                                   magic and format version
+ *   ferry-model 2                                   magic and format version
  *   dims hash=256 mgqp=275 rls=10 parts=7 tasks=7   must equal this build's constants
+ *   shared N                                        MGQP weights shared by all nodes:
+ *   mu  V[mgqp]
+ *   prec V[mgqp]
  *   nodes N
  *   node NAME MODEL ROLE                            then, for that node:
  *   rls PART D LAMBDA S2 N W[D] P[D*D]              PART = 0..parts-1 (milp.h order)
@@ -23,7 +26,7 @@
 #include <stddef.h>
 
 #define MODEL_MAGIC     "ferry-model"
-#define MODEL_VERSION   1
+#define MODEL_VERSION   2   /* 2: shared MGQP block (version 1 files are refused) */
 #define MODEL_MAX_BYTES (64u << 20)
 
 #endif

@@ -14,7 +14,7 @@ static void node_init(struct pred_node *pn, const struct fy_node *node)
     snprintf(pn->model, sizeof pn->model, "%s", node->prof.model);
     pn->role = node->role;
     milp_init(&pn->milp, node);
-    mgqp_init(&pn->mgqp, node->role == FY_ROLE_CLOUD ? PRED_PRIOR_CLOUD : PRED_PRIOR_EDGE);
+    mgqp_init_node(&pn->mgqp, node->role == FY_ROLE_CLOUD ? PRED_PRIOR_CLOUD : PRED_PRIOR_EDGE);
 }
 
 int pred_find(const struct pred *p, const char *name)
@@ -37,6 +37,7 @@ struct pred *pred_new(const struct fy_node *nodes, int nnodes)
 {
     struct pred *p = calloc(1, sizeof *p);
     if (!p) return NULL;
+    mgqp_init_shared(&p->shared);
     for (int i = 0; i < nnodes && i < FY_MAX_NODES; i++) pred_add_node(p, &nodes[i]);
     return p;
 }
@@ -46,7 +47,7 @@ void pred_free(struct pred *p) { free(p); }
 void pred_set_quality_prior(struct pred *p, int node, double q0)
 {
     if (node < 0 || node >= p->n) return;
-    mgqp_init(&p->node[node].mgqp, q0);
+    mgqp_init_node(&p->node[node].mgqp, q0);
 }
 
 /* Qwen2-VL: one visual token per 28×28 patch (DESIGN.md), min 4; LLaVA-1.5: a fixed
@@ -149,7 +150,7 @@ int pred_estimate(struct pred *p, const struct fy_features *f, const struct fy_n
         p->sp_nnz = mgqp_ngram_nonzero(f, p->sp_idx);
         p->sp_valid = 1;
     }
-    out->q_mean = mgqp_predict_sparse(&pn->mgqp, f, plan, p->sp_idx, p->sp_nnz, &sd);
+    out->q_mean = mgqp2_predict_sparse(&p->shared, &pn->mgqp, f, plan, p->sp_idx, p->sp_nnz, &sd);
     out->q_std = sd;
     if (nsplit > 0 && aux && aux != &nodes[node]) {
         /* the aux node describes the split images first; its answer then goes into the
@@ -193,10 +194,10 @@ void pred_observe(struct pred *p, const struct fy_features *f, const struct fy_n
     double aux_bytes;
     main_ctx(f, &nodes[node], &o->plan, &c, &nsplit, &aux_bytes, &aux_tokens, aux);
     if (o->quality >= 0 && o->quality <= 1) {
-        double q = mgqp_predict(&pn->mgqp, f, &o->plan, NULL);
+        double q = mgqp2_predict(&p->shared, &pn->mgqp, f, &o->plan, NULL);
         p->brier_sum += (q - o->quality) * (q - o->quality);
         p->nq++;
-        mgqp_observe(&pn->mgqp, f, &o->plan, o->quality);
+        mgqp2_observe(&p->shared, &pn->mgqp, f, &o->plan, o->quality);
     }
     /* latency of split plans mixes two nodes; only direct runs train MILP */
     if (nsplit == 0) milp_observe(&pn->milp, f, &c, o);
@@ -262,7 +263,7 @@ int pred_estimate_trace(struct pred *p, const struct fy_features *f,
     if (!pn) return -1;
     milp_predict(&pn->milp, f, &c, out);
     double sd;
-    out->q_mean = mgqp_predict(&pn->mgqp, f, &t->o.plan, &sd);
+    out->q_mean = mgqp2_predict(&p->shared, &pn->mgqp, f, &t->o.plan, &sd);
     out->q_std = sd;
     return nsplit ? 1 : 0;
 }
@@ -277,10 +278,10 @@ void pred_observe_trace(struct pred *p, const struct fy_features *f,
     if (!pn) return;
     const struct fy_outcome *o = &t->o;
     if (o->quality >= 0 && o->quality <= 1) {
-        double q = mgqp_predict(&pn->mgqp, f, &o->plan, NULL);
+        double q = mgqp2_predict(&p->shared, &pn->mgqp, f, &o->plan, NULL);
         p->brier_sum += (q - o->quality) * (q - o->quality);
         p->nq++;
-        mgqp_observe(&pn->mgqp, f, &o->plan, o->quality);
+        mgqp2_observe(&p->shared, &pn->mgqp, f, &o->plan, o->quality);
     }
     if (nsplit == 0) milp_observe(&pn->milp, f, &c, o);
 }

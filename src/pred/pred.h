@@ -25,7 +25,8 @@ struct pred_node {
 
 struct pred {
     int n;
-    struct pred_node node[FY_MAX_NODES];
+    struct pred_node node[FY_MAX_NODES];  /* node.mgqp: the node's own part (mgqp.h) */
+    struct mgqp shared;                   /* MGQP weights shared by every node */
     /* the non-zero n-gram indices of the last request estimated (a cache: candidates of
      * one decision share the request; keyed by the whole n-gram vector) */
     float sp_key[FY_HASH_DIM];
