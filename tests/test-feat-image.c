@@ -609,6 +609,102 @@ TEST(synthetic_formats_decode_to_the_same_luma)
     CHECK_NEAR(a.sobel_mean, c.sobel_mean, 0.10 * a.sobel_mean); /* JPEG q90 is lossy */
 }
 
+/* PNG writer with the full libpng API (interlacing and 16-bit samples, which the
+ * simplified API cannot write). rows: h rows of w samples of `depth` bits, gray. */
+struct membuf {
+    uint8_t *p;
+    size_t n, cap;
+};
+
+static void mem_write(png_structp png, png_bytep d, size_t len)
+{
+    struct membuf *m = png_get_io_ptr(png);
+    if (m->n + len > m->cap) {
+        size_t cap = (m->n + len) * 2;
+        uint8_t *q = realloc(m->p, cap);
+        if (!q) png_error(png, "out of memory");
+        m->p = q, m->cap = cap;
+    }
+    memcpy(m->p + m->n, d, len);
+    m->n += len;
+}
+
+static void mem_flush(png_structp png)
+{
+    (void)png;
+}
+
+static uint8_t *write_gray_png(const uint8_t *px, int w, int h, int depth, int interlace,
+                               size_t *n)
+{
+    struct membuf m = {0};
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!png || !info || setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        free(m.p);
+        return NULL;
+    }
+    png_set_write_fn(png, &m, mem_write, mem_flush);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, PNG_COLOR_TYPE_GRAY,
+                 interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    int passes = png_set_interlace_handling(png);
+    size_t rb = (size_t)w * (size_t)(depth / 8);
+    for (int pass = 0; pass < passes; pass++)
+        for (int y = 0; y < h; y++) png_write_row(png, (png_const_bytep)(px + rb * (size_t)y));
+    png_write_end(png, info);
+    png_destroy_write_struct(&png, &info);
+    *n = m.n;
+    return m.p;
+}
+
+TEST(png_interlaced_and_16bit_gray_decode_like_plain)
+{
+    enum { W = 61, H = 47 };
+    uint8_t g8[W * H], g16[W * H * 2];
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            uint8_t v = (uint8_t)((x * x + 7 * y * y + 13 * x * y) % 251);
+            g8[y * W + x] = v;
+            /* big-endian 16-bit sample whose high byte is v */
+            g16[2 * (y * W + x)] = v;
+            g16[2 * (y * W + x) + 1] = 200;
+        }
+    size_t n0 = 0, n1 = 0, n2 = 0;
+    uint8_t *plain = write_gray_png(g8, W, H, 8, 0, &n0);
+    uint8_t *inter = write_gray_png(g8, W, H, 8, 1, &n1);
+    uint8_t *deep = write_gray_png(g16, W, H, 16, 1, &n2);
+    CHECK(plain && inter && deep);
+    CHECK(inter[28] == 1); /* IHDR interlace method: Adam7 */
+    CHECK(deep[24] == 16);
+    struct feat_image_opts o;
+    feat_image_opts_default(&o);
+    o.analysis_size = 0;
+    uint8_t *a = NULL, *b = NULL, *c = NULL;
+    int w, h;
+    char err[256];
+    int ra = feat_image_gray(plain, n0, &o, &a, &w, &h, err, sizeof err);
+    int rb = feat_image_gray(inter, n1, &o, &b, &w, &h, err, sizeof err);
+    int rc = feat_image_gray(deep, n2, &o, &c, &w, &h, err, sizeof err);
+    int same_a = ra == 0 && !memcmp(a, g8, sizeof g8);
+    int same_b = rb == 0 && !memcmp(b, g8, sizeof g8);
+    int same_c = rc == 0 && !memcmp(c, g8, sizeof g8);
+    /* the interlaced image also goes through the area average */
+    o.analysis_size = 30;
+    uint8_t *d = NULL, *e = NULL;
+    int dw, dh;
+    int rd = feat_image_gray(plain, n0, &o, &d, &dw, &dh, err, sizeof err);
+    int re = feat_image_gray(inter, n1, &o, &e, &w, &h, err, sizeof err);
+    int same_de = rd == 0 && re == 0 && dw == 30 && dh == 23 && !memcmp(d, e, (size_t)dw * dh);
+    free(plain), free(inter), free(deep), free(a), free(b), free(c), free(d), free(e);
+    CHECK(same_a);
+    CHECK(same_b);
+    CHECK(same_c);
+    CHECK(same_de);
+}
+
 /* ---- downscale + re-encode for the gateway --------------------------------------- */
 
 TEST(downscale_jpeg_round_trip_each_format)
