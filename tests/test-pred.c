@@ -640,3 +640,45 @@ TEST(trace_split_keeps_dialogues_together)
     CHECK(held > 340 && held < 460);
     free(r);
 }
+
+TEST(mgqp_shared_weights_transfer_to_an_unseen_node)
+{
+    /* only the cloud node is ever observed; the edge node's predictions must still rank
+     * requests by difficulty (shared weights), around its own, lower bias */
+    struct fy_node nodes[2];
+    mk_node(&nodes[0], "edge0", FY_ROLE_EDGE);
+    mk_node(&nodes[1], "cloud0", FY_ROLE_CLOUD);
+    struct pred *p = pred_new(nodes, 2);
+    struct rng r;
+    rng_seed(&r, 23);
+    struct fy_features f;
+    struct fy_outcome o;
+    for (int i = 0; i < 3000; i++) {
+        random_features(&r, &f);
+        f.nimages = 1;
+        memset(&o, 0, sizeof o);
+        o.plan.node = 1;
+        o.plan.aux_node = -1;
+        o.quality = rng_uniform(&r) < true_q(&f);
+        pred_observe(p, &f, nodes, &o);
+    }
+    static struct pred__qpair q[1000];
+    double mean_edge = 0, mean_cloud = 0;
+    for (int i = 0; i < 1000; i++) {
+        random_features(&r, &f);
+        f.nimages = 1;
+        struct fy_plan plan = {.node = 0, .aux_node = -1};
+        struct fy_estimate e0, e1;
+        pred_estimate(p, &f, nodes, 0, &plan, &e0);
+        plan.node = 1;
+        pred_estimate(p, &f, nodes, 1, &plan, &e1);
+        q[i].s = e0.q_mean;
+        q[i].y = rng_uniform(&r) < true_q(&f);
+        mean_edge += e0.q_mean / 1000;
+        mean_cloud += e1.q_mean / 1000;
+    }
+    CHECK_EQ_INT(p->node[0].mgqp.n, 0);
+    CHECK(pred__auc(q, 1000) > 0.7);
+    CHECK(mean_edge < mean_cloud); /* its own prior bias is kept */
+    pred_free(p);
+}
