@@ -34,7 +34,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     gw_server_drain(arg);
 }
 
-static int check(const struct gw_config *c)
+static int check(struct gw_config *c)
 {
     char err[512] = "";
     const struct fy_policy *p = pol_find(c->policy);

@@ -217,7 +217,10 @@ static int h_node(struct parse_ctx *x, struct gw_node_cfg *n, const char *k, con
         while (l > 0 && n->url[l - 1] == '/') n->url[--l] = 0; /* base URL without '/' */
         return 0;
     }
-    if (!strcmp(k, "model")) return copy_str(x, k, v, n->model, sizeof n->model);
+    if (!strcmp(k, "model")) {
+        n->model_given = 1;
+        return copy_str(x, k, v, n->model, sizeof n->model);
+    }
     if (!strcmp(k, "profile")) return copy_str(x, k, v, n->profile, sizeof n->profile);
     if (!strcmp(k, "profile_node"))
         return copy_str(x, k, v, n->profile_node, sizeof n->profile_node);

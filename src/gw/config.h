@@ -26,7 +26,9 @@ struct gw_node_cfg {
     char name[FY_NAME_MAX];       /* what clients pin with "model": NAME */
     enum fy_role role;
     char url[GW_URL_MAX];         /* base URL, e.g. http://127.0.0.1:8001 (no /v1) */
-    char model[FY_NAME_MAX];      /* model name the backend expects; also pins */
+    char model[FY_NAME_MAX];      /* model name the backend expects; also pins. Default:
+                                   * the profile's model, else the node's name */
+    int model_given;              /* model was set in the file */
     char profile[GW_PATH_MAX];    /* profile INI file or directory of them (src/node/profile.h,
                                    * e.g. data/profiles); "" = built-in default */
     char profile_node[FY_NAME_MAX]; /* [node X] section of that file; "" = this node's name */

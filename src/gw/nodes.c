@@ -62,7 +62,7 @@ static int load_profile(const struct gw_node_cfg *nc, struct fy_node *out, char 
 
 static void on_tick(evutil_socket_t fd, short what, void *arg);
 
-int gw_nodes_init(struct gw_nodes *ns, const struct gw_config *cfg, struct event_base *base,
+int gw_nodes_init(struct gw_nodes *ns, struct gw_config *cfg, struct event_base *base,
                   struct gw_up *up, char *err, size_t errlen)
 {
     memset(ns, 0, sizeof *ns);
@@ -71,7 +71,7 @@ int gw_nodes_init(struct gw_nodes *ns, const struct gw_config *cfg, struct event
     ns->up = up;
     ns->n = cfg->nnodes;
     for (int i = 0; i < ns->n; i++) {
-        const struct gw_node_cfg *nc = &cfg->nodes[i];
+        struct gw_node_cfg *nc = &cfg->nodes[i];
         struct fy_node *n = &ns->node[i];
         if (nc->profile[0]) {
             if (load_profile(nc, n, err, errlen)) return -1;
@@ -81,6 +81,8 @@ int gw_nodes_init(struct gw_nodes *ns, const struct gw_config *cfg, struct event
         }
         snprintf(n->name, sizeof n->name, "%s", nc->name);
         n->role = nc->role;
+        if (!nc->model_given && n->prof.model[0])   /* the profile knows the model's name */
+            snprintf(cfg->nodes[i].model, sizeof cfg->nodes[i].model, "%s", n->prof.model);
         if (nc->link.up_mbps >= 0) n->link.up_mbps = nc->link.up_mbps;
         if (nc->link.down_mbps >= 0) n->link.down_mbps = nc->link.down_mbps;
         if (nc->link.rtt_ms >= 0) n->link.rtt_ms = nc->link.rtt_ms;

@@ -46,8 +46,9 @@ struct gw_nodes {
 
 /* Builds fy_node for each configured node (profile from its INI via node_lib when
  * given, else built-in defaults; link and prices from the config) and starts the
- * timers. 0, or -1 with err. */
-int gw_nodes_init(struct gw_nodes *ns, const struct gw_config *cfg, struct event_base *base,
+ * timers. A node without an explicit `model` gets its profile's model name (cfg is
+ * updated). 0, or -1 with err. */
+int gw_nodes_init(struct gw_nodes *ns, struct gw_config *cfg, struct event_base *base,
                   struct gw_up *up, char *err, size_t errlen);
 void gw_nodes_fini(struct gw_nodes *ns);
 /* Refreshes node[i].st from the runtime numbers (call before a decision). */
