@@ -4,5 +4,5 @@
 set -euo pipefail
 build=${1:-build}
 bin="$build/bench/bench-decide"
-[ -x "$bin" ] || make --no-print-directory BUILD="$build" "$bin" >/dev/null
+make --no-print-directory BUILD="$build" "$bin" >/dev/null  # rebuilds when stale
 taskset -c 0 "$bin" 2>/dev/null || "$bin"
