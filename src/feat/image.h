@@ -4,8 +4,11 @@
  * any pixel buffer is allocated. Luma ("gray") is defined as OpenCV's IMREAD_GRAYSCALE
  * produces it, so features agree with scripts/opencv_features.py:
  *   JPEG  the decoder's own gray output (libjpeg-turbo: the Y component of YCbCr)
- *   PNG   libpng's rgb_to_gray with 0.299 R + 0.587 G + 0.114 B (15-bit fixed point),
- *         16-bit samples reduced to their high byte, alpha ignored, palette expanded
+ *   PNG   libpng's rgb_to_gray(0.299, 0.587): (9797 R + 19234 G + 3737 B) >> 15 for
+ *         8-bit files without colour-space chunks; through linear light (libpng's gamma
+ *         tables) when the file has gAMA/sRGB/iCCP; 16-bit files converted at 16 bits,
+ *         then the high byte kept; alpha ignored, palette expanded — the libpng calls
+ *         OpenCV makes
  *   WebP  decoded to RGB, then (9798 R + 19235 G + 3735 B + 16384) >> 15 (BT.601 in
  *         the 15-bit fixed point of OpenCV 4.6's cvtColor RGB2GRAY)
  *   CMYK/YCCK JPEG: inverted (Adobe) CMYK to RGB as R = C·K/255 ..., then as WebP
