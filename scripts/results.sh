@@ -145,21 +145,21 @@ targets are **not met** on \`moaoff-*\`.
 **Where ferry gains, and where it loses.** Latency differences that a policy *can*
 predict are queues, links and load: on \`load-sweep\` (cloud-only saturates at high
 rates) and \`dialogue\` (per-turn SLOs that the cloud API misses over its WiFi link)
-ferry cuts the mean latency against cloud-only by a quarter to three quarters (targets
-table), paying completion points on \`load-sweep\`; on \`dialogue\` it completes more
-requests than cloud-only (the SLO counts in completion) at lower cost. On \`hetero\` it
-is slower than cloud-only, but cloud-only and the oracle send the workload's edge-only
-requests to the cloud (privacy column), which ferry never does: those requests must run
-on the two slower edge devices. There \`lcio\` matches ferry's completion (the
-domination test lets ferry off by hundredths of a point, which is no real difference)
-at lower latency and cost: ferry sends most traffic to the paid API, whose median
-latency is low but whose bursts (MMPP arrivals) build prefill backlogs that MILP still
-under-predicts, while lcio's learned values keep more of it on the H100. A risk-averse variant (\`zl\` > 0: latency plus predicted standard deviations)
-avoids the bursts but gives up completion, so it is off by default. Its mechanisms each
-showed up in the numbers while we built it: without the latency-relaxed target (kappa)
-every request of an earlier, busier \`hetero\` queued for seconds at the best-quality
-node; without the mean-based fallback one seed locked the cloud out after a few unlucky
-early outcomes.
+ferry cuts the mean latency against cloud-only by between a third and four fifths
+(targets table), paying completion points on \`load-sweep\`; on \`dialogue\` it completes
+more requests than cloud-only (the SLO counts in completion) at lower cost. On
+\`hetero\` it is slower than cloud-only, but cloud-only and the oracle send the
+workload's edge-only requests to the cloud (privacy column), which ferry never does:
+those requests must run on the two slower edge devices. Among the policies that keep
+privacy it completes the most requests there; \`qlmio\` is faster at a point less, and
+ferry pays more than \`lcio\` for the paid API, whose bursts (MMPP arrivals) build
+prefill backlogs that MILP still under-predicts. A risk-averse variant (\`zl\` > 0:
+latency plus predicted standard deviations) avoids the bursts but gives up completion,
+so it is off by default. Its mechanisms each showed up in the numbers while we built
+it: without the latency-relaxed target (kappa) every request of an earlier, busier
+\`hetero\` queued for seconds at the best-quality node; without the mean-based fallback
+one seed locked the cloud out after a few unlucky early outcomes; with one independent
+MGQP per node instead of shared weights, ferry was about a quarter slower on \`hetero\`.
 
 **QLMIO.** \`qlmio\` (MGQP + MILP, w = 0.5) reaches latency reductions of the size the
 paper reports (up to 58.14 %) against cloud-only, but not at the cloud-only completion
@@ -198,8 +198,9 @@ better than its prior (AUC in the table), from the question text (the same text
 features as the gateway's), task, node and views; without the text the AUC is lower, so
 the text carries signal of its own.
 
-**Predictors.** On simulator traces MGQP reaches AUC ≈ 0.81–0.83 with calibration error
-≤ 0.05 (blocks above). MILP's end-to-end error is lowest on the \`moaoff-*\` experiments
+**Predictors.** On simulator traces MGQP reaches AUC ≈ 0.82–0.85 with calibration error
+≤ 0.05, and about 83–94 % of the outcomes fall inside MILP's predicted 90 % interval
+(blocks above). MILP's end-to-end error is lowest on the \`moaoff-*\` experiments
 and highest in overload (\`load-sweep\`) and under bursts: the simulator's
 chunked-prefill backlog is only partly visible in the node state the predictor sees
 (running, queued, EWMA TTFT). Adding the two congestion regressors to the vision and
