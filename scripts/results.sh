@@ -198,8 +198,8 @@ better than its prior (AUC in the table), from the question text (the same text
 features as the gateway's), task, node and views; without the text the AUC is lower, so
 the text carries signal of its own.
 
-**Predictors.** On simulator traces MGQP reaches AUC ≈ 0.82–0.85 with calibration error
-≤ 0.05, and about 83–94 % of the outcomes fall inside MILP's predicted 90 % interval
+**Predictors.** On simulator traces MGQP reaches AUC ≈ 0.82–0.85 with an expected
+calibration error of about 0.02–0.05, and about 83–94 % of the outcomes fall inside MILP's predicted 90 % interval
 (blocks above). MILP's end-to-end error is lowest on the \`moaoff-*\` experiments
 and highest in overload (\`load-sweep\`) and under bursts: the simulator's
 chunked-prefill backlog is only partly visible in the node state the predictor sees
