@@ -19,7 +19,7 @@ static const struct command g_commands[] = {
     {"sim", cmd_sim, "simulate a cloud-edge MLLM cluster and compare offloading policies"},
     {"train", cmd_train, "fit the quality (MGQP) and latency (MILP) predictors from traces"},
     {"eval", cmd_eval, "score a predictor model on held-out trace records (MAE, MAPE, AUC, Brier)"},
-    {"bench", cmd_bench, "benchmarks on data: m4a1 (LCIO replay), collect, export"},
+    {"bench", cmd_bench, "benchmarks on data: m4a1 (LCIO replay), collect, load, export"},
     {"serve", cmd_serve, "run the OpenAI-compatible offloading gateway (-c ferry.ini)"},
     {"emulate", cmd_emulate, "run an emulated OpenAI-compatible MLLM node (tests, demos)"},
     {NULL, NULL, NULL},
