@@ -109,6 +109,17 @@ out:
     return rc;
 }
 
+/* 1 for the options that take a value: an unknown option is then reported as
+ * unknown, not as one missing its value. */
+static int takes_value(const char *a)
+{
+    static const char *const with_value[] = {"--profile", "--node", "--profiles", "--port-file",
+                                             "--listen", "--time-scale", "--seed"};
+    for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
+        if (!strcmp(a, with_value[k])) return 1;
+    return !strncmp(a, "--fault-", 8) && emu_fault_kind_from_name(a + 8) >= 0;
+}
+
 static int parse_listen(const char *v, struct emu_opts *o)
 {
     const char *colon = strrchr(v, ':');
@@ -140,6 +151,10 @@ int cmd_emulate(int argc, char **argv)
             no_link = 1;
             continue;
         }
+        if (!takes_value(a)) {
+            fprintf(stderr, "ferry emulate: unknown option %s (try --help)\n", a);
+            return 2;
+        }
         if (!v) {
             fprintf(stderr, "ferry emulate: %s needs a value (try --help)\n", a);
             return 2;
@@ -169,19 +184,12 @@ int cmd_emulate(int argc, char **argv)
                 fprintf(stderr, "ferry emulate: --seed '%s': expected an integer\n", v);
                 return 2;
             }
-        } else if (!strncmp(a, "--fault-", 8)) {
+        } else { /* --fault-KIND, checked by takes_value */
             int k = emu_fault_kind_from_name(a + 8);
-            if (k < 0) {
-                fprintf(stderr, "ferry emulate: unknown option %s (try --help)\n", a);
-                return 2;
-            }
             if (emu_fault_parse((enum emu_fault_kind)k, v, &o.faults, err, sizeof err) < 0) {
                 fprintf(stderr, "ferry emulate: %s\n", err);
                 return 2;
             }
-        } else {
-            fprintf(stderr, "ferry emulate: unknown option %s (try --help)\n", a);
-            return 2;
         }
     }
     if (!profile) {

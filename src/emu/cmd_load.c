@@ -33,6 +33,18 @@ static void usage(FILE *out)
             "  --no-feedback        do not POST /v1/feedback\n");
 }
 
+/* 1 for the options that take a value: an unknown option is then reported as
+ * unknown, not as one missing its value. */
+static int takes_value(const char *a)
+{
+    static const char *const with_value[] = {
+        "--url", "-c", "--config", "--dataset", "--m4a1", "--base", "--model", "--label",
+        "--requests", "--concurrency", "--seed", "--stream-share"};
+    for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
+        if (!strcmp(a, with_value[k])) return 1;
+    return 0;
+}
+
 int cmd_bench_load(int argc, char **argv)
 {
     struct emu_load_opts o;
@@ -47,6 +59,10 @@ int cmd_bench_load(int argc, char **argv)
         }
         if (!strcmp(a, "--header")) { header = 1; continue; }
         if (!strcmp(a, "--no-feedback")) { o.feedback = 0; continue; }
+        if (!takes_value(a)) {
+            fprintf(stderr, "ferry bench load: unknown option %s (try --help)\n", a);
+            return 2;
+        }
         if (!v) {
             fprintf(stderr, "ferry bench load: %s needs a value (try --help)\n", a);
             return 2;
@@ -68,13 +84,10 @@ int cmd_bench_load(int argc, char **argv)
             if (*end || o.concurrency < 1 || o.concurrency > 1024) goto bad;
         } else if (!strcmp(a, "--seed")) {
             o.seed = strtoull(v, &end, 10);
-            if (*end) goto bad;
-        } else if (!strcmp(a, "--stream-share")) {
+            if (end == v || *end) goto bad;
+        } else { /* --stream-share, the last of takes_value */
             o.stream_share = strtod(v, &end);
-            if (*end || !(o.stream_share >= 0 && o.stream_share <= 1)) goto bad;
-        } else {
-            fprintf(stderr, "ferry bench load: unknown option %s (try --help)\n", a);
-            return 2;
+            if (end == v || *end || !(o.stream_share >= 0 && o.stream_share <= 1)) goto bad;
         }
         continue;
     bad:
