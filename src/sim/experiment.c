@@ -126,21 +126,6 @@ static void entry_error(char *err, size_t errlen, const struct sim_entry *e, con
 
 /* ==== value helpers ================================================================ */
 
-static int num(const char *key, const char *v, double lo, double hi, double *out, char *err,
-               size_t errlen)
-{
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end);
-    while (*end == ' ' || *end == '\t') end++;
-    if (end == v || *end || errno || !isfinite(d) || d < lo || d > hi) {
-        snprintf(err, errlen, "%s = %s: expected a number in [%g, %g]", key, v, lo, hi);
-        return -1;
-    }
-    *out = d;
-    return 0;
-}
-
 /* Splits a comma list into trimmed items; calls fn for each. */
 static int each_item(const char *list, int (*fn)(void *arg, const char *item, char *err, size_t errlen),
                      void *arg, char *err, size_t errlen)
@@ -287,33 +272,33 @@ static int feed_exp(struct sim_exp *x, const char *key, const char *v, char *err
         return -1;
     }
     if (!strcmp(key, "requests")) {
-        if (num(key, v, 0, 1e10, &d, err, errlen) < 0) return -1;
+        if (sim__num(key, v, 0, 1e10, &d, err, errlen) < 0) return -1;
         x->requests = (long)d;
         return 0;
     }
-    if (!strcmp(key, "duration_s")) return num(key, v, 0, 1e9, &x->duration_s, err, errlen);
+    if (!strcmp(key, "duration_s")) return sim__num(key, v, 0, 1e9, &x->duration_s, err, errlen);
     if (!strcmp(key, "seeds")) {
-        if (num(key, v, 1, 10000, &d, err, errlen) < 0) return -1;
+        if (sim__num(key, v, 1, 10000, &d, err, errlen) < 0) return -1;
         x->seeds = (int)d;
         return 0;
     }
     if (!strcmp(key, "seed")) {
-        if (num(key, v, 0, 9007199254740992.0, &d, err, errlen) < 0) return -1;
+        if (sim__num(key, v, 0, 9007199254740992.0, &d, err, errlen) < 0) return -1;
         x->seed = (uint64_t)d;
         return 0;
     }
-    if (!strcmp(key, "slo_ms")) return num(key, v, 0, 1e9, &x->prefs.slo_ms, err, errlen);
-    if (!strcmp(key, "min_quality")) return num(key, v, -1, 1, &x->prefs.min_quality, err, errlen);
-    if (!strcmp(key, "tradeoff")) return num(key, v, -1, 1, &x->prefs.tradeoff, err, errlen);
-    if (!strcmp(key, "max_cost_usd")) return num(key, v, -1, 1e9, &x->prefs.max_cost_usd, err, errlen);
+    if (!strcmp(key, "slo_ms")) return sim__num(key, v, 0, 1e9, &x->prefs.slo_ms, err, errlen);
+    if (!strcmp(key, "min_quality")) return sim__num(key, v, -1, 1, &x->prefs.min_quality, err, errlen);
+    if (!strcmp(key, "tradeoff")) return sim__num(key, v, -1, 1, &x->prefs.tradeoff, err, errlen);
+    if (!strcmp(key, "max_cost_usd")) return sim__num(key, v, -1, 1e9, &x->prefs.max_cost_usd, err, errlen);
     if (!strcmp(key, "dialogue_budget_ms"))
-        return num(key, v, 0, 1e12, &x->dialogue_budget_ms, err, errlen);
+        return sim__num(key, v, 0, 1e12, &x->dialogue_budget_ms, err, errlen);
     if (!strcmp(key, "dialogue_budget_usd"))
-        return num(key, v, 0, 1e9, &x->dialogue_budget_usd, err, errlen);
+        return sim__num(key, v, 0, 1e9, &x->dialogue_budget_usd, err, errlen);
     if (!strcmp(key, "privacy_edge_share"))
-        return num(key, v, 0, 1, &x->privacy_edge_share, err, errlen);
+        return sim__num(key, v, 0, 1, &x->privacy_edge_share, err, errlen);
     if (!strcmp(key, "prefill_share")) {
-        if (num(key, v, 0, 1, &x->prefill_share, err, errlen) < 0) return -1;
+        if (sim__num(key, v, 0, 1, &x->prefill_share, err, errlen) < 0) return -1;
         if (x->prefill_share <= 0) {
             snprintf(err, errlen, "prefill_share = %s: must be > 0", v);
             return -1;
@@ -343,21 +328,21 @@ static int feed_arrivals(struct sim_arrivals *a, const char *key, const char *v,
     }
     double d;
     if (!strcmp(key, "rate_rps")) {
-        if (num(key, v, 0, 1e9, &a->rate_rps, err, errlen) < 0) return -1;
+        if (sim__num(key, v, 0, 1e9, &a->rate_rps, err, errlen) < 0) return -1;
         if (a->rate_rps <= 0) {
             snprintf(err, errlen, "rate_rps = %s: must be > 0", v);
             return -1;
         }
         return 0;
     }
-    if (!strcmp(key, "burst_rate_rps")) return num(key, v, 1e-9, 1e9, &a->burst_rate_rps, err, errlen);
-    if (!strcmp(key, "burst_s")) return num(key, v, 1e-6, 1e9, &a->burst_s, err, errlen);
-    if (!strcmp(key, "calm_s")) return num(key, v, 1e-6, 1e9, &a->calm_s, err, errlen);
-    if (!strcmp(key, "period_s")) return num(key, v, 1e-6, 1e9, &a->period_s, err, errlen);
-    if (!strcmp(key, "amplitude")) return num(key, v, 0, 1, &a->amplitude, err, errlen);
-    if (!strcmp(key, "think_s")) return num(key, v, 0, 1e9, &a->think_s, err, errlen);
+    if (!strcmp(key, "burst_rate_rps")) return sim__num(key, v, 1e-9, 1e9, &a->burst_rate_rps, err, errlen);
+    if (!strcmp(key, "burst_s")) return sim__num(key, v, 1e-6, 1e9, &a->burst_s, err, errlen);
+    if (!strcmp(key, "calm_s")) return sim__num(key, v, 1e-6, 1e9, &a->calm_s, err, errlen);
+    if (!strcmp(key, "period_s")) return sim__num(key, v, 1e-6, 1e9, &a->period_s, err, errlen);
+    if (!strcmp(key, "amplitude")) return sim__num(key, v, 0, 1, &a->amplitude, err, errlen);
+    if (!strcmp(key, "think_s")) return sim__num(key, v, 0, 1e9, &a->think_s, err, errlen);
     if (!strcmp(key, "users")) {
-        if (num(key, v, 1, 1e6, &d, err, errlen) < 0) return -1;
+        if (sim__num(key, v, 1, 1e6, &d, err, errlen) < 0) return -1;
         a->users = (int)d;
         return 0;
     }
@@ -369,10 +354,10 @@ static int feed_arrivals(struct sim_arrivals *a, const char *key, const char *v,
 static int feed_quality(struct sim_quality *q, const char *key, const char *v, char *err,
                         size_t errlen)
 {
-    if (!strcmp(key, "drop_penalty")) return num(key, v, 0, 100, &q->drop_penalty, err, errlen);
+    if (!strcmp(key, "drop_penalty")) return sim__num(key, v, 0, 100, &q->drop_penalty, err, errlen);
     if (!strcmp(key, "downscale_penalty"))
-        return num(key, v, 0, 100, &q->downscale_penalty, err, errlen);
-    if (!strcmp(key, "split_penalty")) return num(key, v, 0, 100, &q->split_penalty, err, errlen);
+        return sim__num(key, v, 0, 100, &q->downscale_penalty, err, errlen);
+    if (!strcmp(key, "split_penalty")) return sim__num(key, v, 0, 100, &q->split_penalty, err, errlen);
     snprintf(err, errlen, "[quality]: unknown key '%s' (drop_penalty, downscale_penalty, "
              "split_penalty)", key);
     return -1;

@@ -35,8 +35,8 @@ void sim_workload_fini(struct sim_workload *w)
 
 /* ==== parsing ====================================================================== */
 
-static int num(const char *key, const char *v, double lo, double hi, double *out, char *err,
-               size_t errlen)
+int sim__num(const char *key, const char *v, double lo, double hi, double *out, char *err,
+             size_t errlen)
 {
     char *end;
     errno = 0;
@@ -53,7 +53,7 @@ static int num(const char *key, const char *v, double lo, double hi, double *out
 static int inum(const char *key, const char *v, int lo, int hi, int *out, char *err, size_t errlen)
 {
     double d;
-    if (num(key, v, lo, hi, &d, err, errlen) < 0) return -1;
+    if (sim__num(key, v, lo, hi, &d, err, errlen) < 0) return -1;
     if (d != floor(d)) {
         snprintf(err, errlen, "%s = %s: expected an integer", key, v);
         return -1;
@@ -116,15 +116,15 @@ static int feed_class(struct sim_class *c, const char *key, const char *v, char 
         snprintf(dst, cap, "%s", v);
         return 0;
     }
-    if (!strcmp(key, "weight")) return num(key, v, 0, 1e9, &c->weight, err, errlen);
-    if (!strcmp(key, "difficulty_mean")) return num(key, v, -50, 50, &c->diff_mean, err, errlen);
-    if (!strcmp(key, "difficulty_sd")) return num(key, v, 0, 50, &c->diff_sd, err, errlen);
-    if (!strcmp(key, "prompt_tokens")) return num(key, v, 1, 1e6, &c->prompt_tokens, err, errlen);
-    if (!strcmp(key, "prompt_sigma")) return num(key, v, 0, 5, &c->prompt_sigma, err, errlen);
-    if (!strcmp(key, "out_tokens")) return num(key, v, 1, 1e6, &c->out_tokens, err, errlen);
-    if (!strcmp(key, "out_sigma")) return num(key, v, 0, 5, &c->out_sigma, err, errlen);
+    if (!strcmp(key, "weight")) return sim__num(key, v, 0, 1e9, &c->weight, err, errlen);
+    if (!strcmp(key, "difficulty_mean")) return sim__num(key, v, -50, 50, &c->diff_mean, err, errlen);
+    if (!strcmp(key, "difficulty_sd")) return sim__num(key, v, 0, 50, &c->diff_sd, err, errlen);
+    if (!strcmp(key, "prompt_tokens")) return sim__num(key, v, 1, 1e6, &c->prompt_tokens, err, errlen);
+    if (!strcmp(key, "prompt_sigma")) return sim__num(key, v, 0, 5, &c->prompt_sigma, err, errlen);
+    if (!strcmp(key, "out_tokens")) return sim__num(key, v, 1, 1e6, &c->out_tokens, err, errlen);
+    if (!strcmp(key, "out_sigma")) return sim__num(key, v, 0, 5, &c->out_sigma, err, errlen);
     if (!strcmp(key, "out_max")) return inum(key, v, 1, 1000000, &c->out_max, err, errlen);
-    if (!strcmp(key, "p_image")) return num(key, v, 0, 1, &c->p_image, err, errlen);
+    if (!strcmp(key, "p_image")) return sim__num(key, v, 0, 1, &c->p_image, err, errlen);
     if (!strcmp(key, "images_min")) return inum(key, v, 0, FY_MAX_IMAGES, &c->images_min, err, errlen);
     if (!strcmp(key, "images_max")) return inum(key, v, 0, FY_MAX_IMAGES, &c->images_max, err, errlen);
     if (!strcmp(key, "images")) {
@@ -134,8 +134,8 @@ static int feed_class(struct sim_class *c, const char *key, const char *v, char 
     }
     if (!strcmp(key, "image_max_side"))
         return inum(key, v, 0, 1000000, &c->image_max_side, err, errlen);
-    if (!strcmp(key, "image_need")) return num(key, v, 0, 1, &c->image_need, err, errlen);
-    if (!strcmp(key, "visual_share")) return num(key, v, 0, 1, &c->visual_share, err, errlen);
+    if (!strcmp(key, "image_need")) return sim__num(key, v, 0, 1, &c->image_need, err, errlen);
+    if (!strcmp(key, "visual_share")) return sim__num(key, v, 0, 1, &c->visual_share, err, errlen);
     if (!strcmp(key, "description")) return 0;
     snprintf(err, errlen, "[class %s]: unknown key '%s' (task, skill, weight, difficulty_mean, "
              "difficulty_sd, prompt_tokens, prompt_sigma, out_tokens, out_sigma, out_max, "
@@ -159,12 +159,12 @@ int sim_workload_feed(struct sim_workload *w, const char *file, const char *sect
             return 1;
         }
         if (!strcmp(key, "feature_noise"))
-            return num(key, v, 0, 100, &w->feature_noise, err, errlen) < 0 ? -1 : 1;
+            return sim__num(key, v, 0, 100, &w->feature_noise, err, errlen) < 0 ? -1 : 1;
         if (!strcmp(key, "turns_min"))
             return inum(key, v, 1, 1000, &w->turns_min, err, errlen) < 0 ? -1 : 1;
         if (!strcmp(key, "turns_max"))
             return inum(key, v, 1, 1000, &w->turns_max, err, errlen) < 0 ? -1 : 1;
-        if (!strcmp(key, "think_s")) return num(key, v, 0, 1e6, &w->think_s, err, errlen) < 0 ? -1 : 1;
+        if (!strcmp(key, "think_s")) return sim__num(key, v, 0, 1e6, &w->think_s, err, errlen) < 0 ? -1 : 1;
         if (!strcmp(key, "views"))
             return inum(key, v, 0, SIM_MAX_VIEWS, &w->views, err, errlen) < 0 ? -1 : 1;
         if (!strcmp(key, "image_pool")) {

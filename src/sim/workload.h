@@ -112,4 +112,10 @@ void sim_workload_draw(const struct sim_workload *w, struct rng *r, struct sim_d
 /* After a turn: adds its prompt and answer to the dialogue history. */
 void sim_dialogue_next(struct sim_dialogue *d, const struct sim_latent *lat, int nimages);
 
+/* Internal to the sim area (workload and experiment files): parses v, a number in
+ * [lo, hi] for key (trailing blanks allowed), into *out; else -1 and
+ * "KEY = V: expected a number in [LO, HI]" in err. */
+int sim__num(const char *key, const char *v, double lo, double hi, double *out, char *err,
+             size_t errlen);
+
 #endif
