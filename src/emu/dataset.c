@@ -335,6 +335,33 @@ void emu_dataset_free(struct emu_item *items, int n)
     free(items);
 }
 
+cJSON *emu_user_message(char *const *urls, int nurls, const char *text)
+{
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", "user");
+    cJSON *content = cJSON_AddArrayToObject(m, "content");
+    for (int i = 0; i < nurls; i++) {
+        cJSON *part = cJSON_CreateObject();
+        cJSON_AddStringToObject(part, "type", "image_url");
+        cJSON_AddStringToObject(cJSON_AddObjectToObject(part, "image_url"), "url", urls[i]);
+        cJSON_AddItemToArray(content, part);
+    }
+    cJSON *tp = cJSON_CreateObject();
+    cJSON_AddStringToObject(tp, "type", "text");
+    cJSON_AddStringToObject(tp, "text", text);
+    cJSON_AddItemToArray(content, tp);
+    return m;
+}
+
+void emu_metadata_images(cJSON *md, const int *sides, int n)
+{
+    cJSON_AddNumberToObject(md, "images", n);
+    if (sides && n) {
+        cJSON *arr = cJSON_AddArrayToObject(md, "image_sides");
+        for (int i = 0; i < n; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(sides[i]));
+    }
+}
+
 char *emu_item_body(const struct emu_item *it, char *const *urls, const int *sides,
                     const char *model, int send_metadata)
 {
@@ -345,30 +372,13 @@ char *emu_item_body(const struct emu_item *it, char *const *urls, const int *sid
     cJSON_AddNumberToObject(root, "max_tokens", it->max_tokens);
     cJSON_AddNumberToObject(root, "temperature", 0);
     cJSON *msgs = cJSON_AddArrayToObject(root, "messages");
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddItemToArray(msgs, m);
-    cJSON_AddStringToObject(m, "role", "user");
-    cJSON *content = cJSON_AddArrayToObject(m, "content");
-    for (int i = 0; i < it->nimages; i++) {
-        cJSON *part = cJSON_CreateObject();
-        cJSON_AddStringToObject(part, "type", "image_url");
-        cJSON_AddStringToObject(cJSON_AddObjectToObject(part, "image_url"), "url", urls[i]);
-        cJSON_AddItemToArray(content, part);
-    }
-    cJSON *tp = cJSON_CreateObject();
-    cJSON_AddStringToObject(tp, "type", "text");
-    cJSON_AddStringToObject(tp, "text", it->prompt);
-    cJSON_AddItemToArray(content, tp);
+    cJSON_AddItemToArray(msgs, emu_user_message(urls, it->nimages, it->prompt));
     if (send_metadata) {
         cJSON *md = cJSON_AddObjectToObject(root, "metadata");
         cJSON_AddStringToObject(md, "answer", it->refs[0]);
         if (it->difficulty >= 0) cJSON_AddNumberToObject(md, "difficulty", it->difficulty);
         if (it->skill[0]) cJSON_AddStringToObject(md, "skill", it->skill);
-        cJSON_AddNumberToObject(md, "images", it->nimages);
-        if (sides && it->nimages) {
-            cJSON *arr = cJSON_AddArrayToObject(md, "image_sides");
-            for (int i = 0; i < it->nimages; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(sides[i]));
-        }
+        emu_metadata_images(md, sides, it->nimages);
     }
     char *txt = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);

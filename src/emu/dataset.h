@@ -13,6 +13,8 @@
 #define FERRY_EMU_DATASET_H
 #include <stddef.h>
 
+#include <cjson/cJSON.h>
+
 #include "ferry.h"
 #include "emu/score.h"
 
@@ -64,6 +66,14 @@ void emu_item_urls_free(char **urls, int n);
  * images / image_sides for emulated nodes (docs/emulator.md "Answers"). NULL on allocation failure. */
 char *emu_item_body(const struct emu_item *it, char *const *urls, const int *sides,
                     const char *model, int send_metadata);
+
+/* A chat user message (cJSON object, caller owns it; NULL on allocation failure): one
+ * image_url part per url, then a text part. */
+cJSON *emu_user_message(char *const *urls, int nurls, const char *text);
+
+/* metadata.images = n and, with sides, metadata.image_sides (longer side in px of each
+ * image): what emulated nodes read (docs/emulator.md "Answers"). */
+void emu_metadata_images(cJSON *md, const int *sides, int n);
 
 /* The MIME type of an image format. */
 const char *emu_mime_of(enum fy_img_format f);

@@ -422,19 +422,7 @@ static char *turn_body(const struct emu_load_opts *o, struct conv *c, int k, cha
     cJSON_AddNumberToObject(root, "max_tokens", c->max_tokens);
     cJSON *msgs = c->history ? cJSON_Duplicate(c->history, 1) : cJSON_CreateArray();
     cJSON_AddItemToObject(root, "messages", msgs);
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "role", "user");
-    cJSON *content = cJSON_AddArrayToObject(m, "content");
-    for (int i = 0; i < nurls; i++) {
-        cJSON *part = cJSON_CreateObject();
-        cJSON_AddStringToObject(part, "type", "image_url");
-        cJSON_AddStringToObject(cJSON_AddObjectToObject(part, "image_url"), "url", urls[i]);
-        cJSON_AddItemToArray(content, part);
-    }
-    cJSON *tp = cJSON_CreateObject();
-    cJSON_AddStringToObject(tp, "type", "text");
-    cJSON_AddStringToObject(tp, "text", c->q[k]);
-    cJSON_AddItemToArray(content, tp);
+    cJSON *m = emu_user_message(urls, nurls, c->q[k]);
     cJSON_AddItemToArray(msgs, m);
     cJSON *md = cJSON_AddObjectToObject(root, "metadata");
     cJSON_AddStringToObject(md, "answer", c->ref[k]);
@@ -443,11 +431,7 @@ static char *turn_body(const struct emu_load_opts *o, struct conv *c, int k, cha
     cJSON_AddStringToObject(md, "difficulty", d);
     cJSON_AddStringToObject(md, "kind", g_kind_names[c->kind]);
     cJSON_AddStringToObject(md, "skill", c->skill[k]);
-    cJSON_AddNumberToObject(md, "images", nurls);
-    if (nurls && sides) {
-        cJSON *arr = cJSON_AddArrayToObject(md, "image_sides");
-        for (int i = 0; i < nurls; i++) cJSON_AddItemToArray(arr, cJSON_CreateNumber(sides[i]));
-    }
+    emu_metadata_images(md, sides, nurls);
     if (c->history) {
         /* the history of the next turn: this user message (images included) */
         cJSON_AddItemToArray(c->history, cJSON_Duplicate(m, 1));
