@@ -941,6 +941,15 @@ TEST(gw_client_disconnect_cancels_the_upstream)
         if (r <= 0) break;
         got += r;
     }
+    /* while it streams, the node carries this request's remaining work */
+    struct resp nd;
+    http("GET", g.port, "/v1/ferry/nodes", NULL, NULL, &nd);
+    cJSON *nj = cJSON_Parse(nd.body.data);
+    cJSON *n0 = cJSON_GetArrayItem(cJSON_GetObjectItem(nj, "nodes"), 0);
+    double ahead = cJSON_GetNumberValue(cJSON_GetObjectItem(n0, "queued_tokens"));
+    double infl = cJSON_GetNumberValue(cJSON_GetObjectItem(n0, "inflight"));
+    cJSON_Delete(nj);
+    resp_fini(&nd);
     close(fd);
     /* the slow stream lasts 3 s; the backend must see its client go long before */
     double t0 = clock_now_ms();
@@ -951,6 +960,9 @@ TEST(gw_client_disconnect_cancels_the_upstream)
         usleep(10000);
     }
     double inflight = metric(g.port, "ferry_inflight_requests{node=\"e0\"} ");
+    http("GET", g.port, "/v1/ferry/nodes", NULL, NULL, &nd);
+    int ahead_after_zero = strstr(nd.body.data, "\"queued_tokens\":0,") != NULL;
+    resp_fini(&nd);
     int closed_early = be->closed_early;
     gw_stop(&g);
     be_stop(be);
@@ -958,6 +970,9 @@ TEST(gw_client_disconnect_cancels_the_upstream)
     CHECK_EQ_INT(closed_early, 1);
     CHECK_NEAR(gone, 1, 0);
     CHECK_NEAR(inflight, 0, 0);
+    CHECK_NEAR(infl, 1, 0);
+    CHECK(ahead > 0);
+    CHECK(ahead_after_zero);
 }
 
 TEST(gw_slow_client_back_pressures_the_upstream)

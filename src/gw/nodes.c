@@ -146,7 +146,8 @@ void gw_nodes_refresh(struct gw_nodes *ns)
             st->queued += st->running - max_seqs;
             st->running = max_seqs;
         }
-        st->queued_tokens = 0;
+        /* same meaning as the service model's: work still ahead in the node */
+        st->queued_tokens = r->tokens_ahead > 0 ? r->tokens_ahead : 0;
         st->ewma_ttft_ms = r->ewma_ttft_ms;
         st->ewma_tpot_ms = r->ewma_tpot_ms;
     }

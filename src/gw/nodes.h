@@ -20,6 +20,7 @@ struct gw_probe;            /* a health or metrics request in flight (nodes.c) *
 
 struct gw_node_rt {
     int inflight;                /* requests the gateway has open at this node */
+    double tokens_ahead;         /* remaining prompt + expected output tokens of those */
     int healthy;
     double backoff_ms;           /* current probe interval while unhealthy */
     double next_probe_ms;        /* clock_now_ms() of the next health probe */

@@ -140,6 +140,8 @@ struct gw_req {
     int out_chunks, usage_in, usage_out;
     struct event *timer;
     int timed_out;
+    int qt_node;                 /* node whose tokens_ahead holds this request's share, or -1 */
+    double qt_prompt, qt_out;    /* that share: prompt not yet prefilled, output not yet sent */
     char plan_str[256];
 };
 
@@ -233,6 +235,24 @@ static void easy_put(struct gw_server *s, CURL *e)
     }
 }
 
+/* ---- work ahead in a node (fy_node_state.queued_tokens) ---------------------------- */
+
+static void qt_take(struct gw_req *q, double prompt, double out)
+{
+    if (q->qt_node < 0) return;
+    prompt = prompt < q->qt_prompt ? prompt : q->qt_prompt;
+    out = out < q->qt_out ? out : q->qt_out;
+    q->qt_prompt -= prompt;
+    q->qt_out -= out;
+    q->s->nodes.rt[q->qt_node].tokens_ahead -= prompt + out;
+}
+
+static void qt_release(struct gw_req *q)
+{
+    qt_take(q, q->qt_prompt, q->qt_out);
+    q->qt_node = -1;
+}
+
 /* ---- request object ------------------------------------------------------------- */
 
 static void aux_free(struct gw_server *s, struct aux_xfer *a)
@@ -259,6 +279,7 @@ static void drop_upstream(struct gw_req *q)
         q->x.easy = NULL;
     }
     q->upstream_live = 0;
+    qt_release(q);
     curl_slist_free_all(q->hdrs);
     q->hdrs = NULL;
     if (q->timer) evtimer_del(q->timer);
@@ -380,7 +401,11 @@ static void sse_line(struct gw_req *q, const char *l, size_t n)
     const char *c = memmem(l, n, "\"content\":\"", 11);
     if (c && (size_t)(c - l) + 11 < n && c[11] != '"') {
         q->out_chunks++;
-        if (q->t_first_token <= 0) q->t_first_token = ms_since(q->s);
+        if (q->t_first_token <= 0) {
+            q->t_first_token = ms_since(q->s);
+            qt_take(q, q->qt_prompt, 0);    /* prefill done */
+        }
+        qt_take(q, 0, 1);
     }
     if (memmem(l, n, "\"completion_tokens\"", 19)) parse_usage(q, l, n);
 }
@@ -785,6 +810,17 @@ static void start_upstream(struct gw_req *q)
     if (gw_up_add(s->up, &q->x)) goto fail;
     q->upstream_live = 1;
     s->nodes.rt[q->node].inflight++;
+    if (q->has_features) {
+        double prompt = q->f.text_tokens, b = 0;
+        for (int i = 0; i < q->f.nimages; i++)
+            prompt += pred_image_tokens(&q->f, i, &s->nodes.node[q->node], &q->plan, &b);
+        double out = q->has_est && q->est.out_tokens > 0 ? q->est.out_tokens
+                     : q->fr->max_tokens > 0 ? q->fr->max_tokens : 256;
+        q->qt_node = q->node;
+        q->qt_prompt = prompt;
+        q->qt_out = out;
+        s->nodes.rt[q->node].tokens_ahead += prompt + out;
+    }
     arm_timer(q, s->cfg.first_byte_ms);
     return;
 fail:
@@ -1086,6 +1122,7 @@ static void on_chat(struct gw_server *s, struct evhttp_request *req)
     q->req = req;
     q->evcon = evhttp_request_get_connection(req);
     q->node = -1;
+    q->qt_node = -1;
     q->pinned = GW_PIN_AUTO;
     q->t_arrive = ms_since(s);
     snprintf(q->id, sizeof q->id, "%s-%llu", s->id_prefix, (unsigned long long)++s->seq);
@@ -1204,6 +1241,7 @@ static void on_nodes(struct gw_server *s, struct evhttp_request *req)
         cJSON_AddNumberToObject(o, "inflight", r->inflight);
         cJSON_AddNumberToObject(o, "running", n->st.running);
         cJSON_AddNumberToObject(o, "queued", n->st.queued);
+        cJSON_AddNumberToObject(o, "queued_tokens", n->st.queued_tokens);
         cJSON_AddNumberToObject(o, "backend_running", r->backend_running);
         cJSON_AddNumberToObject(o, "backend_waiting", r->backend_waiting);
         const char *mk[] = {"auto", "vllm", "llamacpp", "none"};
