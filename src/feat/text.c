@@ -135,18 +135,18 @@ static inline __attribute__((always_inline)) void entity_word_end(struct scan *z
     const unsigned char *b = z->ew_b;
     st->words++;
     z->pending++;
-    if (z->ew_digit) {
-        st->entities++;
-        z->in_entity = 0;
-    } else if (z->ew_letters >= 2 && z->ew_upper == z->ew_letters) {
-        if (!z->in_entity) st->entities++;
-        z->in_entity = 1;
-    } else if ((g_cls[b[0]] & C_UP) && !(b[0] == 'I' && (z->ew_len == 1 || b[1] == '\''))) {
-        if (!z->ew_start && !z->in_entity) st->entities++;
-        z->in_entity = !z->ew_start || z->in_entity;
-    } else {
-        z->in_entity = 0;
-    }
+    /* The four cases of the entity rule, evaluated without branches (capitalisation is
+     * data-dependent, so branches here mispredict often): d = contains a digit; a = an
+     * acronym (2+ letters, all capitals); c = capitalised, not "I" / "I'm"; otherwise
+     * the word ends an entity. b[ew_len > 1] is b[0] (= 'I', not a quote) for a
+     * one-byte word, so the read stays inside the word. */
+    int d = z->ew_digit != 0;
+    int a = !d & (z->ew_letters >= 2) & (z->ew_upper == z->ew_letters);
+    int is_i = (b[0] == 'I') & ((z->ew_len == 1) | (b[z->ew_len > 1] == '\''));
+    int c = (d == 0) & (a == 0) & ((g_cls[b[0]] & C_UP) != 0) & (is_i == 0);
+    int ine = z->in_entity != 0, sta = z->ew_start != 0;
+    st->entities += d | (a & (ine ^ 1)) | (c & (sta ^ 1) & (ine ^ 1));
+    z->in_entity = a | (c & ((sta ^ 1) | ine));
     z->start = 0;
 }
 
@@ -170,22 +170,19 @@ static inline __attribute__((always_inline)) void scan_text(const unsigned char 
             while (i < n && (cls[s[i]] & (C_LET | C_DIG))) {
                 if (cls[s[i]] & C_LET) {
                     size_t r0 = i, run;
-                    unsigned acc = 0;
+                    unsigned acc = 0, all = C_UP; /* OR and AND of the run's classes */
                     while (i < n && ((k = cls[c = s[i]]) & C_LET)) {
                         h = (h ^ g_lower[c]) * FNV_PRIME;
                         hb = (hb ^ g_lower[c]) * FNV_PRIME;
                         acc |= k;
+                        all &= k;
                         i++;
                     }
                     run = i - r0;
                     if (acc & C_CONT) /* count characters, not UTF-8 continuation bytes */
                         for (size_t q = r0; q < i; q++) run -= (cls[s[q]] & C_CONT) != 0;
                     letters += run;
-                    if (acc & C_UP) { /* only "all capitals" matters: rare, so checked here */
-                        unsigned all = C_UP;
-                        for (size_t q = r0; q < i; q++) all &= cls[s[q]];
-                        upper += all ? run : 0;
-                    }
+                    upper += run & ((size_t)0 - (all != 0)); /* all capitals: run, else 0 */
                     z->tok += 1;
                     if (run > TOK_WORD_FREE) z->tok += (double)(run - TOK_WORD_FREE) / TOK_WORD_EXTRA;
                     /* contraction: 's 't 're 've 'm 'll 'd — one token, same word */
