@@ -1382,7 +1382,7 @@ static void emu_fault_case(const char *opt, const char *val, const char *kind, i
     char cfg[1500];
     snprintf(cfg, sizeof cfg,
              "[server]\nlisten = 127.0.0.1:0\n[policy]\nname = edge-only\n"
-             "[timeouts]\nfirst_byte_ms = 1500\nidle_ms = 300\n[health]\ninterval_ms = 600000\n"
+             "[timeouts]\nfirst_byte_ms = 1500\nidle_ms = 1000\n[health]\ninterval_ms = 600000\n"
              "[node edge]\nrole = edge\nurl = http://127.0.0.1:%d\nprofile = data/profiles\n"
              "profile_node = edge-3090\n"
              "[node cloud]\nrole = cloud\nurl = http://127.0.0.1:%d\nprofile = data/profiles\n"
