@@ -4,6 +4,7 @@
 #include "test.h"
 
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "policy/policy.h"
@@ -171,6 +172,44 @@ TEST(sim_cli_output_is_byte_identical)
     while (fgets(line, sizeof line, fp)) rows += !strncmp(line, "oracle", 6);
     fclose(fp);
     CHECK(rows >= 2); /* the main table and the node table */
+}
+
+TEST(sim_cli_image_pool_measures_images_and_names_the_bad_ones)
+{
+    const char *bin = getenv("FERRY_BIN");
+    if (!bin || !*bin) bin = "build/ferry";
+    CHECK(access(bin, X_OK) == 0);
+    /* one image, one cut-off JPEG, one text file */
+    char dir[512], csv[600], errf[600], cmd[8192];
+    snprintf(dir, sizeof dir, "%s", test_tmp_path("pool"));
+    snprintf(csv, sizeof csv, "%s/../pool.csv", dir);
+    snprintf(errf, sizeof errf, "%s/../pool.err", dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp '%s/images/photo-cat-chelsea.png' '%s/' && "
+             "head -c 300 '%s/images/photo-boats-evening.jpg' > '%s/cut.jpg' && "
+             "echo notes > '%s/notes.txt' && %s sim --image-pool '%s' --out '%s' 2> '%s'",
+             dir, test_shared_dir(), dir, test_shared_dir(), dir, dir, bin, dir, csv, errf);
+    CHECK_EQ_INT(system(cmd), 0);
+    FILE *fp = fopen(csv, "r");
+    CHECK(fp);
+    char line[1024];
+    int rows = 0, cat = 0;
+    while (fgets(line, sizeof line, fp)) {
+        rows++;
+        cat += !strncmp(line, "photo-cat-chelsea.png,png,451,300,", 34);
+    }
+    fclose(fp);
+    CHECK_EQ_INT(rows, 2); /* header and the one image */
+    CHECK_EQ_INT(cat, 1);
+    fp = fopen(errf, "r");
+    CHECK(fp);
+    int cut = 0, notes = 0;
+    while (fgets(line, sizeof line, fp)) {
+        cut += strstr(line, "cut.jpg") && strstr(line, "(skipped)");
+        notes += strstr(line, "notes.txt") != NULL;
+    }
+    fclose(fp);
+    CHECK_EQ_INT(cut, 1);
+    CHECK_EQ_INT(notes, 0); /* not an image: left out without a word */
 }
 
 TEST(sim_policies_see_the_same_requests)

@@ -53,6 +53,8 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+#define POOL_MAX_FILE (64u << 20) /* bytes of one image file of --image-pool */
+
 static int image_pool(const char *dir, const char *out_path)
 {
     DIR *d = opendir(dir);
@@ -85,26 +87,25 @@ static int image_pool(const char *dir, const char *out_path)
         char path[1024];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         struct stat st;
-        if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
-            st.st_size > 64 * 1024 * 1024)
+        if (stat(path, &st) < 0 || !S_ISREG(st.st_mode)) continue;
+        uint8_t *buf;
+        size_t got;
+        struct fy_image_features f;
+        char err[1200];
+        if (feat_read_file(path, POOL_MAX_FILE, &buf, &got, err, sizeof err) < 0) {
+            fprintf(stderr, "ferry sim: %s (skipped)\n", err);
             continue;
-        FILE *fp = fopen(path, "rb");
-        if (!fp) continue;
-        uint8_t *buf = malloc((size_t)st.st_size);
-        size_t got = buf ? fread(buf, 1, (size_t)st.st_size, fp) : 0;
-        fclose(fp);
-        if (!buf || got != (size_t)st.st_size || feat_image_sniff(buf, got) == FY_FMT_UNKNOWN) {
+        }
+        if (feat_image_sniff(buf, got) == FY_FMT_UNKNOWN) {
             free(buf);
             continue; /* not an image (e.g. SOURCES.md) */
         }
-        struct fy_image_features f;
-        char err[256];
-        if (feat_image_analyze(buf, got, &o, &f, err, sizeof err) < 0) {
+        int rc = feat_image_analyze(buf, got, &o, &f, err, sizeof err);
+        free(buf);
+        if (rc < 0) {
             fprintf(stderr, "ferry sim: %s: %s (skipped)\n", path, err);
-            free(buf);
             continue;
         }
-        free(buf);
         fprintf(out, "%s,%s,%d,%d,%zu,%.4f,%.5f,%.3f,%.4f,%.4f,%.4f,%.4f,%.4f,%d,%d,%d\n", names[i],
                 feat_image_format_name(f.format), f.width, f.height, f.bytes, f.sobel_mean,
                 f.entropy, f.laplacian_var, f.c_res, f.c_edge,
