@@ -8,24 +8,19 @@
 #include <unistd.h>
 
 #include "feat/features.h"
+#include "feat/image.h"
 #include "feat/text.h"
 #include "req/request.h"
 #include "test.h"
 #include "util/b64.h"
 #include "util/buf.h"
 
+/* The whole file, NUL-terminated, or NULL. */
 static char *slurp(const char *path, size_t *n)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    struct buf b;
-    buf_init(&b);
-    char tmp[65536];
-    size_t k;
-    while ((k = fread(tmp, 1, sizeof tmp, f)) > 0) buf_append(&b, tmp, k);
-    fclose(f);
-    *n = b.len;
-    return buf_steal(&b);
+    uint8_t *p;
+    char err[600];
+    return feat_read_file(path, 0, &p, n, err, sizeof err) < 0 ? NULL : (char *)p;
 }
 
 static int cmp_double(const void *a, const void *b)

@@ -17,26 +17,15 @@
 
 /* ==== helpers ======================================================================== */
 
-static uint8_t *read_file(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    struct buf b;
-    buf_init(&b);
-    char tmp[65536];
-    size_t k;
-    while ((k = fread(tmp, 1, sizeof tmp, f)) > 0) buf_append(&b, tmp, k);
-    fclose(f);
-    *n = b.len;
-    return (uint8_t *)buf_steal(&b);
-}
-
 static uint8_t *shared_image(const char *name, size_t *n)
 {
-    char path[512];
+    char path[512], err[700];
     snprintf(path, sizeof path, "%s/images/%s", test_shared_dir(), name);
-    uint8_t *p = read_file(path, n);
-    if (!p) fprintf(stderr, "  cannot read %s\n", path);
+    uint8_t *p;
+    if (feat_read_file(path, 0, &p, n, err, sizeof err) < 0) {
+        fprintf(stderr, "  %s\n", err);
+        return NULL;
+    }
     return p;
 }
 
