@@ -24,6 +24,8 @@
 #include "pred/trace.h"
 #include "emu/server.h"
 #include "feat/text.h"
+#include "feat/image.h"
+#include "util/b64.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/rng.h"
@@ -184,6 +186,27 @@ static double metric(const char *text, const char *prefix)
         if (p) p++;
     }
     return -1;
+}
+
+/* "data:image/png;base64,..." of a PNG of the shared image folder (malloc'd), or NULL. */
+static char *shared_png_url(const char *name)
+{
+    char path[512], err[700];
+    snprintf(path, sizeof path, "%s/images/%s", test_shared_dir(), name);
+    uint8_t *raw;
+    size_t n;
+    if (feat_read_file(path, 0, &raw, &n, err, sizeof err) < 0) {
+        fprintf(stderr, "  %s\n", err);
+        return NULL;
+    }
+    static const char head[] = "data:image/png;base64,";
+    char *url = malloc(sizeof head + b64_encoded_len(n, 1));
+    if (url) {
+        memcpy(url, head, sizeof head - 1);
+        url[sizeof head - 1 + b64_encode(raw, n, B64_STD, 1, url + sizeof head - 1)] = '\0';
+    }
+    free(raw);
+    return url;
 }
 
 /* ==== unit: tokenizer, answers, faults ================================================= */
@@ -434,25 +457,11 @@ TEST(emu_dropped_images_lower_the_odds)
     struct fx f;
     CHECK(fx_start(&f, &o) == 0);
     /* a real 16x16 PNG from the shared corpus, inline */
-    char path[512];
-    snprintf(path, sizeof path, "%s/images/tiny-icon-keyboard-16.png", test_shared_dir());
-    FILE *fp = fopen(path, "rb");
-    CHECK(fp);
-    unsigned char png[1024];
-    size_t n = fread(png, 1, sizeof png, fp);
-    fclose(fp);
-    static const char tb[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char part[2048] = "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,";
-    size_t k = strlen(part);
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)png[i] << 16 | (i + 1 < n ? png[i + 1] << 8 : 0) |
-                     (i + 2 < n ? png[i + 2] : 0);
-        part[k++] = tb[v >> 18 & 63];
-        part[k++] = tb[v >> 12 & 63];
-        part[k++] = i + 1 < n ? tb[v >> 6 & 63] : '=';
-        part[k++] = i + 2 < n ? tb[v & 63] : '=';
-    }
-    snprintf(part + k, sizeof part - k, "\"}},");
+    char *url = shared_png_url("tiny-icon-keyboard-16.png");
+    CHECK(url);
+    char part[2048];
+    snprintf(part, sizeof part, "{\"type\":\"image_url\",\"image_url\":{\"url\":\"%s\"}},", url);
+    free(url);
     int keep = count_right(&f, part, ",\"images\":1", 40);
     int drop = count_right(&f, "", ",\"images\":1", 40);
     int text = count_right(&f, "", "", 40); /* no image expected: no penalty */
@@ -983,10 +992,9 @@ TEST(emu_cli_profile_link_and_port_file)
     const char *bin = getenv("FERRY_BIN");
     if (!bin || !*bin) bin = "build/ferry";
     CHECK(access(bin, X_OK) == 0);
-    char ini[512], portf[512], img[512];
+    char ini[512], portf[512];
     snprintf(ini, sizeof ini, "%s", test_tmp_path("node.ini"));
     snprintf(portf, sizeof portf, "%s", test_tmp_path("emu.port"));
-    snprintf(img, sizeof img, "%s/images/photo-cat-chelsea.png", test_shared_dir());
     FILE *fp = fopen(ini, "w");
     CHECK(fp);
     /* a slow 2 Mbit/s link: the 240 kB image needs about 1 s of modelled upload */
@@ -1027,25 +1035,13 @@ TEST(emu_cli_profile_link_and_port_file)
     if (port) {
         get(&f, "/v1/models", &m);
         /* the cat photo inline */
-        FILE *ip = fopen(img, "rb");
-        unsigned char *raw = malloc(300000);
-        size_t n = ip && raw ? fread(raw, 1, 300000, ip) : 0;
-        if (ip) fclose(ip);
+        char *url = shared_png_url("photo-cat-chelsea.png");
         struct buf b;
         buf_init(&b);
-        buf_puts(&b, "{\"model\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
-                     "\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,");
-        static const char tb[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        for (size_t i = 0; i < n; i += 3) {
-            unsigned v = (unsigned)raw[i] << 16 | (i + 1 < n ? raw[i + 1] << 8 : 0) |
-                         (i + 2 < n ? raw[i + 2] : 0);
-            char q[4] = {tb[v >> 18 & 63], tb[v >> 12 & 63], i + 1 < n ? tb[v >> 6 & 63] : '=',
-                         i + 2 < n ? tb[v & 63] : '='};
-            buf_append(&b, q, 4);
-        }
-        buf_puts(&b, "\"}},{\"type\":\"text\",\"text\":\"What is this?\"}]}],"
-                     "\"metadata\":{\"out_tokens\":4}}");
-        free(raw);
+        buf_printf(&b, "{\"model\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+                       "\"image_url\",\"image_url\":{\"url\":\"%s\"}},{\"type\":\"text\",\"text\":"
+                       "\"What is this?\"}]}],\"metadata\":{\"out_tokens\":4}}", url ? url : "");
+        free(url);
         body = buf_steal(&b);
         chat(&f, body, &r);
     }
