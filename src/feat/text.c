@@ -19,6 +19,7 @@ enum {
     C_TERM = 64,  /* . ! ? */
     C_JOIN = 128  /* . , : - / : may join digits (3.5, 10:30) or letters (well-known) */
 };
+_Static_assert(C_UP << 4 == 'a' - 'A', "the letter loop lower-cases with (k & C_UP) << 4");
 
 static unsigned char g_cls[256], g_lower[256];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -78,16 +79,23 @@ static inline void bump(float *v, unsigned h)
 /* Abbreviations whose '.' does not end a sentence (lower-case, without the dot). */
 static int is_abbrev(const unsigned char *w, size_t len)
 {
-    static const char *const ab[] = {"mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc",
-                                     "eg", "ie", "no", "fig", "approx", "inc", "ltd", "jr",
-                                     "sr", "cf", "al", NULL};
+    /* grouped by length (2, 3, 4, 6 letters), so that a word is compared only with the
+     * abbreviations of its own length and no strlen runs per '.' */
+    static const char ab2[] = "mrmsdrstvsegienojrsrcfal", ab3[] = "mrsetcfigincltd";
     if (len == 1) return 1; /* initials and "e.g."/"U.S." pieces */
-    for (int k = 0; ab[k]; k++) {
-        size_t m = strlen(ab[k]);
-        if (m != len) continue;
+    const char *set;
+    size_t cnt;
+    switch (len) {
+    case 2: set = ab2; cnt = (sizeof ab2 - 1) / 2; break;
+    case 3: set = ab3; cnt = (sizeof ab3 - 1) / 3; break;
+    case 4: set = "prof"; cnt = 1; break;
+    case 6: set = "approx"; cnt = 1; break;
+    default: return 0;
+    }
+    for (size_t k = 0; k < cnt; k++, set += len) {
         size_t j = 0;
-        while (j < m && g_lower[w[j]] == (unsigned char)ab[k][j]) j++;
-        if (j == m) return 1;
+        while (j < len && g_lower[w[j]] == (unsigned char)set[j]) j++;
+        if (j == len) return 1;
     }
     return 0;
 }
@@ -171,13 +179,18 @@ static inline __attribute__((always_inline)) void scan_text(const unsigned char 
                 if (cls[s[i]] & C_LET) {
                     size_t r0 = i, run;
                     unsigned acc = 0, all = C_UP; /* OR and AND of the run's classes */
-                    while (i < n && ((k = cls[c = s[i]]) & C_LET)) {
-                        h = (h ^ g_lower[c]) * FNV_PRIME;
-                        hb = (hb ^ g_lower[c]) * FNV_PRIME;
+                    /* the hot loop (most bytes are letters): one table load per byte, the
+                     * lower case computed from the C_UP bit ('A' | 32 = 'a') */
+                    const unsigned char *q = s + i, *e = s + n;
+                    while (q < e && ((k = cls[c = *q]) & C_LET)) {
+                        c |= (k & C_UP) << 4;
+                        h = (h ^ c) * FNV_PRIME;
+                        hb = (hb ^ c) * FNV_PRIME;
                         acc |= k;
                         all &= k;
-                        i++;
+                        q++;
                     }
+                    i = (size_t)(q - s);
                     run = i - r0;
                     if (acc & C_CONT) /* count characters, not UTF-8 continuation bytes */
                         for (size_t q = r0; q < i; q++) run -= (cls[s[q]] & C_CONT) != 0;
