@@ -181,16 +181,16 @@ static inline __attribute__((always_inline)) void scan_text(const unsigned char 
                     unsigned acc = 0, all = C_UP; /* OR and AND of the run's classes */
                     /* the hot loop (most bytes are letters): one table load per byte, the
                      * lower case computed from the C_UP bit ('A' | 32 = 'a') */
-                    const unsigned char *q = s + i, *e = s + n;
-                    while (q < e && ((k = cls[c = *q]) & C_LET)) {
+                    const unsigned char *lp = s + i, *e = s + n;
+                    while (lp < e && ((k = cls[c = *lp]) & C_LET)) {
                         c |= (k & C_UP) << 4;
                         h = (h ^ c) * FNV_PRIME;
                         hb = (hb ^ c) * FNV_PRIME;
                         acc |= k;
                         all &= k;
-                        q++;
+                        lp++;
                     }
-                    i = (size_t)(q - s);
+                    i = (size_t)(lp - s);
                     run = i - r0;
                     if (acc & C_CONT) /* count characters, not UTF-8 continuation bytes */
                         for (size_t q = r0; q < i; q++) run -= (cls[s[q]] & C_CONT) != 0;
