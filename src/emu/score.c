@@ -17,11 +17,6 @@ int emu_score_kind_parse(const char *s)
     return -1;
 }
 
-const char *emu_score_kind_name(enum emu_score_kind k)
-{
-    return (unsigned)k < 4 ? g_kinds[k] : "?";
-}
-
 static const char *const g_numwords[] = {"zero", "one", "two", "three", "four", "five",
                                          "six", "seven", "eight", "nine", "ten"};
 

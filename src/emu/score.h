@@ -24,7 +24,6 @@ enum emu_score_kind { EMU_SCORE_VQA = 0, EMU_SCORE_MCQ, EMU_SCORE_EXACT, EMU_SCO
 
 /* "vqa", "mcq", "exact", "contains" -> kind; -1 for anything else. */
 int emu_score_kind_parse(const char *s);
-const char *emu_score_kind_name(enum emu_score_kind k);
 
 /* Normalises s into out (at most cap bytes incl. NUL; longer text is cut). */
 void emu_score_normalize(const char *s, char *out, size_t cap);

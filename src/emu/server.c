@@ -1062,13 +1062,6 @@ int emu_server_port(const struct emu_server *s)
     return s->port;
 }
 
-int emu_server_inflight(const struct emu_server *s)
-{
-    int n = 0;
-    for (const struct emu_req *r = s->head; r; r = r->next) n++;
-    return n;
-}
-
 void emu_server_free(struct emu_server *s)
 {
     if (!s) return;

@@ -48,8 +48,6 @@ struct emu_server *emu_server_new(struct event_base *base, const struct emu_opts
                                   char *err, size_t errlen);
 /* The bound port (the kernel's choice when opts.port was 0). */
 int emu_server_port(const struct emu_server *s);
-/* Requests currently in the node (admitted or waiting) plus held by a stall fault. */
-int emu_server_inflight(const struct emu_server *s);
 /* The quality model used for answers: P(correct) for a model of this capability
  * (logits) and an item difficulty in [0,1] (< 0 = none); see server.c. */
 double emu_p_correct(double capability, double difficulty);

@@ -235,8 +235,6 @@ double link_upload_end(struct link *l, double t0_ms, double bytes, int views, do
 
 double link_down_ms(const struct link *l) { return l->spec.base.rtt_ms / 2; }
 
-const struct link_spec *link_spec_of(const struct link *l) { return &l->spec; }
-
 void link_state(struct link *l, double t_ms, struct fy_link *out)
 {
     *out = l->spec.base;

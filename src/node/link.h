@@ -56,8 +56,6 @@ double link_upload_end(struct link *l, double t0_ms, double bytes, int views, do
 /* One-way delay of the stream back to the client, ms (rtt/2). */
 double link_down_ms(const struct link *l);
 
-const struct link_spec *link_spec_of(const struct link *l);
-
 /* Current link figures for policies (up_mbps at t_ms). */
 void link_state(struct link *l, double t_ms, struct fy_link *out);
 

@@ -532,13 +532,6 @@ static int parse_role(const char *s, enum fy_msg_role *out)
     return -1;
 }
 
-const char *req_role_name(enum fy_msg_role role)
-{
-    static const char *const names[] = {"system", "developer", "user", "assistant", "tool",
-                                        "function"};
-    return (unsigned)role < 6 ? names[role] : "?";
-}
-
 static int text_part(struct fy_request *r, const cJSON *s, const char *path,
                      const struct req_limits *l, struct req_error *e)
 {

@@ -56,9 +56,6 @@ int req_set_image_url(struct fy_request *r, int i, const char *url);
 /* Index of the last message with role user, or -1. */
 int req_last_user(const struct fy_request *r);
 
-/* "user", "assistant", ... */
-const char *req_role_name(enum fy_msg_role role);
-
 /* Validates UTF-8 (no overlongs, no surrogates, <= U+10FFFF). Returns -1 when valid,
  * else the byte offset of the first invalid sequence. */
 long req_utf8_invalid_at(const char *s, size_t n);

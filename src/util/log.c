@@ -17,8 +17,6 @@ int log_parse_level(const char *s)
     return -1;
 }
 
-void log_set_level(enum log_level lv) { g_level = (int)lv; }
-
 enum log_level log_get_level(void)
 {
     if (g_level < 0) {

@@ -5,7 +5,6 @@
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_OFF };
 
-void log_set_level(enum log_level lv);
 enum log_level log_get_level(void);
 /* Parses "debug" .. "off"; returns -1 for anything else. */
 int log_parse_level(const char *s);
