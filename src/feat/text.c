@@ -22,6 +22,11 @@ enum {
 _Static_assert(C_UP << 4 == 'a' - 'A', "the letter loop lower-cases with (k & C_UP) << 4");
 
 static unsigned char g_cls[256], g_lower[256];
+/* for feat_text_task: g_norm = the byte's lower case if the normalised text keeps it
+ * (letters, digits, own-token lead bytes, ' and :), else ' '; g_opt = the option-marker
+ * bytes (OPT_LETTER A-E a-e, OPT_AFTER . ) :, OPT_PAREN '(') */
+static unsigned char g_norm[256], g_opt[256];
+enum { OPT_LETTER = 1, OPT_AFTER = 2, OPT_PAREN = 4 };
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 /* Lead bytes E3..ED cover U+3000..U+DFFF: CJK punctuation, kana, CJK ideographs, hangul.
@@ -42,6 +47,10 @@ static void build_tables(void)
         if (c == '.' || c == ',' || c == ':' || c == '-' || c == '/') k |= C_JOIN;
         g_cls[c] = (unsigned char)k;
         g_lower[c] = (unsigned char)(c >= 'A' && c <= 'Z' ? c | 32 : c);
+        g_norm[c] = (k & (C_LET | C_DIG | C_OWN)) || c == '\'' || c == ':' ? g_lower[c] : ' ';
+        g_opt[c] = (unsigned char)(((c >= 'A' && c <= 'E') || (c >= 'a' && c <= 'e') ? OPT_LETTER : 0) |
+                                   (c == '.' || c == ')' || c == ':' ? OPT_AFTER : 0) |
+                                   (c == '(' ? OPT_PAREN : 0));
     }
 }
 
@@ -415,10 +424,15 @@ static int has_any(const char *norm, const char *const *phr)
  * (upper or lower case) → a multiple-choice prompt. */
 static int has_options(const unsigned char *s, size_t n)
 {
-    unsigned up = 0, lo = 0;
-    for (size_t i = 0; i + 1 < n; i++) {
+    unsigned up = 0, lo = 0, sp = 1; /* sp: i is 0 or s[i - 1] is a blank */
+    for (size_t i = 0; i + 1 < n; sp = is_space(s[i]) != 0, i++) {
+        /* A cheap filter without data-dependent branches first (most positions fail
+         * it): "X" followed by . ) : or "(" followed by X, X one of A-E a-e; only then
+         * the full check below. */
+        unsigned o0 = g_opt[s[i]], o1 = g_opt[s[i + 1]];
+        if (!(sp & (((o0 & OPT_LETTER) & (o1 >> 1)) | ((o0 >> 2) & (o1 & OPT_LETTER)))))
+            continue;
         size_t j = i;
-        if (i > 0 && !is_space(s[i - 1])) continue;
         if (s[j] == '(') j++;
         if (j + 1 >= n) continue;
         unsigned l = s[j];
@@ -451,17 +465,19 @@ static int has_options(const unsigned char *s, size_t n)
 enum fy_task feat_text_task(const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
-    const unsigned char *cls = cls_table();
+    (void)cls_table(); /* builds the tables once */
     if (n > FEAT_TASK_SCAN) n = FEAT_TASK_SCAN;
     char norm[FEAT_TASK_SCAN + 3];
     size_t k = 0;
     norm[k++] = ' ';
+    /* without branches: the byte (or a blank) is always stored at norm[k]; k moves on
+     * for a kept byte, or for a blank after a kept byte (runs of blanks become one) */
+    unsigned last_blank = 1;
     for (size_t i = 0; i < n; i++) {
-        unsigned c = s[i];
-        if ((cls[c] & (C_LET | C_DIG | C_OWN)) || c == '\'' || c == ':')
-            norm[k++] = (char)g_lower[c];
-        else if (norm[k - 1] != ' ')
-            norm[k++] = ' ';
+        unsigned t = g_norm[s[i]], blank = t == ' ';
+        norm[k] = (char)t;
+        k += (blank ^ 1) | (last_blank ^ 1);
+        last_blank = blank;
     }
     if (norm[k - 1] != ' ') norm[k++] = ' ';
     norm[k] = '\0';
