@@ -119,17 +119,30 @@ run_wrk() { # url body conns seconds -> "p50_us p99_us rps requests"
   echo "$p50 $p99 $rps $n"
 }
 hz=$(getconf CLK_TCK)
-declare -A P50 P99 RPS CPU
+declare -A P50 P99 RPS CPU URL BODYF PROCS
+URL[direct]="http://127.0.0.1:$emu/v1/chat/completions"; BODYF[direct]="$dir/direct.json"; PROCS[direct]=""
+URL[nginx]="http://127.0.0.1:$nport/v1/chat/completions"; BODYF[nginx]="$dir/direct.json"; PROCS[nginx]="$npid $nworkers"
+URL[ferry]="http://127.0.0.1:$fport/v1/chat/completions"; BODYF[ferry]="$dir/ferry.json"; PROCS[ferry]="$fpid"
+# Latency at 1 connection: the three paths in alternating rounds (the machine's state
+# drifts; each path's figure is its median over the rounds).
+rounds=${BENCH_ROUNDS:-5}
+for target in direct nginx ferry; do run_wrk "${URL[$target]}" "${BODYF[$target]}" 1 1 >/dev/null; done   # warm-up
+declare -A L50 L99
+for ((r = 0; r < rounds; r++)); do
+  for target in direct nginx ferry; do
+    read -r a b _ _ < <(run_wrk "${URL[$target]}" "${BODYF[$target]}" 1 "$(( (secs + 1) / 2 ))")
+    L50[$target]+="$a "; L99[$target]+="$b "
+  done
+done
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 for target in direct nginx ferry; do
-  case $target in
-    direct) url="http://127.0.0.1:$emu/v1/chat/completions"; body="$dir/direct.json"; procs="" ;;
-    nginx)  url="http://127.0.0.1:$nport/v1/chat/completions"; body="$dir/direct.json"; procs="$npid $nworkers" ;;
-    ferry)  url="http://127.0.0.1:$fport/v1/chat/completions"; body="$dir/ferry.json"; procs="$fpid" ;;
-  esac
-  run_wrk "$url" "$body" 1 1 >/dev/null                       # warm-up
-  read -r P50[$target] P99[$target] _ _ < <(run_wrk "$url" "$body" 1 "$secs")
+  P50[$target]=$(echo "${L50[$target]}" | median); P99[$target]=$(echo "${L99[$target]}" | median)
+done
+# Throughput and CPU at 64 connections.
+for target in direct nginx ferry; do
+  procs=${PROCS[$target]}
   c0=0; [ -n "$procs" ] && c0=$(cpu_ticks $procs)
-  read -r _ _ RPS[$target] n < <(run_wrk "$url" "$body" 64 "$secs")
+  read -r _ _ RPS[$target] n < <(run_wrk "${URL[$target]}" "${BODYF[$target]}" 64 "$secs")
   if [ -n "$procs" ]; then c1=$(cpu_ticks $procs); CPU[$target]=$(awk -v a="$c0" -v b="$c1" -v n="$n" -v hz="$hz" 'BEGIN{printf "%.1f", (b-a)/hz/n*1e6}')
   else CPU[$target]="-"; fi
 done
@@ -150,7 +163,8 @@ wait "$wpid" || true
 imgrps=$(awk '/Requests\/sec/{print $2}' "$dir/img.out")
 
 echo "inputs: non-streamed text chat (max_tokens 16) to ferry emulate --time-scale 0 (edge-3090);"
-echo "        wrk, 1 connection for latency, 64 for throughput, ${secs} s each; nginx $(nginx -v 2>&1 | cut -d/ -f2), 1 worker"
+echo "        wrk; latency: 1 connection, median over $rounds alternating rounds of $(( (secs + 1) / 2 )) s per path;"
+echo "        throughput and CPU: 64 connections, ${secs} s; nginx $(nginx -v 2>&1 | cut -d/ -f2), 1 worker"
 printf '%-8s %12s %12s %12s %12s %12s %14s\n' path "p50 us" "p99 us" "added p50" "added p99" "req/s @64" "CPU us/req"
 for t in direct nginx ferry; do
   printf '%-8s %12.0f %12.0f %12.0f %12.0f %12.0f %14s\n' "$t" "${P50[$t]}" "${P99[$t]}" \

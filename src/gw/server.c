@@ -1506,6 +1506,10 @@ struct gw_server *gw_server_new(struct event_base *base, const struct gw_config 
                  strerror(errno));
         goto fail;
     }
+    /* accepted sockets inherit TCP_NODELAY from the listener (Linux): a response's
+     * last small write (the chunk terminator) must not wait for the previous one's ACK */
+    int one = 1;
+    setsockopt(evhttp_bound_socket_get_fd(s->bound), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     struct sockaddr_storage ss;
     ev_socklen_t sl = sizeof ss;
     if (getsockname(evhttp_bound_socket_get_fd(s->bound), (struct sockaddr *)&ss, &sl) == 0) {
