@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -983,6 +986,137 @@ TEST(emu_collect_reports_bad_dataset_lines)
     fclose(fp);
     CHECK(emu_collect_run(&o, &st, err, sizeof err) < 0);
     CHECK(strstr(err, "nope.png: not found") != NULL);
+}
+
+/* A server that answers every request with one fixed chat completion and keeps the
+ * request headers it saw (one connection at a time, `Connection: close`). */
+struct capture {
+    int lfd, port;
+    pthread_t th;
+    struct buf heads;           /* every request's header block, in arrival order */
+    int stop;
+};
+
+static void *capture_main(void *arg)
+{
+    struct capture *c = arg;
+    static const char body[] = "{\"object\":\"chat.completion\",\"choices\":[{\"index\":0,"
+                               "\"message\":{\"role\":\"assistant\",\"content\":\"4\"},"
+                               "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":5,"
+                               "\"completion_tokens\":1,\"total_tokens\":6}}";
+    while (!c->stop) {
+        int fd = accept(c->lfd, NULL, NULL);
+        if (fd < 0) break;
+        char req[1 << 16];
+        size_t n = 0;
+        char *end = NULL;
+        while (n < sizeof req - 1 && !end) { /* the header block */
+            ssize_t k = read(fd, req + n, sizeof req - 1 - n);
+            if (k <= 0) break;
+            n += (size_t)k;
+            req[n] = 0;
+            end = strstr(req, "\r\n\r\n");
+        }
+        if (end) {
+            buf_append(&c->heads, req, (size_t)(end - req) + 4);
+            const char *cl = strstr(req, "\r\nContent-Length:"); /* as curl spells it */
+            size_t want = cl ? strtoul(cl + 17, NULL, 10) : 0, have = n - (size_t)(end + 4 - req);
+            while (have < want) { /* drain the body */
+                ssize_t k = read(fd, req, sizeof req);
+                if (k <= 0) break;
+                have += (size_t)k;
+            }
+            char resp[1024];
+            int m = snprintf(resp, sizeof resp, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                             sizeof body - 1, body);
+            if (write(fd, resp, (size_t)m) < 0) {}
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+static int capture_start(struct capture *c)
+{
+    memset(c, 0, sizeof *c);
+    buf_init(&c->heads);
+    c->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    if (c->lfd < 0 || bind(c->lfd, (struct sockaddr *)&a, sizeof a) < 0 || listen(c->lfd, 16) < 0 ||
+        getsockname(c->lfd, (struct sockaddr *)&a, &al) < 0)
+        return -1;
+    c->port = ntohs(a.sin_port);
+    return pthread_create(&c->th, NULL, capture_main, c) == 0 ? 0 : -1;
+}
+
+static void capture_stop(struct capture *c)
+{
+    c->stop = 1;
+    shutdown(c->lfd, SHUT_RDWR); /* wakes accept() */
+    pthread_join(c->th, NULL);
+    close(c->lfd);
+}
+
+TEST(emu_collect_and_load_send_their_headers)
+{
+    struct capture cap;
+    CHECK(capture_start(&cap) == 0);
+    /* collect: one text item to one node with an API key */
+    char ds[512], cfg[512], err[512] = "";
+    snprintf(ds, sizeof ds, "%s", test_tmp_path("one.jsonl"));
+    snprintf(cfg, sizeof cfg, "%s", test_tmp_path("keyed.ini"));
+    FILE *fp = fopen(ds, "w");
+    CHECK(fp);
+    fputs("{\"id\":\"q1\",\"question\":\"2+2?\",\"answers\":[\"4\"]}\n", fp);
+    fclose(fp);
+    fp = fopen(cfg, "w");
+    CHECK(fp);
+    fprintf(fp, "[node cloud]\nrole = cloud\nurl = http://127.0.0.1:%d\nmodel = m\n"
+                "api_key_env = FERRY_TEST_EMU_KEY\n", cap.port);
+    fclose(fp);
+    setenv("FERRY_TEST_EMU_KEY", "sk-test-123", 1);
+    struct emu_collect_opts o;
+    emu_collect_opts_default(&o);
+    o.dataset = ds;
+    o.config = cfg;
+    o.out = test_tmp_path("one-trace.jsonl");
+    remove(o.out);
+    o.concurrency = 1;
+    o.progress = 0;
+    struct emu_collect_stats st;
+    int rc = emu_collect_run(&o, &st, err, sizeof err);
+    if (rc) fprintf(stderr, "  collect: %s\n", err);
+    /* load: dialogues carry their session id (seed 3: 20 requests include some) */
+    struct emu_load_opts lo;
+    emu_load_opts_default(&lo);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", cap.port);
+    lo.url = url;
+    lo.base = test_shared_dir();
+    lo.requests = 20;
+    lo.concurrency = 1;
+    lo.seed = 3;
+    lo.feedback = 0;
+    struct emu_load_summary sum;
+    int rc2 = emu_load_run(&lo, &sum, err, sizeof err);
+    if (rc2) fprintf(stderr, "  load: %s\n", err);
+    capture_stop(&cap);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(st.runs, 1);
+    CHECK_EQ_INT(st.failed, 0);
+    CHECK_EQ_INT(rc2, 0);
+    CHECK_EQ_INT(sum.ok, 20);
+    const char *h = cap.heads.data ? cap.heads.data : "";
+    CHECK(strstr(h, "\r\nAuthorization: Bearer sk-test-123\r\n") != NULL);
+    CHECK(strstr(h, "\r\nAccept: text/event-stream\r\n") != NULL);
+    CHECK(strstr(h, "\r\nContent-Type: application/json\r\n") != NULL);
+    CHECK(strstr(h, "\r\nX-Ferry-Session: ") != NULL);
+    int posts = 0;
+    for (const char *p = h; (p = strstr(p, "POST /v1/chat/completions HTTP/1.1\r\n")); p++) posts++;
+    CHECK_EQ_INT(posts, 21);
+    buf_fini(&cap.heads);
 }
 
 /* ==== the command line: ferry emulate --profile FILE ================================== */

@@ -38,21 +38,12 @@ struct active {                   /* an item being run on its nodes */
 };
 
 struct xfer {
-    CURL *e;
-    struct curl_slist *hdr;
+    struct emu_post post;
     struct active *a;
     int node;                     /* index into the selected nodes */
-    char *body;
     size_t body_len;
-    struct emu_reply rep;
     double t0;
 };
-
-static size_t on_body(char *p, size_t sz, size_t n, void *arg)
-{
-    struct xfer *x = arg;
-    return emu_reply_feed(&x->rep, p, sz * n) < 0 ? 0 : sz * n;
-}
 
 /* Loads the item's images as data: URLs and fills the request features. */
 static int activate(struct active *a, const struct emu_item *it, double t_ms, char *err,
@@ -159,9 +150,9 @@ static void finish_xfer(struct xfer *x, CURLcode cc, const struct gw_node_cfg *n
                         struct emu_collect_stats *st)
 {
     long status = 0;
-    curl_easy_getinfo(x->e, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(x->post.e, CURLINFO_RESPONSE_CODE, &status);
     double t_end = clock_now_ms();
-    emu_reply_end(&x->rep);
+    emu_reply_end(&x->post.rep);
     const struct emu_item *it = x->a->it;
     struct trace_outcome *t = &x->a->rec->out[x->node];
     memset(t, 0, sizeof *t);
@@ -178,16 +169,16 @@ static void finish_xfer(struct xfer *x, CURLcode cc, const struct gw_node_cfg *n
     struct fy_outcome *o = &t->o;
     o->plan.node = x->node;
     o->plan.aux_node = -1;
-    int ok = cc == CURLE_OK && status == 200 && x->rep.done;
+    int ok = cc == CURLE_OK && status == 200 && x->post.rep.done;
     o->failed = !ok;
     o->quality = -1;
     o->e2e_ms = t_end - x->t0;
-    o->ttft_ms = x->rep.t_first > 0 ? x->rep.t_first - x->t0 : o->e2e_ms;
+    o->ttft_ms = x->post.rep.t_first > 0 ? x->post.rep.t_first - x->t0 : o->e2e_ms;
     o->t_prefill_ms = o->ttft_ms;            /* upload + queue + prefill, as seen by a client */
     o->t_decode_ms = o->e2e_ms - o->ttft_ms;
-    const char *reply = x->rep.content.data ? x->rep.content.data : "";
-    o->in_tokens = x->rep.usage ? x->rep.prompt_tokens : 0;
-    o->out_tokens = x->rep.usage ? x->rep.completion_tokens : emu_tokens(reply, strlen(reply));
+    const char *reply = x->post.rep.content.data ? x->post.rep.content.data : "";
+    o->in_tokens = x->post.rep.usage ? x->post.rep.prompt_tokens : 0;
+    o->out_tokens = x->post.rep.usage ? x->post.rep.completion_tokens : emu_tokens(reply, strlen(reply));
     if (ok) {
         o->quality = emu_score(it->kind, reply, (const char *const *)it->refs, it->nrefs,
                                (const char *const *)it->choices, it->nchoices);
@@ -203,10 +194,7 @@ static void finish_xfer(struct xfer *x, CURLcode cc, const struct gw_node_cfg *n
 static void xfer_free(struct xfer *x)
 {
     if (!x) return;
-    if (x->e) curl_easy_cleanup(x->e);
-    curl_slist_free_all(x->hdr);
-    free(x->body);
-    emu_reply_fini(&x->rep);
+    emu_post_fini(&x->post);
     free(x);
 }
 
@@ -304,37 +292,24 @@ int emu_collect_run(const struct emu_collect_opts *o, struct emu_collect_stats *
             }
             x->a = cur;
             x->node = next_node;
-            emu_reply_init(&x->rep);
-            x->body = emu_item_body(cur->it, cur->urls, cur->sides, nc->model[0] ? nc->model : nc->name,
-                                    o->send_metadata);
-            x->e = curl_easy_init();
-            if (!x->body || !x->e) {
+            char url[GW_URL_MAX + 32], auth[GW_KEY_MAX + 32];
+            snprintf(url, sizeof url, "%s/v1/chat/completions", nc->url);
+            snprintf(auth, sizeof auth, "Authorization: Bearer %s", nc->api_key);
+            char *body = emu_item_body(cur->it, cur->urls, cur->sides,
+                                       nc->model[0] ? nc->model : nc->name, o->send_metadata);
+            if (emu_post_init(&x->post, url, body, o->timeout_ms > 0 ? o->timeout_ms : 300000L,
+                              x) < 0 ||
+                !curl_slist_append(x->post.hdr, "Accept: text/event-stream") ||
+                (nc->api_key[0] && !curl_slist_append(x->post.hdr, auth))) {
                 xfer_free(x);
                 snprintf(err, errlen, "out of memory");
                 goto out;
             }
-            x->body_len = strlen(x->body);
-            char url[GW_URL_MAX + 32], auth[GW_KEY_MAX + 32];
-            snprintf(url, sizeof url, "%s/v1/chat/completions", nc->url);
-            x->hdr = curl_slist_append(NULL, "Content-Type: application/json");
-            x->hdr = curl_slist_append(x->hdr, "Accept: text/event-stream");
-            if (nc->api_key[0]) {
-                snprintf(auth, sizeof auth, "Authorization: Bearer %s", nc->api_key);
-                x->hdr = curl_slist_append(x->hdr, auth);
-            }
-            curl_easy_setopt(x->e, CURLOPT_URL, url);
-            curl_easy_setopt(x->e, CURLOPT_HTTPHEADER, x->hdr);
-            curl_easy_setopt(x->e, CURLOPT_POSTFIELDS, x->body);
-            curl_easy_setopt(x->e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body_len);
-            curl_easy_setopt(x->e, CURLOPT_WRITEFUNCTION, on_body);
-            curl_easy_setopt(x->e, CURLOPT_WRITEDATA, x);
-            curl_easy_setopt(x->e, CURLOPT_PRIVATE, x);
-            curl_easy_setopt(x->e, CURLOPT_NOSIGNAL, 1L);
-            curl_easy_setopt(x->e, CURLOPT_TIMEOUT_MS, o->timeout_ms > 0 ? o->timeout_ms : 300000L);
+            x->body_len = strlen(x->post.body);
             x->t0 = clock_now_ms();
             for (int i = 0; i < conc; i++)
                 if (!xs[i]) { xs[i] = x; break; }
-            curl_multi_add_handle(multi, x->e);
+            curl_multi_add_handle(multi, x->post.e);
             cur->pending++;
             running++;
             if (++next_node >= nsel) cur = NULL;
@@ -349,7 +324,7 @@ int emu_collect_run(const struct emu_collect_opts *o, struct emu_collect_stats *
             struct xfer *x = NULL;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
             CURLcode cc = msg->data.result;
-            curl_multi_remove_handle(multi, x->e);
+            curl_multi_remove_handle(multi, x->post.e);
             for (int i = 0; i < conc; i++)
                 if (xs[i] == x) xs[i] = NULL;
             finish_xfer(x, cc, &cfg->nodes[sel[x->node]], st);
@@ -381,7 +356,7 @@ out:
         /* on error: abandon transfers still running */
         for (int i = 0; xs && i < (o->concurrency > 0 ? o->concurrency : 4); i++)
             if (xs[i]) {
-                curl_multi_remove_handle(multi, xs[i]->e);
+                curl_multi_remove_handle(multi, xs[i]->post.e);
                 xfer_free(xs[i]);
             }
         curl_multi_cleanup(multi);

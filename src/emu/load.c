@@ -78,14 +78,11 @@ struct rec {                      /* outcome of one request */
 };
 
 struct lx {                       /* one transfer */
-    CURL *e;
-    struct curl_slist *hdr;
-    char *body;
+    struct emu_post post;
     int feedback;                 /* a POST /v1/feedback */
     struct conv *c;
     int turn;
     double t0;
-    struct emu_reply rep;
     char node[FY_NAME_MAX];
     char req_id[96];
 };
@@ -343,12 +340,6 @@ static int make_workload(const struct emu_load_opts *o, const struct emu_item *i
 
 /* ==== HTTP ============================================================================ */
 
-static size_t on_body(char *p, size_t sz, size_t n, void *arg)
-{
-    struct lx *x = arg;
-    return emu_reply_feed(&x->rep, p, sz * n) < 0 ? 0 : sz * n;
-}
-
 /* Copies the value of header line h ("Name: value\r\n") when its name is name. */
 static void take_header(const char *h, size_t n, const char *name, char *dst, size_t cap)
 {
@@ -374,10 +365,7 @@ static size_t on_header(char *p, size_t sz, size_t n, void *arg)
 static void lx_free(struct lx *x)
 {
     if (!x) return;
-    if (x->e) curl_easy_cleanup(x->e);
-    curl_slist_free_all(x->hdr);
-    free(x->body);
-    emu_reply_fini(&x->rep);
+    emu_post_fini(&x->post);
     free(x);
 }
 
@@ -388,25 +376,14 @@ static struct lx *lx_new(const struct emu_load_opts *o, const char *path, char *
         free(body);
         return NULL;
     }
-    emu_reply_init(&x->rep);
-    x->body = body;
-    x->e = curl_easy_init();
-    if (!x->e || !body) {
+    char url[1024];
+    snprintf(url, sizeof url, "%s%s", o->url, path);
+    if (emu_post_init(&x->post, url, body, o->timeout_ms > 0 ? o->timeout_ms : 120000L, x) < 0) {
         lx_free(x);
         return NULL;
     }
-    char url[1024];
-    snprintf(url, sizeof url, "%s%s", o->url, path);
-    x->hdr = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(x->e, CURLOPT_URL, url);
-    curl_easy_setopt(x->e, CURLOPT_POSTFIELDS, x->body);
-    curl_easy_setopt(x->e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(x->e, CURLOPT_WRITEDATA, x);
-    curl_easy_setopt(x->e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(x->e, CURLOPT_HEADERDATA, x);
-    curl_easy_setopt(x->e, CURLOPT_PRIVATE, x);
-    curl_easy_setopt(x->e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(x->e, CURLOPT_TIMEOUT_MS, o->timeout_ms > 0 ? o->timeout_ms : 120000L);
+    curl_easy_setopt(x->post.e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(x->post.e, CURLOPT_HEADERDATA, x);
     return x;
 }
 
@@ -551,9 +528,11 @@ int emu_load_run(const struct emu_load_opts *o, struct emu_load_summary *sum, ch
             if (c->session[0]) {
                 char h[96];
                 snprintf(h, sizeof h, "X-Ferry-Session: %s", c->session);
-                x->hdr = curl_slist_append(x->hdr, h);
+                if (!curl_slist_append(x->post.hdr, h)) {
+                    lx_free(x);
+                    goto oom;
+                }
             }
-            curl_easy_setopt(x->e, CURLOPT_HTTPHEADER, x->hdr);
             x->t0 = clock_now_ms();
             int slot = 0;
             while (slot < nlive_cap && live[slot]) slot++;
@@ -563,7 +542,7 @@ int emu_load_run(const struct emu_load_opts *o, struct emu_load_summary *sum, ch
             }
             live[slot] = x;
             nlive++;
-            curl_multi_add_handle(multi, x->e);
+            curl_multi_add_handle(multi, x->post.e);
             running++;
         }
         if (!nlive) break;
@@ -577,8 +556,8 @@ int emu_load_run(const struct emu_load_opts *o, struct emu_load_summary *sum, ch
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
             CURLcode cc = msg->data.result;
             long status = 0;
-            curl_easy_getinfo(x->e, CURLINFO_RESPONSE_CODE, &status);
-            curl_multi_remove_handle(multi, x->e);
+            curl_easy_getinfo(x->post.e, CURLINFO_RESPONSE_CODE, &status);
+            curl_multi_remove_handle(multi, x->post.e);
             for (int i = 0; i < nlive_cap; i++)
                 if (live[i] == x) live[i] = NULL;
             nlive--;
@@ -588,14 +567,14 @@ int emu_load_run(const struct emu_load_opts *o, struct emu_load_summary *sum, ch
                 continue;
             }
             running--;
-            emu_reply_end(&x->rep);
+            emu_reply_end(&x->post.rep);
             struct conv *c = x->c;
             struct rec *r = &recs[nrec++];
-            r->ok = cc == CURLE_OK && status == 200 && x->rep.done;
+            r->ok = cc == CURLE_OK && status == 200 && x->post.rep.done;
             r->e2e_ms = clock_now_ms() - x->t0;
-            r->ttft_ms = x->rep.t_first > 0 ? x->rep.t_first - x->t0 : r->e2e_ms;
+            r->ttft_ms = x->post.rep.t_first > 0 ? x->post.rep.t_first - x->t0 : r->e2e_ms;
             r->node = -1;
-            const char *reply = x->rep.content.data ? x->rep.content.data : "";
+            const char *reply = x->post.rep.content.data ? x->post.rep.content.data : "";
             if (r->ok) {
                 const char *refs[1] = {c->ref[x->turn]};
                 r->score = emu_score(c->sk[x->turn], reply, refs, 1,
@@ -615,8 +594,8 @@ int emu_load_run(const struct emu_load_opts *o, struct emu_load_summary *sum, ch
                     int ci = gw_config_find_node(cfg, nm);
                     if (ci >= 0) {
                         const struct gw_node_cfg *nc = &cfg->nodes[ci];
-                        r->cost = (x->rep.prompt_tokens * fmax(0, nc->usd_per_mtok_in) +
-                                   x->rep.completion_tokens * fmax(0, nc->usd_per_mtok_out)) / 1e6;
+                        r->cost = (x->post.rep.prompt_tokens * fmax(0, nc->usd_per_mtok_in) +
+                                   x->post.rep.completion_tokens * fmax(0, nc->usd_per_mtok_out)) / 1e6;
                     }
                 }
                 if (o->feedback && x->req_id[0]) {
@@ -624,13 +603,12 @@ int emu_load_run(const struct emu_load_opts *o, struct emu_load_summary *sum, ch
                     struct lx *f = lx_new(o, "/v1/feedback", fb);
                     if (f) {
                         f->feedback = 1;
-                        curl_easy_setopt(f->e, CURLOPT_HTTPHEADER, f->hdr);
                         int slot = 0;
                         while (slot < nlive_cap && live[slot]) slot++;
                         if (slot < nlive_cap) {
                             live[slot] = f;
                             nlive++;
-                            curl_multi_add_handle(multi, f->e);
+                            curl_multi_add_handle(multi, f->post.e);
                         } else {
                             lx_free(f);
                         }
@@ -697,7 +675,7 @@ out:
     if (multi) {
         for (int i = 0; live && i < nlive_cap; i++)
             if (live[i]) {
-                curl_multi_remove_handle(multi, live[i]->e);
+                curl_multi_remove_handle(multi, live[i]->post.e);
                 lx_free(live[i]);
             }
         curl_multi_cleanup(multi);

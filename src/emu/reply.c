@@ -1,6 +1,7 @@
 /* reply — incremental reader of chat-completions responses (reply.h). */
 #include "emu/reply.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -83,4 +84,38 @@ void emu_reply_end(struct emu_reply *r)
         r->done = cJSON_GetObjectItemCaseSensitive(j, "choices") != NULL;
     }
     cJSON_Delete(j);
+}
+
+static size_t post_on_body(char *p, size_t sz, size_t n, void *arg)
+{
+    return emu_reply_feed(arg, p, sz * n) < 0 ? 0 : sz * n;
+}
+
+int emu_post_init(struct emu_post *p, const char *url, char *body, long timeout_ms, void *priv)
+{
+    memset(p, 0, sizeof *p);
+    emu_reply_init(&p->rep);
+    p->body = body;
+    p->e = curl_easy_init();
+    p->hdr = curl_slist_append(NULL, "Content-Type: application/json");
+    if (!body || !p->e || !p->hdr) return -1;
+    curl_easy_setopt(p->e, CURLOPT_URL, url);
+    curl_easy_setopt(p->e, CURLOPT_HTTPHEADER, p->hdr);
+    curl_easy_setopt(p->e, CURLOPT_POSTFIELDS, p->body);
+    curl_easy_setopt(p->e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(p->body));
+    curl_easy_setopt(p->e, CURLOPT_WRITEFUNCTION, post_on_body);
+    curl_easy_setopt(p->e, CURLOPT_WRITEDATA, &p->rep);
+    curl_easy_setopt(p->e, CURLOPT_PRIVATE, priv);
+    curl_easy_setopt(p->e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(p->e, CURLOPT_TIMEOUT_MS, timeout_ms);
+    return 0;
+}
+
+void emu_post_fini(struct emu_post *p)
+{
+    if (p->e) curl_easy_cleanup(p->e);
+    curl_slist_free_all(p->hdr);
+    free(p->body);
+    emu_reply_fini(&p->rep);
+    memset(p, 0, sizeof *p);
 }

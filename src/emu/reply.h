@@ -1,10 +1,13 @@
 /* reply — incremental reader of an OpenAI chat-completions response, streamed (SSE
  * "data: {chunk}" lines, "data: [DONE]") or not (one chat.completion object): the
- * content, usage counts and the time of the first content byte. Shared by `ferry bench
- * collect` and `ferry bench load`. Bounded: at most EMU_REPLY_MAX bytes are kept. */
+ * content, usage counts and the time of the first content byte; and the POST transfer
+ * that reads one. Shared by `ferry bench collect` and `ferry bench load`. Bounded: at
+ * most EMU_REPLY_MAX bytes are kept. */
 #ifndef FERRY_EMU_REPLY_H
 #define FERRY_EMU_REPLY_H
 #include <stddef.h>
+
+#include <curl/curl.h>
 
 #include "util/buf.h"
 
@@ -29,5 +32,21 @@ void emu_reply_fini(struct emu_reply *r);
 int emu_reply_feed(struct emu_reply *r, const char *p, size_t n);
 /* At the end of the body: parses a non-streamed reply (no-op for SSE). */
 void emu_reply_end(struct emu_reply *r);
+
+/* One POST of a JSON body, its response read into rep; an easy handle for a curl multi. */
+struct emu_post {
+    CURL *e;
+    struct curl_slist *hdr;     /* Content-Type: application/json; callers may append
+                                 * (the head stays) before the transfer starts */
+    char *body;                 /* owned; NUL-terminated */
+    struct emu_reply rep;
+};
+
+/* Prepares p for url with body (taken over: freed by emu_post_fini, also when this
+ * fails; NULL fails), timeout_ms per transfer, priv as the handle's CURLOPT_PRIVATE.
+ * 0, or -1 (out of memory) with p to be emu_post_fini'd. */
+int emu_post_init(struct emu_post *p, const char *url, char *body, long timeout_ms, void *priv);
+/* Frees the handle, headers, body and reply (not removing it from a multi). */
+void emu_post_fini(struct emu_post *p);
 
 #endif
