@@ -3,8 +3,10 @@
  * experiments, trace output, line-numbered errors in experiment files. */
 #include "test.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "policy/policy.h"
@@ -426,6 +428,23 @@ TEST(sim_bad_experiment_files_name_file_and_line)
     snprintf(text, sizeof text, "%spolicies = random\nmetrics = e2e_mean_ms, speed\n", head);
     expect_error("e10.ini", text, NULL, "e10.ini:5:", "unknown metric 'speed'", &ok);
     CHECK(ok);
+    /* an experiment outside a data folder: the error says where profiles are looked for */
+    char lonely[600];
+    snprintf(lonely, sizeof lonely, "%s", test_tmp_path("lonely"));
+    CHECK(mkdir(lonely, 0700) == 0 || errno == EEXIST);
+    snprintf(lonely + strlen(lonely), sizeof lonely - strlen(lonely), "/x.ini");
+    FILE *fp = fopen(lonely, "w");
+    CHECK(fp);
+    fputs(head, fp);
+    fclose(fp);
+    struct sim_setup *s = calloc(1, sizeof *s);
+    char err[1024] = "";
+    if (getenv("FERRY_DATA") == NULL) { /* $FERRY_DATA would give the profiles */
+        CHECK(build(s, lonely, NULL, err, sizeof err) < 0);
+        CHECK(strstr(err, "lonely/../profiles: no profiles folder") != NULL);
+        CHECK(strstr(err, "$FERRY_DATA") != NULL);
+    }
+    free(s);
 }
 
 TEST(sim_quality_model_plan_effects)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "policy/policy.h"
 #include "sim/report.h"
@@ -466,6 +467,12 @@ int sim_setup_build(struct sim_setup *s, const char *exp_path, const struct sim_
     }
     char path[1024];
     snprintf(path, sizeof path, "%s/profiles", s->data_dir);
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "%s: no profiles folder (the data folder is $FERRY_DATA, else the "
+                 "folder above the experiment file's; docs/simulator.md)", path);
+        goto fail;
+    }
     if (node_lib_load_dir(&s->lib, path, err, errlen) < 0) goto fail;
 
     /* the sweep assignment goes last, so it wins over file and --set */
