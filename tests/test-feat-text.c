@@ -329,7 +329,8 @@ TEST(request_image_features_match_file)
 /* ==== the CLI ========================================================================= */
 
 /* `ferry features --json` over good and bad inputs: one JSON object per good input with
- * the documented fields, one stderr line per bad input naming it, exit status 1. */
+ * the documented fields, one stderr line per bad input naming it, exit status 1. The
+ * option stands between the inputs: it applies to all of them. */
 TEST(cli_features_json_and_errors)
 {
     const char *bin = getenv("FERRY_BIN");
@@ -347,7 +348,7 @@ TEST(cli_features_json_and_errors)
     char errpath[512], cmd[2048];
     snprintf(errpath, sizeof errpath, "%s", test_tmp_path("stderr.txt"));
     snprintf(cmd, sizeof cmd,
-             "'%s' features --json '%s/images/photo-rocket.jpg' data/examples/dialogue.json "
+             "'%s' features '%s/images/photo-rocket.jpg' --json data/examples/dialogue.json "
              "/nonexistent/x.png '%s' 2>'%s'", bin, test_shared_dir(), junk, errpath);
     FILE *p = popen(cmd, "r");
     CHECK(p);

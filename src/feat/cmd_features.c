@@ -320,51 +320,62 @@ int cmd_features(int argc, char **argv)
     struct feat_image_opts io;
     struct feat_calib calib;
     feat_image_opts_default(&io);
-    int first = 0;
+    /* options may come before or after the inputs; after "--" everything is an input */
+    char **inputs = calloc((size_t)argc, sizeof *inputs);
+    int ninputs = 0, rest = 0, rc = 2;
+    if (!inputs) {
+        fprintf(stderr, "ferry features: out of memory\n");
+        return 1;
+    }
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (rest || a[0] != '-' || !a[1]) { /* "-" is standard input */
+            inputs[ninputs++] = argv[i];
+        } else if (!strcmp(a, "--")) {
+            rest = 1;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
-            return 0;
+            rc = 0;
+            goto out;
         } else if (!strcmp(a, "--json")) {
             o.json = 1;
         } else if (!strcmp(a, "--table")) {
             o.json = 0;
-        } else if (!strcmp(a, "--analysis-size") && i + 1 < argc) {
+        } else if ((!strcmp(a, "--analysis-size") || !strcmp(a, "--calib")) && !v) {
+            fprintf(stderr, "ferry features: %s needs a value (see --help)\n", a);
+            goto out;
+        } else if (!strcmp(a, "--analysis-size")) {
             char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || end == argv[i] || v < 0 || v > FEAT_IMAGE_MAX_SIDE) {
+            long n = strtol(argv[++i], &end, 10);
+            if (*end || end == v || n < 0 || n > FEAT_IMAGE_MAX_SIDE) {
                 fprintf(stderr, "ferry features: --analysis-size: '%s' is not a size in px "
-                                "(0..%d)\n", argv[i], FEAT_IMAGE_MAX_SIDE);
-                return 2;
+                                "(0..%d)\n", v, FEAT_IMAGE_MAX_SIDE);
+                goto out;
             }
-            io.analysis_size = (int)v;
-        } else if (!strcmp(a, "--calib") && i + 1 < argc) {
+            io.analysis_size = (int)n;
+        } else if (!strcmp(a, "--calib")) {
             char err[256];
             if (feat_calib_load(argv[++i], &calib, err, sizeof err) < 0) {
                 fprintf(stderr, "ferry features: --calib: %s\n", err);
-                return 2;
+                goto out;
             }
             io.calib = &calib;
-        } else if (!strcmp(a, "--")) {
-            first = i + 1;
-            break;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "ferry features: unknown or incomplete option '%s' (see --help)\n", a);
-            return 2;
         } else {
-            first = i;
-            break;
+            fprintf(stderr, "ferry features: unknown option '%s' (see --help)\n", a);
+            goto out;
         }
     }
-    if (!first || first >= argc) {
+    if (!ninputs) {
         usage(stderr);
-        return 2;
+        goto out;
     }
-    int bad = 0;
-    for (int i = first; i < argc; i++) {
-        if (do_path(&o, argv[i], &io) < 0) bad = 1;
+    rc = 0;
+    for (int i = 0; i < ninputs; i++) {
+        if (do_path(&o, inputs[i], &io) < 0) rc = 1;
         fflush(stdout);
     }
-    return bad;
+out:
+    free(inputs);
+    return rc;
 }
