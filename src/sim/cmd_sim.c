@@ -240,6 +240,12 @@ int cmd_sim(int argc, char **argv)
             goto done;
         }
     }
+    if (pool_out && !pool) {
+        fprintf(stderr, "ferry sim: --out goes with --image-pool DIR (tables go to stdout, "
+                        "rows to --csv FILE)\n");
+        status = 2;
+        goto done;
+    }
     if (pool) {
         status = image_pool(pool, pool_out);
         goto done;
@@ -251,6 +257,11 @@ int cmd_sim(int argc, char **argv)
     }
     if (counterfactual && !trace) {
         fprintf(stderr, "ferry sim: --counterfactual needs --trace FILE\n");
+        status = 2;
+        goto done;
+    }
+    if (png && !plot) {
+        fprintf(stderr, "ferry sim: --png needs --plot DIR\n");
         status = 2;
         goto done;
     }
