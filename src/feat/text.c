@@ -110,7 +110,9 @@ static int is_abbrev(const unsigned char *w, size_t len)
 }
 
 struct scan {
-    struct feat_text_stats *st;
+    struct feat_text_stats *st; /* written at the end only: the char loads from s may
+                                 * alias it, so counting in it would force reloads */
+    int words, sentences, entities;
     float *v;                 /* n-gram vector or NULL */
     double tok;
     int start;                /* the next word starts a sentence or a line */
@@ -148,9 +150,8 @@ static inline __attribute__((always_inline)) void entity_word_end(struct scan *z
 {
     if (!z->ew) return;
     z->ew = 0;
-    struct feat_text_stats *st = z->st;
     const unsigned char *b = z->ew_b;
-    st->words++;
+    z->words++;
     z->pending++;
     /* The four cases of the entity rule, evaluated without branches (capitalisation is
      * data-dependent, so branches here mispredict often): d = contains a digit; a = an
@@ -162,7 +163,7 @@ static inline __attribute__((always_inline)) void entity_word_end(struct scan *z
     int is_i = (b[0] == 'I') & ((z->ew_len == 1) | (b[z->ew_len > 1] == '\''));
     int c = (d == 0) & (a == 0) & ((g_cls[b[0]] & C_UP) != 0) & (is_i == 0);
     int ine = z->in_entity != 0, sta = z->ew_start != 0;
-    st->entities += d | (a & (ine ^ 1)) | (c & (sta ^ 1) & (ine ^ 1));
+    z->entities += d | (a & (ine ^ 1)) | (c & (sta ^ 1) & (ine ^ 1));
     z->in_entity = a | (c & ((sta ^ 1) | ine));
     z->start = 0;
 }
@@ -280,7 +281,7 @@ static inline __attribute__((always_inline)) void scan_text(const unsigned char 
                 z->tok += 1;
             }
             if (nl) { /* a line break after words ends a sentence; a line starts anew */
-                if (z->pending) { z->st->sentences++; z->pending = 0; }
+                if (z->pending) { z->sentences++; z->pending = 0; }
                 z->start = 1;
                 z->in_entity = 0;
             }
@@ -316,7 +317,7 @@ static inline __attribute__((always_inline)) void scan_text(const unsigned char 
                     is_abbrev(lastw, lastw_len))
                     ends = 0;
                 if (ends && z->pending) {
-                    z->st->sentences++;
+                    z->sentences++;
                     z->pending = 0;
                     z->start = 1;
                 }
@@ -329,9 +330,12 @@ static inline __attribute__((always_inline)) void scan_text(const unsigned char 
         z->tok += 1 + TOK_PUNCT_EXTRA * (double)(marks - 1);
     }
     if (z->ew) entity_word_end(z);
-    if (z->pending) z->st->sentences++;
+    if (z->pending) z->sentences++;
     long t = lround(z->tok);
     z->st->tokens = t < 1 && n > 0 ? 1 : (int)t;
+    z->st->words = z->words;
+    z->st->sentences = z->sentences;
+    z->st->entities = z->entities;
 }
 
 static void scan_init(struct scan *z, struct feat_text_stats *st, float *v)
