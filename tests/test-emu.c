@@ -1119,6 +1119,29 @@ TEST(emu_collect_and_load_send_their_headers)
     buf_fini(&cap.heads);
 }
 
+TEST(emu_load_says_why_requests_failed)
+{
+    /* a port nobody listens on: bound by the kernel's choice, then closed */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+          getsockname(fd, (struct sockaddr *)&a, &al) == 0);
+    close(fd);
+    char url[64], err[512] = "";
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", ntohs(a.sin_port));
+    struct emu_load_opts lo;
+    emu_load_opts_default(&lo);
+    lo.url = url;
+    lo.base = test_shared_dir();
+    lo.requests = 3;
+    lo.feedback = 0;
+    struct emu_load_summary sum;
+    CHECK_EQ_INT(emu_load_run(&lo, &sum, err, sizeof err), 0);
+    CHECK_EQ_INT(sum.ok, 0);
+    CHECK(strstr(sum.first_error, "connect") != NULL);
+}
+
 /* ==== the command line: ferry emulate --profile FILE ================================== */
 
 TEST(emu_cli_profile_link_and_port_file)

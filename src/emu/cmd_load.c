@@ -110,5 +110,8 @@ int cmd_bench_load(int argc, char **argv)
     if (header) emu_load_print(stdout, NULL, NULL);
     emu_load_print(stdout, label ? label : o.model, &s);
     fflush(stdout);
+    if (s.ok < s.n)
+        fprintf(stderr, "ferry bench load: %d of %d requests failed; the first: %s (%s)\n",
+                s.n - s.ok, s.n, s.first_error, o.url);
     return s.ok ? 0 : 1;
 }

@@ -571,6 +571,13 @@ int emu_load_run(const struct emu_load_opts *o, struct emu_load_summary *sum, ch
             struct conv *c = x->c;
             struct rec *r = &recs[nrec++];
             r->ok = cc == CURLE_OK && status == 200 && x->post.rep.done;
+            if (!r->ok && !sum->first_error[0]) {
+                char *fe = sum->first_error;
+                size_t cap = sizeof sum->first_error;
+                if (cc != CURLE_OK) snprintf(fe, cap, "%s", curl_easy_strerror(cc));
+                else if (status != 200) snprintf(fe, cap, "HTTP %ld", status);
+                else snprintf(fe, cap, "a reply without an answer (or a stream without [DONE])");
+            }
             r->e2e_ms = clock_now_ms() - x->t0;
             r->ttft_ms = x->post.rep.t_first > 0 ? x->post.rep.t_first - x->t0 : r->e2e_ms;
             r->node = -1;

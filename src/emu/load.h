@@ -47,6 +47,7 @@ struct emu_load_summary {
     char node[FY_MAX_NODES][FY_NAME_MAX];
     int node_count[FY_MAX_NODES];
     double wall_s;
+    char first_error[160];    /* why the first failed request failed; "" = none failed */
 };
 
 void emu_load_opts_default(struct emu_load_opts *o);
