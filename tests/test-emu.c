@@ -1119,7 +1119,7 @@ TEST(emu_collect_and_load_send_their_headers)
     buf_fini(&cap.heads);
 }
 
-TEST(emu_load_says_why_requests_failed)
+TEST(emu_collect_and_load_say_why_requests_failed)
 {
     /* a port nobody listens on: bound by the kernel's choice, then closed */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -1140,6 +1140,25 @@ TEST(emu_load_says_why_requests_failed)
     CHECK_EQ_INT(emu_load_run(&lo, &sum, err, sizeof err), 0);
     CHECK_EQ_INT(sum.ok, 0);
     CHECK(strstr(sum.first_error, "connect") != NULL);
+    char cfg[512];
+    snprintf(cfg, sizeof cfg, "%s", test_tmp_path("dead.ini"));
+    FILE *fp = fopen(cfg, "w");
+    CHECK(fp);
+    fprintf(fp, "[node gone]\nurl = %s\n", url);
+    fclose(fp);
+    struct emu_collect_opts o;
+    emu_collect_opts_default(&o);
+    o.dataset = "data/collect/mini.jsonl";
+    o.base = test_shared_dir();
+    o.config = cfg;
+    o.out = test_tmp_path("dead-trace.jsonl");
+    o.limit = 1;
+    o.progress = 0;
+    struct emu_collect_stats st;
+    CHECK_EQ_INT(emu_collect_run(&o, &st, err, sizeof err), 0);
+    CHECK_EQ_INT(st.failed, 1);
+    CHECK(strstr(st.first_error, "node gone: ") == st.first_error);
+    CHECK(strstr(st.first_error, "connect") != NULL);
 }
 
 /* ==== the command line: ferry emulate --profile FILE ================================== */

@@ -120,5 +120,6 @@ int cmd_bench_collect(int argc, char **argv)
                     "%d failed, mean score %.3f\n",
             st.done, st.skipped, o.out ? o.out : "the output", st.runs, st.failed,
             ok > 0 ? st.score_sum / ok : 0.0);
+    if (st.failed) fprintf(stderr, "collect: the first failed run: %s\n", st.first_error);
     return st.failed ? 1 : 0;
 }

@@ -149,10 +149,9 @@ static double nonneg(double v) { return v > 0 ? v : 0; }
 static void finish_xfer(struct xfer *x, CURLcode cc, const struct gw_node_cfg *nc,
                         struct emu_collect_stats *st)
 {
-    long status = 0;
-    curl_easy_getinfo(x->post.e, CURLINFO_RESPONSE_CODE, &status);
     double t_end = clock_now_ms();
-    emu_reply_end(&x->post.rep);
+    char why[160];
+    int ok = emu_post_done(&x->post, cc, why, sizeof why);
     const struct emu_item *it = x->a->it;
     struct trace_outcome *t = &x->a->rec->out[x->node];
     memset(t, 0, sizeof *t);
@@ -169,7 +168,6 @@ static void finish_xfer(struct xfer *x, CURLcode cc, const struct gw_node_cfg *n
     struct fy_outcome *o = &t->o;
     o->plan.node = x->node;
     o->plan.aux_node = -1;
-    int ok = cc == CURLE_OK && status == 200 && x->post.rep.done;
     o->failed = !ok;
     o->quality = -1;
     o->e2e_ms = t_end - x->t0;
@@ -184,6 +182,8 @@ static void finish_xfer(struct xfer *x, CURLcode cc, const struct gw_node_cfg *n
                                (const char *const *)it->choices, it->nchoices);
         st->score_sum += o->quality;
     } else {
+        if (!st->failed)
+            snprintf(st->first_error, sizeof st->first_error, "node %s: %s", nc->name, why);
         st->failed++;
     }
     o->cost_usd = (o->in_tokens * nonneg(nc->usd_per_mtok_in) +

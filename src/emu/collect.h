@@ -35,6 +35,7 @@ struct emu_collect_stats {
     int items, skipped, done;  /* dataset items, already in the output, written now */
     int runs, failed;          /* (item, node) requests made, of which failed */
     double score_sum;          /* over non-failed runs */
+    char first_error[200];     /* "node NAME: why" of the first failed run; "" = none */
 };
 
 void emu_collect_opts_default(struct emu_collect_opts *o);

@@ -555,29 +555,25 @@ int emu_load_run(const struct emu_load_opts *o, struct emu_load_summary *sum, ch
             struct lx *x = NULL;
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
             CURLcode cc = msg->data.result;
-            long status = 0;
-            curl_easy_getinfo(x->post.e, CURLINFO_RESPONSE_CODE, &status);
             curl_multi_remove_handle(multi, x->post.e);
             for (int i = 0; i < nlive_cap; i++)
                 if (live[i] == x) live[i] = NULL;
             nlive--;
             if (x->feedback) {
+                long status = 0;
+                curl_easy_getinfo(x->post.e, CURLINFO_RESPONSE_CODE, &status);
                 sum->feedback_sent += cc == CURLE_OK && status == 200;
                 lx_free(x);
                 continue;
             }
             running--;
-            emu_reply_end(&x->post.rep);
+            char why[160];
+            int ok = emu_post_done(&x->post, cc, why, sizeof why);
             struct conv *c = x->c;
             struct rec *r = &recs[nrec++];
-            r->ok = cc == CURLE_OK && status == 200 && x->post.rep.done;
-            if (!r->ok && !sum->first_error[0]) {
-                char *fe = sum->first_error;
-                size_t cap = sizeof sum->first_error;
-                if (cc != CURLE_OK) snprintf(fe, cap, "%s", curl_easy_strerror(cc));
-                else if (status != 200) snprintf(fe, cap, "HTTP %ld", status);
-                else snprintf(fe, cap, "a reply without an answer (or a stream without [DONE])");
-            }
+            r->ok = ok;
+            if (!ok && !sum->first_error[0])
+                snprintf(sum->first_error, sizeof sum->first_error, "%s", why);
             r->e2e_ms = clock_now_ms() - x->t0;
             r->ttft_ms = x->post.rep.t_first > 0 ? x->post.rep.t_first - x->t0 : r->e2e_ms;
             r->node = -1;

@@ -1,6 +1,7 @@
 /* reply — incremental reader of chat-completions responses (reply.h). */
 #include "emu/reply.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,6 +109,18 @@ int emu_post_init(struct emu_post *p, const char *url, char *body, long timeout_
     curl_easy_setopt(p->e, CURLOPT_PRIVATE, priv);
     curl_easy_setopt(p->e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(p->e, CURLOPT_TIMEOUT_MS, timeout_ms);
+    return 0;
+}
+
+int emu_post_done(struct emu_post *p, CURLcode cc, char *why, size_t cap)
+{
+    long status = 0;
+    curl_easy_getinfo(p->e, CURLINFO_RESPONSE_CODE, &status);
+    emu_reply_end(&p->rep);
+    if (cc != CURLE_OK) snprintf(why, cap, "%s", curl_easy_strerror(cc));
+    else if (status != 200) snprintf(why, cap, "HTTP %ld", status);
+    else if (!p->rep.done) snprintf(why, cap, "a reply without an answer (or a stream without [DONE])");
+    else return 1;
     return 0;
 }
 

@@ -46,6 +46,10 @@ struct emu_post {
  * fails; NULL fails), timeout_ms per transfer, priv as the handle's CURLOPT_PRIVATE.
  * 0, or -1 (out of memory) with p to be emu_post_fini'd. */
 int emu_post_init(struct emu_post *p, const char *url, char *body, long timeout_ms, void *priv);
+/* After the transfer ended with cc: ends the reply (emu_reply_end) and returns 1 when
+ * it succeeded (HTTP 200 and a complete answer), else 0 with the reason in why
+ * ("Couldn't connect to server", "HTTP 503", ...). */
+int emu_post_done(struct emu_post *p, CURLcode cc, char *why, size_t cap);
 /* Frees the handle, headers, body and reply (not removing it from a multi). */
 void emu_post_fini(struct emu_post *p);
 
