@@ -42,8 +42,8 @@ static void usage(FILE *out)
             "                       byte-identical across runs and machines\n"
             "  --image-pool DIR     measure every image of DIR (feat_image_analyze) and print\n"
             "                       the image-pool CSV used by workloads\n"
-            "  --nodes [DIR]        the nodes of a profiles folder (default data/profiles, or\n"
-            "                       $FERRY_DATA/profiles) with their derived service rates\n");
+            "  --nodes [DIR]        the nodes of a profiles folder (default $FERRY_DATA/profiles,\n"
+            "                       else data/profiles) with their derived service rates\n");
 }
 
 /* ==== --image-pool ================================================================= */
