@@ -134,6 +134,8 @@ TEST(policy_random_follows_its_weights)
     CHECK(strstr(err, "weights") != NULL);
     CHECK(pol->init(&st, "p_cloud", err, sizeof err) < 0);
     CHECK(strstr(err, "key=value") != NULL);
+    CHECK(pol->init(&st, "p_cloud=", err, sizeof err) < 0); /* empty is not 0 */
+    CHECK(strstr(err, "p_cloud") != NULL);
 }
 
 /* A fake truth: node i answers in (100 - 10 i) ms, correct only on nodes listed. */

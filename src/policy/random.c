@@ -26,7 +26,7 @@ static int rnd_kv(void *arg, const char *k, const char *v, char *err, size_t err
     if (!strcmp(k, "p_cloud")) {
         errno = 0;
         r->p_cloud = strtod(v, &end);
-        if (errno || *end || !(r->p_cloud >= 0 && r->p_cloud <= 1)) {
+        if (errno || end == v || *end || !(r->p_cloud >= 0 && r->p_cloud <= 1)) {
             snprintf(err, errlen, "random: p_cloud=%s: expected a number in [0, 1]", v);
             return -1;
         }
