@@ -8,7 +8,8 @@
 # over real HTTP (`ferry bench load`: image questions from ../shared/images, short and
 # long text, M4A1 dialogues, some streamed, feedback after each answer). Prints one row
 # per policy and stops everything it started. Environment:
-#   DEMO_POLICIES     policies to compare (default: every registered one)
+#   DEMO_POLICIES     policies to compare (default: every registered one but oracle,
+#                     which only the simulator can run)
 #   DEMO_REQUESTS     requests per policy (default 80)
 #   DEMO_CONCURRENCY  requests at once (default 4)
 #   DEMO_TIME_SCALE   wall ms per modelled ms (default 0.1: ten times faster)
