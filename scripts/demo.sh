@@ -25,7 +25,7 @@ if [ ! -d "$shared/images" ]; then
   exit 2
 fi
 export FERRY_SHARED="$shared"
-policies=${DEMO_POLICIES:-"cloud-only edge-only random least-loaded moa-off perllm qlmio lcio ferry"}
+policies=${DEMO_POLICIES:-$("$ferry" sim --list | awk '$1 != "oracle" { printf "%s ", $1 }')}
 requests=${DEMO_REQUESTS:-80}
 conc=${DEMO_CONCURRENCY:-4}
 scale=${DEMO_TIME_SCALE:-0.1}
