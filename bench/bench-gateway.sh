@@ -27,12 +27,19 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
+# Pinning: wrk on core 0, the backend and the proxies on core 1, so that every path has
+# the same cross-core hops (client <-> server) and wake-up costs do not depend on where
+# the scheduler happened to put each process (BENCH_PIN=0 turns this off).
+srv=(); cli=()
+if [ "${BENCH_PIN:-1}" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+  srv=(taskset -c 1); cli=(taskset -c 0)
+fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 200); do (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 cpu_ticks() { local t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' /proc/"$p"/stat))); done; echo "$t"; }
 
 # --- the backend: an emulated node answering instantly ---------------------------------
-"$ferry" emulate --profile edge-3090 --time-scale 0 --port-file "$dir/emu.port" >/dev/null 2>"$dir/emu.log" &
+"${srv[@]}" "$ferry" emulate --profile edge-3090 --time-scale 0 --port-file "$dir/emu.port" >/dev/null 2>"$dir/emu.log" &
 pids+=($!)
 for _ in $(seq 1 200); do [ -s "$dir/emu.port" ] && break; sleep 0.05; done
 emu=$(cat "$dir/emu.port")
@@ -52,7 +59,7 @@ url = http://127.0.0.1:$emu
 profile = data/profiles
 profile_node = edge-3090
 INI
-"$ferry" serve -c "$dir/ferry.ini" >"$dir/serve.out" 2>"$dir/serve.log" &
+"${srv[@]}" "$ferry" serve -c "$dir/ferry.ini" >"$dir/serve.out" 2>"$dir/serve.log" &
 fpid=$!; pids+=($fpid)
 for _ in $(seq 1 200); do grep -q listening "$dir/serve.out" 2>/dev/null && break; sleep 0.05; done
 fport=$(grep -o '127.0.0.1:[0-9]*' "$dir/serve.out" | head -n 1 | cut -d: -f2)
@@ -79,7 +86,7 @@ http {
   }
 }
 NGX
-nginx -p "$dir/nginx" -c "$dir/nginx/nginx.conf" -g 'daemon off;' 2>"$dir/nginx.log" &
+"${srv[@]}" nginx -p "$dir/nginx" -c "$dir/nginx/nginx.conf" -g 'daemon off;' 2>"$dir/nginx.log" &
 npid=$!; pids+=($npid)
 wait_port "$nport" && wait_port "$fport" || { echo "bench-gateway.sh: servers did not start"; cat "$dir"/*.log; exit 1; }
 sleep 0.2
@@ -108,7 +115,7 @@ LUA
 
 to_us() { awk '{v=$1; if (v ~ /us$/) {sub("us","",v); print v} else if (v ~ /ms$/) {sub("ms","",v); print v*1000} else if (v ~ /s$/) {sub("s","",v); print v*1e6}}'; }
 run_wrk() { # url body conns seconds -> "p50_us p99_us rps requests"
-  local out; out=$(BODY="$2" wrk -t1 -c"$3" -d"$4"s --latency -s "$dir/post.lua" "$1" 2>&1)
+  local out; out=$(BODY="$2" "${cli[@]}" wrk -t1 -c"$3" -d"$4"s --latency -s "$dir/post.lua" "$1" 2>&1)
   local p50 p99 rps n
   p50=$(echo "$out" | awk '$1=="50%"{print $2}' | to_us)
   p99=$(echo "$out" | awk '$1=="99%"{print $2}' | to_us)
@@ -154,17 +161,35 @@ while [ "$total" -lt 100000 ]; do
   total=$((total + n))
 done
 rss1=$(rss)
-# text latency while two connections send image requests through the gateway
-BODY="$dir/image.json" wrk -t1 -c2 -d"$((secs + 2))"s -s "$dir/post.lua" "http://127.0.0.1:$fport/v1/chat/completions" >"$dir/img.out" 2>&1 &
+# The event loop under image load: a second gateway with two emulated nodes — "edge"
+# for the text requests, "img" (another emulator, so the backend's own image work does
+# not slow the text answers) for requests with a 1024-px JPEG. Text p50/p99 at 1
+# connection with and without 2 connections of image requests; gateway unpinned, as
+# deployed (its workers may use every core).
+"$ferry" emulate --profile edge-3090 --time-scale 0 --port-file "$dir/emu2.port" >/dev/null 2>"$dir/emu2.log" &
+pids+=($!)
+for _ in $(seq 1 200); do [ -s "$dir/emu2.port" ] && break; sleep 0.05; done
+sed -e "s/^listen = .*/listen = 127.0.0.1:0/" "$dir/ferry.ini" >"$dir/ferry2.ini"
+printf '[node img]\nrole = cloud\nurl = http://127.0.0.1:%s\nprofile = data/profiles\nprofile_node = cloud-a100\n' \
+  "$(cat "$dir/emu2.port")" >>"$dir/ferry2.ini"
+"$ferry" serve -c "$dir/ferry2.ini" >"$dir/serve2.out" 2>"$dir/serve2.log" &
+pids+=($!)
+for _ in $(seq 1 200); do grep -q listening "$dir/serve2.out" 2>/dev/null && break; sleep 0.05; done
+f2port=$(grep -o '127.0.0.1:[0-9]*' "$dir/serve2.out" | head -n 1 | cut -d: -f2)
+echo "${text/MODEL/edge}" >"$dir/edge.json"
+sed -e 's/"model": "ferry"/"model": "img"/' "$dir/image.json" >"$dir/image2.json"
+read -r idle50 idle99 _ _ < <(run_wrk "http://127.0.0.1:$f2port/v1/chat/completions" "$dir/edge.json" 1 "$secs")
+BODY="$dir/image2.json" wrk -t1 -c2 -d"$((secs + 2))"s -s "$dir/post.lua" "http://127.0.0.1:$f2port/v1/chat/completions" >"$dir/img.out" 2>&1 &
 wpid=$!
 sleep 1
-read -r busy50 busy99 _ _ < <(run_wrk "http://127.0.0.1:$fport/v1/chat/completions" "$dir/ferry.json" 1 "$secs")
+read -r busy50 busy99 _ _ < <(run_wrk "http://127.0.0.1:$f2port/v1/chat/completions" "$dir/edge.json" 1 "$secs")
 wait "$wpid" || true
 imgrps=$(awk '/Requests\/sec/{print $2}' "$dir/img.out")
 
 echo "inputs: non-streamed text chat (max_tokens 16) to ferry emulate --time-scale 0 (edge-3090);"
 echo "        wrk; latency: 1 connection, median over $rounds alternating rounds of $(( (secs + 1) / 2 )) s per path;"
 echo "        throughput and CPU: 64 connections, ${secs} s; nginx $(nginx -v 2>&1 | cut -d/ -f2), 1 worker"
+[ ${#srv[@]} -gt 0 ] && echo "        pinned: wrk on core 0; emulator, nginx and ferry on core 1"
 printf '%-8s %12s %12s %12s %12s %12s %14s\n' path "p50 us" "p99 us" "added p50" "added p99" "req/s @64" "CPU us/req"
 for t in direct nginx ferry; do
   printf '%-8s %12.0f %12.0f %12.0f %12.0f %12.0f %14s\n' "$t" "${P50[$t]}" "${P99[$t]}" \
@@ -176,7 +201,7 @@ awk -v fp="${P50[ferry]}" -v np="${P50[nginx]}" -v d="${P50[direct]}" -v fr="${R
   fa = fp - d; na = np - d; if (na < 1) na = 1;
   printf "ratios ferry/nginx: added p50 %.2fx (target <= 2), CPU/request %.2fx (target <= 2), throughput %.0f%% (target >= 50%%)\n",
          fa / na, fc / nc, 100 * fr / nr }'
-echo "text p50/p99 at 1 connection while 2 connections send 1024-px JPEG requests (${imgrps:-?} req/s): ${busy50%.*}/${busy99%.*} us (idle: ${P50[ferry]%.*}/${P99[ferry]%.*} us)"
+echo "text p50/p99 at 1 connection while 2 connections send 1024-px JPEG requests (${imgrps:-?} req/s): ${busy50%.*}/${busy99%.*} us (without them: ${idle50%.*}/${idle99%.*} us)"
 echo "ferry RSS before/after $total more requests: $((rss0 / 1024)) / $((rss1 / 1024)) MiB"
 echo
 "$build/bench/bench-gateway" "$img" 200 ferry
