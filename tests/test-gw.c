@@ -1212,6 +1212,9 @@ TEST(gw_feedback_teaches_mgqp_and_state_survives_restart)
     int zeros = 0;
     for (size_t i = 0; i < n; i++) {
         CHECK_STR(recs[i].out[0].node, "e0");
+        CHECK_EQ_INT(recs[i].out[0].o.out_tokens, 3);   /* the backend's usage counts */
+        CHECK_EQ_INT(recs[i].out[0].o.in_tokens, 7);
+        CHECK(recs[i].out[0].o.e2e_ms > 0);
         if (recs[i].out[0].o.quality == 0) zeros++;
     }
     free(recs);

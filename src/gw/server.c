@@ -48,7 +48,9 @@
 
 #define INLINE_PARSE_MAX  (64 * 1024)   /* bodies up to this are parsed on the loop */
 #define SSE_LINE_MAX      (64 * 1024)   /* longer SSE lines are not inspected (still relayed) */
-#define COPY_MAX          (4u << 20)    /* non-streamed answers kept for usage parsing */
+#define COPY_MAX          (4u << 20)    /* a split plan's description answer, at most */
+#define TAIL_MAX          (64 * 1024)   /* of a relayed non-streamed answer, the end is kept */
+#define TAIL_KEEP         (16 * 1024)   /*   (usage comes last) for the usage counts */
 #define HELD_MAX          4096          /* error body of a failed attempt, for the message */
 #define RECENT_N          1024          /* finished requests remembered for feedback */
 #define STORE_FLUSH_MS    200
@@ -413,7 +415,18 @@ static void sse_line(struct gw_req *q, const char *l, size_t n)
 static void observe_bytes(struct gw_req *q, const char *p, size_t n)
 {
     if (!q->fr || !q->fr->stream) {
-        if (q->copy.len + n <= COPY_MAX) buf_append(&q->copy, p, n);
+        /* keep only the end of the answer: "usage" follows "choices" */
+        if (n >= TAIL_KEEP) {
+            buf_reset(&q->copy);
+            buf_append(&q->copy, p + n - TAIL_KEEP, TAIL_KEEP);
+            return;
+        }
+        buf_append(&q->copy, p, n);
+        if (q->copy.len > TAIL_MAX) {
+            memmove(q->copy.data, q->copy.data + q->copy.len - TAIL_KEEP, TAIL_KEEP);
+            q->copy.len = TAIL_KEEP;
+            q->copy.data[q->copy.len] = 0;
+        }
         return;
     }
     const char *end = p + n;
