@@ -151,6 +151,11 @@ int cmd_emulate(int argc, char **argv)
             no_link = 1;
             continue;
         }
+        if (a[0] != '-') {
+            fprintf(stderr, "ferry emulate: unexpected argument '%s' (a profile goes with "
+                            "--profile; try --help)\n", a);
+            return 2;
+        }
         if (!takes_value(a)) {
             fprintf(stderr, "ferry emulate: unknown option %s (try --help)\n", a);
             return 2;
