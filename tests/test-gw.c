@@ -242,6 +242,12 @@ static void be_handle(struct evhttp_request *req, void *arg)
                                      "data: [DONE]\n\n", n);
             evhttp_send_reply_chunk(req, out);
             evhttp_send_reply_end(req);
+        } else if (be->mode == BE_DROP_MID) {   /* half a JSON answer, then the line drops */
+            evhttp_add_header(oh, "Content-Type", "application/json");
+            evhttp_send_reply_start(req, 200, "OK");
+            evbuffer_add_printf(out, "{\"id\":\"chatcmpl-t\",\"object\":\"chat.completion\",\"choi");
+            evhttp_connection_set_closecb(evhttp_request_get_connection(req), be_hang_close, req);
+            evhttp_send_reply_chunk_with_cb(req, out, be_drop_after_write, NULL);
         } else {
             evbuffer_add_printf(out,
                                 "{\"id\":\"chatcmpl-t\",\"object\":\"chat.completion\","
@@ -892,6 +898,26 @@ TEST(gw_midstream_failure_ends_with_an_error_event)
     CHECK(strstr(r.body.data, "tok0 ") != NULL);
     CHECK(strstr(r.body.data, "\"code\":\"upstream_failed\"") != NULL);
     CHECK(strstr(r.body.data, "[DONE]") == NULL);
+    CHECK_NEAR(mid, 1, 0);
+    resp_fini(&r);
+}
+
+TEST(gw_midstream_failure_of_a_json_answer_closes_the_connection)
+{
+    struct backend *be = be_start("e0", BE_DROP_MID);
+    const char *roles[] = {"edge"};
+    char cfg[2048];
+    cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n", &be, 1, roles);
+    struct gw_proc g;
+    CHECK(gw_start(&g, "mid2.ini", cfg) == 0);
+    struct resp r;
+    int rc = http("POST", g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL), NULL, &r);
+    double mid = metric(g.port, "ferry_upstream_errors_total{node=\"e0\",kind=\"midstream\"} ");
+    gw_stop(&g);
+    be_stop(be);
+    /* the client sees a failed transfer (a cut answer, or none), never a complete one */
+    CHECK(rc != 0);
+    CHECK(strstr(r.body.data, "\"choices\"") == NULL);
     CHECK_NEAR(mid, 1, 0);
     resp_fini(&r);
 }

@@ -752,6 +752,13 @@ static void on_up_end(struct gw_req *q, CURLcode rc)
                 evbuffer_free(b);
             }
         }
+        if (q->req && !(q->fr && q->fr->stream)) {
+            /* a cut JSON answer must not look complete: close instead of the last chunk */
+            evhttp_connection_set_closecb(q->evcon, NULL, NULL);
+            evhttp_connection_free(q->evcon);   /* frees the request with it */
+            q->req = NULL;
+            q->evcon = NULL;
+        }
     } else {
         gw_nodes_ok(&s->nodes, node);
     }
