@@ -483,7 +483,6 @@ int emu_load_run(const struct emu_load_opts *o, struct emu_load_summary *sum, ch
     if (!item_urls || !item_sides || !recs || !queue || !live || !multi) goto oom;
     for (int i = 0; i < nconv; i++) queue[qtail++] = i;
     int conc = o->concurrency > 0 ? o->concurrency : 4, running = 0, nlive = 0;
-    double t_start = clock_now_ms();
     for (;;) {
         while (running < conc && qhead < qtail) {
             struct conv *c = &cv[queue[qhead++]];
@@ -639,7 +638,6 @@ int emu_load_run(const struct emu_load_opts *o, struct emu_load_summary *sum, ch
         }
         if (nlive) curl_multi_poll(multi, NULL, 0, 50, NULL);
     }
-    sum->wall_s = (clock_now_ms() - t_start) / 1000;
     /* summary */
     double *lat = calloc((size_t)nrec + 1, sizeof *lat), *ttft = calloc((size_t)nrec + 1, sizeof *ttft);
     if (!lat || !ttft) {
@@ -648,18 +646,15 @@ int emu_load_run(const struct emu_load_opts *o, struct emu_load_summary *sum, ch
         goto oom;
     }
     int nl = 0;
-    double lsum = 0;
     for (int i = 0; i < nrec; i++) {
         sum->n++;
         if (!recs[i].ok) continue;
         sum->ok++;
-        sum->scored++;
         sum->quality_sum += recs[i].score;
         sum->completed += recs[i].score >= 0.5;
         sum->cost_usd += recs[i].cost;
         lat[nl] = recs[i].e2e_ms;
         ttft[nl++] = recs[i].ttft_ms;
-        lsum += recs[i].e2e_ms;
     }
     qsort(lat, (size_t)nl, sizeof *lat, cmp_dbl);
     qsort(ttft, (size_t)nl, sizeof *ttft, cmp_dbl);
@@ -667,7 +662,6 @@ int emu_load_run(const struct emu_load_opts *o, struct emu_load_summary *sum, ch
     sum->p95_ms = pct(lat, nl, 95);
     sum->p99_ms = pct(lat, nl, 99);
     sum->ttft_p50_ms = pct(ttft, nl, 50);
-    sum->mean_ms = nl ? lsum / nl : NAN;
     free(lat);
     free(ttft);
     rc = 0;

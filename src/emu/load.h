@@ -39,14 +39,13 @@ struct emu_load_opts {
 };
 
 struct emu_load_summary {
-    int n, ok, completed, scored, feedback_sent;
+    int n, ok, completed, feedback_sent;
     double quality_sum;
-    double p50_ms, p95_ms, p99_ms, ttft_p50_ms, mean_ms;
+    double p50_ms, p95_ms, p99_ms, ttft_p50_ms;
     double cost_usd;
     int nnodes;
     char node[FY_MAX_NODES][FY_NAME_MAX];
     int node_count[FY_MAX_NODES];
-    double wall_s;
     char first_error[160];    /* why the first failed request failed; "" = none failed */
 };
 
