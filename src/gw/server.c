@@ -93,6 +93,8 @@ struct gw_server {
     double last_save_ms;
     struct recent *recent;
     int recent_next;
+    /* request headers per node, built once: [0] plain, [1] streaming (Accept: SSE) */
+    struct curl_slist *hdrs[FY_MAX_NODES][2];
     CURL *easy_pool[EASY_POOL];  /* finished easy handles, reset, for the next request */
     int neasy;
     struct gw_req *req_pool;     /* freed gw_req objects (singly linked through next) */
@@ -102,7 +104,6 @@ struct gw_server {
 struct aux_xfer {                /* the describe request of a SPLIT plan */
     struct gw_xfer x;
     struct gw_req *q;
-    struct curl_slist *hdrs;
     char *body;
     struct buf resp;
 };
@@ -133,7 +134,6 @@ struct gw_req {
     uint8_t excluded[FY_MAX_NODES];
     char *out_body;
     size_t out_len;
-    struct curl_slist *hdrs;
     long status;
     char ctype[128];
     int started, paused, client_gone, upstream_live, pending_work, replied;
@@ -264,7 +264,6 @@ static void aux_free(struct gw_server *s, struct aux_xfer *a)
         gw_up_remove(s->up, &a->x);
         easy_put(s, a->x.easy);
     }
-    curl_slist_free_all(a->hdrs);
     free(a->body);
     buf_fini(&a->resp);
     free(a);
@@ -282,8 +281,6 @@ static void drop_upstream(struct gw_req *q)
     }
     q->upstream_live = 0;
     qt_release(q);
-    curl_slist_free_all(q->hdrs);
-    q->hdrs = NULL;
     if (q->timer) evtimer_del(q->timer);
 }
 
@@ -809,18 +806,7 @@ static void start_upstream(struct gw_req *q)
     curl_easy_setopt(e, CURLOPT_PROXY, "");   /* no *_proxy environment lookups per request */
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)s->cfg.connect_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)s->cfg.total_ms);
-    q->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-    q->hdrs = curl_slist_append(q->hdrs, "Expect:");
-    if (q->fr->stream) q->hdrs = curl_slist_append(q->hdrs, "Accept: text/event-stream");
-    if (nc->api_key[0]) {
-        char h[GW_KEY_MAX + 32];
-        snprintf(h, sizeof h, "Authorization: Bearer %s", nc->api_key);
-        q->hdrs = curl_slist_append(q->hdrs, h);
-    }
-    char rid[80];
-    snprintf(rid, sizeof rid, "X-Request-Id: %s", q->id);
-    q->hdrs = curl_slist_append(q->hdrs, rid);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, q->hdrs);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->hdrs[q->node][q->fr->stream ? 1 : 0]);
     gw_nodes_refresh(&s->nodes);
     free(q->snap);
     q->snap = malloc((size_t)s->nodes.n * sizeof *q->snap);
@@ -913,14 +899,7 @@ static int start_aux(struct gw_req *q)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)s->cfg.connect_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)s->cfg.first_byte_ms);
-    a->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-    a->hdrs = curl_slist_append(a->hdrs, "Expect:");
-    if (nc->api_key[0]) {
-        char h[GW_KEY_MAX + 32];
-        snprintf(h, sizeof h, "Authorization: Bearer %s", nc->api_key);
-        a->hdrs = curl_slist_append(a->hdrs, h);
-    }
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, a->hdrs);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->hdrs[q->plan.aux_node][0]);
     if (gw_up_add(s->up, &a->x)) goto fail;
     q->aux = a;
     return 0;
@@ -1462,6 +1441,18 @@ struct gw_server *gw_server_new(struct event_base *base, const struct gw_config 
         goto fail;
     }
     if (gw_nodes_init(&s->nodes, &s->cfg, base, s->up, err, errlen)) goto fail;
+    for (int i = 0; i < s->nodes.n; i++)
+        for (int k = 0; k < 2; k++) {
+            struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+            h = curl_slist_append(h, "Expect:");   /* no 100-continue round trip */
+            if (k) h = curl_slist_append(h, "Accept: text/event-stream");
+            if (cfg->nodes[i].api_key[0]) {
+                char a[GW_KEY_MAX + 32];
+                snprintf(a, sizeof a, "Authorization: Bearer %s", cfg->nodes[i].api_key);
+                h = curl_slist_append(h, a);
+            }
+            s->hdrs[i][k] = h;
+        }
     s->pol = pol_find(cfg->policy);
     if (!s->pol) {
         struct buf names;
@@ -1571,6 +1562,8 @@ void gw_server_free(struct gw_server *s)
     if (s->http) evhttp_free(s->http);   /* drops open client connections */
     gw_nodes_fini(&s->nodes);
     gw_up_free(s->up);
+    for (int i = 0; i < FY_MAX_NODES; i++)
+        for (int k = 0; k < 2; k++) curl_slist_free_all(s->hdrs[i][k]);
     gw_store_close(s->store);
     if (s->pol && s->pol->free && s->pol_state) s->pol->free(s->pol_state);
     pred_free(s->pred);
