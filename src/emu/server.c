@@ -637,7 +637,7 @@ static double answer_p(const struct emu_server *s, const struct fy_request *fr)
     struct sim_latent lat;
     memset(&lat, 0, sizeof lat);
     lat.difficulty = emu_difficulty_logit(d);
-    static struct fy_features f; /* large; the loop is single-threaded */
+    struct fy_features f; /* ~3 kB; local: emulators on several threads share this code */
     memset(&f, 0, sizeof f);
     f.nimages = k_orig;
     struct fy_plan plan;
