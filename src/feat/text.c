@@ -145,27 +145,37 @@ static inline unsigned bigram_seed(const struct scan *z)
     return (z->hprev ^ ' ') * FNV_PRIME;
 }
 
-/* Entity and sentence bookkeeping when an entity word ends (rules at feat_text_stats). */
-static inline __attribute__((always_inline)) void entity_word_end(struct scan *z)
+/* Entity and sentence bookkeeping of one finished entity word b[0..len) with its letter
+ * count, capital-letter count (of all-capital runs), digit flag and the start flag at
+ * its beginning (rules at feat_text_stats). */
+static inline __attribute__((always_inline)) void entity_word_done(
+    struct scan *z, const unsigned char *b, size_t len, size_t letters, size_t upper,
+    int digit, int start)
 {
-    if (!z->ew) return;
-    z->ew = 0;
-    const unsigned char *b = z->ew_b;
     z->words++;
     z->pending++;
     /* The four cases of the entity rule, evaluated without branches (capitalisation is
      * data-dependent, so branches here mispredict often): d = contains a digit; a = an
      * acronym (2+ letters, all capitals); c = capitalised, not "I" / "I'm"; otherwise
-     * the word ends an entity. b[ew_len > 1] is b[0] (= 'I', not a quote) for a
+     * the word ends an entity. b[len > 1] is b[0] (= 'I', not a quote) for a
      * one-byte word, so the read stays inside the word. */
-    int d = z->ew_digit != 0;
-    int a = !d & (z->ew_letters >= 2) & (z->ew_upper == z->ew_letters);
-    int is_i = (b[0] == 'I') & ((z->ew_len == 1) | (b[z->ew_len > 1] == '\''));
+    int d = digit != 0;
+    int a = !d & (letters >= 2) & (upper == letters);
+    int is_i = (b[0] == 'I') & ((len == 1) | (b[len > 1] == '\''));
     int c = (d == 0) & (a == 0) & ((g_cls[b[0]] & C_UP) != 0) & (is_i == 0);
-    int ine = z->in_entity != 0, sta = z->ew_start != 0;
+    int ine = z->in_entity != 0, sta = start != 0;
     z->entities += d | (a & (ine ^ 1)) | (c & (sta ^ 1) & (ine ^ 1));
     z->in_entity = a | (c & ((sta ^ 1) | ine));
     z->start = 0;
+}
+
+/* The open entity word ends. */
+static inline __attribute__((always_inline)) void entity_word_end(struct scan *z)
+{
+    if (!z->ew) return;
+    z->ew = 0;
+    entity_word_done(z, z->ew_b, z->ew_len, z->ew_letters, z->ew_upper, z->ew_digit,
+                     z->ew_start);
 }
 
 /* Inlined into its three callers so that the scan state stays in registers (the char
@@ -179,6 +189,41 @@ static inline __attribute__((always_inline)) void scan_text(const unsigned char 
     size_t i = 0;
     while (i < n) {
         unsigned c = s[i], k = cls[c];
+        if ((k & C_LET) && !z->ew) {
+            /* Fast path for the common word: one letter run that ends the word (no
+             * digits, contraction or joiner follow). The same rules as the general path
+             * below, with the word's state kept in locals; any other case starts over
+             * there from the word's first byte. */
+            size_t r0 = i;
+            unsigned h = FEAT_FNV_BASIS, hb = bigram_seed(z);
+            unsigned acc = 0, all = C_UP, t, lc;
+            const unsigned char *lp = s + i, *e = s + n;
+            while (lp < e && ((t = cls[lc = *lp]) & C_LET)) {
+                lc |= (t & C_UP) << 4; /* lower case: 'A' | 32 = 'a' */
+                h = (h ^ lc) * FNV_PRIME;
+                hb = (hb ^ lc) * FNV_PRIME;
+                acc |= t;
+                all &= t;
+                lp++;
+            }
+            size_t e1 = (size_t)(lp - s);
+            unsigned nx = e1 < n ? s[e1] : ' ';
+            if (!(cls[nx] & C_DIG) && nx != '\'' &&
+                !(nx == '-' && e1 + 1 < n && (cls[s[e1 + 1]] & C_LET))) {
+                size_t run = e1 - r0;
+                if (acc & C_CONT) /* count characters, not UTF-8 continuation bytes */
+                    for (size_t q = r0; q < e1; q++) run -= (cls[s[q]] & C_CONT) != 0;
+                z->tok += 1;
+                if (run > TOK_WORD_FREE) z->tok += (double)(run - TOK_WORD_FREE) / TOK_WORD_EXTRA;
+                ngram_word(z, h, hb);
+                lastw = s + r0;
+                lastw_len = e1 - r0;
+                entity_word_done(z, lastw, lastw_len, run, run & ((size_t)0 - (all != 0)), 0,
+                                 z->start);
+                i = e1;
+                continue;
+            }
+        }
         if (k & (C_LET | C_DIG)) {
             /* an alnum run: letter and digit sub-runs, maybe a contraction */
             size_t b = i;
