@@ -25,12 +25,16 @@ void feat_request_text(const struct fy_request *r, const struct feat_text_params
                 if (m < last) out->history_images++;
                 continue;
             }
-            int t = feat_text_tokens(p->text, p->text_len);
-            out->text_tokens += t;
-            if (m < last) out->history_tokens += t;
-            if (m != last) continue;
+            if (m != last) {
+                int t = feat_text_tokens(p->text, p->text_len);
+                out->text_tokens += t;
+                if (m < last) out->history_tokens += t;
+                continue;
+            }
+            /* the current prompt: one pass gives its tokens and the rest */
             struct feat_text_stats st;
             feat_text_analyze(p->text, p->text_len, tp, &st, out->ngram);
+            out->text_tokens += st.tokens;
             sum.tokens += st.tokens;
             sum.words += st.words;
             sum.sentences += st.sentences;
