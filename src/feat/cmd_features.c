@@ -17,7 +17,7 @@
 #include "feat/tokens.h"
 #include "req/request.h"
 
-/* Inputs larger than this are refused before they are read (a request body limit of
+/* Inputs larger than this are refused; reading stops there (a request body limit of
  * 32 MiB and an image limit of FEAT_IMAGE_MAX_BYTES, whichever is larger). */
 #define INPUT_MAX ((size_t)64 << 20)
 
@@ -51,45 +51,6 @@ static void usage(FILE *out)
 }
 
 /* ==== input ========================================================================== */
-
-/* Reads a whole file (or stdin for "-") of at most INPUT_MAX bytes. */
-static int read_input(const char *path, char **out, size_t *n, char *err, size_t errlen)
-{
-    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-    if (!f) {
-        snprintf(err, errlen, "%s", strerror(errno));
-        return -1;
-    }
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap + 1);
-    int rc = -1;
-    if (!buf) { snprintf(err, errlen, "out of memory"); goto done; }
-    for (;;) {
-        if (len == cap) {
-            if (cap >= INPUT_MAX) {
-                snprintf(err, errlen, "larger than %zu MiB", INPUT_MAX >> 20);
-                goto done;
-            }
-            cap *= 2;
-            char *nb = realloc(buf, cap + 1);
-            if (!nb) { snprintf(err, errlen, "out of memory"); goto done; }
-            buf = nb;
-        }
-        size_t k = fread(buf + len, 1, cap - len, f);
-        len += k;
-        if (k == 0) break;
-    }
-    if (ferror(f)) { snprintf(err, errlen, "read error: %s", strerror(errno)); goto done; }
-    buf[len] = '\0';
-    *out = buf;
-    *n = len;
-    buf = NULL;
-    rc = 0;
-done:
-    free(buf);
-    if (f != stdin) fclose(f);
-    return rc;
-}
 
 /* ==== output ========================================================================= */
 
@@ -248,12 +209,14 @@ static int do_request(struct out *o, const char *name, const char *p, size_t n,
 
 static int do_input(struct out *o, const char *path, const struct feat_image_opts *io)
 {
-    char *data = NULL, err[256];
+    uint8_t *raw = NULL;
+    char err[4400]; /* "PATH: problem" */
     size_t n = 0;
-    if (read_input(path, &data, &n, err, sizeof err) < 0) {
-        fprintf(stderr, "ferry features: %s: %s\n", path, err);
+    if (feat_read_file(path, INPUT_MAX, &raw, &n, err, sizeof err) < 0) {
+        fprintf(stderr, "ferry features: %s\n", err);
         return -1;
     }
+    char *data = (char *)raw;
     int rc;
     const char *q = data;
     while (q < data + n && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')) q++;
