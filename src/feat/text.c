@@ -6,6 +6,9 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 /* ==== character classes ============================================================== */
 
@@ -178,6 +181,29 @@ static inline __attribute__((always_inline)) void entity_word_end(struct scan *z
                      z->ew_start);
 }
 
+/* End of the blank run (C_WS bytes) at s[i..n); *nl is set when it holds a '\n'. With
+ * SSE2, 16 bytes per step (the indentation of JSON and code is long runs). */
+static inline size_t skip_blanks(const unsigned char *s, size_t i, size_t n, int *nl)
+{
+#if defined(__SSE2__)
+    while (n - i >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+        __m128i sp = _mm_cmpeq_epi8(v, _mm_set1_epi8(' '));
+        /* \t \n \v \f \r = 9..13: (v - 9) < 5 unsigned, a signed compare after flipping bit 7 */
+        __m128i t = _mm_xor_si128(_mm_sub_epi8(v, _mm_set1_epi8(9)), _mm_set1_epi8((char)0x80));
+        __m128i ctl = _mm_cmplt_epi8(t, _mm_set1_epi8((char)(0x80 + 5 - 256)));
+        unsigned ws = (unsigned)_mm_movemask_epi8(_mm_or_si128(sp, ctl));
+        unsigned lf = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8('\n')));
+        unsigned len = (unsigned)__builtin_ctz(~ws); /* <= 16 */
+        *nl |= (lf & ((1u << len) - 1)) != 0;
+        i += len;
+        if (len < 16) return i;
+    }
+#endif
+    while (i < n && (g_cls[s[i]] & C_WS)) *nl |= s[i++] == '\n';
+    return i;
+}
+
 /* Inlined into its three callers so that the scan state stays in registers (the char
  * loads from s could otherwise alias it): this halves the time per byte. */
 static inline __attribute__((always_inline)) void scan_text(const unsigned char *s, size_t n,
@@ -318,11 +344,11 @@ static inline __attribute__((always_inline)) void scan_text(const unsigned char 
                 while (i < n && s[i] == ' ') { i++; sp++; }
                 if (sp > 1) z->tok += 1; /* a single space joins the next word's token */
                 if (i < n && (cls[s[i]] & C_WS)) {
-                    while (i < n && (cls[s[i]] & C_WS)) nl |= s[i++] == '\n';
+                    i = skip_blanks(s, i, n, &nl);
                     z->tok += 1;
                 }
             } else {
-                while (i < n && (cls[s[i]] & C_WS)) nl |= s[i++] == '\n';
+                i = skip_blanks(s, i, n, &nl);
                 z->tok += 1;
             }
             if (nl) { /* a line break after words ends a sentence; a line starts anew */
