@@ -1,7 +1,6 @@
 /* load — `ferry bench load`: a mixed workload over real HTTP (load.h). */
 #include "emu/load.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #include "emu/dataset.h"
 #include "emu/reply.h"
 #include "emu/score.h"
+#include "feat/image.h"
 #include "gw/config.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -122,26 +122,11 @@ static int load_m4a1(const char *path, struct dlg **out, int *n, char *err, size
 {
     *out = NULL;
     *n = 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    struct buf b;
-    buf_init(&b);
-    char chunk[65536];
-    size_t k;
-    while ((k = fread(chunk, 1, sizeof chunk, fp)) > 0) {
-        if (b.len + k > M4A1_MAX_FILE || buf_append(&b, chunk, k) < 0) {
-            snprintf(err, errlen, "%s: larger than %u bytes", path, M4A1_MAX_FILE);
-            fclose(fp);
-            buf_fini(&b);
-            return -1;
-        }
-    }
-    fclose(fp);
-    cJSON *root = cJSON_ParseWithLength(b.data ? b.data : "", b.len);
-    buf_fini(&b);
+    uint8_t *text;
+    size_t len;
+    if (feat_read_file(path, M4A1_MAX_FILE, &text, &len, err, errlen) < 0) return -1;
+    cJSON *root = cJSON_ParseWithLength((const char *)text, len);
+    free(text);
     if (!cJSON_IsArray(root)) {
         snprintf(err, errlen, "%s: expected a JSON array of dialogues", path);
         cJSON_Delete(root);
