@@ -19,6 +19,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -51,13 +52,13 @@ struct backend {
     pthread_t th;
     int port;
     char name[32];
-    volatile int mode;
+    _Atomic int mode;             /* shared with the test thread */
     pthread_mutex_t mu;
     char last_body[1 << 20];
     int nreq;
-    volatile int closed_early;    /* a streaming client went away before the end */
-    volatile size_t big_sent;
-    volatile int big_done;
+    _Atomic int closed_early;     /* a streaming client went away before the end */
+    _Atomic size_t big_sent;
+    _Atomic int big_done;
 };
 
 struct be_stream {
@@ -192,7 +193,7 @@ static void be_handle(struct evhttp_request *req, void *arg)
     int stream = strstr(be->last_body, "\"stream\":true") != NULL;
     pthread_mutex_unlock(&be->mu);
     struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
-    switch (be->mode) {
+    switch (atomic_load(&be->mode)) {
     case BE_500:
         evbuffer_add_printf(out, "{\"error\":{\"message\":\"boom\"}}");
         evhttp_add_header(oh, "Content-Type", "application/json");
@@ -260,6 +261,23 @@ static void be_handle(struct evhttp_request *req, void *arg)
         }
     }
     evbuffer_free(out);
+}
+
+/* A copy of the last request body the backend received (free it). */
+static char *be_last(struct backend *be)
+{
+    pthread_mutex_lock(&be->mu);
+    char *c = strdup(be->last_body);
+    pthread_mutex_unlock(&be->mu);
+    return c;
+}
+
+static int be_nreq(struct backend *be)
+{
+    pthread_mutex_lock(&be->mu);
+    int n = be->nreq;
+    pthread_mutex_unlock(&be->mu);
+    return n;
 }
 
 static void *be_main(void *arg)
@@ -1092,7 +1110,7 @@ TEST(gw_bad_requests_get_openai_error_objects)
          "X-Ferry-Tradeoff: very", &bad_hdr);
     CHECK_EQ_INT(bad_hdr.status, 400);
     resp_fini(&bad_hdr);
-    int nreq = be->nreq;
+    int nreq = be_nreq(be);
     gw_stop(&g);
     be_stop(be);
     CHECK_EQ_INT(nreq, 0);   /* nothing bad reached the backend */
@@ -1530,7 +1548,7 @@ TEST(gw_split_plan_describes_on_the_cloud_and_answers_on_the_edge)
     http("POST", g.port, "/v1/chat/completions", body, NULL, &r);
     free(body);
     gw_stop(&g);
-    char *eb = strdup(e->last_body), *cb = strdup(c->last_body);
+    char *eb = be_last(e), *cb = be_last(c);
     be_stop(e);
     be_stop(c);
     char v[256];
@@ -1574,9 +1592,7 @@ TEST(gw_image_plan_in_the_header_is_what_the_backend_gets)
         char v[256];
         hdr(&r, "X-Ferry-Plan", v, sizeof v);
         struct backend *be = !strncmp(v, "node=e0", 7) ? e : c;
-        pthread_mutex_lock(&be->mu);
-        char *got = strdup(be->last_body);
-        pthread_mutex_unlock(&be->mu);
+        char *got = be_last(be);
         const char *url = strstr(got, "data:image/jpeg;base64,");
         if (getenv("TEST_VERBOSE")) fprintf(stderr, "  plan %s: %zu -> %zu bytes\n", v, sent, strlen(got));
         if (r.status != 200) test_fail(__FILE__, __LINE__, "status %ld", r.status);
@@ -1625,7 +1641,7 @@ TEST(gw_max_image_side_downscales_on_a_worker)
     http("POST", g.port, "/v1/chat/completions", body, NULL, &r);
     free(body);
     gw_stop(&g);
-    char *got = strdup(e->last_body);
+    char *got = be_last(e);
     be_stop(e);
     char v[256];
     CHECK_EQ_INT(r.status, 200);
