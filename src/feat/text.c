@@ -153,7 +153,7 @@ static inline unsigned bigram_seed(const struct scan *z)
  * its beginning (rules at feat_text_stats). */
 static inline __attribute__((always_inline)) void entity_word_done(
     struct scan *z, const unsigned char *b, size_t len, size_t letters, size_t upper,
-    int digit, int start)
+    int digit, int start, int may_quote)
 {
     z->words++;
     z->pending++;
@@ -164,7 +164,7 @@ static inline __attribute__((always_inline)) void entity_word_done(
      * one-byte word, so the read stays inside the word. */
     int d = digit != 0;
     int a = !d & (letters >= 2) & (upper == letters);
-    int is_i = (b[0] == 'I') & ((len == 1) | (b[len > 1] == '\''));
+    int is_i = (b[0] == 'I') & ((len == 1) | (may_quote && b[len > 1] == '\''));
     int c = (d == 0) & (a == 0) & ((g_cls[b[0]] & C_UP) != 0) & (is_i == 0);
     int ine = z->in_entity != 0, sta = start != 0;
     z->entities += d | (a & (ine ^ 1)) | (c & (sta ^ 1) & (ine ^ 1));
@@ -178,7 +178,7 @@ static inline __attribute__((always_inline)) void entity_word_end(struct scan *z
     if (!z->ew) return;
     z->ew = 0;
     entity_word_done(z, z->ew_b, z->ew_len, z->ew_letters, z->ew_upper, z->ew_digit,
-                     z->ew_start);
+                     z->ew_start, 1);
 }
 
 /* End of the blank run (C_WS bytes) at s[i..n); *nl is set when it holds a '\n'. With
@@ -244,8 +244,9 @@ static inline __attribute__((always_inline)) void scan_text(const unsigned char 
                 ngram_word(z, h, hb);
                 lastw = s + r0;
                 lastw_len = e1 - r0;
+                /* may_quote 0: a letter run that ends the word has no "'" at b[1] */
                 entity_word_done(z, lastw, lastw_len, run, run & ((size_t)0 - (all != 0)), 0,
-                                 z->start);
+                                 z->start, 0);
                 i = e1;
                 continue;
             }
