@@ -25,9 +25,6 @@ int emu_fault_kind_from_name(const char *name)
 {
     for (int k = 0; k < EMU_FAULT__N; k++)
         if (!strcmp(name, g_names[k])) return k;
-    /* "error-rate" etc. read naturally on a command line; accept them too */
-    if (!strcmp(name, "error-rate")) return EMU_FAULT_ERROR;
-    if (!strcmp(name, "refuse-rate")) return EMU_FAULT_REFUSE;
     return -1;
 }
 
