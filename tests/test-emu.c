@@ -1266,7 +1266,7 @@ TEST(emu_cli_tells_an_unknown_option_from_a_missing_value)
     CHECK(strstr(msg, "unknown option --bogus") != NULL);
     CHECK_EQ_INT(ferry_cli("emulate --fault-nope 1", msg, sizeof msg), 2);
     CHECK(strstr(msg, "unknown option --fault-nope") != NULL);
-    CHECK_EQ_INT(ferry_cli("emulate --fault-error-rate 1", msg, sizeof msg), 2); /* as --help */
+    CHECK_EQ_INT(ferry_cli("emulate --fault-error-rate 1", msg, sizeof msg), 2); /* no aliases */
     CHECK(strstr(msg, "unknown option --fault-error-rate") != NULL);
     CHECK_EQ_INT(ferry_cli("emulate edge-3090", msg, sizeof msg), 2);
     CHECK(strstr(msg, "unexpected argument 'edge-3090' (a profile goes with --profile") != NULL);
