@@ -56,6 +56,7 @@
 #define STORE_FLUSH_MS    200
 #define EASY_POOL         64            /* idle curl easy handles kept for reuse */
 #define REQ_POOL          64            /* idle request objects kept for reuse */
+#define PENDING_FB        64            /* feedback that arrived before its trace row was stored */
 
 struct gw_req;
 
@@ -98,7 +99,17 @@ struct gw_server {
     CURL *easy_pool[EASY_POOL];  /* finished easy handles, reset, for the next request */
     int neasy;
     struct gw_req *req_pool;     /* freed gw_req objects (singly linked through next) */
+    struct { char id[48]; double q; } pending_fb[PENDING_FB];
+    int pending_next;
     int nreq_pool;
+};
+
+struct trace_job {               /* one trace row: formatted on a worker, stored on the loop */
+    struct gw_server *s;
+    struct trace_record rec;
+    char policy[FY_NAME_MAX], node[FY_NAME_MAX];
+    char *line;
+    size_t len;
 };
 
 struct aux_xfer {                /* the describe request of a SPLIT plan */
@@ -562,6 +573,27 @@ static void remember(struct gw_server *s, struct gw_req *q)
     r->f = q->f;
 }
 
+static void work_trace(void *arg)
+{
+    struct trace_job *j = arg;
+    j->line = gw_store_format(&j->rec, &j->len);
+}
+
+static void done_trace(void *arg)
+{
+    struct trace_job *j = arg;
+    struct gw_server *s = j->s;
+    if (!j->line || gw_store_put_line(s->store, j->rec.id, j->policy, j->node, j->line, j->len))
+        log_warn("gw", "%s: trace: cannot store the record", j->rec.id);
+    for (int i = 0; i < PENDING_FB; i++)   /* feedback that was faster than this row */
+        if (s->pending_fb[i].id[0] && !strcmp(s->pending_fb[i].id, j->rec.id)) {
+            gw_store_set_quality(s->store, j->rec.id, s->pending_fb[i].q);
+            s->pending_fb[i].id[0] = 0;
+        }
+    free(j->line);
+    free(j);
+}
+
 static void record(struct gw_req *q, int failed)
 {
     struct gw_server *s = q->s;
@@ -606,8 +638,12 @@ static void record(struct gw_req *q, int failed)
     }
     if (!failed) remember(s, q);
     if (s->store && q->has_features) {
-        struct trace_record *tr = calloc(1, sizeof *tr);
-        if (tr) {
+        struct trace_job *j = calloc(1, sizeof *j);
+        if (j) {
+            struct trace_record *tr = &j->rec;
+            j->s = s;
+            snprintf(j->policy, sizeof j->policy, "%s", q->pinned >= 0 ? "pinned" : s->cfg.policy);
+            snprintf(j->node, sizeof j->node, "%s", nd->name);
             snprintf(tr->id, sizeof tr->id, "%s", q->id);
             snprintf(tr->dataset, sizeof tr->dataset, "gateway");
             snprintf(tr->session, sizeof tr->session, "%s", q->fr->prefs.session);
@@ -620,19 +656,19 @@ static void record(struct gw_req *q, int failed)
             snprintf(to->model, sizeof to->model, "%s", nd->prof.model);
             to->link = nd->link;
             to->state = nd->st;
-            double bytes = q->out_len;
             int itok = 0;
             for (int i = 0; i < q->f.nimages; i++) {
                 double b = 0;
                 itok += pred_image_tokens(&q->f, i, nd, &o.plan, &b);
             }
-            to->bytes_up = bytes;
+            to->bytes_up = (double)q->out_len;
             to->image_tokens = itok;
             to->chosen = 1;
             to->o = o;
-            if (gw_store_put(s->store, tr, q->pinned >= 0 ? "pinned" : s->cfg.policy, nd->name))
-                log_warn("gw", "%s: trace: cannot store the record", q->id);
-            free(tr);
+            if (gw_pool_submit(s->pool, work_trace, done_trace, j)) {
+                work_trace(j);      /* pool stopping: do it here */
+                done_trace(j);
+            }
         }
     }
 }
@@ -1322,7 +1358,12 @@ static void on_feedback(struct gw_server *s, struct evhttp_request *req)
             mgqp_observe(&s->pred->node[bi].mgqp, &r->f, &r->plan, score);
         }
     }
-    if (s->store) gw_store_set_quality(s->store, r->id, score);
+    if (s->store && gw_store_set_quality(s->store, r->id, score) == 1) {
+        /* its trace row is still being formatted on a worker: apply when stored */
+        snprintf(s->pending_fb[s->pending_next].id, sizeof s->pending_fb[0].id, "%s", r->id);
+        s->pending_fb[s->pending_next].q = score;
+        s->pending_next = (s->pending_next + 1) % PENDING_FB;
+    }
     s->m.feedback++;
     char txt[160];
     snprintf(txt, sizeof txt, "{\"ok\":true,\"request_id\":\"%s\",\"node\":\"%s\"}", r->id, nm);

@@ -72,32 +72,45 @@ static int begin(struct gw_store *s)
     return 0;
 }
 
-int gw_store_put(struct gw_store *s, const struct trace_record *r, const char *policy,
-                 const char *node)
+char *gw_store_format(const struct trace_record *r, size_t *len)
 {
     char *line = NULL;
-    size_t len = 0;
-    FILE *mf = open_memstream(&line, &len);
-    if (!mf) return -1;
+    size_t n = 0;
+    FILE *mf = open_memstream(&line, &n);
+    if (!mf) return NULL;
     int wrc = trace_write(mf, r);
     fclose(mf);
-    if (wrc || len == 0) {
+    if (wrc || n == 0) {
         free(line);
-        return -1;
+        return NULL;
     }
-    if (line[len - 1] == '\n') len--;
+    if (line[n - 1] == '\n') line[--n] = 0;
+    *len = n;
+    return line;
+}
+
+int gw_store_put_line(struct gw_store *s, const char *id, const char *policy,
+                      const char *node, const char *line, size_t len)
+{
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    int rc = -1;
-    if (begin(s)) goto done;
+    if (begin(s)) return -1;
     sqlite3_reset(s->ins);
-    sqlite3_bind_text(s->ins, 1, r->id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s->ins, 1, id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_double(s->ins, 2, ts.tv_sec * 1e3 + ts.tv_nsec / 1e6);
     sqlite3_bind_text(s->ins, 3, policy, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s->ins, 4, node, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(s->ins, 5, line, (int)len, SQLITE_TRANSIENT);
-    rc = sqlite3_step(s->ins) == SQLITE_DONE ? 0 : -1;
-done:
+    return sqlite3_step(s->ins) == SQLITE_DONE ? 0 : -1;
+}
+
+int gw_store_put(struct gw_store *s, const struct trace_record *r, const char *policy,
+                 const char *node)
+{
+    size_t len = 0;
+    char *line = gw_store_format(r, &len);
+    if (!line) return -1;
+    int rc = gw_store_put_line(s, r->id, policy, node, line, len);
     free(line);
     return rc;
 }

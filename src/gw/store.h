@@ -24,6 +24,12 @@ void gw_store_close(struct gw_store *s);      /* flushes; NULL is a no-op */
 /* Inserts (or replaces) the record of one request. 0 or -1. */
 int gw_store_put(struct gw_store *s, const struct trace_record *r, const char *policy,
                  const char *node);
+/* The two halves of gw_store_put, so that the formatting (printf of a few hundred
+ * numbers: tens of microseconds) can run on a worker thread. gw_store_format touches
+ * no store and is thread-safe: r's trace line without the newline, malloc'd, or NULL. */
+char *gw_store_format(const struct trace_record *r, size_t *len);
+int gw_store_put_line(struct gw_store *s, const char *id, const char *policy,
+                      const char *node, const char *line, size_t len);
 /* Feedback: 0, 1 when no row has that id, -1 on a database error. */
 int gw_store_set_quality(struct gw_store *s, const char *id, double q);
 /* Commits the open batch. 0 or -1. */
