@@ -19,11 +19,7 @@ static int edge_decide(void *state, const struct pol_ctx *c, struct fy_plan *out
                         struct fy_estimate *est)
 {
     (void)state;
-    if (est) *est = (struct fy_estimate){0};
-    int best = pol_least_loaded_node(c, FY_ROLE_EDGE);
-    if (best < 0) return -1;
-    pol_plan_keep(out, best);
-    return 0;
+    return pol_decide_least_loaded(c, FY_ROLE_EDGE, out, est);
 }
 
 static void role_free(void *state) { (void)state; }

@@ -47,11 +47,7 @@ static int ll_decide(void *state, const struct pol_ctx *c, struct fy_plan *out,
                      struct fy_estimate *est)
 {
     const struct ll *s = state;
-    if (est) *est = (struct fy_estimate){0};
-    int best = pol_least_loaded_node(c, s->role);
-    if (best < 0) return -1;
-    pol_plan_keep(out, best);
-    return 0;
+    return pol_decide_least_loaded(c, s->role, out, est);
 }
 
 static void ll_free(void *state) { free(state); }

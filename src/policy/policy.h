@@ -66,5 +66,9 @@ double pol_node_load(const struct fy_node *n);
 /* Index of the healthy node with the lowest load among nodes of `role` (-1 = any role);
  * ties go to the lowest index. -1 if there is none. */
 int pol_least_loaded_node(const struct pol_ctx *c, int role);
+/* decide() of the load-only baselines: that node, images as sent, est zeroed (may be
+ * NULL). 0, or -1 when there is no healthy node of role. */
+int pol_decide_least_loaded(const struct pol_ctx *c, int role, struct fy_plan *out,
+                            struct fy_estimate *est);
 
 #endif

@@ -67,6 +67,16 @@ int pol_least_loaded_node(const struct pol_ctx *c, int role)
     return best;
 }
 
+int pol_decide_least_loaded(const struct pol_ctx *c, int role, struct fy_plan *out,
+                            struct fy_estimate *est)
+{
+    if (est) *est = (struct fy_estimate){0};
+    int best = pol_least_loaded_node(c, role);
+    if (best < 0) return -1;
+    pol_plan_keep(out, best);
+    return 0;
+}
+
 int pol_params_each(const char *params, int (*kv)(void *arg, const char *k, const char *v,
                                                   char *err, size_t errlen),
                     void *arg, char *err, size_t errlen)
