@@ -1,6 +1,6 @@
 /* rng — seedable, fast, deterministic pseudo-random numbers: xoshiro256** (Blackman &
  * Vigna, 2018), seeded through splitmix64. Same seed => same sequence on every machine
- * (the draws use only IEEE double arithmetic and libm's log/sqrt/cos/exp). */
+ * (the draws use only IEEE double arithmetic and libm's log/log1p/sqrt/exp). */
 #ifndef FERRY_UTIL_RNG_H
 #define FERRY_UTIL_RNG_H
 #include <stdint.h>
