@@ -91,6 +91,11 @@ struct emu_req {
     double t_arrive, t_first;       /* wall ms; t_first = first content sent */
     double t_first_tok;             /* wall ms the model produced the first token; 0 = not yet */
     double hold_until, pause_until; /* wall ms; fault stalls */
+    /* the service model's own times (modelled ms on its clock, before time scaling),
+     * reported in the X-Emu-Modelled-* headers of a non-streamed reply */
+    double m_submit, m_first, m_done; /* < 0 = not (yet) reported by the model */
+    int m_batch;                    /* most sequences in the model's batch (running:
+                                     * prefilling or decoding) while r was in it */
     char cid[40];
     long long created;
     struct emu_req *next;
@@ -278,8 +283,22 @@ static void send_full(struct emu_req *r)
                         r->ans.finish);
     add_usage(b, r);
     evbuffer_add(b, "}", 1);
-    evhttp_add_header(evhttp_request_get_output_headers(r->req), "Content-Type",
-                      "application/json");
+    struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+    evhttp_add_header(h, "Content-Type", "application/json");
+    if (r->m_submit >= 0 && r->m_done >= r->m_submit) {
+        /* the service model's times for this request, in modelled ms (time scale not
+         * applied, network upload and fault stalls not included): deterministic, so
+         * tests can compare them with the model's closed form (docs/emulator.md) */
+        char v[48];
+        snprintf(v, sizeof v, "%.6f", r->m_submit);
+        evhttp_add_header(h, "X-Emu-Modelled-Submit-Ms", v);
+        snprintf(v, sizeof v, "%.6f", r->m_first - r->m_submit);
+        evhttp_add_header(h, "X-Emu-Modelled-TTFT-Ms", v);
+        snprintf(v, sizeof v, "%.6f", r->m_done - r->m_submit);
+        evhttp_add_header(h, "X-Emu-Modelled-E2E-Ms", v);
+        snprintf(v, sizeof v, "%d", r->m_batch);
+        evhttp_add_header(h, "X-Emu-Modelled-Batch", v);
+    }
     evhttp_send_reply(r->req, 200, "OK", b);
     evbuffer_free(b);
 }
@@ -356,7 +375,20 @@ static void on_model_event(void *arg, uint64_t id, int ev, double t_ms)
 {
     struct emu_server *s = arg;
     struct emu_req *r = find_req(s, id);
+    if (ev == NODE_EV_START) {
+        /* the batch only grows at an admission: the peak each request saw is the
+         * running count at some START during its stay (its own included) */
+        struct fy_node_state st;
+        node_svc_state(s->svc, &st);
+        for (struct emu_req *o = s->head; o; o = o->next)
+            if (o->in_svc && o->m_done < 0 && o->m_batch < st.running) o->m_batch = st.running;
+    }
     if (!r) return;
+    if (ev == NODE_EV_FIRST_TOKEN && r->m_first < 0) r->m_first = t_ms;
+    if (ev == NODE_EV_DONE) {
+        if (r->m_first < 0) r->m_first = t_ms;
+        r->m_done = t_ms;
+    }
     if ((ev == NODE_EV_FIRST_TOKEN || ev == NODE_EV_DONE) && r->t_first_tok <= 0)
         r->t_first_tok = s->o.time_scale > 0 ? to_wall(s, t_ms) : clock_now_ms();
     if (ev == NODE_EV_FIRST_TOKEN) r->first = 1;
@@ -393,6 +425,8 @@ static void submit(struct emu_server *s, struct emu_req *r, double wall)
                  (unsigned long long)r->id, strerror(-rc));
         /* answer as if the model had finished instantly rather than hang the client */
         r->first = r->done = 1;
+    } else {
+        r->m_submit = t;
     }
     r->in_svc = 1;
 }
@@ -740,6 +774,7 @@ static void handle_chat(struct emu_server *s, struct evhttp_request *req)
     r->include_usage = fr->include_usage;
     r->fd = fd;
     r->t_arrive = clock_now_ms();
+    r->m_submit = r->m_first = r->m_done = -1;
     r->hold_until = r->t_arrive + fd.stall_first_ms;
     if (fd.stall_first_ms > 0) s->faults[EMU_FAULT_STALL_FIRST]++;
     r->created = (long long)time(NULL);
