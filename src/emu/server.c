@@ -94,6 +94,7 @@ struct emu_req {
     /* the service model's own times (modelled ms on its clock, before time scaling),
      * reported in the X-Emu-Modelled-* headers of a non-streamed reply */
     double m_submit, m_first, m_done; /* < 0 = not (yet) reported by the model */
+    double m_upload;                /* modelled upload over the link, ms; < 0 = none */
     int m_batch;                    /* most sequences in the model's batch (running:
                                      * prefilling or decoding) while r was in it */
     char cid[40];
@@ -298,6 +299,10 @@ static void send_full(struct emu_req *r)
         evhttp_add_header(h, "X-Emu-Modelled-E2E-Ms", v);
         snprintf(v, sizeof v, "%d", r->m_batch);
         evhttp_add_header(h, "X-Emu-Modelled-Batch", v);
+        if (r->m_upload >= 0) {
+            snprintf(v, sizeof v, "%.6f", r->m_upload);
+            evhttp_add_header(h, "X-Emu-Modelled-Upload-Ms", v);
+        }
     }
     evhttp_send_reply(r->req, 200, "OK", b);
     evbuffer_free(b);
@@ -774,7 +779,7 @@ static void handle_chat(struct emu_server *s, struct evhttp_request *req)
     r->include_usage = fr->include_usage;
     r->fd = fd;
     r->t_arrive = clock_now_ms();
-    r->m_submit = r->m_first = r->m_done = -1;
+    r->m_submit = r->m_first = r->m_done = r->m_upload = -1;
     r->hold_until = r->t_arrive + fd.stall_first_ms;
     if (fd.stall_first_ms > 0) s->faults[EMU_FAULT_STALL_FIRST]++;
     r->created = (long long)time(NULL);
@@ -800,6 +805,7 @@ static void handle_chat(struct emu_server *s, struct evhttp_request *req)
          * bandwidth): the model sees the request when the upload has ended */
         double m0 = model_now(s, r->t_arrive);
         double up_end = link_upload_end(s->link, m0, (double)len, fr->nimages, 0);
+        r->m_upload = up_end - m0;
         double w = to_wall(s, up_end);
         if (w > r->hold_until) r->hold_until = w;
     }
