@@ -3,7 +3,10 @@
  * latency divided by what the node service model predicts for the same burst replayed
  * offline (node_svc, the simulator's model) times the time scale. 1.00 = the emulator
  * reproduces the model exactly; above 1 = HTTP, scheduling and the 5-ms stream tick
- * added. Also the emulator's own cost at --time-scale 0 (requests/s on one connection).
+ * added. Then the fault stalls, which are wall-clock ms by design: the extra time of a
+ * stall-first request over the same request without it, and the longest pause of a
+ * stall-mid stream, each divided by the configured stall. Also the emulator's own cost
+ * at --time-scale 0 (requests/s on one connection).
  * Timings are reported, never asserted. */
 #include <math.h>
 #include <pthread.h>
@@ -32,14 +35,18 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
+struct job { int port, out, stream; double ms; long status; double last, gap; };
+
+/* Discards the body; keeps the largest wall gap between two reads (stream pauses). */
 static size_t sink(char *p, size_t sz, size_t n, void *arg)
 {
+    struct job *j = arg;
+    double now = clock_now_ms();
     (void)p;
-    (void)arg;
+    if (j->last > 0 && now - j->last > j->gap) j->gap = now - j->last;
+    j->last = now;
     return sz * n;
 }
-
-struct job { int port, out, stream; double ms; long status; };
 
 static void *job_main(void *arg)
 {
@@ -55,6 +62,7 @@ static void *job_main(void *arg)
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, j);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     double t0 = clock_now_ms();
     curl_easy_perform(c);
@@ -76,6 +84,36 @@ static int cmp(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
+}
+
+/* Median wall ms of 5 sequential requests (out tokens, stream or not) to a fresh
+ * server with options o, or with gap set the median of their largest pause between two
+ * reads; NAN when one fails. */
+static double median_wall(const struct emu_opts *o, int out, int stream, int gap)
+{
+    struct srv v;
+    char err[256];
+    v.base = event_base_new();
+    v.s = emu_server_new(v.base, o, err, sizeof err);
+    if (!v.s) {
+        fprintf(stderr, "bench-emu: %s\n", err);
+        event_base_free(v.base);
+        return NAN;
+    }
+    v.port = emu_server_port(v.s);
+    pthread_create(&v.th, NULL, loop_main, &v);
+    double w[5];
+    for (int i = 0; i < 5; i++) {
+        struct job j = {v.port, out, stream, 0, 0, 0, 0};
+        job_main(&j);
+        w[i] = j.status == 200 ? (gap ? j.gap : j.ms) : NAN;
+    }
+    event_base_loopexit(v.base, NULL);
+    pthread_join(v.th, NULL);
+    emu_server_free(v.s);
+    event_base_free(v.base);
+    qsort(w, 5, sizeof *w, cmp);
+    return w[2];
 }
 
 int main(void)
@@ -129,7 +167,7 @@ int main(void)
                     struct job j[MAXK];
                     pthread_t th[MAXK];
                     for (int i = 0; i < k; i++) {
-                        j[i] = (struct job){v.port, out, stream, 0, 0};
+                        j[i] = (struct job){v.port, out, stream, 0, 0, 0, 0};
                         pthread_create(&th[i], NULL, job_main, &j[i]);
                     }
                     for (int i = 0; i < k; i++) pthread_join(th[i], NULL);
@@ -157,6 +195,28 @@ int main(void)
         emu_server_free(v.s);
         event_base_free(v.base);
     }
+    /* fault stalls are wall-clock ms (docs/emulator.md "Faults"): the extra wall time a
+     * stalled request takes over the same request without the fault, measured in this
+     * run, divided by the configured stall (1.00 = exact). The tests only count the
+     * injected stalls; this is where their duration is checked. */
+    {
+        struct emu_opts fo = o;
+        fo.time_scale = 0.1;
+        const double stall = 300;
+        double plain_whole = median_wall(&fo, out, 0, 0);
+        double plain_gap = median_wall(&fo, out, 1, 1);
+        fo.faults.f[EMU_FAULT_STALL_FIRST] = (struct emu_fault){.rate = 1, .ms = stall};
+        double first = median_wall(&fo, out, 0, 0);
+        fo.faults.f[EMU_FAULT_STALL_FIRST] = (struct emu_fault){0};
+        fo.faults.f[EMU_FAULT_STALL_MID] = (struct emu_fault){.rate = 1, .ms = stall};
+        double mid = median_wall(&fo, out, 1, 1);
+        /* stall-mid: the longest pause in the stream (the model keeps decoding meanwhile,
+         * so the stream's total grows by less than the stall) */
+        printf("fault stalls of %.0f wall ms at scale 0.1 (median of 5): stall-first (whole) "
+               "%.1f ms vs %.1f without, (difference / stall) %.3f; stall-mid (stream) longest "
+               "pause %.1f ms (%.1f without), pause / stall %.3f\n", stall, first,
+               plain_whole, (first - plain_whole) / stall, mid, plain_gap, mid / stall);
+    }
     /* the emulator's own cost: sequential requests at --time-scale 0 */
     o.time_scale = 0;
     struct srv v;
@@ -168,7 +228,7 @@ int main(void)
     pthread_create(&v.th, NULL, loop_main, &v);
     double lat[2000];
     for (int i = 0; i < 2000; i++) {
-        struct job j = {v.port, 16, 0, 0, 0};
+        struct job j = {v.port, 16, 0, 0, 0, 0, 0};
         job_main(&j);
         lat[i] = j.ms;
     }

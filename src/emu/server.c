@@ -288,8 +288,9 @@ static void send_full(struct emu_req *r)
     evhttp_add_header(h, "Content-Type", "application/json");
     if (r->m_submit >= 0 && r->m_done >= r->m_submit) {
         /* the service model's times for this request, in modelled ms (time scale not
-         * applied, network upload and fault stalls not included): deterministic, so
-         * tests can compare them with the model's closed form (docs/emulator.md) */
+         * applied; TTFT and E2E count from the submit, after the upload and any stall):
+         * deterministic, so tests can compare them with the model's closed form
+         * (docs/emulator.md "Modelled times") */
         char v[48];
         snprintf(v, sizeof v, "%.6f", r->m_submit);
         evhttp_add_header(h, "X-Emu-Modelled-Submit-Ms", v);
