@@ -1,5 +1,6 @@
 /* gw/config — INI configuration of `ferry serve` (see config.h). */
 #include "gw/config.h"
+#include "node/profile.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -204,10 +205,8 @@ static int h_health(struct parse_ctx *x, const char *k, const char *v)
 static int h_node(struct parse_ctx *x, struct gw_node_cfg *n, const char *k, const char *v)
 {
     if (!strcmp(k, "role")) {
-        if (!strcmp(v, "edge")) n->role = FY_ROLE_EDGE;
-        else if (!strcmp(v, "cloud")) n->role = FY_ROLE_CLOUD;
-        else return fail(x, "node '%s': role = '%s': expected edge or cloud", n->name, v);
-        return 0;
+        if (node_parse_role(v, &n->role) == 0) return 0;
+        return fail(x, "node '%s': role = '%s': expected edge or cloud", n->name, v);
     }
     if (!strcmp(k, "url")) {
         if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
@@ -294,8 +293,12 @@ static int handler(void *user, const char *section, const char *name, const char
 
 static int finish(struct parse_ctx *x, const char *name, int rc, char *err, size_t errlen)
 {
+    if (rc == -1) { /* inih: fopen failed, errno is fopen's */
+        snprintf(err, errlen, "%s: cannot open: %s", name, strerror(errno));
+        return -1;
+    }
     if (rc < 0) {
-        snprintf(err, errlen, "%s: cannot open", name);
+        snprintf(err, errlen, "%s: out of memory while reading", name);
         return -1;
     }
     if (rc > 0) {
