@@ -1395,41 +1395,24 @@ TEST(emu_cli_profile_link_and_port_file)
     buf_fini(&r.body);
 }
 
-/* Runs `ferry ARGS`, returns its exit status; its stderr (first line) goes to msg. */
-static int ferry_cli(const char *args, char *msg, size_t msglen)
-{
-    const char *bin = getenv("FERRY_BIN");
-    if (!bin || !*bin) bin = "build/ferry";
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1 >/dev/null", bin, args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    msg[0] = '\0';
-    if (!fgets(msg, (int)msglen, p)) msg[0] = '\0';
-    char rest[256];
-    while (fgets(rest, sizeof rest, p)) {}
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 TEST(emu_cli_tells_an_unknown_option_from_a_missing_value)
 {
     char msg[512];
-    CHECK_EQ_INT(ferry_cli("emulate --bogus", msg, sizeof msg), 2);
+    CHECK_EQ_INT(test_ferry_cli("emulate --bogus", msg, sizeof msg), 2);
     CHECK(strstr(msg, "unknown option --bogus") != NULL);
-    CHECK_EQ_INT(ferry_cli("emulate --fault-nope 1", msg, sizeof msg), 2);
+    CHECK_EQ_INT(test_ferry_cli("emulate --fault-nope 1", msg, sizeof msg), 2);
     CHECK(strstr(msg, "unknown option --fault-nope") != NULL);
-    CHECK_EQ_INT(ferry_cli("emulate --fault-error-rate 1", msg, sizeof msg), 2); /* no aliases */
+    CHECK_EQ_INT(test_ferry_cli("emulate --fault-error-rate 1", msg, sizeof msg), 2); /* no aliases */
     CHECK(strstr(msg, "unknown option --fault-error-rate") != NULL);
-    CHECK_EQ_INT(ferry_cli("emulate edge-3090", msg, sizeof msg), 2);
+    CHECK_EQ_INT(test_ferry_cli("emulate edge-3090", msg, sizeof msg), 2);
     CHECK(strstr(msg, "unexpected argument 'edge-3090' (a profile goes with --profile") != NULL);
-    CHECK_EQ_INT(ferry_cli("emulate --fault-error", msg, sizeof msg), 2);
+    CHECK_EQ_INT(test_ferry_cli("emulate --fault-error", msg, sizeof msg), 2);
     CHECK(strstr(msg, "--fault-error needs a value") != NULL);
-    CHECK_EQ_INT(ferry_cli("bench load --url http://127.0.0.1:9 --bogus", msg, sizeof msg), 2);
+    CHECK_EQ_INT(test_ferry_cli("bench load --url http://127.0.0.1:9 --bogus", msg, sizeof msg), 2);
     CHECK(strstr(msg, "unknown option --bogus") != NULL);
-    CHECK_EQ_INT(ferry_cli("bench load --url", msg, sizeof msg), 2);
+    CHECK_EQ_INT(test_ferry_cli("bench load --url", msg, sizeof msg), 2);
     CHECK(strstr(msg, "--url needs a value") != NULL);
-    CHECK_EQ_INT(ferry_cli("bench load --url http://127.0.0.1:9 --seed ''", msg, sizeof msg), 2);
+    CHECK_EQ_INT(test_ferry_cli("bench load --url http://127.0.0.1:9 --seed ''", msg, sizeof msg), 2);
     CHECK(strstr(msg, "--seed '': not a valid value") != NULL);
 }
 

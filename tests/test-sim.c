@@ -177,30 +177,14 @@ TEST(sim_cli_output_is_byte_identical)
     CHECK(rows >= 2); /* the main table and the node table */
 }
 
-/* Exit status of `ferry ARGS` with stderr in msg (its first line). */
-static int sim_cli(const char *args, char *msg, size_t msglen)
-{
-    const char *bin = getenv("FERRY_BIN");
-    if (!bin || !*bin) bin = "build/ferry";
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1 >/dev/null", bin, args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    if (!fgets(msg, (int)msglen, p)) msg[0] = '\0';
-    char rest[256];
-    while (fgets(rest, sizeof rest, p)) {}
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 TEST(sim_cli_refuses_an_option_without_its_partner)
 {
     char msg[512];
-    CHECK_EQ_INT(sim_cli("sim data/experiments/dialogue.ini --png", msg, sizeof msg), 2);
+    CHECK_EQ_INT(test_ferry_cli("sim data/experiments/dialogue.ini --png", msg, sizeof msg), 2);
     CHECK(strstr(msg, "--png needs --plot DIR") != NULL);
-    CHECK_EQ_INT(sim_cli("sim data/experiments/dialogue.ini --out x.csv", msg, sizeof msg), 2);
+    CHECK_EQ_INT(test_ferry_cli("sim data/experiments/dialogue.ini --out x.csv", msg, sizeof msg), 2);
     CHECK(strstr(msg, "--out goes with --image-pool DIR") != NULL);
-    CHECK_EQ_INT(sim_cli("sim data/experiments/dialogue.ini --counterfactual", msg, sizeof msg), 2);
+    CHECK_EQ_INT(test_ferry_cli("sim data/experiments/dialogue.ini --counterfactual", msg, sizeof msg), 2);
     CHECK(strstr(msg, "--counterfactual needs --trace FILE") != NULL);
 }
 

@@ -15,6 +15,9 @@ void test_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Directory of the shared corpus (../shared relative to the repo, or $FERRY_SHARED). */
 const char *test_shared_dir(void);
+/* Runs `$FERRY_BIN ARGS` (default build/ferry) with stdout discarded; the first line of
+ * its stderr goes to msg. Returns its exit status, or -1 if it could not run. */
+int test_ferry_cli(const char *args, char *msg, size_t msglen);
 /* Path of a file in a fresh per-test temp directory (removed at exit). */
 const char *test_tmp_path(const char *name);
 

@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define MAX_TESTS 1024
@@ -45,6 +46,22 @@ const char *test_tmp_path(const char *name)
     }
     snprintf(path, sizeof path, "%s/%s", g_tmpdir, name);
     return path;
+}
+
+int test_ferry_cli(const char *args, char *msg, size_t msglen)
+{
+    const char *bin = getenv("FERRY_BIN");
+    if (!bin || !*bin) bin = "build/ferry";
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1 >/dev/null", bin, args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    msg[0] = '\0';
+    if (!fgets(msg, (int)msglen, p)) msg[0] = '\0';
+    char rest[256];
+    while (fgets(rest, sizeof rest, p)) {}
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 static void rm_tmpdir(void)
