@@ -177,6 +177,13 @@ struct fy_plan {
     int aux_node;               /* split plan: node that describes the images; -1 = none */
     int downscale_px;           /* for FY_IMG_DOWNSCALE */
     uint8_t img[FY_MAX_IMAGES]; /* enum fy_img_action per image */
+    /* Cascade (DESIGN.md "Policies to ship"): answer on `node` first; when the answer's
+     * confidence (in [0,1], fy_outcome.confidence) is below escalate_below, discard it
+     * and answer again on escalate_node with every image kept; the client gets that
+     * second answer. escalate_below <= 0 = no cascade (so a zeroed plan has none);
+     * escalate_node is then ignored (set it to -1). */
+    int escalate_node;
+    double escalate_below;
 };
 
 struct fy_estimate {
@@ -195,6 +202,13 @@ struct fy_outcome {
     int in_tokens, out_tokens;
     double cost_usd;
     int failed;                 /* transport or server error */
+    /* Cascade plans: the first answer's confidence in [0,1] (< 0 = unknown / no
+     * cascade), whether it was escalated, and the first answer's own score (< 0 =
+     * unknown). quality, latencies and cost above are of what the client got, with
+     * both stages' time and cost included when escalated. */
+    double confidence;
+    int escalated;
+    double first_quality;
 };
 
 #endif

@@ -604,6 +604,8 @@ static void record(struct gw_req *q, int failed)
     o.plan = q->plan;
     o.plan.node = q->node;
     o.quality = -1;
+    o.confidence = -1;
+    o.first_quality = -1;
     o.failed = failed;
     double first = q->t_first_token > 0 ? q->t_first_token : q->t_first_byte;
     o.ttft_ms = first > 0 ? first - q->t_dispatch : 0;

@@ -45,6 +45,8 @@ void pol_plan_keep(struct fy_plan *p, int node)
     memset(p, 0, sizeof *p);
     p->node = node;
     p->aux_node = -1;
+    p->escalate_node = -1;
+    p->escalate_below = 0;
     for (int i = 0; i < FY_MAX_IMAGES; i++) p->img[i] = FY_IMG_KEEP;
 }
 

@@ -460,6 +460,8 @@ static void finish_request(struct eng *e, int ri, double t, int failed)
     struct fy_outcome o;
     memset(&o, 0, sizeof o);
     o.plan = r->plan;
+    o.confidence = -1;
+    o.first_quality = -1;
     if (failed) {
         res->failed++;
         o.failed = 1;

@@ -359,8 +359,12 @@ static int feed_quality(struct sim_quality *q, const char *key, const char *v, c
     if (!strcmp(key, "downscale_penalty"))
         return sim__num(key, v, 0, 100, &q->downscale_penalty, err, errlen);
     if (!strcmp(key, "split_penalty")) return sim__num(key, v, 0, 100, &q->split_penalty, err, errlen);
+    if (!strcmp(key, "confidence_sep"))
+        return sim__num(key, v, 0, 100, &q->confidence_sep, err, errlen);
+    if (!strcmp(key, "confidence_noise"))
+        return sim__num(key, v, 0, 100, &q->confidence_noise, err, errlen);
     snprintf(err, errlen, "[quality]: unknown key '%s' (drop_penalty, downscale_penalty, "
-             "split_penalty)", key);
+             "split_penalty, confidence_sep, confidence_noise)", key);
     return -1;
 }
 

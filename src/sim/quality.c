@@ -8,6 +8,18 @@ void sim_quality_default(struct sim_quality *q)
     q->drop_penalty = 3.0;
     q->downscale_penalty = 2.0;
     q->split_penalty = 0.4;
+    q->confidence_sep = 1.0;
+    q->confidence_noise = 1.0;
+}
+
+double sim_quality_confidence(const struct sim_quality *q, double p, int correct, double z)
+{
+    const double eps = 1e-6;
+    if (p < eps) p = eps;
+    if (p > 1 - eps) p = 1 - eps;
+    double logit = log(p / (1 - p)) + q->confidence_sep * (correct ? 0.5 : -0.5)
+                   + q->confidence_noise * z;
+    return 1.0 / (1.0 + exp(-logit));
 }
 
 double sim_quality_p(const struct sim_quality *q, const struct sim_class *c,
