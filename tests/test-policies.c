@@ -394,3 +394,66 @@ TEST(ferry_prefers_cheaper_plan_when_quality_allows)
     p->free(st);
     pred_free(bank);
 }
+
+TEST(cascade_answers_at_edge_escalates_to_best_cloud_and_respects_privacy)
+{
+    struct env e;
+    env_init(&e, 2, 2);
+    struct pred *bank = pred_new(e.nodes, e.n);
+    CHECK(bank != NULL);
+    pred_set_quality_prior(bank, 3, 0.9); /* cloud1 is the better cloud model */
+    e.c.pred = bank;
+    const struct fy_policy *p = pol_find("cascade");
+    CHECK(p != NULL);
+    void *st = start("cascade", "below=0.7");
+    CHECK(st);
+    one_image(&e.f, 0.5, 0.5);
+    e.nodes[0].st.running = 3; /* edge1 is the less loaded edge */
+    e.nodes[3].st.running = 4; /* the better cloud wins despite its load */
+    struct fy_plan out;
+    CHECK_EQ_INT(p->decide(st, &e.c, &out, NULL), 0);
+    CHECK_EQ_INT(out.node, 1);
+    CHECK_EQ_INT(out.escalate_node, 3);
+    CHECK(out.escalate_below > 0.69 && out.escalate_below < 0.71);
+    CHECK_EQ_INT(out.img[0], FY_IMG_KEEP);
+    /* edge-only requests are never escalated */
+    e.prefs.privacy = FY_PRIV_EDGE_ONLY;
+    CHECK_EQ_INT(p->decide(st, &e.c, &out, NULL), 0);
+    CHECK_EQ_INT(e.nodes[out.node].role, FY_ROLE_EDGE);
+    CHECK(out.escalate_below <= 0);
+    CHECK_EQ_INT(out.escalate_node, -1);
+    e.prefs.privacy = FY_PRIV_ANY;
+    /* to=load: the least loaded cloud instead */
+    p->free(st);
+    st = start("cascade", "to=load");
+    CHECK(st);
+    CHECK_EQ_INT(p->decide(st, &e.c, &out, NULL), 0);
+    CHECK_EQ_INT(out.escalate_node, 2);
+    CHECK(out.escalate_below > 0.59 && out.escalate_below < 0.61); /* default below */
+    /* no healthy cloud: plain edge plan; below=0: no cascade */
+    e.nodes[2].st.healthy = e.nodes[3].st.healthy = 0;
+    CHECK_EQ_INT(p->decide(st, &e.c, &out, NULL), 0);
+    CHECK(out.escalate_below <= 0);
+    e.nodes[2].st.healthy = e.nodes[3].st.healthy = 1;
+    p->free(st);
+    st = start("cascade", "below=0");
+    CHECK(st);
+    CHECK_EQ_INT(p->decide(st, &e.c, &out, NULL), 0);
+    CHECK(out.escalate_below <= 0);
+    /* edge-only request with no edge node: refused, not leaked */
+    struct env c2;
+    env_init(&c2, 0, 2);
+    one_image(&c2.f, 0.5, 0.5);
+    c2.prefs.privacy = FY_PRIV_EDGE_ONLY;
+    CHECK(p->decide(st, &c2.c, &out, NULL) < 0);
+    c2.prefs.privacy = FY_PRIV_ANY;
+    CHECK_EQ_INT(p->decide(st, &c2.c, &out, NULL), 0);
+    CHECK_EQ_INT(c2.nodes[out.node].role, FY_ROLE_CLOUD);
+    p->free(st);
+    void *bad = NULL;
+    char err[256] = "";
+    CHECK(p->init(&bad, "below=2", err, sizeof err) < 0);
+    CHECK(strstr(err, "below=2") != NULL);
+    CHECK(p->init(&bad, "to=up", err, sizeof err) < 0);
+    pred_free(bank);
+}

@@ -14,6 +14,7 @@ extern const struct fy_policy pol_perllm;
 extern const struct fy_policy pol_qlmio;
 extern const struct fy_policy pol_lcio;
 extern const struct fy_policy pol_ferry;
+extern const struct fy_policy pol_cascade;
 
 /* One line per policy; learned policies (owner pred) are added below the baselines. */
 static const struct fy_policy *const g_policies[] = {
@@ -26,6 +27,7 @@ static const struct fy_policy *const g_policies[] = {
     &pol_perllm,
     &pol_qlmio,
     &pol_lcio,
+    &pol_cascade,
     &pol_ferry,
     NULL,
 };
