@@ -24,12 +24,14 @@
 #include "emu/collect.h"
 #include "emu/faults.h"
 #include "emu/load.h"
+#include "emu/logprobs.h"
 #include "emu/score.h"
 #include "pred/trace.h"
 #include "emu/server.h"
 #include "feat/text.h"
 #include "feat/image.h"
 #include "feat/tokens.h"
+#include "sim/quality.h"
 #include "util/b64.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -401,6 +403,235 @@ TEST(emu_streaming_is_sse_with_usage_chunk)
     CHECK_STR(finish, "length");
     buf_fini(&text);
     buf_fini(&r.body);
+}
+
+/* ==== logprobs and confidence (docs/emulator.md "Logprobs and confidence") ============ */
+
+/* Checks one OpenAI logprobs "content" array: every item's token, its bytes and a
+ * descending top_logprobs list of ntop entries holding the token. Appends the tokens to
+ * text and adds the logprobs to *sum. Returns the item count, or -1 when malformed. */
+static int lp_items(const cJSON *content, int ntop, struct buf *text, double *sum)
+{
+    if (!cJSON_IsArray(content)) return -1;
+    int n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, content) {
+        const cJSON *tok = cJSON_GetObjectItem(it, "token");
+        const cJSON *lp = cJSON_GetObjectItem(it, "logprob");
+        const cJSON *bytes = cJSON_GetObjectItem(it, "bytes");
+        const cJSON *top = cJSON_GetObjectItem(it, "top_logprobs");
+        if (!cJSON_IsString(tok) || !cJSON_IsNumber(lp) || lp->valuedouble > 0) return -1;
+        size_t tl = strlen(tok->valuestring);
+        if (cJSON_GetArraySize(bytes) != (int)tl) return -1;
+        for (size_t i = 0; i < tl; i++)
+            if (cJSON_GetArrayItem(bytes, (int)i)->valueint != (unsigned char)tok->valuestring[i])
+                return -1;
+        if (!cJSON_IsArray(top) || cJSON_GetArraySize(top) != ntop) return -1;
+        double prev = 1, psum = 0;
+        int own = 0;
+        const cJSON *t;
+        cJSON_ArrayForEach(t, top) {
+            double v = cJSON_GetObjectItem(t, "logprob")->valuedouble;
+            if (v > prev) return -1;          /* descending */
+            prev = v;
+            psum += exp(v);
+            own += !strcmp(cJSON_GetObjectItem(t, "token")->valuestring, tok->valuestring) &&
+                   v == lp->valuedouble;
+        }
+        if (psum > 1 + 1e-9 || (ntop > 0 && own != 1)) return -1;
+        buf_puts(text, tok->valuestring);
+        *sum += lp->valuedouble;
+        n++;
+    }
+    return n;
+}
+
+/* exp(mean logprob) of a non-streamed answer, its content in *content (malloc'd); -1 when
+ * the logprobs are missing or malformed. */
+static double lp_confidence(const char *body, int ntop, char **content)
+{
+    cJSON *j = cJSON_Parse(body);
+    cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+    cJSON *lps = cJSON_GetObjectItem(ch, "logprobs");
+    const char *c = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(ch, "message"),
+                                                             "content"));
+    struct buf text;
+    buf_init(&text);
+    double sum = 0, conf = -1;
+    int n = lp_items(cJSON_GetObjectItem(lps, "content"), ntop, &text, &sum);
+    if (c && n > 0 && !strcmp(text.data, c)) conf = exp(sum / n);
+    if (content) *content = c ? strdup(c) : NULL;
+    buf_fini(&text);
+    cJSON_Delete(j);
+    return conf;
+}
+
+TEST(emu_logprobs_mean_is_the_modelled_confidence)
+{
+    struct emu_opts o;
+    opts_fast(&o);
+    o.capability = 1;
+    o.confidence_noise = 0;   /* z drops out: the confidence is a function of P and the outcome */
+    struct fx f;
+    CHECK(fx_start(&f, &o) == 0);
+    struct sim_quality q;
+    sim_quality_default(&q);
+    q.confidence_noise = 0;
+    double p = emu_p_correct(1, 0.6);
+    int right = 0, wrong = 0;
+    for (int i = 0; i < 16; i++) {
+        char body[512];
+        snprintf(body, sizeof body,
+                 "{\"model\":\"x\",\"logprobs\":true,\"top_logprobs\":3,\"messages\":[{\"role\":"
+                 "\"user\",\"content\":\"Question %d: which letter?\"}],\"metadata\":{\"answer\":"
+                 "\"Berlin is the capital\",\"difficulty\":0.6}}", i);
+        struct resp r;
+        chat(&f, body, &r);
+        CHECK_EQ_INT(r.status, 200);
+        char *content = NULL;
+        double conf = lp_confidence(r.body.data, 3, &content);
+        buf_fini(&r.body);
+        CHECK(content);
+        int correct = !strcmp(content, "Berlin is the capital");
+        free(content);
+        right += correct;
+        wrong += !correct;
+        CHECK_NEAR(conf, sim_quality_confidence(&q, p, correct, 0), 1e-9);
+    }
+    CHECK(right > 0 && wrong > 0);   /* both branches of the model were exercised */
+    /* without ground truth: the model's prior P (a neutral item), right or wrong latently */
+    struct resp r;
+    chat(&f, "{\"model\":\"x\",\"logprobs\":true,\"messages\":[{\"role\":\"user\",\"content\":"
+             "\"Say something\"}],\"metadata\":{\"out_tokens\":40}}", &r);
+    CHECK_EQ_INT(r.status, 200);
+    double conf = lp_confidence(r.body.data, 0, NULL);
+    buf_fini(&r.body);
+    double p0 = emu_p_correct(1, -1);
+    CHECK(fabs(conf - sim_quality_confidence(&q, p0, 1, 0)) < 1e-9 ||
+          fabs(conf - sim_quality_confidence(&q, p0, 0, 0)) < 1e-9);
+    /* no logprobs asked: none given */
+    chat(&f, "{\"model\":\"x\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}", &r);
+    cJSON *j = cJSON_Parse(r.body.data);
+    buf_fini(&r.body);
+    CHECK(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0),
+                                           "logprobs")));
+    cJSON_Delete(j);
+    fx_stop(&f);
+}
+
+TEST(emu_logprobs_stream_one_item_per_chunk)
+{
+    struct emu_opts o;
+    opts_fast(&o);
+    struct fx f;
+    CHECK(fx_start(&f, &o) == 0);
+    struct resp r;
+    chat(&f, "{\"model\":\"x\",\"stream\":true,\"logprobs\":true,\"top_logprobs\":5,"
+             "\"messages\":[{\"role\":\"user\",\"content\":\"Tell a story\"}],"
+             "\"metadata\":{\"out_tokens\":20}}", &r);
+    fx_stop(&f);
+    CHECK_EQ_INT(r.status, 200);
+    char *ev[256];
+    int n = sse_events(r.body.data, ev, 256);
+    CHECK(n >= 4);
+    CHECK_STR(ev[n - 1], "[DONE]");
+    struct buf text, lptext;
+    buf_init(&text);
+    buf_init(&lptext);
+    double sum = 0;
+    int items = 0, nulls = 0;
+    for (int i = 0; i < n - 1; i++) {
+        cJSON *j = cJSON_Parse(ev[i]);
+        cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+        const char *c = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(ch, "delta"),
+                                                                 "content"));
+        cJSON *lps = cJSON_GetObjectItem(ch, "logprobs");
+        if (c && c[0]) {
+            buf_puts(&text, c);
+            struct buf one;
+            buf_init(&one);
+            int k = lp_items(cJSON_GetObjectItem(lps, "content"), 5, &one, &sum);
+            int same = one.data && !strcmp(one.data, c);
+            buf_fini(&one);
+            cJSON_Delete(j);
+            CHECK_EQ_INT(k, 1);   /* the chunk's own token */
+            CHECK(same);
+            items++;
+        } else {
+            nulls += cJSON_IsNull(lps);
+            cJSON_Delete(j);
+        }
+    }
+    CHECK_EQ_INT(items, 20);
+    CHECK_EQ_INT(nulls, 2);       /* the role chunk and the finish chunk */
+    double conf = exp(sum / items);
+    CHECK(conf > 0 && conf < 1);
+    buf_fini(&text);
+    buf_fini(&lptext);
+    buf_fini(&r.body);
+}
+
+TEST(emu_logprobs_confidence_separates_right_from_wrong)
+{
+    /* default confidence model (sep 1, noise 1): over many ground-truth items at one
+     * difficulty, right answers must be more confident on average than wrong ones */
+    struct emu_opts o;
+    opts_fast(&o);
+    o.capability = 0;         /* P = 0.5 at difficulty 0.5: as many right as wrong */
+    struct fx f;
+    CHECK(fx_start(&f, &o) == 0);
+    double s1 = 0, s0 = 0;
+    int n1 = 0, n0 = 0;
+    for (int i = 0; i < 200; i++) {
+        char body[512];
+        snprintf(body, sizeof body,
+                 "{\"model\":\"x\",\"logprobs\":true,\"messages\":[{\"role\":\"user\",\"content\":"
+                 "\"Item %d\"}],\"metadata\":{\"answer\":\"C\",\"difficulty\":0.5}}", i);
+        struct resp r;
+        chat(&f, body, &r);
+        char *content = NULL;
+        double conf = lp_confidence(r.body.data, 0, &content);
+        buf_fini(&r.body);
+        CHECK(conf > 0 && content);
+        if (!strcmp(content, "C")) { s1 += conf; n1++; }
+        else { s0 += conf; n0++; }
+        free(content);
+    }
+    fx_stop(&f);
+    CHECK(n1 > 50 && n0 > 50);
+    /* sep = 1 logit at P = 0.5: the means differ by about 0.2 in expectation */
+    CHECK(s1 / n1 > s0 / n0 + 0.08);
+}
+
+TEST(emu_logprobs_fields_are_checked)
+{
+    struct emu_opts o;
+    opts_fast(&o);
+    struct fx f;
+    CHECK(fx_start(&f, &o) == 0);
+    const char *bad[][2] = {
+        {"\"logprobs\":true,\"top_logprobs\":21", "top_logprobs"},
+        {"\"logprobs\":true,\"top_logprobs\":-1", "top_logprobs"},
+        {"\"logprobs\":true,\"top_logprobs\":2.5", "top_logprobs"},
+        {"\"top_logprobs\":2", "top_logprobs"},
+        {"\"logprobs\":\"yes\"", "logprobs"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char body[256];
+        snprintf(body, sizeof body, "{\"model\":\"x\",%s,\"messages\":[{\"role\":\"user\","
+                 "\"content\":\"Hi\"}]}", bad[i][0]);
+        struct resp r;
+        chat(&f, body, &r);
+        cJSON *j = cJSON_Parse(r.body.data);
+        buf_fini(&r.body);
+        const char *param = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"),
+                                                                     "param"));
+        int ok = r.status == 400 && param && !strcmp(param, bad[i][1]);
+        cJSON_Delete(j);
+        if (!ok) fprintf(stderr, "case %s: HTTP %ld\n", bad[i][0], r.status);
+        CHECK(ok);
+    }
+    fx_stop(&f);
 }
 
 TEST(emu_models_health_slots)

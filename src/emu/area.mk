@@ -1,5 +1,5 @@
 # emu area: sources, tests, fuzzers and benchmarks of src/emu/.
-LIB_SRCS += src/emu/faults.c src/emu/answers.c src/emu/server.c src/emu/cmd_emulate.c \
+LIB_SRCS += src/emu/faults.c src/emu/answers.c src/emu/logprobs.c src/emu/server.c src/emu/cmd_emulate.c \
             src/emu/score.c src/emu/reply.c src/emu/dataset.c src/emu/collect.c \
             src/emu/cmd_collect.c src/emu/load.c src/emu/cmd_load.c
 TESTS += test-emu

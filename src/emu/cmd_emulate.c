@@ -34,6 +34,9 @@ static void usage(FILE *out)
             "  --port-file F        write the bound port to F once listening\n"
             "  --time-scale X       wall ms per modelled ms (0.1 = 10x faster; 0 = instant)\n"
             "  --seed N             answers, lengths and faults (default 1)\n"
+            "  --confidence-sep X   answer confidence (logprobs): logits between right and\n"
+            "                       wrong answers (default 1)\n"
+            "  --confidence-noise X its standard deviation in logits (default 1; 0 = exact)\n"
             "  --fault-error P              HTTP 500 with probability P\n"
             "  --fault-refuse P             connection reset before any byte, probability P\n"
             "  --fault-stall-first MS[@P]   hold a request MS ms before it starts\n"
@@ -114,7 +117,8 @@ out:
 static int takes_value(const char *a)
 {
     static const char *const with_value[] = {"--profile", "--node", "--profiles", "--port-file",
-                                             "--listen", "--time-scale", "--seed"};
+                                             "--listen", "--time-scale", "--seed",
+                                             "--confidence-sep", "--confidence-noise"};
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
         if (!strcmp(a, with_value[k])) return 1;
     return !strncmp(a, "--fault-", 8) && emu_fault_kind_from_name(a + 8) >= 0;
@@ -181,6 +185,15 @@ int cmd_emulate(int argc, char **argv)
                 fprintf(stderr, "ferry emulate: --time-scale '%s': expected a number >= 0\n", v);
                 return 2;
             }
+        } else if (!strcmp(a, "--confidence-sep") || !strcmp(a, "--confidence-noise")) {
+            char *end;
+            double x = strtod(v, &end);
+            if (end == v || *end || !isfinite(x) || x < 0) {
+                fprintf(stderr, "ferry emulate: %s '%s': expected a number >= 0\n", a, v);
+                return 2;
+            }
+            if (a[13] == 's') o.confidence_sep = x;
+            else o.confidence_noise = x;
         } else if (!strcmp(a, "--seed")) {
             char *end;
             errno = 0;

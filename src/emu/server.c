@@ -18,6 +18,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "emu/answers.h"
+#include "emu/logprobs.h"
 #include "feat/image.h"
 #include "feat/text.h"
 #include "feat/tokens.h"
@@ -80,6 +81,9 @@ struct emu_req {
     int stream, include_usage;
     int prompt_tokens, image_tokens;
     struct emu_answer ans;
+    double confidence;              /* exp(mean token logprob) of the answer */
+    int logprobs, top_logprobs;     /* the request asked for logprobs (and alternatives) */
+    double *lp;                     /* per answer token, when logprobs; else NULL */
     struct emu_fault_draw fd;
     int in_svc;                     /* submitted to the service model */
     int first, done;                /* model events seen */
@@ -141,6 +145,10 @@ void emu_opts_default(struct emu_opts *o)
     o->prof.context_limit = 32768;
     o->prof.vt_family = FY_VT_QWEN2VL;
     o->capability = 1.0;
+    struct sim_quality q;
+    sim_quality_default(&q);
+    o->confidence_sep = q.confidence_sep;
+    o->confidence_noise = q.confidence_noise;
     o->time_scale = 1.0;
     o->seed = 1;
     emu_faults_init(&o->faults);
@@ -245,9 +253,31 @@ static void add_usage(struct evbuffer *b, const struct emu_req *r)
                         p, r->ans.tokens, p + r->ans.tokens);
 }
 
-/* One chat.completion.chunk: delta content (NULL = none), role on the first, finish. */
+/* The logprobs object {"content":[items],"refusal":null} of the answer's tokens
+ * [tok0, tok0 + ntok) starting at byte off of the answer text (logprobs.h). */
+static void add_logprobs(struct evbuffer *b, const struct emu_req *r, int tok0, int ntok,
+                         size_t off)
+{
+    struct buf lb;
+    buf_init(&lb);
+    int rc = buf_puts(&lb, "{\"content\":[");
+    for (int i = 0; i < ntok && rc == 0 && off < r->ans_len; i++) {
+        size_t len = emu_token_len(r->ans.text + off, r->ans_len - off);
+        if (i) rc = buf_putc(&lb, ',');
+        if (rc == 0) rc = emu_logprobs_item(&lb, r->ans.text + off, len, r->lp[tok0 + i],
+                                            r->top_logprobs);
+        off += len;
+    }
+    if (rc == 0) rc = buf_puts(&lb, "],\"refusal\":null}");
+    if (rc == 0) evbuffer_add(b, lb.data, lb.len);
+    else evbuffer_add(b, "null", 4);
+    buf_fini(&lb);
+}
+
+/* One chat.completion.chunk: delta content (NULL = none), role on the first, finish;
+ * with logprobs requested, a content chunk carries its token's (token index tok). */
 static void add_chunk(struct evbuffer *b, const struct emu_req *r, int with_role,
-                      const char *content, size_t n, const char *finish)
+                      const char *content, size_t n, const char *finish, int tok)
 {
     evbuffer_add_printf(b,
                         "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\","
@@ -261,7 +291,12 @@ static void add_chunk(struct evbuffer *b, const struct emu_req *r, int with_role
         json_str(b, content, n);
         evbuffer_add(b, "\"", 1);
     }
-    evbuffer_add_printf(b, "},\"logprobs\":null,\"finish_reason\":");
+    evbuffer_add_printf(b, "},\"logprobs\":");
+    if (r->lp && content && n > 0)
+        add_logprobs(b, r, tok, 1, (size_t)(content - r->ans.text));
+    else
+        evbuffer_add(b, "null", 4);
+    evbuffer_add_printf(b, ",\"finish_reason\":");
     if (finish) evbuffer_add_printf(b, "\"%s\"}]", finish);
     else evbuffer_add_printf(b, "null}]");
     if (r->include_usage) evbuffer_add_printf(b, ",\"usage\":null");
@@ -280,8 +315,10 @@ static void send_full(struct emu_req *r)
     evbuffer_add_printf(b, "\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\","
                            "\"content\":\"");
     json_str(b, r->ans.text, strlen(r->ans.text));
-    evbuffer_add_printf(b, "\"},\"logprobs\":null,\"finish_reason\":\"%s\"}],\"usage\":",
-                        r->ans.finish);
+    evbuffer_add_printf(b, "\"},\"logprobs\":");
+    if (r->lp) add_logprobs(b, r, 0, r->ans.tokens, 0);
+    else evbuffer_add(b, "null", 4);
+    evbuffer_add_printf(b, ",\"finish_reason\":\"%s\"}],\"usage\":", r->ans.finish);
     add_usage(b, r);
     evbuffer_add(b, "}", 1);
     struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
@@ -373,6 +410,7 @@ static void req_free_one(struct emu_req *r)
     detach(r);
     if (r->gone && r->req) evhttp_request_free(r->req);
     emu_answer_fini(&r->ans);
+    free(r->lp);
     free(r);
 }
 
@@ -500,22 +538,22 @@ static int flush(struct emu_server *s, struct emu_req *r, double wall)
         if (r->sent_tokens >= avail) break;
         size_t len = emu_token_len(r->ans.text + r->sent_bytes, r->ans_len - r->sent_bytes);
         if (!r->role_sent) {
-            add_chunk(b, r, 1, "", 0, NULL);
+            add_chunk(b, r, 1, "", 0, NULL, 0);
             r->role_sent = 1;
             r->t_first = wall;
         }
-        add_chunk(b, r, 0, r->ans.text + r->sent_bytes, len, NULL);
+        add_chunk(b, r, 0, r->ans.text + r->sent_bytes, len, NULL, r->sent_tokens);
         r->sent_bytes += len;
         r->sent_tokens++;
     }
     int finished = 0;
     if (r->done && r->sent_tokens >= ntok && wall >= r->pause_until) {
         if (!r->role_sent) {
-            add_chunk(b, r, 1, "", 0, NULL);
+            add_chunk(b, r, 1, "", 0, NULL, 0);
             r->role_sent = 1;
             r->t_first = wall;
         }
-        add_chunk(b, r, 0, NULL, 0, r->ans.finish);
+        add_chunk(b, r, 0, NULL, 0, r->ans.finish, 0);
         if (r->include_usage) {
             evbuffer_add_printf(b, "data: {\"id\":\"%s\",\"object\":\"chat.completion.chunk\","
                                    "\"created\":%lld,\"model\":\"",
@@ -709,6 +747,41 @@ static double answer_p(const struct emu_server *s, const struct fy_request *fr)
     return sim_quality_p(&q, &cls, &lat, &f, &plan, cap, cap);
 }
 
+/* The request's "logprobs" (boolean) and "top_logprobs" (integer 0..20, only with
+ * logprobs) as OpenAI checks them. 0, or -1 with the offending field in param and a
+ * message in msg. */
+static int logprob_fields(const struct fy_request *fr, int *want, int *top, const char **param,
+                          char *msg, size_t cap)
+{
+    const cJSON *lp = cJSON_GetObjectItemCaseSensitive(fr->json, "logprobs");
+    const cJSON *tl = cJSON_GetObjectItemCaseSensitive(fr->json, "top_logprobs");
+    *want = 0;
+    *top = 0;
+    if (lp && !cJSON_IsNull(lp)) {
+        if (!cJSON_IsBool(lp)) {
+            *param = "logprobs";
+            snprintf(msg, cap, "logprobs: expected a boolean");
+            return -1;
+        }
+        *want = cJSON_IsTrue(lp);
+    }
+    if (tl && !cJSON_IsNull(tl)) {
+        double v = cJSON_IsNumber(tl) ? tl->valuedouble : -1;
+        *param = "top_logprobs";
+        if (!cJSON_IsNumber(tl) || v != floor(v) || v < 0 || v > EMU_TOP_LOGPROBS_MAX) {
+            snprintf(msg, cap, "top_logprobs: expected an integer from 0 to %d",
+                     EMU_TOP_LOGPROBS_MAX);
+            return -1;
+        }
+        if (v > 0 && !*want) {
+            snprintf(msg, cap, "top_logprobs: logprobs must be true when top_logprobs is used");
+            return -1;
+        }
+        *top = (int)v;
+    }
+    return 0;
+}
+
 static void handle_chat(struct emu_server *s, struct evhttp_request *req)
 {
     if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
@@ -766,6 +839,15 @@ static void handle_chat(struct emu_server *s, struct evhttp_request *req)
         req_free(fr);
         return;
     }
+    int want_lp = 0, top_lp = 0;
+    const char *lp_param = NULL;
+    char lp_msg[160];
+    if (logprob_fields(fr, &want_lp, &top_lp, &lp_param, lp_msg, sizeof lp_msg) < 0) {
+        s->bad_requests++;
+        send_error(req, 400, "invalid_request_error", lp_param, "%s", lp_msg);
+        req_free(fr);
+        return;
+    }
     struct emu_req *r = calloc(1, sizeof *r);
     if (!r) {
         req_free(fr);
@@ -773,6 +855,8 @@ static void handle_chat(struct emu_server *s, struct evhttp_request *req)
         return;
     }
     r->s = s;
+    r->logprobs = want_lp;
+    r->top_logprobs = top_lp;
     r->req = req;
     r->evcon = evhttp_request_get_connection(req);
     r->id = ++s->next_id;
@@ -825,7 +909,28 @@ static void handle_chat(struct emu_server *s, struct evhttp_request *req)
     rng_seed(&arng, s->o.seed ^ hsh);
     int arc = emu_answer_make(&ai, &arng, &r->ans);
     req_free(fr); /* ai.answer pointed into it */
+    if (arc == 0) {
+        /* the answer's confidence (sim_quality_confidence, docs/emulator.md "Logprobs
+         * and confidence") on a stream of its own, also keyed by the body: the answers
+         * stay those of an emulator without logprobs. Without ground truth the answer
+         * is right or wrong only latently: drawn here with the model's prior P. */
+        struct rng crng;
+        rng_seed(&crng, (s->o.seed ^ hsh) + 0x9e3779b97f4a7c15ull);
+        int correct = r->ans.correct >= 0 ? r->ans.correct : rng_uniform(&crng) < ai.p_correct;
+        double z = rng_normal(&crng, 0, 1);
+        struct sim_quality q;
+        sim_quality_default(&q);
+        q.confidence_sep = s->o.confidence_sep;
+        q.confidence_noise = s->o.confidence_noise;
+        r->confidence = sim_quality_confidence(&q, ai.p_correct, correct, z);
+        if (r->logprobs && r->ans.tokens > 0) {
+            r->lp = malloc((size_t)r->ans.tokens * sizeof *r->lp);
+            if (!r->lp) arc = -1;
+            else emu_logprobs_make(r->confidence, r->ans.tokens, &crng, r->lp);
+        }
+    }
     if (arc < 0) {
+        emu_answer_fini(&r->ans);
         free(r);
         send_error(req, 500, "server_error", NULL, "out of memory");
         return;

@@ -27,6 +27,8 @@ struct emu_opts {
     char name[FY_NAME_MAX];     /* node name (reported in /slots and logs) */
     struct fy_node_profile prof;/* timing and the model name served */
     double capability;          /* quality model: capability (logits) when !has_model */
+    double confidence_sep;      /* answer-confidence model (sim/quality.h): logits between */
+    double confidence_noise;    /*   right and wrong answers, and its noise; defaults 1, 1 */
     struct node_model model;    /* the profile's model: capability per skill */
     int has_model;
     struct link_spec link;      /* the profile's link: upload time of each request body */
