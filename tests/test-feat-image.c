@@ -486,6 +486,49 @@ TEST(corrupt_headers_per_format)
     free(p);
 }
 
+/* Offset of the first baseline frame header (FF C0) of a JPEG, or 0. */
+static size_t jpeg_sof0(const uint8_t *p, size_t n)
+{
+    for (size_t i = 2; i + 9 < n; i++)
+        if (p[i] == 0xff && p[i + 1] == 0xc0) return i;
+    return 0;
+}
+
+/* A frame header that lies: more rows than the scan holds. libjpeg fills the missing
+ * rows with gray and only warns ("Corrupt JPEG data: premature end of data segment");
+ * the features of such an image would be those of a flat gray picture. */
+TEST(jpeg_header_claiming_more_rows_than_the_scan_holds_is_truncated)
+{
+    static const char *const names[] = {"tiny-thumb-chelsea.jpg", "photo-rocket.jpg"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        size_t n;
+        uint8_t *p = load_shared(names[k], &n);
+        CHECK(p != NULL);
+        size_t i = jpeg_sof0(p, n);
+        CHECK(i > 0);
+        int h = p[i + 5] << 8 | p[i + 6];
+        p[i + 5] = (uint8_t)((4 * h) >> 8), p[i + 6] = (uint8_t)(4 * h); /* 4x the rows */
+        int bad = expect_error(p, n, "jpeg: truncated data (Corrupt JPEG data: premature end",
+                               names[k]);
+        free(p);
+        if (bad) return;
+    }
+}
+
+/* A frame header naming another coding process (SOF9, arithmetic) over a Huffman scan:
+ * the decoder reads a few KB, skips the rest as "extraneous bytes" and warns only. */
+TEST(jpeg_scan_decoded_with_the_wrong_process_is_corrupt)
+{
+    size_t n;
+    uint8_t *p = load_shared("photo-rocket.jpg", &n);
+    CHECK(p != NULL);
+    size_t i = jpeg_sof0(p, n);
+    CHECK(i > 0);
+    p[i + 1] = 0xc9;
+    expect_error(p, n, "jpeg: corrupt data (the decoder skipped", "SOF0 -> SOF9");
+    free(p);
+}
+
 TEST(bombs_refused_before_decoding)
 {
     /* PNG header claiming 100000 x 100000 with no data behind it */

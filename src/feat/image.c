@@ -406,12 +406,27 @@ static int decode_jpeg(struct decode_job *j)
             goto cleanup;
         }
         /* libjpeg fills the rest of a truncated image with gray and calls it a warning;
-         * for features that would be silently wrong, so it is an error here. */
-        if (strstr(msg, "Premature end")) {
+         * for features that would be silently wrong, so it is an error here. Two
+         * warnings say so: "Premature end of JPEG file" (the file ends) and "Corrupt
+         * JPEG data: premature end of data segment" (a marker comes before the frame
+         * header's rows are complete, e.g. a header that claims more rows than the scan
+         * holds). Only the first warning is reported by turbojpeg. */
+        if (strstr(msg, "Premature end") || strstr(msg, "premature end")) {
             snprintf(j->err, j->errlen, "jpeg: truncated data (%s)", msg);
             goto cleanup;
         }
-        /* other warnings (e.g. extraneous bytes before a marker) keep the image */
+        /* "N extraneous bytes before marker": a few bytes of padding are common and
+         * harmless; when the decoder skipped most of the file, the scan was not decoded
+         * as written (e.g. a frame header with the wrong coding process) and the pixels
+         * are noise. */
+        unsigned long skipped = 0;
+        if (sscanf(msg, "Corrupt JPEG data: %lu extraneous bytes", &skipped) == 1 &&
+            skipped > j->n / 2) {
+            snprintf(j->err, j->errlen, "jpeg: corrupt data (the decoder skipped %lu of %zu "
+                     "bytes: %s)", skipped, j->n, msg);
+            goto cleanup;
+        }
+        /* other warnings (e.g. a few extraneous bytes before a marker) keep the image */
     }
     if (cmyk) cmyk_rows(full, sw, sh, j->nch); /* in place, to nch channels */
     if (!direct) {
