@@ -326,6 +326,49 @@ TEST(request_image_features_match_file)
     free(img);
 }
 
+/* An image the parser accepts (header fine) but the decoder refuses (its frame header
+ * claims 4x the rows of the scan) is named by its JSON path, like the parser's errors:
+ * the second image of the second user message is messages[2].content[2]. */
+TEST(request_image_error_names_the_json_path)
+{
+    char path[512];
+    size_t n;
+    snprintf(path, sizeof path, "%s/images/tiny-thumb-chelsea.jpg", test_shared_dir());
+    uint8_t *img = (uint8_t *)slurp(path, &n);
+    CHECK(img);
+    char *good = malloc(b64_encoded_len(n, 1) + 1);
+    b64_encode(img, n, B64_STD, 1, good);
+    size_t i = 2;
+    while (i + 9 < n && !(img[i] == 0xff && img[i + 1] == 0xc0)) i++;
+    CHECK(i + 9 < n);
+    img[i + 6] = (uint8_t)(4 * img[i + 6]); /* height 43 -> 172 */
+    char *bad = malloc(b64_encoded_len(n, 1) + 1);
+    b64_encode(img, n, B64_STD, 1, bad);
+    struct buf b;
+    buf_init(&b);
+    buf_printf(&b, "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","
+                   "\"image_url\":{\"url\":\"data:image/jpeg;base64,%s\"}}]},"
+                   "{\"role\":\"assistant\",\"content\":\"A cat.\"},"
+                   "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"And these?\"},"
+                   "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/jpeg;base64,%s\"}},"
+                   "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/jpeg;base64,%s\"}}"
+                   "]}]}", good, good, bad);
+    free(good);
+    free(bad);
+    free(img);
+    struct req_error e;
+    struct fy_request *r = req_parse(b.data, b.len, NULL, &e);
+    buf_fini(&b);
+    CHECK(r);
+    static struct fy_features f;
+    char err[256] = "";
+    int rc = feat_request(r, NULL, &f, err, sizeof err);
+    req_free(r);
+    CHECK_EQ_INT(rc, -1);
+    CHECK_STR(err, "messages[2].content[2].image_url.url: jpeg: truncated data (Corrupt JPEG "
+                   "data: premature end of data segment)");
+}
+
 /* ==== the CLI ========================================================================= */
 
 /* `ferry features --json` over good and bad inputs: one JSON object per good input with

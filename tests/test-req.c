@@ -651,6 +651,22 @@ TEST(req_limits_pixels_bomb)
     free(jpg);
 }
 
+/* A strip of 1x100000 has few pixels but a side no decoder path takes: refused by the
+ * parser with 413 and the JSON path, not later by the feature code without one. */
+TEST(req_limits_side_of_a_thin_strip)
+{
+    size_t n;
+    uint8_t *png = shared_image(g_png, &n);
+    CHECK(png);
+    put_be32(png + 16, 1);
+    put_be32(png + 20, 100000);
+    put_be32(png + 29, crc32_png(png + 12, 17));
+    char *url = data_url("image/png", png, n);
+    expect_image_err(url, 413, "image of 1x100000 pixels has a side above the limit of 65500 px");
+    free(url);
+    free(png);
+}
+
 TEST(req_limits_counts_and_bytes)
 {
     struct req_limits l;

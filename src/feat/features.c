@@ -79,7 +79,12 @@ int feat_request_ex(const struct fy_request *r, const struct feat_image_opts *o,
         if (!im->is_data || !im->bytes) continue;
         char e[200];
         if (feat_image_analyze(im->bytes, im->nbytes, o, &out->img[i], e, sizeof e) < 0) {
-            snprintf(err, errlen, "image %d (messages[%d]): %s", i, im->message, e);
+            /* the JSON path of the image, as the request parser names its errors */
+            const struct fy_message *msg = &r->messages[im->message];
+            int k = 0;
+            while (k < msg->nparts && r->parts[msg->first_part + k].image != i) k++;
+            snprintf(err, errlen, "messages[%d].content[%d].image_url.url: %s", im->message, k,
+                     e);
             return -1;
         }
     }

@@ -19,7 +19,8 @@
 #include "feat/text.h"
 
 /* o: image options (NULL = defaults); tp: text parameters (NULL = defaults). Returns 0,
- * or -1 with err naming the image ("image 2 (messages[3]): png: truncated data"). Cost:
+ * or -1 with err naming the image by its JSON path
+ * ("messages[3].content[1].image_url.url: png: truncated data"). Cost:
  * one image decode + analysis per data: image (milliseconds), O(text bytes) for text. */
 int feat_request_ex(const struct fy_request *r, const struct feat_image_opts *o,
                     const struct feat_text_params *tp, struct fy_features *out, char *err,

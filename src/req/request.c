@@ -463,6 +463,12 @@ static int parse_data_url(struct fy_image_ref *im, const char *url, const char *
              (unsigned long long)l->max_pixels);
         return -1;
     }
+    /* the decoder's own hard limit per side (a 1x100000 strip has few pixels) */
+    if (w > FEAT_IMAGE_MAX_SIDE || h > FEAT_IMAGE_MAX_SIDE) {
+        fail(e, 413, path, "image of %dx%d pixels has a side above the limit of %d px", w, h,
+             FEAT_IMAGE_MAX_SIDE);
+        return -1;
+    }
     im->width = w;
     im->height = h;
     im->is_data = 1;
