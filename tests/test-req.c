@@ -480,6 +480,30 @@ TEST(req_errors_utf8)
     CHECK_EQ_INT(req_utf8_invalid_at("abcdefghijklmnop", 16), -1);
 }
 
+/* "\u0000" decodes to a NUL that would cut the C string (the text measured and the body
+ * forwarded would silently lose "b"): refused. An escaped backslash before "u0000" is
+ * text, and other \u escapes are fine. */
+TEST(req_errors_nul_escape)
+{
+    EXPECT_ERR(ONE_MSG("\"a\\u0000b\""), 400, "body",
+               "\\u0000 (a NUL character) at byte 40: not supported in strings");
+    EXPECT_ERR(ONE_MSG("\"a\\\\\\u0000b\""), 400, "body", "at byte 42");
+    static const char *const fine[] = {ONE_MSG("\"a\\\\u0000b\""), ONE_MSG("\"a\\u0001\\u00e9\""),
+                                       ONE_MSG("\"\\\\\"")};
+    for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
+        struct req_error e;
+        struct fy_request *r = parse(fine[i], &e);
+        if (!r) test_fail(__FILE__, __LINE__, "%s: %s: %s", fine[i], e.path, e.msg);
+        CHECK(r);
+        req_free(r);
+    }
+    struct req_error e;
+    struct fy_request *r = parse(ONE_MSG("\"a\\\\u0000b\""), &e);
+    CHECK(r);
+    CHECK_EQ_INT(r->parts[0].text_len, 8); /* a \ u 0 0 0 0 b */
+    req_free(r);
+}
+
 TEST(req_errors_fields)
 {
     EXPECT_ERR("{\"model\":3,\"messages\":[]}", 400, "model", "expected a string");

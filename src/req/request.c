@@ -110,6 +110,24 @@ static int depth_exceeds(const char *p, size_t n, int max, size_t *at)
     return 0;
 }
 
+/* Offset of the first "\u0000" escape in the raw body, or -1. cJSON would cut the string
+ * there, so the text ferry measures and forwards would silently lose its tail. An escape
+ * is one when an odd number of backslashes precedes the 'u' ("\\u0000" is a backslash
+ * and "u0000"). O(n) with memchr; runs before cJSON sees the bytes. */
+static long nul_escape_at(const char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        const char *bs = memchr(p + i, '\\', n - i);
+        if (!bs) return -1;
+        size_t j = (size_t)(bs - p), k = j;
+        while (k < n && p[k] == '\\') k++;
+        if ((k - j) % 2 == 1 && n - k >= 5 && !memcmp(p + k, "u0000", 5)) return (long)(k - 1);
+        i = k;
+    }
+    return -1;
+}
+
 /* Bounded concatenation into a PATH_MAX_LEN buffer (truncates, always terminated). */
 static void path_cat(char *dst, size_t *at, const char *s)
 {
@@ -785,6 +803,12 @@ struct fy_request *req_parse(const char *body, size_t len, const struct req_limi
     }
     if (depth_exceeds(body, len, l->max_depth, &at)) {
         fail(e, 400, "body", "JSON nested deeper than %d levels (at byte %zu)", l->max_depth, at);
+        return NULL;
+    }
+    long nul = nul_escape_at(body, len);
+    if (nul >= 0) {
+        fail(e, 400, "body", "\\u0000 (a NUL character) at byte %ld: not supported in strings",
+             nul);
         return NULL;
     }
     const char *end = NULL;
