@@ -4,6 +4,7 @@
 #include "test.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -11,11 +12,13 @@
 #include <unistd.h>
 
 #include "policy/policy.h"
+#include "pred/pred.h"
 #include "pred/trace.h"
 #include "sim/engine.h"
 #include "sim/experiment.h"
 #include "sim/quality.h"
 #include "sim/stats.h"
+#include "util/rng.h"
 
 /* Builds the setup of an experiment file plus "a.b=v" overrides (NULL-terminated). */
 static int build(struct sim_setup *s, const char *path, const char *const *sets, char *err,
@@ -741,13 +744,18 @@ TEST(sim_oracle_truth_equals_the_outcome_without_later_arrivals)
     struct sim_result *r = calloc(1, sizeof *r);
     char err[512];
     CHECK_EQ_INT(build(s, "data/experiments/moaoff-mmbench.ini", sets, err, sizeof err), 0);
-    for (int variant = 0; variant < 2; variant++) {
+    for (int variant = 0; variant < 3; variant++) {
         memset(&g_probe, 0, sizeof g_probe);
         pol_plan_keep(&g_fixed_plan, 1);
         if (variant == 1) {
             pol_plan_keep(&g_fixed_plan, 0);
             g_fixed_plan.aux_node = 1;
             for (int i = 0; i < FY_MAX_IMAGES; i++) g_fixed_plan.img[i] = FY_IMG_SPLIT;
+        }
+        if (variant == 2) { /* a cascade: the truth of the whole cascade */
+            pol_plan_keep(&g_fixed_plan, 0);
+            g_fixed_plan.escalate_node = 1;
+            g_fixed_plan.escalate_below = 0.6;
         }
         struct sim_run_opts o = {.pol = &g_probe_pol, .seed = 3, .use_pred = 0};
         CHECK_EQ_INT(sim_run(s, &o, r, err, sizeof err), 0);
@@ -759,6 +767,10 @@ TEST(sim_oracle_truth_equals_the_outcome_without_later_arrivals)
             CHECK_NEAR(g_probe.est_q[i], g_probe.obs_q[i], 0);
         }
         if (variant == 1) CHECK_EQ_INT(r->plans_split, 300);
+        if (variant == 2) {
+            CHECK_EQ_INT(r->plans_cascade, 300);
+            CHECK(r->escalated > 30 && r->escalated < 270);
+        }
     }
     sim_setup_fini(s);
     free(s);
@@ -930,4 +942,233 @@ TEST(sim_cli_writes_csv_and_plots)
         fclose(fp);
         CHECK(strstr(line, "<svg") != NULL);
     }
+}
+
+/* ==== cascades ===================================================================== */
+
+#define REC_N 300
+static struct { int n; struct fy_outcome o[REC_N]; } g_rec;
+
+static void rec_observe(void *st, const struct pol_ctx *c, const struct fy_outcome *o)
+{
+    (void)st; (void)c;
+    if (g_rec.n < REC_N) g_rec.o[g_rec.n++] = *o;
+}
+
+static const struct fy_policy g_rec_pol = {"rec", "test", fixed_init, fixed_decide, rec_observe,
+                                           fixed_free};
+
+/* Runs the fixed plan (node, escalation to esc below theta when theta > 0) with one
+ * closed-loop user (no contention: each request meets idle nodes); g_rec gets the
+ * outcomes in request order. */
+static int rec_run(const struct sim_setup *s, int node, int esc, double theta, struct sim_result *r)
+{
+    memset(&g_rec, 0, sizeof g_rec);
+    pol_plan_keep(&g_fixed_plan, node);
+    if (theta > 0) {
+        g_fixed_plan.escalate_node = esc;
+        g_fixed_plan.escalate_below = theta;
+    }
+    char err[512];
+    struct sim_run_opts o = {.pol = &g_rec_pol, .seed = 4, .use_pred = 0};
+    int rc = sim_run(s, &o, r, err, sizeof err);
+    if (rc) fprintf(stderr, "%s\n", err);
+    return rc;
+}
+
+TEST(sim_cascade_escalates_below_theta_and_pays_both_stages)
+{
+    /* the edge is given a price so that "both stages paid" is visible */
+    const char *sets[] = {"experiment.requests=300", "arrivals.process=closed", "arrivals.users=1",
+                          "arrivals.think_s=1", "sweep.values=wan-200",
+                          "node.edge-3090.usd_per_mtok_in=0.5", NULL};
+    struct sim_setup *s = calloc(1, sizeof *s);
+    struct sim_result *r = calloc(1, sizeof *r);
+    struct fy_outcome *edge = calloc(REC_N, sizeof *edge), *cloud = calloc(REC_N, sizeof *cloud);
+    char err[512];
+    CHECK_EQ_INT(build(s, "data/experiments/moaoff-mmbench.ini", sets, err, sizeof err), 0);
+    /* the same 300 requests (same content streams) on the edge alone, the cloud alone */
+    CHECK_EQ_INT(rec_run(s, 0, -1, 0, r), 0);
+    CHECK_EQ_INT(g_rec.n, REC_N);
+    memcpy(edge, g_rec.o, sizeof g_rec.o);
+    CHECK_EQ_INT(r->plans_cascade, 0);
+    CHECK(edge[0].cost_usd > 0);
+    CHECK_EQ_INT(rec_run(s, 1, -1, 0, r), 0);
+    memcpy(cloud, g_rec.o, sizeof g_rec.o);
+    CHECK(cloud[0].cost_usd > 0);
+    const double thetas[] = {0.3, 0.6, 0.9};
+    long prev_esc = -1;
+    for (int ti = 0; ti < 3; ti++) {
+        double th = thetas[ti];
+        CHECK_EQ_INT(rec_run(s, 0, 1, th, r), 0);
+        CHECK_EQ_INT(g_rec.n, REC_N);
+        CHECK_EQ_INT(r->plans_cascade, REC_N);
+        long esc = 0, right = 0;
+        for (int i = 0; i < REC_N; i++) {
+            const struct fy_outcome *o = &g_rec.o[i];
+            CHECK(o->confidence >= 0 && o->confidence <= 1);
+            CHECK_EQ_INT(o->escalated, o->confidence < th);   /* iff below θ */
+            CHECK_NEAR(o->first_quality, edge[i].quality, 0); /* stage 1 is the edge's answer */
+            esc += o->escalated;
+            if (o->escalated) {
+                /* both stages back to back, both paid; the answer is the cloud's */
+                CHECK_NEAR(o->e2e_ms, edge[i].e2e_ms + cloud[i].e2e_ms, 1e-6);
+                CHECK(o->e2e_ms >= edge[i].e2e_ms && o->e2e_ms >= cloud[i].e2e_ms);
+                CHECK_NEAR(o->ttft_ms, edge[i].e2e_ms + cloud[i].ttft_ms, 1e-6);
+                CHECK_NEAR(o->cost_usd, edge[i].cost_usd + cloud[i].cost_usd, 1e-12);
+                CHECK_NEAR(o->quality, cloud[i].quality, 0);
+            } else {
+                CHECK_NEAR(o->e2e_ms, edge[i].e2e_ms, 1e-6);
+                CHECK_NEAR(o->cost_usd, edge[i].cost_usd, 1e-12);
+                CHECK_NEAR(o->quality, edge[i].quality, 0);
+            }
+            right += o->quality > 0.5;
+        }
+        CHECK_EQ_INT(r->escalated, esc);
+        CHECK_EQ_INT(r->correct, right);
+        CHECK(esc > prev_esc); /* a higher θ escalates more */
+        prev_esc = esc;
+    }
+    CHECK(prev_esc < REC_N && prev_esc > REC_N / 2);
+    /* wrong first answers are escalated more often than right ones (sep > 0) */
+    long esc_wrong = 0, wrong = 0, esc_right = 0, nright = 0;
+    for (int i = 0; i < REC_N; i++) {
+        if (edge[i].quality > 0.5) nright++, esc_right += g_rec.o[i].escalated;
+        else wrong++, esc_wrong += g_rec.o[i].escalated;
+    }
+    CHECK(wrong > 20 && nright > 20);
+    CHECK((double)esc_wrong / wrong > (double)esc_right / nright + 0.1);
+    free(edge);
+    free(cloud);
+    sim_setup_fini(s);
+    free(s);
+    free(r);
+}
+
+/* The parts of a result that are a pure function of (setup, policy, seed). */
+static int same_result(const struct sim_result *a, const struct sim_result *b)
+{
+    return a->requests == b->requests && a->failed == b->failed && a->correct == b->correct &&
+           a->completed == b->completed && a->sum_e2e_ms == b->sum_e2e_ms &&
+           a->sum_ttft_ms == b->sum_ttft_ms && a->sum_cost_usd == b->sum_cost_usd &&
+           a->sum_bytes_up == b->sum_bytes_up && a->makespan_ms == b->makespan_ms &&
+           a->sum_p == b->sum_p && a->plans_cascade == b->plans_cascade &&
+           a->escalated == b->escalated && !memcmp(a->node, b->node, sizeof a->node) &&
+           !memcmp(&a->e2e, &b->e2e, sizeof a->e2e);
+}
+
+TEST(sim_cascade_runs_are_deterministic_and_below_zero_is_edge_only)
+{
+    const char *sets[] = {"experiment.requests=1500", "sweep.values=wan-200", NULL};
+    struct sim_setup *s = calloc(1, sizeof *s);
+    struct sim_result *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
+    char err[512];
+    CHECK_EQ_INT(build(s, "data/experiments/moaoff-vqav2.ini", sets, err, sizeof err), 0);
+    struct sim_run_opts o = {.pol = pol_find("cascade"), .seed = 7, .use_pred = -1};
+    CHECK(o.pol != NULL);
+    CHECK_EQ_INT(sim_run(s, &o, a, err, sizeof err), 0);
+    CHECK_EQ_INT(sim_run(s, &o, b, err, sizeof err), 0);
+    CHECK(same_result(a, b));
+    CHECK_EQ_INT(a->plans_cascade, 1500);
+    CHECK(a->escalated > 100 && a->escalated < 1400);
+    /* the trace carries both stages of an escalated request, the first with its
+     * confidence, and reads back */
+    const char *tpath = test_tmp_path("cascade.jsonl");
+    FILE *tf = fopen(tpath, "w");
+    CHECK(tf != NULL);
+    o.trace = tf;
+    CHECK_EQ_INT(sim_run(s, &o, b, err, sizeof err), 0);
+    fclose(tf);
+    o.trace = NULL;
+    struct trace_record *recs = NULL;
+    size_t n = 0;
+    CHECK_EQ_INT(trace_read_file(tpath, 0, &recs, &n, err, sizeof err), 0);
+    CHECK_EQ_INT(n, 1500);
+    long esc = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct trace_record *t = &recs[i];
+        CHECK(t->nout >= 1);
+        const struct trace_outcome *t1 = &t->out[0];
+        CHECK_EQ_INT(t1->stage, 1);
+        CHECK_EQ_INT(t1->role, FY_ROLE_EDGE);
+        CHECK(t1->o.confidence >= 0 && t1->o.confidence <= 1);
+        CHECK(t1->o.plan.escalate_node == 1 && t1->o.plan.escalate_below > 0.59);
+        CHECK_EQ_INT(t1->o.escalated, t1->o.confidence < 0.6);
+        if (t1->o.escalated) {
+            esc++;
+            CHECK_EQ_INT(t->nout, 2);
+            CHECK_EQ_INT(t->out[1].stage, 2);
+            CHECK_EQ_INT(t->out[1].role, FY_ROLE_CLOUD);
+            CHECK(t->out[1].o.plan.escalate_below <= 0); /* a plain run on the cloud node */
+            CHECK(t->out[1].o.e2e_ms > 0);
+        } else {
+            CHECK_EQ_INT(t->nout, 1);
+        }
+    }
+    CHECK_EQ_INT(esc, a->escalated);
+    free(recs);
+    /* below=0 never escalates: exactly the edge-only run */
+    o.params = "below=0";
+    CHECK_EQ_INT(sim_run(s, &o, a, err, sizeof err), 0);
+    CHECK_EQ_INT(run(s, "edge-only", 7, NULL, b), 0);
+    CHECK_EQ_INT(a->plans_cascade, 0);
+    CHECK(same_result(a, b));
+    /* edge-only requests: the cascade policy never escalates them to the cloud */
+    sim_setup_fini(s);
+    const char *priv[] = {"experiment.requests=1500", "sweep.values=wan-200",
+                          "experiment.privacy_edge_share=0.3", NULL};
+    CHECK_EQ_INT(build(s, "data/experiments/moaoff-vqav2.ini", priv, err, sizeof err), 0);
+    o.params = NULL;
+    CHECK_EQ_INT(sim_run(s, &o, a, err, sizeof err), 0);
+    CHECK_EQ_INT(a->privacy_violations, 0);
+    CHECK(a->plans_cascade > 900 && a->plans_cascade < 1200);
+    /* ... while a fixed cascade plan that ignores privacy is counted */
+    memset(&g_rec, 0, sizeof g_rec);
+    pol_plan_keep(&g_fixed_plan, 0);
+    g_fixed_plan.escalate_node = 1;
+    g_fixed_plan.escalate_below = 0.5;
+    struct sim_run_opts of = {.pol = &g_fixed, .seed = 7, .use_pred = 0};
+    CHECK_EQ_INT(sim_run(s, &of, a, err, sizeof err), 0);
+    CHECK(a->privacy_violations > 300 && a->privacy_violations < 600);
+    sim_setup_fini(s);
+    free(s);
+    free(a);
+    free(b);
+}
+
+TEST(sim_confidence_separates_right_from_wrong_as_documented)
+{
+    /* at a fixed P(correct), AUC(confidence | right vs wrong) = Phi(sep / (noise sqrt 2)) */
+    const double cases[][3] = {{1, 1, 0.6}, {2, 0.5, 0.3}, {0.5, 1.5, 0.8}};
+    for (int c = 0; c < 3; c++) {
+        struct sim_quality q;
+        sim_quality_default(&q);
+        q.confidence_sep = cases[c][0];
+        q.confidence_noise = cases[c][1];
+        double p = cases[c][2];
+        struct rng r;
+        rng_seed(&r, 11 + (uint64_t)c);
+        enum { N = 20000 };
+        struct pred__qpair *v = malloc(N * sizeof *v);
+        double mean_right = 0, mean_wrong = 0;
+        long nr = 0;
+        for (int i = 0; i < N; i++) {
+            int right = rng_uniform(&r) < p;
+            v[i].s = sim_quality_confidence(&q, p, right, rng_normal(&r, 0, 1));
+            v[i].y = right;
+            nr += right;
+            if (right) mean_right += v[i].s;
+            else mean_wrong += v[i].s;
+        }
+        double want = 0.5 * erfc(-(q.confidence_sep / (q.confidence_noise * sqrt(2))) / sqrt(2));
+        CHECK_NEAR(pred__auc(v, N), want, 0.012);
+        CHECK(mean_right / nr > mean_wrong / (N - nr));
+        free(v);
+    }
+    /* sep = noise = 0: the confidence is exactly P(correct) */
+    struct sim_quality q;
+    sim_quality_default(&q);
+    q.confidence_sep = q.confidence_noise = 0;
+    CHECK_NEAR(sim_quality_confidence(&q, 0.37, 1, 2.0), 0.37, 1e-9);
+    CHECK_NEAR(sim_quality_confidence(&q, 0.37, 0, -2.0), 0.37, 1e-9);
 }

@@ -155,7 +155,12 @@ static void write_outcome(FILE *fp, const struct trace_outcome *t)
         if (i) fputc(',', fp);
         put_str(fp, trace_img_action_name(o->plan.img[i]));
     }
-    fputs("]}", fp);
+    fputc(']', fp);
+    if (o->plan.escalate_below > 0) {
+        put_kv(fp, "escalate_node", o->plan.escalate_node, 1);
+        put_kv(fp, "escalate_below", o->plan.escalate_below, 1);
+    }
+    fputc('}', fp);
     put_kv(fp, "bytes_up", t->bytes_up, 1);
     put_kv(fp, "image_tokens", t->image_tokens, 1);
     fprintf(fp, ",\"chosen\":%s", t->chosen ? "true" : "false");
@@ -171,6 +176,12 @@ static void write_outcome(FILE *fp, const struct trace_outcome *t)
     put_kv(fp, "in_tokens", o->in_tokens, 1);
     put_kv(fp, "out_tokens", o->out_tokens, 1);
     put_kv(fp, "cost_usd", o->cost_usd, 1);
+    if (t->stage > 0) {
+        put_kv(fp, "stage", t->stage, 1);
+        put_kv(fp, "confidence", o->confidence, 1);
+        fprintf(fp, ",\"escalated\":%s", o->escalated ? "true" : "false");
+        put_kv(fp, "first_quality", o->first_quality, 1);
+    }
     fprintf(fp, ",\"failed\":%s}", o->failed ? "true" : "false");
 }
 
@@ -428,10 +439,22 @@ static int parse_outcome(const cJSON *o, struct trace_outcome *t, const char *w,
     }
     struct fy_outcome *oc = &t->o;
     oc->plan.aux_node = -1;
+    oc->plan.escalate_node = -1;
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "plan");
     if (p) {
         INT(p, "aux_node", oc->plan.aux_node, -1, -1, FY_MAX_NODES - 1, w);
         INT(p, "downscale_px", oc->plan.downscale_px, 0, 0, 1 << 20, w);
+        INT(p, "escalate_node", oc->plan.escalate_node, -1, -1, FY_MAX_NODES - 1, w);
+        NUM(p, "escalate_below", oc->plan.escalate_below, 0, w);
+        if (!(oc->plan.escalate_below >= 0 && oc->plan.escalate_below <= 1)) {
+            seterr(err, errlen, "%s.plan.escalate_below: %g not in [0,1]", w,
+                   oc->plan.escalate_below);
+            return -1;
+        }
+        if (oc->plan.escalate_below > 0 && oc->plan.escalate_node < 0) {
+            seterr(err, errlen, "%s.plan.escalate_node: missing for a cascade plan", w);
+            return -1;
+        }
         const cJSON *img = cJSON_GetObjectItemCaseSensitive(p, "img");
         if (img && cJSON_IsArray(img)) {
             int i = 0;
@@ -466,6 +489,14 @@ static int parse_outcome(const cJSON *o, struct trace_outcome *t, const char *w,
     INT(o, "out_tokens", oc->out_tokens, 0, 0, 1 << 28, w);
     NUM(o, "cost_usd", oc->cost_usd, 0, w);
     get_bool(o, "failed", &oc->failed);
+    INT(o, "stage", t->stage, 0, 0, 2, w);
+    NUM(o, "confidence", oc->confidence, -1, w);
+    NUM(o, "first_quality", oc->first_quality, -1, w);
+    get_bool(o, "escalated", &oc->escalated);
+    if (oc->confidence > 1 || (oc->confidence < 0 && oc->confidence != -1)) {
+        seterr(err, errlen, "%s.confidence: %g not in [0,1] (or -1 = unknown)", w, oc->confidence);
+        return -1;
+    }
     if (oc->quality > 1 || (oc->quality < 0 && oc->quality != -1)) {
         if (oc->quality < 0) oc->quality = -1;
         else {

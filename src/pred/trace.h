@@ -13,6 +13,9 @@
  *                 "plan":{"aux_node":-1,"downscale_px":0,"img":["keep"]},
  *                 "bytes_up":81234,"image_tokens":391,"chosen":true,
  *                 "quality":1,"ttft_ms":..,"e2e_ms":..,"t_up_ms":..,...,"failed":false}]}
+ * Cascade plans add "escalate_node"/"escalate_below" to "plan", and "stage",
+ * "confidence", "escalated", "first_quality" to the outcome (absent otherwise; the
+ * reader defaults them to no cascade).
  * Unknown keys are ignored by the reader (forward compatible); "v" > TRACE_VERSION is
  * refused. */
 #ifndef FERRY_PRED_TRACE_H
@@ -37,6 +40,13 @@ struct trace_outcome {
     double bytes_up;             /* bytes sent to the node (text + images after the plan) */
     int image_tokens;            /* visual tokens after the plan */
     int chosen;                  /* 1 = the policy's choice; 0 = counterfactual run */
+    /* Cascade plans (both outcomes chosen): 1 = the first answer (o.confidence,
+     * o.escalated, o.first_quality set; latency and cost of this stage only; for a
+     * request that was not escalated this is also the client's answer), 2 = the
+     * escalated second answer: a keep plan on the cascade's escalate_node, this stage
+     * only, its times from the escalation (the client's e2e is the sum of both stages'
+     * e2e). 0 = no cascade. JSON "stage", written when > 0. */
+    int stage;
     struct fy_outcome o;         /* plan, quality, latency parts (ms), tokens, cost */
 };
 

@@ -27,7 +27,7 @@
 #define SIM_BYTES_PER_TOKEN 4.0    /* UTF-8 bytes per text token */
 #define SIM_B64 (4.0 / 3.0)        /* images travel base64-encoded in data: URLs */
 
-enum { EV_ARRIVAL = 1, EV_UPLOADED, EV_NODE, EV_TURN, EV_USER };
+enum { EV_ARRIVAL = 1, EV_UPLOADED, EV_NODE, EV_TURN, EV_USER, EV_ESCALATE };
 enum { PH_AUX = 0, PH_MAIN = 1 };
 
 #define EV_VAL(type, a, b) (((uint64_t)(type) << 56) | ((uint64_t)(a) << 24) | (uint64_t)(b))
@@ -62,6 +62,16 @@ struct sreq {
     double t_arrive, t_main_dispatch, t_up_end, t_start, t_first, t_done;
     double aux_busy_ms;         /* split: time the description spent in the aux node */
     double t_aux_start;
+    /* cascade plans: stage 0 = the first (or only) answer, 1 = the escalated answer on
+     * plan.escalate_node, dispatched at t_stage; s1 is the first stage's outcome (its
+     * own times and cost, confidence, escalated = 1) with what tracing needs of it */
+    int stage;
+    double t_stage;             /* start of the current stage (t_arrive for stage 0) */
+    struct fy_outcome s1;
+    struct fy_node_state s1_st0;
+    struct fy_link s1_link0;
+    double s1_bytes;
+    int s1_image_tokens, s1_node;
     struct trace_outcome *cf;   /* counterfactual outcomes (nodes), when tracing them */
     int ncf;
 };
@@ -137,6 +147,18 @@ static double jitter_ms(const struct eng *e, uint64_t serial, int n)
     rng_seed(&r, e->o->seed * 0x9E3779B97F4A7C15ull ^ (serial << 6) ^ (uint64_t)n ^ 0xA5A5u);
     return rng_normal(&r, 0, sd);
 }
+
+/* The standard normal draw of request `serial`'s answer confidence (sim/quality.h): a
+ * pure function of (seed, serial) like the jitter, so cascades shift no other draw and
+ * the oracle's view of a cascade matches its execution. */
+static double confidence_z(const struct eng *e, uint64_t serial)
+{
+    struct rng r;
+    rng_seed(&r, e->o->seed * 0xD1B54A32D192ED03ull ^ (serial << 8) ^ 0xC0F1DE7Cu);
+    return rng_normal(&r, 0, 1);
+}
+
+static int is_cascade(const struct fy_plan *p) { return p->escalate_below > 0; }
 
 static int image_tokens_for(const struct fy_image_features *im, enum fy_vt_family fam, int action,
                             int px, double *bytes)
@@ -232,6 +254,9 @@ static int plan_valid(const struct eng *e, const struct sreq *r, const struct fy
 {
     if (p->node < 0 || p->node >= e->n) return 0;
     if (p->aux_node >= e->n || p->aux_node < -1) return 0;
+    if (is_cascade(p) && (p->escalate_node < 0 || p->escalate_node >= e->n ||
+                          p->escalate_node == p->node || !(p->escalate_below <= 1)))
+        return 0;
     for (int i = 0; i < r->f.nimages && i < FY_MAX_IMAGES; i++) {
         if (p->img[i] > FY_IMG_SPLIT) return 0;
         if (p->img[i] == FY_IMG_SPLIT && p->aux_node < 0) return 0;
@@ -303,12 +328,15 @@ static int probe_job(struct eng *e, const struct job *j, double t_arr, struct pr
     return rc < 0 ? rc : 0;
 }
 
-/* Outcome of plan p for request r if dispatched at time t. */
-static int plan_truth(struct eng *e, const struct sreq *r, const struct fy_plan *p, double t,
-                      struct fy_outcome *o, double *pc)
+/* Outcome of plan p (one stage: its cascade fields ignored) for request r if
+ * dispatched at time t. */
+static int stage_truth(struct eng *e, const struct sreq *r, const struct fy_plan *p, double t,
+                       struct fy_outcome *o, double *pc)
 {
     memset(o, 0, sizeof *o);
     o->plan = *p;
+    o->confidence = -1;
+    o->first_quality = -1;
     struct job aux, main;
     int nsplit = plan_jobs(e, r, p, &aux, &main);
     if (!fits_context(e, &main) || (nsplit && !fits_context(e, &aux))) {
@@ -348,6 +376,42 @@ static int plan_truth(struct eng *e, const struct sreq *r, const struct fy_plan 
     o->cost_usd = cost + job_cost(e, &main, pm.done - pm.start);
     *pc = true_p(e, r, p);
     o->quality = r->lat.u < *pc ? 1 : 0;
+    return 0;
+}
+
+/* Outcome of plan p for request r if dispatched at time t; for a cascade plan the
+ * whole cascade (stage 2 probed on the escalation node as it will be when stage 1
+ * ends, ignoring arrivals in between), *pc then the P(correct) of the final answer. */
+static int plan_truth(struct eng *e, const struct sreq *r, const struct fy_plan *p, double t,
+                      struct fy_outcome *o, double *pc)
+{
+    if (stage_truth(e, r, p, t, o, pc) < 0) return -1;
+    if (!is_cascade(p)) return 0;
+    o->plan = *p;
+    o->first_quality = o->failed ? -1 : o->quality;
+    o->confidence = o->failed ? -1 : sim_quality_confidence(&e->s->exp.q, *pc, o->quality > 0.5,
+                                                            confidence_z(e, r->serial));
+    if (!o->failed && o->confidence >= p->escalate_below) return 0;
+    struct fy_outcome o2;
+    struct fy_plan p2;
+    pol_plan_keep(&p2, p->escalate_node);
+    double t2 = t + (o->failed ? 0 : o->e2e_ms);
+    if (stage_truth(e, r, &p2, t2, &o2, pc) < 0) return -1;
+    double pre = t2 - t;
+    o->quality = o2.quality;
+    o->failed = o2.failed;
+    o->escalated = 1;
+    o->t_up_ms += o2.t_up_ms;
+    o->t_queue_ms += o2.t_queue_ms;
+    o->t_vision_ms += o2.t_vision_ms;
+    o->t_prefill_ms += o2.t_prefill_ms;
+    o->t_decode_ms += o2.t_decode_ms;
+    o->t_down_ms += o2.t_down_ms;
+    o->ttft_ms = pre + o2.ttft_ms;
+    o->e2e_ms = pre + o2.e2e_ms;
+    o->in_tokens += o2.in_tokens;
+    o->out_tokens = o2.out_tokens;
+    o->cost_usd += o2.cost_usd;
     return 0;
 }
 
@@ -423,6 +487,8 @@ static void pol_ctx_fill(struct eng *e, const struct sreq *r, double t, struct p
 
 static void schedule_followup(struct eng *e, const struct sreq *r, double t);
 
+/* o: the request's outcome; for an escalated cascade, the second stage's alone (the
+ * first is r->s1). */
 static void trace_request(struct eng *e, const struct sreq *r, const struct fy_outcome *o)
 {
     struct trace_record *tr = e->tr;
@@ -437,8 +503,24 @@ static void trace_request(struct eng *e, const struct sreq *r, const struct fy_o
         trace_write(e->o->trace, tr);
         return;
     }
-    struct trace_outcome *to = &tr->out[tr->nout++];
-    const struct fy_node *nd = &e->view[r->plan.node];
+    struct trace_outcome *to;
+    if (r->stage == 1) { /* escalated cascade: the first answer, then the second */
+        to = &tr->out[tr->nout++];
+        const struct fy_node *n1 = &e->view[r->s1_node];
+        snprintf(to->node, sizeof to->node, "%s", n1->name);
+        to->role = n1->role;
+        snprintf(to->model, sizeof to->model, "%s", n1->prof.model);
+        to->link = r->s1_link0;
+        to->state = r->s1_st0;
+        to->bytes_up = r->s1_bytes;
+        to->image_tokens = r->s1_image_tokens;
+        to->chosen = 1;
+        to->stage = 1;
+        to->o = r->s1;
+    }
+    int n = r->stage == 1 ? r->main.node : r->plan.node;
+    to = &tr->out[tr->nout++];
+    const struct fy_node *nd = &e->view[n];
     snprintf(to->node, sizeof to->node, "%s", nd->name);
     to->role = nd->role;
     snprintf(to->model, sizeof to->model, "%s", nd->prof.model);
@@ -448,42 +530,120 @@ static void trace_request(struct eng *e, const struct sreq *r, const struct fy_o
     to->image_tokens = r->main.image_tokens;
     to->chosen = 1;
     to->o = *o;
+    if (is_cascade(&r->plan)) to->stage = r->stage + 1;
     for (int i = 0; i < r->ncf && tr->nout < FY_MAX_NODES; i++) tr->out[tr->nout++] = r->cf[i];
     trace_write(e->o->trace, tr);
+}
+
+/* The outcome of request r's current stage alone (times from r->t_stage). */
+static void stage_outcome(struct eng *e, const struct sreq *r, int failed, struct fy_outcome *o)
+{
+    memset(o, 0, sizeof *o);
+    o->plan = r->plan;
+    o->confidence = -1;
+    o->first_quality = -1;
+    if (failed) {
+        o->failed = 1;
+        o->quality = 0;
+        return;
+    }
+    const struct fy_node_profile *pf = &e->view[r->main.node].prof;
+    double down = link_down_ms(e->lnk[r->main.node]);
+    double vis_w = r->main.image_tokens * pf->vision_ms_per_token;
+    double pre_w = 1000.0 * (r->main.prompt + r->main.image_tokens) / pf->prefill_tps;
+    double pre = r->t_first - r->t_start;
+    o->quality = r->correct;
+    o->t_up_ms = r->t_up_end - r->t_stage;
+    o->t_queue_ms = r->t_start - r->t_up_end;
+    o->t_vision_ms = vis_w + pre_w > 0 ? pre * vis_w / (vis_w + pre_w) : 0;
+    o->t_prefill_ms = pre - o->t_vision_ms;
+    o->t_decode_ms = r->t_done - r->t_first;
+    o->t_down_ms = down;
+    o->ttft_ms = r->t_first + down - r->t_stage;
+    o->e2e_ms = r->t_done + down - r->t_stage;
+    o->in_tokens = r->main.prompt + r->main.image_tokens;
+    o->out_tokens = r->main.out;
+    o->cost_usd += job_cost(e, &r->main, r->t_done - r->t_start);
+    if (r->aux.out) o->cost_usd += job_cost(e, &r->aux, r->aux_busy_ms);
+}
+
+/* Trains the shared bank with one stage's outcome o (the node's state at its dispatch);
+ * cascade fields are removed: each stage is a plain run on its node. */
+static void observe_stage(struct eng *e, const struct sreq *r, const struct fy_outcome *o)
+{
+    if (!e->pred || o->failed) return;
+    struct fy_node at[FY_MAX_NODES];
+    memcpy(at, e->view, (size_t)e->n * sizeof at[0]);
+    at[r->main.node].st = r->st0;
+    at[r->main.node].link = r->link0;
+    struct fy_outcome so = *o;
+    if (r->stage == 1) pol_plan_keep(&so.plan, r->main.node);
+    so.plan.escalate_node = -1;
+    so.plan.escalate_below = 0;
+    pred_observe(e->pred, &r->f, at, &so);
 }
 
 static void finish_request(struct eng *e, int ri, double t, int failed)
 {
     struct sreq *r = &e->req[ri];
     struct sim_result *res = e->res;
-    res->requests++;
     struct fy_outcome o;
-    memset(&o, 0, sizeof o);
-    o.plan = r->plan;
-    o.confidence = -1;
-    o.first_quality = -1;
+    stage_outcome(e, r, failed, &o);
+    if (r->stage == 0 && is_cascade(&r->plan)) {
+        o.first_quality = failed ? -1 : r->correct;
+        o.confidence = failed ? -1 : sim_quality_confidence(&e->s->exp.q, r->p_correct, r->correct,
+                                                            confidence_z(e, r->serial));
+        if (failed || o.confidence < r->plan.escalate_below) {
+            /* escalate: the gateway discards this answer (the client saw nothing of it)
+             * and asks the escalation node, every image kept, once the answer is in */
+            o.escalated = 1;
+            r->s1 = o;
+            r->s1_st0 = r->st0;
+            r->s1_link0 = r->link0;
+            r->s1_bytes = failed ? 0 : r->main.bytes + (r->aux.out ? r->aux.bytes : 0);
+            r->s1_image_tokens = r->main.image_tokens;
+            r->s1_node = r->plan.node;
+            if (!failed) observe_stage(e, r, &o);
+            res->escalated++;
+            double t2 = failed ? t : t + o.t_down_ms;
+            if (heap_push(&e->ev, t2, EV_VAL(EV_ESCALATE, ri, 0)) < 0) e->failed_alloc = 1;
+            return;
+        }
+    }
+    if (!failed) observe_stage(e, r, &o);
+    struct fy_outcome s2 = o; /* an escalated cascade's second stage alone (trace) */
+    if (r->stage == 1) {
+        pol_plan_keep(&s2.plan, r->main.node);
+        s2.confidence = r->s1.confidence;
+        s2.escalated = 1;
+        s2.first_quality = r->s1.first_quality;
+    }
+    double bytes = failed ? 0 : r->main.bytes + (r->aux.out ? r->aux.bytes : 0);
+    if (r->stage == 1) { /* the client's view: arrival to the end of stage 2, both costs */
+        const struct fy_outcome *a = &r->s1;
+        double pre = r->t_stage - r->t_arrive;
+        o.plan = r->plan;
+        o.confidence = a->confidence;
+        o.first_quality = a->first_quality;
+        o.escalated = 1;
+        o.cost_usd += a->cost_usd;
+        bytes += r->s1_bytes;
+        if (!failed) {
+            o.t_up_ms += a->t_up_ms;
+            o.t_queue_ms += a->t_queue_ms;
+            o.t_vision_ms += a->t_vision_ms;
+            o.t_prefill_ms += a->t_prefill_ms;
+            o.t_decode_ms += a->t_decode_ms;
+            o.t_down_ms += a->t_down_ms;
+            o.ttft_ms += pre;
+            o.e2e_ms += pre;
+            o.in_tokens += a->in_tokens;
+        }
+    }
+    res->requests++;
     if (failed) {
         res->failed++;
-        o.failed = 1;
-        o.quality = 0;
     } else {
-        const struct fy_node_profile *pf = &e->view[r->main.node].prof;
-        double down = link_down_ms(e->lnk[r->main.node]);
-        double vis_w = r->main.image_tokens * pf->vision_ms_per_token;
-        double pre_w = 1000.0 * (r->main.prompt + r->main.image_tokens) / pf->prefill_tps;
-        double pre = r->t_first - r->t_start;
-        o.quality = r->correct;
-        o.t_up_ms = r->t_up_end - r->t_arrive;
-        o.t_queue_ms = r->t_start - r->t_up_end;
-        o.t_vision_ms = vis_w + pre_w > 0 ? pre * vis_w / (vis_w + pre_w) : 0;
-        o.t_prefill_ms = pre - o.t_vision_ms;
-        o.t_decode_ms = r->t_done - r->t_first;
-        o.t_down_ms = down;
-        o.ttft_ms = r->t_first + down - r->t_arrive;
-        o.e2e_ms = r->t_done + down - r->t_arrive;
-        o.in_tokens = r->main.prompt + r->main.image_tokens;
-        o.out_tokens = r->main.out;
-        o.cost_usd += job_cost(e, &r->main, r->t_done - r->t_start);
         res->correct += r->correct;
         int in_slo = !(r->prefs.slo_ms > 0) || o.e2e_ms <= r->prefs.slo_ms;
         res->completed += r->correct && in_slo;
@@ -495,12 +655,9 @@ static void finish_request(struct eng *e, int ri, double t, int failed)
         res->sum_vision_ms += o.t_vision_ms;
         res->sum_prefill_ms += o.t_prefill_ms;
         res->sum_decode_ms += o.t_decode_ms;
-        res->sum_bytes_up += r->main.bytes + (r->aux.out ? r->aux.bytes : 0);
+        res->sum_bytes_up += bytes;
         res->node[r->main.node].requests++;
-        if (r->aux.out) {
-            res->node[r->aux.node].aux_requests++;
-            o.cost_usd += job_cost(e, &r->aux, r->aux_busy_ms);
-        }
+        if (r->aux.out) res->node[r->aux.node].aux_requests++;
         res->sum_cost_usd += o.cost_usd;
         sim_hist_add(&res->e2e, o.e2e_ms);
         sim_hist_add(&res->ttft, o.ttft_ms);
@@ -513,21 +670,45 @@ static void finish_request(struct eng *e, int ri, double t, int failed)
         d->turns_correct += !failed && r->correct;
         d->turns_failed += failed;
     }
-    if (e->o->trace) trace_request(e, r, &o);
-    if (e->pol->observe || e->pred) {
+    if (e->o->trace) trace_request(e, r, r->stage == 1 ? &s2 : &o);
+    if (e->pol->observe) {
         struct pol_ctx c;
         pol_ctx_fill(e, r, t, &c);
-        if (e->pred && !failed) {
-            struct fy_node at[FY_MAX_NODES];
-            memcpy(at, e->view, (size_t)e->n * sizeof at[0]);
-            at[r->main.node].st = r->st0;
-            at[r->main.node].link = r->link0;
-            pred_observe(e->pred, &r->f, at, &o);
-        }
-        if (e->pol->observe) e->pol->observe(e->pstate, &c, &o);
+        e->pol->observe(e->pstate, &c, &o);
     }
     schedule_followup(e, r, t);
     req_release(e, ri);
+}
+
+/* Stage 2 of an escalated cascade: request ri goes to plan.escalate_node at t, every
+ * image kept (uploaded again: the edge's copy is of no use to the cloud). */
+static void escalate(struct eng *e, int ri, double t)
+{
+    struct sreq *r = &e->req[ri];
+    int m = r->plan.escalate_node;
+    struct fy_plan p2;
+    pol_plan_keep(&p2, m);
+    r->stage = 1;
+    r->t_stage = t;
+    plan_jobs(e, r, &p2, &r->aux, &r->main);
+    r->aux.out = 0;
+    if (!fits_context(e, &r->main)) {
+        finish_request(e, ri, t, 1);
+        return;
+    }
+    r->p_correct = true_p(e, r, &p2);
+    r->correct = r->lat.u < r->p_correct;
+    advance_node(e, m, t);
+    r = &e->req[ri];
+    node_svc_state(e->svc[m], &e->view[m].st);
+    link_state(e->lnk[m], t, &e->view[m].link);
+    r->st0 = e->view[m].st;
+    r->link0 = e->view[m].link;
+    r->phase = PH_MAIN;
+    r->t_main_dispatch = t;
+    r->t_up_end = link_upload_end(e->lnk[m], t, r->main.bytes, r->main.views,
+                                  jitter_ms(e, r->serial, m));
+    if (heap_push(&e->ev, r->t_up_end, EV_VAL(EV_UPLOADED, ri, PH_MAIN)) < 0) e->failed_alloc = 1;
 }
 
 /* The main phase (and for split plans first the aux phase) of request ri starts at t. */
@@ -542,10 +723,13 @@ static void dispatch(struct eng *e, int ri, double t)
     }
     r->p_correct = true_p(e, r, &r->plan);
     r->correct = r->lat.u < r->p_correct;
+    /* a cascade that may escalate an edge-only request to a cloud node counts too */
     if (r->prefs.privacy == FY_PRIV_EDGE_ONLY &&
         (e->view[r->plan.node].role == FY_ROLE_CLOUD ||
-         (nsplit && e->view[r->aux.node].role == FY_ROLE_CLOUD)))
+         (nsplit && e->view[r->aux.node].role == FY_ROLE_CLOUD) ||
+         (is_cascade(&r->plan) && e->view[r->plan.escalate_node].role == FY_ROLE_CLOUD)))
         e->res->privacy_violations++;
+    if (is_cascade(&r->plan)) e->res->plans_cascade++;
     r->st0 = e->view[r->plan.node].st;
     r->link0 = e->view[r->plan.node].link;
     if (nsplit) {
@@ -625,7 +809,7 @@ static void new_request(struct eng *e, double t, int dl, int user)
     r->serial = (uint64_t)e->generated++;
     r->dlg = dl;
     r->user = user;
-    r->t_arrive = t;
+    r->t_arrive = r->t_stage = t;
     /* content streams do not depend on the policy: the same requests reach every policy */
     struct rng *rs = dl >= 0 ? &e->dlg[dl].rng : user >= 0 ? &e->user_rng[user] : &e->rng_wl;
     sim_workload_draw(&e->s->wl, rs, dl >= 0 ? &e->dlg[dl].d : NULL, &r->lat, &r->f);
@@ -757,7 +941,7 @@ static void schedule_followup(struct eng *e, const struct sreq *r, double t)
 {
     if (r->dlg >= 0) {
         struct sdlg *d = &e->dlg[r->dlg];
-        d->prev_node = r->plan.node;
+        d->prev_node = r->stage == 1 ? r->main.node : r->plan.node;
         sim_dialogue_next(&d->d, &r->lat, r->f.nimages);
         if (d->d.turn < d->d.turns) {
             double think = rng_exponential(&d->rng, 1.0 / (e->s->wl.think_s * 1000.0 + 1e-9));
@@ -894,6 +1078,9 @@ int sim_run(const struct sim_setup *s, const struct sim_run_opts *o, struct sim_
             break;
         case EV_UPLOADED:
             on_uploaded(e, (int)EV_A(it.val), (int)EV_B(it.val), t);
+            break;
+        case EV_ESCALATE:
+            escalate(e, (int)EV_A(it.val), t);
             break;
         case EV_NODE: {
             int n = (int)EV_A(it.val);

@@ -40,7 +40,10 @@ struct sim_result {
     double sum_up_ms, sum_queue_ms, sum_vision_ms, sum_prefill_ms, sum_decode_ms;
     double sum_cost_usd, sum_bytes_up;
     long plans_split, plans_downscale, plans_drop;
-    long privacy_violations;     /* edge-only requests whose data reached a cloud node */
+    long privacy_violations;     /* edge-only requests whose data reached a cloud node
+                                  * (or whose cascade plan could escalate to one) */
+    long plans_cascade;          /* requests dispatched with a cascade plan */
+    long escalated;              /* of those, escalated to their second node */
     long dialogues;              /* finished dialogues (multi-turn workloads) */
     long dialogues_in_budget;    /* no failed turn, total latency and cost within budgets */
     long dialogue_turns, dialogue_turns_correct;

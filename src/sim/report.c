@@ -221,6 +221,24 @@ void sim_report_table(const struct sim_report *r, FILE *out)
                     p + 1 < r->npol ? "," : "\n");
         }
     }
+    double ncas = 0;
+    for (int k = 0; k < r->nsweep; k++)
+        for (int p = 0; p < r->npol; p++)
+            for (int si = 0; si < r->nseeds; si++) ncas += sim_report_get(r, k, p, si)->plans_cascade;
+    if (ncas > 0) { /* only when some policy used cascades: other reports stay as they were */
+        fprintf(out, "\ncascades (%% of requests with a cascade plan / %% of requests escalated):");
+        for (int p = 0; p < r->npol; p++) {
+            double pc = 0, pe = 0;
+            for (int k = 0; k < r->nsweep; k++)
+                for (int si = 0; si < r->nseeds; si++) {
+                    const struct sim_result *x = sim_report_get(r, k, p, si);
+                    pc += 100 * safe_div(x->plans_cascade, x->requests);
+                    pe += 100 * safe_div(x->escalated, x->requests);
+                }
+            fprintf(out, " %s %.1f / %.1f%s", r->pol_names[p], pc / (r->nsweep * r->nseeds),
+                    pe / (r->nsweep * r->nseeds), p + 1 < r->npol ? "," : "\n");
+        }
+    }
     if (r->timing) {
         fprintf(out, "\ndecision time, µs per request (wall clock; varies between runs):");
         for (int p = 0; p < r->npol; p++) {
@@ -249,7 +267,7 @@ int sim_report_csv(const struct sim_report *r, const char *path, char *err, size
     for (int i = 0; i < s->nnodes; i++)
         fprintf(fp, ",share_%s,util_%s,aux_%s", s->nodes[i].name, s->nodes[i].name, s->nodes[i].name);
     if (r->timing) fprintf(fp, ",decide_us");
-    fprintf(fp, "\n");
+    fprintf(fp, ",cascade_plans,escalated\n"); /* appended last: parsers by name or position keep working */
     for (int k = 0; k < r->nsweep; k++)
         for (int p = 0; p < r->npol; p++)
             for (int si = 0; si < r->nseeds; si++) {
@@ -267,7 +285,7 @@ int sim_report_csv(const struct sim_report *r, const char *path, char *err, size
                     fprintf(fp, ",%.4f,%.4f,%ld", safe_div(x->node[i].requests, x->requests),
                             safe_div(x->node[i].busy_ms, x->makespan_ms), x->node[i].aux_requests);
                 if (r->timing) fprintf(fp, ",%.3f", m_dec_us(x));
-                fprintf(fp, "\n");
+                fprintf(fp, ",%ld,%ld\n", x->plans_cascade, x->escalated);
             }
     if (fclose(fp) != 0) {
         snprintf(err, errlen, "--csv %s: write failed", path);
