@@ -22,6 +22,7 @@
 #include "feat/imgfeat.h"
 #include "feat/tokens.h"
 #include "test.h"
+#include "util/file.h"
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
@@ -30,7 +31,7 @@ static uint8_t *load_shared(const char *name, size_t *n)
     char path[1024], err[256];
     uint8_t *p;
     snprintf(path, sizeof path, "%s/images/%s", test_shared_dir(), name);
-    if (feat_read_file(path, 0, &p, n, err, sizeof err) != 0) {
+    if (util_read_file(path, 0, &p, n, err, sizeof err) != 0) {
         fprintf(stderr, "  %s\n", err);
         return NULL;
     }
@@ -1041,7 +1042,7 @@ static char *slurp(const char *path)
     uint8_t *p;
     size_t n;
     char err[256];
-    return feat_read_file(path, 0, &p, &n, err, sizeof err) == 0 ? (char *)p : NULL;
+    return util_read_file(path, 0, &p, &n, err, sizeof err) == 0 ? (char *)p : NULL;
 }
 
 TEST(cli_calibrate_reproduces_default_and_reports_errors)

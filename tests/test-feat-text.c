@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,13 +15,14 @@
 #include "test.h"
 #include "util/b64.h"
 #include "util/buf.h"
+#include "util/file.h"
 
 /* The whole file, NUL-terminated, or NULL. */
 static char *slurp(const char *path, size_t *n)
 {
     uint8_t *p;
     char err[600];
-    return feat_read_file(path, 0, &p, n, err, sizeof err) < 0 ? NULL : (char *)p;
+    return util_read_file(path, 0, &p, n, err, sizeof err) < 0 ? NULL : (char *)p;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -432,4 +434,33 @@ TEST(cli_features_json_and_errors)
     CHECK(strstr(err, "ferry features: /nonexistent/x.png: No such file or directory\n"));
     CHECK(strstr(err, "junk.bin: neither a JPEG, PNG or WebP image nor a JSON request\n"));
     free(err);
+}
+
+/* `ferry features` on inputs a newcomer gives it: an empty directory is an error that
+ * says so (it printed nothing and exited 0), a request saved with a UTF-8 byte order
+ * mark is read, a JSON array is a request the parser refuses with its reason. */
+TEST(cli_features_empty_directory_bom_and_array)
+{
+    char dir[512], bom[512], arr[512], args[1200], msg[512];
+    snprintf(dir, sizeof dir, "%s", test_tmp_path("empty-dir"));
+    snprintf(bom, sizeof bom, "%s", test_tmp_path("bom.json"));
+    snprintf(arr, sizeof arr, "%s", test_tmp_path("array.json"));
+    CHECK_EQ_INT(mkdir(dir, 0700), 0);
+    FILE *f = fopen(bom, "wb");
+    CHECK(f);
+    fputs("\xef\xbb\xbf{\"messages\":[{\"role\":\"user\",\"content\":\"How many cats?\"}]}", f);
+    fclose(f);
+    f = fopen(arr, "wb");
+    CHECK(f);
+    fputs("[{\"messages\":[]}]", f);
+    fclose(f);
+    snprintf(args, sizeof args, "features '%s'", dir);
+    CHECK_EQ_INT(test_ferry_cli(args, msg, sizeof msg), 1);
+    CHECK(strstr(msg, "empty-dir: no .jpg .jpeg .png .webp or .json file in this directory"));
+    snprintf(args, sizeof args, "features --json '%s'", bom);
+    CHECK_EQ_INT(test_ferry_cli(args, msg, sizeof msg), 0);
+    CHECK_STR(msg, "");
+    snprintf(args, sizeof args, "features '%s'", arr);
+    CHECK_EQ_INT(test_ferry_cli(args, msg, sizeof msg), 1);
+    CHECK(strstr(msg, "array.json: body: expected a JSON object (HTTP 400)"));
 }

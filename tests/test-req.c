@@ -13,6 +13,7 @@
 #include "test.h"
 #include "util/b64.h"
 #include "util/buf.h"
+#include "util/file.h"
 #include "util/rng.h"
 
 /* ==== helpers ======================================================================== */
@@ -22,7 +23,7 @@ static uint8_t *shared_image(const char *name, size_t *n)
     char path[512], err[700];
     snprintf(path, sizeof path, "%s/images/%s", test_shared_dir(), name);
     uint8_t *p;
-    if (feat_read_file(path, 0, &p, n, err, sizeof err) < 0) {
+    if (util_read_file(path, 0, &p, n, err, sizeof err) < 0) {
         fprintf(stderr, "  %s\n", err);
         return NULL;
     }

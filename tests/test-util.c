@@ -1,10 +1,13 @@
 #include "test.h"
 #include "util/buf.h"
+#include "util/file.h"
 #include "util/heap.h"
 #include "util/log.h"
 #include "util/rng.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 TEST(buf_appends_and_formats)
 {
@@ -114,4 +117,34 @@ TEST(heap_pops_sorted_with_fifo_ties)
     CHECK(heap_pop(&h, &it) == -1);
     CHECK(heap_peek(&h) == NULL);
     heap_fini(&h);
+}
+
+/* util_read_file: the bytes plus a NUL, the limit, and messages that name the path and the
+ * problem (a directory used to give "read error"). */
+TEST(read_file_contents_limit_and_errors)
+{
+    char path[512], dir[512], err[600];
+    snprintf(path, sizeof path, "%s", test_tmp_path("three.bin"));
+    snprintf(dir, sizeof dir, "%s", test_tmp_path("a-dir"));
+    FILE *f = fopen(path, "wb");
+    CHECK(f);
+    fwrite("a\0c", 1, 3, f);
+    fclose(f);
+    CHECK_EQ_INT(mkdir(dir, 0700), 0);
+    uint8_t *p;
+    size_t n;
+    CHECK_EQ_INT(util_read_file(path, 3, &p, &n, err, sizeof err), 0);
+    CHECK_EQ_INT(n, 3);
+    CHECK(p[0] == 'a' && p[1] == 0 && p[2] == 'c' && p[3] == 0);
+    free(p);
+    CHECK_EQ_INT(util_read_file(path, 2, &p, &n, err, sizeof err), -1);
+    CHECK(p == NULL);
+    char want[700];
+    snprintf(want, sizeof want, "%s: larger than the limit of 2 bytes", path);
+    CHECK_STR(err, want);
+    CHECK_EQ_INT(util_read_file(dir, 0, &p, &n, err, sizeof err), -1);
+    snprintf(want, sizeof want, "%s: is a directory", dir);
+    CHECK_STR(err, want);
+    CHECK_EQ_INT(util_read_file("/nonexistent/x", 0, &p, &n, err, sizeof err), -1);
+    CHECK_STR(err, "/nonexistent/x: No such file or directory");
 }

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/file.h"
+
 /* Equal to data/calib/default.ini, which `ferry calibrate --analysis-size 512
  * ../shared/images/` wrote (test-feat-image checks that the two agree). */
 static const struct feat_calib g_default = {
@@ -161,37 +163,15 @@ int feat_calib_parse(const char *text, const char *name, struct feat_calib *c, c
 
 int feat_calib_load(const char *path, struct feat_calib *c, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    char *text = NULL;
+    uint8_t *text;
+    size_t n;
+    if (util_read_file(path, CALIB_MAX_FILE, &text, &n, err, errlen) < 0) return -1;
     int rc = -1;
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    text = malloc(CALIB_MAX_FILE + 1);
-    if (!text) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        goto cleanup;
-    }
-    size_t n = fread(text, 1, CALIB_MAX_FILE + 1, f);
-    if (ferror(f)) {
-        snprintf(err, errlen, "%s: read error", path);
-        goto cleanup;
-    }
-    if (n > CALIB_MAX_FILE) {
-        snprintf(err, errlen, "%s: larger than %d bytes, not a calibration file", path,
-                 CALIB_MAX_FILE);
-        goto cleanup;
-    }
-    if (memchr(text, 0, n)) {
+    if (memchr(text, 0, n))
         snprintf(err, errlen, "%s: contains a NUL byte, not a calibration file", path);
-        goto cleanup;
-    }
-    text[n] = 0;
-    rc = feat_calib_parse(text, path, c, err, errlen);
-cleanup:
+    else
+        rc = feat_calib_parse((const char *)text, path, c, err, errlen);
     free(text);
-    fclose(f);
     return rc;
 }
 

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "feat/calib.h"
 #include "feat/image.h"
+#include "util/file.h"
 
 static void usage(FILE *out)
 {
@@ -176,7 +177,7 @@ int cmd_calibrate(int argc, char **argv)
         size_t len;
         char err[256];
         struct fy_image_features f;
-        if (feat_read_file(ps.v[k], o.max_bytes, &data, &len, err, sizeof err) != 0) {
+        if (util_read_file(ps.v[k], o.max_bytes, &data, &len, err, sizeof err) != 0) {
             fprintf(stderr, "ferry calibrate: %s\n", err);
             nbad++;
             continue;

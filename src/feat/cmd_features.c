@@ -16,6 +16,7 @@
 #include "feat/text.h"
 #include "feat/tokens.h"
 #include "req/request.h"
+#include "util/file.h"
 
 /* Inputs larger than this are refused; reading stops there (a request body limit of
  * 32 MiB and an image limit of FEAT_IMAGE_MAX_BYTES, whichever is larger). */
@@ -212,7 +213,7 @@ static int do_input(struct out *o, const char *path, const struct feat_image_opt
     uint8_t *raw = NULL;
     char err[4400]; /* "PATH: problem" */
     size_t n = 0;
-    if (feat_read_file(path, INPUT_MAX, &raw, &n, err, sizeof err) < 0) {
+    if (util_read_file(path, INPUT_MAX, &raw, &n, err, sizeof err) < 0) {
         fprintf(stderr, "ferry features: %s\n", err);
         return -1;
     }
@@ -220,13 +221,19 @@ static int do_input(struct out *o, const char *path, const struct feat_image_opt
     int rc;
     const char *q = data;
     while (q < data + n && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')) q++;
+    /* a UTF-8 byte order mark (some editors write one) is not part of the request */
+    size_t bom = n >= 3 && !memcmp(data, "\xef\xbb\xbf", 3) ? 3 : 0;
+    if (bom) {
+        q = data + bom;
+        while (q < data + n && (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')) q++;
+    }
     if (n == 0) {
         fprintf(stderr, "ferry features: %s: empty file\n", path);
         rc = -1;
     } else if (feat_image_sniff((const uint8_t *)data, n) != FY_FMT_UNKNOWN) {
         rc = do_image(o, path, (const uint8_t *)data, n, io);
-    } else if (q < data + n && *q == '{') {
-        rc = do_request(o, path, data, n, io);
+    } else if (q < data + n && (*q == '{' || *q == '[')) { /* '[': the parser says why not */
+        rc = do_request(o, path, data + bom, n - bom, io);
     } else {
         fprintf(stderr, "ferry features: %s: neither a JPEG, PNG or WebP image nor a JSON "
                         "request\n", path);
@@ -262,6 +269,12 @@ static int do_path(struct out *o, const char *path, const struct feat_image_opts
         int k = scandir(path, &ents, filter, cmp_name);
         if (k < 0) {
             fprintf(stderr, "ferry features: %s: %s\n", path, strerror(errno));
+            return -1;
+        }
+        if (k == 0) {
+            fprintf(stderr, "ferry features: %s: no .jpg .jpeg .png .webp or .json file in this "
+                            "directory\n", path);
+            free(ents);
             return -1;
         }
         int bad = 0;

@@ -64,8 +64,8 @@ int feat_image_downscale_jpeg(const uint8_t *p, size_t n, int max_side, int qual
 int feat_image_gray(const uint8_t *p, size_t n, const struct feat_image_opts *o,
                     uint8_t **gray, int *w, int *h, char *err, size_t errlen);
 
-/* Reads a whole file ("-" = stdin) of at most max_bytes (0 = no limit) into a malloc'd
- * buffer. Returns 0, or -1 with "PATH: problem" in err. */
+/* Same as util_read_file (util/file.h), which new code should call; this name stays
+ * until the last callers outside feat have moved. */
 int feat_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *len, char *err,
                    size_t errlen);
 
