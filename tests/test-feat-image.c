@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <turbojpeg.h>
 #include <unistd.h>
@@ -1107,4 +1108,17 @@ TEST(cli_calibrate_reproduces_default_and_reports_errors)
     CHECK(named);
     snprintf(cmd, sizeof cmd, "'%s' calibrate >/dev/null 2>'%s'", bin, errp);
     CHECK_EQ_INT(run_cmd(cmd), 2);
+
+    /* a directory without images is named (it used to print only the usage text) */
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s", test_tmp_path("no-images"));
+    CHECK_EQ_INT(mkdir(dir, 0700), 0);
+    snprintf(cmd, sizeof cmd, "'%s' calibrate '%s' >/dev/null 2>'%s'", bin, dir, errp);
+    CHECK_EQ_INT(run_cmd(cmd), 2);
+    text = slurp(errp);
+    CHECK(text != NULL);
+    named = strstr(text, "no-images: no .jpg .jpeg .png or .webp file in this directory\n"
+                         "ferry calibrate: need at least 2 readable images, have 0\n") != NULL;
+    free(text);
+    CHECK(named);
 }

@@ -90,6 +90,9 @@ static int expand_arg(struct paths *ps, const char *arg)
             break;
         }
     closedir(d);
+    if (rc == 0 && ps->n == first)
+        fprintf(stderr, "ferry calibrate: %s: no .jpg .jpeg .png or .webp file in this "
+                        "directory\n", arg);
     qsort(ps->v + first, (size_t)(ps->n - first), sizeof *ps->v, cmp_str);
     return rc;
 }
@@ -115,7 +118,7 @@ int cmd_calibrate(int argc, char **argv)
     struct feat_image_opts o;
     struct paths ps = {0};
     double *sob = NULL, *lap = NULL;
-    int status = 2, nok = 0, nbad = 0, i;
+    int status = 2, nok = 0, nbad = 0, nargs = 0, i;
     feat_image_opts_default(&o);
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -152,12 +155,12 @@ int cmd_calibrate(int argc, char **argv)
             fprintf(stderr, "ferry calibrate: unknown option or missing value '%s' (try --help)\n",
                     a);
             goto cleanup;
-        } else if (expand_arg(&ps, a) != 0) {
+        } else if (nargs++, expand_arg(&ps, a) != 0) {
             fprintf(stderr, "ferry calibrate: out of memory\n");
             goto cleanup;
         }
     }
-    if (ps.n == 0) {
+    if (nargs == 0) {
         usage(stderr);
         goto cleanup;
     }
