@@ -36,8 +36,10 @@ static void usage(FILE *out)
         fprintf(out, "  %-10s %s\n", c->name, c->summary);
     fprintf(out,
             "\n"
-            "  ferry <command> --help   options of one command\n"
+            "  ferry <command> --help   options of one command (also: ferry help <command>)\n"
             "  ferry --version          version\n"
+            "\n"
+            "Start with `make demo` and README.md; every command has a page in docs/.\n"
             "\n"
             "Environment: FERRY_LOG=debug|info|warn|error|off (default warn).\n");
 }
@@ -49,6 +51,20 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
+    if (!strcmp(cmd, "help") && argc > 2) { /* ferry help <command> [<sub>] */
+        for (const struct command *c = g_commands; c->name; c++) {
+            if (strcmp(argv[2], c->name)) continue;
+            char *hargv[8];
+            int n = 0;
+            for (int i = 2; i < argc && n < 6; i++) hargv[n++] = argv[i];
+            hargv[n++] = (char *)"--help";
+            hargv[n] = NULL;
+            return c->run(n, hargv);
+        }
+        fprintf(stderr, "ferry: no help for unknown command '%s' (try 'ferry --help')\n",
+                argv[2]);
+        return 2;
+    }
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         usage(stdout);
         return 0;

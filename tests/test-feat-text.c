@@ -464,3 +464,37 @@ TEST(cli_features_empty_directory_bom_and_array)
     CHECK_EQ_INT(test_ferry_cli(args, msg, sizeof msg), 1);
     CHECK(strstr(msg, "array.json: body: expected a JSON object (HTTP 400)"));
 }
+
+/* `ferry help <command> [<sub>]` prints what `ferry <command> [<sub>] --help` prints
+ * (it printed the general usage); an unknown command is a usage error (status 2). */
+TEST(cli_help_command_prints_the_command_help)
+{
+    const char *bin = getenv("FERRY_BIN");
+    if (!bin || !*bin) bin = "build/ferry";
+    static const char *const pairs[][2] = {{"help features", "features --help"},
+                                           {"help bench load", "bench load --help"}};
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        char *out[2];
+        for (int k = 0; k < 2; k++) {
+            char cmd[1024];
+            snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", bin, pairs[i][k]);
+            FILE *p = popen(cmd, "r");
+            CHECK(p);
+            struct buf b;
+            buf_init(&b);
+            char chunk[4096];
+            size_t n;
+            while ((n = fread(chunk, 1, sizeof chunk, p)) > 0) buf_append(&b, chunk, n);
+            CHECK_EQ_INT(pclose(p), 0);
+            out[k] = buf_steal(&b);
+        }
+        int same = !strcmp(out[0], out[1]), usage = !strncmp(out[0], "usage: ferry ", 13);
+        free(out[0]);
+        free(out[1]);
+        CHECK(usage);
+        CHECK(same);
+    }
+    char msg[256];
+    CHECK_EQ_INT(test_ferry_cli("help nosuch", msg, sizeof msg), 2);
+    CHECK_STR(msg, "ferry: no help for unknown command 'nosuch' (try 'ferry --help')\n");
+}
