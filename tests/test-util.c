@@ -1,10 +1,12 @@
 #include "test.h"
 #include "util/buf.h"
 #include "util/file.h"
+#include "util/grow.h"
 #include "util/heap.h"
 #include "util/log.h"
 #include "util/rng.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -147,4 +149,31 @@ TEST(read_file_contents_limit_and_errors)
     CHECK_STR(err, want);
     CHECK_EQ_INT(util_read_file("/nonexistent/x", 0, &p, &n, err, sizeof err), -1);
     CHECK_STR(err, "/nonexistent/x: No such file or directory");
+}
+
+/* util_grow: the same pointer while there is room, doubling from `first`, and NULL with
+ * the array and its capacity untouched when the size would overflow. */
+TEST(grow_doubles_and_refuses_overflow)
+{
+    int *v = NULL;
+    size_t cap = 0;
+    for (size_t n = 0; n < 100; n++) {
+        size_t before = cap;
+        int *p = util_grow(v, &cap, n, sizeof *p, 4);
+        CHECK(p != NULL);
+        if (n < before) CHECK(p == v && cap == before); /* room: nothing happens */
+        else CHECK_EQ_INT(cap, before ? 2 * before : 4);
+        v = p;
+        v[n] = (int)n;
+    }
+    CHECK_EQ_INT(cap, 128); /* 4, 8, ..., 128 */
+    for (int i = 0; i < 100; i++) CHECK_EQ_INT(v[i], i);
+    size_t huge = SIZE_MAX / 2 + 1;
+    CHECK(util_grow(v, &huge, huge, 1, 4) == NULL); /* doubling would overflow */
+    CHECK(huge == SIZE_MAX / 2 + 1);
+    size_t big = SIZE_MAX / 8;
+    CHECK(util_grow(v, &big, big, 16, 4) == NULL); /* bytes would overflow */
+    CHECK(big == SIZE_MAX / 8);
+    CHECK_EQ_INT(v[99], 99); /* still valid */
+    free(v);
 }

@@ -12,6 +12,7 @@
 #include "feat/calib.h"
 #include "feat/image.h"
 #include "util/file.h"
+#include "util/grow.h"
 
 static void usage(FILE *out)
 {
@@ -54,18 +55,15 @@ static int cmp_str(const void *a, const void *b)
 
 struct paths {
     char **v;
-    int n, cap;
+    int n;
+    size_t cap;
 };
 
 static int paths_add(struct paths *ps, const char *dir, const char *name)
 {
-    if (ps->n == ps->cap) {
-        int ncap = ps->cap ? ps->cap * 2 : 64;
-        char **nv = realloc(ps->v, sizeof *nv * (size_t)ncap);
-        if (!nv) return -1;
-        ps->v = nv;
-        ps->cap = ncap;
-    }
+    char **nv = util_grow(ps->v, &ps->cap, (size_t)ps->n, sizeof *nv, 64);
+    if (!nv) return -1;
+    ps->v = nv;
     size_t len = (dir ? strlen(dir) + 1 : 0) + strlen(name) + 1;
     char *s = malloc(len);
     if (!s) return -1;

@@ -5,3 +5,6 @@ LIB_SRCS += src/gw/config.c src/gw/upstream.c src/gw/workers.c src/gw/metrics.c 
 TESTS += test-gw
 FUZZERS += fuzz-gw
 BENCHES += bench-gateway
+LIB_SRCS += src/gw/cascade.c
+TESTS += test-gw-cascade
+FUZZERS += fuzz-gw-cascade

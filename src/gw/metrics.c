@@ -107,6 +107,15 @@ int gw_metrics_render(const struct gw_metrics *m, const struct gw_metrics_node *
             esc(b, nodes[n].name);
             buf_printf(b, "\",kind=\"%s\"} %llu\n", k_uperr[k], m->uperr[n][k]);
         }
+    head(b, "ferry_cascade_total", "counter",
+         "Cascade plans, by first-stage node and verdict (docs/gateway.md \"Cascades\").");
+    static const char *const k_casc[3] = {"accepted", "escalated", "unknown"};
+    for (int n = 0; n < m->nnodes; n++)
+        for (int k = 0; k < 3; k++) {
+            buf_puts(b, "ferry_cascade_total{node=\"");
+            esc(b, nodes[n].name);
+            buf_printf(b, "\",outcome=\"%s\"} %llu\n", k_casc[k], m->cascade[n][k]);
+        }
     head(b, "ferry_failovers_total", "counter", "Requests retried on another node.");
     buf_printf(b, "ferry_failovers_total %llu\n", m->failovers);
     head(b, "ferry_feedback_total", "counter", "Feedback scores received.");

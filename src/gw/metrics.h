@@ -5,6 +5,8 @@
  *   ferry_decision_duration_seconds (histogram)       features + routing decision
  *   ferry_upstream_errors_total{node,kind}            connect, timeout, http_5xx, midstream
  *   ferry_failovers_total                             retries on another node
+ *   ferry_cascade_total{node,outcome}                 cascade verdicts: accepted,
+ *                                                     escalated, unknown (no logprobs)
  *   ferry_latency_predicted_seconds_total{node}       sums over completed requests, with
  *   ferry_latency_observed_seconds_total{node}        ferry_latency_observations_total and
  *   ferry_latency_abs_error_seconds_total{node}       the absolute prediction error
@@ -30,6 +32,8 @@ struct gw_metrics {
     unsigned long long requests[FY_MAX_NODES][2][GW_OUT__N];
     unsigned long long uperr[FY_MAX_NODES][GW_UPERR__N];
     unsigned long long failovers, feedback;
+    /* [first-stage node][gw_casc_result: accepted, escalated, unknown] (gw/cascade.h) */
+    unsigned long long cascade[FY_MAX_NODES][3];
     unsigned long long client_err[6];      /* 400 401 404 405 413 other */
     unsigned long long dec_bucket[GW_HIST_BUCKETS + 1];
     double dec_sum;

@@ -8,6 +8,7 @@
 
 #include "feat/features.h"
 #include "feat/image.h"
+#include "gw/cascade.h"
 #include "req/request.h"
 #include "util/b64.h"
 
@@ -75,6 +76,8 @@ int gw_route_decide(const struct fy_policy *pol, void *state, const struct pol_c
         pol_plan_keep(plan, k);
         if (est) memset(est, 0, sizeof *est);
     }
+    /* cascades: a valid escalation target, never a cloud one for edge-only requests */
+    gw_casc_sanitize(plan, nodes, n, excluded, edge_only);
     return 0;
 }
 

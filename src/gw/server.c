@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gw/cascade.h"
 #include "gw/metrics.h"
 #include "gw/nodes.h"
 #include "gw/route.h"
@@ -149,6 +150,7 @@ struct gw_req {
     char ctype[128];
     int started, paused, client_gone, upstream_live, pending_work, replied;
     struct aux_xfer *aux;
+    struct gw_casc *casc;        /* a cascade plan underway (gw/cascade.h), or NULL */
     struct buf held, copy, line;
     int out_chunks, usage_in, usage_out;
     struct event *timer;
@@ -161,6 +163,8 @@ struct gw_req {
 static void finish(struct gw_req *q);
 static void dispatch(struct gw_req *q);
 static void start_upstream(struct gw_req *q);
+static void casc_view(const struct gw_req *q, struct fy_outcome *po);
+static void casc_trace(const struct gw_req *q, struct trace_record *tr);
 
 /* ---- small HTTP helpers --------------------------------------------------------- */
 
@@ -300,6 +304,8 @@ static void req_free_obj(struct gw_req *q)
     struct gw_server *s = q->s;
     drop_upstream(q);
     aux_free(s, q->aux);
+    gw_casc_free(q->casc);
+    q->casc = NULL;
     if (q->timer) event_free(q->timer);
     if (q->evcon && q->req) evhttp_connection_set_closecb(q->evcon, NULL, NULL);
     req_free(q->fr);
@@ -338,6 +344,12 @@ static void on_client_close(struct evhttp_connection *evcon, void *arg)
     q->req = NULL;
     q->evcon = NULL;
     log_debug("gw", "%s: client disconnected", q->id);
+    if (q->casc && q->casc->live) {      /* a cascade's stage 1: cancel it */
+        gw_casc_cancel(q->casc);
+        q->s->nodes.rt[q->node].inflight--;
+        finish(q);
+        return;
+    }
     if (q->upstream_live) {
         /* cancel the backend transfer: its work is wasted from here on */
         drop_upstream(q);
@@ -494,6 +506,13 @@ static void start_reply(struct gw_req *q)
         snprintf(v, sizeof v, "%.4f", q->est.q_mean);
         add_hdr(q->req, "X-Ferry-Predicted-Quality", v);
     }
+    if (q->casc) {                       /* the cascade's verdict (gw/cascade.h) */
+        add_hdr(q->req, "X-Ferry-Cascade", gw_casc_result_name(q->casc->result));
+        if (q->casc->confidence >= 0) {
+            snprintf(v, sizeof v, "%.3f", q->casc->confidence);
+            add_hdr(q->req, "X-Ferry-Confidence", v);
+        }
+    }
     evhttp_send_reply_start(q->req, (int)q->status, NULL);
 }
 
@@ -629,7 +648,9 @@ static void record(struct gw_req *q, int failed)
             .pred = s->pred, .now_ms = ms_since(s), .rng = &s->rng,
             .session = q->fr->prefs.session,
         };
-        if (q->pinned < 0 && s->pol->observe) s->pol->observe(s->pol_state, &c, &o);
+        struct fy_outcome po = o;        /* a cascade is learned from as a whole */
+        if (q->casc) casc_view(q, &po);
+        if (q->pinned < 0 && s->pol->observe) s->pol->observe(s->pol_state, &c, &po);
         if (s->pred && !failed) pred_observe(s->pred, &q->f, q->snap, &o);
     }
     if (!failed && q->has_est && q->est.e2e_ms > 0) {
@@ -667,6 +688,7 @@ static void record(struct gw_req *q, int failed)
             to->image_tokens = itok;
             to->chosen = 1;
             to->o = o;
+            if (q->casc) casc_trace(q, tr);
             if (gw_pool_submit(s->pool, work_trace, done_trace, j)) {
                 work_trace(j);      /* pool stopping: do it here */
                 done_trace(j);
@@ -946,6 +968,183 @@ fail:
     return -1;
 }
 
+/* ---- cascades (gw/cascade.h): stage 1, verdict, then delivery or escalation ------ */
+
+static void casc_done(struct gw_casc *c, void *arg);
+
+/* q's plan is a cascade: its state, and X-Ferry-Plan naming it. */
+static void casc_plan(struct gw_req *q)
+{
+    q->casc = gw_casc_new(&q->plan);
+    if (!q->casc) {                      /* out of memory: answer on plan.node alone */
+        q->plan.escalate_below = 0;
+        q->plan.escalate_node = -1;
+        return;
+    }
+    char rest[sizeof q->plan_str];
+    memcpy(rest, q->plan_str, sizeof rest);
+    gw_casc_plan_str(&q->plan, q->s->nodes.node, rest, q->plan_str, sizeof q->plan_str);
+}
+
+/* Stage 1: the request to plan.node, non-streaming, with logprobs. */
+static void casc_start(struct gw_req *q)
+{
+    struct gw_server *s = q->s;
+    struct gw_casc *c = q->casc;
+    const struct gw_node_cfg *nc = &s->cfg.nodes[q->node];
+    char url[GW_URL_MAX + 32];
+    snprintf(url, sizeof url, "%s/v1/chat/completions", nc->url);
+    gw_nodes_refresh(&s->nodes);
+    free(c->snap);
+    c->snap = malloc((size_t)s->nodes.n * sizeof *c->snap);
+    size_t len = 0;
+    char *body = c->snap ? gw_casc_stage1_body(q->fr, nc->model, &len) : NULL;
+    if (c->snap) memcpy(c->snap, s->nodes.node, (size_t)s->nodes.n * sizeof *c->snap);
+    c->t_dispatch = ms_since(s);
+    /* the answer arrives whole: first_byte_ms bounds all of it */
+    if (gw_casc_start(c, s->up, url, s->hdrs[q->node][0], body, len, s->cfg.connect_ms,
+                      s->cfg.first_byte_ms, casc_done, q)) {
+        reply_error(q, 500, NULL, NULL, "gateway: cannot start the cascade's first stage");
+        finish(q);
+        return;
+    }
+    s->nodes.rt[q->node].inflight++;
+}
+
+/* An accepted stage-1 answer goes to the client (JSON, or SSE when it streams). */
+static void casc_deliver(struct gw_req *q)
+{
+    struct gw_server *s = q->s;
+    struct gw_casc *c = q->casc;
+    int stream = q->fr->stream;
+    int keep = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(q->fr->json, "logprobs"));
+    size_t len = 0;
+    char *body = gw_casc_client_body(c->resp.data, c->resp.len, keep, stream,
+                                     q->fr->include_usage, &len);
+    q->t_dispatch = c->t_dispatch;       /* recorded as one run on plan.node */
+    free(q->snap);
+    q->snap = c->snap;
+    c->snap = NULL;
+    pol_plan_keep(&q->plan, q->node);
+    if (!body) {
+        reply_error(q, 500, NULL, NULL, "gateway: out of memory");
+        q->t_dispatch = 0;
+        finish(q);
+        return;
+    }
+    q->status = 200;
+    snprintf(q->ctype, sizeof q->ctype, "%s", stream ? "text/event-stream" : "application/json");
+    start_reply(q);
+    q->t_first_token = q->t_first_byte;
+    if (q->conn) {
+        if (q->buffering)
+            gw_http_reply(q->conn, q->reply_status, q->rh, q->rhl, body, len);
+        else {
+            gw_http_stream_write(q->conn, body, len);
+            gw_http_stream_end(q->conn);
+        }
+        q->conn = NULL;
+        q->hreq = NULL;
+    }
+    free(body);
+    q->t_end = ms_since(s);
+    finish(q);
+}
+
+static void casc_done(struct gw_casc *c, void *arg)
+{
+    struct gw_req *q = arg;
+    struct gw_server *s = q->s;
+    int node = q->node;
+    c->t_end = ms_since(s);
+    s->nodes.rt[node].inflight--;
+    s->m.cascade[node][c->result]++;
+    /* stage 1's own outcome: a plain run on plan.node */
+    struct fy_outcome *o1 = &c->o1;
+    memset(o1, 0, sizeof *o1);
+    pol_plan_keep(&o1->plan, node);
+    o1->plan.escalate_node = -1;
+    o1->quality = o1->first_quality = -1;
+    o1->confidence = c->confidence;
+    o1->escalated = c->result == GW_CASC_ESCALATED;
+    o1->failed = !c->answered;
+    o1->ttft_ms = o1->e2e_ms = c->t_end - c->t_dispatch;
+    if (c->answered) {
+        gw_nodes_ok(&s->nodes, node);
+        parse_usage(q, c->resp.data, c->resp.len);
+        o1->in_tokens = q->usage_in;
+        o1->out_tokens = q->usage_out;
+        const struct fy_node_profile *pf = &s->nodes.node[node].prof;
+        o1->cost_usd = (o1->in_tokens * pf->usd_per_mtok_in +
+                        o1->out_tokens * pf->usd_per_mtok_out) / 1e6;
+    } else {
+        int kind = c->rc == CURLE_OPERATION_TIMEDOUT ? GW_UPERR_TIMEOUT
+                   : c->rc != CURLE_OK ? GW_UPERR_CONNECT : GW_UPERR_5XX;
+        s->m.uperr[node][kind]++;
+        if (c->rc != CURLE_OK || c->status >= 500) gw_nodes_fail(&s->nodes, node);
+        log_info("gw", "%s: cascade: stage 1 on '%s' gave no answer (curl %d, HTTP %ld): "
+                 "escalating", q->id, s->nodes.node[node].name, (int)c->rc, c->status);
+    }
+    if (c->result != GW_CASC_ESCALATED) {
+        casc_deliver(q);
+        return;
+    }
+    /* escalate: stage 1 is learned from as a run of its own, then stage 2 is a plain
+     * request to escalate_node, relayed (and failed over) as any other */
+    if (c->answered && s->pred && q->has_features && c->snap)
+        pred_observe(s->pred, &q->f, c->snap, o1);
+    c->escalating = 1;
+    q->usage_in = q->usage_out = 0;
+    q->node = c->plan.escalate_node;
+    pol_plan_keep(&q->plan, q->node);
+    dispatch(q);
+}
+
+/* What the policy learns from a cascade: its plan, the verdict, and when escalated the
+ * client's view (stage 1 + stage 2 latency from stage 1's dispatch, both costs). */
+static void casc_view(const struct gw_req *q, struct fy_outcome *po)
+{
+    const struct gw_casc *c = q->casc;
+    po->plan = c->plan;
+    po->confidence = c->confidence;
+    po->escalated = c->escalating;
+    if (!c->escalating) return;
+    double pre = q->t_dispatch - c->t_dispatch;
+    po->ttft_ms += pre;
+    po->e2e_ms += pre;
+    po->cost_usd += c->o1.cost_usd;
+    po->in_tokens += c->o1.in_tokens;
+}
+
+/* Trace outcomes of a cascade (pred/trace.h "stage"): 1 = the first answer, with 2 =
+ * the escalated one after it when there was one; each with its own stage's times. */
+static void casc_trace(const struct gw_req *q, struct trace_record *tr)
+{
+    const struct gw_casc *c = q->casc;
+    struct trace_outcome *to = &tr->out[0];
+    to->o.plan = c->plan;
+    to->o.confidence = c->confidence;
+    to->stage = 1;
+    if (!c->escalating || !c->snap) return;
+    tr->out[1] = *to;
+    tr->out[1].stage = 2;
+    tr->out[1].o.confidence = -1;
+    tr->nout = 2;
+    const struct fy_node *n1 = &c->snap[c->plan.node];
+    memset(to, 0, sizeof *to);
+    snprintf(to->node, sizeof to->node, "%s", n1->name);
+    to->role = n1->role;
+    snprintf(to->model, sizeof to->model, "%s", n1->prof.model);
+    to->link = n1->link;
+    to->state = n1->st;
+    to->bytes_up = c->body ? (double)strlen(c->body) : 0;
+    to->image_tokens = tr->out[1].image_tokens;
+    to->chosen = 1;
+    to->stage = 1;
+    to->o = c->o1;
+    to->o.plan = c->plan;
+}
+
 /* ---- pipeline ------------------------------------------------------------------- */
 
 static void dispatch(struct gw_req *q)
@@ -953,6 +1152,10 @@ static void dispatch(struct gw_req *q)
     struct gw_server *s = q->s;
     if (q->client_gone) {
         finish(q);
+        return;
+    }
+    if (q->casc && !q->casc->escalating) {
+        casc_start(q);
         return;
     }
     q->out_body = gw_route_body(q->fr, s->cfg.nodes[q->node].model, &q->out_len);
@@ -1055,6 +1258,7 @@ static void decide(struct gw_req *q)
     q->decision_s += (clock_now_ms() - t0) / 1e3;
     gw_metrics_decision(&s->m, q->decision_s);
     gw_route_plan_str(&q->plan, q->f.nimages, s->nodes.node, q->plan_str, sizeof q->plan_str);
+    if (gw_casc_is(&q->plan) && !q->casc) casc_plan(q);
     int n = q->f.nimages;
     if (gw_route_plan_has(&q->plan, n, FY_IMG_DOWNSCALE)) {
         q->pending_work = 1;

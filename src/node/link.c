@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/grow.h"
 #include "util/rng.h"
 
 struct seg { double t0_ms, mbps; };  /* bandwidth from t0 until the next segment */
@@ -22,13 +23,9 @@ struct link {
 
 static int seg_push(struct link *l, double t0, double mbps)
 {
-    if (l->nsegs == l->cap) {
-        size_t ncap = l->cap ? l->cap * 2 : 16;
-        struct seg *n = realloc(l->segs, ncap * sizeof *n);
-        if (!n) return -1;
-        l->segs = n;
-        l->cap = ncap;
-    }
+    struct seg *n = util_grow(l->segs, &l->cap, l->nsegs, sizeof *n, 16);
+    if (!n) return -1;
+    l->segs = n;
     l->segs[l->nsegs++] = (struct seg){t0, mbps};
     return 0;
 }

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "util/grow.h"
+
 /* ==== INI reading with line numbers =============================================== */
 
 struct ini_ctx {
@@ -166,18 +168,6 @@ void node_lib_fini(struct node_lib *lib)
     memset(lib, 0, sizeof *lib);
 }
 
-/* Grows an array of elem-sized items; 0 or -1. */
-static int grow(void **arr, int *cap, int n, size_t elem)
-{
-    if (n < *cap) return 0;
-    int ncap = *cap ? *cap * 2 : 8;
-    void *p = realloc(*arr, (size_t)ncap * elem);
-    if (!p) return -1;
-    *arr = p;
-    *cap = ncap;
-    return 0;
-}
-
 const struct node_device *node_lib_find_device(const struct node_lib *lib, const char *name)
 {
     for (int i = 0; i < lib->ndev; i++)
@@ -216,7 +206,10 @@ static int feed_device(struct node_lib *lib, const char *file, const char *name,
 {
     struct node_device *d = (struct node_device *)node_lib_find_device(lib, name);
     if (!d) {
-        if (grow((void **)&lib->dev, &lib->capdev, lib->ndev, sizeof *lib->dev) < 0) goto oom;
+        struct node_device *grown =
+            util_grow(lib->dev, &lib->capdev, (size_t)lib->ndev, sizeof *grown, 8);
+        if (!grown) goto oom;
+        lib->dev = grown;
         d = &lib->dev[lib->ndev++];
         memset(d, 0, sizeof *d);
         snprintf(d->name, sizeof d->name, "%s", name);
@@ -253,10 +246,13 @@ static int feed_model(struct node_lib *lib, const char *file, const char *name, 
 {
     struct node_model *m = (struct node_model *)node_lib_find_model(lib, name);
     if (!m) {
-        if (grow((void **)&lib->mod, &lib->capmod, lib->nmod, sizeof *lib->mod) < 0) {
+        struct node_model *grown =
+            util_grow(lib->mod, &lib->capmod, (size_t)lib->nmod, sizeof *grown, 8);
+        if (!grown) {
             snprintf(err, errlen, "out of memory");
             return -1;
         }
+        lib->mod = grown;
         m = &lib->mod[lib->nmod++];
         memset(m, 0, sizeof *m);
         snprintf(m->name, sizeof m->name, "%s", name);
@@ -343,11 +339,17 @@ static int feed_link(struct node_lib *lib, const char *file, const char *name, c
 {
     struct link_spec *l = (struct link_spec *)node_lib_find_link(lib, name);
     if (!l) {
-        if (grow((void **)&lib->lnk, &lib->caplnk, lib->nlnk, sizeof *lib->lnk) < 0) goto oom;
-        int cap = lib->caplnk;
-        int *nl = realloc(lib->lnk_line, (size_t)cap * sizeof *nl);
+        /* lnk and lnk_line grow together: one capacity for both */
+        size_t cap = lib->caplnk;
+        int *nl = util_grow(lib->lnk_line, &cap, (size_t)lib->nlnk, sizeof *nl, 8);
         if (!nl) goto oom;
         lib->lnk_line = nl;
+        cap = lib->caplnk;
+        struct link_spec *grown =
+            util_grow(lib->lnk, &cap, (size_t)lib->nlnk, sizeof *grown, 8);
+        if (!grown) goto oom;
+        lib->lnk = grown;
+        lib->caplnk = cap;
         lib->lnk_line[lib->nlnk] = line;
         l = &lib->lnk[lib->nlnk++];
         memset(l, 0, sizeof *l);
@@ -403,10 +405,13 @@ static int feed_node(struct node_lib *lib, const char *file, const char *name, c
 {
     struct node_def *n = (struct node_def *)node_lib_find_node(lib, name);
     if (!n) {
-        if (grow((void **)&lib->node, &lib->capnode, lib->nnode, sizeof *lib->node) < 0) {
+        struct node_def *grown =
+            util_grow(lib->node, &lib->capnode, (size_t)lib->nnode, sizeof *grown, 8);
+        if (!grown) {
             snprintf(err, errlen, "out of memory");
             return -1;
         }
+        lib->node = grown;
         n = &lib->node[lib->nnode++];
         memset(n, 0, sizeof *n);
         snprintf(n->name, sizeof n->name, "%s", name);
@@ -517,13 +522,9 @@ int node_lib_load_dir(struct node_lib *lib, const char *dir, char *err, size_t e
     while ((e = readdir(d))) {
         size_t len = strlen(e->d_name);
         if (len < 5 || strcmp(e->d_name + len - 4, ".ini") != 0 || e->d_name[0] == '.') continue;
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            char **nn = realloc(names, ncap * sizeof *nn);
-            if (!nn) { rc = -1; snprintf(err, errlen, "out of memory"); goto done; }
-            names = nn;
-            cap = ncap;
-        }
+        char **nn = util_grow(names, &cap, n, sizeof *nn, 16);
+        if (!nn) { rc = -1; snprintf(err, errlen, "out of memory"); goto done; }
+        names = nn;
         names[n] = strdup(e->d_name);
         if (!names[n]) { rc = -1; snprintf(err, errlen, "out of memory"); goto done; }
         n++;

@@ -73,11 +73,11 @@ struct node_def {
 };
 
 struct node_lib {
-    struct node_device *dev; int ndev, capdev;
-    struct node_model *mod; int nmod, capmod;
-    struct link_spec *lnk; int nlnk, caplnk;
+    struct node_device *dev; int ndev; size_t capdev;
+    struct node_model *mod; int nmod; size_t capmod;
+    struct link_spec *lnk; int nlnk; size_t caplnk; /* caplnk: of lnk and lnk_line */
     int *lnk_line;              /* line of each link section */
-    struct node_def *node; int nnode, capnode;
+    struct node_def *node; int nnode; size_t capnode;
 };
 
 /* Generic INI reading with line numbers (inih underneath): cb gets every key with its

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/grow.h"
 #include "util/heap.h"
 
 enum { SEQ_FREE = 0, SEQ_WAIT, SEQ_PREFILL, SEQ_DECODE };
@@ -31,7 +32,8 @@ struct node_svc {
     double t;                   /* last time seen, ms */
     double v;                   /* decode progress: tokens each decoding sequence made */
     struct seq *seqs;
-    int nseqs, capseqs;
+    int nseqs;
+    size_t capseqs;
     int free_head;
     struct fifo wait, prefill;
     int nwait, nprefill, ndecode;
@@ -88,7 +90,7 @@ struct node_svc *node_svc_clone(const struct node_svc *s)
     c->seqs = NULL;
     c->dec.items = NULL;
     if (s->capseqs) {
-        c->seqs = malloc((size_t)s->capseqs * sizeof *c->seqs);
+        c->seqs = malloc(s->capseqs * sizeof *c->seqs);
         if (!c->seqs) goto fail;
         memcpy(c->seqs, s->seqs, (size_t)s->nseqs * sizeof *c->seqs);
     }
@@ -144,13 +146,9 @@ static int slot_alloc(struct node_svc *s)
         s->free_head = s->seqs[i].next;
         return i;
     }
-    if (s->nseqs == s->capseqs) {
-        int ncap = s->capseqs ? s->capseqs * 2 : 16;
-        struct seq *n = realloc(s->seqs, (size_t)ncap * sizeof *n);
-        if (!n) return -1;
-        s->seqs = n;
-        s->capseqs = ncap;
-    }
+    struct seq *n = util_grow(s->seqs, &s->capseqs, (size_t)s->nseqs, sizeof *n, 16);
+    if (!n) return -1;
+    s->seqs = n;
     memset(&s->seqs[s->nseqs], 0, sizeof s->seqs[0]);
     return s->nseqs++;
 }

@@ -2,6 +2,8 @@
 
 #include <stdlib.h>
 
+#include "util/grow.h"
+
 void heap_init(struct heap *h)
 {
     h->items = NULL;
@@ -22,13 +24,9 @@ static inline int less(const struct heap_item *a, const struct heap_item *b)
 
 int heap_push(struct heap *h, double key, uint64_t val)
 {
-    if (h->len == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        struct heap_item *p = realloc(h->items, cap * sizeof *p);
-        if (!p) return -1;
-        h->items = p;
-        h->cap = cap;
-    }
+    struct heap_item *p = util_grow(h->items, &h->cap, h->len, sizeof *p, 64);
+    if (!p) return -1;
+    h->items = p;
     struct heap_item it = {key, h->next_seq++, val};
     size_t i = h->len++;
     while (i > 0) {

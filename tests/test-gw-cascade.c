@@ -1,0 +1,689 @@
+/* test-gw-cascade — cascade plans through the gateway over real sockets (docs/gateway.md
+ * "Cascades"): the pure steps of gw/cascade.h, then a real `ferry serve` process
+ * (FERRY_BIN, else ../ferry next to this binary) in front of two in-process emulators
+ * (emu/server.h, an edge and a cloud node, ports from the kernel) with the `cascade`
+ * policy. The edge emulator's confidence noise is 0, so every edge answer's confidence is
+ * one of two known values: sigma(cap +- sep/2) (sim/quality.h). */
+#include "test.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <strings.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "emu/faults.h"
+#include "emu/server.h"
+#include "gw/cascade.h"
+#include "req/request.h"
+#include "util/buf.h"
+#include "util/clock.h"
+
+__attribute__((constructor)) static void init_all(void)
+{
+    evthread_use_pthreads();
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* ==== pure steps ==================================================================== */
+
+static struct fy_node g_nodes[3];
+
+static void nodes3(void)
+{
+    const char *nm[3] = {"edge", "edge2", "cloud"};
+    for (int i = 0; i < 3; i++) {
+        memset(&g_nodes[i], 0, sizeof g_nodes[i]);
+        snprintf(g_nodes[i].name, sizeof g_nodes[i].name, "%s", nm[i]);
+        g_nodes[i].role = i < 2 ? FY_ROLE_EDGE : FY_ROLE_CLOUD;
+    }
+}
+
+static struct fy_plan casc_plan(int node, int esc, double below)
+{
+    struct fy_plan p;
+    memset(&p, 0, sizeof p);
+    p.node = node;
+    p.aux_node = -1;
+    p.escalate_node = esc;
+    p.escalate_below = below;
+    return p;
+}
+
+TEST(casc_sanitize_never_escalates_edge_only_out_of_the_edge)
+{
+    nodes3();
+    struct fy_plan p = casc_plan(0, 2, 0.6);
+    CHECK_EQ_INT(gw_casc_sanitize(&p, g_nodes, 3, NULL, 0), 0);
+    CHECK(gw_casc_is(&p));
+    CHECK_EQ_INT(gw_casc_sanitize(&p, g_nodes, 3, NULL, 1), 1);   /* cloud: removed */
+    CHECK(!gw_casc_is(&p));
+    CHECK_EQ_INT(p.escalate_node, -1);
+    p = casc_plan(0, 1, 0.6);                                      /* edge to edge: fine */
+    CHECK_EQ_INT(gw_casc_sanitize(&p, g_nodes, 3, NULL, 1), 0);
+    CHECK(gw_casc_is(&p));
+    p = casc_plan(0, 0, 0.6);                                      /* itself */
+    CHECK_EQ_INT(gw_casc_sanitize(&p, g_nodes, 3, NULL, 0), 1);
+    p = casc_plan(0, 3, 0.6);                                      /* out of range */
+    CHECK_EQ_INT(gw_casc_sanitize(&p, g_nodes, 3, NULL, 0), 1);
+    unsigned char ex[3] = {0, 0, 1};
+    p = casc_plan(0, 2, 0.6);                                      /* excluded */
+    CHECK_EQ_INT(gw_casc_sanitize(&p, g_nodes, 3, ex, 0), 1);
+    p = casc_plan(0, 2, 0);                                        /* no cascade at all */
+    CHECK_EQ_INT(gw_casc_sanitize(&p, g_nodes, 3, NULL, 0), 0);
+    CHECK_EQ_INT(p.escalate_node, -1);
+    p = casc_plan(0, 2, 7);                                        /* clamped */
+    p.img[0] = FY_IMG_DROP;
+    CHECK_EQ_INT(gw_casc_sanitize(&p, g_nodes, 3, NULL, 0), 0);
+    CHECK_NEAR(p.escalate_below, 1, 0);
+    CHECK_EQ_INT(p.img[0], FY_IMG_KEEP);                           /* both stages: as sent */
+}
+
+TEST(casc_confidence_is_the_geometric_mean_token_probability)
+{
+    const char *a = "{\"object\":\"chat.completion\",\"choices\":[{\"index\":0,\"message\":"
+                    "{\"role\":\"assistant\",\"content\":\"ab\"},\"logprobs\":{\"content\":["
+                    "{\"token\":\"a\",\"logprob\":-0.1},{\"token\":\"b\",\"logprob\":-0.5}]}}]}";
+    double c = -2;
+    CHECK_EQ_INT(gw_casc_confidence_json(a, strlen(a), &c), 0);
+    CHECK_NEAR(c, exp(-0.3), 1e-12);
+    const char *none = "{\"choices\":[{\"message\":{\"content\":\"x\"},\"logprobs\":null}]}";
+    CHECK_EQ_INT(gw_casc_confidence_json(none, strlen(none), &c), 1);
+    CHECK_NEAR(c, -1, 0);
+    CHECK_EQ_INT(gw_casc_confidence_json("{\"error\":{}}", 12, &c), -1);
+    CHECK_EQ_INT(gw_casc_confidence_json("not json", 8, &c), -1);
+    /* -inf-like values are floored, positive ones capped at 0 */
+    const char *odd = "{\"choices\":[{\"logprobs\":{\"content\":[{\"logprob\":-1e300},"
+                      "{\"logprob\":3}]}}]}";
+    CHECK_EQ_INT(gw_casc_confidence_json(odd, strlen(odd), &c), 0);
+    CHECK_NEAR(c, exp(-9999.0 / 2), 1e-300);
+    /* streamed: one token per event, [DONE] ignored */
+    struct gw_casc_conf acc = {0, 0};
+    const char *ev[] = {
+        "{\"choices\":[{\"delta\":{\"role\":\"assistant\"},\"logprobs\":null}]}",
+        " {\"choices\":[{\"delta\":{\"content\":\"a\"},\"logprobs\":{\"content\":[{\"logprob\":-0.2}]}}]}",
+        "{\"choices\":[{\"delta\":{\"content\":\"b\"},\"logprobs\":{\"content\":[{\"logprob\":-0.6}]}}]}",
+        "[DONE]",
+    };
+    int k = 0;
+    for (int i = 0; i < 4; i++) k += gw_casc_confidence_event(&acc, ev[i], strlen(ev[i]));
+    CHECK_EQ_INT(k, 2);
+    CHECK_NEAR(gw_casc_conf_value(&acc), exp(-0.4), 1e-12);
+    CHECK_EQ_INT(gw_casc_judge(0.7, 0.6), GW_CASC_ACCEPTED);
+    CHECK_EQ_INT(gw_casc_judge(0.6, 0.6), GW_CASC_ACCEPTED);
+    CHECK_EQ_INT(gw_casc_judge(0.59, 0.6), GW_CASC_ESCALATED);
+    CHECK_EQ_INT(gw_casc_judge(-1, 0.6), GW_CASC_UNKNOWN);
+}
+
+TEST(casc_stage1_body_asks_for_logprobs_without_a_stream)
+{
+    const char *body = "{\"model\":\"ferry\",\"stream\":true,\"stream_options\":{\"include_usage\":"
+                       "true},\"top_logprobs\":3,\"logprobs\":false,\"messages\":[{\"role\":\"user\","
+                       "\"content\":\"Hi\"}],\"temperature\":0.5}";
+    struct req_limits lim;
+    req_limits_default(&lim);
+    struct req_error e;
+    struct fy_request *r = req_parse(body, strlen(body), &lim, &e);
+    CHECK(r);
+    char *before = cJSON_PrintUnformatted(r->json);
+    size_t len = 0;
+    char *s1 = gw_casc_stage1_body(r, "edge-model", &len);
+    char *after = cJSON_PrintUnformatted(r->json);
+    cJSON *j = cJSON_Parse(s1);
+    int ok = j && len == strlen(s1) &&
+             !strcmp(cJSON_GetObjectItem(j, "model")->valuestring, "edge-model") &&
+             cJSON_IsTrue(cJSON_GetObjectItem(j, "logprobs")) &&
+             cJSON_IsFalse(cJSON_GetObjectItem(j, "stream")) &&
+             !cJSON_GetObjectItem(j, "stream_options") &&
+             cJSON_GetObjectItem(j, "top_logprobs")->valueint == 3 &&
+             cJSON_GetObjectItem(j, "temperature")->valuedouble == 0.5;
+    /* the request itself is unchanged (stage 2 sends it as the client did), key order aside */
+    cJSON *jb = cJSON_Parse(before), *ja = cJSON_Parse(after);
+    int same = cJSON_Compare(jb, ja, 1);
+    cJSON_Delete(j);
+    cJSON_Delete(jb);
+    cJSON_Delete(ja);
+    free(s1);
+    free(before);
+    free(after);
+    req_free(r);
+    CHECK(ok);
+    CHECK(same);
+}
+
+static const char *k_answer =
+    "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\",\"created\":7,\"model\":\"edge-model\","
+    "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Yes, a \\\"cat\\\".\"},"
+    "\"logprobs\":{\"content\":[{\"token\":\"Yes\",\"logprob\":-0.2}]},\"finish_reason\":\"length\"}],"
+    "\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":4,\"total_tokens\":13}}";
+
+TEST(casc_accepted_answer_as_json_without_logprobs)
+{
+    size_t n = 0;
+    char *out = gw_casc_client_body(k_answer, strlen(k_answer), 0, 0, 0, &n);
+    CHECK(out && n == strlen(out));
+    cJSON *j = cJSON_Parse(out);
+    cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+    int ok = cJSON_IsNull(cJSON_GetObjectItem(ch, "logprobs")) &&
+             !strcmp(cJSON_GetObjectItem(cJSON_GetObjectItem(ch, "message"), "content")->valuestring,
+                     "Yes, a \"cat\".") &&
+             cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "total_tokens")->valueint == 13;
+    cJSON_Delete(j);
+    free(out);
+    CHECK(ok);
+    out = gw_casc_client_body(k_answer, strlen(k_answer), 1, 0, 0, &n);   /* asked: as is */
+    CHECK(out);
+    CHECK_STR(out, k_answer);
+    free(out);
+    CHECK(gw_casc_client_body("{\"error\":1}", 11, 0, 0, 0, &n) == NULL);
+}
+
+/* Splits an SSE body into its "data: " payloads (in place); the count, or -1 when an
+ * event is not a single data line. */
+static int sse_split(char *body, char **ev, int max)
+{
+    int n = 0;
+    char *p = body;
+    while (p && *p && n < max) {
+        char *end = strstr(p, "\n\n");
+        if (!end) return -1;
+        *end = 0;
+        if (strncmp(p, "data: ", 6) || strchr(p, '\n')) return -1;
+        ev[n++] = p + 6;
+        p = end + 2;
+    }
+    return n;
+}
+
+/* Checks an OpenAI SSE answer: chunks, a role first, content, a finish reason, the usage
+ * chunk when usage is set, [DONE] last. Appends the content to text; returns the
+ * completion_tokens of the usage chunk (0 without), or -1 when malformed. */
+static int sse_check(const char *body, int usage, struct buf *text, char *finish, size_t fcap)
+{
+    char *copy = strdup(body);
+    char *ev[64];
+    int n = sse_split(copy, ev, 64), role = 0, ct = 0, bad = n < 3 || strcmp(ev[n - 1], "[DONE]");
+    for (int i = 0; !bad && i < n - 1; i++) {
+        cJSON *j = cJSON_Parse(ev[i]);
+        const cJSON *obj = cJSON_GetObjectItem(j, "object");
+        bad = !cJSON_IsString(obj) || strcmp(obj->valuestring, "chat.completion.chunk");
+        cJSON *chs = cJSON_GetObjectItem(j, "choices");
+        cJSON *u = cJSON_GetObjectItem(j, "usage");
+        if (!bad && cJSON_GetArraySize(chs) == 0) {
+            bad = !usage || !cJSON_IsObject(u);
+            if (!bad) ct = cJSON_GetObjectItem(u, "completion_tokens")->valueint;
+        } else if (!bad) {
+            if (usage && !cJSON_IsNull(u)) bad = 1;
+            cJSON *ch = cJSON_GetArrayItem(chs, 0), *d = cJSON_GetObjectItem(ch, "delta");
+            const cJSON *r = cJSON_GetObjectItem(d, "role"), *c = cJSON_GetObjectItem(d, "content");
+            const cJSON *f = cJSON_GetObjectItem(ch, "finish_reason");
+            if (i == 0) role = cJSON_IsString(r) && !strcmp(r->valuestring, "assistant");
+            if (cJSON_IsString(c)) buf_puts(text, c->valuestring);
+            if (cJSON_IsString(f)) snprintf(finish, fcap, "%s", f->valuestring);
+        }
+        cJSON_Delete(j);
+    }
+    free(copy);
+    return bad || !role ? -1 : ct;
+}
+
+TEST(casc_accepted_answer_as_openai_sse)
+{
+    size_t n = 0;
+    char *out = gw_casc_client_body(k_answer, strlen(k_answer), 0, 1, 1, &n);
+    CHECK(out && n == strlen(out));
+    struct buf text;
+    buf_init(&text);
+    char finish[32] = "";
+    int ct = sse_check(out, 1, &text, finish, sizeof finish);
+    int nolp = strstr(out, "\"logprob\"") == NULL;
+    free(out);
+    CHECK_EQ_INT(ct, 4);
+    CHECK_STR(text.data, "Yes, a \"cat\".");
+    CHECK_STR(finish, "length");
+    CHECK(nolp);
+    buf_fini(&text);
+    /* without include_usage: no usage anywhere; with logprobs asked: they are in it */
+    out = gw_casc_client_body(k_answer, strlen(k_answer), 1, 1, 0, &n);
+    CHECK(out);
+    buf_init(&text);
+    ct = sse_check(out, 0, &text, finish, sizeof finish);
+    int nousage = strstr(out, "\"usage\"") == NULL, lp = strstr(out, "\"logprob\":-0.2") != NULL;
+    free(out);
+    buf_fini(&text);
+    CHECK_EQ_INT(ct, 0);
+    CHECK(nousage);
+    CHECK(lp);
+}
+
+/* ==== over HTTP: emulators and the gateway ========================================== */
+
+struct emu {
+    struct event_base *base;
+    struct emu_server *s;
+    pthread_t th;
+    int port;
+};
+
+static void *emu_loop(void *arg)
+{
+    event_base_loop(arg, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+/* An emulated node answering at once; noise 0 makes its confidence one of two values. */
+static int emu_start(struct emu *e, const char *model, double noise, const char *fault_error)
+{
+    struct emu_opts o;
+    emu_opts_default(&o);
+    snprintf(o.prof.model, sizeof o.prof.model, "%s", model);
+    o.time_scale = 0;
+    o.capability = 1;
+    o.confidence_noise = noise;
+    char err[256];
+    if (fault_error && emu_fault_parse(EMU_FAULT_ERROR, fault_error, &o.faults, err, sizeof err))
+        return -1;
+    memset(e, 0, sizeof *e);
+    e->base = event_base_new();
+    e->s = e->base ? emu_server_new(e->base, &o, err, sizeof err) : NULL;
+    if (!e->s) {
+        fprintf(stderr, "  emulator: %s\n", err);
+        return -1;
+    }
+    e->port = emu_server_port(e->s);
+    return pthread_create(&e->th, NULL, emu_loop, e->base) ? -1 : 0;
+}
+
+static void emu_stop(struct emu *e)
+{
+    if (!e->base) return;
+    event_base_loopexit(e->base, NULL);
+    pthread_join(e->th, NULL);
+    emu_server_free(e->s);
+    event_base_free(e->base);
+    e->base = NULL;
+}
+
+static const char *ferry_bin(void)
+{
+    static char path[1024];
+    const char *e = getenv("FERRY_BIN");
+    if (e && *e) return e;
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 16);
+    if (n <= 0) return "ferry";
+    path[n] = 0;
+    char *slash = strrchr(path, '/');      /* .../BUILD/tests/test-gw-cascade */
+    if (slash) *slash = 0;
+    slash = strrchr(path, '/');
+    if (slash) strcpy(slash, "/ferry");
+    return path;
+}
+
+struct gw {
+    pid_t pid;
+    int port;
+};
+
+/* `ferry serve` with the cascade policy at threshold below over the two emulators. */
+static int gw_start(struct gw *g, const char *name, int edge, int cloud, double below)
+{
+    const char *path = test_tmp_path(name);
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fprintf(f, "[server]\nlisten = 127.0.0.1:0\n[policy]\nname = cascade\nparams = below=%g\n"
+               "[node edge]\nrole = edge\nurl = http://127.0.0.1:%d\nmodel = edge-model\n"
+               "[node cloud]\nrole = cloud\nurl = http://127.0.0.1:%d\nmodel = cloud-model\n",
+            below, edge, cloud);
+    fclose(f);
+    int pfd[2];
+    if (pipe(pfd)) return -1;
+    g->pid = fork();
+    if (g->pid == 0) {
+        dup2(pfd[1], 1);
+        close(pfd[0]);
+        close(pfd[1]);
+        execl(ferry_bin(), "ferry", "serve", "-c", path, (char *)NULL);
+        _exit(127);
+    }
+    close(pfd[1]);
+    char line[512];
+    size_t k = 0;
+    double t0 = clock_now_ms();
+    while (k < sizeof line - 1 && clock_now_ms() - t0 < 20000) {
+        struct pollfd p = {pfd[0], POLLIN, 0};
+        if (poll(&p, 1, 200) <= 0) continue;
+        if (read(pfd[0], line + k, 1) <= 0 || line[k] == '\n') break;
+        k++;
+    }
+    line[k] = 0;
+    close(pfd[0]);
+    const char *p = strstr(line, "http://127.0.0.1:");
+    g->port = p ? atoi(p + 17) : 0;
+    if (g->port <= 0) {
+        fprintf(stderr, "  gateway did not start: '%s'\n", line);
+        kill(g->pid, SIGKILL);
+        waitpid(g->pid, NULL, 0);
+        return -1;
+    }
+    return 0;
+}
+
+static void gw_stop(struct gw *g)
+{
+    if (g->pid <= 0) return;
+    kill(g->pid, SIGTERM);
+    double t0 = clock_now_ms();
+    while (waitpid(g->pid, NULL, WNOHANG) == 0) {
+        if (clock_now_ms() - t0 > 20000) {
+            kill(g->pid, SIGKILL);
+            waitpid(g->pid, NULL, 0);
+            break;
+        }
+        usleep(10000);
+    }
+    g->pid = 0;
+}
+
+struct resp {
+    long status;
+    struct buf body, hdrs;
+};
+
+static size_t cb_append(char *p, size_t s, size_t n, void *a)
+{
+    buf_append(a, p, s * n);
+    return s * n;
+}
+
+/* POST body (or GET when NULL) to the gateway. */
+static void http(int port, const char *path, const char *body, struct resp *r)
+{
+    memset(r, 0, sizeof *r);
+    buf_init(&r->body);
+    buf_init(&r->hdrs);
+    CURL *e = curl_easy_init();
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    if (body) curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, cb_append);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &r->body);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, cb_append);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, &r->hdrs);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT, 30L);
+    curl_easy_perform(e);
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(e);
+    if (!r->body.data) buf_puts(&r->body, "");
+    if (!r->hdrs.data) buf_puts(&r->hdrs, "");
+}
+
+static void resp_fini(struct resp *r)
+{
+    buf_fini(&r->body);
+    buf_fini(&r->hdrs);
+}
+
+/* A response header's value ("" when absent), in out. */
+static const char *hdr(const struct resp *r, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    out[0] = 0;
+    for (const char *p = r->hdrs.data; p && *p;) {
+        const char *eol = strchr(p, '\n');
+        if (!strncasecmp(p, name, nl) && p[nl] == ':') {
+            const char *v = p + nl + 1;
+            while (*v == ' ') v++;
+            size_t k = (size_t)((eol ? eol : v + strlen(v)) - v);
+            while (k && (v[k - 1] == '\r' || v[k - 1] == '\n')) k--;
+            if (k >= cap) k = cap - 1;
+            memcpy(out, v, k);
+            out[k] = 0;
+            return out;
+        }
+        if (!eol) break;
+        p = eol + 1;
+    }
+    return out;
+}
+
+/* The value of one sample line of the gateway's /metrics, or -1. */
+static double metric(int port, const char *sample)
+{
+    struct resp r;
+    http(port, "/metrics", NULL, &r);
+    char needle[300];
+    snprintf(needle, sizeof needle, "\n%s ", sample);
+    const char *p = strstr(r.body.data, needle);
+    double v = p ? strtod(p + strlen(needle), NULL) : -1;
+    resp_fini(&r);
+    return v;
+}
+
+/* sigma(cap +- sep/2) at cap 1, sep 1, noise 0: the two confidences of the edge node. */
+static int known_confidence(const char *v)
+{
+    double c = atof(v);
+    return v[0] && (fabs(c - 1 / (1 + exp(-1.5))) < 6e-4 || fabs(c - 1 / (1 + exp(-0.5))) < 6e-4);
+}
+
+static char *body_of(int i, int stream, const char *extra)
+{
+    static char b[512];
+    snprintf(b, sizeof b, "{\"model\":\"ferry\",\"stream\":%s,%s\"messages\":[{\"role\":\"user\","
+             "\"content\":\"Question number %d, please answer.\"}],\"metadata\":{\"out_tokens\":12}}",
+             stream ? "true" : "false", extra ? extra : "", i);
+    return b;
+}
+
+/* The content and model of a non-streamed answer. */
+static int answer_of(const char *json, char *content, size_t ccap, char *model, size_t mcap,
+                     int *has_logprobs)
+{
+    cJSON *j = cJSON_Parse(json);
+    cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+    const char *c = cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetObjectItem(ch, "message"),
+                                                             "content"));
+    const char *m = cJSON_GetStringValue(cJSON_GetObjectItem(j, "model"));
+    cJSON *lp = cJSON_GetObjectItem(ch, "logprobs");
+    if (has_logprobs) *has_logprobs = cJSON_IsObject(lp);
+    int ok = c && m;
+    snprintf(content, ccap, "%s", c ? c : "");
+    snprintf(model, mcap, "%s", m ? m : "");
+    cJSON_Delete(j);
+    return ok ? 0 : -1;
+}
+
+TEST(gw_cascade_escalates_every_answer_below_a_high_threshold)
+{
+    struct emu edge, cloud;
+    CHECK(emu_start(&edge, "edge-model", 0, NULL) == 0);
+    CHECK(emu_start(&cloud, "cloud-model", 0, NULL) == 0);
+    struct gw g;
+    int up = gw_start(&g, "high.ini", edge.port, cloud.port, 0.99) == 0;
+    struct resp r[4], sse;
+    memset(r, 0, sizeof r);
+    memset(&sse, 0, sizeof sse);
+    double esc = -1, acc = -1;
+    if (up) {
+        for (int i = 0; i < 4; i++) http(g.port, "/v1/chat/completions", body_of(i, 0, NULL), &r[i]);
+        http(g.port, "/v1/chat/completions",
+             body_of(9, 1, "\"stream_options\":{\"include_usage\":true},"), &sse);
+        esc = metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"escalated\"}");
+        acc = metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"accepted\"}");
+        gw_stop(&g);
+    }
+    emu_stop(&edge);
+    emu_stop(&cloud);
+    CHECK(up);
+    for (int i = 0; i < 4; i++) {
+        char v[256], content[256], model[64];
+        int lp = 1;
+        CHECK_EQ_INT(r[i].status, 200);
+        CHECK_STR(hdr(&r[i], "X-Ferry-Node", v, sizeof v), "cloud");
+        CHECK_STR(hdr(&r[i], "X-Ferry-Cascade", v, sizeof v), "escalated");
+        CHECK(known_confidence(hdr(&r[i], "X-Ferry-Confidence", v, sizeof v)));
+        CHECK(!strncmp(hdr(&r[i], "X-Ferry-Plan", v, sizeof v), "cascade:edge>cloud@0.99;", 24));
+        CHECK(answer_of(r[i].body.data, content, sizeof content, model, sizeof model, &lp) == 0);
+        CHECK_STR(model, "cloud-model");   /* the cloud's answer, nothing of the edge's */
+        CHECK(!lp);                        /* the client asked for no logprobs */
+        resp_fini(&r[i]);
+    }
+    char v[64];
+    CHECK_EQ_INT(sse.status, 200);
+    CHECK_STR(hdr(&sse, "X-Ferry-Cascade", v, sizeof v), "escalated");
+    struct buf text;
+    buf_init(&text);
+    char finish[32] = "";
+    int ct = sse_check(sse.body.data, 1, &text, finish, sizeof finish);
+    int cloud_model = strstr(sse.body.data, "\"model\":\"cloud-model\"") != NULL;
+    buf_fini(&text);
+    resp_fini(&sse);
+    CHECK_EQ_INT(ct, 12);                  /* relayed from the cloud node as it streams */
+    CHECK(cloud_model);
+    CHECK_NEAR(esc, 5, 0);
+    CHECK_NEAR(acc, 0, 0);
+}
+
+TEST(gw_cascade_accepts_every_answer_above_a_low_threshold)
+{
+    struct emu edge, cloud;
+    CHECK(emu_start(&edge, "edge-model", 0, NULL) == 0);
+    CHECK(emu_start(&cloud, "cloud-model", 0, NULL) == 0);
+    struct gw g;
+    int up = gw_start(&g, "low.ini", edge.port, cloud.port, 0.01) == 0;
+    struct resp plain, withlp, sse, metrics;
+    memset(&plain, 0, sizeof plain);
+    memset(&withlp, 0, sizeof withlp);
+    memset(&sse, 0, sizeof sse);
+    memset(&metrics, 0, sizeof metrics);
+    double acc = -1, esc = -1, ok_edge = -1, ok_cloud = -1;
+    if (up) {
+        http(g.port, "/v1/chat/completions", body_of(1, 0, NULL), &plain);
+        http(g.port, "/v1/chat/completions", body_of(2, 0, "\"logprobs\":true,"), &withlp);
+        /* the same question streamed: stage 1 gets the same body, so the same answer */
+        http(g.port, "/v1/chat/completions",
+             body_of(1, 1, "\"stream_options\":{\"include_usage\":true},"), &sse);
+        acc = metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"accepted\"}");
+        esc = metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"escalated\"}");
+        ok_edge = metric(g.port, "ferry_requests_total{node=\"edge\",policy=\"cascade\",outcome=\"ok\"}");
+        ok_cloud = metric(g.port, "ferry_requests_total{node=\"cloud\",policy=\"cascade\",outcome=\"ok\"}");
+        http(g.port, "/metrics", NULL, &metrics);
+        gw_stop(&g);
+    }
+    emu_stop(&edge);
+    emu_stop(&cloud);
+    CHECK(up);
+    char v[256], content[256], model[64], c2[256];
+    int lp = 1;
+    CHECK_EQ_INT(plain.status, 200);
+    CHECK_STR(hdr(&plain, "X-Ferry-Node", v, sizeof v), "edge");
+    CHECK_STR(hdr(&plain, "X-Ferry-Cascade", v, sizeof v), "accepted");
+    CHECK(known_confidence(hdr(&plain, "X-Ferry-Confidence", v, sizeof v)));
+    CHECK(answer_of(plain.body.data, content, sizeof content, model, sizeof model, &lp) == 0);
+    CHECK_STR(model, "edge-model");
+    CHECK(!lp);                            /* stage 1's logprobs removed */
+    /* the client asked for logprobs: they stay, and give the header's confidence */
+    CHECK_EQ_INT(withlp.status, 200);
+    CHECK_STR(hdr(&withlp, "X-Ferry-Cascade", v, sizeof v), "accepted");
+    double hc = atof(hdr(&withlp, "X-Ferry-Confidence", v, sizeof v)), dc = -1;
+    CHECK_EQ_INT(gw_casc_confidence_json(withlp.body.data, withlp.body.len, &dc), 0);
+    CHECK_NEAR(dc, hc, 6e-4);
+    /* streamed client: valid SSE converted from stage 1, the same content */
+    CHECK_EQ_INT(sse.status, 200);
+    CHECK(strstr(hdr(&sse, "Content-Type", v, sizeof v), "text/event-stream") != NULL);
+    CHECK_STR(hdr(&sse, "X-Ferry-Cascade", v, sizeof v), "accepted");
+    struct buf text;
+    buf_init(&text);
+    char finish[32] = "";
+    int ct = sse_check(sse.body.data, 1, &text, finish, sizeof finish);
+    snprintf(c2, sizeof c2, "%s", text.data ? text.data : "");
+    buf_fini(&text);
+    int nolp = strstr(sse.body.data, "\"logprob\"") == NULL;
+    CHECK_EQ_INT(ct, 12);
+    CHECK_STR(c2, content);
+    CHECK_STR(finish, "stop");
+    CHECK(nolp);
+    CHECK_NEAR(acc, 3, 0);
+    CHECK_NEAR(esc, 0, 0);
+    CHECK_NEAR(ok_edge, 3, 0);
+    CHECK_NEAR(ok_cloud, 0, 0);
+    const char *mp = test_tmp_path("casc-metrics.txt");
+    FILE *f = fopen(mp, "w");
+    CHECK(f);
+    fwrite(metrics.body.data, 1, metrics.body.len, f);
+    fclose(f);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "promtool check metrics < %s", mp);
+    CHECK_EQ_INT(system(cmd), 0);
+    resp_fini(&plain);
+    resp_fini(&withlp);
+    resp_fini(&sse);
+    resp_fini(&metrics);
+}
+
+TEST(gw_cascade_stage1_failure_escalates)
+{
+    struct emu edge, cloud;
+    CHECK(emu_start(&edge, "edge-model", 0, "1") == 0);   /* every chat request: HTTP 500 */
+    CHECK(emu_start(&cloud, "cloud-model", 0, NULL) == 0);
+    struct gw g;
+    int up = gw_start(&g, "fail.ini", edge.port, cloud.port, 0.01) == 0;
+    struct resp r;
+    memset(&r, 0, sizeof r);
+    double esc = -1, err5 = -1;
+    if (up) {
+        http(g.port, "/v1/chat/completions", body_of(3, 0, NULL), &r);
+        esc = metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"escalated\"}");
+        err5 = metric(g.port, "ferry_upstream_errors_total{node=\"edge\",kind=\"http_5xx\"}");
+        gw_stop(&g);
+    }
+    emu_stop(&edge);
+    emu_stop(&cloud);
+    CHECK(up);
+    char v[256], content[256], model[64];
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_STR(hdr(&r, "X-Ferry-Node", v, sizeof v), "cloud");
+    CHECK_STR(hdr(&r, "X-Ferry-Cascade", v, sizeof v), "escalated");
+    CHECK_STR(hdr(&r, "X-Ferry-Confidence", v, sizeof v), "");   /* no answer, no confidence */
+    CHECK(answer_of(r.body.data, content, sizeof content, model, sizeof model, NULL) == 0);
+    CHECK_STR(model, "cloud-model");
+    CHECK_NEAR(esc, 1, 0);
+    CHECK_NEAR(err5, 1, 0);
+    resp_fini(&r);
+}
+
+TEST(gw_cascade_edge_only_request_stays_at_the_edge)
+{
+    struct emu edge, cloud;
+    CHECK(emu_start(&edge, "edge-model", 0, NULL) == 0);
+    CHECK(emu_start(&cloud, "cloud-model", 0, NULL) == 0);
+    struct gw g;
+    int up = gw_start(&g, "priv.ini", edge.port, cloud.port, 0.99) == 0;
+    struct resp r;
+    memset(&r, 0, sizeof r);
+    if (up) {
+        http(g.port, "/v1/chat/completions", body_of(4, 0, "\"ferry\":{\"privacy\":\"edge-only\"},"), &r);
+        gw_stop(&g);
+    }
+    emu_stop(&edge);
+    emu_stop(&cloud);
+    CHECK(up);
+    char v[256], content[256], model[64];
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_STR(hdr(&r, "X-Ferry-Node", v, sizeof v), "edge");
+    CHECK_STR(hdr(&r, "X-Ferry-Cascade", v, sizeof v), "");     /* no cascade at all */
+    CHECK(answer_of(r.body.data, content, sizeof content, model, sizeof model, NULL) == 0);
+    CHECK_STR(model, "edge-model");
+    resp_fini(&r);
+}
