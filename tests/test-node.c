@@ -397,3 +397,36 @@ TEST(profile_errors_name_file_and_line)
     CHECK(strstr(err, "g.ini:9:") && strstr(err, "15.0 GB") && strstr(err, "8.0 GB"));
     node_lib_fini(&lib);
 }
+
+/* Values far outside any real device, model or link (a unit slip) are refused with the
+ * range, instead of giving latencies of 1e62 ms; 0 still means "not given" for rates. */
+TEST(profile_values_out_of_range_are_refused)
+{
+    static const struct { const char *text, *want; } bad[] = {
+        {"[device d]\ntflops = 1e-300\n", "tflops = 1e-300: expected 0 or a number in [0.001, 1e+06]"},
+        {"[device d]\nmem_bw_gbs = 1e300\n", "mem_bw_gbs = 1e300: expected 0 or a number in"},
+        {"[model m]\nparams_b = 1e-300\n", "params_b = 1e-300: expected 0 or a number in [0.0001, 100000]"},
+        {"[model m]\npatches_per_token = 1e300\n", "patches_per_token = 1e300: expected a number in [1, 10000]"},
+        {"[link l]\nup_mbps = 1e-300\n", "up_mbps = 1e-300: expected 0 or a number in [0.001, 1e+07]"},
+        {"[link l]\nrtt_ms = 1e300\n", "rtt_ms = 1e300: expected a number in [0, 1e+06]"},
+        {"[link l]\nkind = views\nview_s = 1, 1e300\n", "value 2 is not a number in [0, 1e+06]"},
+        {"[node n]\nmax_seqs = 1000000000\n", "max_seqs = 1000000000: expected an integer in [1, 1000000]"},
+        {"[node n]\ntpot_slope = 1e300\n", "tpot_slope = 1e300: expected a number in [0, 100]"},
+        {"[node n]\nusd_per_hour = 1e300\n", "usd_per_hour = 1e300: expected a number in [0, 1e+06]"},
+        {"[node n]\ncache_saving = 1.5\n", "cache_saving = 1.5: expected a number in [0, 1]"},
+    };
+    char err[512];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct node_lib lib;
+        node_lib_init(&lib);
+        int rc = load_text("r.ini", bad[i].text, err, sizeof err, &lib);
+        node_lib_fini(&lib);
+        if (rc != -1 || !strstr(err, bad[i].want) || !strstr(err, "r.ini:"))
+            test_fail(__FILE__, __LINE__, "%s: rc %d, '%s'", bad[i].want, rc, err);
+    }
+    struct node_lib lib;
+    node_lib_init(&lib);
+    CHECK_EQ_INT(load_text("ok.ini", "[device d]\ntflops = 0\nmem_bw_gbs = 0.001\n"
+                                     "[link l]\nup_mbps = 0\n", err, sizeof err, &lib), 0);
+    node_lib_fini(&lib);
+}

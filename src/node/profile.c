@@ -104,22 +104,40 @@ static int parse_num(const char *v, double *out)
     return 0;
 }
 
-static int num_key(const char *key, const char *v, double lo, double *out, char *err, size_t errlen)
+/* A number in [lo, hi]. The upper bounds are far above any real device, model or link
+ * (they catch a unit slip such as 1e300 or 1e-300, which the simulator would otherwise
+ * turn into 1e62 ms latencies). */
+static int num_key(const char *key, const char *v, double lo, double hi, double *out,
+                   char *err, size_t errlen)
 {
     double d;
-    if (parse_num(v, &d) < 0 || !(d >= lo)) {
-        snprintf(err, errlen, "%s = %s: expected a number >= %g", key, v, lo);
+    if (parse_num(v, &d) < 0 || !(d >= lo && d <= hi)) {
+        snprintf(err, errlen, "%s = %s: expected a number in [%g, %g]", key, v, lo, hi);
         return -1;
     }
     *out = d;
     return 0;
 }
 
-static int int_key(const char *key, const char *v, int lo, int *out, char *err, size_t errlen)
+/* A rate or size: 0 (not given, derived or unknown) or a number in [min, hi]. */
+static int rate_key(const char *key, const char *v, double min, double hi, double *out,
+                    char *err, size_t errlen)
 {
     double d;
-    if (parse_num(v, &d) < 0 || d != floor(d) || d < lo || d > 1e9) {
-        snprintf(err, errlen, "%s = %s: expected an integer >= %d", key, v, lo);
+    if (parse_num(v, &d) < 0 || !(d == 0 || (d >= min && d <= hi))) {
+        snprintf(err, errlen, "%s = %s: expected 0 or a number in [%g, %g]", key, v, min, hi);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+static int int_key(const char *key, const char *v, int lo, int hi, int *out, char *err,
+                   size_t errlen)
+{
+    double d;
+    if (parse_num(v, &d) < 0 || d != floor(d) || d < lo || d > hi) {
+        snprintf(err, errlen, "%s = %s: expected an integer in [%d, %d]", key, v, lo, hi);
         return -1;
     }
     *out = (int)d;
@@ -218,12 +236,12 @@ static int feed_device(struct node_lib *lib, const char *file, const char *name,
         d->line = line;
         copy_file(d->file, sizeof d->file, file);
     }
-    if (!strcmp(key, "mem_bw_gbs")) return num_key(key, v, 0, &d->mem_bw_gbs, err, errlen);
-    if (!strcmp(key, "tflops")) return num_key(key, v, 0, &d->tflops, err, errlen);
-    if (!strcmp(key, "mem_gb")) return num_key(key, v, 0, &d->mem_gb, err, errlen);
+    if (!strcmp(key, "mem_bw_gbs")) return rate_key(key, v, 1e-3, 1e6, &d->mem_bw_gbs, err, errlen);
+    if (!strcmp(key, "tflops")) return rate_key(key, v, 1e-3, 1e6, &d->tflops, err, errlen);
+    if (!strcmp(key, "mem_gb")) return num_key(key, v, 0, 1e6, &d->mem_gb, err, errlen);
     if (!strcmp(key, "eff_decode") || !strcmp(key, "eff_prefill")) {
         double x;
-        if (num_key(key, v, 0, &x, err, errlen) < 0) return -1;
+        if (num_key(key, v, 0, 1, &x, err, errlen) < 0) return -1;
         if (!(x > 0 && x <= 1)) {
             snprintf(err, errlen, "%s = %s: expected a number in (0, 1]", key, v);
             return -1;
@@ -263,12 +281,15 @@ static int feed_model(struct node_lib *lib, const char *file, const char *name, 
         m->line = line;
         copy_file(m->file, sizeof m->file, file);
     }
-    if (!strcmp(key, "params_b")) return num_key(key, v, 0, &m->params_b, err, errlen);
-    if (!strcmp(key, "vision_params_b")) return num_key(key, v, 0, &m->vision_params_b, err, errlen);
-    if (!strcmp(key, "bytes_per_param")) return num_key(key, v, 0, &m->bytes_per_param, err, errlen);
+    if (!strcmp(key, "params_b")) return rate_key(key, v, 1e-4, 1e5, &m->params_b, err, errlen);
+    if (!strcmp(key, "vision_params_b"))
+        return num_key(key, v, 0, 1e5, &m->vision_params_b, err, errlen);
+    if (!strcmp(key, "bytes_per_param"))
+        return rate_key(key, v, 0.01, 16, &m->bytes_per_param, err, errlen);
     if (!strcmp(key, "patches_per_token"))
-        return num_key(key, v, 1, &m->patches_per_token, err, errlen);
-    if (!strcmp(key, "context_limit")) return int_key(key, v, 1, &m->context_limit, err, errlen);
+        return num_key(key, v, 1, 1e4, &m->patches_per_token, err, errlen);
+    if (!strcmp(key, "context_limit"))
+        return int_key(key, v, 1, 1000000000, &m->context_limit, err, errlen);
     if (!strcmp(key, "vt_family")) {
         if (node_parse_vt_family(v, &m->vt_family) < 0) {
             snprintf(err, errlen, "vt_family = %s: expected qwen2vl, llava or generic", v);
@@ -276,7 +297,7 @@ static int feed_model(struct node_lib *lib, const char *file, const char *name, 
         }
         return 0;
     }
-    if (!strcmp(key, "cap")) return num_key(key, v, -1e6, &m->cap_default, err, errlen);
+    if (!strcmp(key, "cap")) return num_key(key, v, -1e6, 1e6, &m->cap_default, err, errlen);
     if (!strncmp(key, "cap.", 4)) {
         const char *skill = key + 4;
         if (!*skill || strlen(skill) >= sizeof m->skill[0]) {
@@ -295,7 +316,7 @@ static int feed_model(struct node_lib *lib, const char *file, const char *name, 
             snprintf(m->skill[i], sizeof m->skill[i], "%s", skill);
             m->nskills++;
         }
-        return num_key(key, v, -1e6, &m->cap[i], err, errlen);
+        return num_key(key, v, -1e6, 1e6, &m->cap[i], err, errlen);
     }
     if (!strcmp(key, "description")) return 0;
     snprintf(err, errlen, "[model %s]: unknown key '%s' (params_b, vision_params_b, "
@@ -317,8 +338,9 @@ static int parse_list(const char *key, const char *v, double *out, int max, int 
         char *end;
         errno = 0;
         double d = strtod(p, &end);
-        if (end == p || errno || !(d >= 0) || !isfinite(d)) {
-            snprintf(err, errlen, "%s = %s: value %d is not a number >= 0", key, v, *n + 1);
+        if (end == p || errno || !(d >= 0 && d <= 1e6)) {
+            snprintf(err, errlen, "%s = %s: value %d is not a number in [0, 1e+06]", key, v,
+                     *n + 1);
             return -1;
         }
         out[(*n)++] = d;
@@ -367,13 +389,14 @@ static int feed_link(struct node_lib *lib, const char *file, const char *name, c
         }
         return 0;
     }
-    if (!strcmp(key, "up_mbps")) return num_key(key, v, 0, &l->base.up_mbps, err, errlen);
-    if (!strcmp(key, "down_mbps")) return num_key(key, v, 0, &l->base.down_mbps, err, errlen);
-    if (!strcmp(key, "rtt_ms")) return num_key(key, v, 0, &l->base.rtt_ms, err, errlen);
-    if (!strcmp(key, "jitter_ms")) return num_key(key, v, 0, &l->base.jitter_ms, err, errlen);
-    if (!strcmp(key, "bad_mbps")) return num_key(key, v, 0, &l->bad_mbps, err, errlen);
-    if (!strcmp(key, "good_s")) return num_key(key, v, 0, &l->good_s, err, errlen);
-    if (!strcmp(key, "bad_s")) return num_key(key, v, 0, &l->bad_s, err, errlen);
+    if (!strcmp(key, "up_mbps")) return rate_key(key, v, 1e-3, 1e7, &l->base.up_mbps, err, errlen);
+    if (!strcmp(key, "down_mbps"))
+        return rate_key(key, v, 1e-3, 1e7, &l->base.down_mbps, err, errlen);
+    if (!strcmp(key, "rtt_ms")) return num_key(key, v, 0, 1e6, &l->base.rtt_ms, err, errlen);
+    if (!strcmp(key, "jitter_ms")) return num_key(key, v, 0, 1e6, &l->base.jitter_ms, err, errlen);
+    if (!strcmp(key, "bad_mbps")) return rate_key(key, v, 1e-3, 1e7, &l->bad_mbps, err, errlen);
+    if (!strcmp(key, "good_s")) return num_key(key, v, 0, 1e9, &l->good_s, err, errlen);
+    if (!strcmp(key, "bad_s")) return num_key(key, v, 0, 1e9, &l->bad_s, err, errlen);
     if (!strcmp(key, "view_s"))
         return parse_list(key, v, l->view_s, LINK_MAX_VIEWS, &l->nviews, err, errlen);
     if (!strcmp(key, "series")) {
@@ -431,25 +454,21 @@ static int feed_node(struct node_lib *lib, const char *file, const char *name, c
         }
         return 0;
     }
-    if (!strcmp(key, "max_seqs")) return int_key(key, v, 1, &n->max_seqs, err, errlen);
-    if (!strcmp(key, "max_queue")) return int_key(key, v, 0, &n->max_queue, err, errlen);
-    if (!strcmp(key, "tpot_slope")) return num_key(key, v, 0, &n->tpot_slope, err, errlen);
-    if (!strcmp(key, "usd_per_mtok_in")) return num_key(key, v, 0, &n->usd_per_mtok_in, err, errlen);
+    if (!strcmp(key, "max_seqs")) return int_key(key, v, 1, 1000000, &n->max_seqs, err, errlen);
+    if (!strcmp(key, "max_queue"))
+        return int_key(key, v, 0, 1000000000, &n->max_queue, err, errlen);
+    if (!strcmp(key, "tpot_slope")) return num_key(key, v, 0, 100, &n->tpot_slope, err, errlen);
+    if (!strcmp(key, "usd_per_mtok_in"))
+        return num_key(key, v, 0, 1e6, &n->usd_per_mtok_in, err, errlen);
     if (!strcmp(key, "usd_per_mtok_out"))
-        return num_key(key, v, 0, &n->usd_per_mtok_out, err, errlen);
-    if (!strcmp(key, "usd_per_hour")) return num_key(key, v, 0, &n->usd_per_hour, err, errlen);
-    if (!strcmp(key, "cache_saving")) {
-        if (num_key(key, v, 0, &n->cache_saving, err, errlen) < 0) return -1;
-        if (n->cache_saving > 1) {
-            snprintf(err, errlen, "cache_saving = %s: expected a fraction in [0, 1]", v);
-            return -1;
-        }
-        return 0;
-    }
-    if (!strcmp(key, "prefill_tps")) return num_key(key, v, 0, &n->prefill_tps, err, errlen);
-    if (!strcmp(key, "decode_tps")) return num_key(key, v, 0, &n->decode_tps, err, errlen);
+        return num_key(key, v, 0, 1e6, &n->usd_per_mtok_out, err, errlen);
+    if (!strcmp(key, "usd_per_hour")) return num_key(key, v, 0, 1e6, &n->usd_per_hour, err, errlen);
+    if (!strcmp(key, "cache_saving")) return num_key(key, v, 0, 1, &n->cache_saving, err, errlen);
+    if (!strcmp(key, "prefill_tps"))
+        return rate_key(key, v, 1e-3, 1e9, &n->prefill_tps, err, errlen);
+    if (!strcmp(key, "decode_tps")) return rate_key(key, v, 1e-3, 1e9, &n->decode_tps, err, errlen);
     if (!strcmp(key, "vision_ms_per_token"))
-        return num_key(key, v, 0, &n->vision_ms_per_token, err, errlen);
+        return num_key(key, v, 0, 1e6, &n->vision_ms_per_token, err, errlen);
     if (!strcmp(key, "description")) return 0;
     snprintf(err, errlen, "[node %s]: unknown key '%s' (device, model, role, link, max_seqs, "
              "tpot_slope, usd_per_mtok_in, usd_per_mtok_out, usd_per_hour, cache_saving, max_queue, "
