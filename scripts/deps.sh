@@ -7,7 +7,7 @@ set -euo pipefail
 pkgs=(build-essential pkg-config clang llvm libclang-rt-14-dev
       libevent-dev libcurl4-openssl-dev libcjson-dev
       libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev libwebp-dev
-      libssl-dev libsqlite3-dev sqlite3 libinih-dev
+      libssl-dev libsqlite3-dev sqlite3 libinih-dev libhiredis-dev redis-server
       prometheus curl gnuplot-nox)
 bench=(python3-opencv python3-numpy nginx wrk hyperfine valgrind)
 

@@ -1,9 +1,11 @@
 # gw area: sources, tests, fuzzers and benchmarks of src/gw/.
 LIB_SRCS += src/gw/config.c src/gw/upstream.c src/gw/workers.c src/gw/metrics.c \
             src/gw/nodes.c src/gw/route.c src/gw/store.c src/gw/server.c src/gw/cmd_serve.c \
-            src/gw/cmd_export.c
-TESTS += test-gw
-FUZZERS += fuzz-gw
+            src/gw/cmd_export.c src/gw/share.c
+# gw/share: hiredis (Debian libhiredis-dev), async on the libevent loop
+LDLIBS_FY += -lhiredis
+TESTS += test-gw test-gw-share
+FUZZERS += fuzz-gw fuzz-share
 BENCHES += bench-gateway
 LIB_SRCS += src/gw/cascade.c
 TESTS += test-gw-cascade

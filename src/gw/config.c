@@ -36,6 +36,9 @@ void gw_config_default(struct gw_config *c)
     c->health_interval_ms = 2000;
     c->health_backoff_max_ms = 30000;
     c->scrape_interval_ms = 1000;
+    snprintf(c->share_prefix, sizeof c->share_prefix, "ferry");
+    c->share_interval_ms = 200;
+    c->share_timeout_ms = 1000;
 }
 
 const char *gw_role_name(enum fy_role r) { return r == FY_ROLE_CLOUD ? "cloud" : "edge"; }
@@ -152,6 +155,67 @@ static int h_policy(struct parse_ctx *x, const char *k, const char *v)
     if (!strcmp(k, "params"))
         return copy_str(x, k, v, x->c->policy_params, sizeof x->c->policy_params);
     return fail(x, "[policy]: unknown key '%s'%s", k, "");
+}
+
+static int h_pred(struct parse_ctx *x, const char *k, const char *v)
+{
+    if (!strcmp(k, "model")) return copy_str(x, k, v, x->c->model_file, sizeof x->c->model_file);
+    return fail(x, "[pred]: unknown key '%s'%s", k, "");
+}
+
+static int ident_ok(const char *v)
+{
+    if (!*v) return 0;
+    for (const char *p = v; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-' || *p == '.' || *p == ':'))
+            return 0;
+    return 1;
+}
+
+/* redis = HOST:PORT, [V6ADDR]:PORT, or an absolute path of a unix socket. */
+static int parse_redis(struct parse_ctx *x, const char *v)
+{
+    struct gw_config *c = x->c;
+    if (copy_str(x, "[share] redis", v, c->share_redis, sizeof c->share_redis)) return -1;
+    if (v[0] == '/') {
+        if (strlen(v) >= 108) /* sizeof sockaddr_un.sun_path */
+            return fail(x, "[share] redis = '%s': a unix socket path has at most 107 "
+                        "bytes%s", v, "");
+        memcpy(c->share_host, v, strlen(v) + 1);
+        c->share_port = 0;
+        return 0;
+    }
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v || !colon[1])
+        return fail(x, "[share] redis = '%s': expected HOST:PORT or the absolute path of a "
+                    "unix socket%s", v, "");
+    size_t hl = (size_t)(colon - v);
+    if (hl >= 2 && v[0] == '[' && v[hl - 1] == ']') {
+        v++;
+        hl -= 2;
+    }
+    if (hl == 0 || hl >= sizeof c->share_host)
+        return fail(x, "[share] redis = '%s': bad host%s", c->share_redis, "");
+    memcpy(c->share_host, v, hl);
+    c->share_host[hl] = 0;
+    return parse_int(x, "[share] redis port", colon + 1, 1, 65535, &c->share_port);
+}
+
+static int h_share(struct parse_ctx *x, const char *k, const char *v)
+{
+    struct gw_config *c = x->c;
+    if (!strcmp(k, "redis")) return parse_redis(x, v);
+    if (!strcmp(k, "prefix") || !strcmp(k, "replica")) {
+        char *dst = k[0] == 'p' ? c->share_prefix : c->share_replica;
+        if (!ident_ok(v))
+            return fail(x, "[share] %s = '%s': use 1 to 63 of A-Z a-z 0-9 _ - . :", k, v);
+        return copy_str(x, k, v, dst, sizeof c->share_prefix);
+    }
+    if (!strcmp(k, "interval_ms")) return parse_int(x, k, v, 10, 60000, &c->share_interval_ms);
+    if (!strcmp(k, "ttl_ms")) return parse_int(x, k, v, 100, 3600000, &c->share_ttl_ms);
+    if (!strcmp(k, "timeout_ms")) return parse_int(x, k, v, 10, 60000, &c->share_timeout_ms);
+    return fail(x, "[share]: unknown key '%s'%s", k, "");
 }
 
 static int h_limits(struct parse_ctx *x, const char *k, const char *v)
@@ -283,6 +347,8 @@ static int handler(void *user, const char *section, const char *name, const char
     int rc;
     if (!strcmp(section, "server")) rc = h_server(x, name, value);
     else if (!strcmp(section, "policy")) rc = h_policy(x, name, value);
+    else if (!strcmp(section, "pred")) rc = h_pred(x, name, value);
+    else if (!strcmp(section, "share")) rc = h_share(x, name, value);
     else if (!strcmp(section, "limits")) rc = h_limits(x, name, value);
     else if (!strcmp(section, "timeouts")) rc = h_timeouts(x, name, value);
     else if (!strcmp(section, "health")) rc = h_health(x, name, value);
@@ -350,6 +416,14 @@ int gw_config_validate(struct gw_config *c, char *err, size_t errlen)
         }
     }
     if (c->first_byte_ms < c->connect_ms) c->first_byte_ms = c->connect_ms;
+    if (c->share_ttl_ms == 0) /* five publish rounds, at least a second */
+        c->share_ttl_ms = c->share_interval_ms * 5 > 1000 ? c->share_interval_ms * 5 : 1000;
+    if (c->share_redis[0] && c->share_ttl_ms <= c->share_interval_ms) {
+        snprintf(err, errlen, "[share] ttl_ms = %d must be longer than interval_ms = %d (a "
+                 "live replica's load would expire between two publications)",
+                 c->share_ttl_ms, c->share_interval_ms);
+        return -1;
+    }
     return 0;
 }
 

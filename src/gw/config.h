@@ -1,7 +1,7 @@
 /* gw/config — the gateway's INI configuration (docs/gateway.md "Configuration").
  *
- * Sections: [server], [policy], [limits], [timeouts], [health] and one [node NAME] per
- * backend. Parsed with inih; every error names the file and line ("ferry.ini:12: node
+ * Sections: [server], [policy], [pred], [limits], [timeouts], [health], [share] and one
+ * [node NAME] per backend. Parsed with inih; every error names the file and line ("ferry.ini:12: node
  * 'edge0': role must be edge or cloud"). Backend API keys never appear in the file: a
  * node names an environment variable (api_key_env) read at load time. */
 #ifndef FERRY_GW_CONFIG_H
@@ -56,6 +56,10 @@ struct gw_config {
     /* [policy] */
     char policy[FY_NAME_MAX];
     char policy_params[256];
+    /* [pred] */
+    char model_file[GW_PATH_MAX]; /* `ferry train` model: the predictors' starting point
+                                   * ("" = built-in priors); precedence with learned state:
+                                   * docs/gateway.md "Learned state and model files" */
     /* [limits] */
     size_t max_body_bytes;        /* HTTP body; 0 = the request model's default */
     int max_images;               /* 0 = the request model's default */
@@ -69,6 +73,15 @@ struct gw_config {
     int max_retries;              /* failovers per request before giving up */
     /* [health] */
     int health_interval_ms, health_backoff_max_ms, scrape_interval_ms;
+    /* [share] (gw/share.h; docs/gateway.md "Running several replicas") */
+    char share_redis[GW_PATH_MAX];/* as written: "HOST:PORT" or a unix socket path; "" = off */
+    char share_host[128];         /* parsed: host, or the socket path when share_port == 0 */
+    int share_port;               /* 0 = unix socket */
+    char share_prefix[64];        /* key prefix, [A-Za-z0-9_.:-]+ */
+    char share_replica[64];       /* this replica's id; "" = HOSTNAME-PID at start */
+    int share_interval_ms;        /* publish own load / read the others' every this often */
+    int share_ttl_ms;             /* a replica's published load expires after this */
+    int share_timeout_ms;         /* connect timeout; bound of the blocking start/stop exchanges */
     /* nodes */
     int nnodes;
     struct gw_node_cfg nodes[FY_MAX_NODES];

@@ -135,10 +135,12 @@ void gw_nodes_refresh(struct gw_nodes *ns)
         struct gw_node_rt *r = &ns->rt[i];
         struct fy_node_state *st = &ns->node[i].st;
         st->healthy = r->healthy;
-        /* The backend's own numbers include other clients' work; ours are a floor. */
-        st->running = r->inflight;
+        /* The backend's own numbers include other clients' work; ours (this replica's
+         * and the other replicas', gw/share.h) are a floor. */
+        int ours = r->inflight + r->remote_inflight;
+        st->running = ours;
         st->queued = 0;
-        if (r->backend_running >= 0 && r->backend_running > r->inflight)
+        if (r->backend_running >= 0 && r->backend_running > ours)
             st->running = (int)r->backend_running;
         if (r->backend_waiting >= 0) st->queued = (int)r->backend_waiting;
         int max_seqs = ns->node[i].prof.max_seqs > 0 ? ns->node[i].prof.max_seqs : 1;
@@ -147,7 +149,8 @@ void gw_nodes_refresh(struct gw_nodes *ns)
             st->running = max_seqs;
         }
         /* same meaning as the service model's: work still ahead in the node */
-        st->queued_tokens = r->tokens_ahead > 0 ? r->tokens_ahead : 0;
+        double ahead = r->tokens_ahead + r->remote_tokens;
+        st->queued_tokens = ahead > 0 ? ahead : 0;
         st->ewma_ttft_ms = r->ewma_ttft_ms;
         st->ewma_tpot_ms = r->ewma_tpot_ms;
     }

@@ -10,6 +10,7 @@
 
 #include "ferry.h"
 #include "gw/config.h"
+#include "gw/share.h"
 #include "gw/upstream.h"
 
 struct event_base;
@@ -32,6 +33,9 @@ struct gw_node_rt {
     /* prediction errors (latency ms, quality) for GET /v1/ferry/nodes */
     double lat_abs_err_sum, q_abs_err_sum;
     unsigned long long lat_err_n, q_err_n;
+    /* other replicas' requests at this node ([share], gw/share.h); 0 when not shared */
+    int remote_inflight;
+    double remote_tokens;
 };
 
 struct gw_nodes {
@@ -43,6 +47,7 @@ struct gw_nodes {
     struct gw_node_rt rt[FY_MAX_NODES];
     struct event *tick;                  /* health + scrape timer */
     double last_scrape_ms;
+    struct gw_share *share;              /* set by gw_share_new; NULL = not shared */
 };
 
 /* Builds fy_node for each configured node (profile from its INI via node_lib when
@@ -52,7 +57,9 @@ struct gw_nodes {
 int gw_nodes_init(struct gw_nodes *ns, struct gw_config *cfg, struct event_base *base,
                   struct gw_up *up, char *err, size_t errlen);
 void gw_nodes_fini(struct gw_nodes *ns);
-/* Refreshes node[i].st from the runtime numbers (call before a decision). */
+/* Refreshes node[i].st from the runtime numbers (call before a decision): this
+ * replica's requests plus the other replicas' (remote_*), the backend's scraped queue
+ * when larger. */
 void gw_nodes_refresh(struct gw_nodes *ns);
 /* A request failed at node i before its first byte: take it out, probe it back in. */
 void gw_nodes_fail(struct gw_nodes *ns, int i);

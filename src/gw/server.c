@@ -1454,6 +1454,7 @@ static void on_metrics(struct gw_server *s, struct evhttp_request *req)
     struct buf b;
     buf_init(&b);
     gw_metrics_render(&s->m, mn, &b);
+    gw_share_render(s->nodes.share, &b);   /* ferry_share_*, when [share] is on */
     struct evbuffer *e = evbuffer_new();
     if (e) {
         evbuffer_add(e, b.data ? b.data : "", b.len);
@@ -1816,4 +1817,14 @@ void gw_server_free(struct gw_server *s)
     pred_free(s->pred);
     free(s->recent);
     free(s);
+}
+
+/* hooks for cmd_serve's --model and [share] (gw/share.h) */
+struct pred *gw_server_pred(struct gw_server *s) { return s->pred; }
+struct gw_nodes *gw_server_nodes(struct gw_server *s) { return &s->nodes; }
+void gw_server_set_pred(struct gw_server *s, struct pred *p)
+{
+    if (p == s->pred) return;
+    pred_free(s->pred);
+    s->pred = p;
 }

@@ -34,5 +34,9 @@ void gw_server_drain(struct gw_server *s);
 int gw_server_save(struct gw_server *s, char *err, size_t errlen);
 /* Saves (as gw_server_save), closes everything. Open requests are dropped. NULL ok. */
 void gw_server_free(struct gw_server *s);
+/* The predictor bank (learned state); replacing it (before the loop runs) frees the old. */
+struct pred *gw_server_pred(struct gw_server *s);
+void gw_server_set_pred(struct gw_server *s, struct pred *p);
+struct gw_nodes *gw_server_nodes(struct gw_server *s);
 
 #endif

@@ -1,0 +1,749 @@
+/* test-gw-share — `ferry serve --model` and several replicas sharing node load and
+ * learned state through a real redis-server (gw/share.h). Everything over real sockets:
+ * redis on a unix socket in the test's temp directory (--port 0: no TCP port to pick),
+ * `ferry emulate` backends and `ferry serve` replicas as child processes. Waits poll a
+ * condition a bounded number of times; no assert is on wall time. */
+#include "test.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "gw/share.h"
+#include "util/buf.h"
+#include "util/clock.h"
+
+/* ==== the load-value parser ========================================================= */
+
+TEST(share_parse_load_adds_known_nodes_and_refuses_garbage)
+{
+    const char names[2][FY_NAME_MAX] = {"edge", "cloud"};
+    int inf[2] = {0, 0};
+    double tok[2] = {0, 0};
+    const char *v = "ferry-load 1\nedge 3 120\nother 9 9\ncloud 1 40\n";
+    CHECK_EQ_INT(gw_share_parse_load(v, strlen(v), names, 2, inf, tok), 2);
+    CHECK_EQ_INT(inf[0], 3);
+    CHECK_EQ_INT(inf[1], 1);
+    CHECK_NEAR(tok[0], 120, 0);
+    CHECK_NEAR(tok[1], 40, 0);
+    /* a second replica's value adds up; last line without a newline is read */
+    const char *w = "ferry-load 1\nedge 2 30";
+    CHECK_EQ_INT(gw_share_parse_load(w, strlen(w), names, 2, inf, tok), 1);
+    CHECK_EQ_INT(inf[0], 5);
+    CHECK_NEAR(tok[0], 150, 0);
+    /* negative counts clamp to 0, non-numbers and NaN are skipped */
+    const char *bad = "ferry-load 1\nedge -4 -1\ncloud x 1\ncloud 1 nan\ncloud 1 2 3\n edge 1 1\n";
+    CHECK_EQ_INT(gw_share_parse_load(bad, strlen(bad), names, 2, inf, tok), 1);
+    CHECK_EQ_INT(inf[0], 5);
+    CHECK_EQ_INT(inf[1], 1);
+    /* not a load value at all */
+    CHECK_EQ_INT(gw_share_parse_load("edge 1 1\n", 9, names, 2, inf, tok), -1);
+    CHECK_EQ_INT(gw_share_parse_load("", 0, names, 2, inf, tok), -1);
+    /* the length bounds the read: the same bytes cut before the numbers add nothing */
+    CHECK_EQ_INT(gw_share_parse_load(v, strlen("ferry-load 1\nedge"), names, 2, inf, tok), 0);
+    char *big = malloc(GW_SHARE_LOAD_MAX + 2);
+    CHECK(big);
+    memset(big, 'x', GW_SHARE_LOAD_MAX + 1);
+    memcpy(big, GW_SHARE_LOAD_MAGIC, strlen(GW_SHARE_LOAD_MAGIC));
+    int r = gw_share_parse_load(big, GW_SHARE_LOAD_MAX + 1, names, 2, inf, tok);
+    free(big);
+    CHECK_EQ_INT(r, -1);
+    CHECK_EQ_INT(inf[0], 5);
+}
+
+/* ==== processes ===================================================================== */
+
+static const char *ferry_bin(void)
+{
+    static char path[1024];
+    const char *e = getenv("FERRY_BIN");
+    if (e && *e) return e;
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 16);
+    if (n <= 0) return "ferry";
+    path[n] = 0;
+    char *slash = strrchr(path, '/');      /* .../BUILD/tests/test-gw-share */
+    if (slash) *slash = 0;
+    slash = strrchr(path, '/');
+    if (slash) strcpy(slash, "/ferry");
+    setenv("FERRY_BIN", path, 1);          /* for test_ferry_cli */
+    return path;
+}
+
+static pid_t spawn(const char *const argv[], int quiet)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (quiet) {
+            int dn = open("/dev/null", O_WRONLY);
+            dup2(dn, 1);
+            dup2(dn, 2);
+        }
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void stop(pid_t *pid, int sig)
+{
+    if (*pid <= 0) return;
+    kill(*pid, sig);
+    waitpid(*pid, NULL, 0);
+    *pid = 0;
+}
+
+static redisContext *redis_at(const char *sock)
+{
+    redisContext *c = redisConnectUnix(sock);
+    if (c && c->err) {
+        redisFree(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* redis-server on a unix socket only; waits until it answers PING. */
+static pid_t redis_start(const char *sock)
+{
+    unlink(sock);
+    const char *argv[] = {"redis-server", "--port", "0", "--unixsocket", sock, "--save", "",
+                          "--appendonly", "no", NULL};
+    pid_t pid = spawn(argv, 1);
+    for (int i = 0; i < 500; i++) {
+        redisContext *c = redis_at(sock);
+        if (c) {
+            redisReply *r = redisCommand(c, "PING");
+            int ok = r && r->type == REDIS_REPLY_STATUS;
+            if (r) freeReplyObject(r);
+            redisFree(c);
+            if (ok) return pid;
+        }
+        usleep(10000);
+    }
+    stop(&pid, SIGKILL);
+    return -1;
+}
+
+static pid_t emu_start(const char *profile, const char *portfile, int *port, const char *fault,
+                       const char *fval)
+{
+    unlink(portfile);
+    const char *argv[] = {ferry_bin(), "emulate", "--profile", profile, "--time-scale", "0.01",
+                          "--port-file", portfile, fault, fval, NULL};
+    pid_t pid = spawn(argv, 1);
+    *port = 0;
+    for (int i = 0; i < 500 && *port <= 0; i++) {
+        FILE *f = fopen(portfile, "r");
+        if (f) {
+            if (fscanf(f, "%d", port) != 1) *port = 0;
+            fclose(f);
+        }
+        if (*port <= 0) usleep(10000);
+    }
+    return pid;
+}
+
+struct gw {
+    pid_t pid;
+    int port;
+};
+
+/* `ferry serve -c FILE [--model M]` with cfg written to FILE; 0 or -1. */
+static int gw_start(struct gw *g, const char *file, const char *cfg, const char *model)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s", test_tmp_path(file));
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    fputs(cfg, f);
+    fclose(f);
+    int pfd[2];
+    if (pipe(pfd)) return -1;
+    g->pid = fork();
+    if (g->pid == 0) {
+        dup2(pfd[1], 1);
+        close(pfd[0]);
+        close(pfd[1]);
+        if (model) execl(ferry_bin(), "ferry", "serve", "-c", path, "--model", model, (char *)NULL);
+        else execl(ferry_bin(), "ferry", "serve", "-c", path, (char *)NULL);
+        _exit(127);
+    }
+    close(pfd[1]);
+    char line[512];
+    size_t k = 0;
+    for (int i = 0; i < 200 && k < sizeof line - 1;) {
+        struct pollfd p = {pfd[0], POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0) {
+            i++;
+            continue;
+        }
+        if (read(pfd[0], line + k, 1) <= 0 || line[k] == '\n') break;
+        k++;
+    }
+    line[k] = 0;
+    close(pfd[0]);
+    const char *p = strstr(line, "http://127.0.0.1:");
+    g->port = p ? atoi(p + 17) : 0;
+    if (g->port <= 0) {
+        fprintf(stderr, "  gateway did not start: '%s'\n", line);
+        stop(&g->pid, SIGKILL);
+        return -1;
+    }
+    return 0;
+}
+
+/* SIGTERM (drain, save) and wait; exit status or -1. */
+static int gw_stop(struct gw *g)
+{
+    if (g->pid <= 0) return -1;
+    kill(g->pid, SIGTERM);
+    int st = 0;
+    waitpid(g->pid, &st, 0);
+    g->pid = 0;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* ==== HTTP ========================================================================== */
+
+static size_t cb_buf(char *p, size_t s, size_t n, void *a)
+{
+    buf_append(a, p, s * n);
+    return s * n;
+}
+
+/* Blocking request; body NULL = GET. Returns the status (0 = no answer); body and
+ * headers appended to out/hdrs when given. */
+static long http(int port, const char *path, const char *body, struct buf *out, struct buf *hdrs)
+{
+    CURL *e = curl_easy_init();
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    struct buf sink;
+    buf_init(&sink);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    if (body) curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, cb_buf);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, out ? out : &sink);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, cb_buf);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, hdrs ? hdrs : &sink);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT, 30L);
+    long status = 0;
+    if (curl_easy_perform(e) == CURLE_OK) curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(e);
+    buf_fini(&sink);
+    return status;
+}
+
+/* A number of node NAME in GET /v1/ferry/nodes: key, or "predictor.KEY"; NAN if absent. */
+static double node_num(int port, const char *name, const char *key)
+{
+    struct buf b;
+    buf_init(&b);
+    double v = NAN;
+    if (http(port, "/v1/ferry/nodes", NULL, &b, NULL) == 200) {
+        cJSON *root = cJSON_Parse(b.data);
+        cJSON *n;
+        cJSON_ArrayForEach(n, cJSON_GetObjectItem(root, "nodes"))
+        {
+            cJSON *nm = cJSON_GetObjectItem(n, "name");
+            if (!cJSON_IsString(nm) || strcmp(nm->valuestring, name)) continue;
+            cJSON *o = n;
+            const char *k = key;
+            if (!strncmp(key, "predictor.", 10)) {
+                o = cJSON_GetObjectItem(n, "predictor");
+                k = key + 10;
+            }
+            cJSON *x = cJSON_GetObjectItem(o, k);
+            if (cJSON_IsNumber(x)) v = x->valuedouble;
+        }
+        cJSON_Delete(root);
+    }
+    buf_fini(&b);
+    return v;
+}
+
+/* running + queued of a node as a replica's policy sees it */
+static double node_load(int port, const char *name)
+{
+    return node_num(port, name, "running") + node_num(port, name, "queued");
+}
+
+static double node_num_inflight(int port, const char *name)
+{
+    return node_num(port, name, "inflight");
+}
+
+static double metric(int port, const char *name)
+{
+    struct buf b;
+    buf_init(&b);
+    double v = NAN;
+    if (http(port, "/metrics", NULL, &b, NULL) == 200) {
+        char needle[200];
+        snprintf(needle, sizeof needle, "\n%s ", name);
+        const char *p = strstr(b.data, needle);
+        if (p) v = strtod(p + strlen(needle), NULL);
+    }
+    buf_fini(&b);
+    return v;
+}
+
+static const char *hdr(const struct buf *h, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    out[0] = 0;
+    for (const char *p = h->data; p && *p;) {
+        const char *eol = strchr(p, '\n');
+        if (!strncasecmp(p, name, nl) && p[nl] == ':') {
+            const char *v = p + nl + 1;
+            while (*v == ' ') v++;
+            size_t k = strcspn(v, "\r\n");
+            if (k >= cap) k = cap - 1;
+            memcpy(out, v, k);
+            out[k] = 0;
+            return out;
+        }
+        if (!eol) break;
+        p = eol + 1;
+    }
+    return out;
+}
+
+static char *chat(const char *model)
+{
+    static char b[512];
+    snprintf(b, sizeof b,
+             "{\"model\":\"%s\",\"max_tokens\":8,\"messages\":[{\"role\":\"user\","
+             "\"content\":\"Describe a harbour at dawn in one sentence.\"}]}", model);
+    return b;
+}
+
+/* A chat request written on a raw socket and left open (in flight at the gateway). */
+static int hold_request(int port, const char *model)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a)) {
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    const char *body = chat(model);
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     "application/json\r\nContent-Length: %zu\r\n\r\n%s", strlen(body), body);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Polls until f(port, name) == want (bounded: 200 tries 50 ms apart); the last value. */
+static double wait_for(double (*f)(int, const char *), int port, const char *name, double want)
+{
+    double v = NAN;
+    for (int i = 0; i < 200; i++) {
+        v = f(port, name);
+        if (v == want) break;
+        usleep(50000);
+    }
+    return v;
+}
+
+static double metric_of(int port, const char *name) { return metric(port, name); }
+
+/* [node] sections for an edge and a cloud emulator; metrics = none so that a replica's
+ * view of a node's load comes only from its own and the other replicas' requests (the
+ * emulator's /metrics would otherwise report every replica's requests by itself). */
+static void cfg_text(char *out, size_t cap, int eport, int cport, const char *extra)
+{
+    snprintf(out, cap,
+             "[server]\nlisten = 127.0.0.1:0\n[policy]\nname = ferry\n"
+             "[health]\ninterval_ms = 600000\n"
+             "[node edge-3090]\nrole = edge\nurl = http://127.0.0.1:%d\nprofile = data/profiles\n"
+             "metrics = none\n"
+             "[node cloud-a100]\nrole = cloud\nurl = http://127.0.0.1:%d\nprofile = data/profiles\n"
+             "metrics = none\n%s",
+             eport, cport, extra ? extra : "");
+}
+
+/* ==== --model ======================================================================= */
+
+/* `ferry sim` writes a counterfactual trace of N requests, `ferry train` fits it. */
+static int train_model(const char *out, int n)
+{
+    char trace[512], cmd[2048];
+    snprintf(trace, sizeof trace, "%s.jsonl", out);
+    snprintf(cmd, sizeof cmd,
+             "'%s' sim data/experiments/moaoff-vqav2.ini --policies random --seeds 1 "
+             "--requests %d --counterfactual --trace '%s' --set sweep.values=wan-300 >/dev/null "
+             "&& '%s' train '%s' -o '%s' --holdout 0 >/dev/null",
+             ferry_bin(), n, trace, ferry_bin(), trace, out);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* "mgqp Q0 N" of node NAME in a model file: the number of quality labels it learned. */
+static long model_mgqp_n(const char *path, const char *name)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    static char line[1 << 16];
+    int in = 0;
+    long n = -1;
+    char want[128];
+    snprintf(want, sizeof want, "node %s ", name);
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "node ", 5)) in = !strncmp(line, want, strlen(want));
+        double q0;
+        if (in && sscanf(line, "mgqp %lf %ld", &q0, &n) == 2) break;
+    }
+    fclose(f);
+    return n;
+}
+
+/* Sends one routed request and feedback for it: the answering node's MGQP learns once. */
+static int learn_once(int port, const char *model)
+{
+    struct buf h;
+    buf_init(&h);
+    long st = http(port, "/v1/chat/completions", chat(model), NULL, &h);
+    char id[96], fb[256];
+    hdr(&h, "X-Ferry-Request-Id", id, sizeof id);
+    buf_fini(&h);
+    if (st != 200 || !id[0]) return -1;
+    snprintf(fb, sizeof fb, "{\"request_id\":\"%s\",\"score\":1}", id);
+    return http(port, "/v1/feedback", fb, NULL, NULL) == 200 ? 0 : -1;
+}
+
+TEST(serve_model_changes_predictions_and_bad_models_are_refused)
+{
+    ferry_bin();
+    char m1[512], bad[512], cfgp[512], msg[512], args[2048];
+    snprintf(m1, sizeof m1, "%s", test_tmp_path("m1.fy"));
+    snprintf(bad, sizeof bad, "%s", test_tmp_path("bad.fy"));
+    CHECK_EQ_INT(train_model(m1, 300), 0);
+    long n_edge = model_mgqp_n(m1, "edge-3090");
+    CHECK(n_edge > 0);
+    char pe[512], pc[512];
+    snprintf(pe, sizeof pe, "%s", test_tmp_path("m-e.port"));
+    snprintf(pc, sizeof pc, "%s", test_tmp_path("m-c.port"));
+    int eport = 0, cport = 0;
+    pid_t ep = emu_start("edge-3090", pe, &eport, "--seed", "1");
+    pid_t cp = emu_start("cloud-a100", pc, &cport, "--seed", "2");
+    char cfg[2048];
+    cfg_text(cfg, sizeof cfg, eport, cport, NULL);
+    struct gw plain = {0}, trained = {0};
+    int ok = eport > 0 && cport > 0 && gw_start(&plain, "m-plain.ini", cfg, NULL) == 0 &&
+             gw_start(&trained, "m-trained.ini", cfg, m1) == 0;
+    double up_plain = NAN, up_trained = NAN;
+    char q_plain[64] = "", q_trained[64] = "";
+    if (ok) {
+        up_plain = node_num(plain.port, "edge-3090", "predictor.mgqp_updates");
+        up_trained = node_num(trained.port, "edge-3090", "predictor.mgqp_updates");
+        struct buf h1, h2;
+        buf_init(&h1);
+        buf_init(&h2);
+        http(plain.port, "/v1/chat/completions", chat("edge-3090"), NULL, &h1);
+        http(trained.port, "/v1/chat/completions", chat("edge-3090"), NULL, &h2);
+        hdr(&h1, "X-Ferry-Predicted-Quality", q_plain, sizeof q_plain);
+        hdr(&h2, "X-Ferry-Predicted-Quality", q_trained, sizeof q_trained);
+        buf_fini(&h1);
+        buf_fini(&h2);
+    }
+    gw_stop(&plain);
+    gw_stop(&trained);
+    stop(&ep, SIGTERM);
+    stop(&cp, SIGTERM);
+    CHECK(ok);
+    CHECK_NEAR(up_plain, 0, 0);
+    CHECK_NEAR(up_trained, (double)n_edge, 0);   /* the file's labels, not the priors */
+    CHECK(q_plain[0] && q_trained[0]);
+    CHECK(strcmp(q_plain, q_trained) != 0);      /* the same request, another prediction */
+
+    /* a damaged file: cut in the middle (no checksum line), then one byte changed */
+    snprintf(cfgp, sizeof cfgp, "%s", test_tmp_path("m-check.ini"));
+    FILE *f = fopen(cfgp, "w");
+    CHECK(f);
+    fputs(cfg, f);
+    fclose(f);
+    snprintf(args, sizeof args, "serve --check -c '%s' --model '%s'", cfgp, m1);
+    CHECK_EQ_INT(test_ferry_cli(args, msg, sizeof msg), 0);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "head -c 3000 '%s' > '%s'", m1, bad);
+    CHECK_EQ_INT(system(cmd), 0);
+    snprintf(args, sizeof args, "serve --check -c '%s' --model '%s'", cfgp, bad);
+    CHECK_EQ_INT(test_ferry_cli(args, msg, sizeof msg), 1);
+    CHECK(strstr(msg, "model") && strstr(msg, "bad.fy") && strstr(msg, "checksum"));
+    snprintf(cmd, sizeof cmd, "sed 's/^shared /shared 1/' '%s' > '%s'", m1, bad);
+    CHECK_EQ_INT(system(cmd), 0);
+    snprintf(args, sizeof args, "serve -c '%s' --model '%s'", cfgp, bad);  /* serving, too */
+    CHECK_EQ_INT(test_ferry_cli(args, msg, sizeof msg), 1);
+    CHECK(strstr(msg, "checksum mismatch"));
+    /* [pred] model = a trace, not a model */
+    char cfg2[2600];
+    snprintf(cfg2, sizeof cfg2, "%s[pred]\nmodel = %s.jsonl\n", cfg, m1);
+    f = fopen(cfgp, "w");
+    CHECK(f);
+    fputs(cfg2, f);
+    fclose(f);
+    snprintf(args, sizeof args, "serve --check -c '%s'", cfgp);
+    CHECK_EQ_INT(test_ferry_cli(args, msg, sizeof msg), 1);
+    CHECK(strstr(msg, "not a ferry model file"));
+    /* mismatched: the file's edge-3090 was trained for qwen2-vl-2b; here the node of that
+     * name runs the cloud profile's model */
+    snprintf(cfg2, sizeof cfg2,
+             "[node edge-3090]\nrole = edge\nurl = http://127.0.0.1:9\nprofile = data/profiles\n"
+             "profile_node = cloud-a100\n");
+    f = fopen(cfgp, "w");
+    CHECK(f);
+    fputs(cfg2, f);
+    fclose(f);
+    snprintf(args, sizeof args, "serve --check -c '%s' --model '%s'", cfgp, m1);
+    CHECK_EQ_INT(test_ferry_cli(args, msg, sizeof msg), 1);
+    CHECK(strstr(msg, "edge-3090") && strstr(msg, "trained for model"));
+    snprintf(args, sizeof args, "serve --check -c '%s' --model '%s'", cfgp, "/nonexistent/m.fy");
+    CHECK_EQ_INT(test_ferry_cli(args, msg, sizeof msg), 1);
+    CHECK(strstr(msg, "/nonexistent/m.fy"));
+}
+
+TEST(serve_model_precedence_with_the_state_file)
+{
+    ferry_bin();
+    char m1[512], m2[512], st[512];
+    snprintf(m1, sizeof m1, "%s", test_tmp_path("p1.fy"));
+    snprintf(m2, sizeof m2, "%s", test_tmp_path("p2.fy"));
+    snprintf(st, sizeof st, "%s", test_tmp_path("p.state"));
+    CHECK_EQ_INT(train_model(m1, 300), 0);
+    CHECK_EQ_INT(train_model(m2, 200), 0);
+    long n1 = model_mgqp_n(m1, "cloud-a100"), n2 = model_mgqp_n(m2, "cloud-a100");
+    CHECK(n1 > 0 && n2 > 0 && n1 != n2);
+    char pe[512], pc[512];
+    snprintf(pe, sizeof pe, "%s", test_tmp_path("p-e.port"));
+    snprintf(pc, sizeof pc, "%s", test_tmp_path("p-c.port"));
+    int eport = 0, cport = 0;
+    pid_t ep = emu_start("edge-3090", pe, &eport, "--seed", "1");
+    pid_t cp = emu_start("cloud-a100", pc, &cport, "--seed", "2");
+    char extra[700], cfg[2600];
+    snprintf(extra, sizeof extra, "[server]\nstate_file = %s\n", st);
+    cfg_text(cfg, sizeof cfg, eport, cport, extra);
+    double u[4] = {NAN, NAN, NAN, NAN};
+    int learned = -1;
+    struct gw g = {0};
+    /* 1: model m1, learns once from feedback, saves at shutdown */
+    if (eport > 0 && cport > 0 && gw_start(&g, "p.ini", cfg, m1) == 0) {
+        learned = learn_once(g.port, "cloud-a100");
+        u[0] = node_num(g.port, "cloud-a100", "predictor.mgqp_updates");
+        gw_stop(&g);
+    }
+    /* 2: same model again: the state file descends from it and wins */
+    if (gw_start(&g, "p.ini", cfg, m1) == 0) {
+        u[1] = node_num(g.port, "cloud-a100", "predictor.mgqp_updates");
+        gw_stop(&g);
+    }
+    /* 3: a newly trained model: the state file learned from m1, so m2 wins */
+    if (gw_start(&g, "p.ini", cfg, m2) == 0) {
+        u[2] = node_num(g.port, "cloud-a100", "predictor.mgqp_updates");
+        gw_stop(&g);
+    }
+    /* 4: no model: the state file (now m2's) is not of the priors' lineage */
+    if (gw_start(&g, "p.ini", cfg, NULL) == 0) {
+        u[3] = node_num(g.port, "cloud-a100", "predictor.mgqp_updates");
+        gw_stop(&g);
+    }
+    stop(&ep, SIGTERM);
+    stop(&cp, SIGTERM);
+    CHECK_EQ_INT(learned, 0);
+    CHECK_NEAR(u[0], (double)(n1 + 1), 0);
+    CHECK_NEAR(u[1], (double)(n1 + 1), 0);
+    CHECK_NEAR(u[2], (double)n2, 0);
+    CHECK_NEAR(u[3], 0, 0);
+}
+
+/* ==== [share] ======================================================================= */
+
+TEST(share_bad_config_is_a_clear_error)
+{
+    ferry_bin();
+    struct { const char *lines, *needle; } cases[] = {
+        {"redis = localhost\n", "expected HOST:PORT"},
+        {"redis = 127.0.0.1:0\n", "redis port"},
+        {"redis = 127.0.0.1:6379\ninterval_ms = 0\n", "interval_ms"},
+        {"redis = 127.0.0.1:6379\nprefix = a b\n", "prefix"},
+        {"redis = 127.0.0.1:6379\ninterval_ms = 500\nttl_ms = 400\n", "ttl_ms"},
+        {"redis = 127.0.0.1:6379\nchannel = x\n", "unknown key 'channel'"},
+        {"redis = no-such-host.invalid:6379\n", "cannot resolve"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char cfg[1024], path[512], args[700], msg[512];
+        snprintf(cfg, sizeof cfg,
+                 "[node e]\nrole = edge\nurl = http://127.0.0.1:9\n[share]\n%s", cases[i].lines);
+        snprintf(path, sizeof path, "%s", test_tmp_path("bad-share.ini"));
+        FILE *f = fopen(path, "w");
+        CHECK(f);
+        fputs(cfg, f);
+        fclose(f);
+        snprintf(args, sizeof args, "serve --check -c '%s'", path);
+        int rc = test_ferry_cli(args, msg, sizeof msg);
+        if (rc != 1 || !strstr(msg, cases[i].needle)) {
+            test_fail(__FILE__, __LINE__, "case %zu: exit %d, '%s' lacks '%s'", i, rc, msg,
+                      cases[i].needle);
+            return;
+        }
+    }
+}
+
+TEST(share_replicas_see_each_others_load_and_survive_redis_loss)
+{
+    ferry_bin();
+    char sock[512], pe[512], pc[512];
+    snprintf(sock, sizeof sock, "%s", test_tmp_path("redis.sock"));
+    snprintf(pe, sizeof pe, "%s", test_tmp_path("s-e.port"));
+    snprintf(pc, sizeof pc, "%s", test_tmp_path("s-c.port"));
+    pid_t rp = redis_start(sock);
+    CHECK(rp > 0);
+    int eport = 0, cport = 0;
+    /* the edge holds every request 30 s before its first token: they stay in flight */
+    pid_t ep = emu_start("edge-3090", pe, &eport, "--fault-stall-first", "30000@1");
+    pid_t cp = emu_start("cloud-a100", pc, &cport, "--seed", "2");
+    char extra[1024], cfga[2600], cfgb[2600];
+    snprintf(extra, sizeof extra, "[share]\nredis = %s\nreplica = a\n", sock);
+    cfg_text(cfga, sizeof cfga, eport, cport, extra);
+    snprintf(extra, sizeof extra, "[share]\nredis = %s\nreplica = b\n", sock);
+    cfg_text(cfgb, sizeof cfgb, eport, cport, extra);
+    struct gw a = {0}, b = {0};
+    int ok = eport > 0 && cport > 0 && gw_start(&a, "a.ini", cfga, NULL) == 0 &&
+             gw_start(&b, "b.ini", cfgb, NULL) == 0;
+    int fds[3] = {-1, -1, -1};
+    double a_in = NAN, b_in = NAN, b_sees = NAN, b_idle = NAN, b_after = NAN, rem = NAN;
+    double conn_a = NAN, conn_b = NAN, back_a = NAN, back_b = NAN;
+    long st_a = 0, st_b = 0;
+    if (ok) {
+        rem = wait_for(metric_of, b.port, "ferry_share_remote_replicas", 1);
+        b_idle = node_load(b.port, "edge-3090");
+        for (int i = 0; i < 3; i++) fds[i] = hold_request(a.port, "edge-3090");
+        a_in = wait_for(node_num_inflight, a.port, "edge-3090", 3);
+        b_sees = wait_for(node_load, b.port, "edge-3090", 3);
+        b_in = node_num(b.port, "edge-3090", "inflight");   /* B itself sent nothing */
+        rem = metric(b.port, "ferry_share_remote_replicas");
+        /* redis goes away: both replicas keep answering, and say so */
+        stop(&rp, SIGKILL);
+        conn_a = wait_for(metric_of, a.port, "ferry_share_connected", 0);
+        conn_b = wait_for(metric_of, b.port, "ferry_share_connected", 0);
+        st_a = http(a.port, "/v1/chat/completions", chat("cloud-a100"), NULL, NULL);
+        st_b = http(b.port, "/v1/chat/completions", chat("cloud-a100"), NULL, NULL);
+        /* the others' numbers are dropped once they are older than the TTL */
+        b_after = wait_for(node_load, b.port, "edge-3090", 0);
+        /* redis back on the same socket: both reconnect */
+        rp = redis_start(sock);
+        back_a = wait_for(metric_of, a.port, "ferry_share_connected", 1);
+        back_b = wait_for(metric_of, b.port, "ferry_share_connected", 1);
+    }
+    double b_again = ok ? wait_for(node_load, b.port, "edge-3090", 3) : NAN;
+    /* a replica killed without a goodbye: its published load expires with its key */
+    stop(&a.pid, SIGKILL);
+    double b_dead = ok ? wait_for(node_load, b.port, "edge-3090", 0) : NAN;
+    for (int i = 0; i < 3; i++)
+        if (fds[i] >= 0) close(fds[i]);
+    gw_stop(&b);
+    stop(&ep, SIGKILL);
+    stop(&cp, SIGTERM);
+    stop(&rp, SIGTERM);
+    CHECK(ok);
+    CHECK_NEAR(b_idle, 0, 0);
+    CHECK_NEAR(rem, 1, 0);
+    CHECK(fds[0] >= 0 && fds[1] >= 0 && fds[2] >= 0);
+    CHECK_NEAR(a_in, 3, 0);
+    CHECK_NEAR(b_in, 0, 0);
+    CHECK_NEAR(b_sees, 3, 0);       /* B's policy counts A's requests at the node */
+    CHECK_NEAR(rem, 1, 0);
+    CHECK_NEAR(conn_a, 0, 0);
+    CHECK_NEAR(conn_b, 0, 0);
+    CHECK_EQ_INT(st_a, 200);
+    CHECK_EQ_INT(st_b, 200);
+    CHECK_NEAR(b_after, 0, 0);
+    CHECK_NEAR(back_a, 1, 0);
+    CHECK_NEAR(back_b, 1, 0);
+    CHECK_NEAR(b_again, 3, 0);
+    CHECK_NEAR(b_dead, 0, 0);
+}
+
+TEST(share_learned_state_reaches_a_new_replica)
+{
+    ferry_bin();
+    char sock[512], pe[512], pc[512];
+    snprintf(sock, sizeof sock, "%s", test_tmp_path("redis2.sock"));
+    snprintf(pe, sizeof pe, "%s", test_tmp_path("l-e.port"));
+    snprintf(pc, sizeof pc, "%s", test_tmp_path("l-c.port"));
+    pid_t rp = redis_start(sock);
+    CHECK(rp > 0);
+    int eport = 0, cport = 0;
+    pid_t ep = emu_start("edge-3090", pe, &eport, "--seed", "1");
+    pid_t cp = emu_start("cloud-a100", pc, &cport, "--seed", "2");
+    char extra[1024], cfga[2600], cfgc[2600];
+    snprintf(extra, sizeof extra, "[server]\nsave_interval_s = 1\n[share]\nredis = %s\n", sock);
+    cfg_text(cfga, sizeof cfga, eport, cport, extra);
+    snprintf(extra, sizeof extra, "[share]\nredis = %s\nreplica = c\n", sock);
+    cfg_text(cfgc, sizeof cfgc, eport, cport, extra);
+    struct gw a = {0}, c = {0}, fresh = {0};
+    double ua = NAN, oa = NAN, uc = NAN, oc = NAN, uf = NAN, saves = NAN;
+    int learned = -1, in_redis = 0, stop_a = -1;
+    if (eport > 0 && cport > 0 && gw_start(&a, "la.ini", cfga, NULL) == 0) {
+        learned = learn_once(a.port, "cloud-a100");
+        learn_once(a.port, "cloud-a100");
+        ua = node_num(a.port, "cloud-a100", "predictor.mgqp_updates");
+        oa = node_num(a.port, "cloud-a100", "predictor.observations");
+        /* the periodic save (every save_interval_s) runs while A serves */
+        for (int i = 0; i < 100 && !(saves >= 1); i++) {
+            saves = metric(a.port, "ferry_share_state_saves_total");
+            usleep(50000);
+        }
+        stop_a = gw_stop(&a);   /* and the final one at shutdown */
+    }
+    redisContext *rc = redis_at(sock);
+    if (rc) {
+        redisReply *r = redisCommand(rc, "HEXISTS ferry:state:prior bytes");
+        in_redis = r && r->type == REDIS_REPLY_INTEGER && r->integer == 1;
+        if (r) freeReplyObject(r);
+        redisFree(rc);
+    }
+    if (gw_start(&c, "lc.ini", cfgc, NULL) == 0) {
+        uc = node_num(c.port, "cloud-a100", "predictor.mgqp_updates");
+        oc = node_num(c.port, "cloud-a100", "predictor.observations");
+        gw_stop(&c);
+    }
+    char cfgf[2600];
+    cfg_text(cfgf, sizeof cfgf, eport, cport, NULL);   /* not sharing: the priors */
+    if (gw_start(&fresh, "lf.ini", cfgf, NULL) == 0) {
+        uf = node_num(fresh.port, "cloud-a100", "predictor.mgqp_updates");
+        gw_stop(&fresh);
+    }
+    stop(&ep, SIGTERM);
+    stop(&cp, SIGTERM);
+    stop(&rp, SIGTERM);
+    CHECK_EQ_INT(learned, 0);
+    CHECK(saves >= 1);
+    CHECK_EQ_INT(stop_a, 0);
+    CHECK(in_redis);
+    CHECK_NEAR(ua, 2, 0);
+    CHECK(oa >= 2);
+    CHECK_NEAR(uc, ua, 0);        /* C starts from what A learned */
+    CHECK_NEAR(oc, oa, 0);
+    CHECK_NEAR(uf, 0, 0);
+}
