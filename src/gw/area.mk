@@ -10,3 +10,6 @@ BENCHES += bench-gateway
 LIB_SRCS += src/gw/cascade.c
 TESTS += test-gw-cascade
 FUZZERS += fuzz-gw-cascade
+LIB_SRCS += src/gw/http.c
+TESTS += test-gw-http
+FUZZERS += fuzz-http

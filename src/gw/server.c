@@ -16,11 +16,7 @@
 #include <netinet/tcp.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -32,6 +28,7 @@
 #include <unistd.h>
 
 #include "gw/cascade.h"
+#include "gw/http.h"
 #include "gw/metrics.h"
 #include "gw/nodes.h"
 #include "gw/route.h"
@@ -71,8 +68,7 @@ struct recent {
 struct gw_server {
     struct gw_config cfg;
     struct event_base *base;
-    struct evhttp *http;
-    struct evhttp_bound_socket *bound;
+    struct gw_http *http;        /* client side (gw/http.h) */
     int port;
     struct gw_up *up;
     struct gw_pool *pool;
@@ -124,8 +120,8 @@ struct gw_req {
     struct gw_xfer x;            /* main upstream transfer (first member) */
     struct gw_server *s;
     struct gw_req *prev, *next;  /* s->reqs */
-    struct evhttp_request *req;  /* NULL once the client is gone or the reply ended */
-    struct evhttp_connection *evcon;
+    struct gw_hconn *conn;       /* NULL once the client is gone or the reply ended */
+    struct gw_hreq *hreq;        /* its parsed request (headers): valid while conn */
     char id[48];
     char *body;
     size_t body_len;
@@ -158,6 +154,12 @@ struct gw_req {
     int qt_node;                 /* node whose tokens_ahead holds this request's share, or -1 */
     double qt_prompt, qt_out;    /* that share: prompt not yet prefilled, output not yet sent */
     char plan_str[256];
+    /* a non-streamed answer is buffered (up to max_client_buffer) and sent with its
+     * headers in one write; a longer one is relayed as a chunked stream */
+    struct buf resp;
+    int buffering, reply_status;
+    char rh[1024];               /* response headers (lines), built at the first byte */
+    size_t rhl;
 };
 
 static void finish(struct gw_req *q);
@@ -168,19 +170,33 @@ static void casc_trace(const struct gw_req *q, struct trace_record *tr);
 
 /* ---- small HTTP helpers --------------------------------------------------------- */
 
-static void add_hdr(struct evhttp_request *req, const char *k, const char *v)
+/* Response header lines ("Name: value\r\n") in a fixed buffer; a line that does not fit
+ * is dropped (the values are the gateway's own: names, numbers, ids). */
+struct hdrs {
+    char b[1024];
+    size_t n;
+};
+
+static void hadd(struct hdrs *h, const char *k, const char *v)
 {
-    evhttp_add_header(evhttp_request_get_output_headers(req), k, v);
+    size_t room = sizeof h->b - h->n;
+    int r = snprintf(h->b + h->n, room, "%s: %s\r\n", k, v);
+    if (r > 0 && (size_t)r < room) h->n += (size_t)r;
+    else h->b[h->n] = 0;
 }
 
-static void send_json(struct evhttp_request *req, int status, const char *json)
+static void send_json(struct gw_hconn *c, int status, const char *extra, const char *json)
 {
-    struct evbuffer *b = evbuffer_new();
-    if (!b) return;
-    evbuffer_add(b, json, strlen(json));
-    add_hdr(req, "Content-Type", "application/json");
-    evhttp_send_reply(req, status, NULL, b);
-    evbuffer_free(b);
+    struct hdrs h = {.n = 0};
+    hadd(&h, "Content-Type", "application/json");
+    if (extra) {
+        size_t el = strlen(extra);
+        if (el < sizeof h.b - h.n) {
+            memcpy(h.b + h.n, extra, el);
+            h.n += el;
+        }
+    }
+    gw_http_reply(c, status, h.b, h.n, json, strlen(json));
 }
 
 static const char *err_type(int status)
@@ -194,8 +210,9 @@ static const char *err_type(int status)
     }
 }
 
-/* An OpenAI-style error object: {"error":{"message","type","param","code"}}. */
-static void send_error(struct gw_server *s, struct evhttp_request *req, int status,
+/* An OpenAI-style error object: {"error":{"message","type","param","code"}}. extra: more
+ * header lines or NULL. */
+static void send_error(struct gw_server *s, struct gw_hconn *c, int status, const char *extra,
                        const char *param, const char *code, const char *msg)
 {
     cJSON *root = cJSON_CreateObject();
@@ -207,17 +224,24 @@ static void send_error(struct gw_server *s, struct evhttp_request *req, int stat
     if (code) cJSON_AddStringToObject(e, "code", code);
     else cJSON_AddNullToObject(e, "code");
     char *txt = cJSON_PrintUnformatted(root);
-    send_json(req, status, txt ? txt : "{}");
+    send_json(c, status, extra, txt ? txt : "{}");
     free(txt);
     cJSON_Delete(root);
     if (s && status < 500) gw_metrics_client_error(&s->m, status);
 }
 
+/* Requests the HTTP layer refused itself (malformed, too large) count as client errors. */
+static void on_http_reject(void *arg, int status)
+{
+    struct gw_server *s = arg;
+    if (status < 500) gw_metrics_client_error(&s->m, status);
+}
+
 /* Constant-time comparison of the Bearer key with the configured ones. */
-static int authorized(struct gw_server *s, struct evhttp_request *req)
+static int authorized(struct gw_server *s, const struct gw_hreq *r)
 {
     if (s->cfg.nclient_keys == 0) return 1;
-    const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+    const char *h = gw_http_header(r, "Authorization");
     if (!h || strncasecmp(h, "Bearer ", 7)) return 0;
     const char *k = h + 7;
     size_t kl = strlen(k);
@@ -307,7 +331,6 @@ static void req_free_obj(struct gw_req *q)
     gw_casc_free(q->casc);
     q->casc = NULL;
     if (q->timer) event_free(q->timer);
-    if (q->evcon && q->req) evhttp_connection_set_closecb(q->evcon, NULL, NULL);
     req_free(q->fr);
     free(q->body);
     free(q->out_body);
@@ -315,6 +338,7 @@ static void req_free_obj(struct gw_req *q)
     buf_fini(&q->held);
     buf_fini(&q->copy);
     buf_fini(&q->line);
+    buf_fini(&q->resp);
     if (q->prev) q->prev->next = q->next;
     else s->reqs = q->next;
     if (q->next) q->next->prev = q->prev;
@@ -334,15 +358,13 @@ static void maybe_free(struct gw_req *q)
     if (q->replied && !q->pending_work && !q->upstream_live && !q->aux) req_free_obj(q);
 }
 
-/* The client went away (evhttp detached its request and is freeing the connection). */
-static void on_client_close(struct evhttp_connection *evcon, void *arg)
+/* The client went away (gw/http closes the connection after this call). */
+static void on_client_gone(void *arg)
 {
-    (void)evcon;
     struct gw_req *q = arg;
     q->client_gone = 1;
-    if (q->req && !evhttp_request_get_connection(q->req)) evhttp_request_free(q->req);
-    q->req = NULL;
-    q->evcon = NULL;
+    q->conn = NULL;
+    q->hreq = NULL;
     log_debug("gw", "%s: client disconnected", q->id);
     if (q->casc && q->casc->live) {      /* a cascade's stage 1: cancel it */
         gw_casc_cancel(q->casc);
@@ -368,11 +390,12 @@ static void on_client_close(struct evhttp_connection *evcon, void *arg)
 static void reply_error(struct gw_req *q, int status, const char *param, const char *code,
                         const char *msg)
 {
-    if (q->req) {
-        add_hdr(q->req, "X-Ferry-Request-Id", q->id);
-        evhttp_connection_set_closecb(q->evcon, NULL, NULL);
-        send_error(q->s, q->req, status, param, code, msg);
-        q->req = NULL;
+    if (q->conn) {
+        char extra[96];
+        snprintf(extra, sizeof extra, "X-Ferry-Request-Id: %s\r\n", q->id);
+        send_error(q->s, q->conn, status, extra, param, code, msg);
+        q->conn = NULL;
+        q->hreq = NULL;
     }
     q->replied = 1;
 }
@@ -470,9 +493,7 @@ static void observe_bytes(struct gw_req *q, const char *p, size_t n)
 
 static size_t client_backlog(struct gw_req *q)
 {
-    if (!q->evcon) return 0;
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(q->evcon);
-    return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+    return q->conn ? gw_http_backlog(q->conn) : 0;
 }
 
 static void arm_timer(struct gw_req *q, int ms)
@@ -481,45 +502,60 @@ static void arm_timer(struct gw_req *q, int ms)
     evtimer_add(q->timer, &tv);
 }
 
+/* The first byte of the answer: its status and headers are fixed from here on. A
+ * streamed answer starts at once; a non-streamed one is buffered (see gw_req.resp). */
 static void start_reply(struct gw_req *q)
 {
     struct gw_server *s = q->s;
     q->started = 1;
     q->t_first_byte = ms_since(s);
-    if (!q->req) return;
+    if (!q->conn) return;
     char v[64];
-    add_hdr(q->req, "Content-Type", q->ctype[0] ? q->ctype : "application/json");
-    if (q->fr && q->fr->stream) {
-        add_hdr(q->req, "Cache-Control", "no-cache");
-        /* tokens leave as they come: no Nagle delay behind an unacknowledged event */
-        struct bufferevent *bev = q->evcon ? evhttp_connection_get_bufferevent(q->evcon) : NULL;
-        int one = 1;
-        if (bev) setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
-    add_hdr(q->req, "X-Ferry-Request-Id", q->id);
-    add_hdr(q->req, "X-Ferry-Node", s->nodes.node[q->node].name);
-    add_hdr(q->req, "X-Ferry-Policy", q->pinned >= 0 ? "pinned" : s->cfg.policy);
-    add_hdr(q->req, "X-Ferry-Plan", q->plan_str);
+    struct hdrs h = {.n = 0};
+    hadd(&h, "Content-Type", q->ctype[0] ? q->ctype : "application/json");
+    if (q->fr && q->fr->stream) hadd(&h, "Cache-Control", "no-cache");
+    hadd(&h, "X-Ferry-Request-Id", q->id);
+    hadd(&h, "X-Ferry-Node", s->nodes.node[q->node].name);
+    hadd(&h, "X-Ferry-Policy", q->pinned >= 0 ? "pinned" : s->cfg.policy);
+    hadd(&h, "X-Ferry-Plan", q->plan_str);
     if (q->has_est) {
         snprintf(v, sizeof v, "%.1f", q->est.e2e_ms);
-        add_hdr(q->req, "X-Ferry-Predicted-Latency-Ms", v);
+        hadd(&h, "X-Ferry-Predicted-Latency-Ms", v);
         snprintf(v, sizeof v, "%.4f", q->est.q_mean);
-        add_hdr(q->req, "X-Ferry-Predicted-Quality", v);
+        hadd(&h, "X-Ferry-Predicted-Quality", v);
     }
     if (q->casc) {                       /* the cascade's verdict (gw/cascade.h) */
-        add_hdr(q->req, "X-Ferry-Cascade", gw_casc_result_name(q->casc->result));
+        hadd(&h, "X-Ferry-Cascade", gw_casc_result_name(q->casc->result));
         if (q->casc->confidence >= 0) {
             snprintf(v, sizeof v, "%.3f", q->casc->confidence);
-            add_hdr(q->req, "X-Ferry-Confidence", v);
+            hadd(&h, "X-Ferry-Confidence", v);
         }
     }
-    evhttp_send_reply_start(q->req, (int)q->status, NULL);
+    memcpy(q->rh, h.b, h.n);
+    q->rhl = h.n;
+    q->reply_status = (int)q->status;
+    if (q->fr && q->fr->stream) {
+        /* tokens leave as they come (the listener's TCP_NODELAY is inherited) */
+        gw_http_stream_start(q->conn, q->reply_status, q->rh, q->rhl);
+    } else {
+        q->buffering = 1;
+        buf_reset(&q->resp);
+    }
+}
+
+/* A buffered answer outgrew max_client_buffer: relay it as a stream from here on. */
+static void unbuffer(struct gw_req *q)
+{
+    q->buffering = 0;
+    if (!q->conn) return;
+    gw_http_stream_start(q->conn, q->reply_status, q->rh, q->rhl);
+    if (q->resp.len) gw_http_stream_write(q->conn, q->resp.data, q->resp.len);
+    buf_fini(&q->resp);
 }
 
 /* The client's socket drained: resume a paused upstream. */
-static void on_client_drained(struct evhttp_connection *evcon, void *arg)
+static void on_client_drained(void *arg)
 {
-    (void)evcon;
     struct gw_req *q = arg;
     log_debug("gw", "%s: client drained (paused %d, backlog %zu)", q->id, q->paused, client_backlog(q));
     if (q->paused && q->upstream_live && client_backlog(q) <= q->s->cfg.max_client_buffer / 2) {
@@ -560,19 +596,21 @@ static size_t on_up_write(char *p, size_t sz, size_t nm, void *arg)
         }
         start_reply(q);
     }
+    if (q->buffering) {
+        if (q->resp.len + n <= q->s->cfg.max_client_buffer) {
+            if (q->conn) buf_append(&q->resp, p, n);
+            observe_bytes(q, p, n);
+            arm_timer(q, q->s->cfg.idle_ms);
+            return n;
+        }
+        unbuffer(q);
+    }
     if (client_backlog(q) > q->s->cfg.max_client_buffer) {
         if (!q->paused) log_debug("gw", "%s: client backlog %zu: pausing the upstream", q->id, client_backlog(q));
         q->paused = 1;                               /* curl keeps these bytes for later */
         return CURL_WRITEFUNC_PAUSE;
     }
-    if (q->req) {
-        struct evbuffer *b = evbuffer_new();
-        if (b) {
-            evbuffer_add(b, p, n);
-            evhttp_send_reply_chunk_with_cb(q->req, b, on_client_drained, q);
-            evbuffer_free(b);
-        }
-    }
+    if (q->conn) gw_http_stream_write(q->conn, p, n);
     observe_bytes(q, p, n);
     arm_timer(q, q->s->cfg.idle_ms);
     return n;
@@ -795,35 +833,32 @@ static void on_up_end(struct gw_req *q, CURLcode rc)
         /* after the first byte there is no going back: say so in the stream */
         s->m.uperr[node][GW_UPERR_MIDSTREAM]++;
         q->status = 502;
-        if (q->req && q->fr && q->fr->stream) {
+        if (q->conn && q->fr && q->fr->stream) {
             char ev[512];
             snprintf(ev, sizeof ev,
                      "data: {\"error\":{\"message\":\"upstream node '%s' failed mid-stream: %s\","
                      "\"type\":\"upstream_error\",\"param\":null,\"code\":\"upstream_failed\"}}\n\n",
                      s->nodes.node[node].name,
                      q->timed_out ? "stalled" : curl_easy_strerror(rc));
-            struct evbuffer *b = evbuffer_new();
-            if (b) {
-                evbuffer_add(b, ev, strlen(ev));
-                evhttp_send_reply_chunk(q->req, b);
-                evbuffer_free(b);
-            }
+            if (q->buffering) unbuffer(q);
+            gw_http_stream_write(q->conn, ev, strlen(ev));
         }
-        if (q->req && !(q->fr && q->fr->stream)) {
-            /* a cut JSON answer must not look complete: close instead of the last chunk */
-            evhttp_connection_set_closecb(q->evcon, NULL, NULL);
-            evhttp_connection_free(q->evcon);   /* frees the request with it */
-            q->req = NULL;
-            q->evcon = NULL;
+        if (q->conn && !(q->fr && q->fr->stream)) {
+            /* a cut JSON answer must not look complete: close instead of ending it */
+            gw_http_abort(q->conn);
+            q->conn = NULL;
         }
     } else {
         gw_nodes_ok(&s->nodes, node);
     }
-    if (q->req) {
-        evhttp_connection_set_closecb(q->evcon, NULL, NULL);
-        evhttp_send_reply_end(q->req);
-        q->req = NULL;
+    if (q->conn) {
+        if (q->buffering)
+            gw_http_reply(q->conn, q->reply_status, q->rh, q->rhl, q->resp.data, q->resp.len);
+        else
+            gw_http_stream_end(q->conn);
+        q->conn = NULL;
     }
+    q->hreq = NULL;
     finish(q);
 }
 
@@ -1308,11 +1343,11 @@ static void done_parse(void *arg)
         return;
     }
     /* X-Ferry-* preference headers override the body's "ferry" object */
-    struct evkeyvalq *h = evhttp_request_get_input_headers(q->req);
-    for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next) {
-        if (strncasecmp(kv->key, "X-Ferry-", 8)) continue;
+    for (int i = 0; q->hreq && i < q->hreq->nhdr; i++) {
+        const struct gw_hhdr *kv = &q->hreq->hdr[i];
+        if (strncasecmp(kv->name, "X-Ferry-", 8)) continue;
         struct req_error e;
-        if (req_apply_header(q->fr, kv->key, kv->value, &e) < 0) {
+        if (req_apply_header(q->fr, kv->name, kv->value, &e) < 0) {
             reply_error(q, e.status ? e.status : 400, e.path, NULL, e.msg);
             finish(q);
             return;
@@ -1324,23 +1359,22 @@ static void done_parse(void *arg)
     decide(q);
 }
 
-static void on_chat(struct gw_server *s, struct evhttp_request *req)
+static void on_chat(struct gw_server *s, struct gw_hconn *c, struct gw_hreq *r)
 {
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-        send_error(s, req, 405, NULL, NULL, "use POST for /v1/chat/completions");
+    if (r->method != GW_HTTP_POST) {
+        send_error(s, c, 405, NULL, NULL, NULL, "use POST for /v1/chat/completions");
         return;
     }
     if (s->draining) {
-        send_error(s, req, 503, NULL, "shutting_down", "the gateway is shutting down");
+        send_error(s, c, 503, NULL, NULL, "shutting_down", "the gateway is shutting down");
         return;
     }
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
+    size_t len = r->body_len;
     if (len > s->lim.max_body_bytes) {
         char msg[128];
         snprintf(msg, sizeof msg, "body of %zu bytes exceeds the limit of %zu bytes", len,
                  s->lim.max_body_bytes);
-        send_error(s, req, 413, "body", NULL, msg);
+        send_error(s, c, 413, NULL, "body", NULL, msg);
         return;
     }
     struct gw_req *q = s->req_pool;
@@ -1352,7 +1386,7 @@ static void on_chat(struct gw_server *s, struct evhttp_request *req)
         q = calloc(1, sizeof *q);
     }
     if (!q) {
-        send_error(s, req, 503, NULL, NULL, "gateway: out of memory");
+        send_error(s, c, 503, NULL, NULL, NULL, "gateway: out of memory");
         return;
     }
     s->open++;
@@ -1360,8 +1394,8 @@ static void on_chat(struct gw_server *s, struct evhttp_request *req)
     q->next = s->reqs;
     if (s->reqs) s->reqs->prev = q;
     s->reqs = q;
-    q->req = req;
-    q->evcon = evhttp_request_get_connection(req);
+    q->conn = c;
+    q->hreq = r;
     q->node = -1;
     q->qt_node = -1;
     q->pinned = GW_PIN_AUTO;
@@ -1370,17 +1404,15 @@ static void on_chat(struct gw_server *s, struct evhttp_request *req)
     buf_init(&q->held);
     buf_init(&q->copy);
     buf_init(&q->line);
+    buf_init(&q->resp);
     q->timer = evtimer_new(s->base, on_timer, q);
-    q->body = malloc(len + 1);
+    q->body = gw_http_take_body(c, &q->body_len);
     if (!q->timer || !q->body) {
         reply_error(q, 503, NULL, NULL, "gateway: out of memory");
         finish(q);
         return;
     }
-    evbuffer_remove(in, q->body, len);
-    q->body[len] = 0;
-    q->body_len = len;
-    evhttp_connection_set_closecb(q->evcon, on_client_close, q);
+    gw_http_watch(c, on_client_gone, on_client_drained, q);
     if (len > INLINE_PARSE_MAX) {
         q->pending_work = 1;
         if (gw_pool_submit(s->pool, work_parse, done_parse, q) == 0) return;
@@ -1406,7 +1438,7 @@ static void on_chat(struct gw_server *s, struct evhttp_request *req)
 
 /* ---- other endpoints ------------------------------------------------------------ */
 
-static void on_models(struct gw_server *s, struct evhttp_request *req)
+static void on_models(struct gw_server *s, struct gw_hconn *c)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "object", "list");
@@ -1425,22 +1457,22 @@ static void on_models(struct gw_server *s, struct evhttp_request *req)
         cJSON_AddItemToArray(data, m);
     }
     char *txt = cJSON_PrintUnformatted(root);
-    send_json(req, 200, txt ? txt : "{}");
+    send_json(c, 200, NULL, txt ? txt : "{}");
     free(txt);
     cJSON_Delete(root);
 }
 
-static void on_health(struct gw_server *s, struct evhttp_request *req)
+static void on_health(struct gw_server *s, struct gw_hconn *c)
 {
     int up = 0;
     for (int i = 0; i < s->nodes.n; i++) up += s->nodes.rt[i].healthy;
     char txt[160];
     snprintf(txt, sizeof txt, "{\"status\":\"%s\",\"nodes_up\":%d,\"nodes\":%d%s}",
              up ? "ok" : "down", up, s->nodes.n, s->draining ? ",\"draining\":true" : "");
-    send_json(req, up && !s->draining ? 200 : 503, txt);
+    send_json(c, up && !s->draining ? 200 : 503, NULL, txt);
 }
 
-static void on_metrics(struct gw_server *s, struct evhttp_request *req)
+static void on_metrics(struct gw_server *s, struct gw_hconn *c)
 {
     struct gw_metrics_node mn[FY_MAX_NODES];
     for (int i = 0; i < s->nodes.n; i++) {
@@ -1454,18 +1486,12 @@ static void on_metrics(struct gw_server *s, struct evhttp_request *req)
     struct buf b;
     buf_init(&b);
     gw_metrics_render(&s->m, mn, &b);
-    gw_share_render(s->nodes.share, &b);   /* ferry_share_*, when [share] is on */
-    struct evbuffer *e = evbuffer_new();
-    if (e) {
-        evbuffer_add(e, b.data ? b.data : "", b.len);
-        add_hdr(req, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-        evhttp_send_reply(req, 200, NULL, e);
-        evbuffer_free(e);
-    }
+    static const char ct[] = "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n";
+    gw_http_reply(c, 200, ct, sizeof ct - 1, b.data ? b.data : "", b.len);
     buf_fini(&b);
 }
 
-static void on_nodes(struct gw_server *s, struct evhttp_request *req)
+static void on_nodes(struct gw_server *s, struct gw_hconn *c)
 {
     gw_nodes_refresh(&s->nodes);
     cJSON *root = cJSON_CreateObject();
@@ -1510,46 +1536,42 @@ static void on_nodes(struct gw_server *s, struct evhttp_request *req)
         cJSON_AddItemToArray(arr, o);
     }
     char *txt = cJSON_PrintUnformatted(root);
-    send_json(req, 200, txt ? txt : "{}");
+    send_json(c, 200, NULL, txt ? txt : "{}");
     free(txt);
     cJSON_Delete(root);
 }
 
-static void on_feedback(struct gw_server *s, struct evhttp_request *req)
+static void on_feedback(struct gw_server *s, struct gw_hconn *req, struct gw_hreq *hr)
 {
-    if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-        send_error(s, req, 405, NULL, NULL, "use POST for /v1/feedback");
+    if (hr->method != GW_HTTP_POST) {
+        send_error(s, req, 405, NULL, NULL, NULL, "use POST for /v1/feedback");
         return;
     }
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
+    size_t len = hr->body_len;
     if (len > 4096) {
-        send_error(s, req, 413, "body", NULL, "feedback body larger than 4096 bytes");
+        send_error(s, req, 413, NULL, "body", NULL, "feedback body larger than 4096 bytes");
         return;
     }
-    char body[4097];
-    evbuffer_remove(in, body, len);
-    body[len] = 0;
-    cJSON *root = cJSON_ParseWithLength(body, len);
+    cJSON *root = cJSON_ParseWithLength(hr->body ? hr->body : "", len);
     cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "request_id");
     cJSON *sc = cJSON_GetObjectItemCaseSensitive(root, "score");
     if (!cJSON_IsObject(root)) {
-        send_error(s, req, 400, "body", NULL, "feedback body is not a JSON object");
+        send_error(s, req, 400, NULL, "body", NULL, "feedback body is not a JSON object");
         goto done;
     }
     if (!cJSON_IsString(id)) {
-        send_error(s, req, 400, "request_id", NULL, "request_id must be a string");
+        send_error(s, req, 400, NULL, "request_id", NULL, "request_id must be a string");
         goto done;
     }
     if (!cJSON_IsNumber(sc) || !(sc->valuedouble >= 0 && sc->valuedouble <= 1)) {
-        send_error(s, req, 400, "score", NULL, "score must be a number in [0, 1]");
+        send_error(s, req, 400, NULL, "score", NULL, "score must be a number in [0, 1]");
         goto done;
     }
     struct recent *r = NULL;
     for (int i = 0; i < RECENT_N; i++)
         if (s->recent[i].id[0] && !strcmp(s->recent[i].id, id->valuestring)) r = &s->recent[i];
     if (!r) {
-        send_error(s, req, 404, "request_id", "unknown_request",
+        send_error(s, req, 404, NULL, "request_id", "unknown_request",
                    "no recent completed request has this id");
         goto done;
     }
@@ -1574,34 +1596,35 @@ static void on_feedback(struct gw_server *s, struct evhttp_request *req)
     s->m.feedback++;
     char txt[160];
     snprintf(txt, sizeof txt, "{\"ok\":true,\"request_id\":\"%s\",\"node\":\"%s\"}", r->id, nm);
-    send_json(req, 200, txt);
+    send_json(req, 200, NULL, txt);
     r->id[0] = 0;        /* one score per request */
 done:
     cJSON_Delete(root);
 }
 
-static void on_request(struct evhttp_request *req, void *arg)
+static void on_request(void *arg, struct gw_hconn *c, struct gw_hreq *r)
 {
     struct gw_server *s = arg;
-    const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
-    const char *path = u ? evhttp_uri_get_path(u) : NULL;
-    if (!path) path = "/";
-    if (!strcmp(path, "/health")) { on_health(s, req); return; }
-    if (!strcmp(path, "/metrics")) { on_metrics(s, req); return; }
-    if (!strncmp(path, "/v1/", 4) && !authorized(s, req)) {
-        add_hdr(req, "WWW-Authenticate", "Bearer");
-        send_error(s, req, 401, NULL, "invalid_api_key",
+    const char *path = r->path;
+    if (r->method != GW_HTTP_GET && r->method != GW_HTTP_POST && r->method != GW_HTTP_HEAD) {
+        send_error(s, c, 405, NULL, NULL, NULL, "method not allowed: use GET or POST");
+        return;
+    }
+    if (!strcmp(path, "/health")) { on_health(s, c); return; }
+    if (!strcmp(path, "/metrics")) { on_metrics(s, c); return; }
+    if (!strncmp(path, "/v1/", 4) && !authorized(s, r)) {
+        send_error(s, c, 401, "WWW-Authenticate: Bearer\r\n", NULL, "invalid_api_key",
                    "missing or invalid API key: send 'Authorization: Bearer KEY'");
         return;
     }
-    if (!strcmp(path, "/v1/chat/completions")) on_chat(s, req);
-    else if (!strcmp(path, "/v1/models")) on_models(s, req);
-    else if (!strcmp(path, "/v1/feedback")) on_feedback(s, req);
-    else if (!strcmp(path, "/v1/ferry/nodes")) on_nodes(s, req);
+    if (!strcmp(path, "/v1/chat/completions")) on_chat(s, c, r);
+    else if (!strcmp(path, "/v1/models")) on_models(s, c);
+    else if (!strcmp(path, "/v1/feedback")) on_feedback(s, c, r);
+    else if (!strcmp(path, "/v1/ferry/nodes")) on_nodes(s, c);
     else {
         char msg[300];
         snprintf(msg, sizeof msg, "no such endpoint: %.200s", path);
-        send_error(s, req, 404, NULL, "unknown_url", msg);
+        send_error(s, c, 404, NULL, NULL, "unknown_url", msg);
     }
 }
 
@@ -1647,10 +1670,7 @@ void gw_server_drain(struct gw_server *s)
     if (s->draining) return;
     s->draining = 1;
     s->drain_deadline_ms = clock_now_ms() + s->cfg.drain_timeout_s * 1e3;
-    if (s->bound) {
-        evhttp_del_accept_socket(s->http, s->bound);
-        s->bound = NULL;
-    }
+    gw_http_stop_accepting(s->http);
     log_info("gw", "draining %d open request(s)", s->open);
 }
 
@@ -1746,35 +1766,14 @@ struct gw_server *gw_server_new(struct event_base *base, const struct gw_config 
         if (!s->store) goto fail;
     }
     gw_metrics_init(&s->m, s->nodes.n, cfg->policy);
-    s->http = evhttp_new(base);
-    if (!s->http) {
-        snprintf(err, errlen, "cannot create the HTTP server");
-        goto fail;
-    }
-    evhttp_set_gencb(s->http, on_request, s);
-    evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
-    /* libevent refuses larger bodies itself (413) before we see them */
-    evhttp_set_max_body_size(s->http, (ev_ssize_t)s->lim.max_body_bytes + 1);
-    evhttp_set_max_headers_size(s->http, 64 * 1024);
-    int tmo = cfg->total_ms / 1000 + 1;
-    evhttp_set_timeout(s->http, tmo);
-    s->bound = evhttp_bind_socket_with_handle(s->http, cfg->listen_host,
-                                              (ev_uint16_t)cfg->listen_port);
-    if (!s->bound) {
-        snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port,
-                 strerror(errno));
-        goto fail;
-    }
-    /* accepted sockets inherit TCP_NODELAY from the listener (Linux): a response's
-     * last small write (the chunk terminator) must not wait for the previous one's ACK */
-    int one = 1;
-    setsockopt(evhttp_bound_socket_get_fd(s->bound), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_storage ss;
-    ev_socklen_t sl = sizeof ss;
-    if (getsockname(evhttp_bound_socket_get_fd(s->bound), (struct sockaddr *)&ss, &sl) == 0) {
-        if (ss.ss_family == AF_INET) s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        else if (ss.ss_family == AF_INET6) s->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    }
+    struct gw_http_opts ho = {
+        .max_body = s->lim.max_body_bytes,
+        .timeout_ms = (cfg->total_ms / 1000 + 1) * 1000,
+    };
+    s->http = gw_http_new(base, cfg->listen_host, cfg->listen_port, &ho, on_request,
+                          on_http_reject, s, err, errlen);
+    if (!s->http) goto fail;
+    s->port = gw_http_port(s->http);
     s->tick = event_new(base, -1, EV_PERSIST, on_tick, s);
     struct timeval tv = {0, STORE_FLUSH_MS * 1000};
     if (!s->tick || event_add(s->tick, &tv)) {
@@ -1795,8 +1794,7 @@ void gw_server_free(struct gw_server *s)
     gw_pool_free(s->pool);               /* finished jobs' callbacks see closing */
     while (s->reqs) {                    /* requests still open are dropped */
         struct gw_req *q = s->reqs;
-        if (q->evcon && q->req) evhttp_connection_set_closecb(q->evcon, NULL, NULL);
-        q->req = NULL;
+        q->conn = NULL;
         req_free_obj(q);
     }
     if (s->pred && gw_server_save(s, err, sizeof err)) log_warn("gw", "saving state: %s", err);
@@ -1807,7 +1805,7 @@ void gw_server_free(struct gw_server *s)
         free(q);
     }
     if (s->tick) event_free(s->tick);
-    if (s->http) evhttp_free(s->http);   /* drops open client connections */
+    gw_http_free(s->http);               /* drops open client connections */
     gw_nodes_fini(&s->nodes);
     gw_up_free(s->up);
     for (int i = 0; i < FY_MAX_NODES; i++)
@@ -1817,14 +1815,4 @@ void gw_server_free(struct gw_server *s)
     pred_free(s->pred);
     free(s->recent);
     free(s);
-}
-
-/* hooks for cmd_serve's --model and [share] (gw/share.h) */
-struct pred *gw_server_pred(struct gw_server *s) { return s->pred; }
-struct gw_nodes *gw_server_nodes(struct gw_server *s) { return &s->nodes; }
-void gw_server_set_pred(struct gw_server *s, struct pred *p)
-{
-    if (p == s->pred) return;
-    pred_free(s->pred);
-    s->pred = p;
 }

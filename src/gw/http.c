@@ -1,0 +1,986 @@
+/* gw/http — the client-facing HTTP/1.1 server (see http.h for the contract).
+ *
+ * Connection states:
+ *   C_HEAD   waiting for / reading a request head (idle keep-alive included)
+ *   C_BODY   reading a Content-Length or chunked body
+ *   C_BUSY   request handed to the server, its response is open (input is still read
+ *            into the buffer, up to its capacity, to notice a client that goes away)
+ *   C_CLOSE  the response ended and the connection closes once its output is written
+ *   C_LINGER an error answer was written: write side shut, input read and dropped for
+ *            LINGER_MS so that the client can read the answer before the close
+ * Input: one buffer (in/in_off/in_len), at most GW_HTTP_HEAD_MAX + IN_SLACK bytes; the
+ * head of the current request is copied out (c->head) before parsing so the buffer can
+ * be moved while the request is open. Output: written at once with writev; what the
+ * socket does not take is queued in c->out and written on EV_WRITE. */
+#define _GNU_SOURCE /* accept4, memmem */
+#include "gw/http.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define IN_FIRST   4096                    /* first input buffer of a connection */
+#define IN_SLACK   4096
+#define LINGER_MS  2000
+#define CHUNK_LINE_MAX 4096                /* a chunk-size line (with extensions) */
+
+/* ---- parsing -------------------------------------------------------------------- */
+
+static int is_tchar(unsigned char ch)
+{
+    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
+        return 1;
+    return ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+/* Length of the head (through its empty line) in buf[0..len), or 0 when incomplete. */
+static size_t head_end(const char *buf, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (buf[i] == '\r' || buf[i] == '\n')) i++;   /* leading empty lines */
+    for (;;) {
+        const char *nl = memchr(buf + i, '\n', len - i);
+        if (!nl) return 0;
+        i = (size_t)(nl - buf) + 1;
+        if (i < len && buf[i] == '\n') return i + 1;
+        if (i + 1 < len && buf[i] == '\r' && buf[i + 1] == '\n') return i + 2;
+        if (i >= len || (i + 1 >= len && buf[i] == '\r')) return 0;
+    }
+}
+
+static int ieq(const char *a, const char *b) { return strcasecmp(a, b) == 0; }
+
+/* Does the comma-separated list v contain token t (case-insensitive)? */
+static int has_token(const char *v, const char *t)
+{
+    size_t tl = strlen(t);
+    while (*v) {
+        while (*v == ' ' || *v == '\t' || *v == ',') v++;
+        const char *e = v;
+        while (*e && *e != ',') e++;
+        const char *te = e;
+        while (te > v && (te[-1] == ' ' || te[-1] == '\t')) te--;
+        if ((size_t)(te - v) == tl && !strncasecmp(v, t, tl)) return 1;
+        v = e;
+    }
+    return 0;
+}
+
+static enum gw_http_method method_of(const char *m)
+{
+    static const char *names[] = {"", "GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"};
+    for (int i = 1; i < (int)(sizeof names / sizeof *names); i++)
+        if (!strcmp(m, names[i])) return (enum gw_http_method)i;
+    return GW_HTTP_OTHER;
+}
+
+int gw_http_parse_head(char *buf, size_t len, struct gw_hreq *r)
+{
+    memset(r, 0, offsetof(struct gw_hreq, hdr));
+    r->content_length = -1;
+    r->body = NULL;
+    r->body_len = 0;
+    size_t hl = head_end(buf, len < GW_HTTP_HEAD_MAX ? len : GW_HTTP_HEAD_MAX);
+    if (!hl) return len >= GW_HTTP_HEAD_MAX ? -431 : 0;
+    char *p = buf, *end = buf + hl;
+    while (p < end && (*p == '\r' || *p == '\n')) p++;
+    int line_no = 0, conn_close = 0, conn_ka = 0, te_seen = 0;
+    while (p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl) return -400;                       /* cannot happen: hl ends with \n */
+        char *le = nl;
+        if (le > p && le[-1] == '\r') le--;
+        *le = 0;
+        if (le == p) break;                         /* the empty line: end of head */
+        for (char *q = p; q < le; q++) {            /* no CR, NUL or other controls */
+            unsigned char ch = (unsigned char)*q;
+            if ((ch < 0x20 && ch != '\t') || ch == 0x7f) return -400;
+        }
+        if (line_no++ == 0) {
+            /* request-line = method SP request-target SP HTTP-version */
+            char *sp1 = memchr(p, ' ', (size_t)(le - p));
+            if (!sp1 || sp1 == p || sp1 - p > 16) return sp1 && sp1 != p ? -501 : -400;
+            for (char *q = p; q < sp1; q++) if (!is_tchar((unsigned char)*q)) return -400;
+            *sp1 = 0;
+            char *tgt = sp1 + 1;
+            char *sp2 = memchr(tgt, ' ', (size_t)(le - tgt));
+            if (!sp2 || sp2 == tgt) return -400;
+            *sp2 = 0;
+            const char *ver = sp2 + 1;
+            if (strlen(ver) != 8 || strncmp(ver, "HTTP/", 5) || ver[6] != '.' ||
+                ver[5] < '0' || ver[5] > '9' || ver[7] < '0' || ver[7] > '9')
+                return -400;
+            if (ver[5] != '1' || (ver[7] != '0' && ver[7] != '1')) return -505;
+            r->minor = ver[7] - '0';
+            r->method_name = p;
+            r->method = method_of(p);
+            for (char *q = tgt; *q; q++) if (*q == ' ') return -400;
+            if (tgt[0] == '/') {
+                r->path = tgt;
+            } else if (!strncasecmp(tgt, "http://", 7) || !strncasecmp(tgt, "https://", 8)) {
+                char *s = strchr(tgt + (tgt[4] == ':' ? 7 : 8), '/');
+                r->path = s ? s : "/";
+            } else if (!strcmp(tgt, "*")) {
+                r->path = tgt;
+            } else {
+                return -400;
+            }
+            r->target = tgt;
+            char *qm = strchr(r->path, '?');
+            if (qm) {
+                *qm = 0;
+                r->query = qm + 1;
+            } else {
+                r->query = "";
+            }
+        } else {
+            if (*p == ' ' || *p == '\t') return -400;            /* obsolete line folding */
+            char *colon = memchr(p, ':', (size_t)(le - p));
+            if (!colon || colon == p) return -400;
+            for (char *q = p; q < colon; q++) if (!is_tchar((unsigned char)*q)) return -400;
+            *colon = 0;
+            char *v = colon + 1;
+            while (*v == ' ' || *v == '\t') v++;
+            char *ve = le;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+            *ve = 0;
+            if (r->nhdr >= GW_HTTP_MAX_HEADERS) return -431;
+            r->hdr[r->nhdr].name = p;
+            r->hdr[r->nhdr].value = v;
+            r->nhdr++;
+            if (ieq(p, "Content-Length")) {
+                long long n = 0;
+                int d = 0;
+                for (const char *q = v; *q; q++, d++) {
+                    if (*q < '0' || *q > '9' || d >= 18) return -400;
+                    n = n * 10 + (*q - '0');
+                }
+                if (!d || (r->content_length >= 0 && r->content_length != n)) return -400;
+                r->content_length = n;
+            } else if (ieq(p, "Transfer-Encoding")) {
+                if (te_seen++ || r->minor == 0) return -400;
+                if (!ieq(v, "chunked")) return -501;
+                r->chunked = 1;
+            } else if (ieq(p, "Connection")) {
+                conn_close |= has_token(v, "close");
+                conn_ka |= has_token(v, "keep-alive");
+            } else if (ieq(p, "Expect")) {
+                if (!ieq(v, "100-continue")) return -417;
+                r->expect_continue = r->minor == 1;
+            }
+        }
+        p = nl + 1;
+    }
+    if (!line_no) return -400;
+    if (r->chunked && r->content_length >= 0) return -400;   /* ambiguous framing */
+    r->keep_alive = r->minor == 1 ? !conn_close : conn_ka && !conn_close;
+    return (int)hl;
+}
+
+const char *gw_http_header(const struct gw_hreq *r, const char *name)
+{
+    for (int i = 0; i < r->nhdr; i++)
+        if (ieq(r->hdr[i].name, name)) return r->hdr[i].value;
+    return NULL;
+}
+
+enum { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF, CH_TRAILER_START,
+       CH_TRAILER, CH_FINAL_LF, CH_DONE };
+
+static int hexval(unsigned char ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+int gw_http_chunked(struct gw_chunked *st, const char *in, size_t n, struct buf *out,
+                    size_t max, size_t *used)
+{
+    size_t i = 0;
+    int rc = 0;
+    while (i < n && st->state != CH_DONE) {
+        unsigned char ch = (unsigned char)in[i];
+        switch (st->state) {
+        case CH_SIZE: {
+            int h = hexval(ch);
+            if (h >= 0) {
+                if (st->digits >= 15) { rc = -413; goto out; }
+                st->left = st->left * 16 + (unsigned)h;
+                st->digits++;
+            } else if (!st->digits) {
+                rc = -400;
+                goto out;
+            } else if (ch == ';' || ch == ' ' || ch == '\t') {
+                st->state = CH_EXT;
+            } else if (ch == '\r') {
+                st->state = CH_SIZE_LF;
+            } else if (ch == '\n') {
+                goto size_done;
+            } else {
+                rc = -400;
+                goto out;
+            }
+            if (++st->line > CHUNK_LINE_MAX) { rc = -400; goto out; }
+            i++;
+            break;
+        }
+        case CH_EXT:                         /* chunk extensions are ignored */
+            if (++st->line > CHUNK_LINE_MAX) { rc = -400; goto out; }
+            i++;
+            if (ch == '\r') st->state = CH_SIZE_LF;
+            else if (ch == '\n') { i--; goto size_done; }
+            else if (ch < 0x20 && ch != '\t') { rc = -400; goto out; }
+            break;
+        case CH_SIZE_LF:
+            if (ch != '\n') { rc = -400; goto out; }
+        size_done:
+            i++;
+            st->line = 0;
+            st->digits = 0;
+            if (st->left == 0) {
+                st->state = CH_TRAILER_START;
+            } else {
+                if (st->left > max || out->len + st->left > max) { rc = -413; goto out; }
+                st->state = CH_DATA;
+            }
+            break;
+        case CH_DATA: {
+            size_t k = n - i;
+            if (k > st->left) k = (size_t)st->left;
+            if (buf_append(out, in + i, k)) { rc = -413; goto out; }
+            i += k;
+            st->left -= k;
+            if (!st->left) st->state = CH_DATA_CR;
+            break;
+        }
+        case CH_DATA_CR:
+            i++;
+            if (ch == '\r') st->state = CH_DATA_LF;
+            else if (ch == '\n') st->state = CH_SIZE;
+            else { rc = -400; goto out; }
+            break;
+        case CH_DATA_LF:
+            i++;
+            if (ch != '\n') { rc = -400; goto out; }
+            st->state = CH_SIZE;
+            break;
+        case CH_TRAILER_START:
+            i++;
+            if (ch == '\r') st->state = CH_FINAL_LF;
+            else if (ch == '\n') st->state = CH_DONE;
+            else {
+                if (++st->trailers > GW_HTTP_MAX_HEADERS) { rc = -431; goto out; }
+                st->line = 1;
+                st->state = CH_TRAILER;
+            }
+            break;
+        case CH_TRAILER:                     /* trailer fields are read and dropped */
+            i++;
+            if (ch == '\n') st->state = CH_TRAILER_START;
+            else if (++st->line > GW_HTTP_HEAD_MAX) { rc = -431; goto out; }
+            break;
+        case CH_FINAL_LF:
+            i++;
+            if (ch != '\n') { rc = -400; goto out; }
+            st->state = CH_DONE;
+            break;
+        default:
+            rc = -400;
+            goto out;
+        }
+    }
+    if (st->state == CH_DONE) rc = 1;
+out:
+    *used = i;
+    return rc;
+}
+
+const char *gw_http_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+/* ---- connections ---------------------------------------------------------------- */
+
+enum { C_HEAD, C_BODY, C_BUSY, C_CLOSE, C_LINGER };
+
+struct gw_http {
+    struct event_base *base;
+    int lfd;
+    struct event lev;
+    int listening;
+    int port;
+    int draining;
+    struct gw_http_opts o;
+    gw_http_request_cb on_request;
+    gw_http_reject_cb on_reject;
+    void *arg;
+    struct gw_hconn *conns;
+};
+
+struct gw_hconn {
+    struct gw_http *h;
+    struct gw_hconn *prev, *next;
+    int fd;
+    struct event rev, wev, dev;   /* read (persistent), write (while output pends), deferred */
+    int state;
+    int reading;                  /* rev added */
+    int broken;                   /* a write failed: close at the next deferred turn */
+    char *in;
+    size_t in_off, in_len, in_cap;
+    char *head;
+    size_t head_cap;
+    struct gw_hreq req;
+    char *body;                   /* Content-Length body being read / handed over */
+    size_t body_len, body_want;
+    struct buf cbody;             /* chunked body */
+    struct gw_chunked ch;
+    struct buf out;
+    size_t out_off;
+    int resp_open, streaming, chunked_out, close_after, is_head;
+    int in_cb;
+    void (*gone)(void *);
+    void (*drained)(void *);
+    void *warg;
+};
+
+static void conn_process(struct gw_hconn *c);
+
+static void conn_close(struct gw_hconn *c, int notify)
+{
+    struct gw_http *h = c->h;
+    if (notify && c->resp_open && c->gone) {
+        void (*g)(void *) = c->gone;
+        c->gone = NULL;
+        c->resp_open = 0;
+        g(c->warg);
+    }
+    event_del(&c->rev);
+    event_del(&c->wev);
+    event_del(&c->dev);
+    if (c->fd >= 0) close(c->fd);
+    if (c->prev) c->prev->next = c->next;
+    else h->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    free(c->in);
+    free(c->head);
+    free(c->body);
+    buf_fini(&c->cbody);
+    buf_fini(&c->out);
+    free(c);
+}
+
+static void defer(struct gw_hconn *c)
+{
+    if (!c->in_cb) event_active(&c->dev, EV_TIMEOUT, 1);
+}
+
+static struct timeval ms_tv(int ms)
+{
+    struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+    return tv;
+}
+
+static void set_reading(struct gw_hconn *c, int on)
+{
+    if (on && !c->reading) {
+        struct timeval tv = ms_tv(c->h->o.timeout_ms);
+        if (event_add(&c->rev, &tv) == 0) c->reading = 1;
+    } else if (!on && c->reading) {
+        event_del(&c->rev);
+        c->reading = 0;
+    }
+}
+
+static size_t out_pending(const struct gw_hconn *c) { return c->out.len - c->out_off; }
+
+/* Writes iov (all of it, in order, after anything queued). 0 or -1 (broken). */
+static int send_iov(struct gw_hconn *c, struct iovec *iov, int cnt)
+{
+    if (c->broken) return -1;
+    size_t total = 0;
+    for (int i = 0; i < cnt; i++) total += iov[i].iov_len;
+    size_t done = 0;
+    if (!out_pending(c)) {
+        ssize_t n;
+        do n = writev(c->fd, iov, cnt); while (n < 0 && errno == EINTR);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            c->broken = 1;
+            event_active(&c->dev, EV_TIMEOUT, 1);
+            return -1;
+        }
+        done = n > 0 ? (size_t)n : 0;
+        if (done == total) return 0;
+    }
+    /* queue what the socket did not take */
+    for (int i = 0; i < cnt; i++) {
+        size_t l = iov[i].iov_len;
+        if (done >= l) {
+            done -= l;
+            continue;
+        }
+        if (buf_append(&c->out, (const char *)iov[i].iov_base + done, l - done)) {
+            c->broken = 1;
+            event_active(&c->dev, EV_TIMEOUT, 1);
+            return -1;
+        }
+        done = 0;
+    }
+    struct timeval tv = ms_tv(c->h->o.timeout_ms);
+    event_add(&c->wev, &tv);
+    return 0;
+}
+
+/* The status line. */
+static size_t fmt_status(char *b, size_t cap, int status)
+{
+    int n = snprintf(b, cap, "HTTP/1.1 %d %s\r\n", status, gw_http_reason(status));
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+/* Keep the connection after this response? */
+static int keep(struct gw_hconn *c)
+{
+    return c->req.keep_alive && !c->h->draining && !c->broken;
+}
+
+static void end_response(struct gw_hconn *c)
+{
+    c->resp_open = 0;
+    c->gone = NULL;
+    c->drained = NULL;
+    free(c->body);
+    c->body = NULL;
+    c->body_len = c->body_want = 0;
+    buf_reset(&c->cbody);
+    c->state = c->close_after ? C_CLOSE : C_HEAD;
+    c->streaming = c->chunked_out = 0;
+    defer(c);
+}
+
+static const char *conn_hdr(struct gw_hconn *c, int closing)
+{
+    if (closing) return "Connection: close\r\n";
+    return c->req.minor == 0 ? "Connection: keep-alive\r\n" : "";
+}
+
+int gw_http_reply(struct gw_hconn *c, int status, const char *hdrs, size_t hlen,
+                  const void *body, size_t len)
+{
+    if (!c->resp_open) return -1;
+    char st[96], tail[96];
+    size_t sl = fmt_status(st, sizeof st, status);
+    c->close_after = !keep(c);
+    int tl = snprintf(tail, sizeof tail, "Content-Length: %zu\r\n%s\r\n", len,
+                      conn_hdr(c, c->close_after));
+    struct iovec iov[4] = {
+        {st, sl}, {(void *)(hdrs ? hdrs : ""), hdrs ? hlen : 0}, {tail, (size_t)tl},
+        {(void *)body, c->is_head ? 0 : len},
+    };
+    int rc = send_iov(c, iov, body && len && !c->is_head ? 4 : 3);
+    end_response(c);
+    return rc;
+}
+
+int gw_http_stream_start(struct gw_hconn *c, int status, const char *hdrs, size_t hlen)
+{
+    if (!c->resp_open || c->streaming) return -1;
+    char st[96], tail[96];
+    size_t sl = fmt_status(st, sizeof st, status);
+    c->streaming = 1;
+    c->chunked_out = c->req.minor == 1;
+    c->close_after = !keep(c) || !c->chunked_out;
+    int tl = snprintf(tail, sizeof tail, "%s%s\r\n",
+                      c->chunked_out ? "Transfer-Encoding: chunked\r\n" : "",
+                      conn_hdr(c, c->close_after));
+    struct iovec iov[3] = {
+        {st, sl}, {(void *)(hdrs ? hdrs : ""), hdrs ? hlen : 0}, {tail, (size_t)tl},
+    };
+    return send_iov(c, iov, 3);
+}
+
+int gw_http_stream_write(struct gw_hconn *c, const void *p, size_t n)
+{
+    if (!c->resp_open || !c->streaming) return -1;
+    if (!n || c->is_head) return 0;
+    if (!c->chunked_out) {
+        struct iovec iov[1] = {{(void *)p, n}};
+        return send_iov(c, iov, 1);
+    }
+    char hx[24];
+    int hl = snprintf(hx, sizeof hx, "%zx\r\n", n);
+    struct iovec iov[3] = {{hx, (size_t)hl}, {(void *)p, n}, {"\r\n", 2}};
+    return send_iov(c, iov, 3);
+}
+
+int gw_http_stream_end(struct gw_hconn *c)
+{
+    if (!c->resp_open || !c->streaming) return -1;
+    int rc = 0;
+    if (c->chunked_out && !c->is_head) {
+        struct iovec iov[1] = {{"0\r\n\r\n", 5}};
+        rc = send_iov(c, iov, 1);
+    }
+    end_response(c);
+    return rc;
+}
+
+void gw_http_abort(struct gw_hconn *c)
+{
+    if (!c->resp_open) return;
+    c->close_after = 1;
+    c->broken = 1;              /* nothing more is written: close at once */
+    end_response(c);
+    event_active(&c->dev, EV_TIMEOUT, 1);
+}
+
+void gw_http_watch(struct gw_hconn *c, void (*gone)(void *arg), void (*drained)(void *arg),
+                   void *arg)
+{
+    c->gone = gone;
+    c->drained = drained;
+    c->warg = arg;
+}
+
+char *gw_http_take_body(struct gw_hconn *c, size_t *len)
+{
+    char *b = c->req.body;
+    *len = c->req.body_len;
+    if (!b) {
+        b = malloc(1);
+        if (b) b[0] = 0;
+        *len = 0;
+    }
+    c->req.body = NULL;
+    c->req.body_len = 0;
+    c->body = NULL;
+    return b;
+}
+
+size_t gw_http_backlog(const struct gw_hconn *c) { return out_pending(c); }
+int gw_http_fd(const struct gw_hconn *c) { return c->fd; }
+
+/* An error the server answers itself; the connection then lingers and closes. */
+static void reject(struct gw_hconn *c, int status)
+{
+    struct gw_http *h = c->h;
+    const char *msg;
+    switch (status) {
+    case 413: msg = "request body exceeds the gateway's limit"; break;
+    case 431: msg = "request head too large or too many header fields"; break;
+    case 417: msg = "unsupported Expect header (only 100-continue)"; break;
+    case 501: msg = "unsupported method or transfer coding"; break;
+    case 505: msg = "unsupported HTTP version (HTTP/1.0 and HTTP/1.1 are served)"; break;
+    default: msg = "malformed HTTP request"; break;
+    }
+    if (h->on_reject) h->on_reject(h->arg, status);
+    char body[256], hdr[256];
+    int bl = snprintf(body, sizeof body,
+                      "{\"error\":{\"message\":\"%s\",\"type\":\"invalid_request_error\","
+                      "\"param\":null,\"code\":null}}", msg);
+    int hl = snprintf(hdr, sizeof hdr, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %d\r\nConnection: close\r\n\r\n", status,
+                      gw_http_reason(status), bl);
+    struct iovec iov[2] = {{hdr, (size_t)hl}, {body, (size_t)bl}};
+    free(c->body);
+    c->body = NULL;
+    buf_reset(&c->cbody);
+    c->resp_open = 0;
+    c->close_after = 1;
+    send_iov(c, iov, 2);
+    c->state = C_LINGER;
+    c->in_off = c->in_len = 0;
+    if (!out_pending(c) && !c->broken) {
+        shutdown(c->fd, SHUT_WR);
+        set_reading(c, 0);
+        struct timeval tv = ms_tv(LINGER_MS);
+        if (event_add(&c->rev, &tv) == 0) c->reading = 1;
+    }
+}
+
+static void dispatch(struct gw_hconn *c)
+{
+    struct gw_http *h = c->h;
+    c->state = C_BUSY;
+    c->resp_open = 1;
+    c->is_head = c->req.method == GW_HTTP_HEAD;
+    c->close_after = 0;
+    c->gone = c->drained = NULL;
+    if (c->req.chunked) {
+        c->req.body_len = c->cbody.len;
+        c->req.body = buf_steal(&c->cbody);
+    } else {
+        c->req.body = c->body;
+        c->req.body_len = c->body_len;
+    }
+    c->body = c->req.body;       /* freed at the end of the response unless taken */
+    c->in_cb = 1;
+    h->on_request(h->arg, c, &c->req);
+    c->in_cb = 0;
+}
+
+static void send_continue(struct gw_hconn *c)
+{
+    if (!c->req.expect_continue) return;
+    c->req.expect_continue = 0;
+    struct iovec iov[1] = {{"HTTP/1.1 100 Continue\r\n\r\n", 25}};
+    send_iov(c, iov, 1);
+}
+
+/* Parses and dispatches what the input buffer holds, request after request. */
+static void conn_process(struct gw_hconn *c)
+{
+    struct gw_http *h = c->h;
+    for (;;) {
+        if (c->broken) return;
+        char *in = c->in + c->in_off;
+        size_t avail = c->in_len - c->in_off;
+        if (c->state == C_HEAD) {
+            if (!avail) return;
+            size_t lim = avail < GW_HTTP_HEAD_MAX ? avail : GW_HTTP_HEAD_MAX;
+            size_t hl = head_end(in, lim);
+            if (!hl) {
+                if (avail >= GW_HTTP_HEAD_MAX) reject(c, 431);
+                return;
+            }
+            if (hl + 1 > c->head_cap) {
+                char *nh = realloc(c->head, hl + 1);
+                if (!nh) { reject(c, 431); return; }
+                c->head = nh;
+                c->head_cap = hl + 1;
+            }
+            memcpy(c->head, in, hl);
+            c->head[hl] = 0;
+            int rc = gw_http_parse_head(c->head, hl, &c->req);
+            if (rc <= 0) {
+                reject(c, rc < 0 ? -rc : 400);
+                return;
+            }
+            c->in_off += hl;
+            avail -= hl;
+            in += hl;
+            c->body = NULL;
+            c->body_len = c->body_want = 0;
+            if (c->req.chunked) {
+                memset(&c->ch, 0, sizeof c->ch);
+                buf_reset(&c->cbody);
+                c->state = C_BODY;
+            } else if (c->req.content_length > 0) {
+                if ((unsigned long long)c->req.content_length > h->o.max_body) {
+                    reject(c, 413);
+                    return;
+                }
+                c->body_want = (size_t)c->req.content_length;
+                c->body = malloc(c->body_want + 1);
+                if (!c->body) { reject(c, 413); return; }
+                c->state = C_BODY;
+            } else {
+                dispatch(c);
+                continue;
+            }
+            if (!avail) send_continue(c);
+            continue;
+        }
+        if (c->state == C_BODY) {
+            if (c->req.chunked) {
+                size_t used = 0;
+                int rc = gw_http_chunked(&c->ch, in, avail, &c->cbody, h->o.max_body, &used);
+                c->in_off += used;
+                if (rc < 0) { reject(c, -rc); return; }
+                if (rc == 0) {
+                    if (c->in_off == c->in_len) c->in_off = c->in_len = 0;
+                    return;
+                }
+                dispatch(c);
+                continue;
+            }
+            size_t k = c->body_want - c->body_len;
+            if (k > avail) k = avail;
+            memcpy(c->body + c->body_len, in, k);
+            c->body_len += k;
+            c->in_off += k;
+            if (c->body_len < c->body_want) return;
+            c->body[c->body_len] = 0;
+            dispatch(c);
+            continue;
+        }
+        if (c->state == C_CLOSE) {
+            if (!out_pending(c)) conn_close(c, 0);
+            return;
+        }
+        return;   /* C_BUSY, C_LINGER */
+    }
+}
+
+static void on_defer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct gw_hconn *c = arg;
+    if (c->broken) {
+        conn_close(c, 1);
+        return;
+    }
+    if (c->state == C_HEAD && c->h->draining && c->in_off == c->in_len && !out_pending(c)) {
+        conn_close(c, 0);       /* draining: an idle keep-alive connection goes */
+        return;
+    }
+    if (c->state != C_BUSY && c->state != C_LINGER) set_reading(c, 1);
+    conn_process(c);
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_hconn *c = arg;
+    if (what & EV_TIMEOUT) {
+        if (c->state == C_BUSY) return;           /* the response has its own timers */
+        conn_close(c, 1);                         /* idle, slow or lingering: done */
+        return;
+    }
+    if (c->state == C_LINGER) {
+        char sink[4096];
+        ssize_t n = read(fd, sink, sizeof sink);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) conn_close(c, 0);
+        return;
+    }
+    ssize_t n;
+    if (c->state == C_BODY && !c->req.chunked && c->in_off == c->in_len) {
+        /* a Content-Length body goes straight to its buffer */
+        do n = read(fd, c->body + c->body_len, c->body_want - c->body_len);
+        while (n < 0 && errno == EINTR);
+        if (n > 0) {
+            c->body_len += (size_t)n;
+            if (c->body_len == c->body_want) {
+                c->body[c->body_len] = 0;
+                c->in_off = c->in_len = 0;
+                dispatch(c);
+                conn_process(c);
+            }
+            return;
+        }
+    } else {
+        if (c->in_off && c->in_off == c->in_len) c->in_off = c->in_len = 0;
+        if (c->in_len == c->in_cap) {
+            if (c->in_off) {                      /* compact */
+                memmove(c->in, c->in + c->in_off, c->in_len - c->in_off);
+                c->in_len -= c->in_off;
+                c->in_off = 0;
+            }
+            if (c->in_len == c->in_cap) {
+                size_t ncap = c->in_cap ? c->in_cap * 2 : IN_FIRST;
+                if (ncap > GW_HTTP_HEAD_MAX + IN_SLACK) ncap = GW_HTTP_HEAD_MAX + IN_SLACK;
+                if (ncap == c->in_cap) {
+                    /* full: a pipelining client waits until the current answer ended */
+                    if (c->state == C_BUSY) set_reading(c, 0);
+                    else reject(c, 431);
+                    return;
+                }
+                char *ni = realloc(c->in, ncap);
+                if (!ni) { conn_close(c, 1); return; }
+                c->in = ni;
+                c->in_cap = ncap;
+            }
+        }
+        do n = read(fd, c->in + c->in_len, c->in_cap - c->in_len);
+        while (n < 0 && errno == EINTR);
+        if (n > 0) {
+            c->in_len += (size_t)n;
+            if (c->state != C_BUSY) conn_process(c);
+            return;
+        }
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    conn_close(c, 1);   /* EOF or error: the client is gone */
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct gw_hconn *c = arg;
+    if (what & EV_TIMEOUT) {                      /* no progress: a dead client */
+        conn_close(c, 1);
+        return;
+    }
+    ssize_t n;
+    do n = write(fd, c->out.data + c->out_off, out_pending(c));
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+        conn_close(c, 1);
+        return;
+    }
+    c->out_off += (size_t)n;
+    if (out_pending(c)) return;                   /* the persistent event stays */
+    event_del(&c->wev);
+    buf_reset(&c->out);
+    c->out_off = 0;
+    if (c->state == C_LINGER) {
+        shutdown(fd, SHUT_WR);
+        set_reading(c, 0);
+        struct timeval tv = ms_tv(LINGER_MS);
+        if (event_add(&c->rev, &tv) == 0) c->reading = 1;
+        return;
+    }
+    if (c->state == C_CLOSE) {
+        conn_close(c, 0);
+        return;
+    }
+    if (c->resp_open && c->drained) c->drained(c->warg);
+}
+
+static void on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+    (void)what;
+    struct gw_http *h = arg;
+    for (int i = 0; i < 64; i++) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) return;   /* EAGAIN, or EMFILE and friends: retried on the next event */
+        struct gw_hconn *c = calloc(1, sizeof *c);
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        c->h = h;
+        c->fd = fd;
+        c->state = C_HEAD;
+        buf_init(&c->cbody);
+        buf_init(&c->out);
+        event_assign(&c->rev, h->base, fd, EV_READ | EV_PERSIST, on_read, c);
+        event_assign(&c->wev, h->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
+        event_assign(&c->dev, h->base, -1, 0, on_defer, c);
+        c->next = h->conns;
+        if (h->conns) h->conns->prev = c;
+        h->conns = c;
+        set_reading(c, 1);
+    }
+}
+
+struct gw_http *gw_http_new(struct event_base *base, const char *host, int port,
+                            const struct gw_http_opts *o, gw_http_request_cb on_request,
+                            gw_http_reject_cb on_reject, void *arg, char *err, size_t errlen)
+{
+    struct gw_http *h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    h->base = base;
+    h->o = *o;
+    if (h->o.timeout_ms <= 0) h->o.timeout_ms = 60000;
+    h->on_request = on_request;
+    h->on_reject = on_reject;
+    h->arg = arg;
+    h->lfd = -1;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    int gr = getaddrinfo(host && *host ? host : NULL, ps, &hints, &ai);
+    if (gr) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, gai_strerror(gr));
+        free(h);
+        return NULL;
+    }
+    int e = 0;
+    for (struct addrinfo *a = ai; a && h->lfd < 0; a = a->ai_next) {
+        int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) { e = errno; continue; }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        /* accepted sockets inherit TCP_NODELAY (Linux): a response's last small write
+         * (a chunk or the terminator) must not wait for the previous one's ACK */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        if (bind(fd, a->ai_addr, a->ai_addrlen) || listen(fd, 1024)) {
+            e = errno;
+            close(fd);
+            continue;
+        }
+        h->lfd = fd;
+    }
+    freeaddrinfo(ai);
+    if (h->lfd < 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(e));
+        free(h);
+        return NULL;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (getsockname(h->lfd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) h->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        else if (ss.ss_family == AF_INET6)
+            h->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    event_assign(&h->lev, base, h->lfd, EV_READ | EV_PERSIST, on_accept, h);
+    if (event_add(&h->lev, NULL)) {
+        snprintf(err, errlen, "cannot watch the listening socket");
+        close(h->lfd);
+        free(h);
+        return NULL;
+    }
+    h->listening = 1;
+    return h;
+}
+
+int gw_http_port(const struct gw_http *h) { return h->port; }
+
+void gw_http_stop_accepting(struct gw_http *h)
+{
+    if (!h || h->draining) return;
+    h->draining = 1;
+    if (h->listening) {
+        event_del(&h->lev);
+        close(h->lfd);
+        h->lfd = -1;
+        h->listening = 0;
+    }
+    /* idle keep-alive connections go now; busy ones after their response */
+    for (struct gw_hconn *c = h->conns; c; c = c->next)
+        if (c->state == C_HEAD) event_active(&c->dev, EV_TIMEOUT, 1);
+}
+
+void gw_http_free(struct gw_http *h)
+{
+    if (!h) return;
+    while (h->conns) conn_close(h->conns, 0);
+    if (h->listening) {
+        event_del(&h->lev);
+        close(h->lfd);
+    }
+    free(h);
+}

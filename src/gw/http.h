@@ -1,0 +1,142 @@
+/* gw/http — the gateway's client-facing HTTP/1.1 server on a libevent loop.
+ *
+ * A purpose-built replacement for evhttp on the proxy's hot path: raw fd events (one
+ * persistent read event per connection, a write event only while output is pending),
+ * one read() per readable event, responses written with one writev where the socket
+ * takes them, no per-header allocation. Requests are parsed by bounded parsers of
+ * untrusted bytes (gw_http_parse_head, gw_http_chunked; fuzzed by fuzz/fuzz-http.c):
+ *   - request line + headers: at most GW_HTTP_HEAD_MAX bytes and GW_HTTP_MAX_HEADERS
+ *     headers, else 431; malformed -> 400; a version other than HTTP/1.0 or 1.1 -> 505
+ *   - bodies: Content-Length or Transfer-Encoding: chunked (both -> 400, another
+ *     transfer coding -> 501); longer than the body limit -> 413 (the connection is then
+ *     closed after a short lingering read so that the client sees the answer)
+ *   - keep-alive (HTTP/1.1 default, HTTP/1.0 with "Connection: keep-alive"),
+ *     "Connection: close"; pipelined requests are answered one at a time, in order
+ *     (later ones wait in the input buffer; when it is full the connection stops
+ *     reading until the current response ended)
+ *   - "Expect: 100-continue": the interim 100 is sent when the body is awaited; a body
+ *     announced over the limit gets the 413 instead; other expectations -> 417
+ * Timeouts: a connection that does not complete a request within timeout_ms (idle
+ * keep-alive included), or whose pending output makes no progress for timeout_ms, is
+ * closed. While a response is open the connection keeps reading, so a client that goes
+ * away is noticed at once (gone callback) and its upstream can be cancelled.
+ *
+ * Threading: everything runs on the loop's thread. Calls into this module never call
+ * back synchronously; closing and the next pipelined request are deferred to the loop. */
+#ifndef FERRY_GW_HTTP_H
+#define FERRY_GW_HTTP_H
+#include <stddef.h>
+
+#include "util/buf.h"
+
+#define GW_HTTP_HEAD_MAX    (64 * 1024)  /* request line + headers, bytes */
+#define GW_HTTP_MAX_HEADERS 100
+
+struct event_base;
+struct gw_http;
+struct gw_hconn;
+
+enum gw_http_method {
+    GW_HTTP_OTHER = 0, GW_HTTP_GET, GW_HTTP_HEAD, GW_HTTP_POST, GW_HTTP_PUT,
+    GW_HTTP_DELETE, GW_HTTP_OPTIONS, GW_HTTP_PATCH
+};
+
+struct gw_hhdr {
+    const char *name, *value;    /* NUL-terminated, value without surrounding blanks */
+};
+
+/* One parsed request. The strings point into the connection's copy of the head and stay
+ * valid until the response to this request ended (gw_http_reply/_end/_abort). */
+struct gw_hreq {
+    enum gw_http_method method;
+    const char *method_name;
+    const char *target;          /* as sent (origin-form or absolute-form) */
+    const char *path;            /* target's path, without query; "/" at least */
+    const char *query;           /* after '?', or "" */
+    int minor;                   /* HTTP/1.<minor>: 0 or 1 */
+    int keep_alive;              /* the connection stays open after the response */
+    int expect_continue;
+    int chunked;                 /* Transfer-Encoding: chunked */
+    long long content_length;    /* -1 = none */
+    int nhdr;
+    struct gw_hhdr hdr[GW_HTTP_MAX_HEADERS];
+    char *body;                  /* NUL-terminated; owned by the connection unless taken */
+    size_t body_len;
+};
+
+/* ---- bounded parsers (pure functions; the fuzz target and the unit tests call them) -- */
+
+/* Parses a request head from buf[0..len). The head is edited in place (names/values
+ * NUL-terminated), so buf must be writable and stay alive while r is used.
+ * Returns the head's length in bytes (> 0) when complete, 0 when more bytes are needed
+ * (len < GW_HTTP_HEAD_MAX), or -status (400, 431, 501, 505, 417) on error. */
+int gw_http_parse_head(char *buf, size_t len, struct gw_hreq *r);
+
+/* Incremental chunked-body decoder. Zero-initialise, then feed bytes in any split. */
+struct gw_chunked {
+    int state;
+    unsigned long long left;     /* bytes left in the current chunk */
+    size_t line;                 /* bytes of the current size/trailer line seen */
+    int digits, trailers;
+};
+/* Consumes in[0..n), appends decoded data to out (which must stay <= max bytes).
+ * *used = bytes consumed. Returns 1 when the body (and its trailers) ended, 0 when more
+ * input is needed, -400 on malformed input, -413 when the body exceeds max. */
+int gw_http_chunked(struct gw_chunked *st, const char *in, size_t n, struct buf *out,
+                    size_t max, size_t *used);
+
+/* Value of header name (case-insensitive) or NULL. */
+const char *gw_http_header(const struct gw_hreq *r, const char *name);
+/* Reason phrase of a status ("OK", "Not Found", ...; "Unknown" for others). */
+const char *gw_http_reason(int status);
+
+/* ---- the server ------------------------------------------------------------------ */
+
+/* Called for each complete request. The handler answers now or later with exactly one of
+ * gw_http_reply / gw_http_stream_start..end / gw_http_abort. */
+typedef void (*gw_http_request_cb)(void *arg, struct gw_hconn *c, struct gw_hreq *r);
+/* Called for a request the server refused itself (status 400/413/417/431/501/505). */
+typedef void (*gw_http_reject_cb)(void *arg, int status);
+
+struct gw_http_opts {
+    size_t max_body;             /* bytes; larger bodies get 413 */
+    int timeout_ms;              /* request read / write progress timeout */
+};
+
+/* Listens on host:port (port 0 = the kernel picks). NULL with err. */
+struct gw_http *gw_http_new(struct event_base *base, const char *host, int port,
+                            const struct gw_http_opts *o, gw_http_request_cb on_request,
+                            gw_http_reject_cb on_reject, void *arg, char *err, size_t errlen);
+int gw_http_port(const struct gw_http *h);
+/* Stops accepting (drain); open connections go on; keep-alive ones close after their
+ * next response. */
+void gw_http_stop_accepting(struct gw_http *h);
+/* Closes every connection (no callbacks) and the listener. NULL is a no-op. */
+void gw_http_free(struct gw_http *h);
+
+/* Per-request callbacks while its response is open: gone when the client went away (the
+ * request is over: do not call any gw_http_* function on c afterwards); drained when
+ * the queued output fell to 0 after having been above 0. Cleared when the response ends. */
+void gw_http_watch(struct gw_hconn *c, void (*gone)(void *arg), void (*drained)(void *arg),
+                   void *arg);
+/* Takes the request body (malloc'd, NUL-terminated): the caller frees it. */
+char *gw_http_take_body(struct gw_hconn *c, size_t *len);
+/* Bytes of response queued for the client but not yet accepted by its socket. */
+size_t gw_http_backlog(const struct gw_hconn *c);
+/* The socket (for socket options). */
+int gw_http_fd(const struct gw_hconn *c);
+
+/* A complete response: status line, hdrs (lines "Name: value\r\n", may be NULL/0),
+ * Content-Length and body, in one writev when the socket takes it. 0 or -1 (the
+ * connection broke; it is closed by the loop). */
+int gw_http_reply(struct gw_hconn *c, int status, const char *hdrs, size_t hlen,
+                  const void *body, size_t len);
+/* A streamed response: chunked transfer coding for HTTP/1.1, raw bytes + close for 1.0. */
+int gw_http_stream_start(struct gw_hconn *c, int status, const char *hdrs, size_t hlen);
+int gw_http_stream_write(struct gw_hconn *c, const void *p, size_t n);
+/* Ends the stream (the last chunk). */
+int gw_http_stream_end(struct gw_hconn *c);
+/* Ends the response by closing the connection: a client sees a cut (or no) response. */
+void gw_http_abort(struct gw_hconn *c);
+
+#endif

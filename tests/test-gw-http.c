@@ -1,0 +1,477 @@
+/* test-gw-http — the gateway's HTTP/1.1 server (gw/http.h): the bounded head parser and
+ * chunked decoder on crafted inputs, then a real server on 127.0.0.1 (port from the
+ * kernel, its loop on a thread) driven over raw sockets: keep-alive, pipelining,
+ * chunked and 100-continue request bodies, HTTP/1.0, limits (413, 431), streamed
+ * (chunked) responses, client disconnect while a response is open, draining. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gw/http.h"
+#include "test.h"
+#include "util/buf.h"
+
+/* ==== parser ======================================================================= */
+
+static int parse(const char *text, struct gw_hreq *r, char *store, size_t cap)
+{
+    size_t n = strlen(text);
+    if (n >= cap) return -9999;
+    memcpy(store, text, n + 1);
+    return gw_http_parse_head(store, n, r);
+}
+
+TEST(http_head_parser_reads_a_request)
+{
+    static char b[4096];
+    static struct gw_hreq r;
+    const char *t = "POST /v1/chat/completions?x=1&y=2 HTTP/1.1\r\nHost: a\r\n"
+                    "Content-Length:  12 \r\nX-Ferry-Tradeoff:\t0.5\t\r\n\r\nbody follows";
+    int rc = parse(t, &r, b, sizeof b);
+    CHECK_EQ_INT(rc, (int)(strstr(t, "body") - t));
+    CHECK_EQ_INT(r.method, GW_HTTP_POST);
+    CHECK_STR(r.path, "/v1/chat/completions");
+    CHECK_STR(r.query, "x=1&y=2");
+    CHECK_EQ_INT(r.minor, 1);
+    CHECK_EQ_INT(r.keep_alive, 1);
+    CHECK_EQ_INT(r.content_length, 12);
+    CHECK_EQ_INT(r.nhdr, 3);
+    CHECK_STR(gw_http_header(&r, "x-ferry-tradeoff"), "0.5");
+    CHECK_STR(gw_http_header(&r, "HOST"), "a");
+    CHECK(gw_http_header(&r, "Accept") == NULL);
+    /* absolute-form, HTTP/1.0, LF-only lines, Connection tokens */
+    CHECK(parse("GET http://h:1/health HTTP/1.0\nConnection: foo, Keep-Alive\n\n", &r, b,
+                sizeof b) > 0);
+    CHECK_STR(r.path, "/health");
+    CHECK_EQ_INT(r.minor, 0);
+    CHECK_EQ_INT(r.keep_alive, 1);
+    CHECK(parse("GET / HTTP/1.0\r\n\r\n", &r, b, sizeof b) > 0);
+    CHECK_EQ_INT(r.keep_alive, 0);
+    CHECK(parse("GET / HTTP/1.1\r\nConnection: close\r\n\r\n", &r, b, sizeof b) > 0);
+    CHECK_EQ_INT(r.keep_alive, 0);
+    CHECK(parse("\r\nPUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-Continue\r\n\r\n",
+                &r, b, sizeof b) > 0);
+    CHECK_EQ_INT(r.method, GW_HTTP_PUT);
+    CHECK_EQ_INT(r.chunked, 1);
+    CHECK_EQ_INT(r.expect_continue, 1);
+    CHECK_EQ_INT(r.content_length, -1);
+}
+
+TEST(http_head_parser_refuses_bad_heads)
+{
+    static char b[GW_HTTP_HEAD_MAX + 4096];
+    static struct gw_hreq r;
+    CHECK_EQ_INT(parse("GET / HTTP/1.1\r\nHost: a\r\n", &r, b, sizeof b), 0);   /* incomplete */
+    CHECK_EQ_INT(parse("GET / HTTP/1.1\r\nHost: a\r\n\r", &r, b, sizeof b), 0);
+    CHECK_EQ_INT(parse("GET / HTTP/2.0\r\n\r\n", &r, b, sizeof b), -505);
+    CHECK_EQ_INT(parse("GET / HTTP/1.1 x\r\n\r\n", &r, b, sizeof b), -400);
+    CHECK_EQ_INT(parse("GET /a b HTTP/1.1\r\n\r\n", &r, b, sizeof b), -400);
+    CHECK_EQ_INT(parse("GET  / HTTP/1.1\r\n\r\n", &r, b, sizeof b), -400);
+    CHECK_EQ_INT(parse("GET nopath HTTP/1.1\r\n\r\n", &r, b, sizeof b), -400);
+    CHECK_EQ_INT(parse("G(T / HTTP/1.1\r\n\r\n", &r, b, sizeof b), -400);
+    CHECK_EQ_INT(parse("GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", &r, b, sizeof b), -400);
+    CHECK_EQ_INT(parse("GET / HTTP/1.1\r\nNoColon\r\n\r\n", &r, b, sizeof b), -400);
+    CHECK_EQ_INT(parse("GET / HTTP/1.1\r\nA: b\r\n folded\r\n\r\n", &r, b, sizeof b), -400);
+    CHECK_EQ_INT(parse("GET / HTTP/1.1\r\nA: b\rc\r\n\r\n", &r, b, sizeof b), -400);
+    CHECK_EQ_INT(parse("POST / HTTP/1.1\r\nContent-Length: 1x\r\n\r\n", &r, b, sizeof b), -400);
+    CHECK_EQ_INT(parse("POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n", &r,
+                       b, sizeof b), -400);
+    CHECK_EQ_INT(parse("POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", &r,
+                       b, sizeof b), -400);
+    CHECK(parse("POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n", &r, b,
+                sizeof b) > 0);
+    CHECK_EQ_INT(parse("POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                       &r, b, sizeof b), -400);
+    CHECK_EQ_INT(parse("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", &r, b,
+                       sizeof b), -501);
+    CHECK_EQ_INT(parse("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", &r, b, sizeof b),
+                 -400);
+    CHECK_EQ_INT(parse("POST / HTTP/1.1\r\nExpect: 200-ok\r\n\r\n", &r, b, sizeof b), -417);
+    CHECK_EQ_INT(parse("ABCDEFGHIJKLMNOPQRSTUVWXYZ / HTTP/1.1\r\n\r\n", &r, b, sizeof b), -501);
+    /* too many header fields; a head that never ends within the limit */
+    struct buf t;
+    buf_init(&t);
+    buf_puts(&t, "GET / HTTP/1.1\r\n");
+    for (int i = 0; i <= GW_HTTP_MAX_HEADERS; i++) buf_printf(&t, "H%d: v\r\n", i);
+    buf_puts(&t, "\r\n");
+    CHECK_EQ_INT(parse(t.data, &r, b, sizeof b), -431);
+    buf_reset(&t);
+    buf_puts(&t, "GET / HTTP/1.1\r\nX: ");
+    while (t.len < GW_HTTP_HEAD_MAX) buf_putc(&t, 'a');
+    CHECK_EQ_INT(parse(t.data, &r, b, sizeof b), -431);
+    buf_fini(&t);
+}
+
+/* Decodes in whole and byte by byte; both must agree. Returns rc, body in out. */
+static int dechunk(const char *in, size_t max, struct buf *out, size_t *used)
+{
+    struct gw_chunked st;
+    memset(&st, 0, sizeof st);
+    int rc = gw_http_chunked(&st, in, strlen(in), out, max, used);
+    struct gw_chunked s2;
+    memset(&s2, 0, sizeof s2);
+    struct buf o2;
+    buf_init(&o2);
+    size_t u2 = 0;
+    int r2 = 0;
+    for (size_t i = 0; in[i]; i++) {
+        size_t u = 0;
+        r2 = gw_http_chunked(&s2, in + i, 1, &o2, max, &u);
+        u2 += u;
+        if (r2) break;
+    }
+    int same = r2 == rc && u2 == *used && o2.len == out->len &&
+               (!o2.len || !memcmp(o2.data, out->data, o2.len));
+    buf_fini(&o2);
+    return same ? rc : -9999;
+}
+
+TEST(http_chunked_decoder)
+{
+    struct buf o;
+    buf_init(&o);
+    size_t used = 0;
+    const char *ok = "5\r\nhello\r\n7;ext=\"a b\"\r\n, world\r\n0\r\nX-T: 1\r\n\r\nNEXT";
+    CHECK_EQ_INT(dechunk(ok, 1000, &o, &used), 1);
+    CHECK_STR(o.data, "hello, world");
+    CHECK_EQ_INT(used, strlen(ok) - 4);
+    buf_reset(&o);
+    CHECK_EQ_INT(dechunk("A\r\n0123456789\r\n0\r\n\r\n", 1000, &o, &used), 1);
+    CHECK_EQ_INT(o.len, 10);
+    buf_reset(&o);
+    CHECK_EQ_INT(dechunk("5\r\nhel", 1000, &o, &used), 0);              /* more needed */
+    buf_reset(&o);
+    CHECK_EQ_INT(dechunk("zz\r\n", 1000, &o, &used), -400);
+    buf_reset(&o);
+    CHECK_EQ_INT(dechunk("5\r\nhelloXX\r\n", 1000, &o, &used), -400);     /* no CRLF after data */
+    buf_reset(&o);
+    CHECK_EQ_INT(dechunk("5\r\nhello\r\n6\r\nworld!\r\n0\r\n\r\n", 10, &o, &used), -413);
+    CHECK(o.len <= 10);
+    buf_reset(&o);
+    CHECK_EQ_INT(dechunk("fffffffffffffffff\r\n", 1000, &o, &used), -413);
+    buf_fini(&o);
+}
+
+/* ==== a real server ================================================================ */
+
+struct srv {
+    struct event_base *base;
+    struct gw_http *h;
+    pthread_t th;
+    int port;
+    atomic_int gone, requests;
+    struct gw_hconn *held;       /* /hold: the open response */
+    struct event *stop;
+};
+
+static void on_gone(void *arg)
+{
+    struct srv *s = arg;
+    s->held = NULL;
+    atomic_fetch_add(&s->gone, 1);
+}
+
+static void handle(void *arg, struct gw_hconn *c, struct gw_hreq *r)
+{
+    struct srv *s = arg;
+    atomic_fetch_add(&s->requests, 1);
+    char hdr[256];
+    int hl = snprintf(hdr, sizeof hdr, "X-Path: %s\r\nX-Method: %s\r\nX-Query: %s\r\n",
+                      r->path, r->method_name, r->query);
+    if (!strcmp(r->path, "/stream")) {
+        gw_http_stream_start(c, 200, hdr, (size_t)hl);
+        gw_http_stream_write(c, "data: one\n\n", 11);
+        gw_http_stream_write(c, "data: two\n\n", 11);
+        gw_http_stream_end(c);
+    } else if (!strcmp(r->path, "/hold")) {
+        gw_http_stream_start(c, 200, hdr, (size_t)hl);
+        gw_http_stream_write(c, "data: held\n\n", 12);
+        s->held = c;
+        gw_http_watch(c, on_gone, NULL, s);
+    } else {
+        gw_http_reply(c, 200, hdr, (size_t)hl, r->body ? r->body : "", r->body_len);
+    }
+}
+
+static void *loop_main(void *arg)
+{
+    struct srv *s = arg;
+    event_base_dispatch(s->base);
+    return NULL;
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct srv *s = arg;
+    event_base_loopbreak(s->base);
+}
+
+static struct srv *srv_start(size_t max_body)
+{
+    struct srv *s = calloc(1, sizeof *s);
+    s->base = event_base_new();
+    struct gw_http_opts o = {.max_body = max_body, .timeout_ms = 10000};
+    char err[256];
+    s->h = gw_http_new(s->base, "127.0.0.1", 0, &o, handle, NULL, s, err, sizeof err);
+    if (!s->h) {
+        fprintf(stderr, "  gw_http_new: %s\n", err);
+        event_base_free(s->base);
+        free(s);
+        return NULL;
+    }
+    s->port = gw_http_port(s->h);
+    s->stop = event_new(s->base, -1, 0, on_stop, s);
+    pthread_create(&s->th, NULL, loop_main, s);
+    return s;
+}
+
+static void srv_stop(struct srv *s)
+{
+    if (!s) return;
+    event_active(s->stop, EV_TIMEOUT, 1);
+    pthread_join(s->th, NULL);
+    gw_http_free(s->h);
+    event_free(s->stop);
+    event_base_free(s->base);
+    free(s);
+}
+
+static int connect_to(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void send_all(int fd, const char *p)
+{
+    size_t n = strlen(p);
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w <= 0) return;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Reads until `want` occurs in out (or EOF / 5 s). 1 when found. eof: 1 when the peer
+ * closed. */
+static int read_until(int fd, struct buf *out, const char *want, int *eof)
+{
+    if (eof) *eof = 0;
+    for (;;) {
+        if (want && out->data && strstr(out->data, want)) return 1;
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 5000) <= 0) return 0;
+        char b[4096];
+        ssize_t n = read(fd, b, sizeof b);
+        if (n <= 0) {
+            if (eof) *eof = 1;
+            return want ? (out->data && strstr(out->data, want) != NULL) : 1;
+        }
+        buf_append(out, b, (size_t)n);
+    }
+}
+
+static int count(const char *hay, const char *needle)
+{
+    int k = 0;
+    for (const char *p = hay; p && (p = strstr(p, needle)); p += strlen(needle)) k++;
+    return k;
+}
+
+TEST(http_server_keepalive_pipelining_and_bodies)
+{
+    struct srv *s = srv_start(1000);
+    CHECK(s != NULL);
+    int fd = connect_to(s->port);
+    struct buf o;
+    buf_init(&o);
+    /* three pipelined requests in one write: answered in order on one connection */
+    send_all(fd, "POST /a?q=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nfirst"
+                 "GET /b HTTP/1.1\r\nHost: x\r\n\r\n"
+                 "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "3\r\nthi\r\n2\r\nrd\r\n0\r\n\r\n");
+    int ok = read_until(fd, &o, "third", NULL);
+    const char *a = strstr(o.data ? o.data : "", "X-Path: /a");
+    const char *b2 = strstr(o.data ? o.data : "", "X-Path: /b");
+    const char *c = strstr(o.data ? o.data : "", "X-Path: /c");
+    int ordered = a && b2 && c && a < b2 && b2 < c;
+    int q1 = strstr(o.data ? o.data : "", "X-Query: q=1") != NULL;
+    int first = strstr(o.data ? o.data : "", "\r\n\r\nfirst") != NULL;
+    /* the same connection goes on: 100-continue before the body */
+    buf_reset(&o);
+    send_all(fd, "POST /d HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+    int cont = read_until(fd, &o, "HTTP/1.1 100 Continue\r\n\r\n", NULL);
+    send_all(fd, "body");
+    int fourth = read_until(fd, &o, "\r\n\r\nbody", NULL);
+    /* a streamed answer is chunked */
+    buf_reset(&o);
+    send_all(fd, "GET /stream HTTP/1.1\r\n\r\n");
+    int streamed = read_until(fd, &o, "0\r\n\r\n", NULL);
+    int chunked = o.data && strstr(o.data, "Transfer-Encoding: chunked\r\n") &&
+                  strstr(o.data, "b\r\ndata: one\n\n\r\nb\r\ndata: two\n\n\r\n0\r\n\r\n");
+    close(fd);
+    buf_fini(&o);
+    srv_stop(s);
+    CHECK(ok);
+    CHECK(ordered);
+    CHECK(q1);
+    CHECK(first);
+    CHECK(cont);
+    CHECK(fourth);
+    CHECK(streamed);
+    CHECK(chunked);
+}
+
+TEST(http_server_limits_and_connection_close)
+{
+    struct srv *s = srv_start(1000);
+    CHECK(s != NULL);
+    struct buf o;
+    buf_init(&o);
+    int eof = 0;
+    /* a body over the limit: 413 and the connection closes (no 100 Continue first) */
+    int fd = connect_to(s->port);
+    send_all(fd, "POST /big HTTP/1.1\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n");
+    read_until(fd, &o, NULL, &eof);
+    int r413 = o.data && !strncmp(o.data, "HTTP/1.1 413 ", 13) && !strstr(o.data, "100 Continue")
+               && strstr(o.data, "\"error\"");
+    int closed413 = eof;
+    close(fd);
+    /* a chunked body over the limit */
+    buf_reset(&o);
+    fd = connect_to(s->port);
+    send_all(fd, "POST /big HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n");
+    char pad[1100];
+    memset(pad, 'x', 1024);
+    pad[1024] = 0;
+    send_all(fd, pad);
+    send_all(fd, "\r\n");
+    read_until(fd, &o, NULL, &eof);
+    int c413 = o.data && !strncmp(o.data, "HTTP/1.1 413 ", 13);
+    close(fd);
+    /* an oversized head: 431 */
+    buf_reset(&o);
+    fd = connect_to(s->port);
+    send_all(fd, "GET / HTTP/1.1\r\nX-Long: ");
+    struct buf big;
+    buf_init(&big);
+    while (big.len < GW_HTTP_HEAD_MAX + 10) buf_putc(&big, 'a');
+    send_all(fd, big.data);
+    buf_fini(&big);
+    read_until(fd, &o, NULL, &eof);
+    int r431 = o.data && !strncmp(o.data, "HTTP/1.1 431 ", 13);
+    close(fd);
+    /* garbage: 400 */
+    buf_reset(&o);
+    fd = connect_to(s->port);
+    send_all(fd, "HELLO\r\n\r\n");
+    read_until(fd, &o, NULL, &eof);
+    int r400 = o.data && !strncmp(o.data, "HTTP/1.1 400 ", 13);
+    close(fd);
+    /* HTTP/1.0 without keep-alive, and Connection: close: answered, then closed */
+    buf_reset(&o);
+    fd = connect_to(s->port);
+    send_all(fd, "GET /x HTTP/1.0\r\n\r\n");
+    read_until(fd, &o, NULL, &eof);
+    int h10 = o.data && strstr(o.data, "X-Path: /x") && strstr(o.data, "Connection: close") && eof;
+    close(fd);
+    buf_reset(&o);
+    fd = connect_to(s->port);
+    send_all(fd, "GET /y HTTP/1.1\r\nConnection: close\r\n\r\nGET /z HTTP/1.1\r\n\r\n");
+    read_until(fd, &o, NULL, &eof);
+    int cc = o.data && strstr(o.data, "X-Path: /y") && !strstr(o.data, "X-Path: /z") && eof;
+    close(fd);
+    buf_fini(&o);
+    srv_stop(s);
+    CHECK(r413);
+    CHECK(closed413);
+    CHECK(c413);
+    CHECK(r431);
+    CHECK(r400);
+    CHECK(h10);
+    CHECK(cc);
+}
+
+TEST(http_server_notices_a_client_that_goes_away)
+{
+    struct srv *s = srv_start(1000);
+    CHECK(s != NULL);
+    int fd = connect_to(s->port);
+    struct buf o;
+    buf_init(&o);
+    send_all(fd, "GET /hold HTTP/1.1\r\n\r\n");
+    int started = read_until(fd, &o, "data: held", NULL);
+    int gone_before = atomic_load(&s->gone);
+    close(fd);
+    for (int i = 0; i < 500 && atomic_load(&s->gone) == 0; i++) usleep(10000);
+    int gone_after = atomic_load(&s->gone);
+    buf_fini(&o);
+    srv_stop(s);
+    CHECK(started);
+    CHECK_EQ_INT(gone_before, 0);
+    CHECK_EQ_INT(gone_after, 1);
+}
+
+TEST(http_server_many_requests_on_one_connection)
+{
+    struct srv *s = srv_start(1 << 20);
+    CHECK(s != NULL);
+    int fd = connect_to(s->port);
+    struct buf req, o;
+    buf_init(&req);
+    buf_init(&o);
+    /* 400 pipelined requests (136 kB, more than the input buffer holds): all answered in order */
+    for (int i = 0; i < 400; i++)
+        buf_printf(&req, "POST /n%d HTTP/1.1\r\nContent-Length: 300\r\n\r\n%0300d", i, i);
+    /* write in pieces while reading, so neither side's buffers fill */
+    size_t off = 0;
+    while (off < req.len) {
+        size_t k = req.len - off < 8192 ? req.len - off : 8192;
+        ssize_t n = write(fd, req.data + off, k);
+        if (n <= 0) break;
+        off += (size_t)n;
+        struct pollfd p = {fd, POLLIN, 0};
+        while (poll(&p, 1, 0) > 0) {
+            char b[65536];
+            ssize_t r = read(fd, b, sizeof b);
+            if (r <= 0) break;
+            buf_append(&o, b, (size_t)r);
+        }
+    }
+    read_until(fd, &o, "X-Path: /n399\r\n", NULL);
+    read_until(fd, &o, "0399", NULL);
+    int n200 = count(o.data, "HTTP/1.1 200 OK\r\n");
+    const char *p50 = strstr(o.data ? o.data : "", "X-Path: /n50\r\n");
+    const char *p51 = strstr(o.data ? o.data : "", "X-Path: /n51\r\n");
+    close(fd);
+    buf_fini(&req);
+    buf_fini(&o);
+    int nreq = atomic_load(&s->requests);
+    srv_stop(s);
+    CHECK_EQ_INT(n200, 400);
+    CHECK_EQ_INT(nreq, 400);
+    CHECK(p50 && p51 && p50 < p51);
+}
+
+__attribute__((constructor)) static void init_threads(void)
+{
+    evthread_use_pthreads();
+}
