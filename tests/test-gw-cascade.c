@@ -8,13 +8,19 @@
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
+#include <arpa/inet.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
 #include <event2/thread.h>
 #include <poll.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -686,4 +692,125 @@ TEST(gw_cascade_edge_only_request_stays_at_the_edge)
     CHECK(answer_of(r.body.data, content, sizeof content, model, sizeof model, NULL) == 0);
     CHECK_STR(model, "edge-model");
     resp_fini(&r);
+}
+
+/* ==== a backend without logprobs ==================================================== */
+
+/* A model server that ignores "logprobs" (as some do): a fixed answer, and the last
+ * request body it received. */
+struct plain {
+    struct event_base *base;
+    struct evhttp *http;
+    pthread_t th;
+    int port;
+    pthread_mutex_t mu;
+    char last[4096];
+};
+
+static void plain_handle(struct evhttp_request *req, void *arg)
+{
+    struct plain *p = arg;
+    struct evbuffer *out = evbuffer_new();
+    if (strcmp(evhttp_request_get_uri(req), "/health")) {
+        struct evbuffer *in = evhttp_request_get_input_buffer(req);
+        pthread_mutex_lock(&p->mu);
+        size_t k = evbuffer_get_length(in);
+        if (k > sizeof p->last - 1) k = sizeof p->last - 1;
+        evbuffer_copyout(in, p->last, k);
+        p->last[k] = 0;
+        pthread_mutex_unlock(&p->mu);
+        evbuffer_add_printf(out, "{\"id\":\"chatcmpl-p\",\"object\":\"chat.completion\",\"created\":1,"
+                                 "\"model\":\"plain-model\",\"choices\":[{\"index\":0,\"message\":"
+                                 "{\"role\":\"assistant\",\"content\":\"plain answer\"},"
+                                 "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":5,"
+                                 "\"completion_tokens\":2,\"total_tokens\":7}}");
+    } else {
+        evbuffer_add_printf(out, "{\"status\":\"ok\"}");
+    }
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+    evhttp_send_reply(req, 200, "OK", out);
+    evbuffer_free(out);
+}
+
+static int plain_start(struct plain *p)
+{
+    memset(p, 0, sizeof *p);
+    pthread_mutex_init(&p->mu, NULL);
+    p->base = event_base_new();
+    p->http = p->base ? evhttp_new(p->base) : NULL;
+    if (!p->http) return -1;
+    evhttp_set_gencb(p->http, plain_handle, p);
+    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(p->http, "127.0.0.1", 0);
+    if (!bs) return -1;
+    struct sockaddr_in sa;
+    socklen_t sl = sizeof sa;
+    if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sa, &sl)) return -1;
+    p->port = ntohs(sa.sin_port);
+    return pthread_create(&p->th, NULL, emu_loop, p->base) ? -1 : 0;
+}
+
+static void plain_stop(struct plain *p)
+{
+    event_base_loopexit(p->base, NULL);
+    pthread_join(p->th, NULL);
+    evhttp_free(p->http);
+    event_base_free(p->base);
+    pthread_mutex_destroy(&p->mu);
+}
+
+TEST(gw_cascade_without_logprobs_is_unknown_and_accepted)
+{
+    struct plain edge;
+    struct emu cloud;
+    CHECK(plain_start(&edge) == 0);
+    CHECK(emu_start(&cloud, "cloud-model", 0, NULL) == 0);
+    struct gw g;
+    int up = gw_start(&g, "plain.ini", edge.port, cloud.port, 0.99) == 0;
+    struct resp r, sse;
+    memset(&r, 0, sizeof r);
+    memset(&sse, 0, sizeof sse);
+    double unk = -1, esc = -1;
+    char stage1[4096] = "";
+    if (up) {
+        http(g.port, "/v1/chat/completions", body_of(5, 0, NULL), &r);
+        http(g.port, "/v1/chat/completions",
+             body_of(6, 1, "\"stream_options\":{\"include_usage\":true},"), &sse);
+        pthread_mutex_lock(&edge.mu);
+        memcpy(stage1, edge.last, sizeof stage1);
+        pthread_mutex_unlock(&edge.mu);
+        unk = metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"unknown\"}");
+        esc = metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"escalated\"}");
+        gw_stop(&g);
+    }
+    plain_stop(&edge);
+    emu_stop(&cloud);
+    CHECK(up);
+    char v[256], content[256], model[64];
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_STR(hdr(&r, "X-Ferry-Node", v, sizeof v), "edge");
+    CHECK_STR(hdr(&r, "X-Ferry-Cascade", v, sizeof v), "unknown");
+    CHECK_STR(hdr(&r, "X-Ferry-Confidence", v, sizeof v), "");
+    CHECK(answer_of(r.body.data, content, sizeof content, model, sizeof model, NULL) == 0);
+    CHECK_STR(content, "plain answer");
+    /* what stage 1 sent over the wire (the streamed request's, the last one) */
+    cJSON *j = cJSON_Parse(stage1);
+    int asked = j && cJSON_IsTrue(cJSON_GetObjectItem(j, "logprobs")) &&
+                cJSON_IsFalse(cJSON_GetObjectItem(j, "stream")) &&
+                !cJSON_GetObjectItem(j, "stream_options") &&
+                !strcmp(cJSON_GetObjectItem(j, "model")->valuestring, "edge-model");
+    cJSON_Delete(j);
+    CHECK(asked);
+    CHECK_STR(hdr(&sse, "X-Ferry-Cascade", v, sizeof v), "unknown");
+    struct buf text;
+    buf_init(&text);
+    char finish[32] = "";
+    int ct = sse_check(sse.body.data, 1, &text, finish, sizeof finish);
+    snprintf(content, sizeof content, "%s", text.data ? text.data : "");
+    buf_fini(&text);
+    CHECK_EQ_INT(ct, 2);
+    CHECK_STR(content, "plain answer");
+    CHECK_NEAR(unk, 2, 0);
+    CHECK_NEAR(esc, 0, 0);
+    resp_fini(&r);
+    resp_fini(&sse);
 }
