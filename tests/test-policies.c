@@ -345,6 +345,7 @@ TEST(ferry_never_violates_edge_only_privacy)
         if (e.prefs.privacy == FY_PRIV_EDGE_ONLY) {
             CHECK_EQ_INT(e.nodes[out.node].role, FY_ROLE_EDGE);
             CHECK(out.aux_node < 0 || e.nodes[out.aux_node].role == FY_ROLE_EDGE);
+            CHECK(out.escalate_below <= 0 || e.nodes[out.escalate_node].role == FY_ROLE_EDGE);
         } else {
             cloud_when_allowed += e.nodes[out.node].role == FY_ROLE_CLOUD ||
                                   (out.aux_node >= 0 && e.nodes[out.aux_node].role == FY_ROLE_CLOUD);
@@ -455,5 +456,183 @@ TEST(cascade_answers_at_edge_escalates_to_best_cloud_and_respects_privacy)
     CHECK(p->init(&bad, "below=2", err, sizeof err) < 0);
     CHECK(strstr(err, "below=2") != NULL);
     CHECK(p->init(&bad, "to=up", err, sizeof err) < 0);
+    pred_free(bank);
+}
+
+TEST(ferry_untrained_keeps_the_users_images)
+{
+    /* No observation yet: ferry must not drop or downscale an image on the strength of
+     * its priors alone (what dropping costs is unknown until seen). Requests with one
+     * or several images of various sizes and complexities, edge-only or not, nodes
+     * idle or busy, a fast or a slow cloud link. */
+    struct rng r;
+    rng_seed(&r, 77);
+    const char *params[] = {NULL, "cascade=0"};
+    int nbad = 0;
+    for (int pi = 0; pi < 2; pi++) {
+        for (int it = 0; it < 300; it++) {
+            struct env e;
+            env_init(&e, 1 + (int)rng_below(&r, 2), 1 + (int)rng_below(&r, 2));
+            struct pred *bank = pred_new(e.nodes, e.n); /* the gateway's shared, untrained bank */
+            CHECK(bank != NULL);
+            e.c.pred = bank;
+            void *st = start("ferry", params[pi]);
+            CHECK(st != NULL);
+            const struct fy_policy *p = pol_find("ferry");
+            one_image(&e.f, rng_uniform(&r), rng_uniform(&r));
+            int big = (int)rng_below(&r, 3);
+            e.f.nimages = 1 + (int)rng_below(&r, 3);
+            for (int k = 0; k < e.f.nimages; k++) {
+                e.f.img[k] = e.f.img[0];
+                e.f.img[k].width = big == 2 ? 4032 : big == 1 ? 1920 : 640;
+                e.f.img[k].height = big == 2 ? 3024 : big == 1 ? 1080 : 480;
+                e.f.img[k].bytes = big == 2 ? 3000000 : big == 1 ? 600000 : 60000;
+                e.f.img[k].c_img = rng_uniform(&r);
+                e.f.img[k].tokens[FY_VT_QWEN2VL] = (e.f.img[k].width / 28) * (e.f.img[k].height / 28);
+            }
+            for (int i = 0; i < e.n; i++) {
+                e.nodes[i].st.running = (int)rng_below(&r, 8);
+                e.nodes[i].st.queued = (int)rng_below(&r, 3);
+                if (e.nodes[i].role == FY_ROLE_CLOUD) e.nodes[i].link.up_mbps = rng_below(&r, 2) ? 5 : 100;
+            }
+            e.prefs.privacy = rng_below(&r, 3) == 0 ? FY_PRIV_EDGE_ONLY : FY_PRIV_ANY;
+            e.prefs.slo_ms = rng_below(&r, 3) == 0 ? 2000 : 0;
+            e.c.rng = NULL; /* no exploration draw: the rule itself */
+            struct fy_plan out;
+            CHECK_EQ_INT(p->decide(st, &e.c, &out, NULL), 0);
+            int bad = 0;
+            for (int k = 0; k < e.f.nimages; k++)
+                bad += !(out.img[k] == FY_IMG_KEEP || out.img[k] == FY_IMG_SPLIT);
+            nbad += bad > 0;
+            p->free(st);
+            pred_free(bank);
+        }
+    }
+    CHECK_EQ_INT(nbad, 0); /* the policy before this rule dropped images in 89 of these */
+    /* once the bank has seen that dropping is harmless, dropping is allowed again */
+    struct env e;
+    env_init(&e, 1, 1);
+    struct pred *bank = pred_new(e.nodes, e.n);
+    CHECK(bank != NULL);
+    e.c.pred = bank;
+    e.c.rng = NULL;
+    one_image(&e.f, 0.5, 0.5);
+    e.f.img[0].width = 4032;
+    e.f.img[0].height = 3024;
+    e.f.img[0].bytes = 3000000;
+    e.f.img[0].tokens[FY_VT_QWEN2VL] = 144 * 108;
+    e.nodes[1].link.up_mbps = 5;
+    for (int i = 0; i < 200; i++) {
+        struct fy_outcome o;
+        memset(&o, 0, sizeof o);
+        pol_plan_keep(&o.plan, i % 2);
+        o.plan.img[0] = i % 4 < 2 ? FY_IMG_DROP : FY_IMG_KEEP;
+        o.quality = (i / 4) % 10 < 7; /* 70 % right with or without the image */
+        o.confidence = -1;
+        o.first_quality = -1;
+        o.e2e_ms = o.plan.img[0] == FY_IMG_DROP ? 300 : 3000;
+        o.t_up_ms = o.plan.img[0] == FY_IMG_DROP ? 10 : 2000;
+        o.t_decode_ms = 200;
+        o.in_tokens = 100;
+        o.out_tokens = 10;
+        pred_observe(bank, &e.f, e.nodes, &o);
+    }
+    void *st = start("ferry", NULL);
+    CHECK(st != NULL);
+    struct fy_plan out;
+    CHECK_EQ_INT(pol_find("ferry")->decide(st, &e.c, &out, NULL), 0);
+    CHECK_EQ_INT(out.img[0], FY_IMG_DROP);
+    pol_find("ferry")->free(st);
+    pred_free(bank);
+}
+
+/* Feeds ferry n outcomes of cascade plans edge 0 -> cloud 1 whose first answers have
+ * confidence 0.9 and are right (share right) or confidence 0.2 and are wrong. */
+static void teach_cascades(const struct fy_policy *p, void *st, struct env *e, int n, double right)
+{
+    for (int i = 0; i < n; i++) {
+        struct fy_outcome o;
+        memset(&o, 0, sizeof o);
+        pol_plan_keep(&o.plan, 0);
+        o.plan.escalate_node = 1;
+        o.plan.escalate_below = 0.6;
+        int ok = (i % 10) < right * 10;
+        o.confidence = ok ? 0.9 : 0.2;
+        o.first_quality = ok;
+        o.escalated = !ok;
+        o.quality = 1;
+        o.e2e_ms = ok ? 200 : 3000;
+        p->observe(st, &e->c, &o);
+    }
+}
+
+TEST(ferry_cascades_when_the_edge_is_fast_and_its_confident_answers_hold)
+{
+    struct env e;
+    env_init(&e, 1, 1);
+    struct pred *bank = pred_new(e.nodes, e.n);
+    CHECK(bank != NULL);
+    e.c.pred = bank;
+    e.c.rng = NULL;
+    one_image(&e.f, 0.5, 0.5);
+    e.nodes[1].link.up_mbps = 1;   /* the cloud is seconds away, the edge is not */
+    e.nodes[1].link.rtt_ms = 150;
+    /* the bank knows both nodes well (the cloud is right 80 % of the time, the edge
+     * 60 %): a cascade must compete with a well-known cloud */
+    for (int i = 0; i < 600; i++) {
+        struct fy_outcome o;
+        memset(&o, 0, sizeof o);
+        pol_plan_keep(&o.plan, i % 2);
+        o.quality = (i / 2) % 10 < (i % 2 ? 8 : 6);
+        o.confidence = o.first_quality = -1;
+        o.e2e_ms = i % 2 ? 2500 : 600;
+        o.t_up_ms = i % 2 ? 2000 : 5;
+        o.t_decode_ms = i % 2 ? 400 : 500;
+        o.in_tokens = 800;
+        o.out_tokens = 20;
+        pred_observe(bank, &e.f, e.nodes, &o);
+    }
+    const struct fy_policy *p = pol_find("ferry");
+    void *st = start("ferry", NULL), *st0 = start("ferry", "cascade=0");
+    CHECK(st && st0);
+    struct fy_plan out;
+    /* what it learns decides: confident edge answers that are right make the cascade
+     * as good as the cloud and faster */
+    teach_cascades(p, st, &e, 200, 0.6);
+    CHECK_EQ_INT(p->decide(st, &e.c, &out, NULL), 0);
+    CHECK_EQ_INT(out.node, 0);
+    CHECK_EQ_INT(out.escalate_node, 1);
+    CHECK(out.escalate_below >= 0.5 && out.escalate_below <= 0.8);
+    CHECK_EQ_INT(out.img[0], FY_IMG_KEEP);
+    /* cascade=0 never plans one; edge-only requests never get one */
+    CHECK_EQ_INT(p->decide(st0, &e.c, &out, NULL), 0);
+    CHECK(out.escalate_below <= 0);
+    e.prefs.privacy = FY_PRIV_EDGE_ONLY;
+    CHECK_EQ_INT(p->decide(st, &e.c, &out, NULL), 0);
+    CHECK(out.escalate_below <= 0);
+    CHECK_EQ_INT(out.node, 0);
+    e.prefs.privacy = FY_PRIV_ANY;
+    p->free(st);
+    /* confident answers that are wrong as often as not: no cascade (its quality bound
+     * falls short of the cloud's) */
+    st = start("ferry", NULL);
+    CHECK(st != NULL);
+    for (int i = 0; i < 200; i++) {
+        struct fy_outcome o;
+        memset(&o, 0, sizeof o);
+        pol_plan_keep(&o.plan, 0);
+        o.plan.escalate_node = 1;
+        o.plan.escalate_below = 0.6;
+        o.confidence = 0.9;
+        o.first_quality = i % 2;
+        o.quality = i % 2;
+        o.e2e_ms = 200;
+        p->observe(st, &e.c, &o);
+    }
+    CHECK_EQ_INT(p->decide(st, &e.c, &out, NULL), 0);
+    CHECK(out.escalate_below <= 0);
+    CHECK_EQ_INT(out.node, 1);
+    p->free(st);
+    p->free(st0);
     pred_free(bank);
 }

@@ -19,8 +19,37 @@
  * the "exact predictions" upper bound): with δ = 0 and z = 0 the rule then picks the
  * oracle's choice. zl > 0 adds zl predicted standard deviations to every latency (risk
  * aversion; off by default: on the shipped experiments it bought latency with
- * completion). Parameters (defaults): z=1 zl=0 delta=0.03 kappa=0.1 downscale_px=448 plans=all|keep
- * split=1 kv=1 eps=0.05 cost_budget_usd=-1 eta=0.05 truth=0. Not done: cascades. */
+ * completion).
+ *
+ * Images are the user's: a plan that drops or downscales them is a candidate only once
+ * there is evidence of what that action costs: min_obs outcomes of such plans, counting
+ * those this policy observed plus the growth of the shared MGQP weight's precision over
+ * its prior in units of 1/4 (the most one outcome adds; a model trained on traces
+ * that contain such plans). The prior alone (a weak guess of what not seeing costs) made the untrained
+ * policy drop large images to save their upload and prefill.
+ *
+ * Cascades (cascade=1): for every admissible edge node e (its keep plan) and the cloud
+ * node c whose keep plan has the best q̂ (ties: faster), the plans (e → c, θ) for θ in
+ * CAS_THETAS: answer at e, escalate to c when the answer's confidence < θ. Predicted
+ * from what the gateway can see — the confidence of first answers, and their labels
+ * when they exist (simulator, feedback):
+ *   - the distribution of e's confidences, as a histogram per (edge node, bucket of
+ *     q̂_e) (q̂_e carries the task and request features through MGQP), learned online
+ *     from observed first answers; prior: confidence = σ(logit q̂ + N(0, 1)), i.e.
+ *     calibrated with a spread, worth CAS_PRIOR_N observations;
+ *   - a calibration map P(correct | confidence bin) per edge node, learned from the
+ *     first answers' labels; prior: calibrated (P = bin centre), CAS_CAL_N pseudo-labels;
+ *   - escalated requests are the harder ones: the cloud's q̂_c is scaled on them by a
+ *     learned ratio (observed stage-2 correctness / q̂_c), prior CAS_ESC_R0.
+ * Then P(accept) = P(conf ≥ θ), Q = Σ_{bins ≥ θ} P(bin)·acc(bin) + P(escalate)·ratio·q̂_c
+ * (counting only stages predicted within the SLO when there is one), latency =
+ * e2e_e + P(escalate)·e2e_c, cost = cost_e + P(escalate)·cost_c, σ_Q from the counts
+ * behind the histogram plus P(escalate)·σ_c. The cascade then competes with the other
+ * plans under the same rule (quality bound, latency, kappa, cost price).
+ * privacy = edge-only: no cloud node is admissible, hence no cascade.
+ *
+ * Parameters (defaults): z=1 zl=0 delta=0.03 kappa=0.1 downscale_px=448 plans=all|keep
+ * split=1 kv=1 eps=0.05 cost_budget_usd=-1 eta=0.05 truth=0 cascade=1 min_obs=20. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -32,12 +61,31 @@
 #include "pred/pred.h"
 #include "util/rng.h"
 
+#define CAS_NB      20      /* confidence bins of width 0.05 */
+#define CAS_NQ      5       /* buckets of q̂_e: [0, .2), [.2, .4), ... */
+#define CAS_NT      4
+static const double CAS_THETAS[CAS_NT] = {0.5, 0.6, 0.7, 0.8};
+#define CAS_PRIOR_N 10.0    /* weight of the prior confidence histogram, observations */
+#define CAS_CAL_N   5.0     /* pseudo-labels per bin of the calibration prior */
+#define CAS_ESC_N   20.0    /* weight of the escalation ratio's prior */
+#define CAS_ESC_R0  0.9     /* prior: the cloud answers escalated requests at 0.9·q̂_c */
+
+/* What ferry knows of one edge node's first answers (cascades). */
+struct cas_node {
+    double hist[CAS_NQ][CAS_NB];   /* confidence counts, prior included */
+    double tot[CAS_NQ];
+    double cal_n[CAS_NB], cal_y[CAS_NB];  /* labelled first answers per bin (prior incl.) */
+    double esc_y, esc_q;           /* escalated: Σ stage-2 correctness, Σ q̂_c (prior incl.) */
+};
+
 struct ferry {
-    double z, zl, delta, kappa, eps, cost_budget, eta, mu;
-    int downscale_px, all_plans, split, kv, truth;
-    long n;
+    double z, zl, delta, kappa, eps, cost_budget, eta, mu, min_obs, cas_kappa;
+    int downscale_px, all_plans, split, kv, truth, cascade;
+    long n, n_drop, n_down;                    /* decisions; outcomes of drop/downscale plans */
+    double prior_prec_drop, prior_prec_down;   /* the shared MGQP prior's precisions */
     struct pred *own;
     struct pol__sessions sess;
+    struct cas_node cas[FY_MAX_NODES];         /* by node index of pol_ctx.nodes */
 };
 
 static int fy_kv(void *arg, const char *k, const char *v, char *err, size_t errlen)
@@ -60,8 +108,10 @@ static int fy_kv(void *arg, const char *k, const char *v, char *err, size_t errl
         s->all_plans = !strcmp(v, "all");
         return 0;
     }
+    if (!strcmp(k, "min_obs")) return pol__num("ferry", k, v, 0, 1e9, &s->min_obs, err, errlen);
+    if (!strcmp(k, "cas_kappa")) return pol__num("ferry", k, v, 0, 100, &s->cas_kappa, err, errlen);
     int *flag = !strcmp(k, "split") ? &s->split : !strcmp(k, "kv") ? &s->kv
-              : !strcmp(k, "truth") ? &s->truth : NULL;
+              : !strcmp(k, "truth") ? &s->truth : !strcmp(k, "cascade") ? &s->cascade : NULL;
     if (flag) {
         if (pol__num("ferry", k, v, 0, 1, &d, err, errlen) < 0) return -1;
         *flag = d != 0;
@@ -74,8 +124,48 @@ static int fy_kv(void *arg, const char *k, const char *v, char *err, size_t errl
     }
     snprintf(err, errlen,
              "ferry: unknown parameter '%s' (z, zl, delta, kappa, downscale_px, plans, split, kv, eps, "
-             "cost_budget_usd, eta, truth)", k);
+             "cost_budget_usd, eta, truth, cascade, min_obs, cas_kappa)", k);
     return -1;
+}
+
+/* The prior of the confidence histograms and calibration maps: confidence =
+ * σ(logit q + N(0,1)) for q at the bucket's centre (calibrated, spread out), mass per
+ * bin by a fixed 64-point quadrature of the normal. */
+static void cas_prior(struct cas_node *cn)
+{
+    memset(cn, 0, sizeof *cn);
+    for (int b = 0; b < CAS_NQ; b++) {
+        double q = (b + 0.5) / CAS_NQ, l = log(q / (1 - q));
+        double w = 0, mass[CAS_NB] = {0};
+        for (int k = 0; k < 64; k++) {
+            double zz = -3 + 6 * (k + 0.5) / 64, pw = exp(-0.5 * zz * zz);
+            double cf = 1 / (1 + exp(-(l + zz)));
+            int bin = (int)(cf * CAS_NB);
+            if (bin >= CAS_NB) bin = CAS_NB - 1;
+            mass[bin] += pw;
+            w += pw;
+        }
+        for (int k = 0; k < CAS_NB; k++) cn->hist[b][k] = CAS_PRIOR_N * mass[k] / w;
+        cn->tot[b] = CAS_PRIOR_N;
+    }
+    for (int k = 0; k < CAS_NB; k++) {
+        cn->cal_n[k] = CAS_CAL_N;
+        cn->cal_y[k] = CAS_CAL_N * (k + 0.5) / CAS_NB;
+    }
+    cn->esc_q = CAS_ESC_N;
+    cn->esc_y = CAS_ESC_N * CAS_ESC_R0;
+}
+
+static int cas_bucket(double q)
+{
+    int b = (int)(q * CAS_NQ);
+    return b < 0 ? 0 : b >= CAS_NQ ? CAS_NQ - 1 : b;
+}
+
+static int cas_bin(double conf)
+{
+    int k = (int)(conf * CAS_NB);
+    return k < 0 ? 0 : k >= CAS_NB ? CAS_NB - 1 : k;
 }
 
 static int fy_init(void **state, const char *params, char *err, size_t errlen)
@@ -96,11 +186,25 @@ static int fy_init(void **state, const char *params, char *err, size_t errlen)
     s->all_plans = 1;
     s->split = 1;
     s->kv = 1;
+    s->cascade = 1;
+    s->min_obs = 20;
+    s->cas_kappa = 0.03;
     int rc = pol_params_each(params, fy_kv, s, err, errlen);
     if (rc < 0) {
         free(s);
         return rc;
     }
+    struct mgqp *m0 = malloc(sizeof *m0);
+    if (!m0) {
+        free(s);
+        snprintf(err, errlen, "ferry: out of memory");
+        return -ENOMEM;
+    }
+    mgqp_init_shared(m0);
+    s->prior_prec_drop = m0->prec[MGQP_DROP];
+    s->prior_prec_down = m0->prec[MGQP_DOWN];
+    free(m0);
+    for (int i = 0; i < FY_MAX_NODES; i++) cas_prior(&s->cas[i]);
     *state = s;
     return 0;
 }
@@ -139,7 +243,61 @@ static int better(const struct cand *a, const struct cand *b)
     return a->lat < b->lat;
 }
 
-#define MAX_CANDS (FY_MAX_NODES * POL_MAX_PLANS)
+#define MAX_CANDS (FY_MAX_NODES * POL_MAX_PLANS + FY_MAX_NODES * CAS_NT)
+
+/* Does plan p drop or downscale an image, and has the bank seen enough of that? */
+static int plan_trusted(const struct ferry *s, const struct pred *bank, const struct fy_features *f,
+                        const struct fy_plan *p)
+{
+    int drop = 0, down = 0;
+    for (int j = 0; j < f->nimages && j < FY_MAX_IMAGES; j++) {
+        drop |= p->img[j] == FY_IMG_DROP;
+        down |= p->img[j] == FY_IMG_DOWNSCALE;
+    }
+    if (!drop && !down) return 1;
+    if (!bank) return 1; /* truth mode */
+    /* evidence in observations: those this policy saw, plus what the bank's precision
+     * says (a model trained offline); one outcome adds at most 1/4 of precision */
+    double ev_drop = s->n_drop + (bank->shared.prec[MGQP_DROP] - s->prior_prec_drop) / 0.25;
+    double ev_down = s->n_down + (bank->shared.prec[MGQP_DOWN] - s->prior_prec_down) / 0.25;
+    if (drop && ev_drop < s->min_obs) return 0;
+    if (down && ev_down < s->min_obs) return 0;
+    return 1;
+}
+
+static int all_kept(const struct fy_features *f, const struct fy_plan *p)
+{
+    if (p->aux_node >= 0 || p->escalate_below > 0) return 0;
+    for (int j = 0; j < f->nimages && j < FY_MAX_IMAGES; j++)
+        if (p->img[j] != FY_IMG_KEEP) return 0;
+    return 1;
+}
+
+/* Quality of the cascade (edge keep estimate ee, cloud keep estimate ec, θ) from what
+ * ferry learned of node e's first answers; slo_e / slo_ec: stage 1 alone / both stages
+ * predicted within the SLO. */
+static void cas_predict(const struct cas_node *cn, const struct fy_estimate *ee,
+                        const struct fy_estimate *ec, double theta, int slo_e, int slo_ec,
+                        double *q, double *q_std, double *p_esc)
+{
+    int b = cas_bucket(ee->q_mean), k0 = cas_bin(theta);
+    if (theta * CAS_NB > k0 + 1e-9) k0++; /* bins entirely at or above θ */
+    double acc = 0, good = 0;
+    for (int k = k0; k < CAS_NB; k++) {
+        double pk = cn->hist[b][k] / cn->tot[b];
+        acc += pk;
+        good += pk * cn->cal_y[k] / cn->cal_n[k];
+    }
+    double pe = 1 - acc;
+    if (pe < 0) pe = 0;
+    double ratio = cn->esc_y / cn->esc_q;
+    double qc = ec->q_mean * ratio;
+    if (qc > 1) qc = 1;
+    *q = (slo_e ? good : 0) + (slo_ec ? pe * qc : 0);
+    double n = cn->tot[b];
+    *q_std = sqrt(*q * (1 - *q) / n) + pe * ec->q_std;
+    *p_esc = pe;
+}
 
 static int fy_decide(void *state, const struct pol_ctx *c, struct fy_plan *out,
                      struct fy_estimate *est)
@@ -170,6 +328,7 @@ static int fy_decide(void *state, const struct pol_ctx *c, struct fy_plan *out,
         for (int k = 0; k < np; k++) {
             struct cand *x = &cd[nc];
             x->p = plans[k];
+            if (!s->truth && !plan_trusted(s, bank, f, &x->p)) continue;
             int rc = s->truth ? c->oracle(c->oracle_arg, &x->p, &x->e)
                               : pred_estimate(bank, f, c->nodes, i, &x->p, &x->e);
             if (rc < 0) continue;
@@ -193,20 +352,77 @@ static int fy_decide(void *state, const struct pol_ctx *c, struct fy_plan *out,
             nc++;
         }
     }
+    /* cascades: each edge node's keep plan, escalated to the best cloud keep plan */
+    int ncore = nc;
+    if (s->cascade) {
+        int cl = -1;
+        for (int k = 0; k < ncore; k++)
+            if (c->nodes[cd[k].p.node].role == FY_ROLE_CLOUD && all_kept(f, &cd[k].p) &&
+                (cl < 0 || cd[k].e.q_mean > cd[cl].e.q_mean + 1e-12 ||
+                 (fabs(cd[k].e.q_mean - cd[cl].e.q_mean) <= 1e-12 && cd[k].lat < cd[cl].lat)))
+                cl = k;
+        for (int k = 0; cl >= 0 && k < ncore; k++) {
+            if (c->nodes[cd[k].p.node].role != FY_ROLE_EDGE || !all_kept(f, &cd[k].p)) continue;
+            const struct fy_estimate *ee = &cd[k].e, *ec = &cd[cl].e;
+            double le = cd[k].lat, lc = cd[cl].lat;  /* with cost price and cache credit */
+            int slo_e = !(pr->slo_ms > 0) || ee->e2e_ms <= pr->slo_ms;
+            int slo_ec = !(pr->slo_ms > 0) || ee->e2e_ms + ec->e2e_ms <= pr->slo_ms;
+            for (int t = 0; t < CAS_NT && nc < MAX_CANDS; t++) {
+                struct cand *x = &cd[nc];
+                x->p = cd[k].p;
+                x->p.escalate_node = cd[cl].p.node;
+                x->p.escalate_below = CAS_THETAS[t];
+                double q, qs, pe = 0;
+                if (s->truth) {
+                    if (c->oracle(c->oracle_arg, &x->p, &x->e) < 0) continue;
+                    x->lat = x->e.e2e_ms;
+                    q = x->e.q_mean;
+                    qs = 0;
+                } else {
+                    cas_predict(&s->cas[cd[k].p.node], ee, ec, CAS_THETAS[t], slo_e, slo_ec, &q,
+                                &qs, &pe);
+                    x->e = *ee;
+                    x->e.q_mean = q;
+                    x->e.q_std = qs;
+                    x->e.e2e_ms = ee->e2e_ms + pe * ec->e2e_ms;
+                    x->e.ttft_ms = ee->e2e_ms + pe * ec->ttft_ms; /* the gateway buffers stage 1 */
+                    x->e.e2e_std_ms = ee->e2e_std_ms + pe * ec->e2e_std_ms;
+                    x->e.cost_usd = ee->cost_usd + pe * ec->cost_usd;
+                    x->lat = le + pe * lc;
+                }
+                if (pr->max_cost_usd >= 0 && x->e.cost_usd > pr->max_cost_usd) continue;
+                x->lcb = q - (s->truth ? 0 : s->z) * qs;
+                x->slo_ok = slo_e;
+                nc++;
+            }
+        }
+    }
     if (nc == 0) return -1;
     double target = pr->min_quality >= 0 ? pr->min_quality
                                          : qbest - (s->truth ? 0 : s->delta);
     /* the reference: the best mean (ties: the fastest); a plan faster than it by Δ s
      * may be kappa·Δ below the target (a queue of a minute is not worth a point) */
     int ref = 0;
-    for (int k = 1; k < nc; k++)
+    for (int k = 1; k < ncore; k++)
         if (cd[k].e.q_mean > cd[ref].e.q_mean + 1e-12 ||
             (fabs(cd[k].e.q_mean - cd[ref].e.q_mean) <= 1e-12 && cd[k].lat < cd[ref].lat))
             ref = k;
     double kappa = s->truth ? 0 : s->kappa;
+    /* a cascade must reach the reference's upper bound (less δ): its quality is learned
+     * from many first answers and is precise, the reference's (a node the cascades keep
+     * from being labelled) may be uncertain and low; only when the reference is known
+     * to be no better may the cascade replace it (or with an explicit min_quality) */
+    double zz = s->truth ? 0 : s->z;
+    double cas_target = pr->min_quality >= 0 ? target
+                        : cd[ref].e.q_mean + zz * cd[ref].e.q_std - (s->truth ? 0 : s->delta);
     for (int k = 0; k < nc; k++) {
         double gain_s = (cd[ref].lat - cd[k].lat) / 1000;
         double q = k == ref ? cd[k].e.q_mean : cd[k].lcb;
+        if (k >= ncore) { /* a cascade is there to keep quality: its own, smaller slack */
+            double ck = s->truth ? 0 : s->cas_kappa;
+            cd[k].feasible = q >= cas_target - ck * (gain_s > 0 ? gain_s : 0) - 1e-12;
+            continue;
+        }
         cd[k].feasible = q >= target - kappa * (gain_s > 0 ? gain_s : 0) - 1e-12;
     }
     int b = 0;
@@ -217,12 +433,8 @@ static int fy_decide(void *state, const struct pol_ctx *c, struct fy_plan *out,
         rng_uniform(c->rng) < s->eps / sqrt(1.0 + s->n / 100.0)) {
         int keep_idx[FY_MAX_NODES], nk = 0;
         for (int k = 0; k < nc; k++)
-            if (cd[k].p.aux_node < 0 && cd[k].p.downscale_px == 0) {
-                int all_keep = 1;
-                for (int j = 0; j < f->nimages && j < FY_MAX_IMAGES; j++)
-                    if (cd[k].p.img[j] != FY_IMG_KEEP) all_keep = 0;
-                if (all_keep && nk < FY_MAX_NODES) keep_idx[nk++] = k;
-            }
+            if (cd[k].p.downscale_px == 0 && all_kept(f, &cd[k].p) && nk < FY_MAX_NODES)
+                keep_idx[nk++] = k;
         if (nk > 0) b = keep_idx[rng_below(c->rng, (uint64_t)nk)];
     }
     *out = cd[b].p;
@@ -241,6 +453,61 @@ static void fy_observe(void *state, const struct pol_ctx *c, const struct fy_out
         s->mu += s->eta * 1000.0 / s->cost_budget * (o->cost_usd - s->cost_budget) /
                  s->cost_budget;
         if (s->mu < 0) s->mu = 0;
+    }
+    for (int j = 0; j < c->f->nimages && j < FY_MAX_IMAGES; j++)
+        if (o->plan.img[j] == FY_IMG_DROP) { s->n_drop++; break; }
+    for (int j = 0; j < c->f->nimages && j < FY_MAX_IMAGES; j++)
+        if (o->plan.img[j] == FY_IMG_DOWNSCALE) { s->n_down++; break; }
+    if (o->escalated && s->kv && o->plan.escalate_node >= 0) {
+        /* the dialogue's last answer came from the escalation node */
+        struct pol__sess *ss = pol__session(&s->sess, c->session ? c->session : c->prefs->session);
+        if (ss && ss->last_node == o->plan.node) ss->last_node = o->plan.escalate_node;
+    }
+    /* cascades: what the edge's answers with every image kept look like (any such
+     * answer that carries a confidence: a cascade's first stage, or a plain answer when
+     * the caller reports one) */
+    int e = o->plan.node, cas = o->plan.escalate_below > 0;
+    if (s->cascade && o->confidence >= 0 && o->confidence <= 1 && e >= 0 && e < c->nnodes &&
+        e < FY_MAX_NODES && c->nodes[e].role == FY_ROLE_EDGE &&
+        (cas || all_kept(c->f, &o->plan))) {
+        struct pred *bank = pol__bank(&s->own, c);
+        struct fy_plan pe;
+        pol_plan_keep(&pe, e);
+        struct fy_estimate ee;
+        if (bank && pred_estimate(bank, c->f, c->nodes, e, &pe, &ee) == 0) {
+            struct cas_node *cn = &s->cas[e];
+            int b = cas_bucket(ee.q_mean), k = cas_bin(o->confidence);
+            cn->hist[b][k] += 1;
+            cn->tot[b] += 1;
+            /* the label of this answer: the first stage's of a cascade, else the answer's */
+            double y = cas ? o->first_quality : o->failed ? -1 : o->quality;
+            if (y >= 0 && y <= 1) {
+                cn->cal_n[k] += 1;
+                cn->cal_y[k] += y;
+            }
+            int cl = o->plan.escalate_node;
+            if (o->escalated && !o->failed && o->quality >= 0 && cl >= 0 && cl < c->nnodes) {
+                struct fy_plan pc;
+                struct fy_estimate ec;
+                pol_plan_keep(&pc, cl);
+                if (pred_estimate(bank, c->f, c->nodes, cl, &pc, &ec) == 0) {
+                    cn->esc_y += o->quality;
+                    cn->esc_q += ec.q_mean;
+                }
+            }
+        }
+    }
+    if (o->plan.escalate_below > 0) {
+        /* a private bank learns each stage as a plain run; the outcome of an escalated
+         * cascade mixes two nodes, so only a first answer that stood is learned here
+         * (a shared bank is trained by the caller, stage by stage) */
+        if (!o->escalated) {
+            struct fy_outcome o1 = *o;
+            o1.plan.escalate_node = -1;
+            o1.plan.escalate_below = 0;
+            pol__bank_observe(s->own, c, &o1);
+        }
+        return;
     }
     pol__bank_observe(s->own, c, o);
 }

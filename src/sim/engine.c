@@ -568,7 +568,10 @@ static void stage_outcome(struct eng *e, const struct sreq *r, int failed, struc
 }
 
 /* Trains the shared bank with one stage's outcome o (the node's state at its dispatch);
- * cascade fields are removed: each stage is a plain run on its node. */
+ * cascade fields are removed: each stage is a plain run on its node. The second stage's
+ * label is withheld from the quality model (its latency is learned): escalated requests
+ * are a sample selected by the first answer's confidence, harder than their features
+ * show, and MGQP would learn from them a cloud quality biased low for every request. */
 static void observe_stage(struct eng *e, const struct sreq *r, const struct fy_outcome *o)
 {
     if (!e->pred || o->failed) return;
@@ -577,7 +580,10 @@ static void observe_stage(struct eng *e, const struct sreq *r, const struct fy_o
     at[r->main.node].st = r->st0;
     at[r->main.node].link = r->link0;
     struct fy_outcome so = *o;
-    if (r->stage == 1) pol_plan_keep(&so.plan, r->main.node);
+    if (r->stage == 1) {
+        pol_plan_keep(&so.plan, r->main.node);
+        so.quality = -1;
+    }
     so.plan.escalate_node = -1;
     so.plan.escalate_below = 0;
     pred_observe(e->pred, &r->f, at, &so);
@@ -589,6 +595,9 @@ static void finish_request(struct eng *e, int ri, double t, int failed)
     struct sim_result *res = e->res;
     struct fy_outcome o;
     stage_outcome(e, r, failed, &o);
+    if (!failed && r->stage == 0) /* every answer has a confidence (logprobs) */
+        o.confidence = sim_quality_confidence(&e->s->exp.q, r->p_correct, r->correct,
+                                              confidence_z(e, r->serial));
     if (r->stage == 0 && is_cascade(&r->plan)) {
         o.first_quality = failed ? -1 : r->correct;
         o.confidence = failed ? -1 : sim_quality_confidence(&e->s->exp.q, r->p_correct, r->correct,
