@@ -332,6 +332,26 @@ static char *chat(const char *model)
     return b;
 }
 
+/* `promtool check metrics` on the replica's /metrics page: its exit status. */
+static int promtool_ok(int port)
+{
+    struct buf b;
+    buf_init(&b);
+    int rc = -1;
+    char path[512], cmd[700];
+    snprintf(path, sizeof path, "%s", test_tmp_path("metrics.txt"));
+    FILE *f = http(port, "/metrics", NULL, &b, NULL) == 200 ? fopen(path, "w") : NULL;
+    if (f) {
+        fwrite(b.data, 1, b.len, f);
+        fclose(f);
+        snprintf(cmd, sizeof cmd, "promtool check metrics < '%s'", path);
+        int st = system(cmd);
+        rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    }
+    buf_fini(&b);
+    return rc;
+}
+
 /* A chat request written on a raw socket and left open (in flight at the gateway). */
 static int hold_request(int port, const char *model)
 {
@@ -633,6 +653,7 @@ TEST(share_replicas_see_each_others_load_and_survive_redis_loss)
     int fds[3] = {-1, -1, -1};
     double a_in = NAN, b_in = NAN, b_sees = NAN, b_idle = NAN, b_after = NAN, rem = NAN;
     double conn_a = NAN, conn_b = NAN, back_a = NAN, back_b = NAN;
+    int prom = -1;
     long st_a = 0, st_b = 0;
     if (ok) {
         rem = wait_for(metric_of, b.port, "ferry_share_remote_replicas", 1);
@@ -642,6 +663,7 @@ TEST(share_replicas_see_each_others_load_and_survive_redis_loss)
         b_sees = wait_for(node_load, b.port, "edge-3090", 3);
         b_in = node_num(b.port, "edge-3090", "inflight");   /* B itself sent nothing */
         rem = metric(b.port, "ferry_share_remote_replicas");
+        prom = promtool_ok(b.port);
         /* redis goes away: both replicas keep answering, and say so */
         stop(&rp, SIGKILL);
         conn_a = wait_for(metric_of, a.port, "ferry_share_connected", 0);
@@ -673,6 +695,7 @@ TEST(share_replicas_see_each_others_load_and_survive_redis_loss)
     CHECK_NEAR(b_in, 0, 0);
     CHECK_NEAR(b_sees, 3, 0);       /* B's policy counts A's requests at the node */
     CHECK_NEAR(rem, 1, 0);
+    CHECK_EQ_INT(prom, 0);          /* the page with the share metrics passes promtool */
     CHECK_NEAR(conn_a, 0, 0);
     CHECK_NEAR(conn_b, 0, 0);
     CHECK_EQ_INT(st_a, 200);
@@ -728,6 +751,15 @@ TEST(share_learned_state_reaches_a_new_replica)
         oc = node_num(c.port, "cloud-a100", "predictor.observations");
         gw_stop(&c);
     }
+    /* C learned nothing: stopping it left A's state in place */
+    char writer[64] = "";
+    rc = redis_at(sock);
+    if (rc) {
+        redisReply *r = redisCommand(rc, "HGET ferry:state:prior replica");
+        if (r && r->type == REDIS_REPLY_STRING) snprintf(writer, sizeof writer, "%s", r->str);
+        if (r) freeReplyObject(r);
+        redisFree(rc);
+    }
     char cfgf[2600];
     cfg_text(cfgf, sizeof cfgf, eport, cport, NULL);   /* not sharing: the priors */
     if (gw_start(&fresh, "lf.ini", cfgf, NULL) == 0) {
@@ -746,4 +778,5 @@ TEST(share_learned_state_reaches_a_new_replica)
     CHECK_NEAR(uc, ua, 0);        /* C starts from what A learned */
     CHECK_NEAR(oc, oa, 0);
     CHECK_NEAR(uf, 0, 0);
+    CHECK(writer[0] && strcmp(writer, "c") != 0);
 }

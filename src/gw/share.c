@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "gw/nodes.h"
+#include "pred/milp.h"
 #include "pred/model.h"
 #include "pred/pred.h"
 #include "util/buf.h"
@@ -45,6 +46,7 @@ struct gw_share {
     int round_busy;                /* a load round waits for replies */
     double round_started_ms, last_read_ms, last_save_ms;
     int save_busy;
+    long long saved_updates;       /* learn_count of the bank when last saved or loaded */
     int remote_replicas;
     int have_remote;               /* remote_* numbers of the nodes are set */
     unsigned long long errors, reconnects, state_saves, load_rounds;
@@ -229,6 +231,19 @@ cleanup:
     return p;
 }
 
+/* Updates the bank has learned (MGQP labels, RLS updates, cost observations): a replica
+ * writes its state to the fleet only when this moved since it loaded or last saved, so
+ * one that learned nothing never overwrites what the others learned. */
+static long long learn_count(const struct pred *p)
+{
+    long long n = p->shared.n;
+    for (int i = 0; i < p->n; i++) {
+        n += p->node[i].mgqp.n + p->node[i].milp.nerr;
+        for (int k = 0; k < MILP__N; k++) n += p->node[i].milp.part[k].n;
+    }
+    return n;
+}
+
 /* ==== blocking exchanges (start and stop only) ====================================== */
 
 /* host/port to connect to: the socket path, or the first address getaddrinfo gives, as
@@ -339,13 +354,14 @@ int gw_share_final_save(struct gw_share *sh)
     int nq = 0, rc = 0;
     char *bytes = NULL;
     size_t len = 0;
-    if (sh->pred && gw_share_pred_bytes(sh->pred, &bytes, &len, err, sizeof err) == 0) {
+    int dirty = sh->pred && learn_count(sh->pred) != sh->saved_updates;
+    if (dirty && gw_share_pred_bytes(sh->pred, &bytes, &len, err, sizeof err) == 0) {
         char ms[32];
         snprintf(ms, sizeof ms, "%.0f", wall_ms());
         redisAppendCommand(c, "HSET %s bytes %b saved_ms %s replica %s", sh->key_state, bytes,
                            len, ms, sh->replica);
         nq++;
-    } else if (sh->pred) {
+    } else if (dirty) {
         log_warn("share", "final save: %s", err);
         rc = -1;
     }
@@ -380,6 +396,7 @@ static void outage(struct gw_share *sh, const char *why)
 {
     double now = clock_now_ms();
     sh->connected = 0;
+    if (sh->save_busy) sh->saved_updates = -1;   /* unknown whether it landed: again */
     sh->round_busy = sh->save_busy = 0;
     sh->errors++;
     if (!sh->down_logged) {
@@ -588,8 +605,12 @@ static void on_saved(redisAsyncContext *ac, void *reply, void *priv)
     redisReply *r = reply;
     if (sh->closing || sh->ac != ac) return;
     sh->save_busy = 0;
-    if (r && r->type == REDIS_REPLY_INTEGER) sh->state_saves++;
-    else if (r) sh->errors++;
+    if (r && r->type == REDIS_REPLY_INTEGER) {
+        sh->state_saves++;
+    } else {
+        sh->errors++;
+        sh->saved_updates = -1;    /* try again at the next interval */
+    }
 }
 
 static void start_save(struct gw_share *sh)
@@ -597,6 +618,8 @@ static void start_save(struct gw_share *sh)
     char *bytes = NULL, err[256];
     size_t len = 0;
     sh->last_save_ms = clock_now_ms();
+    long long n = learn_count(sh->pred);
+    if (n == sh->saved_updates) return;   /* nothing new to tell the fleet */
     if (gw_share_pred_bytes(sh->pred, &bytes, &len, err, sizeof err)) {
         log_warn("share", "learned state: %s", err);
         return;
@@ -604,8 +627,10 @@ static void start_save(struct gw_share *sh)
     char ms[32];
     snprintf(ms, sizeof ms, "%.0f", wall_ms());
     if (redisAsyncCommand(sh->ac, on_saved, sh, "HSET %s bytes %b saved_ms %s replica %s",
-                          sh->key_state, bytes, len, ms, sh->replica) == REDIS_OK)
+                          sh->key_state, bytes, len, ms, sh->replica) == REDIS_OK) {
         sh->save_busy = 1;
+        sh->saved_updates = n;
+    }
     free(bytes);
 }
 
@@ -678,7 +703,9 @@ fail:
 
 void gw_share_set_pred(struct gw_share *sh, struct pred *p)
 {
-    if (sh) sh->pred = p;
+    if (!sh) return;
+    sh->pred = p;
+    sh->saved_updates = p ? learn_count(p) : 0;
 }
 
 void gw_share_free(struct gw_share *sh)

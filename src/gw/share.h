@@ -11,7 +11,8 @@
  *
  * Learned state: the same bytes as the state file (pred model format) are written to the
  * hash PREFIX:state:LINEAGE (fields bytes, saved_ms, replica) every save_interval_s and at
- * shutdown; a starting replica reads it. LINEAGE names what the state descends from:
+ * shutdown, when the bank learned something since it was loaded or last saved (a replica
+ * that learned nothing never overwrites the fleet's state); a starting replica reads it. LINEAGE names what the state descends from:
  * "prior" (no model file) or "model-HEX" (the model file's checksum), so replicas running
  * different model files never overwrite each other's state. Merge: last writer wins.
  *
