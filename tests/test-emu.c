@@ -1639,6 +1639,10 @@ TEST(emu_cli_tells_an_unknown_option_from_a_missing_value)
     CHECK(strstr(msg, "unexpected argument 'edge-3090' (a profile goes with --profile") != NULL);
     CHECK_EQ_INT(test_ferry_cli("emulate --fault-error", msg, sizeof msg), 2);
     CHECK(strstr(msg, "--fault-error needs a value") != NULL);
+    CHECK_EQ_INT(test_ferry_cli("emulate --profile edge-3090 --confidence-noise -1", msg, sizeof msg), 2);
+    CHECK(strstr(msg, "--confidence-noise '-1': expected a number >= 0") != NULL);
+    CHECK_EQ_INT(test_ferry_cli("emulate --profile edge-3090 --confidence-sep x", msg, sizeof msg), 2);
+    CHECK(strstr(msg, "--confidence-sep 'x': expected a number >= 0") != NULL);
     CHECK_EQ_INT(test_ferry_cli("bench load --url http://127.0.0.1:9 --bogus", msg, sizeof msg), 2);
     CHECK(strstr(msg, "unknown option --bogus") != NULL);
     CHECK_EQ_INT(test_ferry_cli("bench load --url", msg, sizeof msg), 2);
