@@ -4,6 +4,7 @@
 
 #include "ferry.h"
 #include "cli.h"
+#include "util/log.h"
 
 struct command {
     const char *name;
@@ -51,6 +52,7 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *cmd = argv[1];
+    (void)log_get_level(); /* FERRY_LOG read (and a bad value reported) before any thread */
     if (!strcmp(cmd, "help") && argc > 2) { /* ferry help <command> [<sub>] */
         for (const struct command *c = g_commands; c->name; c++) {
             if (strcmp(argv[2], c->name)) continue;

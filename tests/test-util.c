@@ -43,6 +43,8 @@ TEST(log_levels_parse)
 {
     CHECK_EQ_INT(log_parse_level("debug"), LOG_DEBUG);
     CHECK_EQ_INT(log_parse_level("off"), LOG_OFF);
+    CHECK_EQ_INT(log_parse_level("DEBUG"), LOG_DEBUG); /* FERRY_LOG=DEBUG was ignored */
+    CHECK_EQ_INT(log_parse_level("Warn"), LOG_WARN);
     CHECK_EQ_INT(log_parse_level("verbose"), -1);
     CHECK_EQ_INT(log_parse_level(NULL), -1);
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 static int g_level = -1; /* -1: not read from the environment yet */
@@ -13,14 +14,18 @@ static const char *const g_names[] = {"debug", "info", "warn", "error", "off"};
 int log_parse_level(const char *s)
 {
     for (int i = 0; i <= LOG_OFF; i++)
-        if (s && strcmp(s, g_names[i]) == 0) return i;
+        if (s && strcasecmp(s, g_names[i]) == 0) return i;
     return -1;
 }
 
 enum log_level log_get_level(void)
 {
     if (g_level < 0) {
-        int lv = log_parse_level(getenv("FERRY_LOG"));
+        const char *env = getenv("FERRY_LOG");
+        int lv = log_parse_level(env);
+        if (lv < 0 && env && *env) /* a typo must not silently hide the debug output */
+            fprintf(stderr, "ferry: FERRY_LOG=%.32s is not a level (debug, info, warn, error, "
+                            "off); using warn\n", env);
         g_level = lv < 0 ? LOG_WARN : lv;
     }
     return (enum log_level)g_level;

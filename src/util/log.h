@@ -1,12 +1,13 @@
-/* log — leveled logging to stderr. Level from FERRY_LOG (debug, info, warn, error, off),
- * default warn; read once at the first call. Thread-safe (one fprintf per line). */
+/* log — leveled logging to stderr. Level from FERRY_LOG (debug, info, warn, error, off;
+ * any case), default warn, and a one-line notice when FERRY_LOG holds something else;
+ * read once at the first call. Thread-safe (one fprintf per line). */
 #ifndef FERRY_UTIL_LOG_H
 #define FERRY_UTIL_LOG_H
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR, LOG_OFF };
 
 enum log_level log_get_level(void);
-/* Parses "debug" .. "off"; returns -1 for anything else. */
+/* Parses "debug" .. "off", any case; returns -1 for anything else. */
 int log_parse_level(const char *s);
 void log_msg(enum log_level lv, const char *area, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
