@@ -1486,6 +1486,7 @@ static void on_metrics(struct gw_server *s, struct gw_hconn *c)
     struct buf b;
     buf_init(&b);
     gw_metrics_render(&s->m, mn, &b);
+    gw_share_render(s->nodes.share, &b);   /* ferry_share_*, when [share] is on */
     static const char ct[] = "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n";
     gw_http_reply(c, 200, ct, sizeof ct - 1, b.data ? b.data : "", b.len);
     buf_fini(&b);
@@ -1815,4 +1816,14 @@ void gw_server_free(struct gw_server *s)
     pred_free(s->pred);
     free(s->recent);
     free(s);
+}
+
+/* hooks for cmd_serve's --model and [share] (gw/share.h) */
+struct pred *gw_server_pred(struct gw_server *s) { return s->pred; }
+struct gw_nodes *gw_server_nodes(struct gw_server *s) { return &s->nodes; }
+void gw_server_set_pred(struct gw_server *s, struct pred *p)
+{
+    if (p == s->pred) return;
+    pred_free(s->pred);
+    s->pred = p;
 }
