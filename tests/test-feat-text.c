@@ -135,6 +135,32 @@ TEST(tokens_rules)
     CHECK_EQ_INT(feat_text_tokens("abcdefghijabcdefghijabcdefghijabcdefghij", 40), 8);
 }
 
+/* Long runs of blanks or marks: o200k_base (gpt-tokenizer 4.0.0) counts 63 tokens for
+ * 1000 line breaks, 63 for 1000 tabs, 9 for 1000 spaces, 63 for 1000 '!', 16 for 1000
+ * '-' or '=' and 17 for 999 '.'. Each run used to be 1 token (blanks: 4 MiB of line
+ * breaks, the text limit, gave 1 token for ~260000) or 1 + 0.2 per mark (201 for 1000
+ * '-', 12x). Estimates within a factor 1.5 of the tokenizer for the blanks and 2.5 for
+ * the marks (one rate for all marks; the tokenizer merges some more than others). */
+TEST(tokens_long_runs_of_blanks_and_marks)
+{
+    static const struct { char ch; int ref; double factor; } runs[] = {
+        {'\n', 63, 1.5}, {'\t', 63, 1.5}, {' ', 9, 1.5},
+        {'!', 63, 2.5},   {'-', 16, 2.5},   {'=', 16, 2.5}, {'.', 17, 2.5},
+    };
+    static char buf[1000];
+    for (size_t k = 0; k < sizeof runs / sizeof runs[0]; k++) {
+        memset(buf, runs[k].ch, sizeof buf);
+        int est = feat_text_tokens(buf, sizeof buf);
+        if (!(est >= runs[k].ref / runs[k].factor && est <= runs[k].ref * runs[k].factor))
+            test_fail(__FILE__, __LINE__, "1000 x 0x%02x: %d tokens, o200k %d", runs[k].ch,
+                      est, runs[k].ref);
+    }
+    /* short runs keep their rules: two line breaks, four spaces, "?!" are 1 token each */
+    CHECK_EQ_INT(feat_text_tokens("a\n\nb", 4), 3);
+    CHECK_EQ_INT(feat_text_tokens("a    b", 6), 3);
+    CHECK_EQ_INT(feat_text_tokens("a?! b", 5), 3);
+}
+
 /* ==== sentences, entities, scores ===================================================== */
 
 TEST(stats_sentences_entities)
