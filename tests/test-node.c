@@ -292,6 +292,28 @@ TEST(link_series_errors_name_the_line)
     char err[512];
     CHECK(link_new(&sp, 1, err, sizeof err) == NULL);
     CHECK(strstr(err, "bad.csv:3:") != NULL);
+
+    /* a comment longer than any line buffer is one line (its tail was read as data, at
+     * the wrong line number); the line of a bad value is exact after it */
+    char comment[400];
+    memset(comment, 'x', sizeof comment - 1);
+    comment[0] = '#';
+    comment[sizeof comment - 1] = '\0';
+    fp = fopen(path, "w");
+    fprintf(fp, "%s\nt_s,mbps\n0,100\n%s\n5,1e-300\n", comment, comment);
+    fclose(fp);
+    CHECK(link_new(&sp, 1, err, sizeof err) == NULL);
+    CHECK(strstr(err, "bad.csv:5: expected \"t_s,mbps\" with mbps in [0.001, 1e+07]"));
+    fp = fopen(path, "w");
+    fprintf(fp, "%s\n0,100\n10,5\n", comment);
+    fclose(fp);
+    struct link *l = link_new(&sp, 1, err, sizeof err);
+    CHECK(l != NULL);
+    link_free(l);
+    /* a directory is named as one (it said "no points") */
+    snprintf(sp.series_path, sizeof sp.series_path, "%s", test_tmp_path(""));
+    CHECK(link_new(&sp, 1, err, sizeof err) == NULL);
+    CHECK(strstr(err, ": is a directory") != NULL);
 }
 
 TEST(link_markov_is_reproducible_and_query_order_free)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/file.h"
 #include "util/grow.h"
 #include "util/rng.h"
 
@@ -30,27 +31,36 @@ static int seg_push(struct link *l, double t0, double mbps)
     return 0;
 }
 
+/* A series file: "t_s,mbps" lines (a "t_s..." header, '#' comments and blank lines
+ * skipped), times from 0 and increasing. Read whole (at most LINK_SERIES_MAX_BYTES), so a
+ * comment line of any length is one line and line numbers stay exact. */
+#define LINK_SERIES_MAX_BYTES ((size_t)LINK_MAX_POINTS * 64)
+
 static int load_series(struct link *l, const char *path, char *err, size_t errlen)
 {
-    FILE *fp = fopen(path, "r");
-    if (!fp) {
-        snprintf(err, errlen, "link %s: cannot open series file %s: %s", l->spec.name, path,
-                 strerror(errno));
+    uint8_t *text;
+    size_t n;
+    char rerr[600];
+    if (util_read_file(path, LINK_SERIES_MAX_BYTES, &text, &n, rerr, sizeof rerr) < 0) {
+        snprintf(err, errlen, "link %s: series file %s", l->spec.name, rerr);
         return -1;
     }
-    char line[256];
     int lineno = 0, rc = 0;
     double last_t = -1;
-    while (fgets(line, sizeof line, fp)) {
+    char *next = (char *)text;
+    while (rc == 0 && next < (char *)text + n) {
+        char *line = next, *nl = memchr(line, '\n', (size_t)((char *)text + n - line));
+        if (nl) *nl = '\0';
+        next = nl ? nl + 1 : (char *)text + n;
         lineno++;
-        char *p = line;
-        while (*p == ' ' || *p == '\t') p++;
-        if (*p == '#' || *p == '\n' || *p == '\r' || !*p) continue;
-        if (!strchr(line, '\n') && !feof(fp)) {
-            snprintf(err, errlen, "%s:%d: line longer than %zu bytes", path, lineno, sizeof line - 2);
+        if (strlen(line) != (size_t)(next - line) - (nl ? 1 : 0)) {
+            snprintf(err, errlen, "%s:%d: NUL byte in the line", path, lineno);
             rc = -1;
             break;
         }
+        char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        if (*p == '#' || *p == '\r' || !*p) continue;
         if (!strncmp(p, "t_s", 3)) continue; /* header */
         char *end;
         double t = strtod(p, &end);
@@ -61,9 +71,10 @@ static int load_series(struct link *l, const char *path, char *err, size_t errle
         }
         char *q = end + 1;
         double mbps = strtod(q, &end);
-        while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n') end++;
-        if (end == q || *end || !isfinite(t) || !(mbps > 0) || !isfinite(mbps)) {
-            snprintf(err, errlen, "%s:%d: expected \"t_s,mbps\" with mbps > 0", path, lineno);
+        while (*end == ' ' || *end == '\t' || *end == '\r') end++;
+        if (end == q || *end || !isfinite(t) || !(mbps >= 1e-3 && mbps <= 1e7)) {
+            snprintf(err, errlen, "%s:%d: expected \"t_s,mbps\" with mbps in [0.001, 1e+07]",
+                     path, lineno);
             rc = -1;
             break;
         }
@@ -94,7 +105,7 @@ static int load_series(struct link *l, const char *path, char *err, size_t errle
         snprintf(err, errlen, "%s: no points", path);
         rc = -1;
     }
-    fclose(fp);
+    free(text);
     return rc;
 }
 
