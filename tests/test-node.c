@@ -417,6 +417,17 @@ TEST(profile_errors_name_file_and_line)
                            "[node n3]\ndevice = small\nmodel = big\n", err, sizeof err, &lib), 0);
     CHECK_EQ_INT(node_lib_resolve(&lib, "n3", &n, err, sizeof err), -1);
     CHECK(strstr(err, "g.ini:9:") && strstr(err, "15.0 GB") && strstr(err, "8.0 GB"));
+    /* a comment of any length is fine (it was "line too long"); a long value line is
+     * refused with the limit and its line */
+    char text[2048], longs[1001];
+    memset(longs, 'w', sizeof longs - 1);
+    longs[sizeof longs - 1] = '\0';
+    snprintf(text, sizeof text, "; %s\n[device dl]\n# %s\nmem_bw_gbs = 5\n", longs, longs);
+    CHECK_EQ_INT(load_text("h.ini", text, err, sizeof err, &lib), 0);
+    CHECK(node_lib_find_device(&lib, "dl") && node_lib_find_device(&lib, "dl")->mem_bw_gbs == 5);
+    snprintf(text, sizeof text, "[device dm]\ndescription = %s\n", longs);
+    CHECK_EQ_INT(load_text("i.ini", text, err, sizeof err, &lib), -1);
+    CHECK(strstr(err, "i.ini:2: line longer than ") && strstr(err, " characters"));
     node_lib_fini(&lib);
 }
 

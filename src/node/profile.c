@@ -18,7 +18,7 @@
 struct ini_ctx {
     FILE *fp;
     int line;
-    int too_long;
+    int too_long;   /* > 0: a line was longer than this many characters */
     node_ini_cb cb;
     void *arg;
     char *err;
@@ -34,7 +34,13 @@ static char *ini_reader_counting(char *str, int num, void *stream)
     c->line++;
     size_t n = strlen(str);
     if (n > 0 && str[n - 1] != '\n' && !feof(c->fp)) {
-        c->too_long = 1;
+        const char *p = str + strspn(str, " \t");
+        if (*p == ';' || *p == '#') { /* a long comment: drop its tail, it says nothing */
+            int ch;
+            while ((ch = fgetc(c->fp)) != EOF && ch != '\n') {}
+            return str;
+        }
+        c->too_long = num > 2 ? num - 2 : 1; /* characters a line may have before its break */
         return NULL;
     }
     return str;
@@ -75,7 +81,8 @@ int node_ini_read(const char *path, node_ini_cb cb, void *arg, char *err, size_t
     int rc = ini_parse_stream(ini_reader_counting, &c, ini_handler_cb, &c);
     fclose(fp);
     if (c.too_long) {
-        snprintf(err, errlen, "%s:%d: line too long", path, c.line);
+        snprintf(err, errlen, "%s:%d: line longer than %d characters", path, c.line,
+                 c.too_long);
         return -1;
     }
     if (c.failed) {
