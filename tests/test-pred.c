@@ -1,4 +1,5 @@
 /* test-pred — trace format, MILP/MGQP predictors, model files, M4A1 replay. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -681,4 +682,39 @@ TEST(mgqp_shared_weights_transfer_to_an_unseen_node)
     CHECK(pred__auc(q, 1000) > 0.7);
     CHECK(mean_edge < mean_cloud); /* its own prior bias is kept */
     pred_free(p);
+}
+
+TEST(pred_trace_second_stage_trains_latency_not_quality)
+{
+    /* escalated requests are the ones the edge was unsure of: their labels on the
+     * cloud would teach MGQP a cloud quality biased low for every request */
+    struct fy_node nodes[2];
+    mk_node(&nodes[0], "edge0", FY_ROLE_EDGE);
+    mk_node(&nodes[1], "cloud0", FY_ROLE_CLOUD);
+    struct pred *a = pred_new(nodes, 2), *b = pred_new(nodes, 2);
+    CHECK(a && b);
+    struct trace_record r;
+    fill_record(&r);
+    struct trace_outcome t = r.out[1];
+    t.o.failed = 0;
+    t.o.quality = 0;
+    t.o.e2e_ms = 900;
+    t.o.t_decode_ms = 600;
+    t.o.out_tokens = 20;
+    struct fy_estimate e0, ea, eb;
+    CHECK_EQ_INT(pred_estimate_trace(a, &r.f, &t, &e0), 0);
+    for (int i = 0; i < 50; i++) {
+        t.stage = 2;
+        pred_observe_trace(a, &r.f, &t);
+        t.stage = 0;
+        pred_observe_trace(b, &r.f, &t);
+    }
+    CHECK_EQ_INT(pred_estimate_trace(a, &r.f, &t, &ea), 0);
+    CHECK_EQ_INT(pred_estimate_trace(b, &r.f, &t, &eb), 0);
+    CHECK_NEAR(ea.q_mean, e0.q_mean, 1e-12);   /* stage 2: quality untouched */
+    CHECK(eb.q_mean < e0.q_mean - 0.1);        /* a plain run: learned */
+    CHECK(fabs(ea.e2e_ms - e0.e2e_ms) > 1);    /* latency learned either way */
+    CHECK_NEAR(ea.e2e_ms, eb.e2e_ms, 1e-9);
+    pred_free(a);
+    pred_free(b);
 }

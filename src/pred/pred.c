@@ -277,7 +277,9 @@ void pred_observe_trace(struct pred *p, const struct fy_features *f,
     struct pred_node *pn = trace_ctx(p, f, t, &n, &c, &nsplit);
     if (!pn) return;
     const struct fy_outcome *o = &t->o;
-    if (o->quality >= 0 && o->quality <= 1) {
+    /* an escalated cascade's second stage: latency only (its requests were selected by
+     * the first answer's confidence; their labels would bias the node's quality low) */
+    if (t->stage != 2 && o->quality >= 0 && o->quality <= 1) {
         double q = mgqp2_predict(&p->shared, &pn->mgqp, f, &o->plan, NULL);
         p->brier_sum += (q - o->quality) * (q - o->quality);
         p->nq++;

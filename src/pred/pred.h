@@ -69,7 +69,8 @@ void pred_observe(struct pred *p, const struct fy_features *f, const struct fy_n
 
 /* The same from a trace outcome (trace.h): the node as recorded (name, role, model,
  * link, state at dispatch) and the recorded image tokens and bytes when present. Used
- * by `ferry train` / `ferry eval`. */
+ * by `ferry train` / `ferry eval`. The second stage of an escalated cascade (stage 2)
+ * trains latency only, not quality (a selected sample). */
 struct trace_outcome;
 int pred_estimate_trace(struct pred *p, const struct fy_features *f,
                         const struct trace_outcome *t, struct fy_estimate *out);
