@@ -287,6 +287,11 @@ static double node_num_inflight(int port, const char *name)
     return node_num(port, name, "inflight");
 }
 
+static double node_num_updates(int port, const char *name)
+{
+    return node_num(port, name, "predictor.mgqp_updates");
+}
+
 static double metric(int port, const char *name)
 {
     struct buf b;
@@ -651,6 +656,8 @@ TEST(share_replicas_see_each_others_load_and_survive_redis_loss)
     int ok = eport > 0 && cport > 0 && gw_start(&a, "a.ini", cfga, NULL) == 0 &&
              gw_start(&b, "b.ini", cfgb, NULL) == 0;
     int fds[3] = {-1, -1, -1};
+    long fb_status = 0, fb_bogus = 0, fb_twice = 0;
+    double fb_a = NAN, fb_b = NAN, fb_applied = NAN;
     double a_in = NAN, b_in = NAN, b_sees = NAN, b_idle = NAN, b_after = NAN, rem = NAN;
     double conn_a = NAN, conn_b = NAN, back_a = NAN, back_b = NAN;
     int prom = -1;
@@ -658,6 +665,21 @@ TEST(share_replicas_see_each_others_load_and_survive_redis_loss)
     if (ok) {
         rem = wait_for(metric_of, b.port, "ferry_share_remote_replicas", 1);
         b_idle = node_load(b.port, "edge-3090");
+        /* feedback for a request A served, sent to B: B forwards it, A's MGQP learns */
+        struct buf h;
+        buf_init(&h);
+        char id[96] = "", fb[256];
+        if (http(a.port, "/v1/chat/completions", chat("cloud-a100"), NULL, &h) == 200)
+            hdr(&h, "X-Ferry-Request-Id", id, sizeof id);
+        buf_fini(&h);
+        snprintf(fb, sizeof fb, "{\"request_id\":\"%s\",\"score\":1}", id);
+        fb_status = http(b.port, "/v1/feedback", fb, NULL, NULL);
+        fb_a = wait_for(node_num_updates, a.port, "cloud-a100", 1);
+        fb_b = node_num(b.port, "cloud-a100", "predictor.mgqp_updates");
+        fb_applied = metric(a.port, "ferry_share_feedback_total{direction=\"applied\"}");
+        fb_twice = http(a.port, "/v1/feedback", fb, NULL, NULL);   /* one score per request */
+        snprintf(fb, sizeof fb, "{\"request_id\":\"%s-999999\",\"score\":1}", "fy0000dead");
+        fb_bogus = http(b.port, "/v1/feedback", fb, NULL, NULL);
         for (int i = 0; i < 3; i++) fds[i] = hold_request(a.port, "edge-3090");
         a_in = wait_for(node_num_inflight, a.port, "edge-3090", 3);
         b_sees = wait_for(node_load, b.port, "edge-3090", 3);
@@ -690,6 +712,12 @@ TEST(share_replicas_see_each_others_load_and_survive_redis_loss)
     CHECK(ok);
     CHECK_NEAR(b_idle, 0, 0);
     CHECK_NEAR(rem, 1, 0);
+    CHECK_EQ_INT(fb_status, 202);
+    CHECK_NEAR(fb_a, 1, 0);
+    CHECK_NEAR(fb_b, 0, 0);
+    CHECK_NEAR(fb_applied, 1, 0);
+    CHECK_EQ_INT(fb_twice, 404);
+    CHECK_EQ_INT(fb_bogus, 404);   /* no live replica has that prefix */
     CHECK(fds[0] >= 0 && fds[1] >= 0 && fds[2] >= 0);
     CHECK_NEAR(a_in, 3, 0);
     CHECK_NEAR(b_in, 0, 0);

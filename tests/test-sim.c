@@ -1172,3 +1172,22 @@ TEST(sim_confidence_separates_right_from_wrong_as_documented)
     CHECK_NEAR(sim_quality_confidence(&q, 0.37, 1, 2.0), 0.37, 1e-9);
     CHECK_NEAR(sim_quality_confidence(&q, 0.37, 0, -2.0), 0.37, 1e-9);
 }
+
+TEST(sim_ferry_cascades_never_escalate_edge_only_requests)
+{
+    /* an informative confidence (sep 4) makes ferry cascade on the dialogue setup; 30 %
+     * of the requests are edge-only: none of them may reach the cloud */
+    const char *sets[] = {"experiment.requests=800", "quality.confidence_sep=4",
+                          "experiment.privacy_edge_share=0.3", NULL};
+    struct sim_setup *s = calloc(1, sizeof *s);
+    struct sim_result *r = calloc(1, sizeof *r);
+    char err[512];
+    CHECK_EQ_INT(build(s, "data/experiments/dialogue.ini", sets, err, sizeof err), 0);
+    CHECK_EQ_INT(run(s, "ferry", 101, NULL, r), 0);
+    CHECK(r->plans_cascade > 20);   /* cascades were planned ... */
+    CHECK(r->escalated > 5);        /* ... and escalated */
+    CHECK_EQ_INT(r->privacy_violations, 0);
+    sim_setup_fini(s);
+    free(s);
+    free(r);
+}

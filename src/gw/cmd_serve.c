@@ -186,6 +186,13 @@ static int choose_state(struct gw_server *s, const struct gw_config *cfg, const 
     return 0;
 }
 
+/* gw/share hands over feedback another replica received for one of our requests */
+static int apply_feedback(void *arg, const char *id, double score)
+{
+    char node[FY_NAME_MAX];
+    return gw_server_feedback(arg, id, score, node, sizeof node);
+}
+
 static int check(struct gw_config *c)
 {
     char err[512] = "";
@@ -316,6 +323,7 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
     gw_share_set_pred(share, gw_server_pred(s));
+    gw_share_set_feedback(share, gw_server_id_prefix(s), apply_feedback, s);
     struct event *sterm = evsignal_new(base, SIGTERM, on_signal, s);
     struct event *sint = evsignal_new(base, SIGINT, on_signal, s);
     event_add(sterm, NULL);

@@ -1542,6 +1542,39 @@ static void on_nodes(struct gw_server *s, struct gw_hconn *c)
     cJSON_Delete(root);
 }
 
+/* Feedback for a recent request: MGQP learns, its trace row gets the score. 0 with the
+ * answering node's name, or -1 when no recent completed request has this id (also
+ * called by gw/share for feedback another replica received). */
+int gw_server_feedback(struct gw_server *s, const char *id, double score, char *node,
+                       size_t cap)
+{
+    struct recent *r = NULL;
+    for (int i = 0; i < RECENT_N; i++)
+        if (s->recent[i].id[0] && !strcmp(s->recent[i].id, id)) r = &s->recent[i];
+    if (!r) return -1;
+    const char *nm = s->nodes.node[r->node].name;
+    if (s->pred) {
+        int bi = pred_find(s->pred, nm);
+        if (bi >= 0) {
+            double qp = mgqp_predict(&s->pred->node[bi].mgqp, &r->f, &r->plan, NULL);
+            struct gw_node_rt *rt = &s->nodes.rt[r->node];
+            rt->q_abs_err_sum += fabs(qp - score);
+            rt->q_err_n++;
+            mgqp_observe(&s->pred->node[bi].mgqp, &r->f, &r->plan, score);
+        }
+    }
+    if (s->store && gw_store_set_quality(s->store, r->id, score) == 1) {
+        /* its trace row is still being formatted on a worker: apply when stored */
+        snprintf(s->pending_fb[s->pending_next].id, sizeof s->pending_fb[0].id, "%s", r->id);
+        s->pending_fb[s->pending_next].q = score;
+        s->pending_next = (s->pending_next + 1) % PENDING_FB;
+    }
+    s->m.feedback++;
+    snprintf(node, cap, "%s", nm);
+    r->id[0] = 0;        /* one score per request */
+    return 0;
+}
+
 static void on_feedback(struct gw_server *s, struct gw_hconn *req, struct gw_hreq *hr)
 {
     if (hr->method != GW_HTTP_POST) {
@@ -1568,37 +1601,21 @@ static void on_feedback(struct gw_server *s, struct gw_hconn *req, struct gw_hre
         send_error(s, req, 400, NULL, "score", NULL, "score must be a number in [0, 1]");
         goto done;
     }
-    struct recent *r = NULL;
-    for (int i = 0; i < RECENT_N; i++)
-        if (s->recent[i].id[0] && !strcmp(s->recent[i].id, id->valuestring)) r = &s->recent[i];
-    if (!r) {
+    char nm[FY_NAME_MAX], txt[200];
+    if (gw_server_feedback(s, id->valuestring, sc->valuedouble, nm, sizeof nm) == 0) {
+        snprintf(txt, sizeof txt, "{\"ok\":true,\"request_id\":\"%s\",\"node\":\"%s\"}",
+                 id->valuestring, nm);
+        send_json(req, 200, NULL, txt);
+    } else if (gw_share_forward_feedback(s->nodes.share, id->valuestring,
+                                         sc->valuedouble) == 0) {
+        /* another live replica served it ([share]): queued for that replica */
+        snprintf(txt, sizeof txt, "{\"ok\":true,\"request_id\":\"%s\",\"forwarded\":true}",
+                 id->valuestring);
+        send_json(req, 202, NULL, txt);
+    } else {
         send_error(s, req, 404, NULL, "request_id", "unknown_request",
                    "no recent completed request has this id");
-        goto done;
     }
-    double score = sc->valuedouble;
-    const char *nm = s->nodes.node[r->node].name;
-    if (s->pred) {
-        int bi = pred_find(s->pred, nm);
-        if (bi >= 0) {
-            double qp = mgqp_predict(&s->pred->node[bi].mgqp, &r->f, &r->plan, NULL);
-            struct gw_node_rt *rt = &s->nodes.rt[r->node];
-            rt->q_abs_err_sum += fabs(qp - score);
-            rt->q_err_n++;
-            mgqp_observe(&s->pred->node[bi].mgqp, &r->f, &r->plan, score);
-        }
-    }
-    if (s->store && gw_store_set_quality(s->store, r->id, score) == 1) {
-        /* its trace row is still being formatted on a worker: apply when stored */
-        snprintf(s->pending_fb[s->pending_next].id, sizeof s->pending_fb[0].id, "%s", r->id);
-        s->pending_fb[s->pending_next].q = score;
-        s->pending_next = (s->pending_next + 1) % PENDING_FB;
-    }
-    s->m.feedback++;
-    char txt[160];
-    snprintf(txt, sizeof txt, "{\"ok\":true,\"request_id\":\"%s\",\"node\":\"%s\"}", r->id, nm);
-    send_json(req, 200, NULL, txt);
-    r->id[0] = 0;        /* one score per request */
 done:
     cJSON_Delete(root);
 }
@@ -1821,6 +1838,7 @@ void gw_server_free(struct gw_server *s)
 /* hooks for cmd_serve's --model and [share] (gw/share.h) */
 struct pred *gw_server_pred(struct gw_server *s) { return s->pred; }
 struct gw_nodes *gw_server_nodes(struct gw_server *s) { return &s->nodes; }
+const char *gw_server_id_prefix(const struct gw_server *s) { return s->id_prefix; }
 void gw_server_set_pred(struct gw_server *s, struct pred *p)
 {
     if (p == s->pred) return;

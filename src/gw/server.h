@@ -38,5 +38,10 @@ void gw_server_free(struct gw_server *s);
 struct pred *gw_server_pred(struct gw_server *s);
 void gw_server_set_pred(struct gw_server *s, struct pred *p);
 struct gw_nodes *gw_server_nodes(struct gw_server *s);
+/* Request ids start with this prefix and '-' (gw/share routes feedback by it). */
+const char *gw_server_id_prefix(const struct gw_server *s);
+/* Feedback for a recent request: 0 with the answering node's name, -1 if unknown. */
+int gw_server_feedback(struct gw_server *s, const char *id, double score, char *node,
+                       size_t cap);
 
 #endif

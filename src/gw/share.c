@@ -51,6 +51,13 @@ struct gw_share {
     int have_remote;               /* remote_* numbers of the nodes are set */
     unsigned long long errors, reconnects, state_saves, load_rounds;
     int closing;
+    /* feedback routing */
+    char id_prefix[24], key_fb[200];
+    gw_share_feedback_fn fb_apply;
+    void *fb_arg;
+    char peer_idp[64][24];         /* id prefixes of the live replicas read last */
+    int npeers;
+    unsigned long long fb_forwarded, fb_applied, fb_unknown;
 };
 
 struct round {                     /* one MGET of the other replicas' load keys */
@@ -74,7 +81,7 @@ int gw_share_parse_load(const char *v, size_t len, const char (*names)[FY_NAME_M
         if (!eol) eol = end;
         size_t ll = (size_t)(eol - p);
         char line[FY_NAME_MAX + 64];
-        const char *sp = ll < sizeof line ? memchr(p, ' ', ll) : NULL;
+        const char *sp = ll < sizeof line && *p != '@' ? memchr(p, ' ', ll) : NULL;
         if (sp && sp > p && (size_t)(sp - p) < FY_NAME_MAX) {
             memcpy(line, p, ll);
             line[ll] = 0;
@@ -102,9 +109,51 @@ int gw_share_parse_load(const char *v, size_t len, const char (*names)[FY_NAME_M
     return used;
 }
 
-static void load_value(const struct gw_nodes *ns, struct buf *b)
+static int idp_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '.';
+}
+
+/* The "@id PREFIX" line of a load value (the replica's request-id prefix); 0 or -1. */
+static int parse_idp(const char *v, size_t len, char *out, size_t cap)
+{
+    static const char key[] = "\n@id ";
+    size_t kl = sizeof key - 1;
+    for (size_t i = 0; i + kl < len; i++) {
+        if (memcmp(v + i, key, kl)) continue;
+        size_t k = 0;
+        const char *p = v + i + kl, *end = v + len;
+        while (p + k < end && idp_char(p[k]) && k + 1 < cap) k++;
+        if (k == 0 || (p + k < end && p[k] != '\n')) return -1;
+        memcpy(out, p, k);
+        out[k] = 0;
+        return 0;
+    }
+    return -1;
+}
+
+int gw_share_parse_feedback(const char *v, size_t len, char *id, size_t idcap, double *score)
+{
+    size_t k = 0;
+    while (k < len && k < 47 && k + 1 < idcap && (idp_char(v[k]) || v[k] == '-')) k++;
+    if (k == 0 || k >= len || v[k] != ' ' || len - k > 32) return -1;
+    char num[40];
+    memcpy(num, v + k + 1, len - k - 1);
+    num[len - k - 1] = 0;
+    char *e;
+    double d = strtod(num, &e);
+    if (e == num || *e || !(d >= 0 && d <= 1)) return -1;
+    memcpy(id, v, k);
+    id[k] = 0;
+    *score = d;
+    return 0;
+}
+
+static void load_value(const struct gw_share *sh, const struct gw_nodes *ns, struct buf *b)
 {
     buf_puts(b, GW_SHARE_LOAD_MAGIC);
+    if (sh->id_prefix[0]) buf_printf(b, "@id %s\n", sh->id_prefix);
     for (int i = 0; i < ns->n; i++)
         buf_printf(b, "%s %d %.0f\n", ns->node[i].name, ns->rt[i].inflight,
                    ns->rt[i].tokens_ahead > 0 ? ns->rt[i].tokens_ahead : 0);
@@ -506,12 +555,16 @@ static void on_loads(redisAsyncContext *ac, void *reply, void *priv)
             for (int i = 0; i < sh->ns->n; i++)
                 snprintf(names[i], FY_NAME_MAX, "%s", sh->ns->node[i].name);
             int live = 0;
+            sh->npeers = 0;
             for (int k = 0; k < rd->n; k++) {
                 redisReply *e = r->element[k];
                 if (e->type == REDIS_REPLY_STRING) {
                     if (gw_share_parse_load(e->str, e->len, (const char(*)[FY_NAME_MAX])names,
                                             sh->ns->n, inflight, tokens) >= 0)
                         live++;
+                    if (sh->npeers < 64 && parse_idp(e->str, e->len, sh->peer_idp[sh->npeers],
+                                                     sizeof sh->peer_idp[0]) == 0)
+                        sh->npeers++;
                 } else if (e->type == REDIS_REPLY_NIL) {   /* expired: a dead replica */
                     redisAsyncCommand(ac, on_checked, NULL, "SREM %s %s", sh->key_set,
                                       rd->member[k]);
@@ -580,11 +633,35 @@ cleanup:
     free(keyv);
 }
 
+static void on_fb(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct gw_share *sh = priv;
+    redisReply *r = reply;
+    if (sh->closing || sh->ac != ac || !r) return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        sh->errors++;
+        return;
+    }
+    if (r->type != REDIS_REPLY_ARRAY) return;   /* nil: nothing queued */
+    for (size_t k = 0; k < r->elements; k++) {
+        redisReply *e = r->element[k];
+        char id[48];
+        double score;
+        if (e->type != REDIS_REPLY_STRING ||
+            gw_share_parse_feedback(e->str, e->len, id, sizeof id, &score)) {
+            sh->fb_unknown++;
+            continue;
+        }
+        if (sh->fb_apply(sh->fb_arg, id, score) == 0) sh->fb_applied++;
+        else sh->fb_unknown++;
+    }
+}
+
 static void start_round(struct gw_share *sh)
 {
     struct buf v;
     buf_init(&v);
-    load_value(sh->ns, &v);
+    load_value(sh, sh->ns, &v);
     if (!v.data) return;
     redisAsyncContext *ac = sh->ac;
     int ok = redisAsyncCommand(ac, on_checked, NULL, "SET %s %b PX %d", sh->key_load, v.data,
@@ -593,6 +670,8 @@ static void start_round(struct gw_share *sh)
                                sh->replica) == REDIS_OK &&
              redisAsyncCommand(ac, on_members, sh, "SMEMBERS %s", sh->key_set) == REDIS_OK;
     buf_fini(&v);
+    if (ok && sh->fb_apply && sh->id_prefix[0])   /* feedback the others forwarded to us */
+        redisAsyncCommand(ac, on_fb, sh, "LPOP %s 64", sh->key_fb);
     if (ok) {
         sh->round_busy = 1;
         sh->round_started_ms = clock_now_ms();
@@ -720,6 +799,47 @@ void gw_share_free(struct gw_share *sh)
     free(sh);
 }
 
+void gw_share_set_feedback(struct gw_share *sh, const char *id_prefix,
+                           gw_share_feedback_fn apply, void *arg)
+{
+    if (!sh) return;
+    size_t k = 0;
+    while (id_prefix && idp_char(id_prefix[k]) && k + 1 < sizeof sh->id_prefix) k++;
+    memcpy(sh->id_prefix, id_prefix ? id_prefix : "", k);
+    sh->id_prefix[k] = 0;
+    snprintf(sh->key_fb, sizeof sh->key_fb, "%s:fb:%s", sh->cfg->share_prefix, sh->id_prefix);
+    sh->fb_apply = apply;
+    sh->fb_arg = arg;
+}
+
+int gw_share_forward_feedback(struct gw_share *sh, const char *id, double score)
+{
+    if (!sh || !sh->connected || !id) return -1;
+    const char *dash = strchr(id, '-');
+    size_t k = dash ? (size_t)(dash - id) : 0;
+    if (k == 0 || k >= sizeof sh->peer_idp[0] || strlen(id) > 47) return -1;
+    char entry[96];
+    int n = snprintf(entry, sizeof entry, "%s %.17g", id, score);
+    char idt[48];
+    double chk;
+    if (n <= 0 || (size_t)n >= sizeof entry ||
+        gw_share_parse_feedback(entry, (size_t)n, idt, sizeof idt, &chk))
+        return -1;                               /* not an id we could have made */
+    int peer = -1;
+    for (int i = 0; i < sh->npeers; i++)
+        if (strlen(sh->peer_idp[i]) == k && !memcmp(sh->peer_idp[i], id, k)) peer = i;
+    if (peer < 0 || !strcmp(sh->peer_idp[peer], sh->id_prefix)) return -1;
+    char key[200];
+    snprintf(key, sizeof key, "%s:fb:%s", sh->cfg->share_prefix, sh->peer_idp[peer]);
+    /* bounded: at most 10000 queued, gone a minute after the last push if never read */
+    if (redisAsyncCommand(sh->ac, on_checked, NULL, "RPUSH %s %b", key, entry, (size_t)n) ||
+        redisAsyncCommand(sh->ac, on_checked, NULL, "LTRIM %s -10000 -1", key) ||
+        redisAsyncCommand(sh->ac, on_checked, NULL, "PEXPIRE %s 60000", key))
+        return -1;
+    sh->fb_forwarded++;
+    return 0;
+}
+
 int gw_share_connected(const struct gw_share *sh) { return sh && sh->connected; }
 const char *gw_share_replica(const struct gw_share *sh) { return sh ? sh->replica : ""; }
 
@@ -742,7 +862,14 @@ void gw_share_render(const struct gw_share *sh, struct buf *b)
                "# TYPE ferry_share_load_rounds_total counter\nferry_share_load_rounds_total %llu\n"
                "# HELP ferry_share_state_saves_total Learned-state saves to Redis that "
                "succeeded.\n"
-               "# TYPE ferry_share_state_saves_total counter\nferry_share_state_saves_total %llu\n",
+               "# TYPE ferry_share_state_saves_total counter\nferry_share_state_saves_total %llu\n"
+               "# HELP ferry_share_feedback_total Feedback routed between replicas: forwarded "
+               "to the replica that served the request, applied here for one of ours, or "
+               "unknown here.\n"
+               "# TYPE ferry_share_feedback_total counter\n"
+               "ferry_share_feedback_total{direction=\"forwarded\"} %llu\n"
+               "ferry_share_feedback_total{direction=\"applied\"} %llu\n"
+               "ferry_share_feedback_total{direction=\"unknown\"} %llu\n",
                sh->connected, sh->remote_replicas, sh->errors, sh->reconnects, sh->load_rounds,
-               sh->state_saves);
+               sh->state_saves, sh->fb_forwarded, sh->fb_applied, sh->fb_unknown);
 }

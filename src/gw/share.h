@@ -16,6 +16,11 @@
  * "prior" (no model file) or "model-HEX" (the model file's checksum), so replicas running
  * different model files never overwrite each other's state. Merge: last writer wins.
  *
+ * Feedback: POST /v1/feedback for a request another replica served (its id starts with
+ * that replica's id prefix, published with its load) is pushed to the list
+ * PREFIX:fb:IDPREFIX (expires after a minute unread); every replica pops its own list
+ * in each round and applies what it finds.
+ *
  * Everything on the loop is asynchronous (hiredis' libevent adapter); only the start
  * (gw_share_fetch_state) and stop (gw_share_final_save) exchanges block, before and after
  * the loop runs, each bounded by timeout_ms. Redis down: one log line per outage, the
@@ -46,6 +51,11 @@ struct buf;
 int gw_share_parse_load(const char *v, size_t len, const char (*names)[FY_NAME_MAX], int n,
                         int *inflight, double *tokens);
 
+/* Feedback forwarded between replicas: an entry of the list PREFIX:fb:IDPREFIX is
+ * "REQUEST_ID SCORE". Parses one (untrusted: another process wrote it): the id is
+ * 1..47 bytes of [A-Za-z0-9_.-], the score a number in [0, 1]. 0 or -1. */
+int gw_share_parse_feedback(const char *v, size_t len, char *id, size_t idcap, double *score);
+
 /* Lineage of the learned state for cfg: "prior", or "model-HEX" from the model file's
  * checksum line. 0, or -1 with err (file unreadable or without a checksum line). */
 int gw_share_lineage(const struct gw_config *cfg, char *out, size_t cap, char *err,
@@ -75,6 +85,17 @@ struct gw_share *gw_share_new(struct event_base *base, const struct gw_config *c
                               struct gw_nodes *ns, const char *lineage, char *err,
                               size_t errlen);
 void gw_share_set_pred(struct gw_share *sh, struct pred *p);
+/* Feedback routing. id_prefix: what this replica's request ids start with (up to the
+ * '-'), published with its load so other replicas can forward feedback for them.
+ * apply(arg, id, score) gives this replica feedback another replica received for one
+ * of its requests; it returns 0 when the id was known. */
+typedef int (*gw_share_feedback_fn)(void *arg, const char *id, double score);
+void gw_share_set_feedback(struct gw_share *sh, const char *id_prefix,
+                           gw_share_feedback_fn apply, void *arg);
+/* Feedback this replica does not know the request of: if the id's prefix belongs to a
+ * live replica, queues it for that replica (asynchronously) and returns 0; -1 when not
+ * connected, the id is not another live replica's, or sh is NULL. */
+int gw_share_forward_feedback(struct gw_share *sh, const char *id, double score);
 /* Blocking (after the loop ended, bounded by timeout_ms): saves the state one last time
  * and removes this replica's load entry. 0 or -1 (logged). */
 int gw_share_final_save(struct gw_share *sh);
