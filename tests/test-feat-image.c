@@ -958,6 +958,20 @@ TEST(calibration_parse_good_and_line_numbered_errors)
     CHECK(feat_calib_parse(bad, "t.ini", &c, err, sizeof err) != 0);
     CHECK_STR(err, "t.ini:19: unknown key 'foo' in section [weights]");
 
+    /* ferry calibrate writes its command line as one comment: with a long path it was cut
+     * in two and the file it wrote was "t.ini:5: syntax error". Any other long line is
+     * refused whole, not cut. */
+    static char big[4096];
+    char path[600];
+    memset(path, 'd', sizeof path - 1);
+    path[sizeof path - 1] = '\0';
+    snprintf(big, sizeof big, "; Command line: ferry calibrate /%s\n%s", path, GOOD_INI);
+    CHECK_EQ_INT(feat_calib_parse(big, "t.ini", &c, err, sizeof err), 0);
+    CHECK_NEAR(c.lap_p95, 5000, 0);
+    snprintf(big, sizeof big, "%s[weights]\nres = 0.1%s\n", GOOD_INI, path);
+    CHECK(feat_calib_parse(big, "t.ini", &c, err, sizeof err) != 0);
+    CHECK(strstr(err, "t.ini:19: line longer than ") != NULL);
+
     snprintf(bad, sizeof bad, "%s", GOOD_INI);
     q = strstr(bad, "lap = 0.4");
     memcpy(q, "lap = 0.5", 9);

@@ -48,6 +48,7 @@ struct parse_ctx {
     char msg[200];     /* first problem found by the handler */
     int msg_line;      /* its line */
     const char *text;  /* remaining input (string reader) */
+    int too_long;      /* > 0: line `line` was longer than this many characters */
 };
 
 static int handler(void *user, const char *section, const char *name, const char *value)
@@ -90,14 +91,24 @@ static char *reader(char *buf, int size, void *stream)
     struct parse_ctx *x = stream;
     const char *s = x->text;
     if (!*s) return NULL;
-    int i = 0;
-    while (s[i] && i < size - 1) {
-        buf[i] = s[i];
-        if (s[i++] == '\n') break;
-    }
-    buf[i] = 0;
-    x->text = s + i;
+    const char *nl = strchr(s, '\n');
+    size_t len = nl ? (size_t)(nl - s) + 1 : strlen(s);
     x->line++;
+    if (len > (size_t)size - 1) {
+        /* a comment of any length is skipped whole (ferry calibrate writes its command
+         * line as one); any other line would be cut in two */
+        const char *p = s + strspn(s, " \t");
+        if (*p != ';' && *p != '#') {
+            x->too_long = size > 2 ? size - 2 : 1;
+            return NULL;
+        }
+        len = 1;
+        buf[0] = ';';
+    } else {
+        memcpy(buf, s, len);
+    }
+    buf[len] = 0;
+    x->text = nl ? nl + 1 : s + strlen(s);
     return buf;
 }
 
@@ -128,6 +139,11 @@ int feat_calib_parse(const char *text, const char *name, struct feat_calib *c, c
     memset(&x, 0, sizeof x);
     x.text = text;
     int rc = ini_parse_stream(reader, &x, handler, &x);
+    if (x.too_long) {
+        snprintf(err, errlen, "%s:%d: line longer than %d characters", name, x.line,
+                 x.too_long);
+        return -1;
+    }
     if (rc == -2) {
         snprintf(err, errlen, "%s: out of memory", name);
         return -1;
