@@ -531,6 +531,47 @@ TEST(jpeg_scan_decoded_with_the_wrong_process_is_corrupt)
     free(p);
 }
 
+/* Animated WebP (a VP8X canvas with ANIM and two ANMF frames around a real VP8
+ * bitstream) gets its own clear error, not a decoder status. */
+static void le24(uint8_t *p, unsigned v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+    p[2] = (uint8_t)(v >> 16);
+}
+
+static void le32(uint8_t *p, unsigned v)
+{
+    le24(p, v);
+    p[3] = (uint8_t)(v >> 24);
+}
+
+TEST(animated_webp_is_refused_clearly)
+{
+    size_t n;
+    uint8_t *p = load_shared("photo-coffee.webp", &n); /* RIFF WEBP "VP8 " 600x400 */
+    CHECK(p != NULL);
+    CHECK(n > 20 && !memcmp(p + 12, "VP8 ", 4));
+    size_t vp8 = n - 12; /* the VP8 chunk with its header (even size) */
+    size_t anmf = 16 + vp8, total = 4 + 18 + 14 + 2 * (8 + anmf);
+    uint8_t *w = calloc(1, 8 + total);
+    CHECK(w != NULL);
+    uint8_t *q = w;
+    memcpy(q, "RIFF", 4), le32(q + 4, (unsigned)total), memcpy(q + 8, "WEBP", 4), q += 12;
+    memcpy(q, "VP8X", 4), le32(q + 4, 10), q[8] = 0x02; /* animation flag */
+    le24(q + 12, 599), le24(q + 15, 399), q += 18;
+    memcpy(q, "ANIM", 4), le32(q + 4, 6), q += 14; /* background 0, loop count 0 */
+    for (int k = 0; k < 2; k++) {
+        memcpy(q, "ANMF", 4), le32(q + 4, (unsigned)anmf);
+        le24(q + 8 + 6, 599), le24(q + 8 + 9, 399), le24(q + 8 + 12, 100); /* 100 ms */
+        memcpy(q + 8 + 16, p + 12, vp8);
+        q += 8 + anmf;
+    }
+    free(p);
+    expect_error(w, 8 + total, "webp: animated WebP is not supported", "two-frame WebP");
+    free(w);
+}
+
 TEST(bombs_refused_before_decoding)
 {
     /* PNG header claiming 100000 x 100000 with no data behind it */
