@@ -425,6 +425,23 @@ TEST(model_file_roundtrip)
         CHECK(a.cost_usd == b.cost_usd);
     }
     pred_free(q);
+    /* tiny values a long run can reach (a decayed variance, a covariance entry) are
+     * numbers too: a subnormal and a value below it round-trip */
+    p->node[0].milp.part[MILP_DECODE].s2 = 4.4465908125712189e-323;
+    p->node[1].milp.part[MILP_UP].P[1] = -1e-310;
+    CHECK_EQ_INT(pred_save(p, path, err, sizeof err), 0);
+    q = pred_load(path, nodes, 2, err, sizeof err);
+    if (!q) fprintf(stderr, "%s\n", err);
+    CHECK(q != NULL);
+    CHECK(q->node[0].milp.part[MILP_DECODE].s2 == p->node[0].milp.part[MILP_DECODE].s2);
+    CHECK(q->node[1].milp.part[MILP_UP].P[1] == p->node[1].milp.part[MILP_UP].P[1]);
+    pred_free(q);
+    /* and RLS keeps its variance above 1e-12 on a perfect fit */
+    struct rls rl;
+    double w0[2] = {0, 0}, p0[2] = {1, 1}, x[2] = {1, 2};
+    rls_init(&rl, 2, w0, p0, 1.0, 1.0);
+    for (int i = 0; i < 5000; i++) rls_update(&rl, x, 3.0);
+    CHECK(rl.s2 >= 1e-12);
     pred_free(p);
 }
 
@@ -620,6 +637,23 @@ TEST(train_then_eval_on_a_trace)
     char *bad[] = {"eval", tpath, "--model", tpath, NULL};
     CHECK_EQ_INT(cmd_eval(4, bad), 1); /* a trace is not a model file */
     pred_free(p);
+    /* usage errors say what is wrong: a missing value, a missing option, a directory */
+    char msg[512];
+    CHECK_EQ_INT(test_ferry_cli("train x.jsonl -o", msg, sizeof msg), 2);
+    CHECK(strstr(msg, "-o needs a value") != NULL);
+    CHECK_EQ_INT(test_ferry_cli("eval x.jsonl --model", msg, sizeof msg), 2);
+    CHECK(strstr(msg, "--model needs a value") != NULL);
+    CHECK_EQ_INT(test_ferry_cli("eval x.jsonl", msg, sizeof msg), 2);
+    CHECK(strstr(msg, "--model MODEL is missing") != NULL);
+    CHECK_EQ_INT(test_ferry_cli("bench m4a1 x.json --seeds 0", msg, sizeof msg), 2);
+    CHECK(strstr(msg, "--seeds: expected an integer in [1, 100]") != NULL);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "train %s -o %s", test_tmp_path(""), mpath);
+    CHECK_EQ_INT(test_ferry_cli(cmd, msg, sizeof msg), 1);
+    CHECK(strstr(msg, "is a directory") != NULL);
+    snprintf(cmd, sizeof cmd, "bench m4a1 %s", test_tmp_path(""));
+    CHECK_EQ_INT(test_ferry_cli(cmd, msg, sizeof msg), 1);
+    CHECK(strstr(msg, "is a directory") != NULL);
 }
 
 TEST(trace_split_keeps_dialogues_together)

@@ -189,6 +189,11 @@ TEST(sim_cli_refuses_an_option_without_its_partner)
     CHECK(strstr(msg, "--out goes with --image-pool DIR") != NULL);
     CHECK_EQ_INT(test_ferry_cli("sim data/experiments/dialogue.ini --counterfactual", msg, sizeof msg), 2);
     CHECK(strstr(msg, "--counterfactual needs --trace FILE") != NULL);
+    /* a bad option value is a usage error too (2), named with its option */
+    CHECK_EQ_INT(test_ferry_cli("sim data/experiments/dialogue.ini --seeds 0", msg, sizeof msg), 2);
+    CHECK(strstr(msg, "--seeds 0: expected an integer in [1, 10000]") != NULL);
+    CHECK_EQ_INT(test_ferry_cli("sim data/experiments/dialogue.ini --requests 2.5", msg, sizeof msg), 2);
+    CHECK(strstr(msg, "--requests 2.5") != NULL);
 }
 
 TEST(sim_cli_image_pool_measures_images_and_names_the_bad_ones)

@@ -99,6 +99,9 @@ int cmd_eval(int argc, char **argv)
                 fprintf(stderr, "ferry eval: --holdout %s: expected a number in (0, 1]\n", argv[i]);
                 return 2;
             }
+        } else if (!strcmp(argv[i], "--model") || !strcmp(argv[i], "--holdout")) {
+            fprintf(stderr, "ferry eval: %s needs a value (see ferry eval --help)\n", argv[i]);
+            return 2;
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "ferry eval: unknown option %s\n", argv[i]);
             usage(stderr);
@@ -108,6 +111,7 @@ int cmd_eval(int argc, char **argv)
         }
     }
     if (!model || ntraces == 0) {
+        fprintf(stderr, "ferry eval: %s\n", !model ? "--model MODEL is missing" : "no trace file given");
         usage(stderr);
         return 2;
     }

@@ -45,6 +45,10 @@ int cmd_train(int argc, char **argv)
                 fprintf(stderr, "ferry train: --epochs %s: expected 1..1000\n", argv[i]);
                 return 2;
             }
+        } else if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--holdout") ||
+                   !strcmp(argv[i], "--epochs")) {
+            fprintf(stderr, "ferry train: %s needs a value (see ferry train --help)\n", argv[i]);
+            return 2;
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "ferry train: unknown option %s\n", argv[i]);
             usage(stderr);
@@ -54,6 +58,7 @@ int cmd_train(int argc, char **argv)
         }
     }
     if (!out || ntraces == 0) {
+        fprintf(stderr, "ferry train: %s\n", !out ? "-o MODEL is missing" : "no trace file given");
         usage(stderr);
         return 2;
     }

@@ -11,6 +11,7 @@
 
 #include "feat/text.h"
 #include "pred/pred.h"
+#include "util/file.h"
 #include "util/rng.h"
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -186,25 +187,13 @@ static int load_turn(const cJSON *it, const cJSON *assoc, struct m4a1_turn *t, i
 int m4a1_load(const char *path, struct m4a1 *m, char *err, size_t errlen)
 {
     memset(m, 0, sizeof *m);
-    FILE *fp = fopen(path, "rb");
-    char *data = NULL;
+    uint8_t *data = NULL;
+    size_t sz = 0;
     cJSON *root = NULL;
     int rc = -1;
-    if (!fp) {
-        seterr(err, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (fseek(fp, 0, SEEK_END) != 0) goto io;
-    long sz = ftell(fp);
-    if (sz < 0) goto io;
-    if ((unsigned long)sz > M4A1_MAX_BYTES) {
-        seterr(err, errlen, "%s: %ld bytes, more than %u", path, sz, M4A1_MAX_BYTES);
-        goto cleanup;
-    }
-    rewind(fp);
-    data = malloc((size_t)sz + 1);
-    if (!data || fread(data, 1, (size_t)sz, fp) != (size_t)sz) goto io;
-    root = cJSON_ParseWithLength(data, (size_t)sz);
+    /* says "is a directory", "No such file...", or names the size limit */
+    if (util_read_file(path, M4A1_MAX_BYTES, &data, &sz, err, errlen) < 0) return -1;
+    root = cJSON_ParseWithLength((const char *)data, sz);
     if (!cJSON_IsArray(root)) {
         seterr(err, errlen, "%s: not a JSON list of dialogues", path);
         goto cleanup;
@@ -254,13 +243,10 @@ int m4a1_load(const char *path, struct m4a1 *m, char *err, size_t errlen)
 nomem:
     seterr(err, errlen, "%s: out of memory", path);
     goto cleanup;
-io:
-    seterr(err, errlen, "%s: cannot read: %s", path, strerror(errno));
 cleanup:
     if (rc < 0) m4a1_fini(m);
     cJSON_Delete(root);
     free(data);
-    fclose(fp);
     return rc;
 }
 
@@ -809,6 +795,10 @@ int m4a1_main(int argc, char **argv)
             o.epochs = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--test-share") && i + 1 < argc) {
             o.test_share = atof(argv[++i]);
+        } else if (!strcmp(argv[i], "--seeds") || !strcmp(argv[i], "--epochs") ||
+                   !strcmp(argv[i], "--test-share")) {
+            fprintf(stderr, "ferry bench m4a1: %s needs a value (see --help)\n", argv[i]);
+            return 2;
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "ferry bench m4a1: unknown option %s\n", argv[i]);
             return 2;
@@ -816,8 +806,13 @@ int m4a1_main(int argc, char **argv)
             path = argv[i];
         }
     }
-    if (!path || o.seeds < 1 || o.seeds > 100 || o.epochs < 1 || o.epochs > 100000 ||
-        !(o.test_share > 0 && o.test_share < 1)) {
+    const char *bad = !path ? "no M4A1.json given"
+                    : o.seeds < 1 || o.seeds > 100 ? "--seeds: expected an integer in [1, 100]"
+                    : o.epochs < 1 || o.epochs > 100000 ? "--epochs: expected an integer in [1, 100000]"
+                    : !(o.test_share > 0 && o.test_share < 1) ? "--test-share: expected a number in (0, 1)"
+                    : NULL;
+    if (bad) {
+        fprintf(stderr, "ferry bench m4a1: %s\n", bad);
         usage(stderr);
         return 2;
     }

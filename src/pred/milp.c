@@ -56,6 +56,7 @@ void rls_update(struct rls *r, const double *x, double y)
     double e2 = e * e / (denom / r->lambda);
     double a = r->n < 20 ? 1.0 / (double)(r->n + 2) : 0.05;
     r->s2 = (1 - a) * r->s2 + a * e2;
+    if (r->s2 < 1e-12) r->s2 = 1e-12; /* a perfect fit must not decay it to a subnormal */
     for (int i = 0; i < d; i++) k[i] = Px[i] / denom;
     for (int i = 0; i < d; i++) r->w[i] += k[i] * e;
     for (int i = 0; i < d; i++)

@@ -132,8 +132,11 @@ static int num(struct lex *L, double *v, const char *what)
     }
     errno = 0;
     *v = strtod(t, &end);
-    if (*end || errno || !isfinite(*v)) {
-        seterr(L->err, L->errlen, "%s:%d: %s: \"%.20s\" is not a finite number", L->path,
+    /* ERANGE on underflow (a subnormal or a value rounding to 0, which a model may well
+     * hold, e.g. a decayed variance) is fine; on overflow it is not */
+    int range_ok = errno == ERANGE && isfinite(*v) && fabs(*v) < 1;
+    if (*end || end == t || (errno && !range_ok) || !isfinite(*v)) {
+        seterr(L->err, L->errlen, "%s:%d: %s: \"%.64s\" is not a finite number", L->path,
                L->lineno, what, t);
         return -1;
     }

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static const char *const g_task_names[FY_TASK__N] = {
     "chat", "caption", "count", "ocr", "yesno", "mcq", "reason",
@@ -570,6 +571,11 @@ int trace_read_file(const char *path, size_t max_records, struct trace_record **
     if (!fp) {
         seterr(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
+    }
+    struct stat sb;
+    if (fstat(fileno(fp), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        seterr(err, errlen, "%s: is a directory", path);
+        goto cleanup;
     }
     line = malloc(TRACE_MAX_LINE + 2);
     if (!line) {

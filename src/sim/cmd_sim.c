@@ -3,6 +3,7 @@
  * of images into the workload image-pool CSV) and `ferry sim --list`. */
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "sim/engine.h"
 #include "sim/experiment.h"
 #include "sim/report.h"
+#include "util/file.h"
 
 static void usage(FILE *out)
 {
@@ -92,7 +94,7 @@ static int image_pool(const char *dir, const char *out_path)
         size_t got;
         struct fy_image_features f;
         char err[1200];
-        if (feat_read_file(path, POOL_MAX_FILE, &buf, &got, err, sizeof err) < 0) {
+        if (util_read_file(path, POOL_MAX_FILE, &buf, &got, err, sizeof err) < 0) {
             fprintf(stderr, "ferry sim: %s (skipped)\n", err);
             continue;
         }
@@ -201,6 +203,18 @@ int cmd_sim(int argc, char **argv)
         } else if (!strcmp(a, "--policies") || !strcmp(a, "--seeds") || !strcmp(a, "--requests")) {
             if (!need_arg(i, argc, a)) { status = 2; goto done; }
             const char *key = a[2] == 'p' ? "policies" : a[2] == 's' ? "seeds" : "requests";
+            if (a[2] != 'p') { /* a usage error (2) here, not a bad experiment later */
+                const char *v = argv[i + 1];
+                char *end;
+                double d = strtod(v, &end);
+                double lo = a[2] == 's' ? 1 : 0, hi = a[2] == 's' ? 10000 : 1e10;
+                if (end == v || *end || d != floor(d) || d < lo || d > hi) {
+                    fprintf(stderr, "ferry sim: %s %s: expected an integer in [%g, %g]\n", a, v,
+                            lo, hi);
+                    status = 2;
+                    goto done;
+                }
+            }
             if (sim_entries_add(&sets, "experiment", key, argv[++i], a, 0) < 0) {
                 fprintf(stderr, "ferry sim: %s: value too long\n", a);
                 status = 2;
