@@ -644,13 +644,18 @@ TEST(share_replicas_see_each_others_load_and_survive_redis_loss)
     pid_t rp = redis_start(sock);
     CHECK(rp > 0);
     int eport = 0, cport = 0;
-    /* the edge holds every request 30 s before its first token: they stay in flight */
-    pid_t ep = emu_start("edge-3090", pe, &eport, "--fault-stall-first", "30000@1");
+    /* the edge holds every request 10 min before its first token: they stay in flight
+     * for the whole test, however slow the machine (the emulator is killed at the end) */
+    pid_t ep = emu_start("edge-3090", pe, &eport, "--fault-stall-first", "600000@1");
     pid_t cp = emu_start("cloud-a100", pc, &cport, "--seed", "2");
     char extra[1024], cfga[2600], cfgb[2600];
-    snprintf(extra, sizeof extra, "[share]\nredis = %s\nreplica = a\n", sock);
+    snprintf(extra, sizeof extra,
+             "[timeouts]\nfirst_byte_ms = 900000\nidle_ms = 900000\n"
+             "[share]\nredis = %s\nreplica = a\n", sock);
     cfg_text(cfga, sizeof cfga, eport, cport, extra);
-    snprintf(extra, sizeof extra, "[share]\nredis = %s\nreplica = b\n", sock);
+    snprintf(extra, sizeof extra,
+             "[timeouts]\nfirst_byte_ms = 900000\nidle_ms = 900000\n"
+             "[share]\nredis = %s\nreplica = b\n", sock);
     cfg_text(cfgb, sizeof cfgb, eport, cport, extra);
     struct gw a = {0}, b = {0};
     int ok = eport > 0 && cport > 0 && gw_start(&a, "a.ini", cfga, NULL) == 0 &&
@@ -761,7 +766,7 @@ TEST(share_learned_state_reaches_a_new_replica)
         ua = node_num(a.port, "cloud-a100", "predictor.mgqp_updates");
         oa = node_num(a.port, "cloud-a100", "predictor.observations");
         /* the periodic save (every save_interval_s) runs while A serves */
-        for (int i = 0; i < 100 && !(saves >= 1); i++) {
+        for (int i = 0; i < 400 && !(saves >= 1); i++) {
             saves = metric(a.port, "ferry_share_state_saves_total");
             usleep(50000);
         }
