@@ -45,6 +45,18 @@ static void usage(FILE *out)
             "Environment: FERRY_LOG=debug|info|warn|error|off (default warn).\n");
 }
 
+/* Output that could not be written (a full disk, /dev/full, a closed pipe) is an error:
+ * stdio buffers it, so a command would otherwise exit 0 with its output lost. */
+static int check_stdout(const char *cmd, int rc)
+{
+    int bad = ferror(stdout);
+    if (fflush(stdout) != 0) bad = 1;
+    if (!bad) return rc;
+    fprintf(stderr, "ferry%s%s: cannot write to standard output\n", cmd ? " " : "",
+            cmd ? cmd : "");
+    return rc ? rc : 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -61,7 +73,7 @@ int main(int argc, char **argv)
             for (int i = 2; i < argc && n < 6; i++) hargv[n++] = argv[i];
             hargv[n++] = (char *)"--help";
             hargv[n] = NULL;
-            return c->run(n, hargv);
+            return check_stdout(c->name, c->run(n, hargv));
         }
         fprintf(stderr, "ferry: no help for unknown command '%s' (try 'ferry --help')\n",
                 argv[2]);
@@ -69,14 +81,14 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         usage(stdout);
-        return 0;
+        return check_stdout(NULL, 0);
     }
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
         printf("ferry %s\n", FY_VERSION);
-        return 0;
+        return check_stdout(NULL, 0);
     }
     for (const struct command *c = g_commands; c->name; c++)
-        if (!strcmp(cmd, c->name)) return c->run(argc - 1, argv + 1);
+        if (!strcmp(cmd, c->name)) return check_stdout(c->name, c->run(argc - 1, argv + 1));
     fprintf(stderr, "ferry: unknown command '%s' (try 'ferry --help')\n", cmd);
     return 2;
 }

@@ -524,3 +524,26 @@ TEST(cli_help_command_prints_the_command_help)
     CHECK_EQ_INT(test_ferry_cli("help nosuch", msg, sizeof msg), 2);
     CHECK_STR(msg, "ferry: no help for unknown command 'nosuch' (try 'ferry --help')\n");
 }
+
+/* Output that cannot be written (here /dev/full: "no space left") is an error with a
+ * message; ferry features exited 0 with its rows lost. main checks it for every command. */
+TEST(cli_unwritable_output_is_an_error)
+{
+    const char *bin = getenv("FERRY_BIN");
+    if (!bin || !*bin) bin = "build/ferry";
+    if (access("/dev/full", W_OK) != 0) {
+        test_fail(__FILE__, __LINE__, "/dev/full is needed for this test");
+        return;
+    }
+    static const char *const cmds[] = {"features data/examples/text-only.json", "--version"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char cmd[512], msg[256] = "";
+        snprintf(cmd, sizeof cmd, "'%s' %s 2>&1 >/dev/full", bin, cmds[i]);
+        FILE *p = popen(cmd, "r");
+        CHECK(p);
+        if (!fgets(msg, sizeof msg, p)) msg[0] = '\0';
+        int st = pclose(p);
+        CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+        CHECK(strstr(msg, ": cannot write to standard output\n") != NULL);
+    }
+}
