@@ -27,6 +27,7 @@
 #include "emu/faults.h"
 #include "emu/server.h"
 #include "gw/cascade.h"
+#include "pred/trace.h"
 #include "req/request.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -337,15 +338,18 @@ struct gw {
     int port;
 };
 
-/* `ferry serve` with the cascade policy at threshold below over the two emulators. */
-static int gw_start(struct gw *g, const char *name, int edge, int cloud, double below)
+/* `ferry serve` with the cascade policy at threshold below over the two emulators, a
+ * trace database when trace_db is set. */
+static int gw_start_db(struct gw *g, const char *name, int edge, int cloud, double below,
+                       const char *trace_db)
 {
     const char *path = test_tmp_path(name);
     FILE *f = fopen(path, "w");
     if (!f) return -1;
-    fprintf(f, "[server]\nlisten = 127.0.0.1:0\n[policy]\nname = cascade\nparams = below=%g\n"
+    fprintf(f, "[server]\nlisten = 127.0.0.1:0\n%s%s%s[policy]\nname = cascade\nparams = below=%g\n"
                "[node edge]\nrole = edge\nurl = http://127.0.0.1:%d\nmodel = edge-model\n"
                "[node cloud]\nrole = cloud\nurl = http://127.0.0.1:%d\nmodel = cloud-model\n",
+            trace_db ? "trace_db = " : "", trace_db ? trace_db : "", trace_db ? "\n" : "",
             below, edge, cloud);
     fclose(f);
     int pfd[2];
@@ -379,6 +383,11 @@ static int gw_start(struct gw *g, const char *name, int edge, int cloud, double 
         return -1;
     }
     return 0;
+}
+
+static int gw_start(struct gw *g, const char *name, int edge, int cloud, double below)
+{
+    return gw_start_db(g, name, edge, cloud, below, NULL);
 }
 
 static void gw_stop(struct gw *g)
@@ -813,4 +822,64 @@ TEST(gw_cascade_without_logprobs_is_unknown_and_accepted)
     CHECK_NEAR(esc, 0, 0);
     resp_fini(&r);
     resp_fini(&sse);
+}
+
+/* ==== the trace ===================================================================== */
+
+/* Exports the trace database db as JSONL and reads it back. 0 or -1. */
+static int export_trace(const char *db, struct trace_record **recs, size_t *n)
+{
+    char jsonl[512], cmd[1400], err[256];
+    snprintf(jsonl, sizeof jsonl, "%s", test_tmp_path("casc-trace.jsonl"));
+    snprintf(cmd, sizeof cmd, "'%s' bench export --db %s -o %s 2>/dev/null", ferry_bin(), db, jsonl);
+    if (system(cmd) != 0) return -1;
+    return trace_read_file(jsonl, 0, recs, n, err, sizeof err) == 0 ? 0 : -1;
+}
+
+TEST(gw_cascade_trace_has_one_outcome_per_stage)
+{
+    char db_hi[512], db_lo[512];
+    snprintf(db_hi, sizeof db_hi, "%s", test_tmp_path("casc-hi.db"));
+    snprintf(db_lo, sizeof db_lo, "%s", test_tmp_path("casc-lo.db"));
+    struct emu edge, cloud;
+    CHECK(emu_start(&edge, "edge-model", 0, NULL) == 0);
+    CHECK(emu_start(&cloud, "cloud-model", 0, NULL) == 0);
+    struct gw g;
+    int up = 0;
+    struct resp r;
+    for (int k = 0; k < 2; k++) {            /* 0: everything escalates, 1: nothing does */
+        if (gw_start_db(&g, k ? "tlo.ini" : "thi.ini", edge.port, cloud.port, k ? 0.01 : 0.99,
+                        k ? db_lo : db_hi))
+            break;
+        http(g.port, "/v1/chat/completions", body_of(7, 0, NULL), &r);
+        resp_fini(&r);
+        gw_stop(&g);                          /* commits the trace */
+        up++;
+    }
+    emu_stop(&edge);
+    emu_stop(&cloud);
+    CHECK_EQ_INT(up, 2);
+    struct trace_record *hi = NULL, *lo = NULL;
+    size_t nhi = 0, nlo = 0;
+    CHECK(export_trace(db_hi, &hi, &nhi) == 0);
+    CHECK_EQ_INT(nhi, 1);
+    const struct trace_outcome *s1 = &hi[0].out[0], *s2 = &hi[0].out[1];
+    int hi_ok = hi[0].nout == 2 && !strcmp(s1->node, "edge") && s1->stage == 1 &&
+                s1->o.escalated && s1->o.plan.escalate_below > 0.98 && s1->o.out_tokens == 12 &&
+                !strcmp(s2->node, "cloud") && s2->stage == 2 && s2->o.out_tokens == 12 &&
+                s1->o.e2e_ms > 0 && s2->o.e2e_ms > 0;
+    char conf[32];
+    snprintf(conf, sizeof conf, "%.3f", s1->o.confidence);
+    free(hi);
+    CHECK(hi_ok);
+    CHECK(known_confidence(conf));
+    CHECK(export_trace(db_lo, &lo, &nlo) == 0);
+    CHECK_EQ_INT(nlo, 1);
+    s1 = &lo[0].out[0];
+    int lo_ok = lo[0].nout == 1 && !strcmp(s1->node, "edge") && s1->stage == 1 &&
+                !s1->o.escalated && s1->o.out_tokens == 12;
+    snprintf(conf, sizeof conf, "%.3f", s1->o.confidence);
+    free(lo);
+    CHECK(lo_ok);
+    CHECK(known_confidence(conf));
 }

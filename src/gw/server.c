@@ -1163,7 +1163,7 @@ static void casc_trace(const struct gw_req *q, struct trace_record *tr)
     if (!c->escalating || !c->snap) return;
     tr->out[1] = *to;
     tr->out[1].stage = 2;
-    tr->out[1].o.confidence = -1;
+    tr->out[1].o.escalated = 1;
     tr->nout = 2;
     const struct fy_node *n1 = &c->snap[c->plan.node];
     memset(to, 0, sizeof *to);
