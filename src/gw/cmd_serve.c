@@ -123,8 +123,9 @@ static int write_lineage(const struct gw_config *c, const char *lin)
     return ok && rename(tmp, p) == 0 ? 0 : -1;
 }
 
+/* from: where the predictors start from, for the start line. */
 static int choose_state(struct gw_server *s, const struct gw_config *cfg, const char *lin,
-                        char *err, size_t errlen)
+                        char *from, size_t fromcap, char *err, size_t errlen)
 {
     const struct gw_nodes *ns = gw_server_nodes(s);
     struct stat st;
@@ -147,7 +148,7 @@ static int choose_state(struct gw_server *s, const struct gw_config *cfg, const 
             snprintf(what, sizeof what, "redis %s:state:%s", cfg->share_prefix, lin);
             chosen = gw_share_pred_parse(bytes, len, what, ns->node, ns->n, e, sizeof e);
             if (chosen) {
-                log_info("gw", "learned state from %s (saved by replica %s)", what, who);
+                snprintf(from, fromcap, "%s (saved by replica %s)", what, who);
             } else {
                 log_warn("share", "ignoring the fleet's learned state: %s", e);
             }
@@ -155,15 +156,15 @@ static int choose_state(struct gw_server *s, const struct gw_config *cfg, const 
         free(bytes);
     }
     if (!chosen && file_ms >= 0) {   /* gw_server_new loaded it already */
-        log_info("gw", "learned state from %s", cfg->state_file);
+        snprintf(from, fromcap, "state_file %s", cfg->state_file);
         if (access(cfg->state_file, R_OK) == 0 && flin[0]) write_lineage(cfg, lin);
         return 0;
     }
     if (!chosen && cfg->model_file[0]) {
         chosen = pred_load(cfg->model_file, ns->node, ns->n, err, errlen);
         if (!chosen) return -1;
-        log_info("gw", "predictors start from the model file %s%s", cfg->model_file,
-                 flin[0] ? " (the state file descends from another starting point)" : "");
+        snprintf(from, fromcap, "model %s%s", cfg->model_file,
+                 flin[0] ? " (state_file was of another model or none)" : "");
     }
     if (!chosen) {
         chosen = pred_new(ns->node, ns->n);
@@ -171,6 +172,7 @@ static int choose_state(struct gw_server *s, const struct gw_config *cfg, const 
             snprintf(err, errlen, "cannot create the predictor bank");
             return -1;
         }
+        snprintf(from, fromcap, "built-in priors");
         if (flin[0])
             log_warn("gw", "state_file %s descends from %s, not from %s: starting from the "
                      "built-in priors", cfg->state_file, flin, lin);
@@ -311,9 +313,9 @@ int cmd_serve(int argc, char **argv)
         rc = 1;
         goto out;
     }
-    char lin[48];
+    char lin[48], from[400] = "";
     if (gw_share_lineage(cfg, lin, sizeof lin, err, sizeof err) ||
-        choose_state(s, cfg, lin, err, sizeof err) ||
+        choose_state(s, cfg, lin, from, sizeof from, err, sizeof err) ||
         (cfg->share_redis[0] &&
          !(share = gw_share_new(base, cfg, gw_server_nodes(s), lin, err, sizeof err)))) {
         fprintf(stderr, "ferry serve: %s%s\n", cfg->model_file[0] ? "model: " : "", err);
@@ -328,8 +330,10 @@ int cmd_serve(int argc, char **argv)
     struct event *sint = evsignal_new(base, SIGINT, on_signal, s);
     event_add(sterm, NULL);
     event_add(sint, NULL);
-    printf("ferry serve: listening on http://%s:%d (policy %s, %d node(s))\n", cfg->listen_host,
-           gw_server_port(s), cfg->policy, cfg->nnodes);
+    printf("ferry serve: listening on http://%s:%d (policy %s, %d node(s), "
+           "predictors from %s%s%s)\n",
+           cfg->listen_host, gw_server_port(s), cfg->policy, cfg->nnodes, from,
+           share ? ", sharing as replica " : "", share ? gw_share_replica(share) : "");
     fflush(stdout);
     event_base_dispatch(base);
     event_free(sterm);
