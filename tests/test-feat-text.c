@@ -25,6 +25,14 @@ static char *slurp(const char *path, size_t *n)
     return util_read_file(path, 0, &p, n, err, sizeof err) < 0 ? NULL : (char *)p;
 }
 
+/* Standard base64 of p[0..n) as a C string (malloc'd). */
+static char *b64_string(const uint8_t *p, size_t n)
+{
+    char *s = malloc(b64_encoded_len(n, 1) + 1);
+    if (s) b64_encode(p, n, B64_STD, 1, s);
+    return s;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -326,8 +334,7 @@ TEST(request_image_features_match_file)
     CHECK(img);
     struct buf b;
     buf_init(&b);
-    char *enc = malloc(b64_encoded_len(n, 1) + 1);
-    b64_encode(img, n, B64_STD, 1, enc);
+    char *enc = b64_string(img, n);
     buf_printf(&b, "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","
                    "\"image_url\":{\"url\":\"data:image/png;base64,%s\"}},{\"type\":\"text\","
                    "\"text\":\"What is this bird?\"}]}]}", enc);
@@ -364,14 +371,12 @@ TEST(request_image_error_names_the_json_path)
     snprintf(path, sizeof path, "%s/images/tiny-thumb-chelsea.jpg", test_shared_dir());
     uint8_t *img = (uint8_t *)slurp(path, &n);
     CHECK(img);
-    char *good = malloc(b64_encoded_len(n, 1) + 1);
-    b64_encode(img, n, B64_STD, 1, good);
+    char *good = b64_string(img, n);
     size_t i = 2;
     while (i + 9 < n && !(img[i] == 0xff && img[i + 1] == 0xc0)) i++;
     CHECK(i + 9 < n);
     img[i + 6] = (uint8_t)(4 * img[i + 6]); /* height 43 -> 172 */
-    char *bad = malloc(b64_encoded_len(n, 1) + 1);
-    b64_encode(img, n, B64_STD, 1, bad);
+    char *bad = b64_string(img, n);
     struct buf b;
     buf_init(&b);
     buf_printf(&b, "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\","

@@ -641,18 +641,27 @@ static void put_be32(uint8_t *p, uint32_t v)
     p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
 }
 
-TEST(req_limits_pixels_bomb)
+/* The shared palette PNG with its IHDR patched to w x h (valid CRC), as a data: URL. */
+static char *png_url_of_size(uint32_t w, uint32_t h)
 {
     size_t n;
     uint8_t *png = shared_image(g_png, &n);
-    CHECK(png);
-    put_be32(png + 16, 100000);
-    put_be32(png + 20, 100000);
+    if (!png) return NULL;
+    put_be32(png + 16, w);
+    put_be32(png + 20, h);
     put_be32(png + 29, crc32_png(png + 12, 17)); /* CRC over "IHDR" + 13 data bytes */
     char *url = data_url("image/png", png, n);
+    free(png);
+    return url;
+}
+
+TEST(req_limits_pixels_bomb)
+{
+    size_t n;
+    char *url = png_url_of_size(100000, 100000);
+    CHECK(url);
     expect_image_err(url, 413, "image of 100000x100000 pixels exceeds the limit of 40000000 pixels");
     free(url);
-    free(png);
 
     uint8_t *jpg = shared_image(g_jpeg, &n);
     CHECK(jpg);
@@ -680,16 +689,10 @@ TEST(req_limits_pixels_bomb)
  * parser with 413 and the JSON path, not later by the feature code without one. */
 TEST(req_limits_side_of_a_thin_strip)
 {
-    size_t n;
-    uint8_t *png = shared_image(g_png, &n);
-    CHECK(png);
-    put_be32(png + 16, 1);
-    put_be32(png + 20, 100000);
-    put_be32(png + 29, crc32_png(png + 12, 17));
-    char *url = data_url("image/png", png, n);
+    char *url = png_url_of_size(1, 100000);
+    CHECK(url);
     expect_image_err(url, 413, "image of 1x100000 pixels has a side above the limit of 65500 px");
     free(url);
-    free(png);
 }
 
 TEST(req_limits_counts_and_bytes)
