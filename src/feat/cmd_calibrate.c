@@ -91,7 +91,8 @@ static int expand_arg(struct paths *ps, const char *arg)
     if (rc == 0 && ps->n == first)
         fprintf(stderr, "ferry calibrate: %s: no .jpg .jpeg .png or .webp file in this "
                         "directory\n", arg);
-    qsort(ps->v + first, (size_t)(ps->n - first), sizeof *ps->v, cmp_str);
+    if (ps->n > first) /* ps->v may still be NULL: no pointer arithmetic on it */
+        qsort(ps->v + first, (size_t)(ps->n - first), sizeof *ps->v, cmp_str);
     return rc;
 }
 

@@ -555,7 +555,7 @@ int node_lib_load_dir(struct node_lib *lib, const char *dir, char *err, size_t e
         if (!names[n]) { rc = -1; snprintf(err, errlen, "out of memory"); goto done; }
         n++;
     }
-    qsort(names, n, sizeof *names, cmp_str);
+    if (n > 1) qsort(names, n, sizeof *names, cmp_str); /* names is NULL when n == 0 */
     for (size_t i = 0; i < n && rc == 0; i++) {
         char path[1024];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
