@@ -1163,6 +1163,24 @@ TEST(cli_calibrate_reproduces_default_and_reports_errors)
     CHECK(named);
     snprintf(cmd, sizeof cmd, "'%s' calibrate >/dev/null 2>'%s'", bin, errp);
     CHECK_EQ_INT(run_cmd(cmd), 2);
+    /* values that used to pass: a NaN weight (the file written was refused by --calib)
+     * and a width that sscanf wrapped to 1215752191 */
+    snprintf(cmd, sizeof cmd, "'%s' calibrate --weights nan,0,0,1 '%s/images' >/dev/null 2>'%s'",
+             bin, test_shared_dir(), errp);
+    CHECK_EQ_INT(run_cmd(cmd), 2);
+    text = slurp(errp);
+    CHECK(text != NULL);
+    named = strstr(text, "[weights] must be non-negative numbers") != NULL;
+    free(text);
+    CHECK(named);
+    snprintf(cmd, sizeof cmd, "'%s' calibrate --ref 99999999999x1 '%s/images' >/dev/null 2>'%s'",
+             bin, test_shared_dir(), errp);
+    CHECK_EQ_INT(run_cmd(cmd), 2);
+    text = slurp(errp);
+    CHECK(text != NULL);
+    named = strstr(text, "--ref: '99999999999x1' is not WxH with sides in 1..65500") != NULL;
+    free(text);
+    CHECK(named);
 
     /* a directory without images is named (it used to print only the usage text) */
     char dir[512];

@@ -123,9 +123,9 @@ int feat_calib_check(const struct feat_calib *c, char *err, size_t errlen)
     else if (!(c->lap_p5 >= 0 && c->lap_p95 >= c->lap_p5))
         snprintf(err, errlen, "[laplacian_var] needs 0 <= p5 <= p95 (got %g, %g)", c->lap_p5,
                  c->lap_p95);
-    else if (c->w_res < 0 || c->w_edge < 0 || c->w_ent < 0 || c->w_lap < 0)
-        snprintf(err, errlen, "[weights] must be non-negative");
-    else if (fabs(ws - 1.0) > 1e-6)
+    else if (!(c->w_res >= 0 && c->w_edge >= 0 && c->w_ent >= 0 && c->w_lap >= 0))
+        snprintf(err, errlen, "[weights] must be non-negative numbers");  /* NaN too */
+    else if (!(fabs(ws - 1.0) <= 1e-6))
         snprintf(err, errlen, "[weights] must sum to 1 (they sum to %.9g)", ws);
     else
         return 0;

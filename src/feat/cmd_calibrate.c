@@ -135,14 +135,18 @@ int cmd_calibrate(int argc, char **argv)
             }
             o.analysis_size = (int)v;
         } else if (!strcmp(a, "--ref") && i + 1 < argc) {
-            int w, h;
-            char tail;
-            if (sscanf(argv[++i], "%dx%d%c", &w, &h, &tail) != 2 || w <= 0 || h <= 0) {
-                fprintf(stderr, "ferry calibrate: --ref: '%s' is not WxH\n", argv[i]);
+            /* strtol, not sscanf %d: 99999999999 must be refused, not wrapped */
+            const char *v = argv[++i];
+            char *x, *end = NULL;
+            long w = strtol(v, &x, 10), h = *x == 'x' ? strtol(x + 1, &end, 10) : 0;
+            if (*x != 'x' || end == x + 1 || *end || w < 1 || h < 1 ||
+                w > FEAT_IMAGE_MAX_SIDE || h > FEAT_IMAGE_MAX_SIDE) {
+                fprintf(stderr, "ferry calibrate: --ref: '%s' is not WxH with sides in "
+                                "1..%d\n", v, FEAT_IMAGE_MAX_SIDE);
                 goto cleanup;
             }
-            c.ref_width = w;
-            c.ref_height = h;
+            c.ref_width = (int)w;
+            c.ref_height = (int)h;
         } else if (!strcmp(a, "--weights") && i + 1 < argc) {
             char tail;
             if (sscanf(argv[++i], "%lf,%lf,%lf,%lf%c", &c.w_res, &c.w_edge, &c.w_ent, &c.w_lap,
