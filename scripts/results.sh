@@ -15,7 +15,7 @@ ferry="$build/ferry"
 work=out/results
 rm -rf "$work" docs/results
 mkdir -p "$work" docs/results
-pols=cloud-only,edge-only,random,least-loaded,moa-off,perllm,qlmio,lcio,ferry,oracle
+pols=cloud-only,edge-only,random,least-loaded,moa-off,perllm,qlmio,lcio,cascade,ferry,oracle
 exps=()
 for e in data/experiments/*.ini; do exps+=("$(basename "$e" .ini)"); done
 
@@ -39,6 +39,14 @@ for n in "${exps[@]}"; do
   "$ferry" train "$work/$n.jsonl" -o "$work/$n.fy" >/dev/null
   "$ferry" eval "$work/$n.jsonl" --model "$work/$n.fy" >"$work/$n.eval.txt"
 done
+# cascades: ferry's use of them against the confidence model's one assumed parameter
+# (docs/simulator.md "Quality model": confidence_sep; 1 is the default)
+for n in moaoff-vqav2 dialogue hetero; do
+  for sep in 0 1 2 4; do
+    "$ferry" sim "data/experiments/$n.ini" --policies cloud-only,ferry --seeds "$seeds" --no-timing \
+      --set quality.confidence_sep=$sep --csv "$work/sep-$n-$sep.csv" >/dev/null
+  done
+done
 m4a1="$shared/datasets/m4a1/M4A1.json"
 if [ -f "$m4a1" ]; then
   "$ferry" bench m4a1 "$m4a1" >"$work/m4a1.txt"
@@ -48,6 +56,7 @@ fi
 
 # ---- per experiment: mean over sweep values and seeds, per policy -------------------
 # out: policy e2e p95 compl acc cost mb split% downscale% drop% privacy-violations/run
+#      cascade% escalated%
 summarize() {
   awk -F, '
     NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
@@ -60,14 +69,16 @@ summarize() {
       cost[k] += $col["cost_usd_per_1k"]; mb[k] += $col["mb_up_per_req"]
       sp[k] += $col["split_plans"]; ds[k] += $col["downscale_plans"]; dr[k] += $col["drop_plans"]
       if ("privacy_violations" in col) pv[k] += $col["privacy_violations"]
+      if ("cascade_plans" in col) { cs[k] += $col["cascade_plans"]; es[k] += $col["escalated"] }
       rq[k] += $col["requests"]
     }
     END {
       for (j = 1; j <= np; j++) {
         k = order[j]
-        printf "%s\t%.1f\t%.0f\t%.2f\t%.2f\t%.4f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\n", k, e2e[k] / n[k],
-          p95[k] / n[k], cp[k] / n[k], acc[k] / n[k], cost[k] / n[k], mb[k] / n[k],
-          100 * sp[k] / rq[k], 100 * ds[k] / rq[k], 100 * dr[k] / rq[k], pv[k] / n[k]
+        printf "%s\t%.1f\t%.0f\t%.2f\t%.2f\t%.4f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\n", k,
+          e2e[k] / n[k], p95[k] / n[k], cp[k] / n[k], acc[k] / n[k], cost[k] / n[k], mb[k] / n[k],
+          100 * sp[k] / rq[k], 100 * ds[k] / rq[k], 100 * dr[k] / rq[k], pv[k] / n[k],
+          100 * cs[k] / rq[k], 100 * es[k] / rq[k]
       }
     }' "$1"
 }
@@ -118,8 +129,23 @@ discussion() {
   local f_vqa f_mmb
   f_vqa=$(frontier data/workloads/vqav2-like.ini qwen2-vl-2b qwen2.5-vl-7b 0.3)
   f_mmb=$(frontier data/workloads/mmbench-like.ini qwen2-vl-2b qwen2.5-vl-7b 0.3)
+  local o_vqa o_mmb v_edge v_cloud
+  o_vqa=$(awk -F'\t' '$1 == "moaoff-vqav2" { print $4 }' "$targets")
+  o_mmb=$(awk -F'\t' '$1 == "moaoff-mmbench" { print $4 }' "$targets")
+  v_edge=$("$ferry" sim --nodes | awk '$1 == "edge-3090" { print $8 }')
+  v_cloud=$("$ferry" sim --nodes | awk '$1 == "cloud-a100" { print $8 }')
   cat <<EOF_DISCUSSION
 ## Discussion
+
+**The ≥ 60 % target on \`moaoff-*\` is beyond even the oracle here.** The clairvoyant
+oracle, which knows every outcome in advance, cuts the mean latency against cloud-only by
+${o_vqa#-} % (VQAv2-like) and ${o_mmb#-} % (MMBench-like) (targets table). In this simulator's
+physics the edge is not much faster than the cloud: the RTX 3090 runs Qwen2-VL's vision
+encoder at ${v_edge} ms per visual token against the A100's ${v_cloud} ms (both derived from
+the devices' FLOP/s, data/profiles/devices.ini), which offsets its faster decoding and its
+LAN link, so \`edge-only\` is about as slow as \`cloud-only\` at these experiments' load.
+MoA-Off's > 50 % comes from its own testbed, whose latency breakdown the paper gives and we
+do not model; we did not change the profiles to make the target reachable.
 
 **What a non-clairvoyant policy can do on the MoA-Off setup.** The simulator draws one
 latent difficulty per request and one uniform per request, so the 2B edge model and the
@@ -160,6 +186,22 @@ it: without the latency-relaxed target (kappa) every request of an earlier, busi
 \`hetero\` queued for seconds at the best-quality node; without the mean-based fallback
 one seed locked the cloud out after a few unlucky early outcomes; with one independent
 MGQP per node instead of shared weights, ferry was about a quarter slower on \`hetero\`.
+
+**Cascades.** \`cascade\` (answer at the least-loaded edge device, escalate to the best
+cloud model below a confidence of 0.6) and ferry's cascade plans run end to end in the
+simulator and the gateway (the emulator reports its confidence through OpenAI
+\`logprobs\`). On the shipped experiments the plain cascade is slower than cloud-only and
+completes fewer requests: every escalated request pays the edge's time first, and with
+the default confidence model a threshold that keeps completion escalates about half the
+requests. ferry adopts a cascade only when its predicted quality matches the best plan's,
+which at the default separation almost never happens (cascade column); the table "Cascades
+and the confidence assumption" shows how its use and its latency move when the models'
+confidence is assumed more informative. A real deployment measures this: the gateway
+learns the confidence distribution from the backend's own logprobs.
+
+**Held-out experiments.** The \`heldout-*\` rows test ferry's defaults where nobody tuned
+them. Read them as the evidence for or against generalisation; the numbers are in their
+tables and in the targets table.
 
 **QLMIO.** \`qlmio\` (MGQP + MILP, w = 0.5) reaches latency reductions of the size the
 paper reports (up to 58.14 %) against cloud-only, but on every two-node experiment not
@@ -226,12 +268,16 @@ md=docs/results.md
   echo
   echo "Columns: mean and p95 end-to-end latency (ms), completion rate (answer correct and,"
   echo "when the request has one, within its SLO), accuracy, cost (USD per 1000 requests),"
-  echo "MB uploaded per request, and the share of requests served with split / downscale /"
-  echo "drop plans."
+  echo "MB uploaded per request, the share of requests served with split / downscale /"
+  echo "drop plans, the share served by a cascade (answered at the edge first) and the share"
+  echo "escalated from the edge to the cloud, and edge-only requests sent to the cloud."
   echo
-  echo "**Caveat on tuning.** The defaults of \`ferry\` (z, δ, kappa) were chosen by running"
-  echo "these same experiments; there is no held-out scenario set. The baselines run with"
-  echo "their papers' or our documented defaults, untuned."
+  echo "**Caveat on tuning.** The older defaults of \`ferry\` (z, δ, kappa) were chosen by"
+  echo "running the first six experiments below with their default seeds; its cascade and"
+  echo "image-evidence defaults on seeds 101–102 only. The two \`heldout-*\` experiments were"
+  echo "written after every default was fixed and were used to tune nothing: they are the"
+  echo "honest test of whether ferry's defaults generalise. The baselines run with their"
+  echo "papers' or our documented defaults, untuned."
 } >"$md"
 
 targets=$work/targets.tsv
@@ -249,9 +295,9 @@ for n in "${exps[@]}"; do
     echo
     echo "$desc. ${nodes}.${sweep:+ Sweep: $sweep.}"
     echo
-    echo "| policy | mean ms | p95 ms | completion % | accuracy % | \$/1k | MB/req | split % | downscale % | drop % | privacy violations/run |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    awk -F'\t' '{ b = ($1 == "ferry") ? "**" : ""; printf "| %s%s%s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", b, $1, b, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 }' "$s"
+    echo "| policy | mean ms | p95 ms | completion % | accuracy % | \$/1k | MB/req | split % | downscale % | drop % | cascade % | escalated % | privacy violations/run |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    awk -F'\t' '{ b = ($1 == "ferry") ? "**" : ""; printf "| %s%s%s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", b, $1, b, $2, $3, $4, $5, $6, $7, $8, $9, $10, $12, $13, $11 }' "$s"
     echo
   } >>"$md"
   # checks against cloud-only and the oracle, and domination
@@ -326,6 +372,29 @@ done
   echo '```'
   cat "$work/m4a1.txt"
   echo '```'
+} >>"$md"
+
+{
+  echo
+  echo "## Cascades and the confidence assumption"
+  echo
+  echo "A cascade answers at the edge and escalates to the cloud when the edge answer's"
+  echo "confidence is low. How much it can gain depends on how well a model's confidence"
+  echo "separates its right answers from its wrong ones, which the simulator takes as an"
+  echo "assumption (\`[quality] confidence_sep\`, default 1: AUC 0.76 at a fixed P(correct);"
+  echo "docs/simulator.md). ferry (default parameters) against cloud-only with the separation"
+  echo "varied, $seeds seeds, mean over the sweep:"
+  echo
+  echo "| experiment | confidence_sep | ferry mean ms | ferry completion % | cascade % | escalated % | cloud-only mean ms | cloud-only completion % |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  for n in moaoff-vqav2 dialogue hetero; do
+    for sep in 0 1 2 4; do
+      summarize "$work/sep-$n-$sep.csv" >"$work/sep-$n-$sep.sum"
+      awk -F'\t' -v n="$n" -v sep="$sep" '{ e[$1] = $2; c[$1] = $4; cs[$1] = $12; es[$1] = $13 }
+        END { printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", n, sep, e["ferry"], c["ferry"],
+              cs["ferry"], es["ferry"], e["cloud-only"], c["cloud-only"] }' "$work/sep-$n-$sep.sum"
+    done
+  done
 } >>"$md"
 
 {
