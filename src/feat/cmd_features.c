@@ -107,7 +107,10 @@ static const char *fit(const char *s, size_t w)
     const char *slash = strrchr(s, '/');
     if (slash && slash[1]) s = slash + 1;
     size_t n = strlen(s);
-    return n > w ? s + (n - w) : s;
+    if (n <= w) return s;
+    s += n - w;
+    while ((*s & 0xC0) == 0x80) s++; /* not inside a UTF-8 character */
+    return s;
 }
 
 static void image_row(const char *name, const struct fy_image_features *f)
