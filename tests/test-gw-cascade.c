@@ -285,13 +285,15 @@ static void *emu_loop(void *arg)
     return NULL;
 }
 
-/* An emulated node answering at once; noise 0 makes its confidence one of two values. */
-static int emu_start(struct emu *e, const char *model, double noise, const char *fault_error)
+/* An emulated node at the given time scale (0 = answering at once); noise 0 makes its
+ * confidence one of two values. */
+static int emu_start_ts(struct emu *e, const char *model, double noise, const char *fault_error,
+                        double time_scale)
 {
     struct emu_opts o;
     emu_opts_default(&o);
     snprintf(o.prof.model, sizeof o.prof.model, "%s", model);
-    o.time_scale = 0;
+    o.time_scale = time_scale;
     o.capability = 1;
     o.confidence_noise = noise;
     char err[256];
@@ -306,6 +308,11 @@ static int emu_start(struct emu *e, const char *model, double noise, const char 
     }
     e->port = emu_server_port(e->s);
     return pthread_create(&e->th, NULL, emu_loop, e->base) ? -1 : 0;
+}
+
+static int emu_start(struct emu *e, const char *model, double noise, const char *fault_error)
+{
+    return emu_start_ts(e, model, noise, fault_error, 0);
 }
 
 static void emu_stop(struct emu *e)
@@ -417,8 +424,8 @@ static size_t cb_append(char *p, size_t s, size_t n, void *a)
     return s * n;
 }
 
-/* POST body (or GET when NULL) to the gateway. */
-static void http(int port, const char *path, const char *body, struct resp *r)
+/* POST body (or GET when NULL) to the gateway; the client gives up after timeout_ms. */
+static void http_tmo(int port, const char *path, const char *body, struct resp *r, long timeout_ms)
 {
     memset(r, 0, sizeof *r);
     buf_init(&r->body);
@@ -434,13 +441,18 @@ static void http(int port, const char *path, const char *body, struct resp *r)
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &r->body);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, cb_append);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, &r->hdrs);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_perform(e);
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
     curl_slist_free_all(h);
     curl_easy_cleanup(e);
     if (!r->body.data) buf_puts(&r->body, "");
     if (!r->hdrs.data) buf_puts(&r->hdrs, "");
+}
+
+static void http(int port, const char *path, const char *body, struct resp *r)
+{
+    http_tmo(port, path, body, r, 30000);
 }
 
 static void resp_fini(struct resp *r)
@@ -472,7 +484,7 @@ static const char *hdr(const struct resp *r, const char *name, char *out, size_t
     return out;
 }
 
-/* The value of one sample line of the gateway's /metrics, or -1. */
+/* The value of one sample line of the /metrics of the server on port, or -1. */
 static double metric(int port, const char *sample)
 {
     struct resp r;
@@ -882,4 +894,45 @@ TEST(gw_cascade_trace_has_one_outcome_per_stage)
     free(lo);
     CHECK(lo_ok);
     CHECK(known_confidence(conf));
+}
+
+TEST(gw_cascade_client_gone_in_stage_1_cancels_it)
+{
+    /* a slow edge (real time: 100 tokens at the default 50 tokens/s) and a client that
+     * gives up long before: stage 1 is dropped, nothing is judged or escalated even
+     * after the edge has finished (had stage 1 lived on, its answer would have been
+     * judged at once, and at 0.99 escalated to the cloud) */
+    struct emu edge, cloud;
+    CHECK(emu_start_ts(&edge, "edge-model", 0, NULL, 1) == 0);
+    CHECK(emu_start(&cloud, "cloud-model", 0, NULL) == 0);
+    struct gw g;
+    int up = gw_start(&g, "gone.ini", edge.port, cloud.port, 0.99) == 0;
+    double ended = -1, judged = -1, cloud_prompts = -1, gone = -1;
+    if (up) {
+        struct resp r;
+        const char *b = "{\"model\":\"ferry\",\"messages\":[{\"role\":\"user\",\"content\":"
+                        "\"Write a long story.\"}],\"metadata\":{\"out_tokens\":100}}";
+        http_tmo(g.port, "/v1/chat/completions", b, &r, 300);
+        resp_fini(&r);
+        /* bounded wait for the edge to be done with it (answered into a closed
+         * connection, or noticed the close) */
+        for (int i = 0; i < 200 && ended < 1; i++) {
+            usleep(50000);
+            ended = metric(edge.port, "ferry_emu_requests_aborted_total") +
+                    metric(edge.port, "vllm:request_success_total{model_name=\"edge-model\",finished_reason=\"stop\"}");
+        }
+        usleep(200000);
+        judged = metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"escalated\"}") +
+                 metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"accepted\"}");
+        gone = metric(g.port, "ferry_inflight_requests{node=\"edge\"}");
+        cloud_prompts = metric(cloud.port, "vllm:prompt_tokens_total{model_name=\"cloud-model\"}");
+        gw_stop(&g);
+    }
+    emu_stop(&edge);
+    emu_stop(&cloud);
+    CHECK(up);
+    CHECK_NEAR(ended, 1, 0);
+    CHECK_NEAR(judged, 0, 0);
+    CHECK_NEAR(gone, 0, 0);             /* the edge's in-flight count was given back */
+    CHECK_NEAR(cloud_prompts, 0, 0);
 }
