@@ -552,3 +552,30 @@ TEST(cli_unwritable_output_is_an_error)
         CHECK(strstr(msg, ": cannot write to standard output\n") != NULL);
     }
 }
+
+/* The table cuts long names from the left; a name of 40 'é' (80 bytes) was cut inside a
+ * character, printing invalid UTF-8. */
+TEST(cli_features_table_cuts_names_at_characters)
+{
+    const char *bin = getenv("FERRY_BIN");
+    if (!bin || !*bin) bin = "build/ferry";
+    char name[128] = "", path[700], cmd[1600], line[512];
+    for (int i = 0; i < 40; i++) strcat(name, "\xc3\xa9");
+    strcat(name, ".json");
+    snprintf(path, sizeof path, "%s", test_tmp_path(name));
+    FILE *f = fopen(path, "wb");
+    CHECK(f);
+    fputs("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "'%s' features '%s'", bin, path);
+    FILE *p = popen(cmd, "r");
+    CHECK(p);
+    int rows = 0, bad = 0;
+    while (fgets(line, sizeof line, p)) {
+        rows++;
+        if (req_utf8_invalid_at(line, strlen(line)) >= 0) bad++;
+    }
+    CHECK_EQ_INT(pclose(p), 0);
+    CHECK_EQ_INT(rows, 2); /* header and the request */
+    CHECK_EQ_INT(bad, 0);
+}
