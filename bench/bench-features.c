@@ -17,6 +17,7 @@
 
 #include "feat/image.h"
 #include "util/clock.h"
+#include "util/file.h"
 
 /* CPU time of this thread, ms: on a shared machine it leaves out the time the thread
  * waits for a core, which wall time would add at random. */
@@ -41,7 +42,7 @@ static int gateway_case(int side, int reps, const char *path)
     double *t = malloc(sizeof *t * (size_t)reps);
     int rc = 1;
     struct fy_image_features f;
-    if (!t || feat_read_file(path, 0, &p, &n, err, sizeof err) != 0 ||
+    if (!t || util_read_file(path, 0, &p, &n, err, sizeof err) != 0 ||
         feat_image_downscale_jpeg(p, n, side, 90, &jpg, &m, err, sizeof err) != 0) {
         fprintf(stderr, "bench-features: %s: %s\n", path, t ? err : "out of memory");
         goto cleanup;
@@ -88,7 +89,7 @@ int main(int argc, char **argv)
         uint8_t *p;
         size_t n;
         char err[256];
-        if (feat_read_file(argv[i], 0, &p, &n, err, sizeof err) != 0) {
+        if (util_read_file(argv[i], 0, &p, &n, err, sizeof err) != 0) {
             fprintf(stderr, "bench-features: %s\n", err);
             status = 1;
             continue;
