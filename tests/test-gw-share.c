@@ -813,3 +813,64 @@ TEST(share_learned_state_reaches_a_new_replica)
     CHECK_NEAR(uf, 0, 0);
     CHECK(writer[0] && strcmp(writer, "c") != 0);
 }
+
+/* Two replicas learn from different feedback at the same time; neither's learning is
+ * lost: each adopts the other's (the fleet's copy is a merge, not the last writer's),
+ * and a replica started afterwards has both. */
+TEST(share_learning_of_two_replicas_is_merged)
+{
+    ferry_bin();
+    char sock[512], pe[512], pc[512];
+    snprintf(sock, sizeof sock, "%s", test_tmp_path("redis3.sock"));
+    snprintf(pe, sizeof pe, "%s", test_tmp_path("g-e.port"));
+    snprintf(pc, sizeof pc, "%s", test_tmp_path("g-c.port"));
+    pid_t rp = redis_start(sock);
+    CHECK(rp > 0);
+    int eport = 0, cport = 0;
+    pid_t ep = emu_start("edge-3090", pe, &eport, "--seed", "1");
+    pid_t cp = emu_start("cloud-a100", pc, &cport, "--seed", "2");
+    char extra[1024], cfg[3][2600];
+    const char *names[3] = {"a", "b", "c"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(extra, sizeof extra, "[server]\nsave_interval_s = 1\n[share]\nredis = %s\n"
+                 "replica = %s\n", sock, names[i]);
+        cfg_text(cfg[i], sizeof cfg[i], eport, cport, extra);
+    }
+    struct gw a = {0}, b = {0}, c = {0};
+    int ok = eport > 0 && cport > 0 && gw_start(&a, "ga.ini", cfg[0], NULL) == 0 &&
+             gw_start(&b, "gb.ini", cfg[1], NULL) == 0;
+    int la = 0, lb = 0;
+    double ua = NAN, ub = NAN, uc = NAN, merges = NAN;
+    char qc[64] = "";
+    if (ok) {
+        for (int i = 0; i < 2; i++) la += learn_once(a.port, "cloud-a100") == 0;
+        for (int i = 0; i < 3; i++) lb += learn_once(b.port, "cloud-a100") == 0;
+        /* every save_interval_s each merges the fleet's copy in and writes back */
+        ua = wait_for(node_num_updates, a.port, "cloud-a100", 5);
+        ub = wait_for(node_num_updates, b.port, "cloud-a100", 5);
+        merges = metric(a.port, "ferry_share_state_merges_total");
+    }
+    gw_stop(&a);
+    gw_stop(&b);
+    if (ok && gw_start(&c, "gc.ini", cfg[2], NULL) == 0) {
+        uc = node_num(c.port, "cloud-a100", "predictor.mgqp_updates");
+        struct buf h;
+        buf_init(&h);
+        http(c.port, "/v1/chat/completions", chat("cloud-a100"), NULL, &h);
+        hdr(&h, "X-Ferry-Predicted-Quality", qc, sizeof qc);
+        buf_fini(&h);
+        gw_stop(&c);
+    }
+    stop(&ep, SIGTERM);
+    stop(&cp, SIGTERM);
+    stop(&rp, SIGTERM);
+    CHECK(ok);
+    double q = qc[0] ? atof(qc) : NAN;
+    CHECK(q > 0 && q < 1);   /* the merged model still predicts a probability */
+    CHECK_EQ_INT(la, 2);
+    CHECK_EQ_INT(lb, 3);
+    CHECK_NEAR(ua, 5, 0);   /* its own 2 and B's 3 */
+    CHECK_NEAR(ub, 5, 0);
+    CHECK(merges >= 1);
+    CHECK_NEAR(uc, 5, 0);   /* last writer wins would give 2 or 3 */
+}

@@ -29,7 +29,7 @@
 #define BACKOFF_MAX_MS 5000.0
 
 struct gw_share {
-    struct event_base *base;
+    struct event_base *evbase;
     const struct gw_config *cfg;
     struct gw_nodes *ns;
     struct pred *pred;             /* published learned state; not owned */
@@ -46,7 +46,16 @@ struct gw_share {
     int round_busy;                /* a load round waits for replies */
     double round_started_ms, last_read_ms, last_save_ms;
     int save_busy;
-    long long saved_updates;       /* learn_count of the bank when last saved or loaded */
+    long long saved_updates;       /* learn_count of the bank when last in step with the
+                                    * fleet's copy (saved, loaded or merged) */
+    struct pred *base;             /* the bank when last in step with the fleet's copy */
+    struct pred *pend_ok, *pend_fail; /* the next base if the write commits / conflicts */
+    long long pend_count;
+    unsigned long long pend_token; /* written with the state (field token) */
+    int pend_sent;                 /* EXEC sent, its reply not yet seen */
+    int pend_uncertain;            /* the connection went down before EXEC's reply */
+    int merge_warned;
+    unsigned long long state_merges, state_conflicts;
     int remote_replicas;
     int have_remote;               /* remote_* numbers of the nodes are set */
     unsigned long long errors, reconnects, state_saves, load_rounds;
@@ -293,6 +302,62 @@ static long long learn_count(const struct pred *p)
     return n;
 }
 
+/* ---- merging the fleet's learned state ----------------------------------------------
+ * Every replica keeps `base`, its bank when it was last in step with the fleet's copy.
+ * Merging the fleet's copy f into this replica's bank m adds what f learned beyond
+ * base, per diagonal Gaussian MGQP weight in natural parameters (precision, precision ×
+ * mean): m + (f − base), where f is more certain than base (f descends from base
+ * there). For Gaussian posteriors over disjoint observations this is exact (the product
+ * of the likelihood factors each side multiplied in since base); MGQP's Laplace
+ * approximation makes it as approximate as each online update already is. MGQP's
+ * observation counts add up the same way. MILP's latency models (RLS) are not merged:
+ * the writer's own stand (they learn from every completion, so each replica has plenty).
+ * The write is a transaction on the key (WATCH/MULTI/EXEC): when another replica wrote
+ * between this replica's read and its write, nothing is written and the next save
+ * merges again, so no replica's learning is lost to a race. */
+
+static void mgqp_merge(struct mgqp *m, const struct mgqp *f, const struct mgqp *b)
+{
+    for (int k = 0; k < MGQP_DIM; k++) {
+        double df = f->prec[k] - b->prec[k];
+        if (!(df > 0)) continue;
+        double p = m->prec[k] + df;
+        double mu = (m->prec[k] * m->mu[k] + f->prec[k] * f->mu[k] - b->prec[k] * b->mu[k]) / p;
+        if (isfinite(mu) && isfinite(p)) {
+            m->prec[k] = p;
+            m->mu[k] = mu;
+        }
+    }
+    if (f->n > b->n) m->n += f->n - b->n;
+    mgqp_sync(m);
+}
+
+static void merge_into(struct pred *m, const struct pred *f, const struct pred *b)
+{
+    mgqp_merge(&m->shared, &f->shared, &b->shared);
+    for (int i = 0; i < m->n; i++) {
+        int fi = pred_find(f, m->node[i].name), bi = pred_find(b, m->node[i].name);
+        if (fi < 0 || bi < 0 || strcmp(f->node[fi].model, m->node[i].model)) continue;
+        mgqp_merge(&m->node[i].mgqp, &f->node[fi].mgqp, &b->node[bi].mgqp);
+    }
+}
+
+/* The fleet's copy in a reply (string or nil), parsed for this replica's nodes; NULL when
+ * absent or unusable (then this replica's bank replaces it: warned once). */
+static struct pred *fleet_copy(struct gw_share *sh, const redisReply *r)
+{
+    if (!r || r->type != REDIS_REPLY_STRING) return NULL;
+    char e[512];
+    struct pred *f = gw_share_pred_parse(r->str, r->len, sh->key_state, sh->ns->node,
+                                         sh->ns->n, e, sizeof e);
+    if (!f && !sh->merge_warned) {
+        log_warn("share", "the fleet's learned state is unusable here, this replica's "
+                 "replaces it: %s", e);
+        sh->merge_warned = 1;
+    }
+    return f;
+}
+
 /* ==== blocking exchanges (start and stop only) ====================================== */
 
 /* host/port to connect to: the socket path, or the first address getaddrinfo gives, as
@@ -400,41 +465,74 @@ int gw_share_final_save(struct gw_share *sh)
         log_warn("share", "final save skipped: %s", err);
         return -1;
     }
-    int nq = 0, rc = 0;
-    char *bytes = NULL;
-    size_t len = 0;
-    int dirty = sh->pred && learn_count(sh->pred) != sh->saved_updates;
-    if (dirty && gw_share_pred_bytes(sh->pred, &bytes, &len, err, sizeof err) == 0) {
-        char ms[32];
-        snprintf(ms, sizeof ms, "%.0f", wall_ms());
-        redisAppendCommand(c, "HSET %s bytes %b saved_ms %s replica %s", sh->key_state, bytes,
-                           len, ms, sh->replica);
-        nq++;
-    } else if (dirty) {
-        log_warn("share", "final save: %s", err);
-        rc = -1;
-    }
-    redisAppendCommand(c, "DEL %s", sh->key_load);
-    redisAppendCommand(c, "SREM %s %s", sh->key_set, sh->replica);
-    nq += 2;
-    for (int i = 0; i < nq; i++) {
-        void *rp = NULL;
-        if (redisGetReply(c, &rp) != REDIS_OK || !rp) {
-            log_warn("share", "final save to redis %s: %s", sh->cfg->share_redis, c->errstr);
+    int rc = 0;
+    int dirty = sh->pred && sh->base && learn_count(sh->pred) != sh->saved_updates;
+    /* merge and write; a conflict (another replica wrote meanwhile) merges again */
+    for (int attempt = 0; dirty && attempt < 3; attempt++) {
+        redisReply *w = redisCommand(c, "WATCH %s", sh->key_state);
+        if (w) freeReplyObject(w);
+        redisReply *r = w ? redisCommand(c, "HGET %s bytes", sh->key_state) : NULL;
+        if (!r || r->type == REDIS_REPLY_ERROR) {
+            log_warn("share", "final save to redis %s: %s", sh->cfg->share_redis,
+                     r ? r->str : c->errstr);
+            if (r) freeReplyObject(r);
             rc = -1;
             break;
         }
-        redisReply *r = rp;
-        if (r->type == REDIS_REPLY_ERROR) {
-            log_warn("share", "final save to redis %s: %.200s", sh->cfg->share_redis, r->str);
+        struct pred *f = fleet_copy(sh, r);
+        freeReplyObject(r);
+        if (f) {
+            merge_into(sh->pred, f, sh->base);
+            memcpy(sh->base, f, sizeof *f);   /* what the next attempt merges from */
+            pred_free(f);
+        }
+        char *bytes = NULL, ms[32];
+        size_t len = 0;
+        if (gw_share_pred_bytes(sh->pred, &bytes, &len, err, sizeof err)) {
+            log_warn("share", "final save: %s", err);
             rc = -1;
-        } else if (i == 0 && bytes) {
+            break;
+        }
+        snprintf(ms, sizeof ms, "%.0f", wall_ms());
+        redisAppendCommand(c, "MULTI");
+        redisAppendCommand(c, "HSET %s bytes %b saved_ms %s replica %s", sh->key_state, bytes,
+                           len, ms, sh->replica);
+        redisAppendCommand(c, "EXEC");
+        free(bytes);
+        int committed = 0, failed = 0;
+        for (int i = 0; i < 3; i++) {
+            void *rp = NULL;
+            if (redisGetReply(c, &rp) != REDIS_OK || !rp) {
+                failed = 1;
+                break;
+            }
+            redisReply *x = rp;
+            if (i == 2) committed = x->type == REDIS_REPLY_ARRAY;
+            if (x->type == REDIS_REPLY_ERROR) failed = 1;
+            freeReplyObject(x);
+        }
+        if (failed) {
+            log_warn("share", "final save to redis %s: %s", sh->cfg->share_redis,
+                     c->err ? c->errstr : "error reply");
+            rc = -1;
+            break;
+        }
+        if (committed) {
             sh->state_saves++;
             log_info("share", "learned state saved to %s", sh->key_state);
+            dirty = 0;
+        } else {
+            sh->state_conflicts++;
         }
-        freeReplyObject(r);
     }
-    free(bytes);
+    if (dirty && rc == 0) {
+        log_warn("share", "final save: the fleet's state kept changing; not saved");
+        rc = -1;
+    }
+    redisReply *r = redisCommand(c, "DEL %s", sh->key_load);
+    if (r) freeReplyObject(r);
+    r = redisCommand(c, "SREM %s %s", sh->key_set, sh->replica);
+    if (r) freeReplyObject(r);
     redisFree(c);
     return rc;
 }
@@ -446,6 +544,11 @@ static void outage(struct gw_share *sh, const char *why)
     double now = clock_now_ms();
     sh->connected = 0;
     if (sh->save_busy) sh->saved_updates = -1;   /* unknown whether it landed: again */
+    if (sh->pend_sent) {                         /* base = as if not committed; the token */
+        memcpy(sh->base, sh->pend_fail, sizeof *sh->base);   /* read next tells */
+        sh->pend_uncertain = 1;
+        sh->pend_sent = 0;
+    }
     sh->round_busy = sh->save_busy = 0;
     sh->errors++;
     if (!sh->down_logged) {
@@ -507,7 +610,7 @@ static void start_connect(struct gw_share *sh)
         return;
     }
     ac->data = sh;
-    if (redisLibeventAttach(ac, sh->base) != REDIS_OK) {
+    if (redisLibeventAttach(ac, sh->evbase) != REDIS_OK) {
         redisAsyncFree(ac);
         outage(sh, "cannot attach to the event loop");
         return;
@@ -678,39 +781,104 @@ static void start_round(struct gw_share *sh)
     }
 }
 
-static void on_saved(redisAsyncContext *ac, void *reply, void *priv)
+/* EXEC's reply: an array = committed; nil = another replica wrote since our read. */
+static void on_state_exec(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct gw_share *sh = priv;
     redisReply *r = reply;
     if (sh->closing || sh->ac != ac) return;
     sh->save_busy = 0;
-    if (r && r->type == REDIS_REPLY_INTEGER) {
+    sh->pend_sent = 0;
+    if (!r) sh->pend_uncertain = 1;   /* connection lost: the next read's token tells */
+    if (r && r->type == REDIS_REPLY_ARRAY) {
         sh->state_saves++;
+        memcpy(sh->base, sh->pend_ok, sizeof *sh->base);
+        sh->saved_updates = sh->pend_count;
     } else {
-        sh->errors++;
-        sh->saved_updates = -1;    /* try again at the next interval */
+        if (r && r->type == REDIS_REPLY_NIL) sh->state_conflicts++;
+        else sh->errors++;
+        memcpy(sh->base, sh->pend_fail, sizeof *sh->base);
+        sh->saved_updates = -1;    /* merge and write again at the next interval */
     }
+}
+
+/* HGET's reply (after WATCH): merge the fleet's copy into the live bank; write the
+ * result back in a transaction when this replica learned something of its own. */
+static void on_state_read(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct gw_share *sh = priv;
+    redisReply *r = reply;
+    if (sh->closing || sh->ac != ac) return;
+    if (!r || r->type == REDIS_REPLY_ERROR) {
+        sh->save_busy = 0;
+        if (r) sh->errors++;
+        redisAsyncCommand(ac, NULL, NULL, "UNWATCH");
+        return;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        sh->save_busy = 0;
+        sh->errors++;
+        redisAsyncCommand(ac, NULL, NULL, "UNWATCH");
+        return;
+    }
+    if (sh->pend_uncertain) {   /* did our last write commit after all? */
+        redisReply *t = r->element[1];
+        if (t->type == REDIS_REPLY_STRING && strtoull(t->str, NULL, 16) == sh->pend_token) {
+            memcpy(sh->base, sh->pend_ok, sizeof *sh->base);
+            sh->saved_updates = sh->pend_count;
+        }
+        sh->pend_uncertain = 0;
+    }
+    int dirty = learn_count(sh->pred) != sh->saved_updates;
+    struct pred *f = fleet_copy(sh, r->element[0]);
+    if (f) {
+        merge_into(sh->pred, f, sh->base);
+        sh->state_merges++;
+    }
+    if (!dirty) {   /* nothing of ours to add: the fleet's learning adopted, no write */
+        redisAsyncCommand(ac, NULL, NULL, "UNWATCH");
+        memcpy(sh->base, sh->pred, sizeof *sh->base);
+        sh->saved_updates = learn_count(sh->pred);
+        sh->save_busy = 0;
+        pred_free(f);
+        return;
+    }
+    char *bytes = NULL, err[256], ms[32];
+    size_t len = 0;
+    if (gw_share_pred_bytes(sh->pred, &bytes, &len, err, sizeof err)) {
+        log_warn("share", "learned state: %s", err);
+        redisAsyncCommand(ac, NULL, NULL, "UNWATCH");
+        if (f) memcpy(sh->base, f, sizeof *sh->base);
+        sh->save_busy = 0;
+        pred_free(f);
+        return;
+    }
+    memcpy(sh->pend_ok, sh->pred, sizeof *sh->pend_ok);
+    memcpy(sh->pend_fail, f ? f : sh->base, sizeof *sh->pend_fail);
+    sh->pend_count = learn_count(sh->pred);
+    sh->pend_token = ((unsigned long long)rand() << 32) ^ (unsigned long long)rand() ^
+                     (unsigned long long)(wall_ms() * 1e3);
+    snprintf(ms, sizeof ms, "%.0f", wall_ms());
+    char tok[24];
+    snprintf(tok, sizeof tok, "%llx", sh->pend_token);
+    /* back to back on the loop: nothing of ours can land between MULTI and EXEC */
+    redisAsyncCommand(ac, on_checked, NULL, "MULTI");
+    redisAsyncCommand(ac, on_checked, NULL,
+                      "HSET %s bytes %b saved_ms %s replica %s token %s", sh->key_state, bytes,
+                      len, ms, sh->replica, tok);
+    if (redisAsyncCommand(ac, on_state_exec, sh, "EXEC") == REDIS_OK) sh->pend_sent = 1;
+    free(bytes);
+    pred_free(f);
 }
 
 static void start_save(struct gw_share *sh)
 {
-    char *bytes = NULL, err[256];
-    size_t len = 0;
     sh->last_save_ms = clock_now_ms();
-    long long n = learn_count(sh->pred);
-    if (n == sh->saved_updates) return;   /* nothing new to tell the fleet */
-    if (gw_share_pred_bytes(sh->pred, &bytes, &len, err, sizeof err)) {
-        log_warn("share", "learned state: %s", err);
-        return;
-    }
-    char ms[32];
-    snprintf(ms, sizeof ms, "%.0f", wall_ms());
-    if (redisAsyncCommand(sh->ac, on_saved, sh, "HSET %s bytes %b saved_ms %s replica %s",
-                          sh->key_state, bytes, len, ms, sh->replica) == REDIS_OK) {
+    if (!sh->base) return;
+    if (redisAsyncCommand(sh->ac, on_checked, NULL, "WATCH %s", sh->key_state) == REDIS_OK &&
+        redisAsyncCommand(sh->ac, on_state_read, sh, "HMGET %s bytes token", sh->key_state) ==
+            REDIS_OK)
         sh->save_busy = 1;
-        sh->saved_updates = n;
-    }
-    free(bytes);
 }
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -745,7 +913,7 @@ struct gw_share *gw_share_new(struct event_base *base, const struct gw_config *c
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    sh->base = base;
+    sh->evbase = base;
     sh->cfg = cfg;
     sh->ns = ns;
     snprintf(sh->lineage, sizeof sh->lineage, "%s", lineage);
@@ -785,6 +953,19 @@ void gw_share_set_pred(struct gw_share *sh, struct pred *p)
     if (!sh) return;
     sh->pred = p;
     sh->saved_updates = p ? learn_count(p) : 0;
+    if (p && !sh->base) {
+        sh->base = malloc(sizeof *sh->base);
+        sh->pend_ok = malloc(sizeof *sh->pend_ok);
+        sh->pend_fail = malloc(sizeof *sh->pend_fail);
+        if (!sh->base || !sh->pend_ok || !sh->pend_fail) {   /* no merging: no saving */
+            log_warn("share", "out of memory: learned state not shared");
+            free(sh->base);
+            free(sh->pend_ok);
+            free(sh->pend_fail);
+            sh->base = sh->pend_ok = sh->pend_fail = NULL;
+        }
+    }
+    if (p && sh->base) memcpy(sh->base, p, sizeof *sh->base);
 }
 
 void gw_share_free(struct gw_share *sh)
@@ -796,6 +977,9 @@ void gw_share_free(struct gw_share *sh)
     sh->ac = NULL;
     if (ac) redisAsyncFree(ac);          /* pending callbacks run now with NULL replies */
     if (sh->ns && sh->ns->share == sh) sh->ns->share = NULL;
+    free(sh->base);
+    free(sh->pend_ok);
+    free(sh->pend_fail);
     free(sh);
 }
 
@@ -863,6 +1047,14 @@ void gw_share_render(const struct gw_share *sh, struct buf *b)
                "# HELP ferry_share_state_saves_total Learned-state saves to Redis that "
                "succeeded.\n"
                "# TYPE ferry_share_state_saves_total counter\nferry_share_state_saves_total %llu\n"
+               "# HELP ferry_share_state_merges_total Times the fleet's learned state was "
+               "merged into this replica's.\n"
+               "# TYPE ferry_share_state_merges_total counter\n"
+               "ferry_share_state_merges_total %llu\n"
+               "# HELP ferry_share_state_conflicts_total State writes not committed because "
+               "another replica wrote first (merged again next time).\n"
+               "# TYPE ferry_share_state_conflicts_total counter\n"
+               "ferry_share_state_conflicts_total %llu\n"
                "# HELP ferry_share_feedback_total Feedback routed between replicas: forwarded "
                "to the replica that served the request, applied here for one of ours, or "
                "unknown here.\n"
@@ -871,5 +1063,6 @@ void gw_share_render(const struct gw_share *sh, struct buf *b)
                "ferry_share_feedback_total{direction=\"applied\"} %llu\n"
                "ferry_share_feedback_total{direction=\"unknown\"} %llu\n",
                sh->connected, sh->remote_replicas, sh->errors, sh->reconnects, sh->load_rounds,
-               sh->state_saves, sh->fb_forwarded, sh->fb_applied, sh->fb_unknown);
+               sh->state_saves, sh->state_merges, sh->state_conflicts, sh->fb_forwarded,
+               sh->fb_applied, sh->fb_unknown);
 }

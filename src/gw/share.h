@@ -9,12 +9,16 @@
  * gw_nodes_refresh adds to what the policy sees. Remote numbers older than ttl_ms (Redis
  * unreachable) are dropped: the replica then decides on its local numbers only.
  *
- * Learned state: the same bytes as the state file (pred model format) are written to the
- * hash PREFIX:state:LINEAGE (fields bytes, saved_ms, replica) every save_interval_s and at
- * shutdown, when the bank learned something since it was loaded or last saved (a replica
- * that learned nothing never overwrites the fleet's state); a starting replica reads it. LINEAGE names what the state descends from:
- * "prior" (no model file) or "model-HEX" (the model file's checksum), so replicas running
- * different model files never overwrite each other's state. Merge: last writer wins.
+ * Learned state: the hash PREFIX:state:LINEAGE (fields bytes — the state file's format —,
+ * saved_ms, replica, token) holds the fleet's bank. Every save_interval_s a replica reads
+ * it and merges it into its own bank (what the fleet learned beyond the replica's last
+ * sync: MGQP's Gaussian posteriors combined in natural parameters, share.c says how),
+ * and, when it learned something itself, writes the result back in a WATCH/MULTI/EXEC
+ * transaction (a conflict merges again next time); the same at shutdown (blocking,
+ * bounded). A starting replica reads it. LINEAGE names what the state descends from:
+ * "prior" (no model file) or "model-HEX" (the model file's checksum), so replicas
+ * running different model files never mix their states. MILP (latency) is not merged:
+ * the last writer's.
  *
  * Feedback: POST /v1/feedback for a request another replica served (its id starts with
  * that replica's id prefix, published with its load) is pushed to the list
