@@ -752,3 +752,123 @@ TEST(pred_trace_second_stage_trains_latency_not_quality)
     pred_free(a);
     pred_free(b);
 }
+
+/* ==== a2c: the actor-critic behind RC-A2C (M4A1) and lcio ======================== */
+
+#include "pred/a2c.h"
+#include "util/rng.h"
+
+/* A contextual bandit with two contexts: in context 0 action 2 pays most, in context 1
+ * action 0 does (rewards 0.2/0.5/1 and 1/0.3/0). The actor-critic must find both. */
+TEST(a2c_learns_the_best_action_of_a_contextual_bandit)
+{
+    static const double pay[2][3] = {{0.2, 0.5, 1.0}, {1.0, 0.3, 0.0}};
+    struct a2c_cfg c;
+    a2c_cfg_default(&c, 3, 3);
+    c.nhid = 16;
+    c.lr = 0.01;
+    struct rng r;
+    rng_seed(&r, 5);
+    struct a2c *a = a2c_new(&c, &r);
+    CHECK(a != NULL);
+    double p[3];
+    for (int it = 0; it < 3000; it++) {
+        int ctx = it & 1;
+        double x[3] = {ctx == 0, ctx == 1, 1};
+        int act = a2c_sample(a, x, NULL, &r);
+        CHECK(act >= 0 && act < 3);
+        a2c_update(a, x, NULL, act, pay[ctx][act] + rng_normal(&r, 0, 0.1));
+    }
+    double x0[3] = {1, 0, 1}, x1[3] = {0, 1, 1};
+    CHECK_EQ_INT(a2c_greedy(a, x0, NULL), 2);
+    CHECK_EQ_INT(a2c_greedy(a, x1, NULL), 0);
+    a2c_probs(a, x0, NULL, p);
+    CHECK(p[2] > 0.8);
+    /* the critic tracks the value of the (now nearly greedy) policy */
+    CHECK_NEAR(a2c_value(a, x0), 1.0, 0.25);
+    /* a masked action is never chosen, even the best one */
+    unsigned char mask[3] = {1, 1, 0};
+    a2c_probs(a, x0, mask, p);
+    CHECK_NEAR(p[2], 0, 0);
+    CHECK_EQ_INT(a2c_greedy(a, x0, mask), 1);
+    for (int k = 0; k < 100; k++) CHECK(a2c_sample(a, x0, mask, &r) != 2);
+    a2c_free(a);
+}
+
+/* RC-A2C on a toy constrained problem: action 0 pays 1 but spends 1, action 1 pays 0.5
+ * and spends 0.1; the budget is 0.3 per episode. Unconstrained the actor takes action 0;
+ * with the Lagrangian penalty r − λ·spend/budget and dual ascent on λ the multiplier
+ * rises and the learned policy keeps its mean spend within the budget. */
+static void toy_constrained(int use_dual, double *lam_out, double *spend_out, int *greedy)
+{
+    struct a2c_cfg c;
+    a2c_cfg_default(&c, 1, 2);
+    c.nhid = 0;
+    c.lr = 0.01;
+    struct rng r;
+    rng_seed(&r, 11);
+    struct a2c *a = a2c_new(&c, &r);
+    double x[1] = {1}, lam = 0, spend_sum = 0, lam_sum = 0;
+    const double budget = 0.3;
+    int n = 0;
+    for (int it = 0; it < 6000; it++) {
+        int act = a2c_sample(a, x, NULL, &r);
+        double rw = act == 0 ? 1 : 0.5, spend = act == 0 ? 1 : 0.1;
+        a2c_update(a, x, NULL, act, rw - lam * spend / budget);
+        if (use_dual) lam = a2c_dual_step(lam, 0.01, spend, budget, 10);
+        if (it >= 4000) spend_sum += spend, lam_sum += lam, n++;
+    }
+    *lam_out = lam_sum / n;   /* λ oscillates around its fixed point: its mean */
+    *spend_out = spend_sum / n;
+    *greedy = a2c_greedy(a, x, NULL);
+    a2c_free(a);
+}
+
+TEST(a2c_lagrangian_multiplier_rises_and_the_policy_respects_the_budget)
+{
+    double lam, spend;
+    int g;
+    toy_constrained(0, &lam, &spend, &g);
+    CHECK_EQ_INT(g, 0);      /* without the multiplier the budget is ignored */
+    CHECK(spend > 0.6);
+    toy_constrained(1, &lam, &spend, &g);
+    CHECK(lam > 0.05);       /* the multiplier rose */
+    CHECK(spend <= 0.3 * 1.1);
+    CHECK_EQ_INT(g, 1);
+    /* the dual step itself: rises on overspend, falls (not below 0) on underspend */
+    CHECK_NEAR(a2c_dual_step(0, 0.1, 2, 1, 10), 0.1, 1e-12);
+    CHECK_NEAR(a2c_dual_step(0, 0.1, 1000, 1, 10), 10, 0);   /* capped */
+    CHECK_NEAR(a2c_dual_step(0.05, 0.1, 0, 1, 10), 0, 0);
+    CHECK_NEAR(a2c_dual_step(0.5, 0.1, 1, 0, 10), 0.5, 0);
+}
+
+TEST(a2c_is_deterministic_with_a_fixed_seed_and_refuses_bad_configs)
+{
+    double w[2][4];
+    for (int run = 0; run < 2; run++) {
+        struct a2c_cfg c;
+        a2c_cfg_default(&c, 2, 4);
+        struct rng r;
+        rng_seed(&r, 99);
+        struct a2c *a = a2c_new(&c, &r);
+        CHECK(a != NULL);
+        double x[2] = {0.3, -1};
+        for (int it = 0; it < 200; it++) {
+            int act = a2c_sample(a, x, NULL, &r);
+            a2c_update(a, x, NULL, act, act * 0.25);
+        }
+        a2c_probs(a, x, NULL, w[run]);
+        a2c_free(a);
+    }
+    for (int k = 0; k < 4; k++) CHECK(w[0][k] == w[1][k]);
+    struct a2c_cfg c;
+    struct rng r;
+    rng_seed(&r, 1);
+    a2c_cfg_default(&c, 0, 4);
+    CHECK(a2c_new(&c, &r) == NULL);
+    a2c_cfg_default(&c, 2, A2C_MAX_ACT + 1);
+    CHECK(a2c_new(&c, &r) == NULL);
+    a2c_cfg_default(&c, 2, 4);
+    c.lr = 0;
+    CHECK(a2c_new(&c, &r) == NULL);
+}
