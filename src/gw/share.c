@@ -113,6 +113,7 @@ int gw_share_parse_load(const char *v, size_t len, const char (*names)[FY_NAME_M
                     }
             }
         }
+        if (eol == end) break;   /* (end + 1 would point past the value) */
         p = eol + 1;
     }
     return used;
