@@ -666,6 +666,7 @@ TEST(share_replicas_see_each_others_load_and_survive_redis_loss)
     double a_in = NAN, b_in = NAN, b_sees = NAN, b_idle = NAN, b_after = NAN, rem = NAN;
     double conn_a = NAN, conn_b = NAN, back_a = NAN, back_b = NAN;
     int prom = -1;
+    double b_remote = NAN;
     long st_a = 0, st_b = 0;
     if (ok) {
         rem = wait_for(metric_of, b.port, "ferry_share_remote_replicas", 1);
@@ -689,6 +690,7 @@ TEST(share_replicas_see_each_others_load_and_survive_redis_loss)
         a_in = wait_for(node_num_inflight, a.port, "edge-3090", 3);
         b_sees = wait_for(node_load, b.port, "edge-3090", 3);
         b_in = node_num(b.port, "edge-3090", "inflight");   /* B itself sent nothing */
+        b_remote = metric(b.port, "ferry_share_remote_inflight{node=\"edge-3090\"}");
         rem = metric(b.port, "ferry_share_remote_replicas");
         prom = promtool_ok(b.port);
         /* redis goes away: both replicas keep answering, and say so */
@@ -727,6 +729,7 @@ TEST(share_replicas_see_each_others_load_and_survive_redis_loss)
     CHECK_NEAR(a_in, 3, 0);
     CHECK_NEAR(b_in, 0, 0);
     CHECK_NEAR(b_sees, 3, 0);       /* B's policy counts A's requests at the node */
+    CHECK_NEAR(b_remote, 3, 0);
     CHECK_NEAR(rem, 1, 0);
     CHECK_EQ_INT(prom, 0);          /* the page with the share metrics passes promtool */
     CHECK_NEAR(conn_a, 0, 0);

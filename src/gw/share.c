@@ -1031,6 +1031,18 @@ const char *gw_share_replica(const struct gw_share *sh) { return sh ? sh->replic
 void gw_share_render(const struct gw_share *sh, struct buf *b)
 {
     if (!sh) return;
+    buf_puts(b, "# HELP ferry_share_remote_inflight Requests the other replicas have in flight "
+                "at the node (as read last; counted in the node state policies see).\n"
+                "# TYPE ferry_share_remote_inflight gauge\n");
+    for (int i = 0; i < sh->ns->n; i++) {
+        buf_puts(b, "ferry_share_remote_inflight{node=\"");
+        for (const char *c = sh->ns->node[i].name; *c; c++) {   /* label escaping */
+            if (*c == '\\' || *c == '"') buf_putc(b, '\\');
+            if (*c == '\n') buf_puts(b, "\\n");
+            else buf_putc(b, *c);
+        }
+        buf_printf(b, "\"} %d\n", sh->ns->rt[i].remote_inflight);
+    }
     buf_printf(b,
                "# HELP ferry_share_connected 1 while the Redis connection of [share] is up.\n"
                "# TYPE ferry_share_connected gauge\nferry_share_connected %d\n"
