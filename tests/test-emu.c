@@ -603,6 +603,64 @@ TEST(emu_logprobs_confidence_separates_right_from_wrong)
     CHECK(s1 / n1 > s0 / n0 + 0.08);
 }
 
+/* Right answers of two nodes over the same n items (a stronger node A, a weaker B):
+ * *b_right_a_wrong counts items B got right and A wrong (impossible with a shared u). */
+static int item_pairs(const struct fx *a, const struct fx *b, int n, int *b_right_a_wrong,
+                      int *a_right, int *b_right)
+{
+    *b_right_a_wrong = *a_right = *b_right = 0;
+    for (int i = 0; i < n; i++) {
+        char ba[512], bb[512];
+        /* A is asked with logprobs, B without: the same item in other bodies */
+        snprintf(ba, sizeof ba, "{\"model\":\"a\",\"logprobs\":true,\"messages\":[{\"role\":\"user\","
+                 "\"content\":\"Item %d?\"}],\"metadata\":{\"answer\":\"B\",\"difficulty\":0.5}}", i);
+        snprintf(bb, sizeof bb, "{\"model\":\"b\",\"messages\":[{\"role\":\"user\","
+                 "\"content\":\"Item %d?\"}],\"metadata\":{\"answer\":\"B\",\"difficulty\":0.5}}", i);
+        struct resp ra, rb;
+        chat(a, ba, &ra);
+        chat(b, bb, &rb);
+        if (ra.status != 200 || rb.status != 200) return -1;
+        int ok_a = strstr(ra.body.data, "\"content\":\"B\"") != NULL;
+        int ok_b = strstr(rb.body.data, "\"content\":\"B\"") != NULL;
+        buf_fini(&ra.body);
+        buf_fini(&rb.body);
+        *a_right += ok_a;
+        *b_right += ok_b;
+        *b_right_a_wrong += ok_b && !ok_a;
+    }
+    return 0;
+}
+
+TEST(emu_nodes_share_one_draw_per_item)
+{
+    /* as in the simulator: one u per question, so the stronger node is right whenever
+     * the weaker one is, whatever their --seed; a different --item-seed breaks that */
+    struct emu_opts oa, ob;
+    opts_fast(&oa);
+    opts_fast(&ob);
+    oa.capability = 2;     /* P = 0.88 at difficulty 0.5 */
+    ob.capability = 0;     /* P = 0.5 */
+    oa.seed = 11;
+    ob.seed = 12;
+    struct fx a, b;
+    CHECK(fx_start(&a, &oa) == 0);
+    CHECK(fx_start(&b, &ob) == 0);
+    int viol = 0, ra = 0, rb = 0;
+    int rc = item_pairs(&a, &b, 200, &viol, &ra, &rb);
+    fx_stop(&b);
+    ob.item_seed = 5;
+    CHECK(fx_start(&b, &ob) == 0);
+    int viol2 = 0, ra2 = 0, rb2 = 0;
+    int rc2 = item_pairs(&a, &b, 200, &viol2, &ra2, &rb2);
+    fx_stop(&a);
+    fx_stop(&b);
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(rc2, 0);
+    CHECK_EQ_INT(viol, 0);
+    CHECK(ra > rb && rb > 60 && rb < 140);  /* both really draw: neither all right nor wrong */
+    CHECK(viol2 > 0);                       /* independent draws: B sometimes beats A */
+}
+
 TEST(emu_logprobs_fields_are_checked)
 {
     struct emu_opts o;
@@ -1641,6 +1699,8 @@ TEST(emu_cli_tells_an_unknown_option_from_a_missing_value)
     CHECK(strstr(msg, "--fault-error needs a value") != NULL);
     CHECK_EQ_INT(test_ferry_cli("emulate --profile edge-3090 --confidence-noise -1", msg, sizeof msg), 2);
     CHECK(strstr(msg, "--confidence-noise '-1': expected a number >= 0") != NULL);
+    CHECK_EQ_INT(test_ferry_cli("emulate --profile edge-3090 --item-seed -3", msg, sizeof msg), 2);
+    CHECK(strstr(msg, "--item-seed '-3': expected an integer >= 0") != NULL);
     CHECK_EQ_INT(test_ferry_cli("emulate --profile edge-3090 --confidence-sep x", msg, sizeof msg), 2);
     CHECK(strstr(msg, "--confidence-sep 'x': expected a number >= 0") != NULL);
     CHECK_EQ_INT(test_ferry_cli("bench load --url http://127.0.0.1:9 --bogus", msg, sizeof msg), 2);

@@ -106,8 +106,10 @@ int emu_answer_make(const struct emu_answer_in *in, struct rng *r, struct emu_an
     a->finish = "stop";
     int rc;
     if (in->answer) {
-        /* draw first, so the stream of draws does not depend on the answer text */
+        /* draw first, so the stream of draws does not depend on the answer text (also
+         * when the caller gives u: the stream stays the same) */
         double u = rng_uniform(r);
+        if (in->has_u) u = in->u;
         a->correct = u < in->p_correct;
         rc = a->correct ? buf_puts(&b, in->answer) : append_wrong(&b, in->answer, r);
     } else {

@@ -22,6 +22,8 @@
 struct emu_answer_in {
     const char *answer;      /* metadata.answer, NULL = no ground truth */
     double p_correct;        /* probability of answering correctly (ignored without answer) */
+    int has_u;               /* 1: u decides (correct iff u < p_correct); 0: drawn from */
+    double u;                /*   the answer's rng */
     int max_tokens;          /* request's max_tokens / max_completion_tokens; 0 = none */
     int out_tokens;          /* metadata.out_tokens: force this length; 0 = model it */
 };

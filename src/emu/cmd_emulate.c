@@ -34,6 +34,9 @@ static void usage(FILE *out)
             "  --port-file F        write the bound port to F once listening\n"
             "  --time-scale X       wall ms per modelled ms (0.1 = 10x faster; 0 = instant)\n"
             "  --seed N             answers, lengths and faults (default 1)\n"
+            "  --item-seed N        right/wrong draws, one per question: nodes with the same\n"
+            "                       item seed are right or wrong together as their quality\n"
+            "                       model says (default 0)\n"
             "  --confidence-sep X   answer confidence (logprobs): logits between right and\n"
             "                       wrong answers (default 1)\n"
             "  --confidence-noise X its standard deviation in logits (default 1; 0 = exact)\n"
@@ -117,7 +120,7 @@ out:
 static int takes_value(const char *a)
 {
     static const char *const with_value[] = {"--profile", "--node", "--profiles", "--port-file",
-                                             "--listen", "--time-scale", "--seed",
+                                             "--listen", "--time-scale", "--seed", "--item-seed",
                                              "--confidence-sep", "--confidence-noise"};
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
         if (!strcmp(a, with_value[k])) return 1;
@@ -194,14 +197,16 @@ int cmd_emulate(int argc, char **argv)
             }
             if (a[13] == 's') o.confidence_sep = x;
             else o.confidence_noise = x;
-        } else if (!strcmp(a, "--seed")) {
+        } else if (!strcmp(a, "--seed") || !strcmp(a, "--item-seed")) {
             char *end;
             errno = 0;
-            o.seed = strtoull(v, &end, 10);
-            if (end == v || *end || errno) {
-                fprintf(stderr, "ferry emulate: --seed '%s': expected an integer\n", v);
+            unsigned long long x = strtoull(v, &end, 10);
+            if (end == v || *end || errno || *v == '-') {
+                fprintf(stderr, "ferry emulate: %s '%s': expected an integer >= 0\n", a, v);
                 return 2;
             }
+            if (a[2] == 's') o.seed = x;
+            else o.item_seed = x;
         } else { /* --fault-KIND, checked by takes_value */
             int k = emu_fault_kind_from_name(a + 8);
             if (emu_fault_parse((enum emu_fault_kind)k, v, &o.faults, err, sizeof err) < 0) {

@@ -747,6 +747,30 @@ static double answer_p(const struct emu_server *s, const struct fy_request *fr)
     return sim_quality_p(&q, &cls, &lat, &f, &plan, cap, cap);
 }
 
+/* The item a request asks about, as a 64-bit key: FNV-1a over its text parts (without
+ * the gateway's "[Image description: ...]" parts of a split plan) and its "metadata",
+ * mixed with seed. Images, "model" and every other field are left out: the same
+ * question sent to another node, with its images downscaled or dropped, with or without
+ * streaming or logprobs, is the same item. */
+static uint64_t item_key(const struct fy_request *fr, uint64_t seed)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < fr->nparts; i++) {
+        const struct fy_part *pt = &fr->parts[i];
+        if (pt->kind != FY_PART_TEXT ||
+            (pt->text_len >= 19 && !strncmp(pt->text, "[Image description:", 19)))
+            continue;
+        for (size_t k = 0; k < pt->text_len; k++)
+            h = (h ^ (uint8_t)pt->text[k]) * 1099511628211ull;
+        h = (h ^ 0xffu) * 1099511628211ull;     /* part boundary */
+    }
+    const cJSON *md = cJSON_GetObjectItemCaseSensitive(fr->json, "metadata");
+    char *m = md ? cJSON_PrintUnformatted(md) : NULL;
+    for (const char *p = m; p && *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    free(m);
+    return h ^ (seed * 0x9e3779b97f4a7c15ull);
+}
+
 /* The request's "logprobs" (boolean) and "top_logprobs" (integer 0..20, only with
  * logprobs) as OpenAI checks them. 0, or -1 with the offending field in param and a
  * message in msg. */
@@ -907,16 +931,23 @@ static void handle_chat(struct emu_server *s, struct evhttp_request *req)
     for (size_t i = 0; i < len; i++) hsh = (hsh ^ (uint8_t)body[i]) * 1099511628211ull;
     struct rng arng;
     rng_seed(&arng, s->o.seed ^ hsh);
+    /* right or wrong is decided by one uniform per item, shared by every node and plan
+     * that answers it (as the simulator's one u per request): a node or plan with a
+     * higher P(correct) is right whenever a lower one is (docs/emulator.md "Answers") */
+    struct rng irng;
+    rng_seed(&irng, item_key(fr, s->o.item_seed));
+    ai.has_u = 1;
+    ai.u = rng_uniform(&irng);
     int arc = emu_answer_make(&ai, &arng, &r->ans);
     req_free(fr); /* ai.answer pointed into it */
     if (arc == 0) {
         /* the answer's confidence (sim_quality_confidence, docs/emulator.md "Logprobs
          * and confidence") on a stream of its own, also keyed by the body: the answers
          * stay those of an emulator without logprobs. Without ground truth the answer
-         * is right or wrong only latently: drawn here with the model's prior P. */
+         * is right or wrong only latently: the item's u against the model's prior P. */
         struct rng crng;
         rng_seed(&crng, (s->o.seed ^ hsh) + 0x9e3779b97f4a7c15ull);
-        int correct = r->ans.correct >= 0 ? r->ans.correct : rng_uniform(&crng) < ai.p_correct;
+        int correct = r->ans.correct >= 0 ? r->ans.correct : ai.u < ai.p_correct;
         double z = rng_normal(&crng, 0, 1);
         struct sim_quality q;
         sim_quality_default(&q);

@@ -35,6 +35,8 @@ struct emu_opts {
     int has_link;
     double time_scale;          /* wall ms = modelled ms * time_scale; 0 = instant */
     uint64_t seed;              /* answers, output lengths and faults */
+    uint64_t item_seed;         /* right/wrong draws, keyed by the item: nodes with the same
+                                 * item seed draw the same u for the same question (0) */
     struct emu_faults faults;
     size_t max_body_bytes;      /* default 32 MiB */
     double tick_ms;             /* wall ms between stream flushes; default 5 */
