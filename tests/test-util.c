@@ -179,3 +179,38 @@ TEST(grow_doubles_and_refuses_overflow)
     CHECK_EQ_INT(v[99], 99); /* still valid */
     free(v);
 }
+
+/* util_list_dir: the files with the wanted endings (any case), sorted, as dir/name;
+ * hidden names, other endings and folders named like files are left out. */
+TEST(list_dir_filters_and_sorts)
+{
+    char dir[512], p[700];
+    snprintf(dir, sizeof dir, "%s", test_tmp_path("listing"));
+    CHECK_EQ_INT(mkdir(dir, 0700), 0);
+    static const char *const files[] = {"b.png", "a.JPG", ".hidden.png", "c.txt", "a0.jpeg"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        FILE *f = fopen(p, "w");
+        CHECK(f);
+        fclose(f);
+    }
+    snprintf(p, sizeof p, "%s/d.png", dir);
+    CHECK_EQ_INT(mkdir(p, 0700), 0);
+    static const char *const exts[] = {".png", ".jpg", ".jpeg", NULL};
+    char **v, err[600];
+    int n = util_list_dir(dir, exts, &v, err, sizeof err);
+    CHECK_EQ_INT(n, 3);
+    static const char *const want[] = {"a.JPG", "a0.jpeg", "b.png"};
+    int ok = 1;
+    for (int i = 0; i < n; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, want[i]);
+        ok &= !strcmp(v[i], p);
+    }
+    util_free_list(v, n);
+    CHECK(ok);
+    static const char *const none[] = {".webp", NULL};
+    CHECK_EQ_INT(util_list_dir(dir, none, &v, err, sizeof err), 0);
+    CHECK(v == NULL);
+    CHECK_EQ_INT(util_list_dir("/nonexistent/dir", exts, &v, err, sizeof err), -1);
+    CHECK_STR(err, "/nonexistent/dir: No such file or directory");
+}

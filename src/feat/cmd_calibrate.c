@@ -1,11 +1,9 @@
 /* cmd_calibrate.c — `ferry calibrate`: measures a set of images at the analysis size
  * and prints a calibration file (calib.h) with the P5/P95 of the mean Sobel magnitude
  * and of the Laplacian variance (MoA-Off normalisation of C_edge and C_lap). */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 
 #include "cli.h"
@@ -40,19 +38,6 @@ static void usage(FILE *out)
             feat_calib_default()->w_lap);
 }
 
-static int has_image_ext(const char *name)
-{
-    const char *dot = strrchr(name, '.');
-    if (!dot) return 0;
-    return !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") || !strcasecmp(dot, ".png") ||
-           !strcasecmp(dot, ".webp");
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 struct paths {
     char **v;
     int n;
@@ -76,23 +61,18 @@ static int paths_add(struct paths *ps, const char *dir, const char *name)
 /* A directory contributes its image files in name order; anything else is taken as is. */
 static int expand_arg(struct paths *ps, const char *arg)
 {
+    static const char *const exts[] = {".jpg", ".jpeg", ".png", ".webp", NULL};
     struct stat st;
     if (stat(arg, &st) != 0 || !S_ISDIR(st.st_mode)) return paths_add(ps, NULL, arg);
-    DIR *d = opendir(arg);
-    if (!d) return paths_add(ps, NULL, arg); /* reported when read */
-    int first = ps->n, rc = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.' && has_image_ext(e->d_name) && paths_add(ps, arg, e->d_name)) {
-            rc = -1;
-            break;
-        }
-    closedir(d);
-    if (rc == 0 && ps->n == first)
+    char **files, err[600];
+    int k = util_list_dir(arg, exts, &files, err, sizeof err);
+    if (k < 0) return paths_add(ps, NULL, arg); /* reported when read */
+    if (k == 0)
         fprintf(stderr, "ferry calibrate: %s: no .jpg .jpeg .png or .webp file in this "
                         "directory\n", arg);
-    if (ps->n > first) /* ps->v may still be NULL: no pointer arithmetic on it */
-        qsort(ps->v + first, (size_t)(ps->n - first), sizeof *ps->v, cmp_str);
+    int rc = 0;
+    for (int i = 0; i < k && rc == 0; i++) rc = paths_add(ps, NULL, files[i]);
+    util_free_list(files, k);
     return rc;
 }
 

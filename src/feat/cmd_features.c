@@ -1,12 +1,9 @@
 /* cmd_features.c — `ferry features`: complexity features of image files and of
  * chat-completions request JSON files (the same code the gateway runs per request). */
 #include <cjson/cJSON.h>
-#include <dirent.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 
 #include "cli.h"
@@ -246,48 +243,26 @@ static int do_input(struct out *o, const char *path, const struct feat_image_opt
     return rc;
 }
 
-static int wanted(const char *name)
-{
-    const char *dot = strrchr(name, '.');
-    if (!dot || name[0] == '.') return 0;
-    return !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") || !strcasecmp(dot, ".png") ||
-           !strcasecmp(dot, ".webp") || !strcasecmp(dot, ".json");
-}
-
-static int cmp_name(const struct dirent **a, const struct dirent **b)
-{
-    return strcmp((*a)->d_name, (*b)->d_name);
-}
-
-static int filter(const struct dirent *d)
-{
-    return wanted(d->d_name);
-}
-
 static int do_path(struct out *o, const char *path, const struct feat_image_opts *io)
 {
+    static const char *const exts[] = {".jpg", ".jpeg", ".png", ".webp", ".json", NULL};
     struct stat st;
     if (strcmp(path, "-") && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        struct dirent **ents;
-        int k = scandir(path, &ents, filter, cmp_name);
+        char **files, err[600];
+        int k = util_list_dir(path, exts, &files, err, sizeof err);
         if (k < 0) {
-            fprintf(stderr, "ferry features: %s: %s\n", path, strerror(errno));
+            fprintf(stderr, "ferry features: %s\n", err);
             return -1;
         }
         if (k == 0) {
             fprintf(stderr, "ferry features: %s: no .jpg .jpeg .png .webp or .json file in this "
                             "directory\n", path);
-            free(ents);
             return -1;
         }
         int bad = 0;
-        for (int i = 0; i < k; i++) {
-            char full[4096];
-            snprintf(full, sizeof full, "%s/%s", path, ents[i]->d_name);
-            if (do_input(o, full, io) < 0) bad = 1;
-            free(ents[i]);
-        }
-        free(ents);
+        for (int i = 0; i < k; i++)
+            if (do_input(o, files[i], io) < 0) bad = 1;
+        util_free_list(files, k);
         return bad ? -1 : 0;
     }
     return do_input(o, path, io);

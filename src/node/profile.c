@@ -2,7 +2,6 @@
  * docs/simulator.md "Profiles"). */
 #include "node/profile.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <ini.h>
 #include <math.h>
@@ -11,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "util/file.h"
 #include "util/grow.h"
 
 /* ==== INI reading with line numbers =============================================== */
@@ -529,42 +529,13 @@ int node_lib_load(struct node_lib *lib, const char *path, char *err, size_t errl
     return node_ini_read(path, load_cb, &c, err, errlen);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 int node_lib_load_dir(struct node_lib *lib, const char *dir, char *err, size_t errlen)
 {
-    DIR *d = opendir(dir);
-    if (!d) {
-        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-        return -1;
-    }
-    char **names = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        size_t len = strlen(e->d_name);
-        if (len < 5 || strcmp(e->d_name + len - 4, ".ini") != 0 || e->d_name[0] == '.') continue;
-        char **nn = util_grow(names, &cap, n, sizeof *nn, 16);
-        if (!nn) { rc = -1; snprintf(err, errlen, "out of memory"); goto done; }
-        names = nn;
-        names[n] = strdup(e->d_name);
-        if (!names[n]) { rc = -1; snprintf(err, errlen, "out of memory"); goto done; }
-        n++;
-    }
-    if (n > 1) qsort(names, n, sizeof *names, cmp_str); /* names is NULL when n == 0 */
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        rc = node_lib_load(lib, path, err, errlen);
-    }
-done:
-    for (size_t i = 0; i < n; i++) free(names[i]);
-    free(names);
-    closedir(d);
+    static const char *const exts[] = {".ini", NULL};
+    char **files;
+    int n = util_list_dir(dir, exts, &files, err, errlen), rc = n < 0 ? -1 : 0;
+    for (int i = 0; i < n && rc == 0; i++) rc = node_lib_load(lib, files[i], err, errlen);
+    if (n > 0) util_free_list(files, n);
     return rc;
 }
 
