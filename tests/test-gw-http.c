@@ -2,7 +2,11 @@
  * chunked decoder on crafted inputs, then a real server on 127.0.0.1 (port from the
  * kernel, its loop on a thread) driven over raw sockets: keep-alive, pipelining,
  * chunked and 100-continue request bodies, HTTP/1.0, limits (413, 431), streamed
- * (chunked) responses, client disconnect while a response is open, draining. */
+ * (chunked) responses, client disconnect while a response is open. Then the backend
+ * client (gw/hclient.h): its response parser, and real transfers against a scripted raw
+ * backend (keep-alive reuse, Content-Length / chunked / until-close bodies, a stale idle
+ * connection retried once, refused connections, malformed answers, pause and resume). */
+#define _GNU_SOURCE /* strcasestr */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
@@ -17,6 +21,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "gw/hclient.h"
 #include "gw/http.h"
 #include "test.h"
 #include "util/buf.h"
@@ -469,6 +474,279 @@ TEST(http_server_many_requests_on_one_connection)
     CHECK_EQ_INT(n200, 400);
     CHECK_EQ_INT(nreq, 400);
     CHECK(p50 && p51 && p50 < p51);
+}
+
+/* ==== the backend client =========================================================== */
+
+TEST(hclient_response_parser)
+{
+    struct gw_hc_resp r;
+    const char *t = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                    "Content-Length: 7\r\n\r\npayload";
+    CHECK_EQ_INT(gw_hc_parse_head(t, strlen(t), &r), (int)(strlen(t) - 7));
+    CHECK_EQ_INT(r.status, 200);
+    CHECK_EQ_INT(r.content_length, 7);
+    CHECK_STR(r.ctype, "text/event-stream");
+    CHECK_EQ_INT(r.close, 0);
+    t = "HTTP/1.0 503\r\nTransfer-Encoding: chunked\r\n\r\n";
+    CHECK(gw_hc_parse_head(t, strlen(t), &r) > 0);
+    CHECK_EQ_INT(r.status, 503);
+    CHECK_EQ_INT(r.chunked, 1);
+    CHECK_EQ_INT(r.close, 1);                 /* HTTP/1.0 without keep-alive */
+    t = "HTTP/1.1 200 OK\r\nConnection: Close\r\n\r\n";
+    CHECK(gw_hc_parse_head(t, strlen(t), &r) > 0);
+    CHECK_EQ_INT(r.close, 1);
+    CHECK_EQ_INT(r.content_length, -1);
+    t = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n";
+    CHECK_EQ_INT(gw_hc_parse_head(t, strlen(t), &r), 0);                     /* more needed */
+    const char *bad[] = {
+        "HTTP/2 200 OK\r\n\r\n", "HTTP/1.1 20 OK\r\n\r\n", "HTTP/1.1 2000\r\n\r\n",
+        "ICY 200 OK\r\n\r\n", "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "HTTP/1.1 200 OK\r\n folded\r\n\r\n", "HTTP/1.1 200 OK\r\nA b: c\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX: a\x01b\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        if (gw_hc_parse_head(bad[i], strlen(bad[i]), &r) != -1)
+            test_fail(__FILE__, __LINE__, "accepted: %s", bad[i]);
+}
+
+/* A scripted backend: accepts connections, reads one request at a time (head +
+ * Content-Length body) and answers with the mode's bytes. */
+enum { BK_CL, BK_CHUNKED, BK_CLOSE_BODY, BK_ONE_PER_CONN, BK_GARBAGE };
+
+struct bk {
+    int lfd, port, mode;
+    pthread_t th;
+    atomic_int accepts, requests, stop;
+};
+
+static int read_request(int fd)
+{
+    struct buf in;
+    buf_init(&in);
+    int ok = 0;
+    for (;;) {
+        char b[4096];
+        ssize_t n = read(fd, b, sizeof b);
+        if (n <= 0) break;
+        buf_append(&in, b, (size_t)n);
+        const char *e = strstr(in.data, "\r\n\r\n");
+        if (!e) continue;
+        const char *cl = strcasestr(in.data, "Content-Length:");
+        size_t want = (size_t)(e + 4 - in.data) + (cl ? (size_t)atol(cl + 15) : 0);
+        if (in.len >= want) {
+            ok = 1;
+            break;
+        }
+    }
+    buf_fini(&in);
+    return ok;
+}
+
+static void *bk_main(void *arg)
+{
+    struct bk *b = arg;
+    while (!atomic_load(&b->stop)) {
+        struct pollfd p = {b->lfd, POLLIN, 0};
+        if (poll(&p, 1, 50) <= 0) continue;
+        int fd = accept(b->lfd, NULL, NULL);
+        if (fd < 0) continue;
+        atomic_fetch_add(&b->accepts, 1);
+        while (read_request(fd)) {
+            int n = atomic_fetch_add(&b->requests, 1) + 1;
+            char out[512];
+            switch (b->mode) {
+            case BK_CL:
+                snprintf(out, sizeof out, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         "Content-Length: 10\r\n\r\n{\"n\":%04d}", n);
+                break;
+            case BK_CHUNKED:
+                snprintf(out, sizeof out, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n6\r\ndata: \r\n5\r\nhello\r\n"
+                         "2;x=y\r\n\n\n\r\n0\r\nT: 1\r\n\r\n");
+                break;
+            case BK_CLOSE_BODY:
+                snprintf(out, sizeof out, "HTTP/1.0 200 OK\r\n\r\nuntil the end");
+                break;
+            case BK_ONE_PER_CONN:   /* keep-alive announced, but closed after one answer */
+                snprintf(out, sizeof out, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                break;
+            default:
+                snprintf(out, sizeof out, "HTTP/1.1 OK 200\r\n\r\n");
+                break;
+            }
+            send_all(fd, out);
+            if (b->mode == BK_CLOSE_BODY || b->mode == BK_ONE_PER_CONN || b->mode == BK_GARBAGE)
+                break;
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+static struct bk *bk_start(int mode)
+{
+    struct bk *b = calloc(1, sizeof *b);
+    b->mode = mode;
+    b->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    bind(b->lfd, (struct sockaddr *)&sa, sizeof sa);
+    listen(b->lfd, 16);
+    getsockname(b->lfd, (struct sockaddr *)&sa, &sl);
+    b->port = ntohs(sa.sin_port);
+    pthread_create(&b->th, NULL, bk_main, b);
+    return b;
+}
+
+static void bk_stop(struct bk *b)
+{
+    atomic_store(&b->stop, 1);
+    pthread_join(b->th, NULL);
+    close(b->lfd);
+    free(b);
+}
+
+/* One transfer, run on a private loop until it ends. */
+struct run {
+    struct event_base *base;
+    int status, err, ended, pauses;
+    struct buf body;
+    struct gw_hc_xfer *x;
+    char ctype[128];
+};
+
+static void r_head(void *arg, int status, const char *ctype)
+{
+    struct run *r = arg;
+    r->status = status;
+    snprintf(r->ctype, sizeof r->ctype, "%s", ctype);
+}
+
+static void r_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct run *r = arg;
+    gw_hc_resume(r->x);
+}
+
+static size_t r_data(void *arg, const char *p, size_t n)
+{
+    struct run *r = arg;
+    if (r->pauses > 0) {          /* refuse the bytes, take them after a resume */
+        r->pauses--;
+        event_base_once(r->base, -1, EV_TIMEOUT, r_resume, r, NULL);
+        return GW_HC_PAUSE;
+    }
+    buf_append(&r->body, p, n);
+    return n;
+}
+
+static void r_end(void *arg, int err)
+{
+    struct run *r = arg;
+    r->err = err;
+    r->ended = 1;
+    event_base_loopbreak(r->base);
+}
+
+static int run_one(struct gw_hc *h, struct event_base *base, struct gw_hc_target *t,
+                   struct run *r, int pauses)
+{
+    memset(r, 0, sizeof *r);
+    buf_init(&r->body);
+    r->base = base;
+    r->pauses = pauses;
+    static const struct gw_hc_cb cb = {r_head, r_data, r_end};
+    const char *hdrs = "Content-Type: application/json\r\n";
+    r->x = gw_hc_post(h, t, "/v1/x", hdrs, strlen(hdrs), "{\"q\":1}", 7, 2000, 5000, &cb, r);
+    if (!r->x) return -1;
+    event_base_dispatch(base);
+    return r->ended ? 0 : -1;
+}
+
+TEST(hclient_transfers_against_a_raw_backend)
+{
+    struct event_base *base = event_base_new();
+    struct gw_hc *h = gw_hc_new(base);
+    struct run r;
+    char url[64], err[256];
+    /* Content-Length answers on one kept-alive connection */
+    struct bk *b = bk_start(BK_CL);
+    struct gw_hc_target t;
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", b->port);
+    CHECK(gw_hc_target_init(&t, url, err, sizeof err) == 0);
+    CHECK(run_one(h, base, &t, &r, 0) == 0);
+    int ok1 = r.err == GW_HC_OK && r.status == 200 && r.body.data && !strcmp(r.body.data, "{\"n\":0001}")
+              && !strcmp(r.ctype, "application/json");
+    buf_fini(&r.body);
+    CHECK(run_one(h, base, &t, &r, 2) == 0);   /* paused twice, then resumed */
+    int ok2 = r.err == GW_HC_OK && r.body.data && !strcmp(r.body.data, "{\"n\":0002}");
+    buf_fini(&r.body);
+    int accepts = atomic_load(&b->accepts);
+    gw_hc_target_close(h, &t);
+    bk_stop(b);
+    CHECK(ok1);
+    CHECK(ok2);
+    CHECK_EQ_INT(accepts, 1);
+    /* chunked (after an interim 100), and a body that ends with the connection */
+    b = bk_start(BK_CHUNKED);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/base/", b->port);
+    CHECK(gw_hc_target_init(&t, url, err, sizeof err) == 0);
+    CHECK_STR(t.prefix, "/base");
+    CHECK(run_one(h, base, &t, &r, 1) == 0);
+    int okc = r.err == GW_HC_OK && r.status == 200 && r.body.data &&
+              !strcmp(r.body.data, "data: hello\n\n");
+    buf_fini(&r.body);
+    gw_hc_target_close(h, &t);
+    bk_stop(b);
+    CHECK(okc);
+    b = bk_start(BK_CLOSE_BODY);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", b->port);
+    CHECK(gw_hc_target_init(&t, url, err, sizeof err) == 0);
+    CHECK(run_one(h, base, &t, &r, 0) == 0);
+    int oke = r.err == GW_HC_OK && r.body.data && !strcmp(r.body.data, "until the end");
+    buf_fini(&r.body);
+    gw_hc_target_close(h, &t);
+    bk_stop(b);
+    CHECK(oke);
+    /* a kept connection the backend closed while idle: the next request is sent again on
+     * a new connection and succeeds */
+    b = bk_start(BK_ONE_PER_CONN);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", b->port);
+    CHECK(gw_hc_target_init(&t, url, err, sizeof err) == 0);
+    int okr = 1;
+    for (int i = 0; i < 3; i++) {
+        CHECK(run_one(h, base, &t, &r, 0) == 0);
+        okr &= r.err == GW_HC_OK && r.body.data && !strcmp(r.body.data, "ok");
+        buf_fini(&r.body);
+    }
+    gw_hc_target_close(h, &t);
+    int acc3 = atomic_load(&b->accepts);
+    bk_stop(b);
+    CHECK(okr);
+    CHECK_EQ_INT(acc3, 3);
+    /* a malformed answer; then a refused connection (the listener is gone) */
+    b = bk_start(BK_GARBAGE);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", b->port);
+    CHECK(gw_hc_target_init(&t, url, err, sizeof err) == 0);
+    CHECK(run_one(h, base, &t, &r, 0) == 0);
+    int okg = r.err == GW_HC_EPROTO;
+    buf_fini(&r.body);
+    gw_hc_target_close(h, &t);
+    bk_stop(b);
+    CHECK(okg);
+    CHECK(run_one(h, base, &t, &r, 0) == 0);
+    int okx = r.err == GW_HC_ECONNECT;
+    buf_fini(&r.body);
+    CHECK(okx);
+    CHECK_EQ_INT(gw_hc_active(h), 0);
+    CHECK(gw_hc_target_init(&t, "https://127.0.0.1:1", err, sizeof err) == -1);
+    CHECK(gw_hc_target_init(&t, "http://user@127.0.0.1:1", err, sizeof err) == -1);
+    gw_hc_free(h);
+    event_base_free(base);
 }
 
 __attribute__((constructor)) static void init_threads(void)

@@ -44,8 +44,7 @@ static int is_tchar(unsigned char ch)
     return ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
 }
 
-/* Length of the head (through its empty line) in buf[0..len), or 0 when incomplete. */
-static size_t head_end(const char *buf, size_t len)
+size_t gw_http_head_end(const char *buf, size_t len)
 {
     size_t i = 0;
     while (i < len && (buf[i] == '\r' || buf[i] == '\n')) i++;   /* leading empty lines */
@@ -91,7 +90,7 @@ int gw_http_parse_head(char *buf, size_t len, struct gw_hreq *r)
     r->content_length = -1;
     r->body = NULL;
     r->body_len = 0;
-    size_t hl = head_end(buf, len < GW_HTTP_HEAD_MAX ? len : GW_HTTP_HEAD_MAX);
+    size_t hl = gw_http_head_end(buf, len < GW_HTTP_HEAD_MAX ? len : GW_HTTP_HEAD_MAX);
     if (!hl) return len >= GW_HTTP_HEAD_MAX ? -431 : 0;
     char *p = buf, *end = buf + hl;
     while (p < end && (*p == '\r' || *p == '\n')) p++;
@@ -675,7 +674,7 @@ static void conn_process(struct gw_hconn *c)
         if (c->state == C_HEAD) {
             if (!avail) return;
             size_t lim = avail < GW_HTTP_HEAD_MAX ? avail : GW_HTTP_HEAD_MAX;
-            size_t hl = head_end(in, lim);
+            size_t hl = gw_http_head_end(in, lim);
             if (!hl) {
                 if (avail >= GW_HTTP_HEAD_MAX) reject(c, 431);
                 return;

@@ -85,6 +85,9 @@ struct gw_chunked {
 int gw_http_chunked(struct gw_chunked *st, const char *in, size_t n, struct buf *out,
                     size_t max, size_t *used);
 
+/* Length of a head (leading empty lines, lines, the empty line; LF or CRLF) at the start
+ * of buf[0..len), or 0 when it has not ended within len. */
+size_t gw_http_head_end(const char *buf, size_t len);
 /* Value of header name (case-insensitive) or NULL. */
 const char *gw_http_header(const struct gw_hreq *r, const char *name);
 /* Reason phrase of a status ("OK", "Not Found", ...; "Unknown" for others). */

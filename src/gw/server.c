@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "gw/cascade.h"
+#include "gw/hclient.h"
 #include "gw/http.h"
 #include "gw/metrics.h"
 #include "gw/nodes.h"
@@ -69,6 +70,9 @@ struct gw_server {
     struct gw_config cfg;
     struct event_base *base;
     struct gw_http *http;        /* client side (gw/http.h) */
+    struct gw_hc *hc;            /* backend side for plain http:// nodes (gw/hclient.h) */
+    struct gw_hc_target *hct[FY_MAX_NODES];  /* per node; NULL = libcurl (https, ...) */
+    struct buf hh[FY_MAX_NODES][2];          /* its request header lines: [1] streaming */
     int port;
     struct gw_up *up;
     struct gw_pool *pool;
@@ -117,7 +121,8 @@ struct aux_xfer {                /* the describe request of a SPLIT plan */
 };
 
 struct gw_req {
-    struct gw_xfer x;            /* main upstream transfer (first member) */
+    struct gw_xfer x;            /* main upstream transfer (first member), libcurl */
+    struct gw_hc_xfer *hx;       /* or the gw/hclient transfer (plain http:// nodes) */
     struct gw_server *s;
     struct gw_req *prev, *next;  /* s->reqs */
     struct gw_hconn *conn;       /* NULL once the client is gone or the reply ended */
@@ -310,13 +315,15 @@ static void aux_free(struct gw_server *s, struct aux_xfer *a)
 
 static void drop_upstream(struct gw_req *q)
 {
+    if (q->upstream_live) q->s->nodes.rt[q->node].inflight--;
     if (q->x.easy) {
-        if (q->upstream_live) {
-            gw_up_remove(q->s->up, &q->x);
-            q->s->nodes.rt[q->node].inflight--;
-        }
+        if (q->upstream_live) gw_up_remove(q->s->up, &q->x);
         easy_put(q->s, q->x.easy);
         q->x.easy = NULL;
+    }
+    if (q->hx) {
+        gw_hc_cancel(q->hx);
+        q->hx = NULL;
     }
     q->upstream_live = 0;
     qt_release(q);
@@ -560,8 +567,12 @@ static void on_client_drained(void *arg)
     log_debug("gw", "%s: client drained (paused %d, backlog %zu)", q->id, q->paused, client_backlog(q));
     if (q->paused && q->upstream_live && client_backlog(q) <= q->s->cfg.max_client_buffer / 2) {
         q->paused = 0;
-        curl_easy_pause(q->x.easy, CURLPAUSE_CONT);
-        gw_up_kick(q->s->up);
+        if (q->hx) {
+            gw_hc_resume(q->hx);
+        } else {
+            curl_easy_pause(q->x.easy, CURLPAUSE_CONT);
+            gw_up_kick(q->s->up);
+        }
     }
 }
 
@@ -588,7 +599,7 @@ static size_t on_up_write(char *p, size_t sz, size_t nm, void *arg)
     struct gw_req *q = arg;
     size_t n = sz * nm;
     if (q->client_gone) return 0;                    /* aborts the transfer */
-    if (!q->status) curl_easy_getinfo(q->x.easy, CURLINFO_RESPONSE_CODE, &q->status);
+    if (!q->status && q->x.easy) curl_easy_getinfo(q->x.easy, CURLINFO_RESPONSE_CODE, &q->status);
     if (!q->started) {
         if (retryable_status(q->status)) {           /* keep it: we may fail over */
             if (q->held.len + n <= HELD_MAX) buf_append(&q->held, p, n);
@@ -793,7 +804,7 @@ static void on_up_end(struct gw_req *q, CURLcode rc)
 {
     struct gw_server *s = q->s;
     int node = q->node;
-    if (!q->status) curl_easy_getinfo(q->x.easy, CURLINFO_RESPONSE_CODE, &q->status);
+    if (!q->status && q->x.easy) curl_easy_getinfo(q->x.easy, CURLINFO_RESPONSE_CODE, &q->status);
     log_debug("gw", "%s: upstream ended: curl %d, HTTP %ld, started %d", q->id, (int)rc, q->status, q->started);
     drop_upstream(q);
     q->t_end = ms_since(s);
@@ -878,14 +889,44 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     on_up_end(q, CURLE_OPERATION_TIMEDOUT);
 }
 
-static void start_upstream(struct gw_req *q)
+/* ---- gw/hclient transfers (plain http:// nodes): the same relay as curl's callbacks -- */
+
+static void hc_head(void *arg, int status, const char *ctype)
+{
+    struct gw_req *q = arg;
+    q->status = status;
+    snprintf(q->ctype, sizeof q->ctype, "%s", ctype);
+}
+
+static size_t hc_data(void *arg, const char *p, size_t n)
+{
+    size_t r = on_up_write((char *)p, 1, n, arg);
+    return r == CURL_WRITEFUNC_PAUSE ? GW_HC_PAUSE : r;
+}
+
+/* gw_hc errors as the curl codes on_up_end classifies (and names in messages) */
+static void hc_end(void *arg, int err)
+{
+    static const CURLcode map[] = {
+        [GW_HC_OK] = CURLE_OK, [GW_HC_ECONNECT] = CURLE_COULDNT_CONNECT,
+        [GW_HC_ESEND] = CURLE_SEND_ERROR, [GW_HC_ERECV] = CURLE_RECV_ERROR,
+        [GW_HC_EPROTO] = CURLE_WEIRD_SERVER_REPLY, [GW_HC_ETIMEOUT] = CURLE_OPERATION_TIMEDOUT,
+        [GW_HC_EABORT] = CURLE_WRITE_ERROR,
+    };
+    struct gw_req *q = arg;
+    q->hx = NULL;                        /* gone: drop_upstream must not cancel it */
+    on_up_end(q, err >= 0 && err <= GW_HC_EABORT ? map[err] : CURLE_RECV_ERROR);
+}
+
+static const struct gw_hc_cb hc_cbs = {hc_head, hc_data, hc_end};
+
+/* The libcurl easy handle of q's transfer (https:// and other non-plain nodes). */
+static int curl_setup(struct gw_req *q)
 {
     struct gw_server *s = q->s;
     const struct gw_node_cfg *nc = &s->cfg.nodes[q->node];
-    q->attempts++;
     q->x.easy = easy_get(s);
-    q->x.done = on_up_done;
-    if (!q->x.easy) goto fail;
+    if (!q->x.easy) return -1;
     char url[GW_URL_MAX + 32];
     snprintf(url, sizeof url, "%s/v1/chat/completions", nc->url);
     CURL *e = q->x.easy;
@@ -902,13 +943,30 @@ static void start_upstream(struct gw_req *q)
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)s->cfg.connect_ms);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)s->cfg.total_ms);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->hdrs[q->node][q->fr->stream ? 1 : 0]);
+    return 0;
+}
+
+static void start_upstream(struct gw_req *q)
+{
+    struct gw_server *s = q->s;
+    q->attempts++;
+    q->x.done = on_up_done;
+    struct gw_hc_target *plain = s->hct[q->node];
+    if (!plain && curl_setup(q)) goto fail;
     gw_nodes_refresh(&s->nodes);
     free(q->snap);
     q->snap = malloc((size_t)s->nodes.n * sizeof *q->snap);
     if (q->snap) memcpy(q->snap, s->nodes.node, (size_t)s->nodes.n * sizeof *q->snap);
     q->t_dispatch = ms_since(s);
     q->t_first_byte = q->t_first_token = 0;
-    if (gw_up_add(s->up, &q->x)) goto fail;
+    if (plain) {
+        const struct buf *h = &s->hh[q->node][q->fr->stream ? 1 : 0];
+        q->hx = gw_hc_post(s->hc, plain, "/v1/chat/completions", h->data, h->len, q->out_body,
+                           q->out_len, s->cfg.connect_ms, s->cfg.total_ms, &hc_cbs, q);
+        if (!q->hx) goto fail;
+    } else if (gw_up_add(s->up, &q->x)) {
+        goto fail;
+    }
     q->upstream_live = 1;
     s->nodes.rt[q->node].inflight++;
     if (q->has_features) {
@@ -1738,7 +1796,31 @@ struct gw_server *gw_server_new(struct event_base *base, const struct gw_config 
                 h = curl_slist_append(h, a);
             }
             s->hdrs[i][k] = h;
+            /* the same lines for gw/hclient (Host and Content-Length are its own) */
+            struct buf *hb = &s->hh[i][k];
+            buf_init(hb);
+            buf_puts(hb, "Content-Type: application/json\r\n");
+            if (k) buf_puts(hb, "Accept: text/event-stream\r\n");
+            if (cfg->nodes[i].api_key[0])
+                buf_printf(hb, "Authorization: Bearer %s\r\n", cfg->nodes[i].api_key);
         }
+    /* plain http:// nodes go through gw/hclient; anything else (https) through libcurl */
+    s->hc = gw_hc_new(base);
+    if (!s->hc) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < s->nodes.n; i++) {
+        if (strncasecmp(cfg->nodes[i].url, "http://", 7)) continue;
+        char e[512];
+        struct gw_hc_target *t = calloc(1, sizeof *t);
+        if (t && gw_hc_target_init(t, cfg->nodes[i].url, e, sizeof e) == 0) {
+            s->hct[i] = t;
+        } else {
+            if (t) log_warn("gw", "node '%s': %s; using libcurl for it", cfg->nodes[i].name, e);
+            free(t);
+        }
+    }
     s->pol = pol_find(cfg->policy);
     if (!s->pol) {
         struct buf names;
@@ -1824,6 +1906,11 @@ void gw_server_free(struct gw_server *s)
     }
     if (s->tick) event_free(s->tick);
     gw_http_free(s->http);               /* drops open client connections */
+    gw_hc_free(s->hc);                   /* and idle backend connections */
+    for (int i = 0; i < FY_MAX_NODES; i++) {
+        free(s->hct[i]);
+        for (int k = 0; k < 2; k++) buf_fini(&s->hh[i][k]);
+    }
     gw_nodes_fini(&s->nodes);
     gw_up_free(s->up);
     for (int i = 0; i < FY_MAX_NODES; i++)
