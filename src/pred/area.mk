@@ -3,4 +3,4 @@ LIB_SRCS += src/pred/trace.c src/pred/milp.c src/pred/mgqp.c src/pred/pred.c src
             src/pred/m4a1.c src/pred/a2c.c src/pred/cmd_train.c src/pred/cmd_eval.c src/pred/cmd_bench.c
 TESTS += test-pred
 FUZZERS += fuzz-trace fuzz-model
-BENCHES += bench-decide
+BENCHES += bench-decide bench-trace

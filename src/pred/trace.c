@@ -54,7 +54,347 @@ double trace_split_key(const struct trace_record *r)
 
 /* ==== writer ======================================================================= */
 
-static void put_str(FILE *fp, const char *s)
+/* The line is built in a stack buffer, flushed with fwrite when it runs low, numbers
+ * formatted by hand (trace__fmt_g). Cost: a few µs a record instead of 35–50 µs with
+ * stdio and printf (docs/benchmarks.md "Trace writing"). */
+#define WB_SIZE 8192
+#define WB_ROOM 1024   /* every single put below writes at most this many bytes */
+
+struct wb {
+    FILE *fp;
+    char *p;
+    int err;
+    char buf[WB_SIZE];
+};
+
+static void wb_flush(struct wb *w)
+{
+    size_t n = (size_t)(w->p - w->buf);
+    if (n && fwrite(w->buf, 1, n, w->fp) != n) w->err = 1;
+    w->p = w->buf;
+}
+
+static inline void wb_room(struct wb *w)
+{
+    if (w->p + WB_ROOM > w->buf + WB_SIZE) wb_flush(w);
+}
+
+static inline void wb_mem(struct wb *w, const char *s, size_t n)
+{
+    wb_room(w);
+    memcpy(w->p, s, n);
+    w->p += n;
+}
+
+#define wb_lit(w, s) wb_mem((w), (s), sizeof(s) - 1)
+
+static inline void wb_putc(struct wb *w, char c)
+{
+    wb_room(w);
+    *w->p++ = c;
+}
+
+/* Unsigned decimal of v into out (no NUL); returns the length. */
+static int fmt_u64(char *out, unsigned long long v)
+{
+    char t[24];
+    int n = 0;
+    do {
+        t[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (int i = 0; i < n; i++) out[i] = t[n - 1 - i];
+    return n;
+}
+
+static void wb_int(struct wb *w, long long v)
+{
+    wb_room(w);
+    if (v < 0) {
+        *w->p++ = '-';
+        w->p += fmt_u64(w->p, 0ull - (unsigned long long)v);
+    } else {
+        w->p += fmt_u64(w->p, (unsigned long long)v);
+    }
+}
+
+/* 10^k, k = 0..27: exact in x87 extended precision (5^27 < 2^64). */
+static const long double g_p10[28] = {
+    1e0L,  1e1L,  1e2L,  1e3L,  1e4L,  1e5L,  1e6L,  1e7L,  1e8L,  1e9L,
+    1e10L, 1e11L, 1e12L, 1e13L, 1e14L, 1e15L, 1e16L, 1e17L, 1e18L, 1e19L,
+    1e20L, 1e21L, 1e22L, 1e23L, 1e24L, 1e25L, 1e26L, 1e27L,
+};
+
+static long double p10(int k) { return k >= 0 && k < 28 ? g_p10[k] : powl(10.0L, k); }
+
+int trace__fmt_g(char *out, double v, int prec)
+{
+    char *o = out;
+    if (!isfinite(v)) {
+        memcpy(o, "null", 4);
+        return 4;
+    }
+    if (prec < 1) prec = 1;
+    if (prec > 17) prec = 17;
+    if (signbit(v)) {
+        *o++ = '-';
+        v = -v;
+    }
+    if (v == 0) {
+        *o++ = '0';
+        return (int)(o - out);
+    }
+    /* integers below 10^prec: printed as such by %g; exact by hand */
+    if (v < 1e15 && v == (double)(long long)v && v < (double)p10(prec)) {
+        o += fmt_u64(o, (unsigned long long)v);
+        return (int)(o - out);
+    }
+    /* N = round(v · 10^(prec−1−e)) with prec digits; e = decimal exponent of v */
+    int e = (int)floor(log10(v));
+    unsigned long long lo = (unsigned long long)p10(prec - 1), hi = lo * 10, n = 0;
+    for (int tries = 0; tries < 3; tries++) {
+        int sh = prec - 1 - e;
+        long double x = sh >= 0 ? (long double)v * p10(sh) : (long double)v / p10(-sh);
+        long double r = rintl(x); /* round half to even (default mode), as printf on exact ties */
+        n = (unsigned long long)r;
+        if (n >= hi) {
+            if (r == (long double)hi && x < (long double)hi) { /* 9.99..95 rounds up */
+                n = lo;
+                e++;
+                break;
+            }
+            e++;
+        } else if (n < lo) {
+            e--;
+        } else {
+            break;
+        }
+    }
+    char dg[20];
+    int nd = fmt_u64(dg, n);
+    while (nd > 1 && dg[nd - 1] == '0') nd--; /* %g drops trailing zeros */
+    if (e < -4 || e >= prec) {
+        *o++ = dg[0];
+        if (nd > 1) {
+            *o++ = '.';
+            memcpy(o, dg + 1, (size_t)nd - 1);
+            o += nd - 1;
+        }
+        *o++ = 'e';
+        *o++ = e < 0 ? '-' : '+';
+        int ae = e < 0 ? -e : e;
+        if (ae < 10) *o++ = '0';
+        o += fmt_u64(o, (unsigned long long)ae);
+    } else if (e >= 0) {
+        for (int i = 0; i <= e; i++) *o++ = i < nd ? dg[i] : '0';
+        if (nd > e + 1) {
+            *o++ = '.';
+            memcpy(o, dg + e + 1, (size_t)(nd - e - 1));
+            o += nd - e - 1;
+        }
+    } else {
+        *o++ = '0';
+        *o++ = '.';
+        for (int i = 0; i < -e - 1; i++) *o++ = '0';
+        memcpy(o, dg, (size_t)nd);
+        o += nd;
+    }
+    return (int)(o - out);
+}
+
+static void put_str(struct wb *w, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    wb_putc(w, '"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (w->p + 8 > w->buf + WB_SIZE) wb_flush(w);
+        if (*p == '"' || *p == '\\') {
+            *w->p++ = '\\';
+            *w->p++ = (char)*p;
+        } else if (*p < 0x20) {
+            memcpy(w->p, "\\u00", 4);
+            w->p[4] = hex[*p >> 4];
+            w->p[5] = hex[*p & 15];
+            w->p += 6;
+        } else {
+            *w->p++ = (char)*p;
+        }
+    }
+    wb_putc(w, '"');
+}
+
+/* ,"k":v (no comma when first). JSON has no NaN/Inf: they are written as null and read
+ * back as -1 (unknown). Nine significant digits, the very string printf's %.9g gives
+ * (tests/test-pred.c). */
+static void put_kv(struct wb *w, const char *k, double v, int comma)
+{
+    wb_room(w);
+    if (comma) *w->p++ = ',';
+    *w->p++ = '"';
+    size_t n = strlen(k);
+    memcpy(w->p, k, n);
+    w->p += n;
+    *w->p++ = '"';
+    *w->p++ = ':';
+    w->p += trace__fmt_g(w->p, v, 9);
+}
+
+static void write_features(struct wb *w, const struct fy_features *f)
+{
+    wb_lit(w, "\"features\":{");
+    put_kv(w, "turn", f->turn, 0);
+    put_kv(w, "text_tokens", f->text_tokens, 1);
+    put_kv(w, "last_text_tokens", f->last_text_tokens, 1);
+    put_kv(w, "sentences", f->sentences, 1);
+    put_kv(w, "c_L", f->c_L, 1);
+    put_kv(w, "c_ner", f->c_ner, 1);
+    put_kv(w, "c_text", f->c_text, 1);
+    wb_lit(w, ",\"task\":");
+    put_str(w, trace_task_name(f->task));
+    put_kv(w, "history_tokens", f->history_tokens, 1);
+    put_kv(w, "history_images", f->history_images, 1);
+    put_kv(w, "max_out_tokens", f->max_out_tokens, 1);
+    wb_lit(w, ",\"images\":[");
+    for (int i = 0; i < f->nimages && i < FY_MAX_IMAGES; i++) {
+        const struct fy_image_features *im = &f->img[i];
+        if (i) wb_putc(w, ',');
+        wb_lit(w, "{\"format\":");
+        put_str(w, g_fmt_names[(im->format >= 0 && im->format <= FY_FMT_WEBP) ? im->format : 0]);
+        put_kv(w, "w", im->width, 1);
+        put_kv(w, "h", im->height, 1);
+        put_kv(w, "bytes", (double)im->bytes, 1);
+        put_kv(w, "sobel_mean", im->sobel_mean, 1);
+        put_kv(w, "entropy", im->entropy, 1);
+        put_kv(w, "laplacian_var", im->laplacian_var, 1);
+        put_kv(w, "c_res", im->c_res, 1);
+        put_kv(w, "c_edge", im->c_edge, 1);
+        put_kv(w, "c_ent", im->c_ent, 1);
+        put_kv(w, "c_lap", im->c_lap, 1);
+        put_kv(w, "c_img", im->c_img, 1);
+        wb_lit(w, ",\"tokens\":[");
+        for (int k = 0; k < FY_VT__N; k++) {
+            if (k) wb_putc(w, ',');
+            wb_int(w, im->tokens[k]);
+        }
+        wb_lit(w, "]}");
+    }
+    wb_lit(w, "],\"ngram\":[");
+    int first = 1;
+    for (int k = 0; k < FY_HASH_DIM; k++) {
+        if (f->ngram[k] == 0.0f) continue;
+        wb_room(w);
+        if (!first) *w->p++ = ',';
+        *w->p++ = '[';
+        w->p += fmt_u64(w->p, (unsigned long long)k);
+        *w->p++ = ',';
+        w->p += trace__fmt_g(w->p, (double)f->ngram[k], 6);
+        *w->p++ = ']';
+        first = 0;
+    }
+    wb_lit(w, "]}");
+}
+
+static void put_bool(struct wb *w, const char *kcolon, size_t klen, int v)
+{
+    wb_mem(w, kcolon, klen);
+    if (v) wb_lit(w, "true");
+    else wb_lit(w, "false");
+}
+
+static void write_outcome(struct wb *w, const struct trace_outcome *t)
+{
+    const struct fy_outcome *o = &t->o;
+    wb_lit(w, "{\"node\":");
+    put_str(w, t->node);
+    wb_lit(w, ",\"role\":");
+    put_str(w, t->role == FY_ROLE_CLOUD ? "cloud" : "edge");
+    wb_lit(w, ",\"model\":");
+    put_str(w, t->model);
+    wb_lit(w, ",\"link\":{");
+    put_kv(w, "up_mbps", t->link.up_mbps, 0);
+    put_kv(w, "down_mbps", t->link.down_mbps, 1);
+    put_kv(w, "rtt_ms", t->link.rtt_ms, 1);
+    put_kv(w, "jitter_ms", t->link.jitter_ms, 1);
+    wb_lit(w, "},\"state\":{");
+    put_kv(w, "running", t->state.running, 0);
+    put_kv(w, "queued", t->state.queued, 1);
+    put_kv(w, "queued_tokens", t->state.queued_tokens, 1);
+    put_kv(w, "ewma_ttft_ms", t->state.ewma_ttft_ms, 1);
+    put_kv(w, "ewma_tpot_ms", t->state.ewma_tpot_ms, 1);
+    wb_lit(w, "},\"plan\":{");
+    put_kv(w, "aux_node", o->plan.aux_node, 0);
+    put_kv(w, "downscale_px", o->plan.downscale_px, 1);
+    wb_lit(w, ",\"img\":[");
+    /* one action per image of the request; the caller's nimages is not known here, so
+     * trailing KEEP entries are trimmed */
+    int last = -1;
+    for (int i = 0; i < FY_MAX_IMAGES; i++)
+        if (o->plan.img[i] != FY_IMG_KEEP) last = i;
+    for (int i = 0; i <= last; i++) {
+        if (i) wb_putc(w, ',');
+        put_str(w, trace_img_action_name(o->plan.img[i]));
+    }
+    wb_putc(w, ']');
+    if (o->plan.escalate_below > 0) {
+        put_kv(w, "escalate_node", o->plan.escalate_node, 1);
+        put_kv(w, "escalate_below", o->plan.escalate_below, 1);
+    }
+    wb_putc(w, '}');
+    put_kv(w, "bytes_up", t->bytes_up, 1);
+    put_kv(w, "image_tokens", t->image_tokens, 1);
+    put_bool(w, ",\"chosen\":", 10, t->chosen);
+    put_kv(w, "quality", o->quality, 1);
+    put_kv(w, "ttft_ms", o->ttft_ms, 1);
+    put_kv(w, "e2e_ms", o->e2e_ms, 1);
+    put_kv(w, "t_up_ms", o->t_up_ms, 1);
+    put_kv(w, "t_queue_ms", o->t_queue_ms, 1);
+    put_kv(w, "t_vision_ms", o->t_vision_ms, 1);
+    put_kv(w, "t_prefill_ms", o->t_prefill_ms, 1);
+    put_kv(w, "t_decode_ms", o->t_decode_ms, 1);
+    put_kv(w, "t_down_ms", o->t_down_ms, 1);
+    put_kv(w, "in_tokens", o->in_tokens, 1);
+    put_kv(w, "out_tokens", o->out_tokens, 1);
+    put_kv(w, "cost_usd", o->cost_usd, 1);
+    if (t->stage > 0) {
+        put_kv(w, "stage", t->stage, 1);
+        put_kv(w, "confidence", o->confidence, 1);
+        put_bool(w, ",\"escalated\":", 13, o->escalated);
+        put_kv(w, "first_quality", o->first_quality, 1);
+    }
+    put_bool(w, ",\"failed\":", 10, o->failed);
+    wb_putc(w, '}');
+}
+
+int trace_write(FILE *fp, const struct trace_record *r)
+{
+    struct wb w;
+    w.fp = fp;
+    w.p = w.buf;
+    w.err = 0;
+    wb_lit(&w, "{\"v\":");
+    wb_int(&w, TRACE_VERSION);
+    wb_lit(&w, ",\"id\":");
+    put_str(&w, r->id);
+    wb_lit(&w, ",\"dataset\":");
+    put_str(&w, r->dataset);
+    wb_lit(&w, ",\"session\":");
+    put_str(&w, r->session);
+    put_kv(&w, "t_ms", r->t_ms, 1);
+    wb_putc(&w, ',');
+    write_features(&w, &r->f);
+    wb_lit(&w, ",\"outcomes\":[");
+    for (int i = 0; i < r->nout && i < FY_MAX_NODES; i++) {
+        if (i) wb_putc(&w, ',');
+        write_outcome(&w, &r->out[i]);
+    }
+    wb_lit(&w, "]}\n");
+    wb_flush(&w);
+    return w.err || ferror(fp) ? -1 : 0;
+}
+
+/* ==== reference writer (the former one: stdio + printf %.9g; bench and tests) ======== */
+
+static void ref_put_str(FILE *fp, const char *s)
 {
     fputc('"', fp);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -66,49 +406,49 @@ static void put_str(FILE *fp, const char *s)
 }
 
 /* JSON has no NaN/Inf: they are written as null and read back as -1 (unknown). */
-static void put_num(FILE *fp, double v)
+static void ref_put_num(FILE *fp, double v)
 {
     if (!isfinite(v)) fputs("null", fp);
     else fprintf(fp, "%.9g", v);
 }
 
-static void put_kv(FILE *fp, const char *k, double v, int comma)
+static void ref_put_kv(FILE *fp, const char *k, double v, int comma)
 {
     fprintf(fp, "%s\"%s\":", comma ? "," : "", k);
-    put_num(fp, v);
+    ref_put_num(fp, v);
 }
 
-static void write_features(FILE *fp, const struct fy_features *f)
+static void ref_write_features(FILE *fp, const struct fy_features *f)
 {
     fputs("\"features\":{", fp);
-    put_kv(fp, "turn", f->turn, 0);
-    put_kv(fp, "text_tokens", f->text_tokens, 1);
-    put_kv(fp, "last_text_tokens", f->last_text_tokens, 1);
-    put_kv(fp, "sentences", f->sentences, 1);
-    put_kv(fp, "c_L", f->c_L, 1);
-    put_kv(fp, "c_ner", f->c_ner, 1);
-    put_kv(fp, "c_text", f->c_text, 1);
+    ref_put_kv(fp, "turn", f->turn, 0);
+    ref_put_kv(fp, "text_tokens", f->text_tokens, 1);
+    ref_put_kv(fp, "last_text_tokens", f->last_text_tokens, 1);
+    ref_put_kv(fp, "sentences", f->sentences, 1);
+    ref_put_kv(fp, "c_L", f->c_L, 1);
+    ref_put_kv(fp, "c_ner", f->c_ner, 1);
+    ref_put_kv(fp, "c_text", f->c_text, 1);
     fputs(",\"task\":", fp);
-    put_str(fp, trace_task_name(f->task));
-    put_kv(fp, "history_tokens", f->history_tokens, 1);
-    put_kv(fp, "history_images", f->history_images, 1);
-    put_kv(fp, "max_out_tokens", f->max_out_tokens, 1);
+    ref_put_str(fp, trace_task_name(f->task));
+    ref_put_kv(fp, "history_tokens", f->history_tokens, 1);
+    ref_put_kv(fp, "history_images", f->history_images, 1);
+    ref_put_kv(fp, "max_out_tokens", f->max_out_tokens, 1);
     fputs(",\"images\":[", fp);
     for (int i = 0; i < f->nimages && i < FY_MAX_IMAGES; i++) {
         const struct fy_image_features *im = &f->img[i];
         fprintf(fp, "%s{\"format\":", i ? "," : "");
-        put_str(fp, g_fmt_names[(im->format >= 0 && im->format <= FY_FMT_WEBP) ? im->format : 0]);
-        put_kv(fp, "w", im->width, 1);
-        put_kv(fp, "h", im->height, 1);
-        put_kv(fp, "bytes", (double)im->bytes, 1);
-        put_kv(fp, "sobel_mean", im->sobel_mean, 1);
-        put_kv(fp, "entropy", im->entropy, 1);
-        put_kv(fp, "laplacian_var", im->laplacian_var, 1);
-        put_kv(fp, "c_res", im->c_res, 1);
-        put_kv(fp, "c_edge", im->c_edge, 1);
-        put_kv(fp, "c_ent", im->c_ent, 1);
-        put_kv(fp, "c_lap", im->c_lap, 1);
-        put_kv(fp, "c_img", im->c_img, 1);
+        ref_put_str(fp, g_fmt_names[(im->format >= 0 && im->format <= FY_FMT_WEBP) ? im->format : 0]);
+        ref_put_kv(fp, "w", im->width, 1);
+        ref_put_kv(fp, "h", im->height, 1);
+        ref_put_kv(fp, "bytes", (double)im->bytes, 1);
+        ref_put_kv(fp, "sobel_mean", im->sobel_mean, 1);
+        ref_put_kv(fp, "entropy", im->entropy, 1);
+        ref_put_kv(fp, "laplacian_var", im->laplacian_var, 1);
+        ref_put_kv(fp, "c_res", im->c_res, 1);
+        ref_put_kv(fp, "c_edge", im->c_edge, 1);
+        ref_put_kv(fp, "c_ent", im->c_ent, 1);
+        ref_put_kv(fp, "c_lap", im->c_lap, 1);
+        ref_put_kv(fp, "c_img", im->c_img, 1);
         fputs(",\"tokens\":[", fp);
         for (int k = 0; k < FY_VT__N; k++) fprintf(fp, "%s%d", k ? "," : "", im->tokens[k]);
         fputs("]}", fp);
@@ -123,29 +463,29 @@ static void write_features(FILE *fp, const struct fy_features *f)
     fputs("]}", fp);
 }
 
-static void write_outcome(FILE *fp, const struct trace_outcome *t)
+static void ref_write_outcome(FILE *fp, const struct trace_outcome *t)
 {
     const struct fy_outcome *o = &t->o;
     fputs("{\"node\":", fp);
-    put_str(fp, t->node);
+    ref_put_str(fp, t->node);
     fputs(",\"role\":", fp);
-    put_str(fp, t->role == FY_ROLE_CLOUD ? "cloud" : "edge");
+    ref_put_str(fp, t->role == FY_ROLE_CLOUD ? "cloud" : "edge");
     fputs(",\"model\":", fp);
-    put_str(fp, t->model);
+    ref_put_str(fp, t->model);
     fputs(",\"link\":{", fp);
-    put_kv(fp, "up_mbps", t->link.up_mbps, 0);
-    put_kv(fp, "down_mbps", t->link.down_mbps, 1);
-    put_kv(fp, "rtt_ms", t->link.rtt_ms, 1);
-    put_kv(fp, "jitter_ms", t->link.jitter_ms, 1);
+    ref_put_kv(fp, "up_mbps", t->link.up_mbps, 0);
+    ref_put_kv(fp, "down_mbps", t->link.down_mbps, 1);
+    ref_put_kv(fp, "rtt_ms", t->link.rtt_ms, 1);
+    ref_put_kv(fp, "jitter_ms", t->link.jitter_ms, 1);
     fputs("},\"state\":{", fp);
-    put_kv(fp, "running", t->state.running, 0);
-    put_kv(fp, "queued", t->state.queued, 1);
-    put_kv(fp, "queued_tokens", t->state.queued_tokens, 1);
-    put_kv(fp, "ewma_ttft_ms", t->state.ewma_ttft_ms, 1);
-    put_kv(fp, "ewma_tpot_ms", t->state.ewma_tpot_ms, 1);
+    ref_put_kv(fp, "running", t->state.running, 0);
+    ref_put_kv(fp, "queued", t->state.queued, 1);
+    ref_put_kv(fp, "queued_tokens", t->state.queued_tokens, 1);
+    ref_put_kv(fp, "ewma_ttft_ms", t->state.ewma_ttft_ms, 1);
+    ref_put_kv(fp, "ewma_tpot_ms", t->state.ewma_tpot_ms, 1);
     fputs("},\"plan\":{", fp);
-    put_kv(fp, "aux_node", o->plan.aux_node, 0);
-    put_kv(fp, "downscale_px", o->plan.downscale_px, 1);
+    ref_put_kv(fp, "aux_node", o->plan.aux_node, 0);
+    ref_put_kv(fp, "downscale_px", o->plan.downscale_px, 1);
     fputs(",\"img\":[", fp);
     /* one action per image of the request; the caller's nimages is not known here, so
      * trailing KEEP entries are trimmed */
@@ -154,53 +494,53 @@ static void write_outcome(FILE *fp, const struct trace_outcome *t)
         if (o->plan.img[i] != FY_IMG_KEEP) last = i;
     for (int i = 0; i <= last; i++) {
         if (i) fputc(',', fp);
-        put_str(fp, trace_img_action_name(o->plan.img[i]));
+        ref_put_str(fp, trace_img_action_name(o->plan.img[i]));
     }
     fputc(']', fp);
     if (o->plan.escalate_below > 0) {
-        put_kv(fp, "escalate_node", o->plan.escalate_node, 1);
-        put_kv(fp, "escalate_below", o->plan.escalate_below, 1);
+        ref_put_kv(fp, "escalate_node", o->plan.escalate_node, 1);
+        ref_put_kv(fp, "escalate_below", o->plan.escalate_below, 1);
     }
     fputc('}', fp);
-    put_kv(fp, "bytes_up", t->bytes_up, 1);
-    put_kv(fp, "image_tokens", t->image_tokens, 1);
+    ref_put_kv(fp, "bytes_up", t->bytes_up, 1);
+    ref_put_kv(fp, "image_tokens", t->image_tokens, 1);
     fprintf(fp, ",\"chosen\":%s", t->chosen ? "true" : "false");
-    put_kv(fp, "quality", o->quality, 1);
-    put_kv(fp, "ttft_ms", o->ttft_ms, 1);
-    put_kv(fp, "e2e_ms", o->e2e_ms, 1);
-    put_kv(fp, "t_up_ms", o->t_up_ms, 1);
-    put_kv(fp, "t_queue_ms", o->t_queue_ms, 1);
-    put_kv(fp, "t_vision_ms", o->t_vision_ms, 1);
-    put_kv(fp, "t_prefill_ms", o->t_prefill_ms, 1);
-    put_kv(fp, "t_decode_ms", o->t_decode_ms, 1);
-    put_kv(fp, "t_down_ms", o->t_down_ms, 1);
-    put_kv(fp, "in_tokens", o->in_tokens, 1);
-    put_kv(fp, "out_tokens", o->out_tokens, 1);
-    put_kv(fp, "cost_usd", o->cost_usd, 1);
+    ref_put_kv(fp, "quality", o->quality, 1);
+    ref_put_kv(fp, "ttft_ms", o->ttft_ms, 1);
+    ref_put_kv(fp, "e2e_ms", o->e2e_ms, 1);
+    ref_put_kv(fp, "t_up_ms", o->t_up_ms, 1);
+    ref_put_kv(fp, "t_queue_ms", o->t_queue_ms, 1);
+    ref_put_kv(fp, "t_vision_ms", o->t_vision_ms, 1);
+    ref_put_kv(fp, "t_prefill_ms", o->t_prefill_ms, 1);
+    ref_put_kv(fp, "t_decode_ms", o->t_decode_ms, 1);
+    ref_put_kv(fp, "t_down_ms", o->t_down_ms, 1);
+    ref_put_kv(fp, "in_tokens", o->in_tokens, 1);
+    ref_put_kv(fp, "out_tokens", o->out_tokens, 1);
+    ref_put_kv(fp, "cost_usd", o->cost_usd, 1);
     if (t->stage > 0) {
-        put_kv(fp, "stage", t->stage, 1);
-        put_kv(fp, "confidence", o->confidence, 1);
+        ref_put_kv(fp, "stage", t->stage, 1);
+        ref_put_kv(fp, "confidence", o->confidence, 1);
         fprintf(fp, ",\"escalated\":%s", o->escalated ? "true" : "false");
-        put_kv(fp, "first_quality", o->first_quality, 1);
+        ref_put_kv(fp, "first_quality", o->first_quality, 1);
     }
     fprintf(fp, ",\"failed\":%s}", o->failed ? "true" : "false");
 }
 
-int trace_write(FILE *fp, const struct trace_record *r)
+int trace__write_printf(FILE *fp, const struct trace_record *r)
 {
     fprintf(fp, "{\"v\":%d,\"id\":", TRACE_VERSION);
-    put_str(fp, r->id);
+    ref_put_str(fp, r->id);
     fputs(",\"dataset\":", fp);
-    put_str(fp, r->dataset);
+    ref_put_str(fp, r->dataset);
     fputs(",\"session\":", fp);
-    put_str(fp, r->session);
-    put_kv(fp, "t_ms", r->t_ms, 1);
+    ref_put_str(fp, r->session);
+    ref_put_kv(fp, "t_ms", r->t_ms, 1);
     fputc(',', fp);
-    write_features(fp, &r->f);
+    ref_write_features(fp, &r->f);
     fputs(",\"outcomes\":[", fp);
     for (int i = 0; i < r->nout && i < FY_MAX_NODES; i++) {
         if (i) fputc(',', fp);
-        write_outcome(fp, &r->out[i]);
+        ref_write_outcome(fp, &r->out[i]);
     }
     fputs("]}\n", fp);
     return ferror(fp) ? -1 : 0;

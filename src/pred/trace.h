@@ -70,8 +70,18 @@ const char *trace_img_action_name(int a);
  * records with key >= holdout, `ferry eval` those with key < holdout. */
 double trace_split_key(const struct trace_record *r);
 
-/* Writes one record as one line (terminated by '\n'). 0, or -1 on an I/O error. */
+/* Writes one record as one line (terminated by '\n'). 0, or -1 on an I/O error.
+ * Numbers carry 9 significant digits (n-gram weights, floats, 6): the string printf's
+ * %.9g / %.6g would give, formatted by hand (docs/predictors.md "Trace format"). */
 int trace_write(FILE *fp, const struct trace_record *r);
+/* The former stdio/printf writer, byte for byte the same output: the reference of
+ * bench-trace and of the tests. */
+int trace__write_printf(FILE *fp, const struct trace_record *r);
+/* printf("%.<prec>g", v) by hand (prec 1..17; finite v; "null" otherwise) into out
+ * (>= 32 bytes, no NUL written); returns the length. Identical to printf's string
+ * except when v·10^k lies within ~2^-64 relative of a rounding tie (x87 extended
+ * arithmetic), then off by one unit in the last digit. */
+int trace__fmt_g(char *out, double v, int prec);
 
 /* Parses one line (len bytes, no NUL needed) into *r (fully overwritten). 0, or -1
  * with a message naming the offending key in err. */
