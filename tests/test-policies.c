@@ -226,19 +226,25 @@ TEST(qlmio_maximises_weighted_quality_minus_latency)
 }
 
 /* A toy dialogue world for lcio: outcomes are what an exact, fixed predictor says
- * (latency and cost), quality 0.9 in the cloud with the image, 0.4 otherwise. */
-TEST(lcio_respects_per_dialogue_budgets)
+ * (latency and cost), quality 0.9 in the cloud with the image, 0.4 otherwise. Runs
+ * ndlg dialogues of 8 turns; returns the dialogues over 20 s or 0.05 USD (-1 on error),
+ * and in *cloud_img the turns sent to the cloud with the image, in *late_cloud_img
+ * those of the last quarter of dialogues. */
+static int lcio_toy(const char *params, int ndlg, int edge_only, int *cloud_img,
+                    int *late_cloud_img, int *cloud_turns)
 {
     struct env e;
     env_init(&e, 1, 1);
     e.nodes[1].prof.usd_per_mtok_in = 10; /* ≈ 0.01 USD per turn with the image */
+    if (edge_only) e.prefs.privacy = FY_PRIV_EDGE_ONLY;
     struct pred *truth = pred_new(e.nodes, e.n);
     const struct fy_policy *p = pol_find("lcio");
-    void *st = start("lcio", "budget_ms=20000,budget_usd=0.05,turns=5");
-    CHECK(st);
-    int over = 0, cloud_turns = 0;
+    void *st = start("lcio", params);
+    if (!st || !truth) return -1;
+    int over = 0;
+    *cloud_img = *late_cloud_img = *cloud_turns = 0;
     char sid[32];
-    for (int d = 0; d < 60; d++) {
+    for (int d = 0; d < ndlg; d++) {
         snprintf(sid, sizeof sid, "dlg%d", d);
         e.c.session = sid;
         double spent_usd = 0, spent_ms = 0;
@@ -247,7 +253,7 @@ TEST(lcio_respects_per_dialogue_budgets)
             e.f.turn = t;
             e.f.task = FY_TASK_REASON;
             struct fy_plan out;
-            CHECK_EQ_INT(p->decide(st, &e.c, &out, NULL), 0);
+            if (p->decide(st, &e.c, &out, NULL) != 0) return -1;
             struct fy_estimate te;
             pred_estimate(truth, &e.f, e.nodes, out.node, &out, &te);
             struct fy_outcome o;
@@ -256,18 +262,46 @@ TEST(lcio_respects_per_dialogue_budgets)
             o.e2e_ms = te.e2e_ms;
             o.cost_usd = te.cost_usd;
             o.out_tokens = (int)te.out_tokens;
-            o.quality = (out.node == 1 && out.img[0] == FY_IMG_KEEP) ? 0.9 : 0.4;
+            int ci = out.node == 1 && out.img[0] == FY_IMG_KEEP;
+            o.quality = ci ? 0.9 : 0.4;
             spent_usd += o.cost_usd;
             spent_ms += o.e2e_ms;
-            cloud_turns += out.node == 1;
+            *cloud_turns += out.node == 1;
+            *cloud_img += ci;
+            if (d >= ndlg * 3 / 4) *late_cloud_img += ci;
             p->observe(st, &e.c, &o);
         }
         if (spent_usd > 0.05 + 1e-9 || spent_ms > 20000 + 1e-6) over++;
     }
-    CHECK_EQ_INT(over, 0);
-    CHECK(cloud_turns > 60); /* it does use the costly, better node within budget */
     p->free(st);
     pred_free(truth);
+    return over;
+}
+
+TEST(lcio_respects_per_dialogue_budgets)
+{
+    int ci, late, cloud;
+    /* the bandit (default learner) and the RC-A2C learner */
+    CHECK_EQ_INT(lcio_toy("budget_ms=20000,budget_usd=0.05,turns=5", 60, 0, &ci, &late, &cloud), 0);
+    CHECK(cloud > 60); /* it does use the costly, better node within budget */
+    CHECK_EQ_INT(lcio_toy("learner=a2c,budget_ms=20000,budget_usd=0.05,turns=5", 60, 0, &ci,
+                          &late, &cloud), 0);
+    CHECK(cloud > 60);
+}
+
+/* RC-A2C in the loop: with a budget that allows it the actor-critic learns to send the
+ * image to the better cloud node (most of the late turns); privacy=edge-only is never
+ * broken, whatever it has learned. Deterministic (seeded actor-critic, env rng). */
+TEST(lcio_a2c_learns_the_better_action_and_keeps_privacy)
+{
+    int ci, late, cloud;
+    const char *par = "learner=a2c,lr=0.01,budget_ms=1e9,budget_usd=1,turns=8";
+    CHECK(lcio_toy(par, 200, 0, &ci, &late, &cloud) >= 0); /* (over 20 s: no budget here) */
+    /* 50 late dialogues × 8 turns; uniform choice over its 4 actions would give ~100 */
+    CHECK(late > 300);
+    CHECK(lcio_toy(par, 20, 1, &ci, &late, &cloud) >= 0);
+    CHECK_EQ_INT(cloud, 0);
+    CHECK(start("lcio", "learner=ppo") == NULL);
 }
 
 /* A fake simulator oracle: a fixed random truth per (node, plan kind). */
