@@ -16,9 +16,9 @@
  *     reading until the current response ended)
  *   - "Expect: 100-continue": the interim 100 is sent when the body is awaited; a body
  *     announced over the limit gets the 413 instead; other expectations -> 417
- * Timeouts: a connection that does not complete a request within timeout_ms (idle
- * keep-alive included), or whose pending output makes no progress for timeout_ms, is
- * closed. While a response is open the connection keeps reading, so a client that goes
+ * Timeouts: a connection on which no request byte arrives for timeout_ms (idle
+ * keep-alive included; the timer restarts with every read), or whose pending output
+ * makes no progress for timeout_ms, is closed. While a response is open the connection keeps reading, so a client that goes
  * away is noticed at once (gone callback) and its upstream can be cancelled.
  *
  * Threading: everything runs on the loop's thread. Calls into this module never call
