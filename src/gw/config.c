@@ -39,6 +39,8 @@ void gw_config_default(struct gw_config *c)
     snprintf(c->share_prefix, sizeof c->share_prefix, "ferry");
     c->share_interval_ms = 200;
     c->share_timeout_ms = 1000;
+    c->shadow_max_inflight = 4;
+    snprintf(c->shadow_compare, sizeof c->shadow_compare, "auto");
 }
 
 const char *gw_role_name(enum fy_role r) { return r == FY_ROLE_CLOUD ? "cloud" : "edge"; }
@@ -218,6 +220,29 @@ static int h_share(struct parse_ctx *x, const char *k, const char *v)
     return fail(x, "[share]: unknown key '%s'%s", k, "");
 }
 
+static int h_shadow(struct parse_ctx *x, const char *k, const char *v)
+{
+    struct gw_config *c = x->c;
+    if (!strcmp(k, "rate")) return parse_double(x, "[shadow] rate", v, 0, 1, &c->shadow_rate);
+    if (!strcmp(k, "reference"))
+        return copy_str(x, "[shadow] reference", v, c->shadow_reference,
+                        sizeof c->shadow_reference);
+    if (!strcmp(k, "max_inflight"))
+        return parse_int(x, "[shadow] max_inflight", v, 1, 1024, &c->shadow_max_inflight);
+    if (!strcmp(k, "max_usd_per_hour"))
+        return parse_double(x, "[shadow] max_usd_per_hour", v, 0, 1e9,
+                            &c->shadow_max_usd_per_hour);
+    if (!strcmp(k, "compare")) {
+        static const char *const kinds[] = {"auto", "exact", "contains", "vqa", "letter"};
+        for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+            if (!strcmp(v, kinds[i]))
+                return copy_str(x, k, v, c->shadow_compare, sizeof c->shadow_compare);
+        return fail(x, "[shadow] compare = '%s': expected auto, exact, contains, vqa or letter%s",
+                    v, "");
+    }
+    return fail(x, "[shadow]: unknown key '%s'%s", k, "");
+}
+
 static int h_limits(struct parse_ctx *x, const char *k, const char *v)
 {
     struct gw_config *c = x->c;
@@ -349,6 +374,7 @@ static int handler(void *user, const char *section, const char *name, const char
     else if (!strcmp(section, "policy")) rc = h_policy(x, name, value);
     else if (!strcmp(section, "pred")) rc = h_pred(x, name, value);
     else if (!strcmp(section, "share")) rc = h_share(x, name, value);
+    else if (!strcmp(section, "shadow")) rc = h_shadow(x, name, value);
     else if (!strcmp(section, "limits")) rc = h_limits(x, name, value);
     else if (!strcmp(section, "timeouts")) rc = h_timeouts(x, name, value);
     else if (!strcmp(section, "health")) rc = h_health(x, name, value);
@@ -414,6 +440,11 @@ int gw_config_validate(struct gw_config *c, char *err, size_t errlen)
                      n->name);
             return -1;
         }
+    }
+    if (c->shadow_reference[0] && gw_config_find_node(c, c->shadow_reference) < 0) {
+        snprintf(err, errlen, "[shadow] reference = '%s': no node of that name or model",
+                 c->shadow_reference);
+        return -1;
     }
     if (c->first_byte_ms < c->connect_ms) c->first_byte_ms = c->connect_ms;
     if (c->share_ttl_ms == 0) /* five publish rounds, at least a second */

@@ -1,6 +1,6 @@
 /* gw/config — the gateway's INI configuration (docs/gateway.md "Configuration").
  *
- * Sections: [server], [policy], [pred], [limits], [timeouts], [health], [share] and one
+ * Sections: [server], [policy], [pred], [limits], [timeouts], [health], [share], [shadow] and one
  * [node NAME] per backend. Parsed with inih; every error names the file and line ("ferry.ini:12: node
  * 'edge0': role must be edge or cloud"). Backend API keys never appear in the file: a
  * node names an environment variable (api_key_env) read at load time. */
@@ -82,6 +82,12 @@ struct gw_config {
     int share_interval_ms;        /* publish own load / read the others' every this often */
     int share_ttl_ms;             /* a replica's published load expires after this */
     int share_timeout_ms;         /* connect timeout; bound of the blocking start/stop exchanges */
+    /* [shadow] (gw/shadow.h; docs/gateway.md "Shadow sampling") */
+    double shadow_rate;           /* share of eligible requests also asked of the reference; 0 = off */
+    char shadow_reference[FY_NAME_MAX]; /* node name; "" = the healthy node of highest prior quality */
+    int shadow_max_inflight;      /* reference requests open at once; more are skipped */
+    double shadow_max_usd_per_hour; /* reference spending cap per sliding hour; 0 = none */
+    char shadow_compare[16];      /* auto, exact, contains, vqa or letter */
     /* nodes */
     int nnodes;
     struct gw_node_cfg nodes[FY_MAX_NODES];

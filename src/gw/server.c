@@ -33,6 +33,7 @@
 #include "gw/metrics.h"
 #include "gw/nodes.h"
 #include "gw/route.h"
+#include "gw/shadow.h"
 #include "gw/store.h"
 #include "gw/upstream.h"
 #include "gw/workers.h"
@@ -82,6 +83,7 @@ struct gw_server {
     const struct fy_policy *pol;
     void *pol_state;
     struct pred *pred;
+    struct gw_shadow *shadow;    /* [shadow] sampling (gw/shadow.h); NULL = off */
     struct rng rng;
     struct req_limits lim;
     uint64_t seq;
@@ -152,6 +154,7 @@ struct gw_req {
     int started, paused, client_gone, upstream_live, pending_work, replied;
     struct aux_xfer *aux;
     struct gw_casc *casc;        /* a cascade plan underway (gw/cascade.h), or NULL */
+    struct gw_shadow_req *shadow;/* sampled for a reference answer (gw/shadow.h), or NULL */
     struct buf held, copy, line;
     int out_chunks, usage_in, usage_out;
     struct event *timer;
@@ -337,6 +340,8 @@ static void req_free_obj(struct gw_req *q)
     aux_free(s, q->aux);
     gw_casc_free(q->casc);
     q->casc = NULL;
+    gw_shadow_req_free(q->shadow);
+    q->shadow = NULL;
     if (q->timer) event_free(q->timer);
     req_free(q->fr);
     free(q->body);
@@ -464,6 +469,7 @@ static void sse_line(struct gw_req *q, const char *l, size_t n)
 
 static void observe_bytes(struct gw_req *q, const char *p, size_t n)
 {
+    if (q->shadow) gw_shadow_bytes(q->shadow, p, n);
     if (!q->fr || !q->fr->stream) {
         /* keep only the end of the answer: "usage" follows "choices" */
         if (n >= TAIL_KEEP) {
@@ -709,6 +715,10 @@ static void record(struct gw_req *q, int failed)
         rt->lat_err_n++;
     }
     if (!failed) remember(s, q);
+    if (q->shadow && !failed && !q->client_gone) {   /* gw/shadow: ask the reference now */
+        gw_shadow_submit(s->shadow, q->shadow, q->id, q->node, o.in_tokens, o.out_tokens);
+        q->shadow = NULL;
+    }
     if (s->store && q->has_features) {
         struct trace_job *j = calloc(1, sizeof *j);
         if (j) {
@@ -1352,6 +1362,8 @@ static void decide(struct gw_req *q)
     gw_metrics_decision(&s->m, q->decision_s);
     gw_route_plan_str(&q->plan, q->f.nimages, s->nodes.node, q->plan_str, sizeof q->plan_str);
     if (gw_casc_is(&q->plan) && !q->casc) casc_plan(q);
+    if (q->pinned < 0 && !q->casc)       /* gw/shadow: sampled before any image changes */
+        q->shadow = gw_shadow_pick(s->shadow, s->pred, q->fr, q->node);
     int n = q->f.nimages;
     if (gw_route_plan_has(&q->plan, n, FY_IMG_DOWNSCALE)) {
         q->pending_work = 1;
@@ -1545,6 +1557,7 @@ static void on_metrics(struct gw_server *s, struct gw_hconn *c)
     buf_init(&b);
     gw_metrics_render(&s->m, mn, &b);
     gw_share_render(s->nodes.share, &b);   /* ferry_share_*, when [share] is on */
+    gw_shadow_render(s->shadow, &b);       /* ferry_shadow_total, when [shadow] is on */
     static const char ct[] = "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n";
     gw_http_reply(c, 200, ct, sizeof ct - 1, b.data ? b.data : "", b.len);
     buf_fini(&b);
@@ -1631,6 +1644,13 @@ int gw_server_feedback(struct gw_server *s, const char *id, double score, char *
     snprintf(node, cap, "%s", nm);
     r->id[0] = 0;        /* one score per request */
     return 0;
+}
+
+/* gw/shadow's label: the feedback path above, as if POST /v1/feedback had sent it. */
+static int shadow_label(void *arg, const char *id, double score)
+{
+    char nm[FY_NAME_MAX];
+    return gw_server_feedback(arg, id, score, nm, sizeof nm);
 }
 
 static void on_feedback(struct gw_server *s, struct gw_hconn *req, struct gw_hreq *hr)
@@ -1866,6 +1886,12 @@ struct gw_server *gw_server_new(struct event_base *base, const struct gw_config 
         if (!s->store) goto fail;
     }
     gw_metrics_init(&s->m, s->nodes.n, cfg->policy);
+    struct gw_shadow_env se = {
+        .base = base, .up = s->up, .cfg = &s->cfg, .nodes = &s->nodes, .label = shadow_label,
+        .arg = s, .seed = cfg->shadow_rate > 0 ? rng_u64(&s->rng) : 0,
+    };
+    s->shadow = gw_shadow_new(&se, err, errlen);
+    if (!s->shadow && err[0]) goto fail;
     struct gw_http_opts ho = {
         .max_body = s->lim.max_body_bytes,
         .timeout_ms = (cfg->total_ms / 1000 + 1) * 1000,
@@ -1911,6 +1937,7 @@ void gw_server_free(struct gw_server *s)
         free(s->hct[i]);
         for (int k = 0; k < 2; k++) buf_fini(&s->hh[i][k]);
     }
+    gw_shadow_free(s->shadow);           /* cancels reference requests in flight */
     gw_nodes_fini(&s->nodes);
     gw_up_free(s->up);
     for (int i = 0; i < FY_MAX_NODES; i++)
