@@ -1,5 +1,6 @@
 /* gw/server — `ferry serve`: the OpenAI-compatible offloading gateway on one libevent
- * loop (evhttp for clients, curl multi for backends, a worker pool for images).
+ * loop (gw/http for clients, gw/hclient for http:// backends and curl multi for others,
+ * a worker pool for images).
  * Endpoints (docs/gateway.md "HTTP API"):
  *   POST /v1/chat/completions   routed ("ferry"/"auto") or pinned (a node's name or
  *                               backend model); streamed SSE relayed chunk by chunk
