@@ -536,6 +536,7 @@ TEST(m4a1_replay_respects_budgets_and_mgqp_learns)
     m4a1_opts_default(&o);
     o.seeds = 2;
     o.epochs = 150;
+    o.steps = 30000;
     struct m4a1_report r;
     CHECK_EQ_INT(m4a1_replay(&m, &o, &r), 0);
     CHECK_EQ_INT(r.turns, 352);
@@ -544,10 +545,13 @@ TEST(m4a1_replay_respects_budgets_and_mgqp_learns)
     CHECK(r.pol[M4A1_POL_CLOUD].max_over > 0);
     /* ... the constrained learners never overrun on held-out dialogues */
     CHECK_NEAR(r.pol[M4A1_POL_LCIO].max_over, 0, 0);
+    CHECK_NEAR(r.pol[M4A1_POL_LCIO_TAB].max_over, 0, 0);
     CHECK_NEAR(r.pol[M4A1_POL_FERRY].max_over, 0, 0);
     CHECK_NEAR(r.pol[M4A1_POL_LOCAL].lat_s, 0, 0.1);
     /* both learn something: more reward than always-local and than random */
     CHECK(r.pol[M4A1_POL_LCIO].reward > r.pol[M4A1_POL_LOCAL].reward);
+    CHECK(r.pol[M4A1_POL_LCIO].reward > r.pol[M4A1_POL_RANDOM].reward);
+    CHECK(r.pol[M4A1_POL_LCIO_TAB].reward > r.pol[M4A1_POL_LOCAL].reward);
     CHECK(r.pol[M4A1_POL_FERRY].reward > r.pol[M4A1_POL_RANDOM].reward);
     /* MGQP trained on logged scores ranks held-out turns better than its prior */
     CHECK(r.auc > r.auc_prior);
@@ -871,4 +875,162 @@ TEST(a2c_is_deterministic_with_a_fixed_seed_and_refuses_bad_configs)
     a2c_cfg_default(&c, 2, 4);
     c.lr = 0;
     CHECK(a2c_new(&c, &r) == NULL);
+}
+
+/* ==== trace writer: hand formatting against printf ================================ */
+
+/* Random doubles over many magnitudes, ties, integers, powers of ten and edge cases:
+ * the hand formatter gives printf's %.9g and %.6g strings byte for byte. */
+TEST(trace_fmt_g_matches_printf)
+{
+    static const double special[] = {0.0, -0.0, 1, -1, 0.5, 1e-5, 1e-4, 0.0001234, 123456789,
+                                     999999999, 999999999.5, 1e9, 1234567890, 9.9999999995,
+                                     0.1, 0.3, 2.5, 1e15, 1e16, 1e-300, 1e300, 5e-324,
+                                     1.7976931348623157e308, 0.00012345678949999, 12.5,
+                                     4503599627370497.0, -3.25e-7, 1e21, 1e22, 1e23};
+    char a[64], b[64];
+    struct rng r;
+    rng_seed(&r, 42);
+    int checked = 0;
+    for (int i = 0; i < 400000; i++) {
+        double v;
+        int prec = (i & 1) ? 9 : 6;
+        if (i < (int)(sizeof special / sizeof special[0])) v = special[i];
+        else if (i % 5 == 0) v = (double)(long long)(rng_uniform(&r) * 1e12) / 1000; /* ms */
+        else if (i % 5 == 1) v = (double)rng_below(&r, 2000000000ull);               /* ints */
+        else if (i % 5 == 2) v = (float)rng_normal(&r, 0, 0.3);                       /* ngrams */
+        else v = (rng_uniform(&r) - 0.5) * pow(10, (double)rng_below(&r, 60) - 30);
+        int n = trace__fmt_g(a, v, prec);
+        a[n] = 0;
+        snprintf(b, sizeof b, "%.*g", prec, v);
+        if (strcmp(a, b)) test_fail(__FILE__, __LINE__, "%.17g at %d digits: '%s' != printf '%s'", v, prec, a, b);
+        CHECK_STR(a, b);
+        checked++;
+    }
+    CHECK_EQ_INT(checked, 400000);
+    int n = trace__fmt_g(a, NAN, 9);
+    a[n] = 0;
+    CHECK_STR(a, "null");
+}
+
+/* A random record of every field the writer knows. */
+static void random_record(struct trace_record *t, struct rng *r)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->id, sizeof t->id, "r%llu\t\"x\"", (unsigned long long)rng_below(r, 100000));
+    strcpy(t->dataset, "mmbench");
+    snprintf(t->session, sizeof t->session, "s%d\\", (int)rng_below(r, 50));
+    t->t_ms = rng_uniform(r) * 1e7;
+    t->f.turn = (int)rng_below(r, 6);
+    t->f.text_tokens = (int)rng_below(r, 4000);
+    t->f.c_L = rng_uniform(r);
+    t->f.c_ner = rng_uniform(r);
+    t->f.c_text = rng_uniform(r);
+    t->f.task = (enum fy_task)rng_below(r, FY_TASK__N);
+    t->f.history_tokens = (int)rng_below(r, 10000);
+    t->f.max_out_tokens = 256;
+    t->f.nimages = (int)rng_below(r, 4);
+    for (int i = 0; i < t->f.nimages; i++) {
+        struct fy_image_features *im = &t->f.img[i];
+        im->format = FY_FMT_JPEG;
+        im->width = 1 + (int)rng_below(r, 4000);
+        im->height = 1 + (int)rng_below(r, 4000);
+        im->bytes = (long)rng_below(r, 10000000);
+        im->sobel_mean = rng_uniform(r) * 100;
+        im->entropy = rng_uniform(r) * 8;
+        im->laplacian_var = rng_uniform(r) * 5000;
+        im->c_res = rng_uniform(r);
+        im->c_img = rng_uniform(r);
+        im->tokens[0] = (int)rng_below(r, 20000);
+    }
+    for (int k = 0; k < 20; k++) t->f.ngram[rng_below(r, FY_HASH_DIM)] = (float)rng_normal(r, 0, 0.3);
+    t->nout = 1 + (int)rng_below(r, 3);
+    for (int i = 0; i < t->nout; i++) {
+        struct trace_outcome *o = &t->out[i];
+        snprintf(o->node, sizeof o->node, "node%d", i);
+        o->role = i ? FY_ROLE_CLOUD : FY_ROLE_EDGE;
+        o->link.up_mbps = rng_uniform(r) * 1000;
+        o->link.rtt_ms = rng_uniform(r) * 100;
+        o->state.running = (int)rng_below(r, 64);
+        o->state.ewma_ttft_ms = rng_uniform(r) * 3000;
+        o->bytes_up = (double)rng_below(r, 5000000);
+        o->chosen = i == 0;
+        o->o.plan.aux_node = -1;
+        o->o.quality = rng_below(r, 2);
+        o->o.e2e_ms = rng_exponential(r, 0.001);
+        o->o.ttft_ms = o->o.e2e_ms * rng_uniform(r);
+        o->o.t_decode_ms = rng_uniform(r) * 2000;
+        o->o.cost_usd = rng_uniform(r) * 0.02;
+        o->o.out_tokens = (int)rng_below(r, 512);
+        if (i == 1) {
+            o->stage = 1;
+            o->o.confidence = rng_uniform(r);
+            o->o.escalated = 1;
+            o->o.plan.escalate_below = 0.5;
+            o->o.plan.escalate_node = 2;
+        }
+    }
+}
+
+/* Random records: the fast writer's file equals the former printf writer's byte for
+ * byte, and reading it back gives every number to 9 significant digits. */
+TEST(trace_fast_writer_equals_printf_writer_and_round_trips)
+{
+    const char *p1 = test_tmp_path("fast.jsonl"), *p2 = test_tmp_path("printf.jsonl");
+    FILE *f1 = fopen(p1, "w"), *f2 = fopen(p2, "w");
+    CHECK(f1 && f2);
+    struct rng r;
+    rng_seed(&r, 7);
+    static struct trace_record recs[300];
+    for (int i = 0; i < 300; i++) {
+        random_record(&recs[i], &r);
+        CHECK_EQ_INT(trace_write(f1, &recs[i]), 0);
+        CHECK_EQ_INT(trace__write_printf(f2, &recs[i]), 0);
+    }
+    fclose(f1);
+    fclose(f2);
+    f1 = fopen(p1, "r");
+    f2 = fopen(p2, "r");
+    CHECK(f1 && f2);
+    int c1, c2;
+    long pos = 0;
+    do {
+        c1 = fgetc(f1);
+        c2 = fgetc(f2);
+        if (c1 != c2) test_fail(__FILE__, __LINE__, "files differ at byte %ld", pos);
+        CHECK(c1 == c2);
+        pos++;
+    } while (c1 != EOF);
+    fclose(f1);
+    fclose(f2);
+    CHECK(pos > 300 * 500);
+    struct trace_record *back = NULL;
+    size_t n = 0;
+    char err[256];
+    CHECK_EQ_INT(trace_read_file(p1, 0, &back, &n, err, sizeof err), 0);
+    CHECK_EQ_INT(n, 300);
+#define REL9(a, b) CHECK(fabs((a) - (b)) <= 5e-9 * fabs(b) + 1e-300)
+    for (size_t i = 0; i < n; i++) {
+        const struct trace_record *a = &back[i], *b = &recs[i];
+        CHECK_STR(a->id, b->id);
+        CHECK_STR(a->session, b->session);
+        REL9(a->t_ms, b->t_ms);
+        REL9(a->f.c_L, b->f.c_L);
+        CHECK_EQ_INT(a->f.nimages, b->f.nimages);
+        for (int k = 0; k < b->f.nimages; k++) {
+            REL9(a->f.img[k].laplacian_var, b->f.img[k].laplacian_var);
+            CHECK_EQ_INT(a->f.img[k].bytes, b->f.img[k].bytes);
+        }
+        for (int k = 0; k < FY_HASH_DIM; k++) CHECK(fabsf(a->f.ngram[k] - b->f.ngram[k]) <= 5e-6f * fabsf(b->f.ngram[k]));
+        CHECK_EQ_INT(a->nout, b->nout);
+        for (int k = 0; k < b->nout; k++) {
+            REL9(a->out[k].o.e2e_ms, b->out[k].o.e2e_ms);
+            REL9(a->out[k].o.cost_usd, b->out[k].o.cost_usd);
+            REL9(a->out[k].state.ewma_ttft_ms, b->out[k].state.ewma_ttft_ms);
+            CHECK_EQ_INT(a->out[k].stage, b->out[k].stage);
+            CHECK_EQ_INT(a->out[k].o.escalated, b->out[k].o.escalated);
+        }
+    }
+#undef REL9
+    free(back);
 }

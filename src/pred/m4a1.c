@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "feat/text.h"
+#include "pred/a2c.h"
 #include "pred/pred.h"
 #include "util/file.h"
 #include "util/rng.h"
@@ -352,9 +353,11 @@ static double env_resp(const struct env *e, const double *obs, int a)
 #define POL_CLOUD M4A1_POL_CLOUD
 #define POL_RANDOM M4A1_POL_RANDOM
 #define POL_LCIO M4A1_POL_LCIO
+#define POL_LCIO_TAB M4A1_POL_LCIO_TAB
 #define POL_FERRY M4A1_POL_FERRY
 #define POL__N M4A1_POL__N
-static const char *const g_pol_names[POL__N] = {"local", "cloud", "random", "lcio", "ferry"};
+static const char *const g_pol_names[POL__N] = {"local", "cloud", "random", "lcio",
+                                                    "lcio-tab", "ferry"};
 
 const char *m4a1_policy_name(int pol) { return pol >= 0 && pol < POL__N ? g_pol_names[pol] : "?"; }
 
@@ -372,6 +375,7 @@ struct agent {
     struct qcell r[NCTX_PREV][M4A1_NTASK][M4A1_NACT];
     double rem_turns[M4A1_MAX_TURNS + 1]; /* E[N − t | N > t] over training dialogues */
     double z, slack;  /* ferry: LCB width and pacing slack, chosen on the training dialogues */
+    const struct a2c *net; /* lcio: the trained RC-A2C actor-critic (rc_train) */
 };
 
 struct step_ctx {
@@ -433,13 +437,33 @@ static int ferry_pick(const struct agent *ag, const struct step_ctx *c)
     return best;
 }
 
+/* ==== lcio: RC-A2C ================================================================= */
+
+/* Observation of the actor-critic: LCIO's stacked per-turn states (25 numbers, as the
+ * kNN sees them) and, as LCIO's resource-constrained variant appends, the remaining
+ * latency and money of the dialogue; ours: those two are divided by the evaluation
+ * budgets (30 s, 0.05 USD) so that they are O(1) like the rest. */
+#define RC_NIN (M4A1_OBS + 2)
+
+static void rc_obs(const struct step_ctx *c, double *x)
+{
+    observe(c->d, c->t, c->acts, x);
+    x[M4A1_OBS] = c->rem_s / BUDGET_S;
+    x[M4A1_OBS + 1] = c->rem_usd / BUDGET_USD;
+}
+
 static int pick(int pol, const struct agent *ag, const struct step_ctx *c, struct rng *r)
 {
     switch (pol) {
     case POL_LOCAL: return 0;
     case POL_CLOUD: return 1 + (int)rng_below(r, M4A1_NACT - 1);
     case POL_RANDOM: return rng_uniform(r) < 0.5 ? 0 : 1 + (int)rng_below(r, M4A1_NACT - 1);
-    case POL_LCIO: return lcio_pick(ag, c, 0, r);
+    case POL_LCIO: {
+        double x[RC_NIN];
+        rc_obs(c, x);
+        return a2c_greedy(ag->net, x, NULL);
+    }
+    case POL_LCIO_TAB: return lcio_pick(ag, c, 0, r);
     default: return ferry_pick(ag, c);
     }
 }
@@ -464,7 +488,7 @@ static void episode(const struct env *e, const struct m4a1_dialogue *d, int pol,
     for (int t = 0; t < d->nturns; t++) {
         c.t = t;
         int a;
-        if (train && pol == POL_LCIO) a = lcio_pick(ag, &c, eps, r);
+        if (train && pol == POL_LCIO_TAB) a = lcio_pick(ag, &c, eps, r);
         else if (train) a = (int)rng_below(r, M4A1_NACT);
         else a = pick(pol, ag, &c, r);
         double obs[M4A1_OBS];
@@ -493,7 +517,7 @@ static void episode(const struct env *e, const struct m4a1_dialogue *d, int pol,
         }
     }
     out->over = out->lat_s > BUDGET_S + 1e-9 || out->cost_usd > BUDGET_USD + 1e-12;
-    if (train && pol == POL_LCIO) {
+    if (train && pol == POL_LCIO_TAB) {
         /* Q-learning backwards over the episode (γ = 1): target = Lagrangian reward +
          * greedy value of the next state; step size 1/n, at least 0.05 */
         for (int t = d->nturns - 1; t >= 0; t--) {
@@ -514,6 +538,80 @@ static void episode(const struct env *e, const struct m4a1_dialogue *d, int pol,
         ag->lam_l = fmax(0, ag->lam_l + eta * (out->lat_s / BUDGET_S - 1));
         ag->lam_c = fmax(0, ag->lam_c + eta * (out->cost_usd / BUDGET_USD - 1));
     }
+}
+
+/* ==== RC-A2C training =============================================================== */
+
+#define RC_GAMMA   0.99   /* discount (SB3 A2C default, LCIO trains with it) */
+#define RC_LAM_MAX 10.0   /* cap on the multipliers (ours) */
+
+/* A training episode's budget (LCIO, constraint_distribution "normal"): N(mid, (hi −
+ * lo)/6) clipped to [lo, hi], lo = 5 × local, hi = 5 × cloud with all three views. */
+static double rc_budget(struct rng *r, double lo, double hi)
+{
+    double v = rng_normal(r, 0.5 * (lo + hi), (hi - lo) / 6);
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+/* Trains RC-A2C on the training dialogues train[0..ntrain-1] for o->steps turns:
+ * episodes on uniformly drawn dialogues with sampled budgets; actions drawn from π;
+ * step reward as LCIO's environment (0 once a remaining budget is negative) minus
+ * λ_L·lat/B_L + λ_C·cost/B_C (B = the episode's budgets); Monte-Carlo returns with γ
+ * (a dialogue has at most 5 turns = SB3's n_steps); after each episode λ ← dual step on
+ * the episode's spend against its budget. lam_out gets the final (λ_L, λ_C) and their
+ * peaks during training. NULL on out of memory. */
+static struct a2c *rc_train(const struct env *e, const struct m4a1 *m, const int *train,
+                            int ntrain, const struct m4a1_opts *o, struct rng *r,
+                            double lam_out[4])
+{
+    struct a2c_cfg cfg;
+    a2c_cfg_default(&cfg, RC_NIN, M4A1_NACT);
+    cfg.nhid = o->nhid;
+    cfg.lr = o->lr;
+    cfg.ent_coef = o->ent_coef;
+    struct a2c *net = a2c_new(&cfg, r);
+    if (!net) return NULL;
+    double lam_l = 0, lam_c = 0, peak_l = 0, peak_c = 0;
+    for (long steps = 0; steps < o->steps;) {
+        const struct m4a1_dialogue *d = &m->d[train[rng_below(r, (uint64_t)ntrain)]];
+        double b_s = BUDGET_S, b_usd = BUDGET_USD;
+        if (o->sampled_budgets) {
+            b_s = rc_budget(r, 5 * LOCAL_S, 5 * g_cloud_s[3]);
+            b_usd = rc_budget(r, 5 * LOCAL_USD, 5 * g_cloud_usd[3]);
+        }
+        int acts[M4A1_MAX_TURNS];
+        double x[M4A1_MAX_TURNS][RC_NIN], rw[M4A1_MAX_TURNS], spend_s = 0, spend_usd = 0;
+        struct step_ctx c = {.d = d, .acts = acts, .rem_s = b_s, .rem_usd = b_usd};
+        for (int t = 0; t < d->nturns; t++) {
+            c.t = t;
+            rc_obs(&c, x[t]);
+            int a = a2c_sample(net, x[t], NULL, r);
+            double v = env_resp(e, x[t], a) + norm_assoc(&d->turn[t], a) / 3 - norm_lat(a) / 3 -
+                       norm_cost(a) / 3;
+            c.rem_s -= act_lat(a);
+            c.rem_usd -= act_cost(a);
+            if (c.rem_s < 0 || c.rem_usd < 0) v = 0;
+            spend_s += act_lat(a);
+            spend_usd += act_cost(a);
+            rw[t] = v - lam_l * act_lat(a) / b_s - lam_c * act_cost(a) / b_usd;
+            acts[t] = a;
+        }
+        double g = 0;
+        for (int t = d->nturns - 1; t >= 0; t--) {
+            g = rw[t] + RC_GAMMA * g;
+            a2c_update(net, x[t], NULL, acts[t], g);
+        }
+        lam_l = a2c_dual_step(lam_l, o->dual_eta, spend_s, b_s, RC_LAM_MAX);
+        lam_c = a2c_dual_step(lam_c, o->dual_eta, spend_usd, b_usd, RC_LAM_MAX);
+        peak_l = fmax(peak_l, lam_l);
+        peak_c = fmax(peak_c, lam_c);
+        steps += d->nturns;
+    }
+    lam_out[0] = lam_l;
+    lam_out[1] = lam_c;
+    lam_out[2] = peak_l;
+    lam_out[3] = peak_c;
+    return net;
 }
 
 /* ==== MGQP on the logged scores ==================================================== */
@@ -627,6 +725,13 @@ void m4a1_opts_default(struct m4a1_opts *o)
 {
     o->seeds = 3;
     o->epochs = 300;
+    o->steps = 100000;
+    o->nhid = 64;
+    o->lr = 7e-4;
+    o->dual_eta = 0.05;
+    o->ent_coef = 0;
+    o->sampled_budgets = 0;
+    o->seed = 1000;
     o->test_share = 0.2;
 }
 
@@ -641,6 +746,7 @@ int m4a1_replay(const struct m4a1 *m, const struct m4a1_opts *o, struct m4a1_rep
     struct env e = {0};
     int rc = -1;
     struct agent *ag = calloc(2, sizeof *ag);
+    struct a2c *net = NULL;
     int *is_test = calloc((size_t)m->n, sizeof *is_test), *order = calloc((size_t)m->n, sizeof *order);
     struct m4a1_result sq[POL__N];
     memset(rep, 0, sizeof *rep);
@@ -654,7 +760,7 @@ int m4a1_replay(const struct m4a1 *m, const struct m4a1_opts *o, struct m4a1_rep
     int nauc = 0;
     for (int s = 0; s < o->seeds; s++) {
         struct rng r;
-        rng_seed(&r, 1000 + (uint64_t)s);
+        rng_seed(&r, o->seed + (uint64_t)s);
         for (int i = 0; i < m->n; i++) order[i] = i;
         for (int i = m->n - 1; i > 0; i--) {
             int j = (int)rng_below(&r, (uint64_t)i + 1), t = order[i];
@@ -682,7 +788,7 @@ int m4a1_replay(const struct m4a1 *m, const struct m4a1_opts *o, struct m4a1_rep
             double eps = fmax(0.05, 1.0 - 2.0 * ep / o->epochs);
             for (int k = ntest; k < m->n; k++) {
                 const struct m4a1_dialogue *d = &m->d[order[k]];
-                episode(&e, d, POL_LCIO, &ag[0], 1, eps, &r, &ds);
+                episode(&e, d, POL_LCIO_TAB, &ag[0], 1, eps, &r, &ds);
                 if (ep < 20) episode(&e, d, POL_FERRY, &ag[1], 1, 1, &r, &ds);
             }
         }
@@ -703,6 +809,20 @@ int m4a1_replay(const struct m4a1 *m, const struct m4a1_opts *o, struct m4a1_rep
                 }
             ag[1].z = bz;
             ag[1].slack = bsl;
+        }
+        /* lcio: RC-A2C, on its own random stream (the others' draws stay as they were) */
+        {
+            struct rng rr;
+            rng_seed(&rr, 5000 + o->seed + (uint64_t)s);
+            a2c_free(net);
+            double lam[4];
+            net = rc_train(&e, m, order + ntest, m->n - ntest, o, &rr, lam);
+            if (!net) goto cleanup;
+            rep->lam_l += lam[0] / o->seeds;
+            rep->lam_c += lam[1] / o->seeds;
+            rep->lam_peak_l += lam[2] / o->seeds;
+            rep->lam_peak_c += lam[3] / o->seeds;
+            ag[0].net = net;
         }
         /* evaluate every policy on the held-out dialogues */
         for (int pol = 0; pol < POL__N; pol++) {
@@ -761,6 +881,7 @@ int m4a1_replay(const struct m4a1 *m, const struct m4a1_opts *o, struct m4a1_rep
     rc = 0;
 cleanup:
     env_fini(&e);
+    a2c_free(net);
     free(ag);
     free(is_test);
     free(order);
@@ -772,12 +893,19 @@ cleanup:
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: ferry bench m4a1 M4A1.json [--seeds N] [--epochs N] [--test-share F]\n"
+            "usage: ferry bench m4a1 M4A1.json [--seeds N] [--seed S] [--test-share F]\n"
+            "         [--epochs N] [--steps N] [--hidden N] [--lr F] [--dual-eta F] [--ent F]\n"
+            "         [--train-budgets eval|sampled]\n"
             "  Replays the M4A1 dialogues in LCIO's environment (kNN outcome model, TX2 +\n"
             "  wired tables, budgets 30 s and 0.05 USD per dialogue). For each seed the\n"
-            "  dialogues are split 80/20 (by dialogue); lcio and ferry learn on the 80 %%,\n"
-            "  every policy is scored on the 20 %%. Prints means ± sd over seeds (default\n"
-            "  3), and MGQP's held-out AUC for \"score above the training median\".\n");
+            "  dialogues are split 80/20 (by dialogue); lcio (RC-A2C), lcio-tab (tabular\n"
+            "  primal-dual Q-learning) and ferry learn on the 80 %%, every policy is scored\n"
+            "  on the 20 %%. Prints means ± sd over seeds (default 3, split seeds S, S+1, ..;\n"
+            "  S = 1000), and MGQP's held-out AUC for \"score above the training median\".\n"
+            "  RC-A2C (docs/policies.md \"lcio\"): --steps training turns (100000), --hidden\n"
+            "  units (64), --lr RMSprop step (7e-4), --dual-eta multiplier step (0.05), --ent\n"
+            "  entropy bonus (0), --train-budgets eval (30 s, 0.05 USD; default) or sampled\n"
+            "  (LCIO's per-episode draws). --epochs: lcio-tab's training passes (300).\n");
 }
 
 int m4a1_main(int argc, char **argv)
@@ -795,8 +923,31 @@ int m4a1_main(int argc, char **argv)
             o.epochs = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--test-share") && i + 1 < argc) {
             o.test_share = atof(argv[++i]);
+        } else if (!strcmp(argv[i], "--steps") && i + 1 < argc) {
+            o.steps = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--hidden") && i + 1 < argc) {
+            o.nhid = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--lr") && i + 1 < argc) {
+            o.lr = atof(argv[++i]);
+        } else if (!strcmp(argv[i], "--dual-eta") && i + 1 < argc) {
+            o.dual_eta = atof(argv[++i]);
+        } else if (!strcmp(argv[i], "--ent") && i + 1 < argc) {
+            o.ent_coef = atof(argv[++i]);
+        } else if (!strcmp(argv[i], "--train-budgets") && i + 1 < argc) {
+            i++;
+            if (!strcmp(argv[i], "sampled")) o.sampled_budgets = 1;
+            else if (!strcmp(argv[i], "eval")) o.sampled_budgets = 0;
+            else {
+                fprintf(stderr, "ferry bench m4a1: --train-budgets: expected sampled or eval\n");
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
+            o.seed = (unsigned)strtoul(argv[++i], NULL, 10);
         } else if (!strcmp(argv[i], "--seeds") || !strcmp(argv[i], "--epochs") ||
-                   !strcmp(argv[i], "--test-share")) {
+                   !strcmp(argv[i], "--test-share") || !strcmp(argv[i], "--steps") ||
+                   !strcmp(argv[i], "--hidden") || !strcmp(argv[i], "--lr") ||
+                   !strcmp(argv[i], "--dual-eta") || !strcmp(argv[i], "--seed") ||
+                   !strcmp(argv[i], "--ent") || !strcmp(argv[i], "--train-budgets")) {
             fprintf(stderr, "ferry bench m4a1: %s needs a value (see --help)\n", argv[i]);
             return 2;
         } else if (argv[i][0] == '-') {
@@ -810,6 +961,11 @@ int m4a1_main(int argc, char **argv)
                     : o.seeds < 1 || o.seeds > 100 ? "--seeds: expected an integer in [1, 100]"
                     : o.epochs < 1 || o.epochs > 100000 ? "--epochs: expected an integer in [1, 100000]"
                     : !(o.test_share > 0 && o.test_share < 1) ? "--test-share: expected a number in (0, 1)"
+                    : o.steps < 1 || o.steps > 100000000 ? "--steps: expected an integer in [1, 1e8]"
+                    : o.nhid < 0 || o.nhid > A2C_MAX_HID ? "--hidden: expected an integer in [0, 128]"
+                    : !(o.lr > 0 && o.lr <= 1) ? "--lr: expected a number in (0, 1]"
+                    : !(o.dual_eta >= 0 && o.dual_eta <= 10) ? "--dual-eta: expected a number in [0, 10]"
+                    : !(o.ent_coef >= 0 && o.ent_coef <= 10) ? "--ent: expected a number in [0, 10]"
                     : NULL;
     if (bad) {
         fprintf(stderr, "ferry bench m4a1: %s\n", bad);
@@ -830,9 +986,11 @@ int m4a1_main(int argc, char **argv)
     }
     printf("M4A1 replay: %s: %d dialogues, %d turns (%d refusals scored 0); LCIO environment,\n"
            "TX2 local + wired cloud, budgets %.0f s and %.2f USD per dialogue; %d seed%s,\n"
-           "%.0f %% of dialogues held out; lcio trained %d epochs on the rest.\n\n",
+           "%.0f %% of dialogues held out; trained on the rest: lcio (RC-A2C) %d steps,\n"
+           "%s budgets; lcio-tab (tabular Q) %d epochs.\n\n",
            path, m.n, rep.turns, rep.refusals, BUDGET_S, BUDGET_USD, o.seeds,
-           o.seeds > 1 ? "s" : "", 100 * o.test_share, o.epochs);
+           o.seeds > 1 ? "s" : "", 100 * o.test_share, o.steps,
+           o.sampled_budgets ? "LCIO's sampled" : "evaluation", o.epochs);
     printf("%-8s %18s %18s %18s %20s %14s\n", "policy", "response/turn", "reward/dialogue",
            "latency s/dlg", "cost 1e-3 USD/dlg", "over budget %");
     for (int p = 0; p < POL__N; p++) {
@@ -846,6 +1004,9 @@ int m4a1_main(int argc, char **argv)
            "(without the question text %.3f, untrained prior %.3f), Brier %.3f; mean over "
            "%d seed%s\n",
            rep.auc, rep.auc_notext, rep.auc_prior, rep.brier, o.seeds, o.seeds > 1 ? "s" : "");
+    printf("lcio (RC-A2C) Lagrange multipliers after training: latency %.3f, cost %.3f; peak "
+           "during training %.3f, %.3f (means over seeds)\n",
+           rep.lam_l, rep.lam_c, rep.lam_peak_l, rep.lam_peak_c);
     m4a1_fini(&m);
     return 0;
 }

@@ -56,13 +56,24 @@ void m4a1_fini(struct m4a1 *m);
 unsigned m4a1_action_views(int a);
 static inline int m4a1_action_cloud(int a) { return a > 0; }
 
-enum { M4A1_POL_LOCAL = 0, M4A1_POL_CLOUD, M4A1_POL_RANDOM, M4A1_POL_LCIO, M4A1_POL_FERRY,
-       M4A1_POL__N };
+/* lcio = RC-A2C (LCIO's method: advantage actor-critic on the budget-augmented
+ * observation, reward penalised by Lagrange multipliers on the per-dialogue latency and
+ * cost budgets); lcio-tab = the earlier tabular primal-dual Q-learner, kept to compare. */
+enum { M4A1_POL_LOCAL = 0, M4A1_POL_CLOUD, M4A1_POL_RANDOM, M4A1_POL_LCIO, M4A1_POL_LCIO_TAB,
+       M4A1_POL_FERRY, M4A1_POL__N };
 const char *m4a1_policy_name(int pol);
 
 struct m4a1_opts {
     int seeds;          /* splits/trainings averaged (default 3) */
-    int epochs;         /* training passes of lcio over the training dialogues (300) */
+    int epochs;         /* training passes of lcio-tab over the training dialogues (300) */
+    int steps;          /* RC-A2C training steps (turns) per seed (100000; LCIO: 30000) */
+    int nhid;           /* RC-A2C hidden units per network (64) */
+    double lr;          /* RC-A2C RMSprop step size (SB3 A2C default 7e-4) */
+    double dual_eta;    /* RC-A2C dual-ascent step on λ per episode (0.05, ours) */
+    double ent_coef;    /* RC-A2C entropy bonus (SB3 A2C default 0) */
+    int sampled_budgets;/* RC-A2C training budgets: 1 = LCIO's per-episode draws, 0 = the
+                           evaluation budgets (30 s, 0.05 USD; the default) */
+    unsigned seed;      /* split and training seeds are seed, seed + 1, ... (1000) */
     double test_share;  /* share of dialogues held out (0.2) */
 };
 
@@ -80,6 +91,8 @@ struct m4a1_report {
     double auc, auc_prior, brier;   /* MGQP on the held-out logged turns (means) */
     double auc_notext;              /* the same without the question text */
     int turns, refusals;
+    double lam_l, lam_c;            /* lcio: RC-A2C's multipliers after training (means) */
+    double lam_peak_l, lam_peak_c;  /* ... and their peaks during training (means) */
 };
 
 void m4a1_opts_default(struct m4a1_opts *o);
