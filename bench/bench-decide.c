@@ -4,7 +4,8 @@
  * predictor bank is warmed with 2000 outcomes first so that its state is realistic.
  * Prints per policy: median and p95 µs per decision (over batches of 100 decisions on
  * rotating requests) and the ratio of medians vs least-loaded. Target (issue 4):
- * ferry < 20 µs median. */
+ * ferry < 20 µs median (default, and with min_obs=0: every plan type a candidate from the
+ * first decision). Also lcio with learner=a2c (RC-A2C). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,18 +89,22 @@ int main(void)
     prefs.tradeoff = -1;
     prefs.min_quality = -1;
     prefs.max_cost_usd = -1;
-    const char *pols[] = {"least-loaded", "moa-off", "perllm", "qlmio", "lcio", "ferry"};
+    /* label, policy, params; ferry last (the target line) */
+    const char *pols[][3] = {{"least-loaded", "least-loaded", NULL}, {"moa-off", "moa-off", NULL},
+                             {"perllm", "perllm", NULL}, {"qlmio", "qlmio", NULL},
+                             {"lcio", "lcio", NULL}, {"lcio a2c", "lcio", "learner=a2c"},
+                             {"ferry all plans", "ferry", "min_obs=0"}, {"ferry", "ferry", NULL}};
     const int npol = (int)(sizeof pols / sizeof pols[0]);
-    double med[8] = {0};
+    double med[16] = {0};
     printf("decision time, %d nodes (4 edge, 4 cloud), 1 image per request, %d batches of %d "
            "decisions\n", NN, NBATCH, BATCH);
-    printf("%-14s %12s %12s %14s\n", "policy", "median us", "p95 us", "vs least-loaded");
+    printf("%-16s %12s %12s %14s\n", "policy", "median us", "p95 us", "vs least-loaded");
     for (int p = 0; p < npol; p++) {
-        const struct fy_policy *pol = pol_find(pols[p]);
+        const struct fy_policy *pol = pol_find(pols[p][1]);
         void *st = NULL;
         char err[256];
-        if (!pol || pol->init(&st, NULL, err, sizeof err) < 0) {
-            fprintf(stderr, "bench-decide: %s: cannot start\n", pols[p]);
+        if (!pol || pol->init(&st, pols[p][2], err, sizeof err) < 0) {
+            fprintf(stderr, "bench-decide: %s: cannot start\n", pols[p][0]);
             return 1;
         }
         struct pol_ctx c = {.prefs = &prefs, .nodes = nodes, .nnodes = NN, .pred = bank,
@@ -118,11 +123,12 @@ int main(void)
         }
         qsort(t, NBATCH, sizeof t[0], cmp_d);
         med[p] = t[NBATCH / 2];
-        printf("%-14s %12.3f %12.3f %13.1fx%s\n", pols[p], med[p], t[NBATCH * 95 / 100],
+        printf("%-16s %12.3f %12.3f %13.1fx%s\n", pols[p][0], med[p], t[NBATCH * 95 / 100],
                med[p] / med[0], sink < 0 ? "!" : "");
         pol->free(st);
     }
-    printf("ferry target: < 20 us median: %s\n", med[npol - 1] < 20 ? "met" : "NOT met");
+    printf("ferry target: < 20 us median: %s (all plans from the start: %s)\n",
+           med[npol - 1] < 20 ? "met" : "NOT met", med[npol - 2] < 20 ? "met" : "NOT met");
     pred_free(bank);
     return 0;
 }
