@@ -516,8 +516,8 @@ void gw_shadow_submit(struct gw_shadow *sh, struct gw_shadow_req *r, const char 
     /* charged now (the answering node's token counts at the reference's prices), so
      * that requests sent before this one answers see the spending; corrected with the
      * reference's own usage when it answers */
-    t->charged_usd = cost_usd(sh, ref, in_tokens > 0 ? in_tokens : 0,
-                              out_tokens > 0 ? out_tokens : 0);
+    double in_est = in_tokens > 0 ? in_tokens : t->body_len / 4.0;   /* no usage: ~4 B/token */
+    t->charged_usd = cost_usd(sh, ref, in_est, out_tokens > 0 ? out_tokens : 0);
     charge(sh, t->charged_usd);
     log_debug("gw", "%s: shadow request to '%s'", id, sh->env.nodes->node[ref].name);
     if (gw_up_add(sh->env.up, &t->x)) {
