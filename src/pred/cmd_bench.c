@@ -13,7 +13,7 @@ struct sub {
 };
 
 static const struct sub g_subs[] = {
-    {"m4a1", m4a1_main, "replay the M4A1 dialogues in LCIO's environment (local, cloud, random, lcio, ferry)"},
+    {"m4a1", m4a1_main, "replay the M4A1 dialogues in LCIO's environment (local, cloud, random, lcio = RC-A2C, lcio-tab, ferry)"},
     {"collect", cmd_bench_collect, "run a labelled dataset on every node of a config: trace JSONL for train/eval"},
     {"load", cmd_bench_load, "drive a mixed chat workload through an endpoint; completion, latency, cost, share"},
     {"export", cmd_bench_export, "write the gateway's SQLite trace as trace JSONL for train/eval"},

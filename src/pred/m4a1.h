@@ -1,7 +1,8 @@
 /* m4a1 — the M4A1 replay (`ferry bench m4a1 M4A1.json`): LCIO's local/cloud × image-view
  * offloading environment rebuilt over the 100 real logged dialogues of the public M4A1
- * sample, and the policies local, cloud, random, lcio and ferry replayed on a held-out
- * 20 % of the dialogues; plus MGQP trained on the logged scores. Every modelling detail
+ * sample, and the policies local, cloud, random, lcio (RC-A2C, pred/a2c.h), lcio-tab
+ * (tabular Q) and ferry replayed on a held-out 20 % of the dialogues; plus MGQP trained
+ * on the logged scores. Every modelling detail
  * follows ../shared/research/LCIO-M4A1.md (LCIO's public code) and is restated in
  * docs/results.md "M4A1 replay":
  *  - actions 0..8: 0 local; 1 cloud text only; 2-4 cloud + view {0},{1},{2};
