@@ -13,7 +13,8 @@
  *   ferry_inflight_requests{node}, ferry_node_healthy{node},
  *   ferry_node_ewma_ttft_seconds{node}, ferry_node_ewma_tpot_seconds{node},
  *   ferry_node_backend_running{node}, ferry_node_backend_waiting{node},
- *   ferry_feedback_total, ferry_client_errors_total{status} */
+ *   ferry_feedback_total, ferry_client_errors_total{status}
+ * ferry_share_* and ferry_shadow_total are rendered by gw/share.h and gw/shadow.h. */
 #ifndef FERRY_GW_METRICS_H
 #define FERRY_GW_METRICS_H
 #include "ferry.h"
