@@ -24,6 +24,7 @@
 #include "emu/server.h"
 #include "gw/config.h"
 #include "gw/shadow.h"
+#include "pred/trace.h"
 #include "util/buf.h"
 #include "util/clock.h"
 
@@ -393,13 +394,27 @@ static int served_at_edge(const struct resp *r)
     return r->status == 200 && strcasestr(r->hdrs.data, "X-Ferry-Node: edge\r\n") != NULL;
 }
 
+/* The request id of an answer ("" when absent), in out. */
+static void request_id(const struct resp *r, char *out, size_t cap)
+{
+    const char *p = strcasestr(r->hdrs.data, "X-Ferry-Request-Id: ");
+    size_t k = 0;
+    if (p)
+        for (p += 20; *p && *p != '\r' && *p != '\n' && k + 1 < cap; p++) out[k++] = *p;
+    out[k] = 0;
+}
+
 TEST(gw_shadow_every_edge_answer_is_compared_with_the_cloud_and_mgqp_learns)
 {
     struct emu edge, cloud;
     CHECK(emu_start(&edge, "edge-model", -30, 0, NULL) == 0);
     CHECK(emu_start(&cloud, "cloud-model", 30, 0, NULL) == 0);
     struct gw g;
-    int up = gw_start(&g, "shadow1.ini", edge.port, cloud.port, "[shadow]\nrate = 1\n") == 0;
+    char db[512], extra[700], ids[9][48];
+    snprintf(db, sizeof db, "%s", test_tmp_path("shadow1.db"));
+    remove(db);
+    snprintf(extra, sizeof extra, "[server]\ntrace_db = %s\n[shadow]\nrate = 1\n", db);
+    int up = gw_start(&g, "shadow1.ini", edge.port, cloud.port, extra) == 0;
     enum { N = 9 };
     int edge_ok = 0;
     double before_upd = -2, seen = -1, agree = -1, disagree = -1, edge_upd = -1, cloud_upd = -1;
@@ -411,6 +426,7 @@ TEST(gw_shadow_every_edge_answer_is_compared_with_the_cloud_and_mgqp_learns)
             struct resp r;
             http(g.port, "/v1/chat/completions", item(i, i % 2, NULL), &r);
             edge_ok += served_at_edge(&r);
+            request_id(&r, ids[i], sizeof ids[i]);
             resp_fini(&r);
         }
         seen = shadow_wait(g.port, N);
@@ -452,6 +468,23 @@ TEST(gw_shadow_every_edge_answer_is_compared_with_the_cloud_and_mgqp_learns)
     CHECK_NEAR(fb_obs, N, 0);
     CHECK_NEAR(feedback, N, 0);
     CHECK_EQ_INT(promtool, 0);
+    /* and the trace has each label as the request's quality */
+    char jsonl[512], cmd[1400], err[256];
+    snprintf(jsonl, sizeof jsonl, "%s", test_tmp_path("shadow1.jsonl"));
+    snprintf(cmd, sizeof cmd, "'%s' bench export --db %s -o %s 2>/dev/null", ferry_bin(), db, jsonl);
+    CHECK_EQ_INT(system(cmd), 0);
+    struct trace_record *recs = NULL;
+    size_t nrec = 0;
+    CHECK_EQ_INT(trace_read_file(jsonl, 0, &recs, &nrec, err, sizeof err), 0);
+    CHECK_EQ_INT(nrec, N);
+    int labelled = 0;
+    for (size_t k = 0; k < nrec; k++)
+        for (int i = 0; i < N; i++)
+            if (!strcmp(recs[k].id, ids[i]) && recs[k].nout == 1 &&
+                recs[k].out[0].o.quality == (i % 3 == 1 ? 0.0 : 1.0))
+                labelled++;
+    free(recs);
+    CHECK_EQ_INT(labelled, N);
 }
 
 /* The created time of the emulator's answers is the wall clock's second: masked. */
