@@ -304,7 +304,7 @@ static void fail_or_retry(struct gw_hc_xfer *x, int err);
 static int attach(struct gw_hc_xfer *x, int *err)
 {
     struct gw_hc_target *t = x->t;
-    struct hconn *c = t->idle;
+    struct hconn *c = x->retried ? NULL : t->idle;   /* a retry takes a new connection */
     if (c) {
         t->idle = c->next_idle;
         t->nidle--;
