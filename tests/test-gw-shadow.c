@@ -418,7 +418,7 @@ TEST(gw_shadow_every_edge_answer_is_compared_with_the_cloud_and_mgqp_learns)
     enum { N = 9 };
     int edge_ok = 0;
     double before_upd = -2, seen = -1, agree = -1, disagree = -1, edge_upd = -1, cloud_upd = -1;
-    double fb_obs = -1, feedback = -1, cloud_done = -1;
+    double fb_obs = -1, feedback = -1, cloud_done = -1, cloud_inflight = -1;
     int promtool = -1;
     if (up) {
         before_upd = node_num(g.port, "edge", "mgqp_updates");
@@ -434,6 +434,7 @@ TEST(gw_shadow_every_edge_answer_is_compared_with_the_cloud_and_mgqp_learns)
         disagree = shadow_n(g.port, "disagree");
         edge_upd = node_num(g.port, "edge", "mgqp_updates");
         cloud_upd = node_num(g.port, "cloud", "mgqp_updates");
+        cloud_inflight = node_num(g.port, "cloud", "inflight");
         fb_obs = node_num(g.port, "edge", "feedback_observations");
         feedback = metric(g.port, "ferry_feedback_total");
         cloud_done = emu_done(cloud.port, "cloud-model");
@@ -465,6 +466,7 @@ TEST(gw_shadow_every_edge_answer_is_compared_with_the_cloud_and_mgqp_learns)
     CHECK_NEAR(before_upd, 0, 0);
     CHECK_NEAR(edge_upd, N, 0);
     CHECK_NEAR(cloud_upd, 0, 0);
+    CHECK_NEAR(cloud_inflight, 0, 0);     /* every reference request ended */
     CHECK_NEAR(fb_obs, N, 0);
     CHECK_NEAR(feedback, N, 0);
     CHECK_EQ_INT(promtool, 0);
@@ -645,7 +647,7 @@ TEST(gw_shadow_budget_and_inflight_cap_the_reference_requests)
     CHECK(emu_start(&cloud, "cloud-model", 30, EMU_FAULT_STALL_FIRST, "60000") == 0);
     up = gw_start(&g, "shadow6.ini", edge.port, cloud.port,
                   "[shadow]\nrate = 1\nmax_inflight = 1\n") == 0;
-    double busy = -1;
+    double busy = -1, cloud_inflight = -1;
     int ok = 0;
     if (up) {
         for (int i = 0; i < 4; i++) {
@@ -656,6 +658,7 @@ TEST(gw_shadow_budget_and_inflight_cap_the_reference_requests)
         }
         seen = shadow_wait(g.port, 3);
         busy = shadow_n(g.port, "skipped_busy");
+        cloud_inflight = node_num(g.port, "cloud", "inflight");
         gw_stop(&g);
     }
     emu_stop(&edge);
@@ -664,4 +667,5 @@ TEST(gw_shadow_budget_and_inflight_cap_the_reference_requests)
     CHECK_EQ_INT(ok, 4);
     CHECK_NEAR(seen, 3, 0);
     CHECK_NEAR(busy, 3, 0);
+    CHECK_NEAR(cloud_inflight, 1, 0);     /* the open reference request is its load */
 }

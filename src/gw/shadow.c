@@ -34,6 +34,7 @@ struct shadow_xfer {                 /* one reference request in flight */
     int overflow;
     struct curl_slist *hdrs;
     double charged_usd;              /* the estimate charged when sent */
+    int counted;                     /* in the reference's gw_node_rt.inflight */
 };
 
 struct gw_shadow_req {
@@ -289,6 +290,7 @@ static void xfer_free(struct shadow_xfer *t)
     else sh->xfers = t->next;
     if (t->next) t->next->prev = t->prev;
     sh->inflight--;
+    if (t->counted) sh->env.nodes->rt[t->ref].inflight--;
     if (t->x.easy) curl_easy_cleanup(t->x.easy);
     curl_slist_free_all(t->hdrs);
     free(t->body);
@@ -524,6 +526,10 @@ void gw_shadow_submit(struct gw_shadow *sh, struct gw_shadow_req *r, const char 
         charge(sh, -t->charged_usd);
         count(sh, node, ref, GW_SHADOW_FAILED);
         xfer_free(t);
+    } else {
+        /* the policies see the reference's load (and [node] max_inflight includes it) */
+        sh->env.nodes->rt[ref].inflight++;
+        t->counted = 1;
     }
     gw_shadow_req_free(r);
     return;

@@ -21,6 +21,7 @@
  *              max_usd_per_hour spent at the reference over the last hour (once reached:
  *              skipped_budget; the request that crosses the cap is still sent)
  * The client's answer is never delayed or changed: everything here happens after it.
+ * An open reference request counts in the reference's gw_node_rt.inflight (its load).
  * Counters: ferry_shadow_total{node,reference,outcome} with outcome agree, disagree,
  * failed (the reference answered with an error or not at all), unscored (an answer
  * without comparable content), skipped_budget, skipped_busy. All on the loop thread. */
