@@ -1,5 +1,6 @@
 /* gw/config — INI configuration of `ferry serve` (see config.h). */
 #include "gw/config.h"
+#include "feat/image.h"
 #include "node/profile.h"
 
 #include <errno.h>
@@ -254,7 +255,9 @@ static int h_limits(struct parse_ctx *x, const char *k, const char *v)
     }
     if (!strcmp(k, "max_images")) return parse_int(x, k, v, 0, FY_MAX_IMAGES, &c->max_images);
     if (!strcmp(k, "max_pixels")) {
-        if (parse_long(x, k, v, 1, 1L << 32, &n)) return -1;
+        /* the image decoder's own bound (feat/image.h) is the ceiling: a larger value
+         * would pass the parser and then fail in feature extraction */
+        if (parse_long(x, k, v, 1, (long)FEAT_IMAGE_MAX_PIXELS, &n)) return -1;
         c->max_pixels = (unsigned long long)n;
         return 0;
     }
