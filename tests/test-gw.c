@@ -1666,3 +1666,73 @@ TEST(gw_max_image_side_downscales_on_a_worker)
     free(got);
     resp_fini(&r);
 }
+
+/* ==== command line and configuration files (findings of the error review) ========== */
+
+TEST(gw_serve_cli_names_a_missing_value_and_a_bad_port)
+{
+    char msg[512];
+    CHECK_EQ_INT(test_ferry_cli("serve -c", msg, sizeof msg), 2);
+    CHECK(strstr(msg, "-c needs a value") != NULL);
+    CHECK_EQ_INT(test_ferry_cli("serve --check -c data/ferry.ini --listen", msg, sizeof msg), 2);
+    CHECK(strstr(msg, "--listen needs a value") != NULL);
+    /* a port out of range or with garbage used to pass as 99999 or 0 (any free port) */
+    CHECK_EQ_INT(test_ferry_cli("serve --check -c data/ferry.ini --listen 127.0.0.1:99999",
+                                msg, sizeof msg), 2);
+    CHECK(strstr(msg, "'99999' is not a port") && strstr(msg, "0..65535"));
+    CHECK_EQ_INT(test_ferry_cli("serve --check -c data/ferry.ini --listen 127.0.0.1:abc",
+                                msg, sizeof msg), 2);
+    CHECK(strstr(msg, "'abc' is not a port") != NULL);
+    CHECK_EQ_INT(test_ferry_cli("serve --check -c data/ferry.ini --listen 127.0.0.1:80x",
+                                msg, sizeof msg), 2);
+    CHECK(strstr(msg, "'80x' is not a port") != NULL);
+}
+
+TEST(gw_config_file_that_is_a_directory_says_so)
+{
+    const char *dir = test_tmp_path("cfg-dir");
+    CHECK_EQ_INT(mkdir(dir, 0700), 0);
+    struct gw_config *c = malloc(sizeof *c);
+    char err[512], args[600];
+    CHECK_EQ_INT(gw_config_load(dir, c, err, sizeof err), -1);
+    free(c);
+    CHECK(strstr(err, dir) && strstr(err, "is a directory"));
+    snprintf(args, sizeof args, "serve --check -c '%s'", dir);
+    CHECK_EQ_INT(test_ferry_cli(args, err, sizeof err), 1);
+    CHECK(strstr(err, "is a directory") != NULL);   /* was "no [node NAME] section" */
+}
+
+/* inih reads 200-byte lines: a longer comment was cut in two and its tail parsed as a
+ * line, a longer value silently cut or misread. */
+TEST(gw_config_long_comment_is_skipped_and_long_value_refused_with_its_line)
+{
+    char *text = malloc(2048);
+    char err[512];
+    struct gw_config *c = malloc(sizeof *c);
+    int k = snprintf(text, 2048, "; ");
+    memset(text + k, 'x', 400);
+    snprintf(text + k + 400, 2048 - (size_t)k - 400,
+             "\n[server]\nlisten = 127.0.0.1:8090\n[node a]\nurl = http://x\n");
+    const char *path = test_tmp_path("long-comment.ini");
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    fputs(text, f);
+    fclose(f);
+    CHECK_EQ_INT(gw_config_load(path, c, err, sizeof err), 0);
+    CHECK_EQ_INT(c->listen_port, 8090);
+    CHECK_EQ_INT(gw_config_load_string(text, "s.ini", c, err, sizeof err), 0);
+    /* a 400-byte value on line 4 */
+    k = snprintf(text, 2048, "[server]\nlisten = 127.0.0.1:8090\n[node a]\nurl = http://x/");
+    memset(text + k, 'y', 400);
+    snprintf(text + k + 400, 2048 - (size_t)k - 400, "\nrole = edge\n");
+    f = fopen(path, "w");
+    CHECK(f != NULL);
+    fputs(text, f);
+    fclose(f);
+    CHECK_EQ_INT(gw_config_load(path, c, err, sizeof err), -1);
+    CHECK(strstr(err, ":4: line longer than") != NULL);
+    CHECK_EQ_INT(gw_config_load_string(text, "s.ini", c, err, sizeof err), -1);
+    CHECK(strstr(err, "s.ini:4: line longer than") != NULL);
+    free(c);
+    free(text);
+}

@@ -244,6 +244,31 @@ static int check(struct gw_config *c)
     return rc;
 }
 
+/* --listen HOST:PORT: port 0..65535 in decimal and nothing after it. Returns 0, or -1
+ * with the reason in err. */
+static int parse_listen(const char *v, char *host, size_t hostcap, int *port, char *err,
+                        size_t errlen)
+{
+    const char *colon = strrchr(v, ':');
+    if (!colon || (size_t)(colon - v) >= hostcap) {
+        snprintf(err, errlen, "--listen '%s': expected HOST:PORT", v);
+        return -1;
+    }
+    const char *p = colon + 1;
+    char *end;
+    errno = 0;
+    long n = strtol(p, &end, 10);
+    if (end == p || *end || errno || n < 0 || n > 65535 || *p == '-' || *p == '+' ||
+        *p == ' ') {
+        snprintf(err, errlen, "--listen '%s': '%s' is not a port: expected an integer in "
+                 "0..65535 (0 = any free port)", v, p);
+        return -1;
+    }
+    snprintf(host, hostcap, "%.*s", (int)(colon - v), v);
+    *port = (int)n;
+    return 0;
+}
+
 int cmd_serve(int argc, char **argv)
 {
     const char *path = NULL, *listen = NULL, *model = NULL;
@@ -256,6 +281,10 @@ int cmd_serve(int argc, char **argv)
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
             return 0;
+        } else if (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config") ||
+                   !strcmp(argv[i], "--listen") || !strcmp(argv[i], "--model")) {
+            fprintf(stderr, "ferry serve: %s needs a value (see ferry serve --help)\n", argv[i]);
+            return 2;
         } else {
             fprintf(stderr, "ferry serve: unknown option '%s'\n", argv[i]);
             usage(stderr);
@@ -263,11 +292,17 @@ int cmd_serve(int argc, char **argv)
         }
     }
     if (!path) {
+        fprintf(stderr, "ferry serve: -c FILE is missing\n");
         usage(stderr);
         return 2;
     }
+    char err[512], lhost[sizeof ((struct gw_config *)0)->listen_host];
+    int lport = 0;
+    if (listen && parse_listen(listen, lhost, sizeof lhost, &lport, err, sizeof err)) {
+        fprintf(stderr, "ferry serve: %s\n", err);
+        return 2;
+    }
     struct gw_config *cfg = malloc(sizeof *cfg);
-    char err[512];
     if (!cfg) return 1;
     if (gw_config_load(path, cfg, err, sizeof err)) {
         fprintf(stderr, "ferry serve: %s\n", err);
@@ -275,14 +310,8 @@ int cmd_serve(int argc, char **argv)
         return 1;
     }
     if (listen) {
-        const char *colon = strrchr(listen, ':');
-        if (!colon || (size_t)(colon - listen) >= sizeof cfg->listen_host) {
-            fprintf(stderr, "ferry serve: --listen '%s': expected HOST:PORT\n", listen);
-            free(cfg);
-            return 2;
-        }
-        snprintf(cfg->listen_host, sizeof cfg->listen_host, "%.*s", (int)(colon - listen), listen);
-        cfg->listen_port = atoi(colon + 1);
+        snprintf(cfg->listen_host, sizeof cfg->listen_host, "%s", lhost);
+        cfg->listen_port = lport;
     }
     if (model) {
         if (strlen(model) >= sizeof cfg->model_file) {

@@ -2,6 +2,7 @@
 #include "gw/config.h"
 #include "feat/image.h"
 #include "node/profile.h"
+#include "util/file.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -408,21 +409,73 @@ static int finish(struct parse_ctx *x, const char *name, int rc, char *err, size
     return 0;
 }
 
-int gw_config_load(const char *path, struct gw_config *c, char *err, size_t errlen)
+/* inih reads lines through this, one per call as its own reader does, so its line
+ * numbers hold. A line longer than inih's buffer (num - 1 bytes) is not cut in two (inih
+ * would parse the tail as a line of its own): a long comment keeps its head, any other
+ * long line stops the parse with too_long set. */
+struct line_src {
+    const char *p, *end;
+    int line;       /* lines handed out */
+    int too_long;   /* when a line was too long: the characters a line may have */
+};
+
+static char *read_line(char *str, int num, void *stream)
+{
+    struct line_src *s = stream;
+    if (s->p >= s->end || num < 3) return NULL;
+    const char *nl = memchr(s->p, '\n', (size_t)(s->end - s->p));
+    const char *eol = nl ? nl + 1 : s->end;
+    size_t n = (size_t)(eol - s->p);
+    s->line++;
+    if (n > (size_t)num - 1) {
+        const char *q = s->p;
+        while (*q == ' ' || *q == '\t') q++;
+        if (*q != ';' && *q != '#') {
+            s->too_long = num - 2;   /* characters before the line break */
+            return NULL;
+        }
+        n = (size_t)num - 1;
+    }
+    memcpy(str, s->p, n);
+    str[n] = 0;
+    s->p = eol;
+    return str;
+}
+
+static int load_text(const char *text, size_t len, const char *name, struct gw_config *c,
+                     char *err, size_t errlen)
 {
     gw_config_default(c);
     struct parse_ctx x = {.c = c, .cur_node = -1};
-    int rc = ini_parse(path, handler, &x);
-    return finish(&x, path, rc, err, errlen);
+    struct line_src src = {.p = text, .end = text + len};
+    int rc = ini_parse_stream(read_line, &src, handler, &x);
+    if (src.too_long && rc == 0) {
+        snprintf(err, errlen, "%s:%d: line longer than %d characters", name, src.line,
+                 src.too_long);
+        return -1;
+    }
+    return finish(&x, name, rc, err, errlen);
+}
+
+int gw_config_load(const char *path, struct gw_config *c, char *err, size_t errlen)
+{
+    uint8_t *text = NULL;
+    size_t len = 0;
+    gw_config_default(c);
+    if (util_read_file(path, NODE_INI_MAX_BYTES, &text, &len, err, errlen)) return -1;
+    int rc = -1;
+    if (memchr(text, 0, len))
+        snprintf(err, errlen, "%s: contains a NUL byte: not an INI text file", path);
+    else
+        rc = load_text((const char *)text, len, path, c, err, errlen);
+    free(text);
+    return rc;
 }
 
 int gw_config_load_string(const char *text, const char *name, struct gw_config *c,
                           char *err, size_t errlen)
 {
-    gw_config_default(c);
-    struct parse_ctx x = {.c = c, .cur_node = -1};
-    int rc = ini_parse_string(text, handler, &x);
-    return finish(&x, name, rc, err, errlen);
+    return load_text(text, strlen(text), name, c, err, errlen);
 }
 
 int gw_config_validate(struct gw_config *c, char *err, size_t errlen)
