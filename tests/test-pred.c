@@ -650,7 +650,7 @@ TEST(train_then_eval_on_a_trace)
     CHECK_EQ_INT(test_ferry_cli("eval x.jsonl", msg, sizeof msg), 2);
     CHECK(strstr(msg, "--model MODEL is missing") != NULL);
     CHECK_EQ_INT(test_ferry_cli("bench m4a1 x.json --seeds 0", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--seeds: expected an integer in [1, 100]") != NULL);
+    CHECK(strstr(msg, "--seeds '0': expected an integer in [1, 100]") != NULL);
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "train %s -o %s", test_tmp_path(""), mpath);
     CHECK_EQ_INT(test_ferry_cli(cmd, msg, sizeof msg), 1);
@@ -1033,4 +1033,28 @@ TEST(trace_fast_writer_equals_printf_writer_and_round_trips)
     }
 #undef REL9
     free(back);
+}
+
+
+/* Option values are parsed whole: atoi/atof used to take "3abc" as 3 and "0.5abc" as 0.5
+ * and run; an overflowing count printed only the usage. */
+TEST(cli_option_values_with_trailing_garbage_or_overflow_are_usage_errors)
+{
+    char msg[512];
+    CHECK_EQ_INT(test_ferry_cli("train x.jsonl -o m.fy --epochs 3abc", msg, sizeof msg), 2);
+    CHECK(strstr(msg, "--epochs '3abc'") && strstr(msg, "[1, 1000]"));
+    CHECK_EQ_INT(test_ferry_cli("train x.jsonl -o m.fy --epochs 4294967297", msg, sizeof msg), 2);
+    CHECK(strstr(msg, "--epochs '4294967297'") != NULL);
+    CHECK_EQ_INT(test_ferry_cli("bench m4a1 M4A1.json --seeds 1x", msg, sizeof msg), 2);
+    CHECK(strstr(msg, "--seeds '1x'") && strstr(msg, "[1, 100]"));
+    CHECK_EQ_INT(test_ferry_cli("bench m4a1 M4A1.json --test-share 0.5abc", msg, sizeof msg), 2);
+    CHECK(strstr(msg, "--test-share '0.5abc'") && strstr(msg, "(0, 1)"));
+    CHECK_EQ_INT(test_ferry_cli("bench m4a1 M4A1.json --seeds 99999999999", msg, sizeof msg), 2);
+    CHECK(strstr(msg, "--seeds '99999999999'") != NULL);
+    CHECK_EQ_INT(test_ferry_cli("bench m4a1 M4A1.json --seed 12x", msg, sizeof msg), 2);
+    CHECK(strstr(msg, "--seed '12x'") != NULL);
+    CHECK_EQ_INT(test_ferry_cli("bench m4a1 M4A1.json --lr 1e-3x", msg, sizeof msg), 2);
+    CHECK(strstr(msg, "--lr '1e-3x'") != NULL);
+    CHECK_EQ_INT(test_ferry_cli("bench m4a1 M4A1.json --train-budgets every", msg, sizeof msg), 2);
+    CHECK(strstr(msg, "--train-budgets 'every'") != NULL);
 }

@@ -95,7 +95,7 @@ int cmd_eval(int argc, char **argv)
         } else if (!strcmp(argv[i], "--holdout") && i + 1 < argc) {
             char *end;
             holdout = strtod(argv[++i], &end);
-            if (*end || !(holdout > 0 && holdout <= 1)) {
+            if (end == argv[i] || *end || !(holdout > 0 && holdout <= 1)) {
                 fprintf(stderr, "ferry eval: --holdout %s: expected a number in (0, 1]\n", argv[i]);
                 return 2;
             }

@@ -2,6 +2,7 @@
  * in the traces by replaying their outcomes in order through the online learners
  * (pred_observe_trace), on the training side of the deterministic split
  * (trace_split_key >= holdout), and writes a model file (model.h). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,14 +36,18 @@ int cmd_train(int argc, char **argv)
         } else if (!strcmp(argv[i], "--holdout") && i + 1 < argc) {
             char *end;
             holdout = strtod(argv[++i], &end);
-            if (*end || !(holdout >= 0 && holdout < 1)) {
+            if (end == argv[i] || *end || !(holdout >= 0 && holdout < 1)) {
                 fprintf(stderr, "ferry train: --holdout %s: expected a number in [0, 1)\n", argv[i]);
                 return 2;
             }
         } else if (!strcmp(argv[i], "--epochs") && i + 1 < argc) {
-            epochs = atoi(argv[++i]);
-            if (epochs < 1 || epochs > 1000) {
-                fprintf(stderr, "ferry train: --epochs %s: expected 1..1000\n", argv[i]);
+            const char *v = argv[++i];
+            char *end;
+            errno = 0;
+            long n = strtol(v, &end, 10);
+            epochs = (int)n;
+            if (end == v || *end || errno || n < 1 || n > 1000) {
+                fprintf(stderr, "ferry train: --epochs '%s': expected an integer in [1, 1000]\n", argv[i]);
                 return 2;
             }
         } else if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--holdout") ||

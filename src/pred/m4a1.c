@@ -908,67 +908,97 @@ static void usage(FILE *out)
             "  (LCIO's per-episode draws). --epochs: lcio-tab's training passes (300).\n");
 }
 
+/* Option values are parsed whole (no trailing characters, no overflow) and checked
+ * against their range; a bad one is named with its value. 0 or -1 after the message. */
+static int opt_long(const char *opt, const char *v, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (end == v || *end || errno || n < lo || n > hi) {
+        fprintf(stderr, "ferry bench m4a1: %s '%s': expected an integer in [%ld, %ld]\n", opt,
+                v, lo, hi);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+static int opt_int(const char *opt, const char *v, long lo, long hi, int *out)
+{
+    long n;
+    if (opt_long(opt, v, lo, hi, &n) < 0) return -1;
+    *out = (int)n;
+    return 0;
+}
+
+/* open_lo / open_hi: the bound itself is excluded */
+static int opt_num(const char *opt, const char *v, double lo, double hi, int open_lo,
+                   int open_hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (end == v || *end || errno || !isfinite(d) || d < lo || d > hi ||
+        (open_lo && d == lo) || (open_hi && d == hi)) {
+        fprintf(stderr, "ferry bench m4a1: %s '%s': expected a number in %c%g, %g%c\n", opt, v,
+                open_lo ? '(' : '[', lo, hi, open_hi ? ')' : ']');
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
 int m4a1_main(int argc, char **argv)
 {
     const char *path = NULL;
     struct m4a1_opts o;
     m4a1_opts_default(&o);
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int bad = 0;
+        long seed;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             usage(stdout);
             return 0;
-        } else if (!strcmp(argv[i], "--seeds") && i + 1 < argc) {
-            o.seeds = atoi(argv[++i]);
-        } else if (!strcmp(argv[i], "--epochs") && i + 1 < argc) {
-            o.epochs = atoi(argv[++i]);
-        } else if (!strcmp(argv[i], "--test-share") && i + 1 < argc) {
-            o.test_share = atof(argv[++i]);
-        } else if (!strcmp(argv[i], "--steps") && i + 1 < argc) {
-            o.steps = atoi(argv[++i]);
-        } else if (!strcmp(argv[i], "--hidden") && i + 1 < argc) {
-            o.nhid = atoi(argv[++i]);
-        } else if (!strcmp(argv[i], "--lr") && i + 1 < argc) {
-            o.lr = atof(argv[++i]);
-        } else if (!strcmp(argv[i], "--dual-eta") && i + 1 < argc) {
-            o.dual_eta = atof(argv[++i]);
-        } else if (!strcmp(argv[i], "--ent") && i + 1 < argc) {
-            o.ent_coef = atof(argv[++i]);
-        } else if (!strcmp(argv[i], "--train-budgets") && i + 1 < argc) {
-            i++;
-            if (!strcmp(argv[i], "sampled")) o.sampled_budgets = 1;
-            else if (!strcmp(argv[i], "eval")) o.sampled_budgets = 0;
-            else {
-                fprintf(stderr, "ferry bench m4a1: --train-budgets: expected sampled or eval\n");
+        } else if (!strcmp(a, "--seeds") || !strcmp(a, "--epochs") ||
+                   !strcmp(a, "--test-share") || !strcmp(a, "--steps") ||
+                   !strcmp(a, "--hidden") || !strcmp(a, "--lr") ||
+                   !strcmp(a, "--dual-eta") || !strcmp(a, "--seed") ||
+                   !strcmp(a, "--ent") || !strcmp(a, "--train-budgets")) {
+            if (!v) {
+                fprintf(stderr, "ferry bench m4a1: %s needs a value (see --help)\n", a);
                 return 2;
             }
-        } else if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
-            o.seed = (unsigned)strtoul(argv[++i], NULL, 10);
-        } else if (!strcmp(argv[i], "--seeds") || !strcmp(argv[i], "--epochs") ||
-                   !strcmp(argv[i], "--test-share") || !strcmp(argv[i], "--steps") ||
-                   !strcmp(argv[i], "--hidden") || !strcmp(argv[i], "--lr") ||
-                   !strcmp(argv[i], "--dual-eta") || !strcmp(argv[i], "--seed") ||
-                   !strcmp(argv[i], "--ent") || !strcmp(argv[i], "--train-budgets")) {
-            fprintf(stderr, "ferry bench m4a1: %s needs a value (see --help)\n", argv[i]);
-            return 2;
-        } else if (argv[i][0] == '-') {
-            fprintf(stderr, "ferry bench m4a1: unknown option %s\n", argv[i]);
+            i++;
+            if (!strcmp(a, "--seeds")) bad = opt_int(a, v, 1, 100, &o.seeds);
+            else if (!strcmp(a, "--epochs")) bad = opt_int(a, v, 1, 100000, &o.epochs);
+            else if (!strcmp(a, "--test-share")) bad = opt_num(a, v, 0, 1, 1, 1, &o.test_share);
+            else if (!strcmp(a, "--steps")) bad = opt_int(a, v, 1, 100000000, &o.steps);
+            else if (!strcmp(a, "--hidden")) bad = opt_int(a, v, 0, A2C_MAX_HID, &o.nhid);
+            else if (!strcmp(a, "--lr")) bad = opt_num(a, v, 0, 1, 1, 0, &o.lr);
+            else if (!strcmp(a, "--dual-eta")) bad = opt_num(a, v, 0, 10, 0, 0, &o.dual_eta);
+            else if (!strcmp(a, "--ent")) bad = opt_num(a, v, 0, 10, 0, 0, &o.ent_coef);
+            else if (!strcmp(a, "--seed")) {
+                bad = opt_long(a, v, 0, 4294967295L, &seed);
+                o.seed = (unsigned)seed;
+            } else if (!strcmp(v, "sampled")) o.sampled_budgets = 1;
+            else if (!strcmp(v, "eval")) o.sampled_budgets = 0;
+            else {
+                fprintf(stderr, "ferry bench m4a1: --train-budgets '%s': expected sampled or "
+                        "eval\n", v);
+                return 2;
+            }
+            if (bad) return 2;
+        } else if (a[0] == '-') {
+            fprintf(stderr, "ferry bench m4a1: unknown option %s\n", a);
             return 2;
         } else {
-            path = argv[i];
+            path = a;
         }
     }
-    const char *bad = !path ? "no M4A1.json given"
-                    : o.seeds < 1 || o.seeds > 100 ? "--seeds: expected an integer in [1, 100]"
-                    : o.epochs < 1 || o.epochs > 100000 ? "--epochs: expected an integer in [1, 100000]"
-                    : !(o.test_share > 0 && o.test_share < 1) ? "--test-share: expected a number in (0, 1)"
-                    : o.steps < 1 || o.steps > 100000000 ? "--steps: expected an integer in [1, 1e8]"
-                    : o.nhid < 0 || o.nhid > A2C_MAX_HID ? "--hidden: expected an integer in [0, 128]"
-                    : !(o.lr > 0 && o.lr <= 1) ? "--lr: expected a number in (0, 1]"
-                    : !(o.dual_eta >= 0 && o.dual_eta <= 10) ? "--dual-eta: expected a number in [0, 10]"
-                    : !(o.ent_coef >= 0 && o.ent_coef <= 10) ? "--ent: expected a number in [0, 10]"
-                    : NULL;
-    if (bad) {
-        fprintf(stderr, "ferry bench m4a1: %s\n", bad);
+    if (!path) {
+        fprintf(stderr, "ferry bench m4a1: no M4A1.json given\n");
         usage(stderr);
         return 2;
     }
