@@ -2,7 +2,11 @@
  * chunked decoder on crafted inputs, then a real server on 127.0.0.1 (port from the
  * kernel, its loop on a thread) driven over raw sockets: keep-alive, pipelining,
  * chunked and 100-continue request bodies, HTTP/1.0, limits (413, 431), streamed
- * (chunked) responses, client disconnect while a response is open. Then the backend
+ * (chunked) responses, client disconnect while a response is open, and the defences
+ * against slow or abusive clients with tiny deadlines (a head or body trickled byte by
+ * byte gets 408 although it makes progress, a body that stops gets 408, idle keep-alive
+ * connections close, max_connections answers 503). Waits are bounded (10 s) and nothing
+ * asserts a duration. Then the backend
  * client (gw/hclient.h): its response parser, and real transfers against a scripted raw
  * backend (keep-alive reuse, Content-Length / chunked / until-close bodies, a stale idle
  * connection retried once, refused connections, malformed answers, pause and resume). */
@@ -198,6 +202,12 @@ static void handle(void *arg, struct gw_hconn *c, struct gw_hreq *r)
         gw_http_stream_write(c, "data: one\n\n", 11);
         gw_http_stream_write(c, "data: two\n\n", 11);
         gw_http_stream_end(c);
+    } else if (!strcmp(r->path, "/metrics")) {
+        struct buf b;
+        buf_init(&b);
+        gw_http_render(s->h, &b);
+        gw_http_reply(c, 200, NULL, 0, b.data ? b.data : "", b.len);
+        buf_fini(&b);
     } else if (!strcmp(r->path, "/hold")) {
         gw_http_stream_start(c, 200, hdr, (size_t)hl);
         gw_http_stream_write(c, "data: held\n\n", 12);
@@ -222,13 +232,12 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
     event_base_loopbreak(s->base);
 }
 
-static struct srv *srv_start(size_t max_body)
+static struct srv *srv_start_opts(const struct gw_http_opts *o)
 {
     struct srv *s = calloc(1, sizeof *s);
     s->base = event_base_new();
-    struct gw_http_opts o = {.max_body = max_body, .timeout_ms = 10000};
     char err[256];
-    s->h = gw_http_new(s->base, "127.0.0.1", 0, &o, handle, NULL, s, err, sizeof err);
+    s->h = gw_http_new(s->base, "127.0.0.1", 0, o, handle, NULL, s, err, sizeof err);
     if (!s->h) {
         fprintf(stderr, "  gw_http_new: %s\n", err);
         event_base_free(s->base);
@@ -239,6 +248,12 @@ static struct srv *srv_start(size_t max_body)
     s->stop = event_new(s->base, -1, 0, on_stop, s);
     pthread_create(&s->th, NULL, loop_main, s);
     return s;
+}
+
+static struct srv *srv_start(size_t max_body)
+{
+    struct gw_http_opts o = {.max_body = max_body, .timeout_ms = 10000};
+    return srv_start_opts(&o);
 }
 
 static void srv_stop(struct srv *s)
@@ -474,6 +489,253 @@ TEST(http_server_many_requests_on_one_connection)
     CHECK_EQ_INT(n200, 400);
     CHECK_EQ_INT(nreq, 400);
     CHECK(p50 && p51 && p50 < p51);
+}
+
+/* ==== slow and abusive clients ===================================================== */
+
+/* Sends p one byte every gap_ms until the server answers or closes (the socket turns
+ * readable) or p ends; at most 10 s. Returns the bytes sent. */
+static size_t trickle(int fd, const char *p, int gap_ms)
+{
+    size_t i = 0;
+    for (int k = 0; k < 10000 / gap_ms && p[i]; k++) {
+        struct pollfd q = {fd, POLLIN, 0};
+        if (poll(&q, 1, gap_ms) != 0) break;
+        if (send(fd, p + i, 1, MSG_NOSIGNAL) != 1) break;
+        i++;
+    }
+    return i;
+}
+
+/* Value of a metric line "name value" in text, or -1. */
+static long long metric(const char *text, const char *name)
+{
+    const char *p = text;
+    size_t nl = strlen(name);
+    while (p && (p = strstr(p, name))) {
+        if ((p == text || p[-1] == '\n') && p[nl] == ' ') return atoll(p + nl + 1);
+        p += nl;
+    }
+    return -1;
+}
+
+/* GET /metrics on a new connection (the test server renders gw_http_render). */
+static void fetch_metrics(int port, struct buf *o)
+{
+    int fd = connect_to(port);
+    send_all(fd, "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
+    int eof = 0;
+    read_until(fd, o, NULL, &eof);
+    close(fd);
+}
+
+TEST(http_server_head_deadline_stops_a_trickle)
+{
+    struct gw_http_opts opt = {.max_body = 1000, .timeout_ms = 10000, .header_timeout_ms = 200};
+    struct srv *s = srv_start_opts(&opt);
+    CHECK(s != NULL);
+    struct buf o, pad;
+    buf_init(&o);
+    buf_init(&pad);
+    /* one byte every 50 ms: progress all the time, yet the head deadline passes */
+    buf_puts(&pad, "GET /slow HTTP/1.1\r\nX-Pad: ");
+    while (pad.len < 400) buf_putc(&pad, 'a');
+    int fd = connect_to(s->port);
+    size_t sent = trickle(fd, pad.data, 50);
+    int eof = 0;
+    read_until(fd, &o, NULL, &eof);
+    int r408 = o.data && !strncmp(o.data, "HTTP/1.1 408 ", 13) && strstr(o.data, "\"error\"") &&
+               strstr(o.data, "header timeout") && strstr(o.data, "Connection: close");
+    int closed = eof;
+    close(fd);
+    /* a connection that sends nothing is closed without an answer */
+    buf_reset(&o);
+    fd = connect_to(s->port);
+    read_until(fd, &o, NULL, &eof);
+    int silent = eof && o.len == 0;
+    close(fd);
+    /* a normal request is still served; the counter saw the trickle */
+    buf_reset(&o);
+    fetch_metrics(s->port, &o);
+    long long hdr_rej = metric(o.data ? o.data : "", "ferry_http_rejected_total{reason=\"header_timeout\"}");
+    int served = o.data && !strncmp(o.data, "HTTP/1.1 200 ", 13);
+    buf_fini(&o);
+    buf_fini(&pad);
+    srv_stop(s);
+    CHECK(sent >= 2);
+    CHECK(sent < 400 - 27);     /* answered before the head could end */
+    CHECK(r408);
+    CHECK(closed);
+    CHECK(silent);
+    CHECK(served);
+    CHECK_EQ_INT(hdr_rej, 1);
+}
+
+TEST(http_server_body_deadline)
+{
+    /* grace 200 ms, then 1000 bytes/s on average */
+    struct gw_http_opts opt = {.max_body = 100000, .timeout_ms = 10000, .body_timeout_ms = 200,
+                               .min_body_rate = 1000};
+    struct srv *s = srv_start_opts(&opt);
+    CHECK(s != NULL);
+    struct buf o, body;
+    buf_init(&o);
+    buf_init(&body);
+    int eof = 0;
+    /* a Content-Length body that stops half-way */
+    int fd = connect_to(s->port);
+    send_all(fd, "POST /stop HTTP/1.1\r\nContent-Length: 1000\r\n\r\n");
+    while (body.len < 100) buf_putc(&body, 'b');
+    send_all(fd, body.data);
+    read_until(fd, &o, NULL, &eof);
+    int stop408 = o.data && !strncmp(o.data, "HTTP/1.1 408 ", 13) && strstr(o.data, "\"error\"");
+    int stop_closed = eof;
+    close(fd);
+    /* a chunked body that stops after its first chunk */
+    buf_reset(&o);
+    fd = connect_to(s->port);
+    send_all(fd, "POST /stopc HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+    read_until(fd, &o, NULL, &eof);
+    int chunk408 = o.data && !strncmp(o.data, "HTTP/1.1 408 ", 13) && eof;
+    close(fd);
+    /* a body trickled at 20 bytes/s, far below the minimum rate, although it progresses */
+    buf_reset(&o);
+    buf_reset(&body);
+    while (body.len < 600) buf_putc(&body, 't');
+    fd = connect_to(s->port);
+    send_all(fd, "POST /trickle HTTP/1.1\r\nContent-Length: 600\r\n\r\n");
+    size_t sent = trickle(fd, body.data, 50);
+    read_until(fd, &o, NULL, &eof);
+    int trickle408 = o.data && !strncmp(o.data, "HTTP/1.1 408 ", 13) && eof;
+    close(fd);
+    /* slow but within the rule: 6000 bytes in 100-byte pieces 10 ms apart (>= 600 ms,
+     * longer than the grace alone; 10 kB/s, ten times the minimum rate): served */
+    buf_reset(&o);
+    buf_reset(&body);
+    while (body.len < 100) buf_putc(&body, 's');
+    fd = connect_to(s->port);
+    send_all(fd, "POST /slowok HTTP/1.1\r\nContent-Length: 6000\r\n\r\n");
+    for (int i = 0; i < 60; i++) {
+        send_all(fd, body.data);
+        usleep(10000);
+    }
+    int ok = read_until(fd, &o, "X-Path: /slowok", NULL) && read_until(fd, &o, "\r\n\r\n", NULL);
+    const char *end = o.data ? strstr(o.data, "\r\n\r\n") : NULL;
+    while (ok && o.len < (size_t)(end - o.data) + 4 + 6000) {   /* the echoed body */
+        struct pollfd q = {fd, POLLIN, 0};
+        char b[4096];
+        ssize_t n = poll(&q, 1, 5000) > 0 ? read(fd, b, sizeof b) : 0;
+        if (n <= 0) break;
+        buf_append(&o, b, (size_t)n);
+        end = strstr(o.data, "\r\n\r\n");
+    }
+    int ok200 = ok && !strncmp(o.data, "HTTP/1.1 200 ", 13) &&
+                strstr(o.data, "Content-Length: 6000\r\n") && count(end, "s") == 6000;
+    close(fd);
+    buf_reset(&o);
+    fetch_metrics(s->port, &o);
+    long long body_rej = metric(o.data ? o.data : "", "ferry_http_rejected_total{reason=\"body_timeout\"}");
+    buf_fini(&o);
+    buf_fini(&body);
+    srv_stop(s);
+    CHECK(stop408);
+    CHECK(stop_closed);
+    CHECK(chunk408);
+    CHECK(sent >= 2 && sent < 600);
+    CHECK(trickle408);
+    CHECK(ok200);
+    CHECK_EQ_INT(body_rej, 3);
+}
+
+TEST(http_server_closes_idle_keepalive_connections)
+{
+    struct gw_http_opts opt = {.max_body = 1000, .timeout_ms = 10000,
+                               .keepalive_timeout_ms = 200};
+    struct srv *s = srv_start_opts(&opt);
+    CHECK(s != NULL);
+    struct buf o;
+    buf_init(&o);
+    int fd = connect_to(s->port);
+    send_all(fd, "GET /one HTTP/1.1\r\n\r\n");
+    int one = read_until(fd, &o, "X-Path: /one", NULL) && read_until(fd, &o, "\r\n\r\n", NULL);
+    send_all(fd, "GET /two HTTP/1.1\r\n\r\n");   /* still kept alive after the first */
+    int two = read_until(fd, &o, "X-Path: /two", NULL);
+    read_until(fd, &o, "\r\n\r\n", NULL);
+    size_t before = o.len;
+    int eof = 0;
+    read_until(fd, &o, NULL, &eof);               /* then idle: closed, nothing written */
+    int closed = eof && o.len == before && !strstr(o.data, "408");
+    close(fd);
+    buf_fini(&o);
+    srv_stop(s);
+    CHECK(one);
+    CHECK(two);
+    CHECK(closed);
+}
+
+/* One GET on fd; 1 when a 200 came. */
+static int get_ok(int fd, const char *path)
+{
+    char req[128];
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\n\r\n", path);
+    send_all(fd, req);
+    struct buf o;
+    buf_init(&o);
+    char want[128];
+    snprintf(want, sizeof want, "X-Path: %s\r\n", path);
+    int ok = read_until(fd, &o, want, NULL) && !strncmp(o.data, "HTTP/1.1 200 ", 13);
+    read_until(fd, &o, "\r\n\r\n", NULL);
+    buf_fini(&o);
+    return ok;
+}
+
+TEST(http_server_connection_limit)
+{
+    struct gw_http_opts opt = {.max_body = 1000, .timeout_ms = 10000, .max_connections = 2};
+    struct srv *s = srv_start_opts(&opt);
+    CHECK(s != NULL);
+    int a = connect_to(s->port), b = connect_to(s->port);
+    int a1 = get_ok(a, "/a"), b1 = get_ok(b, "/b");
+    /* a third connection: 503 with Retry-After, closed at once */
+    struct buf o;
+    buf_init(&o);
+    int c = connect_to(s->port);
+    send_all(c, "GET /c HTTP/1.1\r\n\r\n");
+    int eof = 0;
+    read_until(c, &o, NULL, &eof);
+    int r503 = o.data && !strncmp(o.data, "HTTP/1.1 503 ", 13) && strstr(o.data, "Retry-After: ")
+               && strstr(o.data, "\"error\"") && eof;
+    close(c);
+    /* the first two are still served */
+    int a2 = get_ok(a, "/a2"), b2 = get_ok(b, "/b2");
+    /* once one closes, a new connection is served (the server may see the close after
+     * the next connect: retried, bounded) */
+    close(a);
+    int later = 0;
+    long long conns = -1, rej = -1;
+    for (int i = 0; i < 100 && !later; i++) {
+        int d = connect_to(s->port);
+        later = get_ok(d, "/d");
+        if (later) {
+            buf_reset(&o);
+            send_all(d, "GET /metrics HTTP/1.1\r\n\r\n");
+            read_until(d, &o, "body_timeout", NULL);
+            read_until(d, &o, "\n", NULL);
+            conns = metric(o.data ? o.data : "", "ferry_http_connections");
+            rej = metric(o.data ? o.data : "", "ferry_http_rejected_total{reason=\"connections\"}");
+        }
+        close(d);
+        if (!later) usleep(100000);
+    }
+    close(b);
+    buf_fini(&o);
+    srv_stop(s);
+    CHECK(a1 && b1);
+    CHECK(r503);
+    CHECK(a2 && b2);
+    CHECK(later);
+    CHECK_EQ_INT(conns, 2);
+    CHECK(rej >= 1);
 }
 
 /* ==== the backend client =========================================================== */

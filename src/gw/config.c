@@ -1,6 +1,7 @@
 /* gw/config — INI configuration of `ferry serve` (see config.h). */
 #include "gw/config.h"
 #include "feat/image.h"
+#include "gw/http.h"
 #include "node/profile.h"
 #include "util/file.h"
 
@@ -26,6 +27,11 @@ void gw_config_default(struct gw_config *c)
     c->workers = 2;
     c->save_interval_s = 60;
     c->drain_timeout_s = 30;
+    c->header_timeout_ms = GW_HTTP_DEF_HEADER_MS;
+    c->body_timeout_ms = GW_HTTP_DEF_BODY_MS;
+    c->min_body_rate = GW_HTTP_DEF_BODY_RATE;
+    c->keepalive_timeout_ms = GW_HTTP_DEF_KEEPALIVE_MS;
+    c->max_connections = GW_HTTP_DEF_MAX_CONNS;
     snprintf(c->policy, sizeof c->policy, "least-loaded");
     c->max_client_buffer = 256 * 1024;
     c->downscale_quality = 85;
@@ -150,6 +156,12 @@ static int h_server(struct parse_ctx *x, const char *k, const char *v)
     if (!strcmp(k, "trace_db")) return copy_str(x, k, v, c->trace_db, sizeof c->trace_db);
     if (!strcmp(k, "save_interval_s")) return parse_int(x, k, v, 1, 86400, &c->save_interval_s);
     if (!strcmp(k, "drain_timeout_s")) return parse_int(x, k, v, 0, 3600, &c->drain_timeout_s);
+    if (!strcmp(k, "header_timeout_ms"))
+        return parse_int(x, k, v, 10, 3600000, &c->header_timeout_ms);
+    if (!strcmp(k, "body_timeout_ms")) return parse_int(x, k, v, 10, 3600000, &c->body_timeout_ms);
+    if (!strcmp(k, "min_body_rate")) return parse_long(x, k, v, 1, 1L << 30, &c->min_body_rate);
+    if (!strcmp(k, "keepalive_timeout_ms"))
+        return parse_int(x, k, v, 10, 3600000, &c->keepalive_timeout_ms);
     return fail(x, "[server]: unknown key '%s'%s", k, "");
 }
 
@@ -267,6 +279,7 @@ static int h_limits(struct parse_ctx *x, const char *k, const char *v)
         c->max_client_buffer = (size_t)n;
         return 0;
     }
+    if (!strcmp(k, "max_connections")) return parse_int(x, k, v, 1, 1000000, &c->max_connections);
     if (!strcmp(k, "downscale_quality")) return parse_int(x, k, v, 10, 100, &c->downscale_quality);
     if (!strcmp(k, "max_image_side")) return parse_int(x, k, v, 0, 65535, &c->max_image_side);
     if (!strcmp(k, "split_max_tokens")) return parse_int(x, k, v, 8, 4096, &c->split_max_tokens);

@@ -53,6 +53,11 @@ struct gw_config {
     char trace_db[GW_PATH_MAX];   /* SQLite trace; "" = not recorded */
     int save_interval_s;
     int drain_timeout_s;          /* SIGTERM: wait this long for in-flight requests */
+    /* client deadlines (gw/http.h "Slow and abusive clients"), milliseconds */
+    int header_timeout_ms;        /* request line + headers, from accept / first byte */
+    int body_timeout_ms;          /* body grace; then min_body_rate on average */
+    long min_body_rate;           /* bytes/s */
+    int keepalive_timeout_ms;     /* idle kept-alive connection closed after this */
     /* [policy] */
     char policy[FY_NAME_MAX];
     char policy_params[256];
@@ -65,6 +70,7 @@ struct gw_config {
     int max_images;               /* 0 = the request model's default */
     unsigned long long max_pixels;/* per image; 0 = default */
     size_t max_client_buffer;     /* bytes queued to one client before the upstream pauses */
+    int max_connections;          /* open client connections; more get 503 */
     int downscale_quality;        /* JPEG quality of downscaled images */
     int max_image_side;           /* px; kept images larger are downscaled to it; 0 = off */
     int split_max_tokens;         /* length of the split plan's description */

@@ -8,6 +8,13 @@
  *   C_CLOSE  the response ended and the connection closes once its output is written
  *   C_LINGER an error answer was written: write side shut, input read and dropped for
  *            LINGER_MS so that the client can read the answer before the close
+ * Deadlines (http.h "Slow and abusive clients") run on one timer event per connection
+ * (tev; T_HEAD, T_BODY or T_IDLE), re-armed only when the state changes: a keep-alive
+ * request that arrives whole costs one add (idle, at the end of the previous response)
+ * and one delete (at dispatch), both O(1) on libevent's common-timeout queues, and no
+ * system call. The body deadline is extended lazily: when it fires, the bytes received
+ * since it was armed buy bytes / min_body_rate more, and only a client that fell behind
+ * gets the 408.
  * Input: one buffer (in/in_off/in_len), at most GW_HTTP_HEAD_MAX + IN_SLACK bytes; the
  * head of the current request is copied out (c->head) before parsing so the buffer can
  * be moved while the request is open. Output: written at once with writev; what the
@@ -26,14 +33,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include "util/log.h"
 
 #define IN_FIRST   4096                    /* first input buffer of a connection */
 #define IN_SLACK   4096
 #define LINGER_MS  2000
 #define CHUNK_LINE_MAX 4096                /* a chunk-size line (with extensions) */
+#define ACCEPT_RETRY_MS 100                /* listener paused after EMFILE and friends */
 
 /* ---- parsing -------------------------------------------------------------------- */
 
@@ -339,6 +350,8 @@ const char *gw_http_reason(int status)
 /* ---- connections ---------------------------------------------------------------- */
 
 enum { C_HEAD, C_BODY, C_BUSY, C_CLOSE, C_LINGER };
+enum { T_NONE, T_HEAD, T_BODY, T_IDLE };                  /* what tev times */
+enum { REJ_CONNS, REJ_HEADER, REJ_BODY, REJ__N };       /* ferry_http_rejected_total */
 
 struct gw_http {
     struct event_base *base;
@@ -352,6 +365,11 @@ struct gw_http {
     gw_http_reject_cb on_reject;
     void *arg;
     struct gw_hconn *conns;
+    int nconns;                   /* open connections (lingering ones included) */
+    struct event retry;           /* re-enables the listener after an accept failure */
+    int accept_paused;
+    const struct timeval *tv_head, *tv_body, *tv_idle;  /* common timeouts of the base */
+    unsigned long long rejected[REJ__N];
 };
 
 struct gw_hconn {
@@ -359,7 +377,10 @@ struct gw_hconn {
     struct gw_hconn *prev, *next;
     int fd;
     struct event rev, wev, dev;   /* read (persistent), write (while output pends), deferred */
+    struct event tev;             /* the head / body / idle deadline */
     int state;
+    int tmode;                    /* T_*: what tev is armed for */
+    size_t body_mark;             /* body bytes received when the body deadline was armed */
     int reading;                  /* rev added */
     int broken;                   /* a write failed: close at the next deferred turn */
     char *in;
@@ -394,10 +415,16 @@ static void conn_close(struct gw_hconn *c, int notify)
     event_del(&c->rev);
     event_del(&c->wev);
     event_del(&c->dev);
+    event_del(&c->tev);
     if (c->fd >= 0) close(c->fd);
     if (c->prev) c->prev->next = c->next;
     else h->conns = c->next;
     if (c->next) c->next->prev = c->prev;
+    h->nconns--;
+    if (h->accept_paused && h->listening) {   /* a descriptor is free again */
+        event_del(&h->retry);
+        if (event_add(&h->lev, NULL) == 0) h->accept_paused = 0;
+    }
     free(c->in);
     free(c->head);
     free(c->body);
@@ -417,11 +444,26 @@ static struct timeval ms_tv(int ms)
     return tv;
 }
 
+/* Arms tev for mode m: tv is one of the common timeouts, or a computed one. */
+static void set_timer(struct gw_hconn *c, int m, const struct timeval *tv)
+{
+    c->tmode = m;
+    event_add(&c->tev, tv);
+}
+
+static void clear_timer(struct gw_hconn *c)
+{
+    if (c->tmode == T_NONE) return;
+    c->tmode = T_NONE;
+    event_del(&c->tev);
+}
+
+/* The read event has no timeout of its own (deadlines are on tev), except while an
+ * error answer lingers. */
 static void set_reading(struct gw_hconn *c, int on)
 {
     if (on && !c->reading) {
-        struct timeval tv = ms_tv(c->h->o.timeout_ms);
-        if (event_add(&c->rev, &tv) == 0) c->reading = 1;
+        if (event_add(&c->rev, NULL) == 0) c->reading = 1;
     } else if (!on && c->reading) {
         event_del(&c->rev);
         c->reading = 0;
@@ -491,6 +533,7 @@ static void end_response(struct gw_hconn *c)
     buf_reset(&c->cbody);
     c->state = c->close_after ? C_CLOSE : C_HEAD;
     c->streaming = c->chunked_out = 0;
+    if (c->state == C_HEAD) set_timer(c, T_IDLE, c->h->tv_idle);
     defer(c);
 }
 
@@ -596,12 +639,12 @@ char *gw_http_take_body(struct gw_hconn *c, size_t *len)
 size_t gw_http_backlog(const struct gw_hconn *c) { return out_pending(c); }
 int gw_http_fd(const struct gw_hconn *c) { return c->fd; }
 
-/* An error the server answers itself; the connection then lingers and closes. */
-static void reject(struct gw_hconn *c, int status)
+/* An error the server answers itself; the connection then lingers and closes. msg NULL =
+ * the status's standard message. */
+static void reject_msg(struct gw_hconn *c, int status, const char *msg)
 {
     struct gw_http *h = c->h;
-    const char *msg;
-    switch (status) {
+    if (!msg) switch (status) {
     case 413: msg = "request body exceeds the gateway's limit"; break;
     case 431: msg = "request head too large or too many header fields"; break;
     case 417: msg = "unsupported Expect header (only 100-continue)"; break;
@@ -610,7 +653,8 @@ static void reject(struct gw_hconn *c, int status)
     default: msg = "malformed HTTP request"; break;
     }
     if (h->on_reject) h->on_reject(h->arg, status);
-    char body[256], hdr[256];
+    clear_timer(c);
+    char body[320], hdr[256];
     int bl = snprintf(body, sizeof body,
                       "{\"error\":{\"message\":\"%s\",\"type\":\"invalid_request_error\","
                       "\"param\":null,\"code\":null}}", msg);
@@ -634,9 +678,12 @@ static void reject(struct gw_hconn *c, int status)
     }
 }
 
+static void reject(struct gw_hconn *c, int status) { reject_msg(c, status, NULL); }
+
 static void dispatch(struct gw_hconn *c)
 {
     struct gw_http *h = c->h;
+    clear_timer(c);
     c->state = C_BUSY;
     c->resp_open = 1;
     c->is_head = c->req.method == GW_HTTP_HEAD;
@@ -663,6 +710,21 @@ static void send_continue(struct gw_hconn *c)
     send_iov(c, iov, 1);
 }
 
+/* Body bytes received so far (decoded ones for a chunked body). */
+static size_t body_received(const struct gw_hconn *c)
+{
+    return c->req.chunked ? c->cbody.len : c->body_len;
+}
+
+/* The body is incomplete: its deadline starts now (once per body; the bytes already
+ * here do not extend it). */
+static void body_wait(struct gw_hconn *c)
+{
+    if (c->tmode == T_BODY) return;
+    c->body_mark = body_received(c);
+    set_timer(c, T_BODY, c->h->tv_body);
+}
+
 /* Parses and dispatches what the input buffer holds, request after request. */
 static void conn_process(struct gw_hconn *c)
 {
@@ -677,6 +739,7 @@ static void conn_process(struct gw_hconn *c)
             size_t hl = gw_http_head_end(in, lim);
             if (!hl) {
                 if (avail >= GW_HTTP_HEAD_MAX) reject(c, 431);
+                else if (c->tmode != T_HEAD) set_timer(c, T_HEAD, h->tv_head);
                 return;
             }
             if (hl + 1 > c->head_cap) {
@@ -725,6 +788,7 @@ static void conn_process(struct gw_hconn *c)
                 if (rc < 0) { reject(c, -rc); return; }
                 if (rc == 0) {
                     if (c->in_off == c->in_len) c->in_off = c->in_len = 0;
+                    body_wait(c);
                     return;
                 }
                 dispatch(c);
@@ -735,7 +799,10 @@ static void conn_process(struct gw_hconn *c)
             memcpy(c->body + c->body_len, in, k);
             c->body_len += k;
             c->in_off += k;
-            if (c->body_len < c->body_want) return;
+            if (c->body_len < c->body_want) {
+                body_wait(c);
+                return;
+            }
             c->body[c->body_len] = 0;
             dispatch(c);
             continue;
@@ -828,6 +895,44 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     conn_close(c, 1);   /* EOF or error: the client is gone */
 }
 
+/* A deadline of tev passed. */
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct gw_hconn *c = arg;
+    struct gw_http *h = c->h;
+    char msg[160];
+    int m = c->tmode;
+    c->tmode = T_NONE;
+    if (m == T_IDLE && c->state == C_HEAD) {
+        conn_close(c, 0);                         /* idle keep-alive: silently */
+    } else if (m == T_HEAD && c->state == C_HEAD) {
+        if (c->in_len == c->in_off) {             /* not a byte: nobody waits for an answer */
+            conn_close(c, 0);
+            return;
+        }
+        h->rejected[REJ_HEADER]++;
+        snprintf(msg, sizeof msg, "request head not received within the gateway's "
+                 "header timeout (%d ms)", h->o.header_timeout_ms);
+        reject_msg(c, 408, msg);
+    } else if (m == T_BODY && c->state == C_BODY) {
+        /* the bytes that came since the deadline was armed buy bytes / rate more time */
+        size_t got = body_received(c);
+        unsigned long long more = (unsigned long long)(got - c->body_mark) * 1000 /
+                                  h->o.min_body_rate;
+        if (more > 0) {
+            c->body_mark = got;
+            struct timeval tv = {(time_t)(more / 1000), (suseconds_t)(more % 1000) * 1000};
+            set_timer(c, T_BODY, &tv);
+            return;
+        }
+        h->rejected[REJ_BODY]++;
+        snprintf(msg, sizeof msg, "request body not received in time (%d ms plus 1 s "
+                 "per %zu bytes)", h->o.body_timeout_ms, h->o.min_body_rate);
+        reject_msg(c, 408, msg);
+    }
+}
+
 static void on_write(evutil_socket_t fd, short what, void *arg)
 {
     struct gw_hconn *c = arg;
@@ -862,13 +967,62 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     if (c->resp_open && c->drained) c->drained(c->warg);
 }
 
+/* Over max_connections: a 503 on the fresh socket, then close. What the client already
+ * sent is read first (one read, best effort) so that the close sends a FIN, not a RST
+ * that could destroy the answer in the client's receive buffer. */
+static void refuse_conn(struct gw_http *h, int fd)
+{
+    h->rejected[REJ_CONNS]++;
+    if (h->on_reject) h->on_reject(h->arg, 503);
+    char body[256], hdr[256];
+    int bl = snprintf(body, sizeof body,
+                      "{\"error\":{\"message\":\"the gateway has its maximum of %d client "
+                      "connections open; retry later\",\"type\":\"server_error\","
+                      "\"param\":null,\"code\":null}}", h->o.max_connections);
+    int hl = snprintf(hdr, sizeof hdr, "HTTP/1.1 503 Service Unavailable\r\n"
+                      "Content-Type: application/json\r\nRetry-After: 1\r\n"
+                      "Content-Length: %d\r\nConnection: close\r\n\r\n", bl);
+    struct iovec iov[2] = {{hdr, (size_t)hl}, {body, (size_t)bl}};
+    ssize_t n = writev(fd, iov, 2);
+    (void)n;                                      /* best effort: the socket is fresh */
+    char sink[4096];
+    n = read(fd, sink, sizeof sink);
+    close(fd);
+}
+
+static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct gw_http *h = arg;
+    if (h->accept_paused && h->listening && event_add(&h->lev, NULL) == 0)
+        h->accept_paused = 0;
+}
+
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
     (void)what;
     struct gw_http *h = arg;
     for (int i = 0; i < 64; i++) {
         int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) return;   /* EAGAIN, or EMFILE and friends: retried on the next event */
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* the pending connection stays in the backlog and the listener stays
+                 * readable: pause it instead of spinning, until a connection closes */
+                if (!h->accept_paused) {
+                    log_warn("gw", "accept: %s; pausing new connections (%d open)",
+                             strerror(errno), h->nconns);
+                    event_del(&h->lev);
+                    struct timeval tv = ms_tv(ACCEPT_RETRY_MS);
+                    evtimer_add(&h->retry, &tv);
+                    h->accept_paused = 1;
+                }
+            }
+            return;   /* EAGAIN, ECONNABORTED, ...: the next event */
+        }
+        if (h->nconns >= h->o.max_connections) {
+            refuse_conn(h, fd);
+            continue;
+        }
         struct gw_hconn *c = calloc(1, sizeof *c);
         if (!c) {
             close(fd);
@@ -882,11 +1036,36 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         event_assign(&c->rev, h->base, fd, EV_READ | EV_PERSIST, on_read, c);
         event_assign(&c->wev, h->base, fd, EV_WRITE | EV_PERSIST, on_write, c);
         event_assign(&c->dev, h->base, -1, 0, on_defer, c);
+        event_assign(&c->tev, h->base, -1, 0, on_timer, c);
         c->next = h->conns;
         if (h->conns) h->conns->prev = c;
         h->conns = c;
+        h->nconns++;
+        set_timer(c, T_HEAD, h->tv_head);
         set_reading(c, 1);
     }
+}
+
+/* Lowers *max_conns to what RLIMIT_NOFILE allows after raising its soft limit as far as
+ * the hard one permits. Process-wide: the server owns the process. */
+static void fit_fd_limit(int *max_conns)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl)) return;
+    rlim_t need = (rlim_t)*max_conns * GW_HTTP_FDS_PER_CONN + GW_HTTP_FD_RESERVE;
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need) return;
+    struct rlimit nl = rl;
+    nl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
+    if (nl.rlim_cur > rl.rlim_cur && setrlimit(RLIMIT_NOFILE, &nl) == 0) rl = nl;
+    if (rl.rlim_cur >= need) return;
+    long fit = rl.rlim_cur > GW_HTTP_FD_RESERVE + GW_HTTP_FDS_PER_CONN
+                   ? (long)((rl.rlim_cur - GW_HTTP_FD_RESERVE) / GW_HTTP_FDS_PER_CONN) : 1;
+    log_warn("gw", "max_connections = %d needs %llu file descriptors (%d per connection + %d) "
+             "but RLIMIT_NOFILE is %llu (hard %llu): serving at most %ld connections; raise "
+             "the limit (ulimit -n, systemd LimitNOFILE=) to allow more",
+             *max_conns, (unsigned long long)need, GW_HTTP_FDS_PER_CONN, GW_HTTP_FD_RESERVE,
+             (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max, fit);
+    *max_conns = (int)fit;
 }
 
 struct gw_http *gw_http_new(struct event_base *base, const char *host, int port,
@@ -901,6 +1080,25 @@ struct gw_http *gw_http_new(struct event_base *base, const char *host, int port,
     h->base = base;
     h->o = *o;
     if (h->o.timeout_ms <= 0) h->o.timeout_ms = 60000;
+    if (h->o.header_timeout_ms <= 0) h->o.header_timeout_ms = GW_HTTP_DEF_HEADER_MS;
+    if (h->o.body_timeout_ms <= 0) h->o.body_timeout_ms = GW_HTTP_DEF_BODY_MS;
+    if (!h->o.min_body_rate) h->o.min_body_rate = GW_HTTP_DEF_BODY_RATE;
+    if (h->o.keepalive_timeout_ms <= 0) h->o.keepalive_timeout_ms = GW_HTTP_DEF_KEEPALIVE_MS;
+    if (h->o.max_connections <= 0) h->o.max_connections = GW_HTTP_DEF_MAX_CONNS;
+    fit_fd_limit(&h->o.max_connections);
+    /* every connection waits with one of three durations: libevent's common-timeout
+     * queues make arming and disarming them O(1) instead of a heap operation */
+    struct timeval th = ms_tv(h->o.header_timeout_ms), tb = ms_tv(h->o.body_timeout_ms),
+                   ti = ms_tv(h->o.keepalive_timeout_ms);
+    h->tv_head = event_base_init_common_timeout(base, &th);
+    h->tv_body = event_base_init_common_timeout(base, &tb);
+    h->tv_idle = event_base_init_common_timeout(base, &ti);
+    if (!h->tv_head || !h->tv_body || !h->tv_idle) {
+        snprintf(err, errlen, "cannot set up the connection timers");
+        free(h);
+        return NULL;
+    }
+    event_assign(&h->retry, base, -1, 0, on_accept_retry, h);
     h->on_request = on_request;
     h->on_reject = on_reject;
     h->arg = arg;
@@ -957,11 +1155,30 @@ struct gw_http *gw_http_new(struct event_base *base, const char *host, int port,
 }
 
 int gw_http_port(const struct gw_http *h) { return h->port; }
+int gw_http_max_connections(const struct gw_http *h) { return h->o.max_connections; }
+int gw_http_connections(const struct gw_http *h) { return h->nconns; }
+
+void gw_http_render(const struct gw_http *h, struct buf *out)
+{
+    if (!h) return;
+    buf_printf(out,
+               "# HELP ferry_http_connections Open client connections (max_connections: %d).\n"
+               "# TYPE ferry_http_connections gauge\nferry_http_connections %d\n"
+               "# HELP ferry_http_rejected_total Client connections refused (connections: over "
+               "max_connections, 503) or cut (header_timeout, body_timeout: 408).\n"
+               "# TYPE ferry_http_rejected_total counter\n"
+               "ferry_http_rejected_total{reason=\"connections\"} %llu\n"
+               "ferry_http_rejected_total{reason=\"header_timeout\"} %llu\n"
+               "ferry_http_rejected_total{reason=\"body_timeout\"} %llu\n",
+               h->o.max_connections, h->nconns, h->rejected[REJ_CONNS],
+               h->rejected[REJ_HEADER], h->rejected[REJ_BODY]);
+}
 
 void gw_http_stop_accepting(struct gw_http *h)
 {
     if (!h || h->draining) return;
     h->draining = 1;
+    event_del(&h->retry);
     if (h->listening) {
         event_del(&h->lev);
         close(h->lfd);
@@ -977,6 +1194,7 @@ void gw_http_free(struct gw_http *h)
 {
     if (!h) return;
     while (h->conns) conn_close(h->conns, 0);
+    event_del(&h->retry);
     if (h->listening) {
         event_del(&h->lev);
         close(h->lfd);

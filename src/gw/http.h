@@ -16,9 +16,25 @@
  *     reading until the current response ended)
  *   - "Expect: 100-continue": the interim 100 is sent when the body is awaited; a body
  *     announced over the limit gets the 413 instead; other expectations -> 417
- * Timeouts: a connection on which no request byte arrives for timeout_ms (idle
- * keep-alive included; the timer restarts with every read), or whose pending output
- * makes no progress for timeout_ms, is closed. While a response is open the connection keeps reading, so a client that goes
+ * Slow and abusive clients (deadlines, not progress timers: a client that trickles
+ * bytes cannot hold a connection by making progress):
+ *   - head: request line + headers complete within header_timeout_ms, counted from the
+ *     accept (a new connection) or from the first byte of a later request on a kept-alive
+ *     connection (from the end of the previous response for a pipelined one); else 408
+ *     and close (a connection that sent nothing at all is closed without an answer)
+ *   - body: the body must arrive by  start + body_timeout_ms + received / min_body_rate,
+ *     i.e. after a grace of body_timeout_ms the client must average min_body_rate bytes/s
+ *     (Apache mod_reqtimeout's "body=N,MinRate=R" rule); else 408 and close
+ *   - idle keep-alive: no byte of a next request within keepalive_timeout_ms -> closed
+ *     silently
+ *   - output: pending output that makes no progress for timeout_ms -> closed
+ *   - connections: at most max_connections open (lingering ones count); one more is
+ *     answered 503 with Retry-After and closed at once. When accept() fails for lack of
+ *     descriptors the listener is paused (not spun on) until a connection closes or
+ *     ACCEPT_RETRY_MS passed. gw_http_new raises RLIMIT_NOFILE's soft limit to what
+ *     max_connections needs (GW_HTTP_FDS_PER_CONN each + GW_HTTP_FD_RESERVE) and, when
+ *     the hard limit is lower, lowers max_connections to fit, with a warning.
+ * While a response is open the connection keeps reading, so a client that goes
  * away is noticed at once (gone callback) and its upstream can be cancelled.
  *
  * Threading: everything runs on the loop's thread. Calls into this module never call
@@ -31,6 +47,15 @@
 
 #define GW_HTTP_HEAD_MAX    (64 * 1024)  /* request line + headers, bytes */
 #define GW_HTTP_MAX_HEADERS 100
+
+/* Defaults of struct gw_http_opts (used for fields left 0); docs/gateway.md [server]. */
+#define GW_HTTP_DEF_HEADER_MS    10000
+#define GW_HTTP_DEF_BODY_MS      30000
+#define GW_HTTP_DEF_BODY_RATE    (32 * 1024)   /* bytes/s */
+#define GW_HTTP_DEF_KEEPALIVE_MS 15000
+#define GW_HTTP_DEF_MAX_CONNS    1024
+#define GW_HTTP_FDS_PER_CONN     2      /* the client's socket + one backend connection */
+#define GW_HTTP_FD_RESERVE       64     /* listener, epoll, curl, SQLite, logs, ... */
 
 struct event_base;
 struct gw_http;
@@ -98,12 +123,19 @@ const char *gw_http_reason(int status);
 /* Called for each complete request. The handler answers now or later with exactly one of
  * gw_http_reply / gw_http_stream_start..end / gw_http_abort. */
 typedef void (*gw_http_request_cb)(void *arg, struct gw_hconn *c, struct gw_hreq *r);
-/* Called for a request the server refused itself (status 400/413/417/431/501/505). */
+/* Called for a request the server refused itself (status 400/408/413/417/431/501/505),
+ * and with 503 for a connection refused over max_connections. */
 typedef void (*gw_http_reject_cb)(void *arg, int status);
 
+/* Fields left 0 take the GW_HTTP_DEF_* defaults. */
 struct gw_http_opts {
     size_t max_body;             /* bytes; larger bodies get 413 */
-    int timeout_ms;              /* request read / write progress timeout */
+    int timeout_ms;              /* write progress timeout (output not taken); 0 = 60000 */
+    int header_timeout_ms;       /* deadline of request line + headers */
+    int body_timeout_ms;         /* grace of the body deadline */
+    size_t min_body_rate;        /* bytes/s the body must average after the grace */
+    int keepalive_timeout_ms;    /* idle time between requests on a kept-alive connection */
+    int max_connections;         /* open client connections (may be lowered to RLIMIT_NOFILE) */
 };
 
 /* Listens on host:port (port 0 = the kernel picks). NULL with err. */
@@ -111,6 +143,12 @@ struct gw_http *gw_http_new(struct event_base *base, const char *host, int port,
                             const struct gw_http_opts *o, gw_http_request_cb on_request,
                             gw_http_reject_cb on_reject, void *arg, char *err, size_t errlen);
 int gw_http_port(const struct gw_http *h);
+/* The connection limit in force (after the RLIMIT_NOFILE check) and the open count. */
+int gw_http_max_connections(const struct gw_http *h);
+int gw_http_connections(const struct gw_http *h);
+/* Appends ferry_http_connections (gauge) and ferry_http_rejected_total{reason=
+ * "connections|header_timeout|body_timeout"} in Prometheus text. NULL is a no-op. */
+void gw_http_render(const struct gw_http *h, struct buf *out);
 /* Stops accepting (drain); open connections go on; keep-alive ones close after their
  * next response. */
 void gw_http_stop_accepting(struct gw_http *h);

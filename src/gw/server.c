@@ -1558,6 +1558,7 @@ static void on_metrics(struct gw_server *s, struct gw_hconn *c)
     gw_metrics_render(&s->m, mn, &b);
     gw_share_render(s->nodes.share, &b);   /* ferry_share_*, when [share] is on */
     gw_shadow_render(s->shadow, &b);       /* ferry_shadow_total, when [shadow] is on */
+    gw_http_render(s->http, &b);           /* ferry_http_connections, ferry_http_rejected_total */
     static const char ct[] = "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n";
     gw_http_reply(c, 200, ct, sizeof ct - 1, b.data ? b.data : "", b.len);
     buf_fini(&b);
@@ -1895,6 +1896,9 @@ struct gw_server *gw_server_new(struct event_base *base, const struct gw_config 
     struct gw_http_opts ho = {
         .max_body = s->lim.max_body_bytes,
         .timeout_ms = (cfg->total_ms / 1000 + 1) * 1000,
+        .header_timeout_ms = cfg->header_timeout_ms, .body_timeout_ms = cfg->body_timeout_ms,
+        .min_body_rate = (size_t)cfg->min_body_rate,
+        .keepalive_timeout_ms = cfg->keepalive_timeout_ms, .max_connections = cfg->max_connections,
     };
     s->http = gw_http_new(base, cfg->listen_host, cfg->listen_port, &ho, on_request,
                           on_http_reject, s, err, errlen);
