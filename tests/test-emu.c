@@ -5,6 +5,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1757,4 +1758,57 @@ TEST(emu_load_runs_the_mixed_workload_reproducibly)
     CHECK(fgets(line, sizeof line, mem) && strstr(line, "compl%"));
     CHECK(fgets(line, sizeof line, mem) && !strncmp(line, "direct", 6));
     fclose(mem);
+}
+
+/* ==== command-line errors (findings of the error review) ============================ */
+
+TEST(cli_bench_load_refuses_a_malformed_url_and_bad_counts_up_front)
+{
+    char msg[512];
+    /* used to send the whole workload to "nope" and fail it request by request (exit 1) */
+    CHECK_EQ_INT(test_ferry_cli("bench load --url nope", msg, sizeof msg), 2);
+    CHECK(strstr(msg, "--url 'nope'") && strstr(msg, "http://HOST[:PORT]"));
+    CHECK_EQ_INT(test_ferry_cli("bench load --url http://127.0.0.1:99999", msg, sizeof msg), 2);
+    CHECK(strstr(msg, "--url 'http://127.0.0.1:99999'") != NULL);
+    CHECK_EQ_INT(test_ferry_cli("bench load --url http://", msg, sizeof msg), 2);
+    /* (int)strtol wrapped 4294967297 to 1 */
+    CHECK_EQ_INT(test_ferry_cli("bench load --url http://127.0.0.1:9 --requests 4294967297",
+                                msg, sizeof msg), 2);
+    CHECK(strstr(msg, "--requests '4294967297'") != NULL);
+    CHECK_EQ_INT(test_ferry_cli("bench load --url http://127.0.0.1:9 --seed -1", msg, sizeof msg),
+                 2);
+    CHECK(strstr(msg, "--seed '-1'") != NULL);
+}
+
+TEST(load_row_without_any_answer_prints_dashes_not_nan)
+{
+    struct emu_load_summary z;
+    memset(&z, 0, sizeof z);
+    z.n = 49;
+    z.p50_ms = z.p95_ms = z.p99_ms = z.ttft_p50_ms = NAN;   /* what the run leaves */
+    FILE *mem = tmpfile();
+    CHECK(mem);
+    emu_load_print(mem, "down", &z);
+    rewind(mem);
+    char line[512] = "";
+    CHECK(fgets(line, sizeof line, mem) != NULL);
+    fclose(mem);
+    CHECK(strstr(line, "nan") == NULL);
+    CHECK(strstr(line, "      -       -") != NULL);
+    CHECK(!strncmp(line, "down", 4) && strstr(line, " 49 ") != NULL);
+}
+
+TEST(cli_emulate_profile_path_that_is_missing_or_a_directory_says_so)
+{
+    char msg[512], args[600];
+    /* was "profile '/nonexistent.ini': no node named '/nonexistent.ini' in data/profiles" */
+    CHECK_EQ_INT(test_ferry_cli("emulate --profile /nonexistent-ferry.ini", msg, sizeof msg), 1);
+    CHECK(strstr(msg, "/nonexistent-ferry.ini: No such file or directory") != NULL);
+    const char *dir = test_tmp_path("profiles-dir");
+    CHECK_EQ_INT(mkdir(dir, 0700), 0);
+    snprintf(args, sizeof args, "emulate --profile '%s'", dir);
+    CHECK_EQ_INT(test_ferry_cli(args, msg, sizeof msg), 1);
+    CHECK(strstr(msg, "is a directory") != NULL);
+    CHECK_EQ_INT(test_ferry_cli("emulate --profile edge-nope", msg, sizeof msg), 1);
+    CHECK(strstr(msg, "no node named 'edge-nope'") != NULL);   /* a name is still a name */
 }

@@ -74,7 +74,10 @@ static int load_profile(const char *spec, const char *node, const char *dir, int
     node_lib_init(&lib);
     int rc = -1;
     const char *want = node;
-    if (is_file(spec)) {
+    size_t sl = strlen(spec);
+    /* a path (with a '/' or ending in .ini) is read as a file, so that a missing one or a
+     * directory is reported as such, not as an unknown node name */
+    if (is_file(spec) || strchr(spec, '/') || (sl > 4 && !strcmp(spec + sl - 4, ".ini"))) {
         if (node_lib_load(&lib, spec, err, errlen) < 0) goto out;
         if (!want) {
             if (lib.nnode < 1) {

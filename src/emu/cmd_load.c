@@ -1,4 +1,5 @@
 /* cmd_load — `ferry bench load` (load.h, docs/emulator.md "Load driver"). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,38 @@ static int takes_value(const char *a)
     return 0;
 }
 
+/* --url is checked before the workload starts (a malformed one used to fail every
+ * request, one by one): http(s)://HOST[:PORT][/PATH]. 0, or -1 with the reason in why. */
+static int check_url(const char *v, char *why, size_t cap)
+{
+    if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8)) {
+        snprintf(why, cap, "expected http://HOST[:PORT] or https://HOST[:PORT]");
+        return -1;
+    }
+    CURLU *u = curl_url();
+    char *host = NULL;
+    int rc = -1;
+    CURLUcode c = u ? curl_url_set(u, CURLUPART_URL, v, 0) : CURLUE_OUT_OF_MEMORY;
+    if (c) snprintf(why, cap, "%s", curl_url_strerror(c));
+    else if (curl_url_get(u, CURLUPART_HOST, &host, 0) || !host || !*host)
+        snprintf(why, cap, "no host");
+    else rc = 0;
+    curl_free(host);
+    curl_url_cleanup(u);
+    return rc;
+}
+
+/* A whole decimal integer in [lo, hi] (strtol without an end check took "4x" as 4). */
+static int int_arg(const char *v, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (end == v || *end || errno || n < lo || n > hi) return -1;
+    *out = n;
+    return 0;
+}
+
 int cmd_bench_load(int argc, char **argv)
 {
     struct emu_load_opts o;
@@ -69,7 +102,15 @@ int cmd_bench_load(int argc, char **argv)
         }
         i++;
         char *end = NULL;
-        if (!strcmp(a, "--url")) o.url = v;
+        long n;
+        if (!strcmp(a, "--url")) {
+            char why[200];
+            if (check_url(v, why, sizeof why) < 0) {
+                fprintf(stderr, "ferry bench load: --url '%s': %s\n", v, why);
+                return 2;
+            }
+            o.url = v;
+        }
         else if (!strcmp(a, "-c") || !strcmp(a, "--config")) o.config = v;
         else if (!strcmp(a, "--dataset")) o.dataset = v;
         else if (!strcmp(a, "--m4a1")) o.m4a1 = v;
@@ -77,14 +118,15 @@ int cmd_bench_load(int argc, char **argv)
         else if (!strcmp(a, "--model")) o.model = v;
         else if (!strcmp(a, "--label")) label = v;
         else if (!strcmp(a, "--requests")) {
-            o.requests = (int)strtol(v, &end, 10);
-            if (*end || o.requests < 1 || o.requests > 1000000) goto bad;
+            if (int_arg(v, 1, 1000000, &n) < 0) goto bad;
+            o.requests = (int)n;
         } else if (!strcmp(a, "--concurrency")) {
-            o.concurrency = (int)strtol(v, &end, 10);
-            if (*end || o.concurrency < 1 || o.concurrency > 1024) goto bad;
+            if (int_arg(v, 1, 1024, &n) < 0) goto bad;
+            o.concurrency = (int)n;
         } else if (!strcmp(a, "--seed")) {
+            errno = 0;
             o.seed = strtoull(v, &end, 10);
-            if (end == v || *end) goto bad;
+            if (end == v || *end || errno || *v == '-') goto bad;
         } else { /* --stream-share, the last of takes_value */
             o.stream_share = strtod(v, &end);
             if (end == v || *end || !(o.stream_share >= 0 && o.stream_share <= 1)) goto bad;

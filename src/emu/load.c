@@ -691,6 +691,11 @@ void emu_load_print(FILE *fp, const char *label, const struct emu_load_summary *
     for (int i = 0; i < s->nnodes && k < sizeof share; i++)
         k += (size_t)snprintf(share + k, sizeof share - k, "%s%s %.0f%%", i ? ", " : "",
                               s->node[i], s->ok ? 100.0 * s->node_count[i] / s->ok : 0.0);
+    if (!s->ok) { /* no answer: no quality or latency to show (the percentiles are NaN) */
+        fprintf(fp, "%-14s %4d %5.1f %6.1f %7s %7s %7s %7s %7s %9.5f  %s\n", label, s->n, 0.0,
+                0.0, "-", "-", "-", "-", "-", s->cost_usd, share);
+        return;
+    }
     fprintf(fp, "%-14s %4d %5.1f %6.1f %7.3f %7.0f %7.0f %7.0f %7.0f %9.5f  %s\n", label,
             s->n, s->n ? 100.0 * s->ok / s->n : 0.0, s->n ? 100.0 * s->completed / s->n : 0.0,
             s->ok ? s->quality_sum / s->ok : 0.0, s->p50_ms, s->p95_ms, s->p99_ms,
