@@ -36,6 +36,7 @@
 #include "util/b64.h"
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/file.h"
 
 /* ==== in-test backend ============================================================== */
 
@@ -1735,4 +1736,53 @@ TEST(gw_config_long_comment_is_skipped_and_long_value_refused_with_its_line)
     CHECK(strstr(err, "s.ini:4: line longer than") != NULL);
     free(c);
     free(text);
+}
+
+/* An image that passes the parser's header probe but fails to decode is answered 400
+ * invalid_image with the image's JSON path as "param" (it was "messages"). */
+TEST(gw_invalid_image_names_the_image_by_its_json_path)
+{
+    char path[512], err[256];
+    snprintf(path, sizeof path, "%s/images/photo-ladybird.jpg", test_shared_dir());
+    uint8_t *img = NULL;
+    size_t len = 0;
+    CHECK_EQ_INT(util_read_file(path, 0, &img, &len, err, sizeof err), 0);
+    len /= 2;   /* headers intact, the scan cut: "jpeg: truncated data" on decoding */
+    char *b64 = malloc(b64_encoded_len(len, 1) + 1);
+    b64_encode(img, len, B64_STD, 1, b64);
+    free(img);
+    struct buf b;
+    buf_init(&b);
+    buf_printf(&b, "{\"model\":\"ferry\",\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
+                   "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"What is it?\"},"
+                   "{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/jpeg;base64,%s\"}}]}]}",
+               b64);
+    free(b64);
+    char *body = buf_steal(&b);
+    /* downscaling names it the same way (it said "image 0: downscale: ...") */
+    struct req_error re;
+    struct fy_request *r = req_parse(body, strlen(body), NULL, &re);
+    CHECK(r != NULL);
+    struct fy_plan p;
+    pol_plan_keep(&p, 0);
+    p.img[0] = FY_IMG_DOWNSCALE;
+    p.downscale_px = 64;
+    int drc = gw_route_downscale(r, &p, 80, err, sizeof err);
+    req_free(r);
+    CHECK_EQ_INT(drc, -1);
+    const char *want = "messages[1].content[1].image_url.url: downscale: ";
+    CHECK(!strncmp(err, want, strlen(want)));
+    struct backend *be = be_start("e0", BE_OK);
+    const char *roles[] = {"edge"};
+    char cfg[2048];
+    cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n", &be, 1, roles);
+    struct gw_proc g;
+    CHECK(gw_start(&g, "badimg.ini", cfg) == 0);
+    expect_error(g.port, body, 400, "\"param\":\"messages[1].content[1].image_url.url\"");
+    expect_error(g.port, body, 400, "invalid_image");
+    free(body);
+    int nreq = be_nreq(be);
+    gw_stop(&g);
+    be_stop(be);
+    CHECK_EQ_INT(nreq, 0);
 }

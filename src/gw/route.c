@@ -106,6 +106,15 @@ int gw_route_plan_has(const struct fy_plan *p, int n, enum fy_img_action a)
     return 0;
 }
 
+/* The JSON path of image i's URL, as feat_request names a failing image. */
+static void image_path(const struct fy_request *r, int i, char *out, size_t cap)
+{
+    const struct fy_message *msg = &r->messages[r->images[i].message];
+    int k = 0;
+    while (k < msg->nparts && r->parts[msg->first_part + k].image != i) k++;
+    snprintf(out, cap, "messages[%d].content[%d].image_url.url", r->images[i].message, k);
+}
+
 int gw_route_downscale(struct fy_request *r, const struct fy_plan *p, int quality, char *err,
                        size_t errlen)
 {
@@ -118,7 +127,9 @@ int gw_route_downscale(struct fy_request *r, const struct fy_plan *p, int qualit
         char e[200];
         if (feat_image_downscale_jpeg(im->bytes, im->nbytes, p->downscale_px, quality, &jpg,
                                       &jl, e, sizeof e)) {
-            snprintf(err, errlen, "image %d: downscale: %s", i, e);
+            char where[96];
+            image_path(r, i, where, sizeof where);
+            snprintf(err, errlen, "%s: downscale: %s", where, e);
             return -1;
         }
         static const char prefix[] = "data:image/jpeg;base64,";

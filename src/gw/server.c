@@ -412,6 +412,19 @@ static void reply_error(struct gw_req *q, int status, const char *param, const c
     q->replied = 1;
 }
 
+/* The "param" of an invalid_image error: the image's JSON path, which feature extraction
+ * and downscaling put before the first ": " of their message
+ * ("messages[0].content[1].image_url.url: jpeg: truncated data"); else "messages". */
+static const char *image_param(const char *ferr, char *out, size_t cap)
+{
+    const char *colon = strstr(ferr, ": ");
+    size_t n = colon ? (size_t)(colon - ferr) : 0;
+    if (strncmp(ferr, "messages[", 9) || n == 0 || n >= cap) return "messages";
+    memcpy(out, ferr, n);
+    out[n] = 0;
+    return out;
+}
+
 /* ---- observation of the relayed bytes ------------------------------------------- */
 
 /* Integer after "key": in json[0..len), or -1. */
@@ -1288,7 +1301,8 @@ static void done_downscale(void *arg)
     }
     if (q->prep_failed) {
         /* a decoder problem the probe did not see: the client's image is bad */
-        reply_error(q, 400, "messages", "invalid_image", q->ferr);
+        char param[128];
+        reply_error(q, 400, image_param(q->ferr, param, sizeof param), "invalid_image", q->ferr);
         finish(q);
         return;
     }
@@ -1408,7 +1422,8 @@ static void done_parse(void *arg)
         return;
     }
     if (q->feat_failed) {
-        reply_error(q, 400, "messages", "invalid_image", q->ferr);
+        char param[128];
+        reply_error(q, 400, image_param(q->ferr, param, sizeof param), "invalid_image", q->ferr);
         finish(q);
         return;
     }
