@@ -63,7 +63,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testmain.o $(LIBFERRY)
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBFERRY)
 	$(CC) $(CFLAGS_FY) -o $@ $^ $(LDLIBS_FY)
 
-test: deps ferry $(TEST_BINS)
+test: deps $(BUILD)/ferry ferry $(TEST_BINS)
 	@FERRY_BIN=$(BUILD)/ferry tests/run.sh $(TEST_BINS)
 
 # ASan + UBSan build of the tests in its own folder.
@@ -90,7 +90,7 @@ bench: deps $(BUILD)/ferry $(BENCH_BINS)
 	@scripts/deps.sh --bench
 	@bench/run.sh $(BUILD)
 
-demo: deps ferry
+demo: deps $(BUILD)/ferry ferry
 	@scripts/demo.sh $(BUILD)/ferry
 
 clean:
