@@ -17,6 +17,7 @@
 #include "util/b64.h"
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/file.h"
 #include "util/rng.h"
 
 static int cmp(const void *a, const void *b)
@@ -43,7 +44,7 @@ int main(int argc, char **argv)
     char err[512];
     uint8_t *raw = NULL, *jpg = NULL;
     size_t rl = 0, jl = 0;
-    if (feat_read_file(argv[1], 0, &raw, &rl, err, sizeof err) ||
+    if (util_read_file(argv[1], 0, &raw, &rl, err, sizeof err) ||
         feat_image_downscale_jpeg(raw, rl, 1024, 90, &jpg, &jl, err, sizeof err)) {
         fprintf(stderr, "bench-gateway: %s\n", err);
         return 1;

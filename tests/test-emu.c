@@ -36,6 +36,7 @@
 #include "util/b64.h"
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/file.h"
 #include "util/rng.h"
 
 /* ==== fixture: a server on its own event loop thread ================================== */
@@ -235,7 +236,7 @@ static char *shared_png_url(const char *name)
     snprintf(path, sizeof path, "%s/images/%s", test_shared_dir(), name);
     uint8_t *raw;
     size_t n;
-    if (feat_read_file(path, 0, &raw, &n, err, sizeof err) < 0) {
+    if (util_read_file(path, 0, &raw, &n, err, sizeof err) < 0) {
         fprintf(stderr, "  %s\n", err);
         return NULL;
     }

@@ -599,7 +599,7 @@ static char *image_request(const char *file, int n)
     uint8_t *img = NULL;
     size_t len = 0;
     char err[256];
-    if (feat_read_file(path, 0, &img, &len, err, sizeof err)) return NULL;
+    if (util_read_file(path, 0, &img, &len, err, sizeof err)) return NULL;
     char *b64 = malloc(b64_encoded_len(len, 1) + 1);
     b64_encode(img, len, B64_STD, 1, b64);
     free(img);

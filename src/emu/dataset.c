@@ -15,6 +15,7 @@
 #include "pred/trace.h"
 #include "util/b64.h"
 #include "util/buf.h"
+#include "util/file.h"
 
 
 void emu_item_fini(struct emu_item *it)
@@ -296,7 +297,7 @@ int emu_item_image_urls(const struct emu_item *it, char ***urls, int *sides, siz
         enum fy_img_format fmt;
         int w, h;
         char ierr[256];
-        if (feat_read_file(it->images[i], EMU_MAX_IMAGE_BYTES, &data, &n, ierr, sizeof ierr) < 0 ||
+        if (util_read_file(it->images[i], EMU_MAX_IMAGE_BYTES, &data, &n, ierr, sizeof ierr) < 0 ||
             feat_image_probe(data, n, &fmt, &w, &h, ierr, sizeof ierr) < 0) {
             snprintf(err, errlen, "item %s: %s: %s", it->id, it->images[i], ierr);
             free(data);

@@ -14,10 +14,10 @@
 #include "emu/dataset.h"
 #include "emu/reply.h"
 #include "emu/score.h"
-#include "feat/image.h"
 #include "gw/config.h"
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/file.h"
 #include "util/rng.h"
 
 #define M4A1_MAX_FILE (64u << 20)
@@ -124,7 +124,7 @@ static int load_m4a1(const char *path, struct dlg **out, int *n, char *err, size
     *n = 0;
     uint8_t *text;
     size_t len;
-    if (feat_read_file(path, M4A1_MAX_FILE, &text, &len, err, errlen) < 0) return -1;
+    if (util_read_file(path, M4A1_MAX_FILE, &text, &len, err, errlen) < 0) return -1;
     cJSON *root = cJSON_ParseWithLength((const char *)text, len);
     free(text);
     if (!cJSON_IsArray(root)) {

@@ -14,7 +14,6 @@
 
 #include "feat/imgfeat.h"
 #include "feat/tokens.h"
-#include "util/file.h"
 
 /* ==== limits, sniffing, probing ===================================================== */
 
@@ -775,10 +774,4 @@ cleanup:
     free(jpg);
     free(rgb);
     return rc;
-}
-
-int feat_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *len, char *err,
-                   size_t errlen)
-{
-    return util_read_file(path, max_bytes, out, len, err, errlen);
 }

@@ -64,9 +64,4 @@ int feat_image_downscale_jpeg(const uint8_t *p, size_t n, int max_side, int qual
 int feat_image_gray(const uint8_t *p, size_t n, const struct feat_image_opts *o,
                     uint8_t **gray, int *w, int *h, char *err, size_t errlen);
 
-/* Same as util_read_file (util/file.h), which new code should call; this name stays
- * until the last callers outside feat have moved. */
-int feat_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *len, char *err,
-                   size_t errlen);
-
 #endif
