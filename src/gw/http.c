@@ -905,6 +905,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     int m = c->tmode;
     c->tmode = T_NONE;
     if (m == T_IDLE && c->state == C_HEAD) {
+        if (out_pending(c)) {                     /* still writing the last answer: not */
+            set_timer(c, T_IDLE, h->tv_idle);     /* idle (a stall is on_write's timeout) */
+            return;
+        }
         conn_close(c, 0);                         /* idle keep-alive: silently */
     } else if (m == T_HEAD && c->state == C_HEAD) {
         if (c->in_len == c->in_off) {             /* not a byte: nobody waits for an answer */
