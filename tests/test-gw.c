@@ -1786,3 +1786,12 @@ TEST(gw_invalid_image_names_the_image_by_its_json_path)
     be_stop(be);
     CHECK_EQ_INT(nreq, 0);
 }
+
+TEST(gw_bench_export_names_a_missing_value)
+{
+    char msg[512];
+    CHECK_EQ_INT(test_ferry_cli("bench export --db", msg, sizeof msg), 2);
+    CHECK(strstr(msg, "--db needs a value") != NULL);   /* was "unknown option '--db'" */
+    CHECK_EQ_INT(test_ferry_cli("bench export -o x.jsonl", msg, sizeof msg), 2);
+    CHECK(strstr(msg, "--db FILE") && strstr(msg, "is missing"));
+}

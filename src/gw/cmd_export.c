@@ -30,6 +30,10 @@ int cmd_bench_export(int argc, char **argv)
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
             return 0;
+        } else if (!strcmp(argv[i], "--db") || !strcmp(argv[i], "-c") ||
+                   !strcmp(argv[i], "--config") || !strcmp(argv[i], "-o")) {
+            fprintf(stderr, "ferry bench export: %s needs a value (see --help)\n", argv[i]);
+            return 2;
         } else {
             fprintf(stderr, "ferry bench export: unknown option '%s'\n", argv[i]);
             usage(stderr);
@@ -50,6 +54,8 @@ int cmd_bench_export(int argc, char **argv)
         db = cfg.trace_db;
     }
     if (!db) {
+        fprintf(stderr, "ferry bench export: --db FILE (or -c CONFIG with [server] trace_db) "
+                "is missing\n");
         usage(stderr);
         return 2;
     }
