@@ -22,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "gw/hclient.h"
@@ -776,6 +778,66 @@ TEST(http_server_connection_limit)
     CHECK(later);
     CHECK_EQ_INT(conns, 2);
     CHECK(rej >= 1);
+}
+
+/* In a child process (limits are process-wide): with soft/hard RLIMIT_NOFILE, what
+ * max_connections does the server end up with when asked for want? -1 on failure. */
+static int conns_under_limit(rlim_t soft, rlim_t hard, int want, rlim_t *soft_after)
+{
+    int pfd[2];
+    if (pipe(pfd)) return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        struct rlimit rl = {soft, hard};
+        long out[2] = {-1, -1};
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+            struct event_base *base = event_base_new();
+            struct gw_http_opts o = {.max_body = 1000, .max_connections = want};
+            char err[256];
+            struct gw_http *h = gw_http_new(base, "127.0.0.1", 0, &o, handle, NULL, NULL, err,
+                                            sizeof err);
+            if (h) out[0] = gw_http_max_connections(h);
+            getrlimit(RLIMIT_NOFILE, &rl);
+            out[1] = (long)rl.rlim_cur;
+            gw_http_free(h);
+            event_base_free(base);
+        }
+        ssize_t w = write(pfd[1], out, sizeof out);
+        _exit(w == (ssize_t)sizeof out ? 0 : 1);
+    }
+    close(pfd[1]);
+    long in[2] = {-1, -1};
+    ssize_t r = pid > 0 ? read(pfd[0], in, sizeof in) : -1;
+    close(pfd[0]);
+    if (pid > 0) waitpid(pid, NULL, 0);
+    if (r != (ssize_t)sizeof in) return -1;
+    *soft_after = (rlim_t)in[1];
+    return (int)in[0];
+}
+
+TEST(http_server_fits_max_connections_to_the_descriptor_limit)
+{
+    rlim_t soft = 0;
+    /* the soft limit is raised when the hard one allows it (a child cannot raise the hard
+     * limit: stay within this machine's) */
+    struct rlimit cur;
+    CHECK(getrlimit(RLIMIT_NOFILE, &cur) == 0);
+    rlim_t hard = cur.rlim_max == RLIM_INFINITY || cur.rlim_max > 4096 ? 4096 : cur.rlim_max;
+    int want = (int)((hard - GW_HTTP_FD_RESERVE) / GW_HTTP_FDS_PER_CONN);
+    if (want > 1000) want = 1000;
+    CHECK(hard >= 512);
+    int n = conns_under_limit(256, hard, want, &soft);
+    CHECK_EQ_INT(n, want);
+    CHECK_EQ_INT((long long)soft, (long long)want * GW_HTTP_FDS_PER_CONN + GW_HTTP_FD_RESERVE);
+    /* otherwise max_connections is lowered to fit (a warning on stderr) */
+    n = conns_under_limit(256, 256, 1000, &soft);
+    CHECK_EQ_INT(n, (256 - GW_HTTP_FD_RESERVE) / GW_HTTP_FDS_PER_CONN);
+    CHECK_EQ_INT((long long)soft, 256);
+    /* enough already: nothing changes */
+    n = conns_under_limit(256, 256, 10, &soft);
+    CHECK_EQ_INT(n, 10);
+    CHECK_EQ_INT((long long)soft, 256);
 }
 
 /* ==== the backend client =========================================================== */
