@@ -14,7 +14,8 @@
  *   ferry_node_ewma_ttft_seconds{node}, ferry_node_ewma_tpot_seconds{node},
  *   ferry_node_backend_running{node}, ferry_node_backend_waiting{node},
  *   ferry_feedback_total, ferry_client_errors_total{status}
- * ferry_share_* and ferry_shadow_total are rendered by gw/share.h and gw/shadow.h. */
+ * ferry_share_* and ferry_shadow_total are rendered by gw/share.h and gw/shadow.h,
+ * ferry_http_connections and ferry_http_rejected_total by gw/http.h (gw_http_render). */
 #ifndef FERRY_GW_METRICS_H
 #define FERRY_GW_METRICS_H
 #include "ferry.h"
