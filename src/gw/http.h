@@ -25,13 +25,13 @@
  *   - body: the body must arrive by  start + body_timeout_ms + received / min_body_rate,
  *     i.e. after a grace of body_timeout_ms the client must average min_body_rate bytes/s
  *     (Apache mod_reqtimeout's "body=N,MinRate=R" rule); else 408 and close
- *   - idle keep-alive: no byte of a next request within keepalive_timeout_ms -> closed
- *     silently
+ *   - idle keep-alive: no byte of a next request within keepalive_timeout_ms (counted
+ *     once the previous answer is written out) -> closed silently
  *   - output: pending output that makes no progress for timeout_ms -> closed
  *   - connections: at most max_connections open (lingering ones count); one more is
  *     answered 503 with Retry-After and closed at once. When accept() fails for lack of
  *     descriptors the listener is paused (not spun on) until a connection closes or
- *     ACCEPT_RETRY_MS passed. gw_http_new raises RLIMIT_NOFILE's soft limit to what
+ *     100 ms passed. gw_http_new raises RLIMIT_NOFILE's soft limit to what
  *     max_connections needs (GW_HTTP_FDS_PER_CONN each + GW_HTTP_FD_RESERVE) and, when
  *     the hard limit is lower, lowers max_connections to fit, with a warning.
  * While a response is open the connection keeps reading, so a client that goes
