@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -838,6 +839,57 @@ TEST(http_server_fits_max_connections_to_the_descriptor_limit)
     n = conns_under_limit(256, 256, 10, &soft);
     CHECK_EQ_INT(n, 10);
     CHECK_EQ_INT((long long)soft, 256);
+}
+
+TEST(http_server_at_the_descriptor_limit_serves_a_waiting_client_when_one_closes)
+{
+    /* the server runs in a child whose soft RLIMIT_NOFILE leaves room for exactly two
+     * client sockets: a third connection waits in the backlog (accept fails with EMFILE,
+     * the listener pauses) and is served once one of the two closes */
+    int pfd[2];
+    CHECK(pipe(pfd) == 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        struct srv *cs = calloc(1, sizeof *cs);
+        cs->base = event_base_new();
+        struct gw_http_opts o = {.max_body = 1000, .max_connections = 100};
+        char err[256];
+        cs->h = gw_http_new(cs->base, "127.0.0.1", 0, &o, handle, NULL, cs, err, sizeof err);
+        int port = cs->h ? gw_http_port(cs->h) : -1;
+        int probe = dup(0);                   /* the lowest free descriptor */
+        close(probe);
+        struct rlimit rl;
+        getrlimit(RLIMIT_NOFILE, &rl);
+        rl.rlim_cur = (rlim_t)probe + 2;
+        if (setrlimit(RLIMIT_NOFILE, &rl)) port = -1;
+        ssize_t w = write(pfd[1], &port, sizeof port);
+        close(pfd[1]);
+        if (w == (ssize_t)sizeof port && port > 0) event_base_dispatch(cs->base);
+        _exit(0);
+    }
+    close(pfd[1]);
+    int port = -1;
+    ssize_t r = pid > 0 ? read(pfd[0], &port, sizeof port) : -1;
+    close(pfd[0]);
+    CHECK(r == (ssize_t)sizeof port && port > 0);
+    int a = connect_to(port), b = connect_to(port);
+    int a1 = get_ok(a, "/a"), b1 = get_ok(b, "/b");
+    int c = connect_to(port);                 /* completes in the kernel's backlog */
+    send_all(c, "GET /c HTTP/1.1\r\n\r\n");
+    close(a);
+    struct buf o;
+    buf_init(&o);
+    int c1 = read_until(c, &o, "X-Path: /c\r\n", NULL) && !strncmp(o.data, "HTTP/1.1 200 ", 13);
+    int b2 = get_ok(b, "/b2");
+    buf_fini(&o);
+    close(b);
+    close(c);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    CHECK(a1 && b1);
+    CHECK(c1);
+    CHECK(b2);
 }
 
 /* ==== the backend client =========================================================== */

@@ -368,6 +368,7 @@ struct gw_http {
     int nconns;                   /* open connections (lingering ones included) */
     struct event retry;           /* re-enables the listener after an accept failure */
     int accept_paused;
+    long long warned_at;          /* s: last warning about a failing accept */
     const struct timeval *tv_head, *tv_body, *tv_idle;  /* common timeouts of the base */
     unsigned long long rejected[REJ__N];
 };
@@ -1013,8 +1014,13 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
                 /* the pending connection stays in the backlog and the listener stays
                  * readable: pause it instead of spinning, until a connection closes */
                 if (!h->accept_paused) {
-                    log_warn("gw", "accept: %s; pausing new connections (%d open)",
-                             strerror(errno), h->nconns);
+                    struct timeval now;
+                    event_base_gettimeofday_cached(h->base, &now);
+                    if (!h->warned_at || now.tv_sec - h->warned_at >= 60) {  /* once a minute */
+                        h->warned_at = now.tv_sec;
+                        log_warn("gw", "accept: %s; pausing new connections (%d open)",
+                                 strerror(errno), h->nconns);
+                    }
                     event_del(&h->lev);
                     struct timeval tv = ms_tv(ACCEPT_RETRY_MS);
                     evtimer_add(&h->retry, &tv);
