@@ -28,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "gw/config.h"
 #include "gw/hclient.h"
 #include "gw/http.h"
 #include "test.h"
@@ -890,6 +891,39 @@ TEST(http_server_at_the_descriptor_limit_serves_a_waiting_client_when_one_closes
     CHECK(a1 && b1);
     CHECK(c1);
     CHECK(b2);
+}
+
+TEST(http_server_config_keys)
+{
+    struct gw_config *c = malloc(sizeof *c);
+    char err[512];
+    /* the defaults are gw/http's */
+    CHECK_EQ_INT(gw_config_load_string("[node a]\nurl=http://x\n", "d.ini", c, err, sizeof err), 0);
+    CHECK_EQ_INT(c->header_timeout_ms, GW_HTTP_DEF_HEADER_MS);
+    CHECK_EQ_INT(c->body_timeout_ms, GW_HTTP_DEF_BODY_MS);
+    CHECK_EQ_INT(c->min_body_rate, GW_HTTP_DEF_BODY_RATE);
+    CHECK_EQ_INT(c->keepalive_timeout_ms, GW_HTTP_DEF_KEEPALIVE_MS);
+    CHECK_EQ_INT(c->max_connections, GW_HTTP_DEF_MAX_CONNS);
+    CHECK_EQ_INT(gw_config_load_string("[server]\nheader_timeout_ms = 2500\nbody_timeout_ms = 4000\n"
+                                       "min_body_rate = 1000\nkeepalive_timeout_ms = 75000\n"
+                                       "[limits]\nmax_connections = 64\n[node a]\nurl=http://x\n",
+                                       "k.ini", c, err, sizeof err), 0);
+    CHECK_EQ_INT(c->header_timeout_ms, 2500);
+    CHECK_EQ_INT(c->body_timeout_ms, 4000);
+    CHECK_EQ_INT(c->min_body_rate, 1000);
+    CHECK_EQ_INT(c->keepalive_timeout_ms, 75000);
+    CHECK_EQ_INT(c->max_connections, 64);
+    /* out of range: the file, line and key are named */
+    CHECK(gw_config_load_string("[server]\nworkers = 2\nheader_timeout_ms = 0\n[node a]\nurl=http://x\n",
+                                "h.ini", c, err, sizeof err) < 0);
+    CHECK(strstr(err, "h.ini:3:") && strstr(err, "header_timeout_ms"));
+    CHECK(gw_config_load_string("[limits]\nmax_connections = 0\n[node a]\nurl=http://x\n",
+                                "m.ini", c, err, sizeof err) < 0);
+    CHECK(strstr(err, "m.ini:2:") && strstr(err, "max_connections"));
+    CHECK(gw_config_load_string("[server]\nmin_body_rate = fast\n[node a]\nurl=http://x\n",
+                                "r.ini", c, err, sizeof err) < 0);
+    CHECK(strstr(err, "r.ini:2:") && strstr(err, "min_body_rate"));
+    free(c);
 }
 
 /* ==== the backend client =========================================================== */
