@@ -837,7 +837,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     struct gw_hconn *c = arg;
     if (what & EV_TIMEOUT) {
         if (c->state == C_BUSY) return;           /* the response has its own timers */
-        conn_close(c, 1);                         /* idle, slow or lingering: done */
+        conn_close(c, 1);                         /* the lingering time is over */
         return;
     }
     if (c->state == C_LINGER) {
