@@ -1813,3 +1813,14 @@ TEST(cli_emulate_profile_path_that_is_missing_or_a_directory_says_so)
     CHECK_EQ_INT(test_ferry_cli("emulate --profile edge-nope", msg, sizeof msg), 1);
     CHECK(strstr(msg, "no node named 'edge-nope'") != NULL);   /* a name is still a name */
 }
+
+TEST(cli_emulate_listen_names_the_port_range)
+{
+    char msg[512];
+    CHECK_EQ_INT(test_ferry_cli("emulate --profile edge-3090 --listen 127.0.0.1:99999", msg,
+                                sizeof msg), 2);
+    CHECK(strstr(msg, "--listen '127.0.0.1:99999'") && strstr(msg, "0..65535"));
+    CHECK_EQ_INT(test_ferry_cli("emulate --profile edge-3090 --listen 127.0.0.1:80x", msg,
+                                sizeof msg), 2);
+    CHECK(strstr(msg, "--listen '127.0.0.1:80x'") != NULL);
+}

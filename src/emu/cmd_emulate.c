@@ -181,7 +181,8 @@ int cmd_emulate(int argc, char **argv)
         else if (!strcmp(a, "--port-file")) port_file = v;
         else if (!strcmp(a, "--listen")) {
             if (parse_listen(v, &o) < 0) {
-                fprintf(stderr, "ferry emulate: --listen '%s': expected HOST:PORT\n", v);
+                fprintf(stderr, "ferry emulate: --listen '%s': expected HOST:PORT with a port "
+                        "in 0..65535\n", v);
                 return 2;
             }
         } else if (!strcmp(a, "--time-scale")) {
