@@ -57,8 +57,9 @@ $(BUILD)/ferry: $(BUILD)/src/main.o $(LIBFERRY)
 ferry: $(BUILD)/ferry
 	@if [ "$(BUILD)" = build ]; then ln -sf build/ferry ferry; fi
 
+# Objects first, the archive last: an area.mk may add objects (tests/gwtest.o) that need it.
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testmain.o $(LIBFERRY)
-	$(CC) $(CFLAGS_FY) -o $@ $^ $(LDLIBS_FY)
+	$(CC) $(CFLAGS_FY) -o $@ $(filter %.o,$^) $(filter %.a,$^) $(LDLIBS_FY)
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBFERRY)
 	$(CC) $(CFLAGS_FY) -o $@ $^ $(LDLIBS_FY)

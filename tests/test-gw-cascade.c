@@ -5,23 +5,15 @@
  * policy. The edge emulator's confidence noise is 0, so every edge answer's confidence is
  * one of two known values: sigma(cap +- sep/2) (sim/quality.h). */
 #include "test.h"
+#include "gwtest.h"
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
-#include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <event2/thread.h>
-#include <poll.h>
-#include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "emu/faults.h"
@@ -30,14 +22,6 @@
 #include "pred/trace.h"
 #include "req/request.h"
 #include "util/buf.h"
-#include "util/clock.h"
-
-__attribute__((constructor)) static void init_all(void)
-{
-    evthread_use_pthreads();
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    signal(SIGPIPE, SIG_IGN);
-}
 
 /* ==== pure steps ==================================================================== */
 
@@ -272,229 +256,41 @@ TEST(casc_accepted_answer_as_openai_sse)
 
 /* ==== over HTTP: emulators and the gateway ========================================== */
 
-struct emu {
-    struct event_base *base;
-    struct emu_server *s;
-    pthread_t th;
-    int port;
-};
-
-static void *emu_loop(void *arg)
-{
-    event_base_loop(arg, EVLOOP_NO_EXIT_ON_EMPTY);
-    return NULL;
-}
-
 /* An emulated node at the given time scale (0 = answering at once); noise 0 makes its
  * confidence one of two values. */
-static int emu_start_ts(struct emu *e, const char *model, double noise, const char *fault_error,
+static int emu_start_ts(struct gwt_emu *e, const char *model, double noise, const char *fault_error,
                         double time_scale)
 {
     struct emu_opts o;
-    emu_opts_default(&o);
-    snprintf(o.prof.model, sizeof o.prof.model, "%s", model);
-    o.time_scale = time_scale;
-    o.capability = 1;
+    gwt_emu_opts(&o, model, time_scale, 1);
     o.confidence_noise = noise;
-    char err[256];
-    if (fault_error && emu_fault_parse(EMU_FAULT_ERROR, fault_error, &o.faults, err, sizeof err))
-        return -1;
-    memset(e, 0, sizeof *e);
-    e->base = event_base_new();
-    e->s = e->base ? emu_server_new(e->base, &o, err, sizeof err) : NULL;
-    if (!e->s) {
-        fprintf(stderr, "  emulator: %s\n", err);
-        return -1;
-    }
-    e->port = emu_server_port(e->s);
-    return pthread_create(&e->th, NULL, emu_loop, e->base) ? -1 : 0;
+    if (fault_error && gwt_emu_fault(&o, EMU_FAULT_ERROR, fault_error)) return -1;
+    return gwt_emu_start(e, &o);
 }
 
-static int emu_start(struct emu *e, const char *model, double noise, const char *fault_error)
+static int emu_start(struct gwt_emu *e, const char *model, double noise, const char *fault_error)
 {
     return emu_start_ts(e, model, noise, fault_error, 0);
 }
 
-static void emu_stop(struct emu *e)
-{
-    if (!e->base) return;
-    event_base_loopexit(e->base, NULL);
-    pthread_join(e->th, NULL);
-    emu_server_free(e->s);
-    event_base_free(e->base);
-    e->base = NULL;
-}
-
-static const char *ferry_bin(void)
-{
-    static char path[1024];
-    const char *e = getenv("FERRY_BIN");
-    if (e && *e) return e;
-    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 16);
-    if (n <= 0) return "ferry";
-    path[n] = 0;
-    char *slash = strrchr(path, '/');      /* .../BUILD/tests/test-gw-cascade */
-    if (slash) *slash = 0;
-    slash = strrchr(path, '/');
-    if (slash) strcpy(slash, "/ferry");
-    return path;
-}
-
-struct gw {
-    pid_t pid;
-    int port;
-};
-
 /* `ferry serve` with the cascade policy at threshold below over the two emulators, a
  * trace database when trace_db is set. */
-static int gw_start_db(struct gw *g, const char *name, int edge, int cloud, double below,
+static int gw_start_db(struct gwt_gw *g, const char *name, int edge, int cloud, double below,
                        const char *trace_db)
 {
-    const char *path = test_tmp_path(name);
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    fprintf(f, "[server]\nlisten = 127.0.0.1:0\n%s%s%s[policy]\nname = cascade\nparams = below=%g\n"
-               "[node edge]\nrole = edge\nurl = http://127.0.0.1:%d\nmodel = edge-model\n"
-               "[node cloud]\nrole = cloud\nurl = http://127.0.0.1:%d\nmodel = cloud-model\n",
-            trace_db ? "trace_db = " : "", trace_db ? trace_db : "", trace_db ? "\n" : "",
-            below, edge, cloud);
-    fclose(f);
-    int pfd[2];
-    if (pipe(pfd)) return -1;
-    g->pid = fork();
-    if (g->pid == 0) {
-        dup2(pfd[1], 1);
-        close(pfd[0]);
-        close(pfd[1]);
-        execl(ferry_bin(), "ferry", "serve", "-c", path, (char *)NULL);
-        _exit(127);
-    }
-    close(pfd[1]);
-    char line[512];
-    size_t k = 0;
-    double t0 = clock_now_ms();
-    while (k < sizeof line - 1 && clock_now_ms() - t0 < 20000) {
-        struct pollfd p = {pfd[0], POLLIN, 0};
-        if (poll(&p, 1, 200) <= 0) continue;
-        if (read(pfd[0], line + k, 1) <= 0 || line[k] == '\n') break;
-        k++;
-    }
-    line[k] = 0;
-    close(pfd[0]);
-    const char *p = strstr(line, "http://127.0.0.1:");
-    g->port = p ? atoi(p + 17) : 0;
-    if (g->port <= 0) {
-        fprintf(stderr, "  gateway did not start: '%s'\n", line);
-        kill(g->pid, SIGKILL);
-        waitpid(g->pid, NULL, 0);
-        return -1;
-    }
-    return 0;
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg,
+             "[server]\nlisten = 127.0.0.1:0\n%s%s%s[policy]\nname = cascade\nparams = below=%g\n"
+             "[node edge]\nrole = edge\nurl = http://127.0.0.1:%d\nmodel = edge-model\n"
+             "[node cloud]\nrole = cloud\nurl = http://127.0.0.1:%d\nmodel = cloud-model\n",
+             trace_db ? "trace_db = " : "", trace_db ? trace_db : "", trace_db ? "\n" : "",
+             below, edge, cloud);
+    return gwt_gw_start(g, name, cfg, NULL, NULL);
 }
 
-static int gw_start(struct gw *g, const char *name, int edge, int cloud, double below)
+static int gw_start(struct gwt_gw *g, const char *name, int edge, int cloud, double below)
 {
     return gw_start_db(g, name, edge, cloud, below, NULL);
-}
-
-static void gw_stop(struct gw *g)
-{
-    if (g->pid <= 0) return;
-    kill(g->pid, SIGTERM);
-    double t0 = clock_now_ms();
-    while (waitpid(g->pid, NULL, WNOHANG) == 0) {
-        if (clock_now_ms() - t0 > 20000) {
-            kill(g->pid, SIGKILL);
-            waitpid(g->pid, NULL, 0);
-            break;
-        }
-        usleep(10000);
-    }
-    g->pid = 0;
-}
-
-struct resp {
-    long status;
-    struct buf body, hdrs;
-};
-
-static size_t cb_append(char *p, size_t s, size_t n, void *a)
-{
-    buf_append(a, p, s * n);
-    return s * n;
-}
-
-/* POST body (or GET when NULL) to the gateway; the client gives up after timeout_ms. */
-static void http_tmo(int port, const char *path, const char *body, struct resp *r, long timeout_ms)
-{
-    memset(r, 0, sizeof *r);
-    buf_init(&r->body);
-    buf_init(&r->hdrs);
-    CURL *e = curl_easy_init();
-    char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    if (body) curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, cb_append);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &r->body);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, cb_append);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, &r->hdrs);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_perform(e);
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(e);
-    if (!r->body.data) buf_puts(&r->body, "");
-    if (!r->hdrs.data) buf_puts(&r->hdrs, "");
-}
-
-static void http(int port, const char *path, const char *body, struct resp *r)
-{
-    http_tmo(port, path, body, r, 30000);
-}
-
-static void resp_fini(struct resp *r)
-{
-    buf_fini(&r->body);
-    buf_fini(&r->hdrs);
-}
-
-/* A response header's value ("" when absent), in out. */
-static const char *hdr(const struct resp *r, const char *name, char *out, size_t cap)
-{
-    size_t nl = strlen(name);
-    out[0] = 0;
-    for (const char *p = r->hdrs.data; p && *p;) {
-        const char *eol = strchr(p, '\n');
-        if (!strncasecmp(p, name, nl) && p[nl] == ':') {
-            const char *v = p + nl + 1;
-            while (*v == ' ') v++;
-            size_t k = (size_t)((eol ? eol : v + strlen(v)) - v);
-            while (k && (v[k - 1] == '\r' || v[k - 1] == '\n')) k--;
-            if (k >= cap) k = cap - 1;
-            memcpy(out, v, k);
-            out[k] = 0;
-            return out;
-        }
-        if (!eol) break;
-        p = eol + 1;
-    }
-    return out;
-}
-
-/* The value of one sample line of the /metrics of the server on port, or -1. */
-static double metric(int port, const char *sample)
-{
-    struct resp r;
-    http(port, "/metrics", NULL, &r);
-    char needle[300];
-    snprintf(needle, sizeof needle, "\n%s ", sample);
-    const char *p = strstr(r.body.data, needle);
-    double v = p ? strtod(p + strlen(needle), NULL) : -1;
-    resp_fini(&r);
-    return v;
 }
 
 /* sigma(cap +- sep/2) at cap 1, sep 1, noise 0: the two confidences of the edge node. */
@@ -533,49 +329,49 @@ static int answer_of(const char *json, char *content, size_t ccap, char *model, 
 
 TEST(gw_cascade_escalates_every_answer_below_a_high_threshold)
 {
-    struct emu edge, cloud;
+    struct gwt_emu edge, cloud;
     CHECK(emu_start(&edge, "edge-model", 0, NULL) == 0);
     CHECK(emu_start(&cloud, "cloud-model", 0, NULL) == 0);
-    struct gw g;
+    struct gwt_gw g;
     int up = gw_start(&g, "high.ini", edge.port, cloud.port, 0.99) == 0;
-    struct resp r[4], sse;
+    struct gwt_resp r[4], sse;
     memset(r, 0, sizeof r);
     memset(&sse, 0, sizeof sse);
     double esc = -1, acc = -1;
     if (up) {
-        for (int i = 0; i < 4; i++) http(g.port, "/v1/chat/completions", body_of(i, 0, NULL), &r[i]);
-        http(g.port, "/v1/chat/completions",
+        for (int i = 0; i < 4; i++) gwt_http(g.port, "/v1/chat/completions", body_of(i, 0, NULL), &r[i]);
+        gwt_http(g.port, "/v1/chat/completions",
              body_of(9, 1, "\"stream_options\":{\"include_usage\":true},"), &sse);
-        esc = metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"escalated\"}");
-        acc = metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"accepted\"}");
-        gw_stop(&g);
+        esc = gwt_metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"escalated\"}");
+        acc = gwt_metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"accepted\"}");
+        gwt_gw_stop(&g);
     }
-    emu_stop(&edge);
-    emu_stop(&cloud);
+    gwt_emu_stop(&edge);
+    gwt_emu_stop(&cloud);
     CHECK(up);
     for (int i = 0; i < 4; i++) {
         char v[256], content[256], model[64];
         int lp = 1;
         CHECK_EQ_INT(r[i].status, 200);
-        CHECK_STR(hdr(&r[i], "X-Ferry-Node", v, sizeof v), "cloud");
-        CHECK_STR(hdr(&r[i], "X-Ferry-Cascade", v, sizeof v), "escalated");
-        CHECK(known_confidence(hdr(&r[i], "X-Ferry-Confidence", v, sizeof v)));
-        CHECK(!strncmp(hdr(&r[i], "X-Ferry-Plan", v, sizeof v), "cascade:edge>cloud@0.99;", 24));
+        CHECK_STR(gwt_hdr(&r[i], "X-Ferry-Node", v, sizeof v), "cloud");
+        CHECK_STR(gwt_hdr(&r[i], "X-Ferry-Cascade", v, sizeof v), "escalated");
+        CHECK(known_confidence(gwt_hdr(&r[i], "X-Ferry-Confidence", v, sizeof v)));
+        CHECK(!strncmp(gwt_hdr(&r[i], "X-Ferry-Plan", v, sizeof v), "cascade:edge>cloud@0.99;", 24));
         CHECK(answer_of(r[i].body.data, content, sizeof content, model, sizeof model, &lp) == 0);
         CHECK_STR(model, "cloud-model");   /* the cloud's answer, nothing of the edge's */
         CHECK(!lp);                        /* the client asked for no logprobs */
-        resp_fini(&r[i]);
+        gwt_resp_fini(&r[i]);
     }
     char v[64];
     CHECK_EQ_INT(sse.status, 200);
-    CHECK_STR(hdr(&sse, "X-Ferry-Cascade", v, sizeof v), "escalated");
+    CHECK_STR(gwt_hdr(&sse, "X-Ferry-Cascade", v, sizeof v), "escalated");
     struct buf text;
     buf_init(&text);
     char finish[32] = "";
     int ct = sse_check(sse.body.data, 1, &text, finish, sizeof finish);
     int cloud_model = strstr(sse.body.data, "\"model\":\"cloud-model\"") != NULL;
     buf_fini(&text);
-    resp_fini(&sse);
+    gwt_resp_fini(&sse);
     CHECK_EQ_INT(ct, 12);                  /* relayed from the cloud node as it streams */
     CHECK(cloud_model);
     CHECK_NEAR(esc, 5, 0);
@@ -584,52 +380,52 @@ TEST(gw_cascade_escalates_every_answer_below_a_high_threshold)
 
 TEST(gw_cascade_accepts_every_answer_above_a_low_threshold)
 {
-    struct emu edge, cloud;
+    struct gwt_emu edge, cloud;
     CHECK(emu_start(&edge, "edge-model", 0, NULL) == 0);
     CHECK(emu_start(&cloud, "cloud-model", 0, NULL) == 0);
-    struct gw g;
+    struct gwt_gw g;
     int up = gw_start(&g, "low.ini", edge.port, cloud.port, 0.01) == 0;
-    struct resp plain, withlp, sse, metrics;
+    struct gwt_resp plain, withlp, sse, metrics;
     memset(&plain, 0, sizeof plain);
     memset(&withlp, 0, sizeof withlp);
     memset(&sse, 0, sizeof sse);
     memset(&metrics, 0, sizeof metrics);
     double acc = -1, esc = -1, ok_edge = -1, ok_cloud = -1;
     if (up) {
-        http(g.port, "/v1/chat/completions", body_of(1, 0, NULL), &plain);
-        http(g.port, "/v1/chat/completions", body_of(2, 0, "\"logprobs\":true,"), &withlp);
+        gwt_http(g.port, "/v1/chat/completions", body_of(1, 0, NULL), &plain);
+        gwt_http(g.port, "/v1/chat/completions", body_of(2, 0, "\"logprobs\":true,"), &withlp);
         /* the same question streamed: stage 1 gets the same body, so the same answer */
-        http(g.port, "/v1/chat/completions",
+        gwt_http(g.port, "/v1/chat/completions",
              body_of(1, 1, "\"stream_options\":{\"include_usage\":true},"), &sse);
-        acc = metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"accepted\"}");
-        esc = metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"escalated\"}");
-        ok_edge = metric(g.port, "ferry_requests_total{node=\"edge\",policy=\"cascade\",outcome=\"ok\"}");
-        ok_cloud = metric(g.port, "ferry_requests_total{node=\"cloud\",policy=\"cascade\",outcome=\"ok\"}");
-        http(g.port, "/metrics", NULL, &metrics);
-        gw_stop(&g);
+        acc = gwt_metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"accepted\"}");
+        esc = gwt_metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"escalated\"}");
+        ok_edge = gwt_metric(g.port, "ferry_requests_total{node=\"edge\",policy=\"cascade\",outcome=\"ok\"}");
+        ok_cloud = gwt_metric(g.port, "ferry_requests_total{node=\"cloud\",policy=\"cascade\",outcome=\"ok\"}");
+        gwt_http(g.port, "/metrics", NULL, &metrics);
+        gwt_gw_stop(&g);
     }
-    emu_stop(&edge);
-    emu_stop(&cloud);
+    gwt_emu_stop(&edge);
+    gwt_emu_stop(&cloud);
     CHECK(up);
     char v[256], content[256], model[64], c2[256];
     int lp = 1;
     CHECK_EQ_INT(plain.status, 200);
-    CHECK_STR(hdr(&plain, "X-Ferry-Node", v, sizeof v), "edge");
-    CHECK_STR(hdr(&plain, "X-Ferry-Cascade", v, sizeof v), "accepted");
-    CHECK(known_confidence(hdr(&plain, "X-Ferry-Confidence", v, sizeof v)));
+    CHECK_STR(gwt_hdr(&plain, "X-Ferry-Node", v, sizeof v), "edge");
+    CHECK_STR(gwt_hdr(&plain, "X-Ferry-Cascade", v, sizeof v), "accepted");
+    CHECK(known_confidence(gwt_hdr(&plain, "X-Ferry-Confidence", v, sizeof v)));
     CHECK(answer_of(plain.body.data, content, sizeof content, model, sizeof model, &lp) == 0);
     CHECK_STR(model, "edge-model");
     CHECK(!lp);                            /* stage 1's logprobs removed */
     /* the client asked for logprobs: they stay, and give the header's confidence */
     CHECK_EQ_INT(withlp.status, 200);
-    CHECK_STR(hdr(&withlp, "X-Ferry-Cascade", v, sizeof v), "accepted");
-    double hc = atof(hdr(&withlp, "X-Ferry-Confidence", v, sizeof v)), dc = -1;
+    CHECK_STR(gwt_hdr(&withlp, "X-Ferry-Cascade", v, sizeof v), "accepted");
+    double hc = atof(gwt_hdr(&withlp, "X-Ferry-Confidence", v, sizeof v)), dc = -1;
     CHECK_EQ_INT(gw_casc_confidence_json(withlp.body.data, withlp.body.len, &dc), 0);
     CHECK_NEAR(dc, hc, 6e-4);
     /* streamed client: valid SSE converted from stage 1, the same content */
     CHECK_EQ_INT(sse.status, 200);
-    CHECK(strstr(hdr(&sse, "Content-Type", v, sizeof v), "text/event-stream") != NULL);
-    CHECK_STR(hdr(&sse, "X-Ferry-Cascade", v, sizeof v), "accepted");
+    CHECK(strstr(gwt_hdr(&sse, "Content-Type", v, sizeof v), "text/event-stream") != NULL);
+    CHECK_STR(gwt_hdr(&sse, "X-Ferry-Cascade", v, sizeof v), "accepted");
     struct buf text;
     buf_init(&text);
     char finish[32] = "";
@@ -653,66 +449,66 @@ TEST(gw_cascade_accepts_every_answer_above_a_low_threshold)
     char cmd[700];
     snprintf(cmd, sizeof cmd, "promtool check metrics < %s", mp);
     CHECK_EQ_INT(system(cmd), 0);
-    resp_fini(&plain);
-    resp_fini(&withlp);
-    resp_fini(&sse);
-    resp_fini(&metrics);
+    gwt_resp_fini(&plain);
+    gwt_resp_fini(&withlp);
+    gwt_resp_fini(&sse);
+    gwt_resp_fini(&metrics);
 }
 
 TEST(gw_cascade_stage1_failure_escalates)
 {
-    struct emu edge, cloud;
+    struct gwt_emu edge, cloud;
     CHECK(emu_start(&edge, "edge-model", 0, "1") == 0);   /* every chat request: HTTP 500 */
     CHECK(emu_start(&cloud, "cloud-model", 0, NULL) == 0);
-    struct gw g;
+    struct gwt_gw g;
     int up = gw_start(&g, "fail.ini", edge.port, cloud.port, 0.01) == 0;
-    struct resp r;
+    struct gwt_resp r;
     memset(&r, 0, sizeof r);
     double esc = -1, err5 = -1;
     if (up) {
-        http(g.port, "/v1/chat/completions", body_of(3, 0, NULL), &r);
-        esc = metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"escalated\"}");
-        err5 = metric(g.port, "ferry_upstream_errors_total{node=\"edge\",kind=\"http_5xx\"}");
-        gw_stop(&g);
+        gwt_http(g.port, "/v1/chat/completions", body_of(3, 0, NULL), &r);
+        esc = gwt_metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"escalated\"}");
+        err5 = gwt_metric(g.port, "ferry_upstream_errors_total{node=\"edge\",kind=\"http_5xx\"}");
+        gwt_gw_stop(&g);
     }
-    emu_stop(&edge);
-    emu_stop(&cloud);
+    gwt_emu_stop(&edge);
+    gwt_emu_stop(&cloud);
     CHECK(up);
     char v[256], content[256], model[64];
     CHECK_EQ_INT(r.status, 200);
-    CHECK_STR(hdr(&r, "X-Ferry-Node", v, sizeof v), "cloud");
-    CHECK_STR(hdr(&r, "X-Ferry-Cascade", v, sizeof v), "escalated");
-    CHECK_STR(hdr(&r, "X-Ferry-Confidence", v, sizeof v), "");   /* no answer, no confidence */
+    CHECK_STR(gwt_hdr(&r, "X-Ferry-Node", v, sizeof v), "cloud");
+    CHECK_STR(gwt_hdr(&r, "X-Ferry-Cascade", v, sizeof v), "escalated");
+    CHECK_STR(gwt_hdr(&r, "X-Ferry-Confidence", v, sizeof v), "");   /* no answer, no confidence */
     CHECK(answer_of(r.body.data, content, sizeof content, model, sizeof model, NULL) == 0);
     CHECK_STR(model, "cloud-model");
     CHECK_NEAR(esc, 1, 0);
     CHECK_NEAR(err5, 1, 0);
-    resp_fini(&r);
+    gwt_resp_fini(&r);
 }
 
 TEST(gw_cascade_edge_only_request_stays_at_the_edge)
 {
-    struct emu edge, cloud;
+    struct gwt_emu edge, cloud;
     CHECK(emu_start(&edge, "edge-model", 0, NULL) == 0);
     CHECK(emu_start(&cloud, "cloud-model", 0, NULL) == 0);
-    struct gw g;
+    struct gwt_gw g;
     int up = gw_start(&g, "priv.ini", edge.port, cloud.port, 0.99) == 0;
-    struct resp r;
+    struct gwt_resp r;
     memset(&r, 0, sizeof r);
     if (up) {
-        http(g.port, "/v1/chat/completions", body_of(4, 0, "\"ferry\":{\"privacy\":\"edge-only\"},"), &r);
-        gw_stop(&g);
+        gwt_http(g.port, "/v1/chat/completions", body_of(4, 0, "\"ferry\":{\"privacy\":\"edge-only\"},"), &r);
+        gwt_gw_stop(&g);
     }
-    emu_stop(&edge);
-    emu_stop(&cloud);
+    gwt_emu_stop(&edge);
+    gwt_emu_stop(&cloud);
     CHECK(up);
     char v[256], content[256], model[64];
     CHECK_EQ_INT(r.status, 200);
-    CHECK_STR(hdr(&r, "X-Ferry-Node", v, sizeof v), "edge");
-    CHECK_STR(hdr(&r, "X-Ferry-Cascade", v, sizeof v), "");     /* no cascade at all */
+    CHECK_STR(gwt_hdr(&r, "X-Ferry-Node", v, sizeof v), "edge");
+    CHECK_STR(gwt_hdr(&r, "X-Ferry-Cascade", v, sizeof v), "");     /* no cascade at all */
     CHECK(answer_of(r.body.data, content, sizeof content, model, sizeof model, NULL) == 0);
     CHECK_STR(model, "edge-model");
-    resp_fini(&r);
+    gwt_resp_fini(&r);
 }
 
 /* ==== a backend without logprobs ==================================================== */
@@ -763,11 +559,9 @@ static int plain_start(struct plain *p)
     evhttp_set_gencb(p->http, plain_handle, p);
     struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(p->http, "127.0.0.1", 0);
     if (!bs) return -1;
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&sa, &sl)) return -1;
-    p->port = ntohs(sa.sin_port);
-    return pthread_create(&p->th, NULL, emu_loop, p->base) ? -1 : 0;
+    p->port = gwt_sock_port(evhttp_bound_socket_get_fd(bs));
+    if (p->port < 0) return -1;
+    return pthread_create(&p->th, NULL, gwt_loop, p->base) ? -1 : 0;
 }
 
 static void plain_stop(struct plain *p)
@@ -782,35 +576,35 @@ static void plain_stop(struct plain *p)
 TEST(gw_cascade_without_logprobs_is_unknown_and_accepted)
 {
     struct plain edge;
-    struct emu cloud;
+    struct gwt_emu cloud;
     CHECK(plain_start(&edge) == 0);
     CHECK(emu_start(&cloud, "cloud-model", 0, NULL) == 0);
-    struct gw g;
+    struct gwt_gw g;
     int up = gw_start(&g, "plain.ini", edge.port, cloud.port, 0.99) == 0;
-    struct resp r, sse;
+    struct gwt_resp r, sse;
     memset(&r, 0, sizeof r);
     memset(&sse, 0, sizeof sse);
     double unk = -1, esc = -1;
     char stage1[4096] = "";
     if (up) {
-        http(g.port, "/v1/chat/completions", body_of(5, 0, NULL), &r);
-        http(g.port, "/v1/chat/completions",
+        gwt_http(g.port, "/v1/chat/completions", body_of(5, 0, NULL), &r);
+        gwt_http(g.port, "/v1/chat/completions",
              body_of(6, 1, "\"stream_options\":{\"include_usage\":true},"), &sse);
         pthread_mutex_lock(&edge.mu);
         memcpy(stage1, edge.last, sizeof stage1);
         pthread_mutex_unlock(&edge.mu);
-        unk = metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"unknown\"}");
-        esc = metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"escalated\"}");
-        gw_stop(&g);
+        unk = gwt_metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"unknown\"}");
+        esc = gwt_metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"escalated\"}");
+        gwt_gw_stop(&g);
     }
     plain_stop(&edge);
-    emu_stop(&cloud);
+    gwt_emu_stop(&cloud);
     CHECK(up);
     char v[256], content[256], model[64];
     CHECK_EQ_INT(r.status, 200);
-    CHECK_STR(hdr(&r, "X-Ferry-Node", v, sizeof v), "edge");
-    CHECK_STR(hdr(&r, "X-Ferry-Cascade", v, sizeof v), "unknown");
-    CHECK_STR(hdr(&r, "X-Ferry-Confidence", v, sizeof v), "");
+    CHECK_STR(gwt_hdr(&r, "X-Ferry-Node", v, sizeof v), "edge");
+    CHECK_STR(gwt_hdr(&r, "X-Ferry-Cascade", v, sizeof v), "unknown");
+    CHECK_STR(gwt_hdr(&r, "X-Ferry-Confidence", v, sizeof v), "");
     CHECK(answer_of(r.body.data, content, sizeof content, model, sizeof model, NULL) == 0);
     CHECK_STR(content, "plain answer");
     /* what stage 1 sent over the wire (the streamed request's, the last one) */
@@ -821,7 +615,7 @@ TEST(gw_cascade_without_logprobs_is_unknown_and_accepted)
                 !strcmp(cJSON_GetObjectItem(j, "model")->valuestring, "edge-model");
     cJSON_Delete(j);
     CHECK(asked);
-    CHECK_STR(hdr(&sse, "X-Ferry-Cascade", v, sizeof v), "unknown");
+    CHECK_STR(gwt_hdr(&sse, "X-Ferry-Cascade", v, sizeof v), "unknown");
     struct buf text;
     buf_init(&text);
     char finish[32] = "";
@@ -832,8 +626,8 @@ TEST(gw_cascade_without_logprobs_is_unknown_and_accepted)
     CHECK_STR(content, "plain answer");
     CHECK_NEAR(unk, 2, 0);
     CHECK_NEAR(esc, 0, 0);
-    resp_fini(&r);
-    resp_fini(&sse);
+    gwt_resp_fini(&r);
+    gwt_resp_fini(&sse);
 }
 
 /* ==== the trace ===================================================================== */
@@ -843,7 +637,7 @@ static int export_trace(const char *db, struct trace_record **recs, size_t *n)
 {
     char jsonl[512], cmd[1400], err[256];
     snprintf(jsonl, sizeof jsonl, "%s", test_tmp_path("casc-trace.jsonl"));
-    snprintf(cmd, sizeof cmd, "'%s' bench export --db %s -o %s 2>/dev/null", ferry_bin(), db, jsonl);
+    snprintf(cmd, sizeof cmd, "'%s' bench export --db %s -o %s 2>/dev/null", gwt_ferry_bin(), db, jsonl);
     if (system(cmd) != 0) return -1;
     return trace_read_file(jsonl, 0, recs, n, err, sizeof err) == 0 ? 0 : -1;
 }
@@ -853,23 +647,23 @@ TEST(gw_cascade_trace_has_one_outcome_per_stage)
     char db_hi[512], db_lo[512];
     snprintf(db_hi, sizeof db_hi, "%s", test_tmp_path("casc-hi.db"));
     snprintf(db_lo, sizeof db_lo, "%s", test_tmp_path("casc-lo.db"));
-    struct emu edge, cloud;
+    struct gwt_emu edge, cloud;
     CHECK(emu_start(&edge, "edge-model", 0, NULL) == 0);
     CHECK(emu_start(&cloud, "cloud-model", 0, NULL) == 0);
-    struct gw g;
+    struct gwt_gw g;
     int up = 0;
-    struct resp r;
+    struct gwt_resp r;
     for (int k = 0; k < 2; k++) {            /* 0: everything escalates, 1: nothing does */
         if (gw_start_db(&g, k ? "tlo.ini" : "thi.ini", edge.port, cloud.port, k ? 0.01 : 0.99,
                         k ? db_lo : db_hi))
             break;
-        http(g.port, "/v1/chat/completions", body_of(7, 0, NULL), &r);
-        resp_fini(&r);
-        gw_stop(&g);                          /* commits the trace */
+        gwt_http(g.port, "/v1/chat/completions", body_of(7, 0, NULL), &r);
+        gwt_resp_fini(&r);
+        gwt_gw_stop(&g);                          /* commits the trace */
         up++;
     }
-    emu_stop(&edge);
-    emu_stop(&cloud);
+    gwt_emu_stop(&edge);
+    gwt_emu_stop(&cloud);
     CHECK_EQ_INT(up, 2);
     struct trace_record *hi = NULL, *lo = NULL;
     size_t nhi = 0, nlo = 0;
@@ -902,34 +696,35 @@ TEST(gw_cascade_client_gone_in_stage_1_cancels_it)
      * gives up long before: stage 1 is dropped, nothing is judged or escalated even
      * after the edge has finished (had stage 1 lived on, its answer would have been
      * judged at once, and at 0.99 escalated to the cloud) */
-    struct emu edge, cloud;
+    struct gwt_emu edge, cloud;
     CHECK(emu_start_ts(&edge, "edge-model", 0, NULL, 1) == 0);
     CHECK(emu_start(&cloud, "cloud-model", 0, NULL) == 0);
-    struct gw g;
+    struct gwt_gw g;
     int up = gw_start(&g, "gone.ini", edge.port, cloud.port, 0.99) == 0;
     double ended = -1, judged = -1, cloud_prompts = -1, gone = -1;
     if (up) {
-        struct resp r;
+        struct gwt_resp r;
         const char *b = "{\"model\":\"ferry\",\"messages\":[{\"role\":\"user\",\"content\":"
                         "\"Write a long story.\"}],\"metadata\":{\"out_tokens\":100}}";
-        http_tmo(g.port, "/v1/chat/completions", b, &r, 300);
-        resp_fini(&r);
+        gwt_http_opts(g.port, "/v1/chat/completions", b, &(struct gwt_http_opts){.timeout_ms = 300},
+                      &r);
+        gwt_resp_fini(&r);
         /* bounded wait for the edge to be done with it (answered into a closed
          * connection, or noticed the close) */
         for (int i = 0; i < 200 && ended < 1; i++) {
             usleep(50000);
-            ended = metric(edge.port, "ferry_emu_requests_aborted_total") +
-                    metric(edge.port, "vllm:request_success_total{model_name=\"edge-model\",finished_reason=\"stop\"}");
+            ended = gwt_metric(edge.port, "ferry_emu_requests_aborted_total") +
+                    gwt_metric(edge.port, "vllm:request_success_total{model_name=\"edge-model\",finished_reason=\"stop\"}");
         }
         usleep(200000);
-        judged = metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"escalated\"}") +
-                 metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"accepted\"}");
-        gone = metric(g.port, "ferry_inflight_requests{node=\"edge\"}");
-        cloud_prompts = metric(cloud.port, "vllm:prompt_tokens_total{model_name=\"cloud-model\"}");
-        gw_stop(&g);
+        judged = gwt_metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"escalated\"}") +
+                 gwt_metric(g.port, "ferry_cascade_total{node=\"edge\",outcome=\"accepted\"}");
+        gone = gwt_metric(g.port, "ferry_inflight_requests{node=\"edge\"}");
+        cloud_prompts = gwt_metric(cloud.port, "vllm:prompt_tokens_total{model_name=\"cloud-model\"}");
+        gwt_gw_stop(&g);
     }
-    emu_stop(&edge);
-    emu_stop(&cloud);
+    gwt_emu_stop(&edge);
+    gwt_emu_stop(&cloud);
     CHECK(up);
     CHECK_NEAR(ended, 1, 0);
     CHECK_NEAR(judged, 0, 0);

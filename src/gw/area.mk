@@ -16,3 +16,8 @@ FUZZERS += fuzz-http fuzz-hclient
 LIB_SRCS += src/gw/shadow.c
 TESTS += test-gw-shadow
 FUZZERS += fuzz-shadow
+# tests/gwtest.c: the plumbing the gateway tests share (processes, HTTP client,
+# /metrics), linked into the test-gw* binaries only
+GW_TEST_BINS := $(filter test-gw%,$(TESTS))
+$(GW_TEST_BINS:%=$(BUILD)/tests/%): $(BUILD)/tests/gwtest.o
+-include $(BUILD)/tests/gwtest.d
