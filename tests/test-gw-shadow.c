@@ -7,17 +7,11 @@
  * difficulty 0 right and 1 wrong at both, by the emulator's definition). */
 #define _GNU_SOURCE /* strcasestr */
 #include "test.h"
+#include "gwtest.h"
 
 #include <cjson/cJSON.h>
-#include <curl/curl.h>
-#include <event2/event.h>
-#include <event2/thread.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <strings.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "emu/faults.h"
@@ -27,13 +21,6 @@
 #include "pred/trace.h"
 #include "util/buf.h"
 #include "util/clock.h"
-
-__attribute__((constructor)) static void init_all(void)
-{
-    evthread_use_pthreads();
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    signal(SIGPIPE, SIG_IGN);
-}
 
 /* ==== pure parts ==================================================================== */
 
@@ -126,189 +113,27 @@ TEST(shadow_config_keys_and_errors)
 
 /* ==== over HTTP: emulators and the gateway ========================================== */
 
-struct emu {
-    struct event_base *base;
-    struct emu_server *s;
-    pthread_t th;
-    int port;
-};
-
-static void *emu_loop(void *arg)
-{
-    event_base_loop(arg, EVLOOP_NO_EXIT_ON_EMPTY);
-    return NULL;
-}
-
 /* An emulated node answering at once; fault (kind, value) when fval is set. */
-static int emu_start(struct emu *e, const char *model, double cap, enum emu_fault_kind fk,
+static int emu_start(struct gwt_emu *e, const char *model, double cap, enum emu_fault_kind fk,
                      const char *fval)
 {
     struct emu_opts o;
-    emu_opts_default(&o);
-    snprintf(o.prof.model, sizeof o.prof.model, "%s", model);
-    o.time_scale = 0;
-    o.capability = cap;
-    char err[256];
-    if (fval && emu_fault_parse(fk, fval, &o.faults, err, sizeof err)) {
-        fprintf(stderr, "  fault: %s\n", err);
-        return -1;
-    }
-    memset(e, 0, sizeof *e);
-    e->base = event_base_new();
-    e->s = e->base ? emu_server_new(e->base, &o, err, sizeof err) : NULL;
-    if (!e->s) {
-        fprintf(stderr, "  emulator: %s\n", err);
-        return -1;
-    }
-    e->port = emu_server_port(e->s);
-    return pthread_create(&e->th, NULL, emu_loop, e->base) ? -1 : 0;
+    gwt_emu_opts(&o, model, 0, cap);
+    if (fval && gwt_emu_fault(&o, fk, fval)) return -1;
+    return gwt_emu_start(e, &o);
 }
-
-static void emu_stop(struct emu *e)
-{
-    if (!e->base) return;
-    event_base_loopexit(e->base, NULL);
-    pthread_join(e->th, NULL);
-    emu_server_free(e->s);
-    event_base_free(e->base);
-    e->base = NULL;
-}
-
-static const char *ferry_bin(void)
-{
-    static char path[1024];
-    const char *e = getenv("FERRY_BIN");
-    if (e && *e) return e;
-    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 16);
-    if (n <= 0) return "ferry";
-    path[n] = 0;
-    char *slash = strrchr(path, '/');      /* .../BUILD/tests/test-gw-shadow */
-    if (slash) *slash = 0;
-    slash = strrchr(path, '/');
-    if (slash) strcpy(slash, "/ferry");
-    return path;
-}
-
-struct gw {
-    pid_t pid;
-    int port;
-};
 
 /* `ferry serve` (policy edge-only) over the two emulators with the given [shadow] text. */
-static int gw_start(struct gw *g, const char *name, int edge, int cloud, const char *shadow)
+static int gw_start(struct gwt_gw *g, const char *name, int edge, int cloud, const char *shadow)
 {
-    const char *path = test_tmp_path(name);
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    fprintf(f, "[server]\nlisten = 127.0.0.1:0\n[policy]\nname = edge-only\n"
-               "[node edge]\nrole = edge\nurl = http://127.0.0.1:%d\nmodel = edge-model\n"
-               "[node cloud]\nrole = cloud\nurl = http://127.0.0.1:%d\nmodel = cloud-model\n"
-               "usd_per_mtok_in = 1\nusd_per_mtok_out = 1\n%s",
-            edge, cloud, shadow);
-    fclose(f);
-    int pfd[2];
-    if (pipe(pfd)) return -1;
-    g->pid = fork();
-    if (g->pid == 0) {
-        dup2(pfd[1], 1);
-        close(pfd[0]);
-        close(pfd[1]);
-        execl(ferry_bin(), "ferry", "serve", "-c", path, (char *)NULL);
-        _exit(127);
-    }
-    close(pfd[1]);
-    char line[512];
-    size_t k = 0;
-    double t0 = clock_now_ms();
-    while (k < sizeof line - 1 && clock_now_ms() - t0 < 20000) {
-        struct pollfd p = {pfd[0], POLLIN, 0};
-        if (poll(&p, 1, 200) <= 0) continue;
-        if (read(pfd[0], line + k, 1) <= 0 || line[k] == '\n') break;
-        k++;
-    }
-    line[k] = 0;
-    close(pfd[0]);
-    const char *p = strstr(line, "http://127.0.0.1:");
-    g->port = p ? atoi(p + 17) : 0;
-    if (g->port <= 0) {
-        fprintf(stderr, "  gateway did not start: '%s'\n", line);
-        kill(g->pid, SIGKILL);
-        waitpid(g->pid, NULL, 0);
-        return -1;
-    }
-    return 0;
-}
-
-static void gw_stop(struct gw *g)
-{
-    if (g->pid <= 0) return;
-    kill(g->pid, SIGTERM);
-    double t0 = clock_now_ms();
-    while (waitpid(g->pid, NULL, WNOHANG) == 0) {
-        if (clock_now_ms() - t0 > 20000) {
-            kill(g->pid, SIGKILL);
-            waitpid(g->pid, NULL, 0);
-            break;
-        }
-        usleep(10000);
-    }
-    g->pid = 0;
-}
-
-struct resp {
-    long status;
-    struct buf body, hdrs;
-};
-
-static size_t cb_append(char *p, size_t s, size_t n, void *a)
-{
-    buf_append(a, p, s * n);
-    return s * n;
-}
-
-/* POST body (or GET when NULL) to 127.0.0.1:port. */
-static void http(int port, const char *path, const char *body, struct resp *r)
-{
-    memset(r, 0, sizeof *r);
-    buf_init(&r->body);
-    buf_init(&r->hdrs);
-    CURL *e = curl_easy_init();
-    char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    if (body) curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, cb_append);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &r->body);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, cb_append);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, &r->hdrs);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
-    curl_easy_perform(e);
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(e);
-    if (!r->body.data) buf_puts(&r->body, "");
-    if (!r->hdrs.data) buf_puts(&r->hdrs, "");
-}
-
-static void resp_fini(struct resp *r)
-{
-    buf_fini(&r->body);
-    buf_fini(&r->hdrs);
-}
-
-/* The value of one sample line of the /metrics of the server on port, or -1. */
-static double metric(int port, const char *sample)
-{
-    struct resp r;
-    http(port, "/metrics", NULL, &r);
-    char needle[300];
-    snprintf(needle, sizeof needle, "\n%s ", sample);
-    const char *p = strstr(r.body.data, needle);
-    double v = p ? strtod(p + strlen(needle), NULL) : -1;
-    resp_fini(&r);
-    return v;
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg,
+             "[server]\nlisten = 127.0.0.1:0\n[policy]\nname = edge-only\n"
+             "[node edge]\nrole = edge\nurl = http://127.0.0.1:%d\nmodel = edge-model\n"
+             "[node cloud]\nrole = cloud\nurl = http://127.0.0.1:%d\nmodel = cloud-model\n"
+             "usd_per_mtok_in = 1\nusd_per_mtok_out = 1\n%s",
+             edge, cloud, shadow);
+    return gwt_gw_start(g, name, cfg, NULL, NULL);
 }
 
 static double shadow_n(int port, const char *outcome)
@@ -316,7 +141,7 @@ static double shadow_n(int port, const char *outcome)
     char s[200];
     snprintf(s, sizeof s, "ferry_shadow_total{node=\"edge\",reference=\"cloud\",outcome=\"%s\"}",
              outcome);
-    return metric(port, s);
+    return gwt_metric(port, s);
 }
 
 /* Shadow outcomes counted so far at the gateway (every kind). */
@@ -346,30 +171,10 @@ static double emu_done(int port, const char *model)
     char s[200];
     double t = 0;
     snprintf(s, sizeof s, "vllm:request_success_total{model_name=\"%s\",finished_reason=\"stop\"}", model);
-    t += metric(port, s);
+    t += gwt_metric(port, s);
     snprintf(s, sizeof s, "vllm:request_success_total{model_name=\"%s\",finished_reason=\"length\"}", model);
-    t += metric(port, s);
+    t += gwt_metric(port, s);
     return t;
-}
-
-/* A node's numbers from GET /v1/ferry/nodes: key at the node or in its "predictor". */
-static double node_num(int port, const char *node, const char *key)
-{
-    struct resp r;
-    http(port, "/v1/ferry/nodes", NULL, &r);
-    cJSON *j = cJSON_Parse(r.body.data);
-    double v = -1;
-    cJSON *n;
-    cJSON_ArrayForEach(n, cJSON_GetObjectItem(j, "nodes"))
-    {
-        if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(n, "name")), node)) continue;
-        cJSON *x = cJSON_GetObjectItem(n, key);
-        if (!x) x = cJSON_GetObjectItem(cJSON_GetObjectItem(n, "predictor"), key);
-        if (cJSON_IsNumber(x)) v = x->valuedouble;
-    }
-    cJSON_Delete(j);
-    resp_fini(&r);
-    return v;
 }
 
 /* Item i of the test workload: i % 3 == 0 difficulty 0 (right everywhere), 1: 0.5
@@ -389,13 +194,13 @@ static const char *item(int i, int stream, const char *extra)
     return b;
 }
 
-static int served_at_edge(const struct resp *r)
+static int served_at_edge(const struct gwt_resp *r)
 {
     return r->status == 200 && strcasestr(r->hdrs.data, "X-Ferry-Node: edge\r\n") != NULL;
 }
 
 /* The request id of an answer ("" when absent), in out. */
-static void request_id(const struct resp *r, char *out, size_t cap)
+static void request_id(const struct gwt_resp *r, char *out, size_t cap)
 {
     const char *p = strcasestr(r->hdrs.data, "X-Ferry-Request-Id: ");
     size_t k = 0;
@@ -406,10 +211,10 @@ static void request_id(const struct resp *r, char *out, size_t cap)
 
 TEST(gw_shadow_every_edge_answer_is_compared_with_the_cloud_and_mgqp_learns)
 {
-    struct emu edge, cloud;
+    struct gwt_emu edge, cloud;
     CHECK(emu_start(&edge, "edge-model", -30, 0, NULL) == 0);
     CHECK(emu_start(&cloud, "cloud-model", 30, 0, NULL) == 0);
-    struct gw g;
+    struct gwt_gw g;
     char db[512], extra[700], ids[9][48];
     snprintf(db, sizeof db, "%s", test_tmp_path("shadow1.db"));
     remove(db);
@@ -421,39 +226,31 @@ TEST(gw_shadow_every_edge_answer_is_compared_with_the_cloud_and_mgqp_learns)
     double fb_obs = -1, feedback = -1, cloud_done = -1, cloud_inflight = -1;
     int promtool = -1;
     if (up) {
-        before_upd = node_num(g.port, "edge", "mgqp_updates");
+        before_upd = gwt_node_num(g.port, "edge", "mgqp_updates");
         for (int i = 0; i < N; i++) {
-            struct resp r;
-            http(g.port, "/v1/chat/completions", item(i, i % 2, NULL), &r);
+            struct gwt_resp r;
+            gwt_http(g.port, "/v1/chat/completions", item(i, i % 2, NULL), &r);
             edge_ok += served_at_edge(&r);
             request_id(&r, ids[i], sizeof ids[i]);
-            resp_fini(&r);
+            gwt_resp_fini(&r);
         }
         seen = shadow_wait(g.port, N);
         agree = shadow_n(g.port, "agree");
         disagree = shadow_n(g.port, "disagree");
-        edge_upd = node_num(g.port, "edge", "mgqp_updates");
-        cloud_upd = node_num(g.port, "cloud", "mgqp_updates");
-        cloud_inflight = node_num(g.port, "cloud", "inflight");
-        fb_obs = node_num(g.port, "edge", "feedback_observations");
-        feedback = metric(g.port, "ferry_feedback_total");
+        edge_upd = gwt_node_num(g.port, "edge", "mgqp_updates");
+        cloud_upd = gwt_node_num(g.port, "cloud", "mgqp_updates");
+        cloud_inflight = gwt_node_num(g.port, "cloud", "inflight");
+        fb_obs = gwt_node_num(g.port, "edge", "feedback_observations");
+        feedback = gwt_metric(g.port, "ferry_feedback_total");
         cloud_done = emu_done(cloud.port, "cloud-model");
-        struct resp m;
-        http(g.port, "/metrics", NULL, &m);
-        const char *mp = test_tmp_path("shadow-metrics.txt");
-        FILE *f = fopen(mp, "w");
-        if (f) {
-            fwrite(m.body.data, 1, m.body.len, f);
-            fclose(f);
-            char cmd[700];
-            snprintf(cmd, sizeof cmd, "promtool check metrics < %s", mp);
-            promtool = system(cmd);
-        }
-        resp_fini(&m);
-        gw_stop(&g);
+        struct gwt_resp m;
+        gwt_http(g.port, "/metrics", NULL, &m);
+        promtool = gwt_promtool(m.body.data, m.body.len, "shadow-metrics.txt");
+        gwt_resp_fini(&m);
+        gwt_gw_stop(&g);
     }
-    emu_stop(&edge);
-    emu_stop(&cloud);
+    gwt_emu_stop(&edge);
+    gwt_emu_stop(&cloud);
     CHECK(up);
     CHECK_EQ_INT(edge_ok, N);
     CHECK_NEAR(seen, N, 0);
@@ -473,7 +270,7 @@ TEST(gw_shadow_every_edge_answer_is_compared_with_the_cloud_and_mgqp_learns)
     /* and the trace has each label as the request's quality */
     char jsonl[512], cmd[1400], err[256];
     snprintf(jsonl, sizeof jsonl, "%s", test_tmp_path("shadow1.jsonl"));
-    snprintf(cmd, sizeof cmd, "'%s' bench export --db %s -o %s 2>/dev/null", ferry_bin(), db, jsonl);
+    snprintf(cmd, sizeof cmd, "'%s' bench export --db %s -o %s 2>/dev/null", gwt_ferry_bin(), db, jsonl);
     CHECK_EQ_INT(system(cmd), 0);
     struct trace_record *recs = NULL;
     size_t nrec = 0;
@@ -500,27 +297,27 @@ static void mask_created(struct buf *b)
  * emulators each time, same seeds). */
 static int run_workload(const char *shadow, struct buf *all, double *cloud_done, double *shadows)
 {
-    struct emu edge, cloud;
+    struct gwt_emu edge, cloud;
     int rc = -1;
     if (emu_start(&edge, "edge-model", -30, 0, NULL) || emu_start(&cloud, "cloud-model", 30, 0, NULL))
         goto done;
-    struct gw g;
+    struct gwt_gw g;
     if (gw_start(&g, "shadow2.ini", edge.port, cloud.port, shadow)) goto done;
     rc = 0;
     for (int i = 0; i < 6; i++) {
-        struct resp r;
-        http(g.port, "/v1/chat/completions", item(i, i % 2, NULL), &r);
+        struct gwt_resp r;
+        gwt_http(g.port, "/v1/chat/completions", item(i, i % 2, NULL), &r);
         if (!served_at_edge(&r)) rc = -1;
         mask_created(&r.body);
         buf_append(all, r.body.data, r.body.len);
-        resp_fini(&r);
+        gwt_resp_fini(&r);
     }
     *shadows = shadow_wait(g.port, strstr(shadow, "rate = 1") ? 6 : 0);
     *cloud_done = emu_done(cloud.port, "cloud-model");
-    gw_stop(&g);
+    gwt_gw_stop(&g);
 done:
-    emu_stop(&edge);
-    emu_stop(&cloud);
+    gwt_emu_stop(&edge);
+    gwt_emu_stop(&cloud);
     return rc;
 }
 
@@ -545,34 +342,34 @@ TEST(gw_shadow_rate_zero_sends_nothing_and_the_client_bytes_are_the_same)
 
 TEST(gw_shadow_never_sends_an_edge_only_request_to_the_cloud)
 {
-    struct emu edge, cloud;
+    struct gwt_emu edge, cloud;
     CHECK(emu_start(&edge, "edge-model", -30, 0, NULL) == 0);
     CHECK(emu_start(&cloud, "cloud-model", 30, 0, NULL) == 0);
-    struct gw g;
+    struct gwt_gw g;
     int up = gw_start(&g, "shadow3.ini", edge.port, cloud.port,
                       "[shadow]\nrate = 1\nreference = cloud\n") == 0;
     int ok = 0;
     double private_done = -1, after = -1, seen = -1;
     if (up) {
         for (int i = 0; i < 4; i++) {
-            struct resp r;
-            http(g.port, "/v1/chat/completions",
+            struct gwt_resp r;
+            gwt_http(g.port, "/v1/chat/completions",
                  item(i, i % 2, "\"ferry\":{\"privacy\":\"edge-only\"},"), &r);
             ok += served_at_edge(&r);
-            resp_fini(&r);
+            gwt_resp_fini(&r);
         }
         /* then one ordinary request: it is shadowed (the rule, not a broken sampler) */
-        struct resp r;
-        http(g.port, "/v1/chat/completions", item(0, 0, NULL), &r);
+        struct gwt_resp r;
+        gwt_http(g.port, "/v1/chat/completions", item(0, 0, NULL), &r);
         ok += served_at_edge(&r);
-        resp_fini(&r);
+        gwt_resp_fini(&r);
         seen = shadow_wait(g.port, 1);
         after = emu_done(cloud.port, "cloud-model");
-        gw_stop(&g);
+        gwt_gw_stop(&g);
         private_done = after - 1;
     }
-    emu_stop(&edge);
-    emu_stop(&cloud);
+    gwt_emu_stop(&edge);
+    gwt_emu_stop(&cloud);
     CHECK(up);
     CHECK_EQ_INT(ok, 5);
     CHECK_NEAR(seen, 1, 0);
@@ -582,28 +379,28 @@ TEST(gw_shadow_never_sends_an_edge_only_request_to_the_cloud)
 
 TEST(gw_shadow_failing_reference_counts_failed_and_the_client_sees_nothing)
 {
-    struct emu edge, cloud;
+    struct gwt_emu edge, cloud;
     CHECK(emu_start(&edge, "edge-model", -30, 0, NULL) == 0);
     CHECK(emu_start(&cloud, "cloud-model", 30, EMU_FAULT_ERROR, "1") == 0);
-    struct gw g;
+    struct gwt_gw g;
     int up = gw_start(&g, "shadow4.ini", edge.port, cloud.port, "[shadow]\nrate = 1\n") == 0;
     int ok = 0;
     double failed = -1, seen = -1, upd = -1, faults = -1;
     if (up) {
         for (int i = 0; i < 4; i++) {
-            struct resp r;
-            http(g.port, "/v1/chat/completions", item(i, i % 2, NULL), &r);
+            struct gwt_resp r;
+            gwt_http(g.port, "/v1/chat/completions", item(i, i % 2, NULL), &r);
             ok += served_at_edge(&r) && strstr(r.body.data, "\"error\"") == NULL;
-            resp_fini(&r);
+            gwt_resp_fini(&r);
         }
         seen = shadow_wait(g.port, 4);
         failed = shadow_n(g.port, "failed");
-        upd = node_num(g.port, "edge", "mgqp_updates");
-        faults = metric(cloud.port, "ferry_emu_faults_injected_total{fault=\"error\"}");
-        gw_stop(&g);
+        upd = gwt_node_num(g.port, "edge", "mgqp_updates");
+        faults = gwt_metric(cloud.port, "ferry_emu_faults_injected_total{fault=\"error\"}");
+        gwt_gw_stop(&g);
     }
-    emu_stop(&edge);
-    emu_stop(&cloud);
+    gwt_emu_stop(&edge);
+    gwt_emu_stop(&cloud);
     CHECK(up);
     CHECK_EQ_INT(ok, 4);
     CHECK_NEAR(seen, 4, 0);
@@ -616,26 +413,26 @@ TEST(gw_shadow_budget_and_inflight_cap_the_reference_requests)
 {
     /* a spending cap below one request's cost: the first request is sent (it crosses
      * the cap), every later one is skipped */
-    struct emu edge, cloud;
+    struct gwt_emu edge, cloud;
     CHECK(emu_start(&edge, "edge-model", -30, 0, NULL) == 0);
     CHECK(emu_start(&cloud, "cloud-model", 30, 0, NULL) == 0);
-    struct gw g;
+    struct gwt_gw g;
     int up = gw_start(&g, "shadow5.ini", edge.port, cloud.port,
                       "[shadow]\nrate = 1\nmax_usd_per_hour = 0.000000001\n") == 0;
     double sent = -1, skipped = -1, seen = -1;
     if (up) {
         for (int i = 0; i < 5; i++) {
-            struct resp r;
-            http(g.port, "/v1/chat/completions", item(i, 0, NULL), &r);
-            resp_fini(&r);
+            struct gwt_resp r;
+            gwt_http(g.port, "/v1/chat/completions", item(i, 0, NULL), &r);
+            gwt_resp_fini(&r);
         }
         seen = shadow_wait(g.port, 5);
         sent = emu_done(cloud.port, "cloud-model");
         skipped = shadow_n(g.port, "skipped_budget");
-        gw_stop(&g);
+        gwt_gw_stop(&g);
     }
-    emu_stop(&edge);
-    emu_stop(&cloud);
+    gwt_emu_stop(&edge);
+    gwt_emu_stop(&cloud);
     CHECK(up);
     CHECK_NEAR(seen, 5, 0);
     CHECK_NEAR(sent, 1, 0);
@@ -651,18 +448,18 @@ TEST(gw_shadow_budget_and_inflight_cap_the_reference_requests)
     int ok = 0;
     if (up) {
         for (int i = 0; i < 4; i++) {
-            struct resp r;
-            http(g.port, "/v1/chat/completions", item(i, 0, NULL), &r);
+            struct gwt_resp r;
+            gwt_http(g.port, "/v1/chat/completions", item(i, 0, NULL), &r);
             ok += served_at_edge(&r);
-            resp_fini(&r);
+            gwt_resp_fini(&r);
         }
         seen = shadow_wait(g.port, 3);
         busy = shadow_n(g.port, "skipped_busy");
-        cloud_inflight = node_num(g.port, "cloud", "inflight");
-        gw_stop(&g);
+        cloud_inflight = gwt_node_num(g.port, "cloud", "inflight");
+        gwt_gw_stop(&g);
     }
-    emu_stop(&edge);
-    emu_stop(&cloud);
+    gwt_emu_stop(&edge);
+    gwt_emu_stop(&cloud);
     CHECK(up);
     CHECK_EQ_INT(ok, 4);
     CHECK_NEAR(seen, 3, 0);
