@@ -4,25 +4,16 @@
  * `ferry emulate` backends and `ferry serve` replicas as child processes. Waits poll a
  * condition a bounded number of times; no assert is on wall time. */
 #include "test.h"
+#include "gwtest.h"
 
-#include <arpa/inet.h>
-#include <cjson/cJSON.h>
-#include <curl/curl.h>
-#include <fcntl.h>
 #include <hiredis/hiredis.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "gw/share.h"
 #include "util/buf.h"
-#include "util/clock.h"
 
 /* ==== the load-value parser ========================================================= */
 
@@ -64,45 +55,6 @@ TEST(share_parse_load_adds_known_nodes_and_refuses_garbage)
 
 /* ==== processes ===================================================================== */
 
-static const char *ferry_bin(void)
-{
-    static char path[1024];
-    const char *e = getenv("FERRY_BIN");
-    if (e && *e) return e;
-    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 16);
-    if (n <= 0) return "ferry";
-    path[n] = 0;
-    char *slash = strrchr(path, '/');      /* .../BUILD/tests/test-gw-share */
-    if (slash) *slash = 0;
-    slash = strrchr(path, '/');
-    if (slash) strcpy(slash, "/ferry");
-    setenv("FERRY_BIN", path, 1);          /* for test_ferry_cli */
-    return path;
-}
-
-static pid_t spawn(const char *const argv[], int quiet)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (quiet) {
-            int dn = open("/dev/null", O_WRONLY);
-            dup2(dn, 1);
-            dup2(dn, 2);
-        }
-        execvp(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-static void stop(pid_t *pid, int sig)
-{
-    if (*pid <= 0) return;
-    kill(*pid, sig);
-    waitpid(*pid, NULL, 0);
-    *pid = 0;
-}
-
 static redisContext *redis_at(const char *sock)
 {
     redisContext *c = redisConnectUnix(sock);
@@ -119,7 +71,7 @@ static pid_t redis_start(const char *sock)
     unlink(sock);
     const char *argv[] = {"redis-server", "--port", "0", "--unixsocket", sock, "--save", "",
                           "--appendonly", "no", NULL};
-    pid_t pid = spawn(argv, 1);
+    pid_t pid = gwt_spawn(argv, 1);
     for (int i = 0; i < 500; i++) {
         redisContext *c = redis_at(sock);
         if (c) {
@@ -131,201 +83,26 @@ static pid_t redis_start(const char *sock)
         }
         usleep(10000);
     }
-    stop(&pid, SIGKILL);
+    gwt_kill(&pid, SIGKILL);
     return -1;
-}
-
-static pid_t emu_start(const char *profile, const char *portfile, int *port, const char *fault,
-                       const char *fval)
-{
-    unlink(portfile);
-    const char *argv[] = {ferry_bin(), "emulate", "--profile", profile, "--time-scale", "0.01",
-                          "--port-file", portfile, fault, fval, NULL};
-    pid_t pid = spawn(argv, 1);
-    *port = 0;
-    for (int i = 0; i < 500 && *port <= 0; i++) {
-        FILE *f = fopen(portfile, "r");
-        if (f) {
-            if (fscanf(f, "%d", port) != 1) *port = 0;
-            fclose(f);
-        }
-        if (*port <= 0) usleep(10000);
-    }
-    return pid;
-}
-
-struct gw {
-    pid_t pid;
-    int port;
-};
-
-/* `ferry serve -c FILE [--model M]` with cfg written to FILE; 0 or -1. */
-static int gw_start(struct gw *g, const char *file, const char *cfg, const char *model)
-{
-    char path[512];
-    snprintf(path, sizeof path, "%s", test_tmp_path(file));
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    fputs(cfg, f);
-    fclose(f);
-    int pfd[2];
-    if (pipe(pfd)) return -1;
-    g->pid = fork();
-    if (g->pid == 0) {
-        dup2(pfd[1], 1);
-        close(pfd[0]);
-        close(pfd[1]);
-        if (model) execl(ferry_bin(), "ferry", "serve", "-c", path, "--model", model, (char *)NULL);
-        else execl(ferry_bin(), "ferry", "serve", "-c", path, (char *)NULL);
-        _exit(127);
-    }
-    close(pfd[1]);
-    char line[512];
-    size_t k = 0;
-    for (int i = 0; i < 200 && k < sizeof line - 1;) {
-        struct pollfd p = {pfd[0], POLLIN, 0};
-        if (poll(&p, 1, 100) <= 0) {
-            i++;
-            continue;
-        }
-        if (read(pfd[0], line + k, 1) <= 0 || line[k] == '\n') break;
-        k++;
-    }
-    line[k] = 0;
-    close(pfd[0]);
-    const char *p = strstr(line, "http://127.0.0.1:");
-    g->port = p ? atoi(p + 17) : 0;
-    if (g->port <= 0) {
-        fprintf(stderr, "  gateway did not start: '%s'\n", line);
-        stop(&g->pid, SIGKILL);
-        return -1;
-    }
-    return 0;
-}
-
-/* SIGTERM (drain, save) and wait; exit status or -1. */
-static int gw_stop(struct gw *g)
-{
-    if (g->pid <= 0) return -1;
-    kill(g->pid, SIGTERM);
-    int st = 0;
-    waitpid(g->pid, &st, 0);
-    g->pid = 0;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 /* ==== HTTP ========================================================================== */
 
-static size_t cb_buf(char *p, size_t s, size_t n, void *a)
-{
-    buf_append(a, p, s * n);
-    return s * n;
-}
-
-/* Blocking request; body NULL = GET. Returns the status (0 = no answer); body and
- * headers appended to out/hdrs when given. */
-static long http(int port, const char *path, const char *body, struct buf *out, struct buf *hdrs)
-{
-    CURL *e = curl_easy_init();
-    char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    struct buf sink;
-    buf_init(&sink);
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    if (body) curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, cb_buf);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, out ? out : &sink);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, cb_buf);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, hdrs ? hdrs : &sink);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT, 30L);
-    long status = 0;
-    if (curl_easy_perform(e) == CURLE_OK) curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(e);
-    buf_fini(&sink);
-    return status;
-}
-
-/* A number of node NAME in GET /v1/ferry/nodes: key, or "predictor.KEY"; NAN if absent. */
-static double node_num(int port, const char *name, const char *key)
-{
-    struct buf b;
-    buf_init(&b);
-    double v = NAN;
-    if (http(port, "/v1/ferry/nodes", NULL, &b, NULL) == 200) {
-        cJSON *root = cJSON_Parse(b.data);
-        cJSON *n;
-        cJSON_ArrayForEach(n, cJSON_GetObjectItem(root, "nodes"))
-        {
-            cJSON *nm = cJSON_GetObjectItem(n, "name");
-            if (!cJSON_IsString(nm) || strcmp(nm->valuestring, name)) continue;
-            cJSON *o = n;
-            const char *k = key;
-            if (!strncmp(key, "predictor.", 10)) {
-                o = cJSON_GetObjectItem(n, "predictor");
-                k = key + 10;
-            }
-            cJSON *x = cJSON_GetObjectItem(o, k);
-            if (cJSON_IsNumber(x)) v = x->valuedouble;
-        }
-        cJSON_Delete(root);
-    }
-    buf_fini(&b);
-    return v;
-}
-
 /* running + queued of a node as a replica's policy sees it */
 static double node_load(int port, const char *name)
 {
-    return node_num(port, name, "running") + node_num(port, name, "queued");
+    return gwt_node_num(port, name, "running") + gwt_node_num(port, name, "queued");
 }
 
 static double node_num_inflight(int port, const char *name)
 {
-    return node_num(port, name, "inflight");
+    return gwt_node_num(port, name, "inflight");
 }
 
 static double node_num_updates(int port, const char *name)
 {
-    return node_num(port, name, "predictor.mgqp_updates");
-}
-
-static double metric(int port, const char *name)
-{
-    struct buf b;
-    buf_init(&b);
-    double v = NAN;
-    if (http(port, "/metrics", NULL, &b, NULL) == 200) {
-        char needle[200];
-        snprintf(needle, sizeof needle, "\n%s ", name);
-        const char *p = strstr(b.data, needle);
-        if (p) v = strtod(p + strlen(needle), NULL);
-    }
-    buf_fini(&b);
-    return v;
-}
-
-static const char *hdr(const struct buf *h, const char *name, char *out, size_t cap)
-{
-    size_t nl = strlen(name);
-    out[0] = 0;
-    for (const char *p = h->data; p && *p;) {
-        const char *eol = strchr(p, '\n');
-        if (!strncasecmp(p, name, nl) && p[nl] == ':') {
-            const char *v = p + nl + 1;
-            while (*v == ' ') v++;
-            size_t k = strcspn(v, "\r\n");
-            if (k >= cap) k = cap - 1;
-            memcpy(out, v, k);
-            out[k] = 0;
-            return out;
-        }
-        if (!eol) break;
-        p = eol + 1;
-    }
-    return out;
+    return gwt_node_num(port, name, "predictor.mgqp_updates");
 }
 
 static char *chat(const char *model)
@@ -340,58 +117,24 @@ static char *chat(const char *model)
 /* `promtool check metrics` on the replica's /metrics page: its exit status. */
 static int promtool_ok(int port)
 {
-    struct buf b;
-    buf_init(&b);
-    int rc = -1;
-    char path[512], cmd[700];
-    snprintf(path, sizeof path, "%s", test_tmp_path("metrics.txt"));
-    FILE *f = http(port, "/metrics", NULL, &b, NULL) == 200 ? fopen(path, "w") : NULL;
-    if (f) {
-        fwrite(b.data, 1, b.len, f);
-        fclose(f);
-        snprintf(cmd, sizeof cmd, "promtool check metrics < '%s'", path);
-        int st = system(cmd);
-        rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    }
-    buf_fini(&b);
+    struct gwt_resp r;
+    int rc = gwt_http(port, "/metrics", NULL, &r) == 0 && r.status == 200
+                 ? gwt_promtool(r.body.data, r.body.len, "metrics.txt")
+                 : -1;
+    gwt_resp_fini(&r);
     return rc;
 }
 
 /* A chat request written on a raw socket and left open (in flight at the gateway). */
 static int hold_request(int port, const char *model)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a)) {
-        if (fd >= 0) close(fd);
-        return -1;
-    }
-    const char *body = chat(model);
-    char req[1024];
-    int n = snprintf(req, sizeof req,
-                     "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                     "application/json\r\nContent-Length: %zu\r\n\r\n%s", strlen(body), body);
-    if (write(fd, req, (size_t)n) != n) {
+    int fd = gwt_connect(port, 0);
+    if (fd >= 0 && gwt_raw_post(fd, chat(model), 0)) {
         close(fd);
         return -1;
     }
     return fd;
 }
-
-/* Polls until f(port, name) == want (bounded: 200 tries 50 ms apart); the last value. */
-static double wait_for(double (*f)(int, const char *), int port, const char *name, double want)
-{
-    double v = NAN;
-    for (int i = 0; i < 200; i++) {
-        v = f(port, name);
-        if (v == want) break;
-        usleep(50000);
-    }
-    return v;
-}
-
-static double metric_of(int port, const char *name) { return metric(port, name); }
 
 /* [node] sections for an edge and a cloud emulator; metrics = none so that a replica's
  * view of a node's load comes only from its own and the other replicas' requests (the
@@ -419,7 +162,7 @@ static int train_model(const char *out, int n)
              "'%s' sim data/experiments/moaoff-vqav2.ini --policies random --seeds 1 "
              "--requests %d --counterfactual --trace '%s' --set sweep.values=wan-300 >/dev/null "
              "&& '%s' train '%s' -o '%s' --holdout 0 >/dev/null",
-             ferry_bin(), n, trace, ferry_bin(), trace, out);
+             gwt_ferry_bin(), n, trace, gwt_ferry_bin(), trace, out);
     int rc = system(cmd);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
@@ -448,18 +191,18 @@ static int learn_once(int port, const char *model)
 {
     struct buf h;
     buf_init(&h);
-    long st = http(port, "/v1/chat/completions", chat(model), NULL, &h);
+    long st = gwt_http_status(port, "/v1/chat/completions", chat(model), NULL, &h);
     char id[96], fb[256];
-    hdr(&h, "X-Ferry-Request-Id", id, sizeof id);
+    gwt_hdr_in(h.data, "X-Ferry-Request-Id", id, sizeof id);
     buf_fini(&h);
     if (st != 200 || !id[0]) return -1;
     snprintf(fb, sizeof fb, "{\"request_id\":\"%s\",\"score\":1}", id);
-    return http(port, "/v1/feedback", fb, NULL, NULL) == 200 ? 0 : -1;
+    return gwt_http_status(port, "/v1/feedback", fb, NULL, NULL) == 200 ? 0 : -1;
 }
 
 TEST(serve_model_changes_predictions_and_bad_models_are_refused)
 {
-    ferry_bin();
+    gwt_ferry_bin();
     char m1[512], bad[512], cfgp[512], msg[512], args[2048];
     snprintf(m1, sizeof m1, "%s", test_tmp_path("m1.fy"));
     snprintf(bad, sizeof bad, "%s", test_tmp_path("bad.fy"));
@@ -470,32 +213,32 @@ TEST(serve_model_changes_predictions_and_bad_models_are_refused)
     snprintf(pe, sizeof pe, "%s", test_tmp_path("m-e.port"));
     snprintf(pc, sizeof pc, "%s", test_tmp_path("m-c.port"));
     int eport = 0, cport = 0;
-    pid_t ep = emu_start("edge-3090", pe, &eport, "--seed", "1");
-    pid_t cp = emu_start("cloud-a100", pc, &cport, "--seed", "2");
+    pid_t ep = gwt_emulate("edge-3090", pe, &eport, "--seed", "1");
+    pid_t cp = gwt_emulate("cloud-a100", pc, &cport, "--seed", "2");
     char cfg[2048];
     cfg_text(cfg, sizeof cfg, eport, cport, NULL);
-    struct gw plain = {0}, trained = {0};
-    int ok = eport > 0 && cport > 0 && gw_start(&plain, "m-plain.ini", cfg, NULL) == 0 &&
-             gw_start(&trained, "m-trained.ini", cfg, m1) == 0;
+    struct gwt_gw plain = {0}, trained = {0};
+    int ok = eport > 0 && cport > 0 && gwt_gw_start(&plain, "m-plain.ini", cfg, NULL, NULL) == 0 &&
+             gwt_gw_start(&trained, "m-trained.ini", cfg, "--model", m1) == 0;
     double up_plain = NAN, up_trained = NAN;
     char q_plain[64] = "", q_trained[64] = "";
     if (ok) {
-        up_plain = node_num(plain.port, "edge-3090", "predictor.mgqp_updates");
-        up_trained = node_num(trained.port, "edge-3090", "predictor.mgqp_updates");
+        up_plain = gwt_node_num(plain.port, "edge-3090", "predictor.mgqp_updates");
+        up_trained = gwt_node_num(trained.port, "edge-3090", "predictor.mgqp_updates");
         struct buf h1, h2;
         buf_init(&h1);
         buf_init(&h2);
-        http(plain.port, "/v1/chat/completions", chat("edge-3090"), NULL, &h1);
-        http(trained.port, "/v1/chat/completions", chat("edge-3090"), NULL, &h2);
-        hdr(&h1, "X-Ferry-Predicted-Quality", q_plain, sizeof q_plain);
-        hdr(&h2, "X-Ferry-Predicted-Quality", q_trained, sizeof q_trained);
+        gwt_http_status(plain.port, "/v1/chat/completions", chat("edge-3090"), NULL, &h1);
+        gwt_http_status(trained.port, "/v1/chat/completions", chat("edge-3090"), NULL, &h2);
+        gwt_hdr_in(h1.data, "X-Ferry-Predicted-Quality", q_plain, sizeof q_plain);
+        gwt_hdr_in(h2.data, "X-Ferry-Predicted-Quality", q_trained, sizeof q_trained);
         buf_fini(&h1);
         buf_fini(&h2);
     }
-    gw_stop(&plain);
-    gw_stop(&trained);
-    stop(&ep, SIGTERM);
-    stop(&cp, SIGTERM);
+    gwt_gw_stop(&plain);
+    gwt_gw_stop(&trained);
+    gwt_kill(&ep, SIGTERM);
+    gwt_kill(&cp, SIGTERM);
     CHECK(ok);
     CHECK_NEAR(up_plain, 0, 0);
     CHECK_NEAR(up_trained, (double)n_edge, 0);   /* the file's labels, not the priors */
@@ -550,7 +293,7 @@ TEST(serve_model_changes_predictions_and_bad_models_are_refused)
 
 TEST(serve_model_precedence_with_the_state_file)
 {
-    ferry_bin();
+    gwt_ferry_bin();
     char m1[512], m2[512], st[512];
     snprintf(m1, sizeof m1, "%s", test_tmp_path("p1.fy"));
     snprintf(m2, sizeof m2, "%s", test_tmp_path("p2.fy"));
@@ -563,37 +306,37 @@ TEST(serve_model_precedence_with_the_state_file)
     snprintf(pe, sizeof pe, "%s", test_tmp_path("p-e.port"));
     snprintf(pc, sizeof pc, "%s", test_tmp_path("p-c.port"));
     int eport = 0, cport = 0;
-    pid_t ep = emu_start("edge-3090", pe, &eport, "--seed", "1");
-    pid_t cp = emu_start("cloud-a100", pc, &cport, "--seed", "2");
+    pid_t ep = gwt_emulate("edge-3090", pe, &eport, "--seed", "1");
+    pid_t cp = gwt_emulate("cloud-a100", pc, &cport, "--seed", "2");
     char extra[700], cfg[2600];
     snprintf(extra, sizeof extra, "[server]\nstate_file = %s\n", st);
     cfg_text(cfg, sizeof cfg, eport, cport, extra);
     double u[4] = {NAN, NAN, NAN, NAN};
     int learned = -1;
-    struct gw g = {0};
+    struct gwt_gw g = {0};
     /* 1: model m1, learns once from feedback, saves at shutdown */
-    if (eport > 0 && cport > 0 && gw_start(&g, "p.ini", cfg, m1) == 0) {
+    if (eport > 0 && cport > 0 && gwt_gw_start(&g, "p.ini", cfg, "--model", m1) == 0) {
         learned = learn_once(g.port, "cloud-a100");
-        u[0] = node_num(g.port, "cloud-a100", "predictor.mgqp_updates");
-        gw_stop(&g);
+        u[0] = gwt_node_num(g.port, "cloud-a100", "predictor.mgqp_updates");
+        gwt_gw_stop(&g);
     }
     /* 2: same model again: the state file descends from it and wins */
-    if (gw_start(&g, "p.ini", cfg, m1) == 0) {
-        u[1] = node_num(g.port, "cloud-a100", "predictor.mgqp_updates");
-        gw_stop(&g);
+    if (gwt_gw_start(&g, "p.ini", cfg, "--model", m1) == 0) {
+        u[1] = gwt_node_num(g.port, "cloud-a100", "predictor.mgqp_updates");
+        gwt_gw_stop(&g);
     }
     /* 3: a newly trained model: the state file learned from m1, so m2 wins */
-    if (gw_start(&g, "p.ini", cfg, m2) == 0) {
-        u[2] = node_num(g.port, "cloud-a100", "predictor.mgqp_updates");
-        gw_stop(&g);
+    if (gwt_gw_start(&g, "p.ini", cfg, "--model", m2) == 0) {
+        u[2] = gwt_node_num(g.port, "cloud-a100", "predictor.mgqp_updates");
+        gwt_gw_stop(&g);
     }
     /* 4: no model: the state file (now m2's) is not of the priors' lineage */
-    if (gw_start(&g, "p.ini", cfg, NULL) == 0) {
-        u[3] = node_num(g.port, "cloud-a100", "predictor.mgqp_updates");
-        gw_stop(&g);
+    if (gwt_gw_start(&g, "p.ini", cfg, NULL, NULL) == 0) {
+        u[3] = gwt_node_num(g.port, "cloud-a100", "predictor.mgqp_updates");
+        gwt_gw_stop(&g);
     }
-    stop(&ep, SIGTERM);
-    stop(&cp, SIGTERM);
+    gwt_kill(&ep, SIGTERM);
+    gwt_kill(&cp, SIGTERM);
     CHECK_EQ_INT(learned, 0);
     CHECK_NEAR(u[0], (double)(n1 + 1), 0);
     CHECK_NEAR(u[1], (double)(n1 + 1), 0);
@@ -605,7 +348,7 @@ TEST(serve_model_precedence_with_the_state_file)
 
 TEST(share_bad_config_is_a_clear_error)
 {
-    ferry_bin();
+    gwt_ferry_bin();
     struct { const char *lines, *needle; } cases[] = {
         {"redis = localhost\n", "expected HOST:PORT"},
         {"redis = 127.0.0.1:0\n", "redis port"},
@@ -636,7 +379,7 @@ TEST(share_bad_config_is_a_clear_error)
 
 TEST(share_replicas_see_each_others_load_and_survive_redis_loss)
 {
-    ferry_bin();
+    gwt_ferry_bin();
     char sock[512], pe[512], pc[512];
     snprintf(sock, sizeof sock, "%s", test_tmp_path("redis.sock"));
     snprintf(pe, sizeof pe, "%s", test_tmp_path("s-e.port"));
@@ -646,8 +389,8 @@ TEST(share_replicas_see_each_others_load_and_survive_redis_loss)
     int eport = 0, cport = 0;
     /* the edge holds every request 10 min before its first token: they stay in flight
      * for the whole test, however slow the machine (the emulator is killed at the end) */
-    pid_t ep = emu_start("edge-3090", pe, &eport, "--fault-stall-first", "600000@1");
-    pid_t cp = emu_start("cloud-a100", pc, &cport, "--seed", "2");
+    pid_t ep = gwt_emulate("edge-3090", pe, &eport, "--fault-stall-first", "600000@1");
+    pid_t cp = gwt_emulate("cloud-a100", pc, &cport, "--seed", "2");
     char extra[1024], cfga[2600], cfgb[2600];
     snprintf(extra, sizeof extra,
              "[timeouts]\nfirst_byte_ms = 900000\nidle_ms = 900000\n"
@@ -657,9 +400,9 @@ TEST(share_replicas_see_each_others_load_and_survive_redis_loss)
              "[timeouts]\nfirst_byte_ms = 900000\nidle_ms = 900000\n"
              "[share]\nredis = %s\nreplica = b\n", sock);
     cfg_text(cfgb, sizeof cfgb, eport, cport, extra);
-    struct gw a = {0}, b = {0};
-    int ok = eport > 0 && cport > 0 && gw_start(&a, "a.ini", cfga, NULL) == 0 &&
-             gw_start(&b, "b.ini", cfgb, NULL) == 0;
+    struct gwt_gw a = {0}, b = {0};
+    int ok = eport > 0 && cport > 0 && gwt_gw_start(&a, "a.ini", cfga, NULL, NULL) == 0 &&
+             gwt_gw_start(&b, "b.ini", cfgb, NULL, NULL) == 0;
     int fds[3] = {-1, -1, -1};
     long fb_status = 0, fb_bogus = 0, fb_twice = 0;
     double fb_a = NAN, fb_b = NAN, fb_applied = NAN;
@@ -669,53 +412,53 @@ TEST(share_replicas_see_each_others_load_and_survive_redis_loss)
     double b_remote = NAN;
     long st_a = 0, st_b = 0;
     if (ok) {
-        rem = wait_for(metric_of, b.port, "ferry_share_remote_replicas", 1);
+        rem = gwt_wait_for(gwt_metric, b.port, "ferry_share_remote_replicas", 1);
         b_idle = node_load(b.port, "edge-3090");
         /* feedback for a request A served, sent to B: B forwards it, A's MGQP learns */
         struct buf h;
         buf_init(&h);
         char id[96] = "", fb[256];
-        if (http(a.port, "/v1/chat/completions", chat("cloud-a100"), NULL, &h) == 200)
-            hdr(&h, "X-Ferry-Request-Id", id, sizeof id);
+        if (gwt_http_status(a.port, "/v1/chat/completions", chat("cloud-a100"), NULL, &h) == 200)
+            gwt_hdr_in(h.data, "X-Ferry-Request-Id", id, sizeof id);
         buf_fini(&h);
         snprintf(fb, sizeof fb, "{\"request_id\":\"%s\",\"score\":1}", id);
-        fb_status = http(b.port, "/v1/feedback", fb, NULL, NULL);
-        fb_a = wait_for(node_num_updates, a.port, "cloud-a100", 1);
-        fb_b = node_num(b.port, "cloud-a100", "predictor.mgqp_updates");
-        fb_applied = metric(a.port, "ferry_share_feedback_total{direction=\"applied\"}");
-        fb_twice = http(a.port, "/v1/feedback", fb, NULL, NULL);   /* one score per request */
+        fb_status = gwt_http_status(b.port, "/v1/feedback", fb, NULL, NULL);
+        fb_a = gwt_wait_for(node_num_updates, a.port, "cloud-a100", 1);
+        fb_b = gwt_node_num(b.port, "cloud-a100", "predictor.mgqp_updates");
+        fb_applied = gwt_metric(a.port, "ferry_share_feedback_total{direction=\"applied\"}");
+        fb_twice = gwt_http_status(a.port, "/v1/feedback", fb, NULL, NULL);   /* one score per request */
         snprintf(fb, sizeof fb, "{\"request_id\":\"%s-999999\",\"score\":1}", "fy0000dead");
-        fb_bogus = http(b.port, "/v1/feedback", fb, NULL, NULL);
+        fb_bogus = gwt_http_status(b.port, "/v1/feedback", fb, NULL, NULL);
         for (int i = 0; i < 3; i++) fds[i] = hold_request(a.port, "edge-3090");
-        a_in = wait_for(node_num_inflight, a.port, "edge-3090", 3);
-        b_sees = wait_for(node_load, b.port, "edge-3090", 3);
-        b_in = node_num(b.port, "edge-3090", "inflight");   /* B itself sent nothing */
-        b_remote = metric(b.port, "ferry_share_remote_inflight{node=\"edge-3090\"}");
-        rem = metric(b.port, "ferry_share_remote_replicas");
+        a_in = gwt_wait_for(node_num_inflight, a.port, "edge-3090", 3);
+        b_sees = gwt_wait_for(node_load, b.port, "edge-3090", 3);
+        b_in = gwt_node_num(b.port, "edge-3090", "inflight");   /* B itself sent nothing */
+        b_remote = gwt_metric(b.port, "ferry_share_remote_inflight{node=\"edge-3090\"}");
+        rem = gwt_metric(b.port, "ferry_share_remote_replicas");
         prom = promtool_ok(b.port);
         /* redis goes away: both replicas keep answering, and say so */
-        stop(&rp, SIGKILL);
-        conn_a = wait_for(metric_of, a.port, "ferry_share_connected", 0);
-        conn_b = wait_for(metric_of, b.port, "ferry_share_connected", 0);
-        st_a = http(a.port, "/v1/chat/completions", chat("cloud-a100"), NULL, NULL);
-        st_b = http(b.port, "/v1/chat/completions", chat("cloud-a100"), NULL, NULL);
+        gwt_kill(&rp, SIGKILL);
+        conn_a = gwt_wait_for(gwt_metric, a.port, "ferry_share_connected", 0);
+        conn_b = gwt_wait_for(gwt_metric, b.port, "ferry_share_connected", 0);
+        st_a = gwt_http_status(a.port, "/v1/chat/completions", chat("cloud-a100"), NULL, NULL);
+        st_b = gwt_http_status(b.port, "/v1/chat/completions", chat("cloud-a100"), NULL, NULL);
         /* the others' numbers are dropped once they are older than the TTL */
-        b_after = wait_for(node_load, b.port, "edge-3090", 0);
+        b_after = gwt_wait_for(node_load, b.port, "edge-3090", 0);
         /* redis back on the same socket: both reconnect */
         rp = redis_start(sock);
-        back_a = wait_for(metric_of, a.port, "ferry_share_connected", 1);
-        back_b = wait_for(metric_of, b.port, "ferry_share_connected", 1);
+        back_a = gwt_wait_for(gwt_metric, a.port, "ferry_share_connected", 1);
+        back_b = gwt_wait_for(gwt_metric, b.port, "ferry_share_connected", 1);
     }
-    double b_again = ok ? wait_for(node_load, b.port, "edge-3090", 3) : NAN;
+    double b_again = ok ? gwt_wait_for(node_load, b.port, "edge-3090", 3) : NAN;
     /* a replica killed without a goodbye: its published load expires with its key */
-    stop(&a.pid, SIGKILL);
-    double b_dead = ok ? wait_for(node_load, b.port, "edge-3090", 0) : NAN;
+    gwt_kill(&a.pid, SIGKILL);
+    double b_dead = ok ? gwt_wait_for(node_load, b.port, "edge-3090", 0) : NAN;
     for (int i = 0; i < 3; i++)
         if (fds[i] >= 0) close(fds[i]);
-    gw_stop(&b);
-    stop(&ep, SIGKILL);
-    stop(&cp, SIGTERM);
-    stop(&rp, SIGTERM);
+    gwt_gw_stop(&b);
+    gwt_kill(&ep, SIGKILL);
+    gwt_kill(&cp, SIGTERM);
+    gwt_kill(&rp, SIGTERM);
     CHECK(ok);
     CHECK_NEAR(b_idle, 0, 0);
     CHECK_NEAR(rem, 1, 0);
@@ -745,7 +488,7 @@ TEST(share_replicas_see_each_others_load_and_survive_redis_loss)
 
 TEST(share_learned_state_reaches_a_new_replica)
 {
-    ferry_bin();
+    gwt_ferry_bin();
     char sock[512], pe[512], pc[512];
     snprintf(sock, sizeof sock, "%s", test_tmp_path("redis2.sock"));
     snprintf(pe, sizeof pe, "%s", test_tmp_path("l-e.port"));
@@ -753,27 +496,27 @@ TEST(share_learned_state_reaches_a_new_replica)
     pid_t rp = redis_start(sock);
     CHECK(rp > 0);
     int eport = 0, cport = 0;
-    pid_t ep = emu_start("edge-3090", pe, &eport, "--seed", "1");
-    pid_t cp = emu_start("cloud-a100", pc, &cport, "--seed", "2");
+    pid_t ep = gwt_emulate("edge-3090", pe, &eport, "--seed", "1");
+    pid_t cp = gwt_emulate("cloud-a100", pc, &cport, "--seed", "2");
     char extra[1024], cfga[2600], cfgc[2600];
     snprintf(extra, sizeof extra, "[server]\nsave_interval_s = 1\n[share]\nredis = %s\n", sock);
     cfg_text(cfga, sizeof cfga, eport, cport, extra);
     snprintf(extra, sizeof extra, "[share]\nredis = %s\nreplica = c\n", sock);
     cfg_text(cfgc, sizeof cfgc, eport, cport, extra);
-    struct gw a = {0}, c = {0}, fresh = {0};
+    struct gwt_gw a = {0}, c = {0}, fresh = {0};
     double ua = NAN, oa = NAN, uc = NAN, oc = NAN, uf = NAN, saves = NAN;
     int learned = -1, in_redis = 0, stop_a = -1;
-    if (eport > 0 && cport > 0 && gw_start(&a, "la.ini", cfga, NULL) == 0) {
+    if (eport > 0 && cport > 0 && gwt_gw_start(&a, "la.ini", cfga, NULL, NULL) == 0) {
         learned = learn_once(a.port, "cloud-a100");
         learn_once(a.port, "cloud-a100");
-        ua = node_num(a.port, "cloud-a100", "predictor.mgqp_updates");
-        oa = node_num(a.port, "cloud-a100", "predictor.observations");
+        ua = gwt_node_num(a.port, "cloud-a100", "predictor.mgqp_updates");
+        oa = gwt_node_num(a.port, "cloud-a100", "predictor.observations");
         /* the periodic save (every save_interval_s) runs while A serves */
         for (int i = 0; i < 400 && !(saves >= 1); i++) {
-            saves = metric(a.port, "ferry_share_state_saves_total");
+            saves = gwt_metric(a.port, "ferry_share_state_saves_total");
             usleep(50000);
         }
-        stop_a = gw_stop(&a);   /* and the final one at shutdown */
+        stop_a = gwt_gw_stop(&a);   /* and the final one at shutdown */
     }
     redisContext *rc = redis_at(sock);
     if (rc) {
@@ -782,10 +525,10 @@ TEST(share_learned_state_reaches_a_new_replica)
         if (r) freeReplyObject(r);
         redisFree(rc);
     }
-    if (gw_start(&c, "lc.ini", cfgc, NULL) == 0) {
-        uc = node_num(c.port, "cloud-a100", "predictor.mgqp_updates");
-        oc = node_num(c.port, "cloud-a100", "predictor.observations");
-        gw_stop(&c);
+    if (gwt_gw_start(&c, "lc.ini", cfgc, NULL, NULL) == 0) {
+        uc = gwt_node_num(c.port, "cloud-a100", "predictor.mgqp_updates");
+        oc = gwt_node_num(c.port, "cloud-a100", "predictor.observations");
+        gwt_gw_stop(&c);
     }
     /* C learned nothing: stopping it left A's state in place */
     char writer[64] = "";
@@ -798,13 +541,13 @@ TEST(share_learned_state_reaches_a_new_replica)
     }
     char cfgf[2600];
     cfg_text(cfgf, sizeof cfgf, eport, cport, NULL);   /* not sharing: the priors */
-    if (gw_start(&fresh, "lf.ini", cfgf, NULL) == 0) {
-        uf = node_num(fresh.port, "cloud-a100", "predictor.mgqp_updates");
-        gw_stop(&fresh);
+    if (gwt_gw_start(&fresh, "lf.ini", cfgf, NULL, NULL) == 0) {
+        uf = gwt_node_num(fresh.port, "cloud-a100", "predictor.mgqp_updates");
+        gwt_gw_stop(&fresh);
     }
-    stop(&ep, SIGTERM);
-    stop(&cp, SIGTERM);
-    stop(&rp, SIGTERM);
+    gwt_kill(&ep, SIGTERM);
+    gwt_kill(&cp, SIGTERM);
+    gwt_kill(&rp, SIGTERM);
     CHECK_EQ_INT(learned, 0);
     CHECK(saves >= 1);
     CHECK_EQ_INT(stop_a, 0);
@@ -822,7 +565,7 @@ TEST(share_learned_state_reaches_a_new_replica)
  * and a replica started afterwards has both. */
 TEST(share_learning_of_two_replicas_is_merged)
 {
-    ferry_bin();
+    gwt_ferry_bin();
     char sock[512], pe[512], pc[512];
     snprintf(sock, sizeof sock, "%s", test_tmp_path("redis3.sock"));
     snprintf(pe, sizeof pe, "%s", test_tmp_path("g-e.port"));
@@ -830,8 +573,8 @@ TEST(share_learning_of_two_replicas_is_merged)
     pid_t rp = redis_start(sock);
     CHECK(rp > 0);
     int eport = 0, cport = 0;
-    pid_t ep = emu_start("edge-3090", pe, &eport, "--seed", "1");
-    pid_t cp = emu_start("cloud-a100", pc, &cport, "--seed", "2");
+    pid_t ep = gwt_emulate("edge-3090", pe, &eport, "--seed", "1");
+    pid_t cp = gwt_emulate("cloud-a100", pc, &cport, "--seed", "2");
     char extra[1024], cfg[3][2600];
     const char *names[3] = {"a", "b", "c"};
     for (int i = 0; i < 3; i++) {
@@ -839,9 +582,9 @@ TEST(share_learning_of_two_replicas_is_merged)
                  "replica = %s\n", sock, names[i]);
         cfg_text(cfg[i], sizeof cfg[i], eport, cport, extra);
     }
-    struct gw a = {0}, b = {0}, c = {0};
-    int ok = eport > 0 && cport > 0 && gw_start(&a, "ga.ini", cfg[0], NULL) == 0 &&
-             gw_start(&b, "gb.ini", cfg[1], NULL) == 0;
+    struct gwt_gw a = {0}, b = {0}, c = {0};
+    int ok = eport > 0 && cport > 0 && gwt_gw_start(&a, "ga.ini", cfg[0], NULL, NULL) == 0 &&
+             gwt_gw_start(&b, "gb.ini", cfg[1], NULL, NULL) == 0;
     int la = 0, lb = 0;
     double ua = NAN, ub = NAN, uc = NAN, merges = NAN;
     char qc[64] = "";
@@ -849,24 +592,24 @@ TEST(share_learning_of_two_replicas_is_merged)
         for (int i = 0; i < 2; i++) la += learn_once(a.port, "cloud-a100") == 0;
         for (int i = 0; i < 3; i++) lb += learn_once(b.port, "cloud-a100") == 0;
         /* every save_interval_s each merges the fleet's copy in and writes back */
-        ua = wait_for(node_num_updates, a.port, "cloud-a100", 5);
-        ub = wait_for(node_num_updates, b.port, "cloud-a100", 5);
-        merges = metric(a.port, "ferry_share_state_merges_total");
+        ua = gwt_wait_for(node_num_updates, a.port, "cloud-a100", 5);
+        ub = gwt_wait_for(node_num_updates, b.port, "cloud-a100", 5);
+        merges = gwt_metric(a.port, "ferry_share_state_merges_total");
     }
-    gw_stop(&a);
-    gw_stop(&b);
-    if (ok && gw_start(&c, "gc.ini", cfg[2], NULL) == 0) {
-        uc = node_num(c.port, "cloud-a100", "predictor.mgqp_updates");
+    gwt_gw_stop(&a);
+    gwt_gw_stop(&b);
+    if (ok && gwt_gw_start(&c, "gc.ini", cfg[2], NULL, NULL) == 0) {
+        uc = gwt_node_num(c.port, "cloud-a100", "predictor.mgqp_updates");
         struct buf h;
         buf_init(&h);
-        http(c.port, "/v1/chat/completions", chat("cloud-a100"), NULL, &h);
-        hdr(&h, "X-Ferry-Predicted-Quality", qc, sizeof qc);
+        gwt_http_status(c.port, "/v1/chat/completions", chat("cloud-a100"), NULL, &h);
+        gwt_hdr_in(h.data, "X-Ferry-Predicted-Quality", qc, sizeof qc);
         buf_fini(&h);
-        gw_stop(&c);
+        gwt_gw_stop(&c);
     }
-    stop(&ep, SIGTERM);
-    stop(&cp, SIGTERM);
-    stop(&rp, SIGTERM);
+    gwt_kill(&ep, SIGTERM);
+    gwt_kill(&cp, SIGTERM);
+    gwt_kill(&rp, SIGTERM);
     CHECK(ok);
     double q = qc[0] ? atof(qc) : NAN;
     CHECK(q > 0 && q < 1);   /* the merged model still predicts a probability */
