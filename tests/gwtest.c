@@ -365,8 +365,13 @@ int gwt_raw_post(int fd, const char *body, int close_after)
 double gwt_metric_in(const char *text, const char *sample)
 {
     size_t sl = strlen(sample);
-    for (const char *p = text; p && (p = strstr(p, sample)); p += sl)
-        if ((p == text || p[-1] == '\n') && p[sl] == ' ') return strtod(p + sl + 1, NULL);
+    while (sl && sample[sl - 1] == ' ') sl--;      /* "name{labels} " names the same line */
+    if (!sl) return -1;
+    for (const char *p = text; p && *p; p++) {
+        if (!strncmp(p, sample, sl) && p[sl] == ' ') return strtod(p + sl + 1, NULL);
+        p = strchr(p, '\n');
+        if (!p) break;
+    }
     return -1;
 }
 

@@ -138,8 +138,9 @@ int gwt_raw_post(int fd, const char *body, int close_after);
 
 /* ==== /metrics and /v1/ferry/nodes ================================================= */
 
-/* The value of the sample `sample` (name with its labels, exactly as rendered) in a
- * Prometheus text page; -1 when there is no such line. */
+/* The value of the sample `sample` (name with its labels, exactly as rendered; a
+ * trailing space is allowed) in a Prometheus text page; -1 when there is no such line.
+ * O(length of the page). */
 double gwt_metric_in(const char *text, const char *sample);
 /* The same from GET /metrics of the server on port; -1 when absent or no answer. */
 double gwt_metric(int port, const char *sample);

@@ -4,6 +4,7 @@
  * chooses (normal, HTTP 500, hang, drop mid-stream, slow stream, big stream), plus the
  * in-process emulator (emu/server.h) for byte-identical relay of a real node's stream. */
 #include "test.h"
+#include "gwtest.h"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -304,10 +305,7 @@ static struct backend *be_start(const char *name, enum be_mode mode)
     be->http = evhttp_new(be->base);
     evhttp_set_gencb(be->http, be_handle, be);
     be->sock = evhttp_bind_socket_with_handle(be->http, "127.0.0.1", 0);
-    struct sockaddr_in sa;
-    socklen_t sl = sizeof sa;
-    getsockname(evhttp_bound_socket_get_fd(be->sock), (struct sockaddr *)&sa, &sl);
-    be->port = ntohs(sa.sin_port);
+    be->port = gwt_sock_port(evhttp_bound_socket_get_fd(be->sock));
     be->stop_ev = event_new(be->base, -1, 0, be_stop_cb, be->base);
     pthread_create(&be->th, NULL, be_main, be);
     return be;
@@ -327,177 +325,7 @@ static void be_stop(struct backend *be)
 
 /* ==== the gateway process ========================================================== */
 
-struct gw_proc {
-    pid_t pid;
-    int port;
-    char cfg_path[512];
-};
-
-static const char *ferry_bin(void)
-{
-    static char path[1024];
-    const char *e = getenv("FERRY_BIN");
-    if (e && *e) return e;
-    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 16);
-    if (n <= 0) return "ferry";
-    path[n] = 0;
-    char *slash = strrchr(path, '/');      /* .../BUILD/tests/test-gw */
-    if (slash) *slash = 0;
-    slash = strrchr(path, '/');
-    if (slash) strcpy(slash, "/ferry");
-    return path;
-}
-
-/* Starts `ferry serve -c FILE` with the given config text; 0 or -1. */
-static int gw_start(struct gw_proc *g, const char *name, const char *cfg)
-{
-    snprintf(g->cfg_path, sizeof g->cfg_path, "%s", test_tmp_path(name));
-    FILE *f = fopen(g->cfg_path, "w");
-    if (!f) return -1;
-    fputs(cfg, f);
-    fclose(f);
-    int pfd[2];
-    if (pipe(pfd)) return -1;
-    g->pid = fork();
-    if (g->pid == 0) {
-        dup2(pfd[1], 1);
-        close(pfd[0]);
-        close(pfd[1]);
-        execl(ferry_bin(), "ferry", "serve", "-c", g->cfg_path, (char *)NULL);
-        _exit(127);
-    }
-    close(pfd[1]);
-    char line[512];
-    size_t k = 0;
-    g->port = 0;
-    double t0 = clock_now_ms();
-    while (k < sizeof line - 1 && clock_now_ms() - t0 < 20000) {
-        struct pollfd p = {pfd[0], POLLIN, 0};
-        if (poll(&p, 1, 200) <= 0) continue;
-        ssize_t r = read(pfd[0], line + k, 1);
-        if (r <= 0) break;
-        if (line[k] == '\n') break;
-        k++;
-    }
-    line[k] = 0;
-    close(pfd[0]);
-    const char *p = strstr(line, "http://127.0.0.1:");
-    if (p) g->port = atoi(p + 17);
-    if (g->port <= 0) {
-        fprintf(stderr, "  gateway did not start: '%s'\n", line);
-        kill(g->pid, SIGKILL);
-        waitpid(g->pid, NULL, 0);
-        return -1;
-    }
-    return 0;
-}
-
-/* SIGTERM and wait; returns the exit status (or -1). */
-static int gw_stop(struct gw_proc *g)
-{
-    if (g->pid <= 0) return -1;
-    kill(g->pid, SIGTERM);
-    int st = 0;
-    double t0 = clock_now_ms();
-    while (waitpid(g->pid, &st, WNOHANG) == 0) {
-        if (clock_now_ms() - t0 > 20000) {
-            kill(g->pid, SIGKILL);
-            waitpid(g->pid, &st, 0);
-            g->pid = 0;
-            return -1;
-        }
-        usleep(10000);
-    }
-    g->pid = 0;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* ==== HTTP client ================================================================== */
-
-struct resp {
-    long status;
-    struct buf body, hdrs;
-};
-
-static size_t cb_body(char *p, size_t s, size_t n, void *a)
-{
-    buf_append(a, p, s * n);
-    return s * n;
-}
-
-static void resp_fini(struct resp *r)
-{
-    buf_fini(&r->body);
-    buf_fini(&r->hdrs);
-}
-
-/* Blocking request; body NULL = GET. extra: one more header or NULL. */
-static int http(const char *method, int port, const char *path, const char *body,
-                const char *extra, struct resp *r)
-{
-    memset(r, 0, sizeof *r);
-    buf_init(&r->body);
-    buf_init(&r->hdrs);
-    CURL *e = curl_easy_init();
-    char url[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    if (extra) h = curl_slist_append(h, extra);
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-    if (body) curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, cb_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, &r->body);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, cb_body);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, &r->hdrs);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT, 30L);
-    CURLcode rc = curl_easy_perform(e);
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(e);
-    if (!r->body.data) buf_puts(&r->body, "");
-    if (!r->hdrs.data) buf_puts(&r->hdrs, "");
-    return rc == CURLE_OK ? 0 : -1;
-}
-
-/* Value of a response header (case-insensitive name), copied into out. */
-static const char *hdr(const struct resp *r, const char *name, char *out, size_t cap)
-{
-    size_t nl = strlen(name);
-    out[0] = 0;
-    for (const char *p = r->hdrs.data; p && *p;) {
-        const char *eol = strchr(p, '\n');
-        if (!strncasecmp(p, name, nl) && p[nl] == ':') {
-            const char *v = p + nl + 1;
-            while (*v == ' ') v++;
-            size_t k = (size_t)((eol ? eol : v + strlen(v)) - v);
-            while (k && (v[k - 1] == '\r' || v[k - 1] == '\n')) k--;
-            if (k >= cap) k = cap - 1;
-            memcpy(out, v, k);
-            out[k] = 0;
-            return out;
-        }
-        if (!eol) break;
-        p = eol + 1;
-    }
-    return out;
-}
-
-/* Value of one metric sample line "name{labels} value" (exact prefix up to the value). */
-static double metric(int port, const char *sample)
-{
-    struct resp r;
-    double v = -1;
-    if (http("GET", port, "/metrics", NULL, NULL, &r) == 0) {
-        char needle[300];
-        snprintf(needle, sizeof needle, "\n%s", sample);   /* a sample line, not # HELP */
-        const char *p = strstr(r.body.data, needle);
-        if (p) v = strtod(p + strlen(needle), NULL);
-    }
-    resp_fini(&r);
-    return v;
-}
 
 static const char *k_chat = "{\"model\":\"%s\",\"stream\":%s,\"messages\":[{\"role\":\"user\","
                             "\"content\":\"What is in the picture?\"}]%s}";
@@ -517,13 +345,6 @@ static void cfg_nodes(char *out, size_t cap, const char *head, struct backend **
         k += (size_t)snprintf(out + k, cap - k,
                               "[node %s]\nrole = %s\nurl = http://127.0.0.1:%d\nmodel = m-%s\n\n",
                               bes[i]->name, roles[i], bes[i]->port, bes[i]->name);
-}
-
-__attribute__((constructor)) static void init_all(void)
-{
-    evthread_use_pthreads();
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    signal(SIGPIPE, SIG_IGN);
 }
 
 /* ==== config ======================================================================= */
@@ -566,13 +387,14 @@ TEST(gw_check_validates_the_shipped_example)
 {
     setenv("OPENAI_API_KEY", "sk-test-not-real", 1);
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "'%s' serve --check -c data/ferry.ini >/dev/null 2>&1", ferry_bin());
+    snprintf(cmd, sizeof cmd, "'%s' serve --check -c data/ferry.ini >/dev/null 2>&1",
+             gwt_ferry_bin());
     CHECK_EQ_INT(system(cmd), 0);
     const char *p = test_tmp_path("bad-policy.ini");
     FILE *f = fopen(p, "w");
     fputs("[policy]\nname = no-such-policy\n[node a]\nurl = http://127.0.0.1:1\n", f);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "'%s' serve --check -c %s >/dev/null 2>&1", ferry_bin(), p);
+    snprintf(cmd, sizeof cmd, "'%s' serve --check -c %s >/dev/null 2>&1", gwt_ferry_bin(), p);
     CHECK(system(cmd) != 0);
 }
 
@@ -717,9 +539,9 @@ TEST(gw_relays_the_emulator_stream)
     char cfg[1024];
     snprintf(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n[policy]\nname = least-loaded\n"
              "[node emu0]\nrole = edge\nurl = http://127.0.0.1:%d\nmodel = emu-model\n", eport);
-    struct gw_proc g;
-    int ok = gw_start(&g, "relay.ini", cfg) == 0;
-    struct resp direct, via;
+    struct gwt_gw g;
+    int ok = gwt_gw_start(&g, "relay.ini", cfg, NULL, NULL) == 0;
+    struct gwt_resp direct, via;
     memset(&direct, 0, sizeof direct);
     memset(&via, 0, sizeof via);
     const char *b = "{\"model\":\"%s\",\"stream\":true,\"max_tokens\":24,\"seed\":3,"
@@ -728,9 +550,9 @@ TEST(gw_relays_the_emulator_stream)
     snprintf(b1, sizeof b1, b, "emu-model");
     snprintf(b2, sizeof b2, b, "ferry");
     if (ok) {
-        http("POST", eport, "/v1/chat/completions", b1, NULL, &direct);
-        http("POST", g.port, "/v1/chat/completions", b2, NULL, &via);
-        gw_stop(&g);
+        gwt_http(eport, "/v1/chat/completions", b1, &direct);
+        gwt_http(g.port, "/v1/chat/completions", b2, &via);
+        gwt_gw_stop(&g);
     }
     event_base_loopbreak(eb);
     pthread_join(th, NULL);
@@ -739,15 +561,15 @@ TEST(gw_relays_the_emulator_stream)
     CHECK(ok);
     CHECK_EQ_INT(via.status, 200);
     char v[128];
-    CHECK_STR(hdr(&via, "X-Ferry-Node", v, sizeof v), "emu0");
-    CHECK(strstr(hdr(&via, "Content-Type", v, sizeof v), "text/event-stream") != NULL);
+    CHECK_STR(gwt_hdr(&via, "X-Ferry-Node", v, sizeof v), "emu0");
+    CHECK(strstr(gwt_hdr(&via, "Content-Type", v, sizeof v), "text/event-stream") != NULL);
     /* the emulator draws each answer anew: byte identity is tested with the fixed
      * backend below; here the real node's stream must come through whole */
     CHECK(strstr(via.body.data, "data: [DONE]") != NULL);
     CHECK(strstr(direct.body.data, "data: [DONE]") != NULL);
     CHECK(strstr(via.body.data, "chat.completion.chunk") != NULL);
-    resp_fini(&direct);
-    resp_fini(&via);
+    gwt_resp_fini(&direct);
+    gwt_resp_fini(&via);
 }
 
 TEST(gw_stream_relay_is_byte_identical)
@@ -756,18 +578,18 @@ TEST(gw_stream_relay_is_byte_identical)
     char cfg[2048];
     const char *roles[] = {"edge"};
     cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n", &be, 1, roles);
-    struct gw_proc g;
-    CHECK(gw_start(&g, "relay2.ini", cfg) == 0);
-    struct resp direct, via, plain;
-    http("POST", be->port, "/v1/chat/completions", chat_body("m-e0", 1, NULL), NULL, &direct);
-    http("POST", g.port, "/v1/chat/completions",
-         chat_body("ferry", 1, ",\"my_field\":{\"x\":[1,\"two\"]},\"temperature\":0.25"), NULL, &via);
+    struct gwt_gw g;
+    CHECK(gwt_gw_start(&g, "relay2.ini", cfg, NULL, NULL) == 0);
+    struct gwt_resp direct, via, plain;
+    gwt_http(be->port, "/v1/chat/completions", chat_body("m-e0", 1, NULL), &direct);
+    gwt_http(g.port, "/v1/chat/completions",
+             chat_body("ferry", 1, ",\"my_field\":{\"x\":[1,\"two\"]},\"temperature\":0.25"), &via);
     static char fwd[sizeof be->last_body];
     pthread_mutex_lock(&be->mu);
     memcpy(fwd, be->last_body, sizeof fwd);
     pthread_mutex_unlock(&be->mu);
-    http("POST", g.port, "/v1/chat/completions", chat_body("e0", 0, NULL), NULL, &plain);
-    gw_stop(&g);
+    gwt_http(g.port, "/v1/chat/completions", chat_body("e0", 0, NULL), &plain);
+    gwt_gw_stop(&g);
     be_stop(be);
     CHECK_EQ_INT(via.status, 200);
     CHECK_EQ_INT(via.body.len, direct.body.len);
@@ -777,19 +599,19 @@ TEST(gw_stream_relay_is_byte_identical)
     CHECK(strstr(fwd, "\"temperature\":0.25") != NULL);
     CHECK(strstr(fwd, "\"model\":\"m-e0\"") != NULL);
     char v[128];
-    CHECK_STR(hdr(&via, "X-Ferry-Node", v, sizeof v), "e0");
-    CHECK_STR(hdr(&via, "X-Ferry-Policy", v, sizeof v), "least-loaded");
-    CHECK(strncmp(hdr(&via, "X-Ferry-Plan", v, sizeof v), "node=e0", 7) == 0);
-    CHECK(hdr(&via, "X-Ferry-Request-Id", v, sizeof v)[0] != 0);
-    CHECK(atof(hdr(&via, "X-Ferry-Predicted-Latency-Ms", v, sizeof v)) > 0);
-    double q = atof(hdr(&via, "X-Ferry-Predicted-Quality", v, sizeof v));
+    CHECK_STR(gwt_hdr(&via, "X-Ferry-Node", v, sizeof v), "e0");
+    CHECK_STR(gwt_hdr(&via, "X-Ferry-Policy", v, sizeof v), "least-loaded");
+    CHECK(strncmp(gwt_hdr(&via, "X-Ferry-Plan", v, sizeof v), "node=e0", 7) == 0);
+    CHECK(gwt_hdr(&via, "X-Ferry-Request-Id", v, sizeof v)[0] != 0);
+    CHECK(atof(gwt_hdr(&via, "X-Ferry-Predicted-Latency-Ms", v, sizeof v)) > 0);
+    double q = atof(gwt_hdr(&via, "X-Ferry-Predicted-Quality", v, sizeof v));
     CHECK(q > 0 && q < 1);
     CHECK_EQ_INT(plain.status, 200);
     CHECK(strstr(plain.body.data, "hello from e0") != NULL);
-    CHECK_STR(hdr(&plain, "X-Ferry-Policy", v, sizeof v), "pinned");
-    resp_fini(&direct);
-    resp_fini(&via);
-    resp_fini(&plain);
+    CHECK_STR(gwt_hdr(&plain, "X-Ferry-Policy", v, sizeof v), "pinned");
+    gwt_resp_fini(&direct);
+    gwt_resp_fini(&via);
+    gwt_resp_fini(&plain);
 }
 
 /* ==== failover ===================================================================== */
@@ -820,29 +642,29 @@ static void failover_case(enum be_mode bad_mode, const char *kind)
         snprintf(tail, sizeof tail, "%.1000s", eol);
         sprintf(p, "url = http://127.0.0.1:%d%s", ntohs(sa.sin_port), tail);
     }
-    struct gw_proc g;
-    int ok = gw_start(&g, "failover.ini", cfg) == 0;
-    struct resp r;
+    struct gwt_gw g;
+    int ok = gwt_gw_start(&g, "failover.ini", cfg, NULL, NULL) == 0;
+    struct gwt_resp r;
     memset(&r, 0, sizeof r);
     double fo = -1, errs = -1;
     char sample[128];
     snprintf(sample, sizeof sample, "ferry_upstream_errors_total{node=\"bad\",kind=\"%s\"} ", kind);
     if (ok) {
-        http("POST", g.port, "/v1/chat/completions", chat_body("ferry", 1, NULL), NULL, &r);
-        fo = metric(g.port, "ferry_failovers_total ");
-        errs = metric(g.port, sample);
-        gw_stop(&g);
+        gwt_http(g.port, "/v1/chat/completions", chat_body("ferry", 1, NULL), &r);
+        fo = gwt_metric(g.port, "ferry_failovers_total ");
+        errs = gwt_metric(g.port, sample);
+        gwt_gw_stop(&g);
     }
     be_stop(bad);
     be_stop(good);
     if (!ok) { test_fail(__FILE__, __LINE__, "gateway did not start"); return; }
     char v[64];
-    if (r.status != 200 || strcmp(hdr(&r, "X-Ferry-Node", v, sizeof v), "good"))
+    if (r.status != 200 || strcmp(gwt_hdr(&r, "X-Ferry-Node", v, sizeof v), "good"))
         test_fail(__FILE__, __LINE__, "%s: status %ld node '%s'", kind, r.status, v);
     if (!strstr(r.body.data, "data: [DONE]")) test_fail(__FILE__, __LINE__, "%s: no stream", kind);
     if (fo != 1) test_fail(__FILE__, __LINE__, "%s: failovers %g != 1", kind, fo);
     if (errs != 1) test_fail(__FILE__, __LINE__, "%s: upstream errors %g != 1", kind, errs);
-    resp_fini(&r);
+    gwt_resp_fini(&r);
 }
 
 TEST(gw_failover_on_5xx) { failover_case(BE_500, "http_5xx"); }
@@ -857,24 +679,24 @@ TEST(gw_privacy_edge_only_holds_for_every_path)
     char cfg[2048];
     cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n[policy]\nname = cloud-only\n",
               bes, 2, roles);
-    struct gw_proc g;
-    CHECK(gw_start(&g, "priv.ini", cfg) == 0);
-    struct resp a, b, d;
-    http("POST", g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL), NULL, &a);
-    http("POST", g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL),
-         "X-Ferry-Privacy: edge-only", &b);
-    http("POST", g.port, "/v1/chat/completions", chat_body("c0", 0, NULL),
-         "X-Ferry-Privacy: edge-only", &d);
-    gw_stop(&g);
+    struct gwt_gw g;
+    CHECK(gwt_gw_start(&g, "priv.ini", cfg, NULL, NULL) == 0);
+    struct gwt_resp a, b, d;
+    gwt_http(g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL), &a);
+    gwt_http_opts(g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL),
+                  &(struct gwt_http_opts){.header = "X-Ferry-Privacy: edge-only"}, &b);
+    gwt_http_opts(g.port, "/v1/chat/completions", chat_body("c0", 0, NULL),
+                  &(struct gwt_http_opts){.header = "X-Ferry-Privacy: edge-only"}, &d);
+    gwt_gw_stop(&g);
     be_stop(e);
     be_stop(c);
     char v[64];
-    CHECK_STR(hdr(&a, "X-Ferry-Node", v, sizeof v), "c0");   /* the policy's choice */
+    CHECK_STR(gwt_hdr(&a, "X-Ferry-Node", v, sizeof v), "c0");   /* the policy's choice */
     CHECK_EQ_INT(b.status, 200);
-    CHECK_STR(hdr(&b, "X-Ferry-Node", v, sizeof v), "e0");   /* overruled: edge-only */
+    CHECK_STR(gwt_hdr(&b, "X-Ferry-Node", v, sizeof v), "e0");   /* overruled: edge-only */
     CHECK_EQ_INT(d.status, 400);
     CHECK(strstr(d.body.data, "privacy") != NULL);
-    resp_fini(&a); resp_fini(&b); resp_fini(&d);
+    gwt_resp_fini(&a); gwt_resp_fini(&b); gwt_resp_fini(&d);
 }
 
 TEST(gw_pinned_node_failure_is_a_502_error_object)
@@ -884,11 +706,11 @@ TEST(gw_pinned_node_failure_is_a_502_error_object)
     const char *roles[] = {"edge", "cloud"};
     char cfg[2048];
     cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n", bes, 2, roles);
-    struct gw_proc g;
-    CHECK(gw_start(&g, "pinned.ini", cfg) == 0);
-    struct resp r;
-    http("POST", g.port, "/v1/chat/completions", chat_body("bad", 0, NULL), NULL, &r);
-    gw_stop(&g);
+    struct gwt_gw g;
+    CHECK(gwt_gw_start(&g, "pinned.ini", cfg, NULL, NULL) == 0);
+    struct gwt_resp r;
+    gwt_http(g.port, "/v1/chat/completions", chat_body("bad", 0, NULL), &r);
+    gwt_gw_stop(&g);
     be_stop(bad);
     be_stop(good);
     CHECK_EQ_INT(r.status, 502);
@@ -897,7 +719,7 @@ TEST(gw_pinned_node_failure_is_a_502_error_object)
     CHECK(cJSON_IsString(cJSON_GetObjectItem(e, "message")));
     CHECK(strstr(cJSON_GetObjectItem(e, "message")->valuestring, "bad") != NULL);
     cJSON_Delete(j);
-    resp_fini(&r);
+    gwt_resp_fini(&r);
 }
 
 TEST(gw_midstream_failure_ends_with_an_error_event)
@@ -906,19 +728,19 @@ TEST(gw_midstream_failure_ends_with_an_error_event)
     const char *roles[] = {"edge"};
     char cfg[2048];
     cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n", &be, 1, roles);
-    struct gw_proc g;
-    CHECK(gw_start(&g, "mid.ini", cfg) == 0);
-    struct resp r;
-    http("POST", g.port, "/v1/chat/completions", chat_body("ferry", 1, NULL), NULL, &r);
-    double mid = metric(g.port, "ferry_upstream_errors_total{node=\"e0\",kind=\"midstream\"} ");
-    gw_stop(&g);
+    struct gwt_gw g;
+    CHECK(gwt_gw_start(&g, "mid.ini", cfg, NULL, NULL) == 0);
+    struct gwt_resp r;
+    gwt_http(g.port, "/v1/chat/completions", chat_body("ferry", 1, NULL), &r);
+    double mid = gwt_metric(g.port, "ferry_upstream_errors_total{node=\"e0\",kind=\"midstream\"} ");
+    gwt_gw_stop(&g);
     be_stop(be);
     CHECK_EQ_INT(r.status, 200);
     CHECK(strstr(r.body.data, "tok0 ") != NULL);
     CHECK(strstr(r.body.data, "\"code\":\"upstream_failed\"") != NULL);
     CHECK(strstr(r.body.data, "[DONE]") == NULL);
     CHECK_NEAR(mid, 1, 0);
-    resp_fini(&r);
+    gwt_resp_fini(&r);
 }
 
 TEST(gw_midstream_failure_of_a_json_answer_closes_the_connection)
@@ -927,47 +749,21 @@ TEST(gw_midstream_failure_of_a_json_answer_closes_the_connection)
     const char *roles[] = {"edge"};
     char cfg[2048];
     cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n", &be, 1, roles);
-    struct gw_proc g;
-    CHECK(gw_start(&g, "mid2.ini", cfg) == 0);
-    struct resp r;
-    int rc = http("POST", g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL), NULL, &r);
-    double mid = metric(g.port, "ferry_upstream_errors_total{node=\"e0\",kind=\"midstream\"} ");
-    gw_stop(&g);
+    struct gwt_gw g;
+    CHECK(gwt_gw_start(&g, "mid2.ini", cfg, NULL, NULL) == 0);
+    struct gwt_resp r;
+    int rc = gwt_http(g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL), &r);
+    double mid = gwt_metric(g.port, "ferry_upstream_errors_total{node=\"e0\",kind=\"midstream\"} ");
+    gwt_gw_stop(&g);
     be_stop(be);
     /* the client sees a failed transfer (a cut answer, or none), never a complete one */
     CHECK(rc != 0);
     CHECK(strstr(r.body.data, "\"choices\"") == NULL);
     CHECK_NEAR(mid, 1, 0);
-    resp_fini(&r);
+    gwt_resp_fini(&r);
 }
 
 /* ==== client side ================================================================== */
-
-/* rcvbuf > 0: a small receive buffer, set before connecting (a slow client). */
-static int raw_connect2(int port, int rcvbuf)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (rcvbuf > 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa)) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int raw_connect(int port) { return raw_connect2(port, 0); }
-
-static void raw_post(int fd, const char *body)
-{
-    char head[512];
-    int n = snprintf(head, sizeof head,
-                     "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                     "application/json\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n", strlen(body));
-    if (write(fd, head, (size_t)n) != n || write(fd, body, strlen(body)) != (ssize_t)strlen(body))
-        perror("write");
-}
 
 TEST(gw_client_disconnect_cancels_the_upstream)
 {
@@ -975,10 +771,10 @@ TEST(gw_client_disconnect_cancels_the_upstream)
     const char *roles[] = {"edge"};
     char cfg[2048];
     cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n", &be, 1, roles);
-    struct gw_proc g;
-    CHECK(gw_start(&g, "disc.ini", cfg) == 0);
-    int fd = raw_connect(g.port);
-    raw_post(fd, chat_body("ferry", 1, NULL));
+    struct gwt_gw g;
+    CHECK(gwt_gw_start(&g, "disc.ini", cfg, NULL, NULL) == 0);
+    int fd = gwt_connect(g.port, 0);
+    gwt_raw_post(fd, chat_body("ferry", 1, NULL), 1);
     char buf[4096];
     ssize_t got = 0;
     while (got < 600) {            /* wait for a few events to arrive */
@@ -987,29 +783,29 @@ TEST(gw_client_disconnect_cancels_the_upstream)
         got += r;
     }
     /* while it streams, the node carries this request's remaining work */
-    struct resp nd;
-    http("GET", g.port, "/v1/ferry/nodes", NULL, NULL, &nd);
+    struct gwt_resp nd;
+    gwt_http(g.port, "/v1/ferry/nodes", NULL, &nd);
     cJSON *nj = cJSON_Parse(nd.body.data);
     cJSON *n0 = cJSON_GetArrayItem(cJSON_GetObjectItem(nj, "nodes"), 0);
     double ahead = cJSON_GetNumberValue(cJSON_GetObjectItem(n0, "queued_tokens"));
     double infl = cJSON_GetNumberValue(cJSON_GetObjectItem(n0, "inflight"));
     cJSON_Delete(nj);
-    resp_fini(&nd);
+    gwt_resp_fini(&nd);
     close(fd);
     /* the slow stream lasts 3 s; the backend must see its client go long before */
     double t0 = clock_now_ms();
     while (!be->closed_early && clock_now_ms() - t0 < 5000) usleep(10000);
     double gone = -1;
     for (int i = 0; i < 100 && gone < 1; i++) {
-        gone = metric(g.port, "ferry_requests_total{node=\"e0\",policy=\"least-loaded\",outcome=\"client_gone\"} ");
+        gone = gwt_metric(g.port, "ferry_requests_total{node=\"e0\",policy=\"least-loaded\",outcome=\"client_gone\"} ");
         usleep(10000);
     }
-    double inflight = metric(g.port, "ferry_inflight_requests{node=\"e0\"} ");
-    http("GET", g.port, "/v1/ferry/nodes", NULL, NULL, &nd);
+    double inflight = gwt_metric(g.port, "ferry_inflight_requests{node=\"e0\"} ");
+    gwt_http(g.port, "/v1/ferry/nodes", NULL, &nd);
     int ahead_after_zero = strstr(nd.body.data, "\"queued_tokens\":0,") != NULL;
-    resp_fini(&nd);
+    gwt_resp_fini(&nd);
     int closed_early = be->closed_early;
-    gw_stop(&g);
+    gwt_gw_stop(&g);
     be_stop(be);
     CHECK(got >= 600);
     CHECK_EQ_INT(closed_early, 1);
@@ -1027,10 +823,10 @@ TEST(gw_slow_client_back_pressures_the_upstream)
     char cfg[2048];
     cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n[limits]\nmax_client_buffer = 65536\n",
               &be, 1, roles);
-    struct gw_proc g;
-    CHECK(gw_start(&g, "bp.ini", cfg) == 0);
-    int fd = raw_connect2(g.port, 16384);
-    raw_post(fd, chat_body("ferry", 1, NULL));
+    struct gwt_gw g;
+    CHECK(gwt_gw_start(&g, "bp.ini", cfg, NULL, NULL) == 0);
+    int fd = gwt_connect(g.port, 16384);
+    gwt_raw_post(fd, chat_body("ferry", 1, NULL), 1);
     /* do not read: wait until the backend stops making progress */
     size_t last = 0;
     int still = 0;
@@ -1049,7 +845,7 @@ TEST(gw_slow_client_back_pressures_the_upstream)
     struct pollfd p = {fd, POLLIN, 0};
     while (poll(&p, 1, 5000) > 0 && (r = read(fd, buf, sizeof buf)) > 0) total += (size_t)r;
     close(fd);
-    gw_stop(&g);
+    gwt_gw_stop(&g);
     be_stop(be);
     /* bounded buffering: the backend was held far below the full stream */
     CHECK(stalled_at < BIG_TOTAL / 2);
@@ -1060,8 +856,8 @@ TEST(gw_slow_client_back_pressures_the_upstream)
 
 static void expect_error(int port, const char *body, long status, const char *needle)
 {
-    struct resp r;
-    http("POST", port, "/v1/chat/completions", body, NULL, &r);
+    struct gwt_resp r;
+    gwt_http(port, "/v1/chat/completions", body, &r);
     cJSON *j = cJSON_Parse(r.body.data);
     cJSON *e = cJSON_GetObjectItem(j, "error");
     cJSON *m = cJSON_GetObjectItem(e, "message");
@@ -1071,7 +867,7 @@ static void expect_error(int port, const char *body, long status, const char *ne
     else if (needle && !strstr(r.body.data, needle))
         test_fail(__FILE__, __LINE__, "reply %.200s lacks '%s'", r.body.data, needle);
     cJSON_Delete(j);
-    resp_fini(&r);
+    gwt_resp_fini(&r);
 }
 
 TEST(gw_bad_requests_get_openai_error_objects)
@@ -1081,8 +877,8 @@ TEST(gw_bad_requests_get_openai_error_objects)
     char cfg[2048];
     cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n[limits]\nmax_body_bytes = 100000\n",
               &be, 1, roles);
-    struct gw_proc g;
-    CHECK(gw_start(&g, "bad.ini", cfg) == 0);
+    struct gwt_gw g;
+    CHECK(gwt_gw_start(&g, "bad.ini", cfg, NULL, NULL) == 0);
     expect_error(g.port, "{not json", 400, NULL);
     expect_error(g.port, "[1,2]", 400, NULL);
     expect_error(g.port, "{\"model\":\"ferry\"}", 400, "messages");
@@ -1095,24 +891,24 @@ TEST(gw_bad_requests_get_openai_error_objects)
     memset(big, ' ', 200000);
     big[200000] = 0;
     memcpy(big, "{\"model\":\"ferry\",\"messages\":[]", 30);
-    struct resp r;
-    http("POST", g.port, "/v1/chat/completions", big, NULL, &r);
+    struct gwt_resp r;
+    gwt_http(g.port, "/v1/chat/completions", big, &r);
     CHECK_EQ_INT(r.status, 413);
-    resp_fini(&r);
+    gwt_resp_fini(&r);
     free(big);
-    http("GET", g.port, "/v1/chat/completions", NULL, NULL, &r);
+    gwt_http(g.port, "/v1/chat/completions", NULL, &r);
     CHECK_EQ_INT(r.status, 405);
-    resp_fini(&r);
-    http("GET", g.port, "/v1/nothing", NULL, NULL, &r);
+    gwt_resp_fini(&r);
+    gwt_http(g.port, "/v1/nothing", NULL, &r);
     CHECK_EQ_INT(r.status, 404);
-    resp_fini(&r);
-    struct resp bad_hdr;
-    http("POST", g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL),
-         "X-Ferry-Tradeoff: very", &bad_hdr);
+    gwt_resp_fini(&r);
+    struct gwt_resp bad_hdr;
+    gwt_http_opts(g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL),
+                  &(struct gwt_http_opts){.header = "X-Ferry-Tradeoff: very"}, &bad_hdr);
     CHECK_EQ_INT(bad_hdr.status, 400);
-    resp_fini(&bad_hdr);
+    gwt_resp_fini(&bad_hdr);
     int nreq = be_nreq(be);
-    gw_stop(&g);
+    gwt_gw_stop(&g);
     be_stop(be);
     CHECK_EQ_INT(nreq, 0);   /* nothing bad reached the backend */
 }
@@ -1124,17 +920,17 @@ TEST(gw_client_api_keys)
     char cfg[2048];
     cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\napi_key = sk-one\napi_key = sk-two\n",
               &be, 1, roles);
-    struct gw_proc g;
-    CHECK(gw_start(&g, "auth.ini", cfg) == 0);
-    struct resp a, b, c, d, h;
-    http("POST", g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL), NULL, &a);
-    http("POST", g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL),
-         "Authorization: Bearer sk-on", &b);
-    http("POST", g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL),
-         "Authorization: Bearer sk-two", &c);
-    http("GET", g.port, "/v1/models", NULL, NULL, &d);
-    http("GET", g.port, "/health", NULL, NULL, &h);
-    gw_stop(&g);
+    struct gwt_gw g;
+    CHECK(gwt_gw_start(&g, "auth.ini", cfg, NULL, NULL) == 0);
+    struct gwt_resp a, b, c, d, h;
+    gwt_http(g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL), &a);
+    gwt_http_opts(g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL),
+                  &(struct gwt_http_opts){.header = "Authorization: Bearer sk-on"}, &b);
+    gwt_http_opts(g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL),
+                  &(struct gwt_http_opts){.header = "Authorization: Bearer sk-two"}, &c);
+    gwt_http(g.port, "/v1/models", NULL, &d);
+    gwt_http(g.port, "/health", NULL, &h);
+    gwt_gw_stop(&g);
     be_stop(be);
     CHECK_EQ_INT(a.status, 401);
     CHECK(strstr(a.body.data, "invalid_api_key") != NULL);
@@ -1142,7 +938,7 @@ TEST(gw_client_api_keys)
     CHECK_EQ_INT(c.status, 200);
     CHECK_EQ_INT(d.status, 401);
     CHECK_EQ_INT(h.status, 200);
-    resp_fini(&a); resp_fini(&b); resp_fini(&c); resp_fini(&d); resp_fini(&h);
+    gwt_resp_fini(&a); gwt_resp_fini(&b); gwt_resp_fini(&c); gwt_resp_fini(&d); gwt_resp_fini(&h);
 }
 
 /* ==== endpoints, learning, state ==================================================== */
@@ -1155,22 +951,22 @@ TEST(gw_models_health_nodes_and_promtool_metrics)
     char cfg[2048];
     cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n[health]\nscrape_interval_ms = 50\n",
               bes, 2, roles);
-    struct gw_proc g;
-    CHECK(gw_start(&g, "ep.ini", cfg) == 0);
-    struct resp m, h, n, x, chat;
-    http("POST", g.port, "/v1/chat/completions", chat_body("ferry", 1, NULL), NULL, &chat);
-    http("GET", g.port, "/v1/models", NULL, NULL, &m);
-    http("GET", g.port, "/health", NULL, NULL, &h);
+    struct gwt_gw g;
+    CHECK(gwt_gw_start(&g, "ep.ini", cfg, NULL, NULL) == 0);
+    struct gwt_resp m, h, n, x, chat;
+    gwt_http(g.port, "/v1/chat/completions", chat_body("ferry", 1, NULL), &chat);
+    gwt_http(g.port, "/v1/models", NULL, &m);
+    gwt_http(g.port, "/health", NULL, &h);
     /* wait for a scrape of the backends' vLLM metrics (3 running, 2 waiting) */
     double t0 = clock_now_ms();
     for (;;) {
-        http("GET", g.port, "/v1/ferry/nodes", NULL, NULL, &n);
+        gwt_http(g.port, "/v1/ferry/nodes", NULL, &n);
         if (strstr(n.body.data, "\"backend_waiting\":2") || clock_now_ms() - t0 > 5000) break;
-        resp_fini(&n);
+        gwt_resp_fini(&n);
         usleep(20000);
     }
-    http("GET", g.port, "/metrics", NULL, NULL, &x);
-    gw_stop(&g);
+    gwt_http(g.port, "/metrics", NULL, &x);
+    gwt_gw_stop(&g);
     be_stop(e);
     be_stop(c);
     CHECK_EQ_INT(chat.status, 200);
@@ -1188,17 +984,18 @@ TEST(gw_models_health_nodes_and_promtool_metrics)
     char cmd[700];
     snprintf(cmd, sizeof cmd, "promtool check metrics < %s", mp);
     CHECK_EQ_INT(system(cmd), 0);
-    resp_fini(&m); resp_fini(&h); resp_fini(&n); resp_fini(&x); resp_fini(&chat);
+    gwt_resp_fini(&m); gwt_resp_fini(&h); gwt_resp_fini(&n);
+    gwt_resp_fini(&x); gwt_resp_fini(&chat);
 }
 
 static double predicted_quality(int port, const char *model, char *id, size_t idcap)
 {
-    struct resp r;
+    struct gwt_resp r;
     char v[64];
-    http("POST", port, "/v1/chat/completions", chat_body(model, 0, NULL), NULL, &r);
-    double q = atof(hdr(&r, "X-Ferry-Predicted-Quality", v, sizeof v));
-    if (id) hdr(&r, "X-Ferry-Request-Id", id, idcap);
-    resp_fini(&r);
+    gwt_http(port, "/v1/chat/completions", chat_body(model, 0, NULL), &r);
+    double q = atof(gwt_hdr(&r, "X-Ferry-Predicted-Quality", v, sizeof v));
+    if (id) gwt_hdr(&r, "X-Ferry-Request-Id", id, idcap);
+    gwt_resp_fini(&r);
     return q;
 }
 
@@ -1212,42 +1009,43 @@ TEST(gw_feedback_teaches_mgqp_and_state_survives_restart)
     snprintf(head, sizeof head, "[server]\nlisten = 127.0.0.1:0\nstate_file = %s\ntrace_db = %s\n",
              state, db);
     cfg_nodes(cfg, sizeof cfg, head, &be, 1, roles);
-    struct gw_proc g;
-    CHECK(gw_start(&g, "fb.ini", cfg) == 0);
+    struct gwt_gw g;
+    CHECK(gwt_gw_start(&g, "fb.ini", cfg, NULL, NULL) == 0);
     char id[64];
     double q0 = predicted_quality(g.port, "e0", id, sizeof id);
     for (int i = 0; i < 6; i++) {
         predicted_quality(g.port, "e0", id, sizeof id);
         char fb[160];
         snprintf(fb, sizeof fb, "{\"request_id\":\"%s\",\"score\":0}", id);
-        struct resp r;
-        http("POST", g.port, "/v1/feedback", fb, NULL, &r);
+        struct gwt_resp r;
+        gwt_http(g.port, "/v1/feedback", fb, &r);
         if (r.status != 200) test_fail(__FILE__, __LINE__, "feedback: %ld %s", r.status, r.body.data);
-        resp_fini(&r);
+        gwt_resp_fini(&r);
     }
     double q1 = predicted_quality(g.port, "e0", NULL, 0);
-    struct resp unk, bad;
-    http("POST", g.port, "/v1/feedback", "{\"request_id\":\"nope\",\"score\":1}", NULL, &unk);
-    http("POST", g.port, "/v1/feedback", "{\"request_id\":\"x\",\"score\":7}", NULL, &bad);
-    CHECK_EQ_INT(gw_stop(&g), 0);
+    struct gwt_resp unk, bad;
+    gwt_http(g.port, "/v1/feedback", "{\"request_id\":\"nope\",\"score\":1}", &unk);
+    gwt_http(g.port, "/v1/feedback", "{\"request_id\":\"x\",\"score\":7}", &bad);
+    CHECK_EQ_INT(gwt_gw_stop(&g), 0);
     struct stat st;
     CHECK(stat(state, &st) == 0 && st.st_size > 0);
     /* restart: the learned quality is back */
-    CHECK(gw_start(&g, "fb.ini", cfg) == 0);
+    CHECK(gwt_gw_start(&g, "fb.ini", cfg, NULL, NULL) == 0);
     double q2 = predicted_quality(g.port, "e0", NULL, 0);
-    gw_stop(&g);
+    gwt_gw_stop(&g);
     be_stop(be);
     CHECK(q1 < q0 - 0.02);
     CHECK_NEAR(q2, q1, 0.02);
     CHECK_EQ_INT(unk.status, 404);
     CHECK_EQ_INT(bad.status, 400);
-    resp_fini(&unk);
-    resp_fini(&bad);
+    gwt_resp_fini(&unk);
+    gwt_resp_fini(&bad);
     /* the trace exports as JSONL with the feedback scores */
     char cmd[1200];
     char jsonl[512];
     snprintf(jsonl, sizeof jsonl, "%s", test_tmp_path("trace.jsonl"));
-    snprintf(cmd, sizeof cmd, "'%s' bench export --db %s -o %s 2>/dev/null", ferry_bin(), db, jsonl);
+    snprintf(cmd, sizeof cmd, "'%s' bench export --db %s -o %s 2>/dev/null", gwt_ferry_bin(),
+             db, jsonl);
     CHECK_EQ_INT(system(cmd), 0);
     struct trace_record *recs = NULL;
     size_t n = 0;
@@ -1272,10 +1070,10 @@ TEST(gw_sigterm_drains_open_requests)
     const char *roles[] = {"edge"};
     char cfg[2048];
     cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n", &be, 1, roles);
-    struct gw_proc g;
-    CHECK(gw_start(&g, "drain.ini", cfg) == 0);
-    int fd = raw_connect(g.port);
-    raw_post(fd, chat_body("ferry", 1, NULL));
+    struct gwt_gw g;
+    CHECK(gwt_gw_start(&g, "drain.ini", cfg, NULL, NULL) == 0);
+    int fd = gwt_connect(g.port, 0);
+    gwt_raw_post(fd, chat_body("ferry", 1, NULL), 1);
     char buf[65536];
     ssize_t r = read(fd, buf, sizeof buf);   /* the stream has begun */
     kill(g.pid, SIGTERM);
@@ -1299,36 +1097,12 @@ TEST(gw_sigterm_drains_open_requests)
 TEST(gw_openai_npm_client)
 {
     char cmd[1200];
-    snprintf(cmd, sizeof cmd, "FERRY_BIN='%s' tests/test-openai.sh", ferry_bin());
+    snprintf(cmd, sizeof cmd, "FERRY_BIN='%s' tests/test-openai.sh", gwt_ferry_bin());
     int rc = system(cmd);
     CHECK_EQ_INT(WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, 0);
 }
 
 /* ==== every policy through the gateway, against emulated MoA-Off nodes ============== */
-
-static pid_t spawn_emulate(const char *profile, const char *portfile, int *port)
-{
-    unlink(portfile);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_WRONLY);
-        dup2(devnull, 1);
-        dup2(devnull, 2);
-        execl(ferry_bin(), "ferry", "emulate", "--profile", profile, "--time-scale", "0.01",
-              "--port-file", portfile, (char *)NULL);
-        _exit(127);
-    }
-    *port = 0;
-    for (int i = 0; i < 400 && *port <= 0; i++) {
-        FILE *f = fopen(portfile, "r");
-        if (f) {
-            if (fscanf(f, "%d", port) != 1) *port = 0;
-            fclose(f);
-        }
-        if (*port <= 0) usleep(10000);
-    }
-    return pid;
-}
 
 TEST(gw_every_policy_serves_text_and_images)
 {
@@ -1336,8 +1110,8 @@ TEST(gw_every_policy_serves_text_and_images)
     snprintf(pe, sizeof pe, "%s", test_tmp_path("edge.port"));
     snprintf(pc, sizeof pc, "%s", test_tmp_path("cloud.port"));
     int eport = 0, cport = 0;
-    pid_t ep = spawn_emulate("edge-3090", pe, &eport);
-    pid_t cp = spawn_emulate("cloud-a100", pc, &cport);
+    pid_t ep = gwt_emulate("edge-3090", pe, &eport, NULL, NULL);
+    pid_t cp = gwt_emulate("cloud-a100", pc, &cport, NULL, NULL);
     char *img1 = image_request(first_jpeg(), 1), *img2 = image_request(first_jpeg(), 2);
     int bad = 0, runs = 0;
     char plans[4096] = "";
@@ -1351,17 +1125,17 @@ TEST(gw_every_policy_serves_text_and_images)
                  "[node cloud]\nrole = cloud\nurl = http://127.0.0.1:%d\nprofile = data/profiles\n"
                  "profile_node = cloud-a100\nup_mbps = 20\nrtt_ms = 40\n",
                  (*p)->name, eport, cport);
-        struct gw_proc g;
-        if (gw_start(&g, "policy.ini", cfg)) {
+        struct gwt_gw g;
+        if (gwt_gw_start(&g, "policy.ini", cfg, NULL, NULL)) {
             test_fail(__FILE__, __LINE__, "policy %s: gateway did not start", (*p)->name);
             bad++;
             continue;
         }
         const char *bodies[3] = {chat_body("ferry", 1, NULL), img1, img2};
         for (int k = 0; k < 3; k++) {
-            struct resp r;
+            struct gwt_resp r;
             char v[256];
-            http("POST", g.port, "/v1/chat/completions", bodies[k], NULL, &r);
+            gwt_http(g.port, "/v1/chat/completions", bodies[k], &r);
             runs++;
             int ok = r.status == 200 && (k ? strstr(r.body.data, "\"choices\"") != NULL
                                            : strstr(r.body.data, "data: [DONE]") != NULL);
@@ -1373,11 +1147,11 @@ TEST(gw_every_policy_serves_text_and_images)
             if (k) {
                 size_t l = strlen(plans);
                 snprintf(plans + l, sizeof plans - l, " %s:%s", (*p)->name,
-                         hdr(&r, "X-Ferry-Plan", v, sizeof v));
+                         gwt_hdr(&r, "X-Ferry-Plan", v, sizeof v));
             }
-            resp_fini(&r);
+            gwt_resp_fini(&r);
         }
-        gw_stop(&g);
+        gwt_gw_stop(&g);
     }
     if (getenv("TEST_VERBOSE")) fprintf(stderr, "  plans:%s\n", plans);
     free(img1);
@@ -1393,31 +1167,6 @@ TEST(gw_every_policy_serves_text_and_images)
 
 /* ==== the emulator's fault modes =================================================== */
 
-static pid_t spawn_emulate_args(const char *profile, const char *portfile, int *port,
-                                const char *a1, const char *a2)
-{
-    unlink(portfile);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_WRONLY);
-        dup2(devnull, 1);
-        dup2(devnull, 2);
-        execl(ferry_bin(), "ferry", "emulate", "--profile", profile, "--time-scale", "0.01",
-              "--port-file", portfile, a1, a2, (char *)NULL);
-        _exit(127);
-    }
-    *port = 0;
-    for (int i = 0; i < 400 && *port <= 0; i++) {
-        FILE *f = fopen(portfile, "r");
-        if (f) {
-            if (fscanf(f, "%d", port) != 1) *port = 0;
-            fclose(f);
-        }
-        if (*port <= 0) usleep(10000);
-    }
-    return pid;
-}
-
 /* One faulty edge emulator and one good cloud emulator behind an edge-only policy. */
 static void emu_fault_case(const char *opt, const char *val, const char *kind, int expect_failover)
 {
@@ -1425,8 +1174,8 @@ static void emu_fault_case(const char *opt, const char *val, const char *kind, i
     snprintf(pe, sizeof pe, "%s", test_tmp_path("fe.port"));
     snprintf(pc, sizeof pc, "%s", test_tmp_path("fc.port"));
     int eport = 0, cport = 0;
-    pid_t ep = spawn_emulate_args("edge-3090", pe, &eport, opt, val);
-    pid_t cp = spawn_emulate_args("cloud-a100", pc, &cport, "--seed", "3");
+    pid_t ep = gwt_emulate("edge-3090", pe, &eport, opt, val);
+    pid_t cp = gwt_emulate("cloud-a100", pc, &cport, "--seed", "3");
     char cfg[1500];
     snprintf(cfg, sizeof cfg,
              "[server]\nlisten = 127.0.0.1:0\n[policy]\nname = edge-only\n"
@@ -1435,9 +1184,9 @@ static void emu_fault_case(const char *opt, const char *val, const char *kind, i
              "profile_node = edge-3090\n"
              "[node cloud]\nrole = cloud\nurl = http://127.0.0.1:%d\nprofile = data/profiles\n"
              "profile_node = cloud-a100\n", eport, cport);
-    struct gw_proc g;
-    int ok = eport > 0 && cport > 0 && gw_start(&g, "fault.ini", cfg) == 0;
-    struct resp r;
+    struct gwt_gw g;
+    int ok = eport > 0 && cport > 0 && gwt_gw_start(&g, "fault.ini", cfg, NULL, NULL) == 0;
+    struct gwt_resp r;
     memset(&r, 0, sizeof r);
     buf_init(&r.body);
     buf_init(&r.hdrs);
@@ -1445,12 +1194,11 @@ static void emu_fault_case(const char *opt, const char *val, const char *kind, i
     char sample[160];
     snprintf(sample, sizeof sample, "ferry_upstream_errors_total{node=\"edge\",kind=\"%s\"} ", kind);
     if (ok) {
-        resp_fini(&r);
-        http("POST", g.port, "/v1/chat/completions",
-             chat_body("ferry", 1, ",\"max_tokens\":40"), NULL, &r);
-        fo = metric(g.port, "ferry_failovers_total ");
-        errs = metric(g.port, sample);
-        gw_stop(&g);
+        gwt_resp_fini(&r);
+        gwt_http(g.port, "/v1/chat/completions", chat_body("ferry", 1, ",\"max_tokens\":40"), &r);
+        fo = gwt_metric(g.port, "ferry_failovers_total ");
+        errs = gwt_metric(g.port, sample);
+        gwt_gw_stop(&g);
     }
     kill(ep, SIGTERM);
     kill(cp, SIGTERM);
@@ -1458,11 +1206,11 @@ static void emu_fault_case(const char *opt, const char *val, const char *kind, i
     waitpid(cp, NULL, 0);
     if (!ok) {
         test_fail(__FILE__, __LINE__, "%s: emulators or gateway did not start", opt);
-        resp_fini(&r);
+        gwt_resp_fini(&r);
         return;
     }
     char v[64];
-    hdr(&r, "X-Ferry-Node", v, sizeof v);
+    gwt_hdr(&r, "X-Ferry-Node", v, sizeof v);
     if (expect_failover) {
         if (r.status != 200 || strcmp(v, "cloud") || !strstr(r.body.data, "[DONE]"))
             test_fail(__FILE__, __LINE__, "%s: status %ld node '%s'", opt, r.status, v);
@@ -1473,7 +1221,7 @@ static void emu_fault_case(const char *opt, const char *val, const char *kind, i
                       v, r.body.data);
     }
     if (errs != 1) test_fail(__FILE__, __LINE__, "%s: %s errors %g != 1", opt, kind, errs);
-    resp_fini(&r);
+    gwt_resp_fini(&r);
 }
 
 TEST(gw_emulator_fault_error_fails_over) { emu_fault_case("--fault-error", "1", "http_5xx", 1); }
@@ -1503,34 +1251,34 @@ TEST(gw_failing_node_is_taken_out_and_probed_back_in)
     char cfg[2048];
     cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n[policy]\nname = edge-only\n"
               "[health]\ninterval_ms = 50\nbackoff_max_ms = 200\n", bes, 2, roles);
-    struct gw_proc g;
-    CHECK(gw_start(&g, "health.ini", cfg) == 0);
+    struct gwt_gw g;
+    CHECK(gwt_gw_start(&g, "health.ini", cfg, NULL, NULL) == 0);
     double h = -1, t0 = clock_now_ms();
     while (h != 0 && clock_now_ms() - t0 < 5000) {      /* /health answers 500: out */
-        h = metric(g.port, "ferry_node_healthy{node=\"e0\"} ");
+        h = gwt_metric(g.port, "ferry_node_healthy{node=\"e0\"} ");
         usleep(20000);
     }
-    struct resp r1, r2;
-    http("POST", g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL), NULL, &r1);
+    struct gwt_resp r1, r2;
+    gwt_http(g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL), &r1);
     e->mode = BE_OK;                                     /* the node recovers */
     double back = -1;
     t0 = clock_now_ms();
     while (back != 1 && clock_now_ms() - t0 < 5000) {
-        back = metric(g.port, "ferry_node_healthy{node=\"e0\"} ");
+        back = gwt_metric(g.port, "ferry_node_healthy{node=\"e0\"} ");
         usleep(20000);
     }
-    http("POST", g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL), NULL, &r2);
-    gw_stop(&g);
+    gwt_http(g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL), &r2);
+    gwt_gw_stop(&g);
     be_stop(e);
     be_stop(c);
     char v[64];
     CHECK_NEAR(h, 0, 0);
     CHECK_EQ_INT(r1.status, 200);
-    CHECK_STR(hdr(&r1, "X-Ferry-Node", v, sizeof v), "c0");   /* edge-only, but edge is out */
+    CHECK_STR(gwt_hdr(&r1, "X-Ferry-Node", v, sizeof v), "c0");   /* edge-only, but edge is out */
     CHECK_NEAR(back, 1, 0);
-    CHECK_STR(hdr(&r2, "X-Ferry-Node", v, sizeof v), "e0");
-    resp_fini(&r1);
-    resp_fini(&r2);
+    CHECK_STR(gwt_hdr(&r2, "X-Ferry-Node", v, sizeof v), "e0");
+    gwt_resp_fini(&r1);
+    gwt_resp_fini(&r2);
 }
 
 TEST(gw_split_plan_describes_on_the_cloud_and_answers_on_the_edge)
@@ -1542,19 +1290,19 @@ TEST(gw_split_plan_describes_on_the_cloud_and_answers_on_the_edge)
              "[server]\nlisten = 127.0.0.1:0\n[policy]\nname = moa-off\nparams = tau_img=0,tau_text=1\n"
              "[node e0]\nrole = edge\nurl = http://127.0.0.1:%d\nmodel = m-e0\n"
              "[node c0]\nrole = cloud\nurl = http://127.0.0.1:%d\nmodel = m-c0\n", e->port, c->port);
-    struct gw_proc g;
-    CHECK(gw_start(&g, "split.ini", cfg) == 0);
+    struct gwt_gw g;
+    CHECK(gwt_gw_start(&g, "split.ini", cfg, NULL, NULL) == 0);
     char *body = image_request(first_jpeg(), 1);
-    struct resp r;
-    http("POST", g.port, "/v1/chat/completions", body, NULL, &r);
+    struct gwt_resp r;
+    gwt_http(g.port, "/v1/chat/completions", body, &r);
     free(body);
-    gw_stop(&g);
+    gwt_gw_stop(&g);
     char *eb = be_last(e), *cb = be_last(c);
     be_stop(e);
     be_stop(c);
     char v[256];
     CHECK_EQ_INT(r.status, 200);
-    CHECK_STR(hdr(&r, "X-Ferry-Plan", v, sizeof v), "node=e0;img=split;aux=c0");
+    CHECK_STR(gwt_hdr(&r, "X-Ferry-Plan", v, sizeof v), "node=e0;img=split;aux=c0");
     CHECK(strstr(r.body.data, "hello from e0") != NULL);
     /* the cloud node was asked to describe the image ... */
     CHECK(strstr(cb, "\"model\":\"m-c0\"") && strstr(cb, "data:image/jpeg;base64,"));
@@ -1566,7 +1314,7 @@ TEST(gw_split_plan_describes_on_the_cloud_and_answers_on_the_edge)
     CHECK(strstr(eb, "\"custom\":{\"keep\":[1,2]}") != NULL);
     free(eb);
     free(cb);
-    resp_fini(&r);
+    gwt_resp_fini(&r);
 }
 
 /* Whatever image plan the ferry policy picks for a large photo behind a slow uplink, the
@@ -1581,17 +1329,18 @@ TEST(gw_image_plan_in_the_header_is_what_the_backend_gets)
              "profile_node = edge-3090\nup_mbps = 0.5\n"
              "[node c0]\nrole = cloud\nurl = http://127.0.0.1:%d\nmodel = m-c0\nprofile = data/profiles\n"
              "profile_node = cloud-a100\nup_mbps = 0.5\n", e->port, c->port);
-    struct gw_proc g;
-    CHECK(gw_start(&g, "plan.ini", cfg) == 0);
+    struct gwt_gw g;
+    CHECK(gwt_gw_start(&g, "plan.ini", cfg, NULL, NULL) == 0);
     char *body = image_request("photo-ladybird.jpg", 1);
     size_t sent = strlen(body);
     int plans_checked = 0;
     const char *hdrs[2] = {NULL, "X-Ferry-Tradeoff: 1"};
     for (int k = 0; k < 2; k++) {
-        struct resp r;
-        http("POST", g.port, "/v1/chat/completions", body, hdrs[k], &r);
+        struct gwt_resp r;
+        gwt_http_opts(g.port, "/v1/chat/completions", body,
+                      &(struct gwt_http_opts){.header = hdrs[k]}, &r);
         char v[256];
-        hdr(&r, "X-Ferry-Plan", v, sizeof v);
+        gwt_hdr(&r, "X-Ferry-Plan", v, sizeof v);
         struct backend *be = !strncmp(v, "node=e0", 7) ? e : c;
         char *got = be_last(be);
         const char *url = strstr(got, "data:image/jpeg;base64,");
@@ -1619,10 +1368,10 @@ TEST(gw_image_plan_in_the_header_is_what_the_backend_gets)
         }
         plans_checked++;
         free(got);
-        resp_fini(&r);
+        gwt_resp_fini(&r);
     }
     free(body);
-    gw_stop(&g);
+    gwt_gw_stop(&g);
     be_stop(e);
     be_stop(c);
     CHECK_EQ_INT(plans_checked, 2);
@@ -1635,18 +1384,18 @@ TEST(gw_max_image_side_downscales_on_a_worker)
     char cfg[2048];
     cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n[limits]\nmax_image_side = 320\n",
               &e, 1, roles);
-    struct gw_proc g;
-    CHECK(gw_start(&g, "cap.ini", cfg) == 0);
+    struct gwt_gw g;
+    CHECK(gwt_gw_start(&g, "cap.ini", cfg, NULL, NULL) == 0);
     char *body = image_request("photo-ladybird.jpg", 2);
-    struct resp r;
-    http("POST", g.port, "/v1/chat/completions", body, NULL, &r);
+    struct gwt_resp r;
+    gwt_http(g.port, "/v1/chat/completions", body, &r);
     free(body);
-    gw_stop(&g);
+    gwt_gw_stop(&g);
     char *got = be_last(e);
     be_stop(e);
     char v[256];
     CHECK_EQ_INT(r.status, 200);
-    CHECK_STR(hdr(&r, "X-Ferry-Plan", v, sizeof v), "node=e0;img=downscale:320,downscale:320");
+    CHECK_STR(gwt_hdr(&r, "X-Ferry-Plan", v, sizeof v), "node=e0;img=downscale:320,downscale:320");
     int images = 0;
     for (const char *u = got; (u = strstr(u, "data:image/jpeg;base64,")); u += 23) {
         const char *b = u + 23;
@@ -1665,7 +1414,7 @@ TEST(gw_max_image_side_downscales_on_a_worker)
     CHECK_EQ_INT(images, 2);
     CHECK(strstr(got, "\"custom\":{\"keep\":[1,2]}") != NULL);
     free(got);
-    resp_fini(&r);
+    gwt_resp_fini(&r);
 }
 
 /* ==== command line and configuration files (findings of the error review) ========== */
@@ -1776,13 +1525,13 @@ TEST(gw_invalid_image_names_the_image_by_its_json_path)
     const char *roles[] = {"edge"};
     char cfg[2048];
     cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n", &be, 1, roles);
-    struct gw_proc g;
-    CHECK(gw_start(&g, "badimg.ini", cfg) == 0);
+    struct gwt_gw g;
+    CHECK(gwt_gw_start(&g, "badimg.ini", cfg, NULL, NULL) == 0);
     expect_error(g.port, body, 400, "\"param\":\"messages[1].content[1].image_url.url\"");
     expect_error(g.port, body, 400, "invalid_image");
     free(body);
     int nreq = be_nreq(be);
-    gw_stop(&g);
+    gwt_gw_stop(&g);
     be_stop(be);
     CHECK_EQ_INT(nreq, 0);
 }
