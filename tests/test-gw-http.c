@@ -14,7 +14,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/event.h>
-#include <event2/thread.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -31,6 +30,7 @@
 #include "gw/config.h"
 #include "gw/hclient.h"
 #include "gw/http.h"
+#include "gwtest.h"
 #include "test.h"
 #include "util/buf.h"
 
@@ -277,48 +277,6 @@ static void srv_stop(struct srv *s)
     free(s);
 }
 
-static int connect_to(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (connect(fd, (struct sockaddr *)&sa, sizeof sa)) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static void send_all(int fd, const char *p)
-{
-    size_t n = strlen(p);
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w <= 0) return;
-        p += w;
-        n -= (size_t)w;
-    }
-}
-
-/* Reads until `want` occurs in out (or EOF / 5 s). 1 when found. eof: 1 when the peer
- * closed. */
-static int read_until(int fd, struct buf *out, const char *want, int *eof)
-{
-    if (eof) *eof = 0;
-    for (;;) {
-        if (want && out->data && strstr(out->data, want)) return 1;
-        struct pollfd p = {fd, POLLIN, 0};
-        if (poll(&p, 1, 5000) <= 0) return 0;
-        char b[4096];
-        ssize_t n = read(fd, b, sizeof b);
-        if (n <= 0) {
-            if (eof) *eof = 1;
-            return want ? (out->data && strstr(out->data, want) != NULL) : 1;
-        }
-        buf_append(out, b, (size_t)n);
-    }
-}
-
 static int count(const char *hay, const char *needle)
 {
     int k = 0;
@@ -330,15 +288,15 @@ TEST(http_server_keepalive_pipelining_and_bodies)
 {
     struct srv *s = srv_start(1000);
     CHECK(s != NULL);
-    int fd = connect_to(s->port);
+    int fd = gwt_connect(s->port, 0);
     struct buf o;
     buf_init(&o);
     /* three pipelined requests in one write: answered in order on one connection */
-    send_all(fd, "POST /a?q=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nfirst"
+    gwt_send_all(fd, "POST /a?q=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nfirst"
                  "GET /b HTTP/1.1\r\nHost: x\r\n\r\n"
                  "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
                  "3\r\nthi\r\n2\r\nrd\r\n0\r\n\r\n");
-    int ok = read_until(fd, &o, "third", NULL);
+    int ok = gwt_read_until(fd, &o, "third", NULL);
     const char *a = strstr(o.data ? o.data : "", "X-Path: /a");
     const char *b2 = strstr(o.data ? o.data : "", "X-Path: /b");
     const char *c = strstr(o.data ? o.data : "", "X-Path: /c");
@@ -347,14 +305,14 @@ TEST(http_server_keepalive_pipelining_and_bodies)
     int first = strstr(o.data ? o.data : "", "\r\n\r\nfirst") != NULL;
     /* the same connection goes on: 100-continue before the body */
     buf_reset(&o);
-    send_all(fd, "POST /d HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
-    int cont = read_until(fd, &o, "HTTP/1.1 100 Continue\r\n\r\n", NULL);
-    send_all(fd, "body");
-    int fourth = read_until(fd, &o, "\r\n\r\nbody", NULL);
+    gwt_send_all(fd, "POST /d HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+    int cont = gwt_read_until(fd, &o, "HTTP/1.1 100 Continue\r\n\r\n", NULL);
+    gwt_send_all(fd, "body");
+    int fourth = gwt_read_until(fd, &o, "\r\n\r\nbody", NULL);
     /* a streamed answer is chunked */
     buf_reset(&o);
-    send_all(fd, "GET /stream HTTP/1.1\r\n\r\n");
-    int streamed = read_until(fd, &o, "0\r\n\r\n", NULL);
+    gwt_send_all(fd, "GET /stream HTTP/1.1\r\n\r\n");
+    int streamed = gwt_read_until(fd, &o, "0\r\n\r\n", NULL);
     int chunked = o.data && strstr(o.data, "Transfer-Encoding: chunked\r\n") &&
                   strstr(o.data, "b\r\ndata: one\n\n\r\nb\r\ndata: two\n\n\r\n0\r\n\r\n");
     close(fd);
@@ -378,55 +336,55 @@ TEST(http_server_limits_and_connection_close)
     buf_init(&o);
     int eof = 0;
     /* a body over the limit: 413 and the connection closes (no 100 Continue first) */
-    int fd = connect_to(s->port);
-    send_all(fd, "POST /big HTTP/1.1\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n");
-    read_until(fd, &o, NULL, &eof);
+    int fd = gwt_connect(s->port, 0);
+    gwt_send_all(fd, "POST /big HTTP/1.1\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n");
+    gwt_read_until(fd, &o, NULL, &eof);
     int r413 = o.data && !strncmp(o.data, "HTTP/1.1 413 ", 13) && !strstr(o.data, "100 Continue")
                && strstr(o.data, "\"error\"");
     int closed413 = eof;
     close(fd);
     /* a chunked body over the limit */
     buf_reset(&o);
-    fd = connect_to(s->port);
-    send_all(fd, "POST /big HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n");
+    fd = gwt_connect(s->port, 0);
+    gwt_send_all(fd, "POST /big HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n");
     char pad[1100];
     memset(pad, 'x', 1024);
     pad[1024] = 0;
-    send_all(fd, pad);
-    send_all(fd, "\r\n");
-    read_until(fd, &o, NULL, &eof);
+    gwt_send_all(fd, pad);
+    gwt_send_all(fd, "\r\n");
+    gwt_read_until(fd, &o, NULL, &eof);
     int c413 = o.data && !strncmp(o.data, "HTTP/1.1 413 ", 13);
     close(fd);
     /* an oversized head: 431 */
     buf_reset(&o);
-    fd = connect_to(s->port);
-    send_all(fd, "GET / HTTP/1.1\r\nX-Long: ");
+    fd = gwt_connect(s->port, 0);
+    gwt_send_all(fd, "GET / HTTP/1.1\r\nX-Long: ");
     struct buf big;
     buf_init(&big);
     while (big.len < GW_HTTP_HEAD_MAX + 10) buf_putc(&big, 'a');
-    send_all(fd, big.data);
+    gwt_send_all(fd, big.data);
     buf_fini(&big);
-    read_until(fd, &o, NULL, &eof);
+    gwt_read_until(fd, &o, NULL, &eof);
     int r431 = o.data && !strncmp(o.data, "HTTP/1.1 431 ", 13);
     close(fd);
     /* garbage: 400 */
     buf_reset(&o);
-    fd = connect_to(s->port);
-    send_all(fd, "HELLO\r\n\r\n");
-    read_until(fd, &o, NULL, &eof);
+    fd = gwt_connect(s->port, 0);
+    gwt_send_all(fd, "HELLO\r\n\r\n");
+    gwt_read_until(fd, &o, NULL, &eof);
     int r400 = o.data && !strncmp(o.data, "HTTP/1.1 400 ", 13);
     close(fd);
     /* HTTP/1.0 without keep-alive, and Connection: close: answered, then closed */
     buf_reset(&o);
-    fd = connect_to(s->port);
-    send_all(fd, "GET /x HTTP/1.0\r\n\r\n");
-    read_until(fd, &o, NULL, &eof);
+    fd = gwt_connect(s->port, 0);
+    gwt_send_all(fd, "GET /x HTTP/1.0\r\n\r\n");
+    gwt_read_until(fd, &o, NULL, &eof);
     int h10 = o.data && strstr(o.data, "X-Path: /x") && strstr(o.data, "Connection: close") && eof;
     close(fd);
     buf_reset(&o);
-    fd = connect_to(s->port);
-    send_all(fd, "GET /y HTTP/1.1\r\nConnection: close\r\n\r\nGET /z HTTP/1.1\r\n\r\n");
-    read_until(fd, &o, NULL, &eof);
+    fd = gwt_connect(s->port, 0);
+    gwt_send_all(fd, "GET /y HTTP/1.1\r\nConnection: close\r\n\r\nGET /z HTTP/1.1\r\n\r\n");
+    gwt_read_until(fd, &o, NULL, &eof);
     int cc = o.data && strstr(o.data, "X-Path: /y") && !strstr(o.data, "X-Path: /z") && eof;
     close(fd);
     buf_fini(&o);
@@ -444,11 +402,11 @@ TEST(http_server_notices_a_client_that_goes_away)
 {
     struct srv *s = srv_start(1000);
     CHECK(s != NULL);
-    int fd = connect_to(s->port);
+    int fd = gwt_connect(s->port, 0);
     struct buf o;
     buf_init(&o);
-    send_all(fd, "GET /hold HTTP/1.1\r\n\r\n");
-    int started = read_until(fd, &o, "data: held", NULL);
+    gwt_send_all(fd, "GET /hold HTTP/1.1\r\n\r\n");
+    int started = gwt_read_until(fd, &o, "data: held", NULL);
     int gone_before = atomic_load(&s->gone);
     close(fd);
     for (int i = 0; i < 500 && atomic_load(&s->gone) == 0; i++) usleep(10000);
@@ -464,7 +422,7 @@ TEST(http_server_many_requests_on_one_connection)
 {
     struct srv *s = srv_start(1 << 20);
     CHECK(s != NULL);
-    int fd = connect_to(s->port);
+    int fd = gwt_connect(s->port, 0);
     struct buf req, o;
     buf_init(&req);
     buf_init(&o);
@@ -486,8 +444,8 @@ TEST(http_server_many_requests_on_one_connection)
             buf_append(&o, b, (size_t)r);
         }
     }
-    read_until(fd, &o, "X-Path: /n399\r\n", NULL);
-    read_until(fd, &o, "0399", NULL);
+    gwt_read_until(fd, &o, "X-Path: /n399\r\n", NULL);
+    gwt_read_until(fd, &o, "0399", NULL);
     int n200 = count(o.data, "HTTP/1.1 200 OK\r\n");
     const char *p50 = strstr(o.data ? o.data : "", "X-Path: /n50\r\n");
     const char *p51 = strstr(o.data ? o.data : "", "X-Path: /n51\r\n");
@@ -523,25 +481,13 @@ static int trickle(int fd, const char *p, int gap_ms, size_t *sent)
     return answered;
 }
 
-/* Value of a metric line "name value" in text, or -1. */
-static long long metric(const char *text, const char *name)
-{
-    const char *p = text;
-    size_t nl = strlen(name);
-    while (p && (p = strstr(p, name))) {
-        if ((p == text || p[-1] == '\n') && p[nl] == ' ') return atoll(p + nl + 1);
-        p += nl;
-    }
-    return -1;
-}
-
 /* GET /metrics on a new connection (the test server renders gw_http_render). */
 static void fetch_metrics(int port, struct buf *o)
 {
-    int fd = connect_to(port);
-    send_all(fd, "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
+    int fd = gwt_connect(port, 0);
+    gwt_send_all(fd, "GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n");
     int eof = 0;
-    read_until(fd, o, NULL, &eof);
+    gwt_read_until(fd, o, NULL, &eof);
     close(fd);
 }
 
@@ -556,25 +502,26 @@ TEST(http_server_head_deadline_stops_a_trickle)
     /* one byte every 50 ms: progress all the time, yet the head deadline passes */
     buf_puts(&pad, "GET /slow HTTP/1.1\r\nX-Pad: ");
     while (pad.len < 400) buf_putc(&pad, 'a');
-    int fd = connect_to(s->port);
+    int fd = gwt_connect(s->port, 0);
     size_t sent = 0;
     int cut = trickle(fd, pad.data, 50, &sent);
     int eof = 0;
-    read_until(fd, &o, NULL, &eof);
+    gwt_read_until(fd, &o, NULL, &eof);
     int r408 = o.data && !strncmp(o.data, "HTTP/1.1 408 ", 13) && strstr(o.data, "\"error\"") &&
                strstr(o.data, "header timeout") && strstr(o.data, "Connection: close");
     int closed = eof;
     close(fd);
     /* a connection that sends nothing is closed without an answer */
     buf_reset(&o);
-    fd = connect_to(s->port);
-    read_until(fd, &o, NULL, &eof);
+    fd = gwt_connect(s->port, 0);
+    gwt_read_until(fd, &o, NULL, &eof);
     int silent = eof && o.len == 0;
     close(fd);
     /* a normal request is still served; the counter saw the trickle */
     buf_reset(&o);
     fetch_metrics(s->port, &o);
-    long long hdr_rej = metric(o.data ? o.data : "", "ferry_http_rejected_total{reason=\"header_timeout\"}");
+    long long hdr_rej =
+        gwt_metric_in(o.data ? o.data : "", "ferry_http_rejected_total{reason=\"header_timeout\"}");
     int served = o.data && !strncmp(o.data, "HTTP/1.1 200 ", 13);
     buf_fini(&o);
     buf_fini(&pad);
@@ -600,30 +547,30 @@ TEST(http_server_body_deadline)
     buf_init(&body);
     int eof = 0;
     /* a Content-Length body that stops half-way */
-    int fd = connect_to(s->port);
-    send_all(fd, "POST /stop HTTP/1.1\r\nContent-Length: 1000\r\n\r\n");
+    int fd = gwt_connect(s->port, 0);
+    gwt_send_all(fd, "POST /stop HTTP/1.1\r\nContent-Length: 1000\r\n\r\n");
     while (body.len < 100) buf_putc(&body, 'b');
-    send_all(fd, body.data);
-    read_until(fd, &o, NULL, &eof);
+    gwt_send_all(fd, body.data);
+    gwt_read_until(fd, &o, NULL, &eof);
     int stop408 = o.data && !strncmp(o.data, "HTTP/1.1 408 ", 13) && strstr(o.data, "\"error\"");
     int stop_closed = eof;
     close(fd);
     /* a chunked body that stops after its first chunk */
     buf_reset(&o);
-    fd = connect_to(s->port);
-    send_all(fd, "POST /stopc HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
-    read_until(fd, &o, NULL, &eof);
+    fd = gwt_connect(s->port, 0);
+    gwt_send_all(fd, "POST /stopc HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+    gwt_read_until(fd, &o, NULL, &eof);
     int chunk408 = o.data && !strncmp(o.data, "HTTP/1.1 408 ", 13) && eof;
     close(fd);
     /* a body trickled at 20 bytes/s, far below the minimum rate, although it progresses */
     buf_reset(&o);
     buf_reset(&body);
     while (body.len < 600) buf_putc(&body, 't');
-    fd = connect_to(s->port);
-    send_all(fd, "POST /trickle HTTP/1.1\r\nContent-Length: 600\r\n\r\n");
+    fd = gwt_connect(s->port, 0);
+    gwt_send_all(fd, "POST /trickle HTTP/1.1\r\nContent-Length: 600\r\n\r\n");
     size_t sent = 0;
     int cut = trickle(fd, body.data, 50, &sent);
-    read_until(fd, &o, NULL, &eof);
+    gwt_read_until(fd, &o, NULL, &eof);
     int trickle408 = o.data && !strncmp(o.data, "HTTP/1.1 408 ", 13) && eof;
     close(fd);
     /* slow but within the rule: 6000 bytes in 100-byte pieces 10 ms apart (>= 600 ms,
@@ -631,13 +578,14 @@ TEST(http_server_body_deadline)
     buf_reset(&o);
     buf_reset(&body);
     while (body.len < 100) buf_putc(&body, 's');
-    fd = connect_to(s->port);
-    send_all(fd, "POST /slowok HTTP/1.1\r\nContent-Length: 6000\r\n\r\n");
+    fd = gwt_connect(s->port, 0);
+    gwt_send_all(fd, "POST /slowok HTTP/1.1\r\nContent-Length: 6000\r\n\r\n");
     for (int i = 0; i < 60; i++) {
-        send_all(fd, body.data);
+        gwt_send_all(fd, body.data);
         usleep(10000);
     }
-    int ok = read_until(fd, &o, "X-Path: /slowok", NULL) && read_until(fd, &o, "\r\n\r\n", NULL);
+    int ok = gwt_read_until(fd, &o, "X-Path: /slowok", NULL) &&
+             gwt_read_until(fd, &o, "\r\n\r\n", NULL);
     const char *end = o.data ? strstr(o.data, "\r\n\r\n") : NULL;
     while (ok && o.len < (size_t)(end - o.data) + 4 + 6000) {   /* the echoed body */
         struct pollfd q = {fd, POLLIN, 0};
@@ -652,7 +600,8 @@ TEST(http_server_body_deadline)
     close(fd);
     buf_reset(&o);
     fetch_metrics(s->port, &o);
-    long long body_rej = metric(o.data ? o.data : "", "ferry_http_rejected_total{reason=\"body_timeout\"}");
+    long long body_rej =
+        gwt_metric_in(o.data ? o.data : "", "ferry_http_rejected_total{reason=\"body_timeout\"}");
     buf_fini(&o);
     buf_fini(&body);
     srv_stop(s);
@@ -673,22 +622,23 @@ TEST(http_server_closes_idle_keepalive_connections)
     CHECK(s != NULL);
     struct buf o;
     buf_init(&o);
-    int fd = connect_to(s->port);
-    send_all(fd, "GET /one HTTP/1.1\r\n\r\n");
-    int one = read_until(fd, &o, "X-Path: /one", NULL) && read_until(fd, &o, "\r\n\r\n", NULL);
-    send_all(fd, "GET /two HTTP/1.1\r\n\r\n");   /* still kept alive after the first */
-    int two = read_until(fd, &o, "X-Path: /two", NULL);
-    read_until(fd, &o, "\r\n\r\n", NULL);
+    int fd = gwt_connect(s->port, 0);
+    gwt_send_all(fd, "GET /one HTTP/1.1\r\n\r\n");
+    int one = gwt_read_until(fd, &o, "X-Path: /one", NULL) &&
+              gwt_read_until(fd, &o, "\r\n\r\n", NULL);
+    gwt_send_all(fd, "GET /two HTTP/1.1\r\n\r\n");   /* still kept alive after the first */
+    int two = gwt_read_until(fd, &o, "X-Path: /two", NULL);
+    gwt_read_until(fd, &o, "\r\n\r\n", NULL);
     size_t before = o.len;
     int eof = 0;
-    read_until(fd, &o, NULL, &eof);               /* then idle: closed, nothing written */
+    gwt_read_until(fd, &o, NULL, &eof);               /* then idle: closed, nothing written */
     int closed = eof && o.len == before && !strstr(o.data, "408");
     close(fd);
     /* a long answer read slowly is not idle time: the client pauses for longer than the
      * keep-alive timeout before reading, and still gets every byte */
     buf_reset(&o);
-    fd = connect_to(s->port);
-    send_all(fd, "GET /big HTTP/1.1\r\n\r\n");
+    fd = gwt_connect(s->port, 0);
+    gwt_send_all(fd, "GET /big HTTP/1.1\r\n\r\n");
     usleep(600000);
     size_t got = 0, head = 0;
     int big_eof = 0;
@@ -722,13 +672,13 @@ static int get_ok(int fd, const char *path)
 {
     char req[128];
     snprintf(req, sizeof req, "GET %s HTTP/1.1\r\n\r\n", path);
-    send_all(fd, req);
+    gwt_send_all(fd, req);
     struct buf o;
     buf_init(&o);
     char want[128];
     snprintf(want, sizeof want, "X-Path: %s\r\n", path);
-    int ok = read_until(fd, &o, want, NULL) && !strncmp(o.data, "HTTP/1.1 200 ", 13);
-    read_until(fd, &o, "\r\n\r\n", NULL);
+    int ok = gwt_read_until(fd, &o, want, NULL) && !strncmp(o.data, "HTTP/1.1 200 ", 13);
+    gwt_read_until(fd, &o, "\r\n\r\n", NULL);
     buf_fini(&o);
     return ok;
 }
@@ -738,15 +688,15 @@ TEST(http_server_connection_limit)
     struct gw_http_opts opt = {.max_body = 1000, .timeout_ms = 10000, .max_connections = 2};
     struct srv *s = srv_start_opts(&opt);
     CHECK(s != NULL);
-    int a = connect_to(s->port), b = connect_to(s->port);
+    int a = gwt_connect(s->port, 0), b = gwt_connect(s->port, 0);
     int a1 = get_ok(a, "/a"), b1 = get_ok(b, "/b");
     /* a third connection: 503 with Retry-After, closed at once */
     struct buf o;
     buf_init(&o);
-    int c = connect_to(s->port);
-    send_all(c, "GET /c HTTP/1.1\r\n\r\n");
+    int c = gwt_connect(s->port, 0);
+    gwt_send_all(c, "GET /c HTTP/1.1\r\n\r\n");
     int eof = 0;
-    read_until(c, &o, NULL, &eof);
+    gwt_read_until(c, &o, NULL, &eof);
     int r503 = o.data && !strncmp(o.data, "HTTP/1.1 503 ", 13) && strstr(o.data, "Retry-After: ")
                && strstr(o.data, "\"error\"") && eof;
     close(c);
@@ -758,15 +708,16 @@ TEST(http_server_connection_limit)
     int later = 0;
     long long conns = -1, rej = -1;
     for (int i = 0; i < 100 && !later; i++) {
-        int d = connect_to(s->port);
+        int d = gwt_connect(s->port, 0);
         later = get_ok(d, "/d");
         if (later) {
             buf_reset(&o);
-            send_all(d, "GET /metrics HTTP/1.1\r\n\r\n");
-            read_until(d, &o, "body_timeout", NULL);
-            read_until(d, &o, "\n", NULL);
-            conns = metric(o.data ? o.data : "", "ferry_http_connections");
-            rej = metric(o.data ? o.data : "", "ferry_http_rejected_total{reason=\"connections\"}");
+            gwt_send_all(d, "GET /metrics HTTP/1.1\r\n\r\n");
+            gwt_read_until(d, &o, "body_timeout", NULL);
+            gwt_read_until(d, &o, "\n", NULL);
+            conns = gwt_metric_in(o.data ? o.data : "", "ferry_http_connections");
+            rej = gwt_metric_in(o.data ? o.data : "",
+                                "ferry_http_rejected_total{reason=\"connections\"}");
         }
         close(d);
         if (!later) usleep(100000);
@@ -874,14 +825,14 @@ TEST(http_server_at_the_descriptor_limit_serves_a_waiting_client_when_one_closes
     ssize_t r = pid > 0 ? read(pfd[0], &port, sizeof port) : -1;
     close(pfd[0]);
     CHECK(r == (ssize_t)sizeof port && port > 0);
-    int a = connect_to(port), b = connect_to(port);
+    int a = gwt_connect(port, 0), b = gwt_connect(port, 0);
     int a1 = get_ok(a, "/a"), b1 = get_ok(b, "/b");
-    int c = connect_to(port);                 /* completes in the kernel's backlog */
-    send_all(c, "GET /c HTTP/1.1\r\n\r\n");
+    int c = gwt_connect(port, 0);                 /* completes in the kernel's backlog */
+    gwt_send_all(c, "GET /c HTTP/1.1\r\n\r\n");
     close(a);
     struct buf o;
     buf_init(&o);
-    int c1 = read_until(c, &o, "X-Path: /c\r\n", NULL) && !strncmp(o.data, "HTTP/1.1 200 ", 13);
+    int c1 = gwt_read_until(c, &o, "X-Path: /c\r\n", NULL) && !strncmp(o.data, "HTTP/1.1 200 ", 13);
     int b2 = get_ok(b, "/b2");
     buf_fini(&o);
     close(b);
@@ -1027,7 +978,7 @@ static void *bk_main(void *arg)
                 snprintf(out, sizeof out, "HTTP/1.1 OK 200\r\n\r\n");
                 break;
             }
-            send_all(fd, out);
+            gwt_send_all(fd, out);
             if (b->mode == BK_CLOSE_BODY || b->mode == BK_ONE_PER_CONN || b->mode == BK_GARBAGE)
                 break;
         }
@@ -1042,11 +993,9 @@ static struct bk *bk_start(int mode)
     b->mode = mode;
     b->lfd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof sa;
     bind(b->lfd, (struct sockaddr *)&sa, sizeof sa);
     listen(b->lfd, 16);
-    getsockname(b->lfd, (struct sockaddr *)&sa, &sl);
-    b->port = ntohs(sa.sin_port);
+    b->port = gwt_sock_port(b->lfd);
     pthread_create(&b->th, NULL, bk_main, b);
     return b;
 }
@@ -1199,7 +1148,3 @@ TEST(hclient_transfers_against_a_raw_backend)
     event_base_free(base);
 }
 
-__attribute__((constructor)) static void init_threads(void)
-{
-    evthread_use_pthreads();
-}
