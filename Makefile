@@ -36,10 +36,14 @@ LIBFERRY := $(BUILD)/libferry.a
 TEST_BINS := $(TESTS:%=$(BUILD)/tests/%)
 BENCH_BINS := $(BENCHES:%=$(BUILD)/bench/%)
 
-.PHONY: all test asan fuzz bench demo clean deps
+.PHONY: all test asan fuzz bench demo clean deps run-tests run-bench run-demo fuzz-build
 .SECONDARY:
 all: ferry
 
+# The public targets install the dependencies first and then re-run make, because
+# PKG_CFLAGS/PKG_LIBS above are read when make parses this file: on a fresh machine
+# that is before pkg-config knows the libraries, and compiling alongside the install
+# (make -j) would race it.
 deps:
 	@scripts/deps.sh
 
@@ -64,7 +68,10 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/tests/testmain.o $(LIBFERRY)
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBFERRY)
 	$(CC) $(CFLAGS_FY) -o $@ $^ $(LDLIBS_FY)
 
-test: deps $(BUILD)/ferry ferry $(TEST_BINS)
+test: deps
+	@$(MAKE) --no-print-directory run-tests
+
+run-tests: $(BUILD)/ferry ferry $(TEST_BINS)
 	@FERRY_BIN=$(BUILD)/ferry tests/run.sh $(TEST_BINS)
 
 # ASan + UBSan build of the tests in its own folder.
@@ -78,6 +85,9 @@ FUZZ_SECONDS ?= 20
 FUZZ_BUILD := build-fuzz
 FUZZ_FLAGS := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
 fuzz: deps
+	@$(MAKE) --no-print-directory fuzz-build
+
+fuzz-build:
 	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang OPT="-O1 -g" \
 	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link,address,undefined" \
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined" $(FUZZ_BUILD)/libferry.a
@@ -87,11 +97,17 @@ fuzz: deps
 	    $(FUZZ_BUILD)/libferry.a $(LDLIBS_FY) -o $(FUZZ_BUILD)/fuzz/$$f; \
 	  scripts/fuzz-run.sh $(FUZZ_BUILD)/fuzz/$$f $(FUZZ_SECONDS); done
 
-bench: deps $(BUILD)/ferry $(BENCH_BINS)
+bench: deps
 	@scripts/deps.sh --bench
+	@$(MAKE) --no-print-directory run-bench
+
+run-bench: $(BUILD)/ferry $(BENCH_BINS)
 	@bench/run.sh $(BUILD)
 
-demo: deps $(BUILD)/ferry ferry
+demo: deps
+	@$(MAKE) --no-print-directory run-demo
+
+run-demo: $(BUILD)/ferry ferry
 	@scripts/demo.sh $(BUILD)/ferry
 
 clean:
