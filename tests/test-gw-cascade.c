@@ -731,3 +731,101 @@ TEST(gw_cascade_client_gone_in_stage_1_cancels_it)
     CHECK_NEAR(gone, 0, 0);             /* the edge's in-flight count was given back */
     CHECK_NEAR(cloud_prompts, 0, 0);
 }
+
+/* inflight and queued_tokens of nodes "edge" (e[0], e[1]) and "cloud" (c[0], c[1]) from
+ * one GET /v1/ferry/nodes, so that both describe the same moment. 0, or -1. */
+static int load_of(int port, double e[2], double c[2])
+{
+    struct gwt_resp r;
+    int rc = -1;
+    e[0] = e[1] = c[0] = c[1] = -1;
+    if (gwt_http(port, "/v1/ferry/nodes", NULL, &r) == 0 && r.status == 200) {
+        cJSON *root = cJSON_Parse(r.body.data);
+        cJSON *n;
+        cJSON_ArrayForEach(n, cJSON_GetObjectItem(root, "nodes")) {
+            const char *nm = cJSON_GetStringValue(cJSON_GetObjectItem(n, "name"));
+            double *v = nm && !strcmp(nm, "edge") ? e : nm && !strcmp(nm, "cloud") ? c : NULL;
+            if (!v) continue;
+            v[0] = cJSON_GetNumberValue(cJSON_GetObjectItem(n, "inflight"));
+            v[1] = cJSON_GetNumberValue(cJSON_GetObjectItem(n, "queued_tokens"));
+            rc = 0;
+        }
+        cJSON_Delete(root);
+    }
+    gwt_resp_fini(&r);
+    return rc;
+}
+
+/* Polls load_of every 20 ms (at most 10 s) until node "edge" (which = 0) or "cloud"
+ * (which = 1) has one request in flight; 1 when seen, with that snapshot in e and c. */
+static int wait_inflight(int port, int which, double e[2], double c[2])
+{
+    for (int i = 0; i < 500; i++) {
+        if (load_of(port, e, c) == 0 && (which ? c : e)[0] == 1) return 1;
+        usleep(20000);
+    }
+    return 0;
+}
+
+TEST(gw_cascade_each_stage_counts_in_its_nodes_load)
+{
+    /* slow nodes (real time: 50 tokens at 50 tokens/s, about 1 s a stage) and a
+     * threshold no edge answer reaches: while stage 1 runs, the edge's in-flight count
+     * and queued tokens are raised and the cloud's are not; while stage 2 runs, the
+     * other way round; afterwards both are back to 0 */
+    struct gwt_emu edge, cloud;
+    struct emu_opts eo, co;
+    gwt_emu_opts(&eo, "edge-model", 1, 1);
+    eo.confidence_noise = 0;
+    eo.prof.decode_tps = 50;
+    gwt_emu_opts(&co, "cloud-model", 1, 1);
+    co.prof.decode_tps = 50;
+    CHECK(gwt_emu_start(&edge, &eo) == 0);
+    CHECK(gwt_emu_start(&cloud, &co) == 0);
+    struct gwt_gw g;
+    int up = gw_start(&g, "load.ini", edge.port, cloud.port, 0.99) == 0;
+    double e1[2] = {-1, -1}, c1[2] = {-1, -1}, e2[2] = {-1, -1}, c2[2] = {-1, -1};
+    double e3[2] = {-1, -1}, c3[2] = {-1, -1};
+    int seen1 = 0, seen2 = 0, answered = 0;
+    if (up) {
+        const char *b = "{\"model\":\"ferry\",\"messages\":[{\"role\":\"user\",\"content\":"
+                        "\"Tell me about the sea.\"}],\"metadata\":{\"out_tokens\":50}}";
+        int fd = gwt_connect(g.port, 0);
+        if (fd >= 0 && gwt_raw_post(fd, b, 1) == 0) {
+            seen1 = wait_inflight(g.port, 0, e1, c1);
+            seen2 = wait_inflight(g.port, 1, e2, c2);
+            struct buf o;
+            buf_init(&o);
+            gwt_read_until(fd, &o, NULL, NULL);
+            answered = o.data && !strncmp(o.data, "HTTP/1.1 200", 12) &&
+                       strstr(o.data, "cloud-model") != NULL;
+            buf_fini(&o);
+            /* the gateway gives the load back when the transfer ends, which may be just
+             * after the client got the last byte */
+            for (int i = 0; i < 200; i++) {
+                if (load_of(g.port, e3, c3) == 0 && e3[0] == 0 && c3[0] == 0 && e3[1] == 0 &&
+                    c3[1] == 0)
+                    break;
+                usleep(50000);
+            }
+        }
+        if (fd >= 0) close(fd);
+        gwt_gw_stop(&g);
+    }
+    gwt_emu_stop(&edge);
+    gwt_emu_stop(&cloud);
+    CHECK(up);
+    CHECK(seen1);
+    CHECK(e1[1] > 0);                  /* its prompt and expected output tokens */
+    CHECK_NEAR(c1[0], 0, 0);
+    CHECK_NEAR(c1[1], 0, 0);
+    CHECK(seen2);
+    CHECK_NEAR(e2[0], 0, 0);           /* stage 1 gave its load back */
+    CHECK_NEAR(e2[1], 0, 0);
+    CHECK(c2[1] > 0);
+    CHECK(answered);
+    CHECK_NEAR(e3[0], 0, 0);
+    CHECK_NEAR(e3[1], 0, 0);
+    CHECK_NEAR(c3[0], 0, 0);
+    CHECK_NEAR(c3[1], 0, 0);
+}

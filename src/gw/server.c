@@ -302,6 +302,26 @@ static void qt_release(struct gw_req *q)
     q->qt_node = -1;
 }
 
+/* q is dispatched to q->node (a plain request, or either stage of a cascade): its prompt
+ * (text + image tokens under q->plan) and expected output tokens (the estimate, else
+ * max_tokens, else 256) count as work ahead there until qt_take / qt_release give them
+ * back. Only with features (the token counts need them). */
+static void qt_charge(struct gw_req *q)
+{
+    struct gw_server *s = q->s;
+    qt_release(q);
+    if (!q->has_features) return;
+    double prompt = q->f.text_tokens, b = 0;
+    for (int i = 0; i < q->f.nimages; i++)
+        prompt += pred_image_tokens(&q->f, i, &s->nodes.node[q->node], &q->plan, &b);
+    double out = q->has_est && q->est.out_tokens > 0 ? q->est.out_tokens
+                 : q->fr->max_tokens > 0 ? q->fr->max_tokens : 256;
+    q->qt_node = q->node;
+    q->qt_prompt = prompt;
+    q->qt_out = out;
+    s->nodes.rt[q->node].tokens_ahead += prompt + out;
+}
+
 /* ---- request object ------------------------------------------------------------- */
 
 static void aux_free(struct gw_server *s, struct aux_xfer *a)
@@ -381,6 +401,7 @@ static void on_client_gone(void *arg)
     if (q->casc && q->casc->live) {      /* a cascade's stage 1: cancel it */
         gw_casc_cancel(q->casc);
         q->s->nodes.rt[q->node].inflight--;
+        qt_release(q);
         finish(q);
         return;
     }
@@ -992,17 +1013,7 @@ static void start_upstream(struct gw_req *q)
     }
     q->upstream_live = 1;
     s->nodes.rt[q->node].inflight++;
-    if (q->has_features) {
-        double prompt = q->f.text_tokens, b = 0;
-        for (int i = 0; i < q->f.nimages; i++)
-            prompt += pred_image_tokens(&q->f, i, &s->nodes.node[q->node], &q->plan, &b);
-        double out = q->has_est && q->est.out_tokens > 0 ? q->est.out_tokens
-                     : q->fr->max_tokens > 0 ? q->fr->max_tokens : 256;
-        q->qt_node = q->node;
-        q->qt_prompt = prompt;
-        q->qt_out = out;
-        s->nodes.rt[q->node].tokens_ahead += prompt + out;
-    }
+    qt_charge(q);
     arm_timer(q, s->cfg.first_byte_ms);
     return;
 fail:
@@ -1125,6 +1136,7 @@ static void casc_start(struct gw_req *q)
         return;
     }
     s->nodes.rt[q->node].inflight++;
+    qt_charge(q);                        /* given back in casc_done / on_client_gone */
 }
 
 /* An accepted stage-1 answer goes to the client (JSON, or SSE when it streams). */
@@ -1174,6 +1186,7 @@ static void casc_done(struct gw_casc *c, void *arg)
     int node = q->node;
     c->t_end = ms_since(s);
     s->nodes.rt[node].inflight--;
+    qt_release(q);
     s->m.cascade[node][c->result]++;
     /* stage 1's own outcome: a plain run on plan.node */
     struct fy_outcome *o1 = &c->o1;
