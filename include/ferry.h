@@ -139,6 +139,9 @@ struct fy_node_profile {
     int context_limit;          /* tokens */
     enum fy_vt_family vt_family;
     double usd_per_mtok_in, usd_per_mtok_out, usd_per_hour;
+    double q_prior[FY_TASK__N]; /* prior P(task completed) of the model per enum fy_task
+                                 * (node/profile.h: prior.<task>, or from cap.<task>);
+                                 * 0 = unknown: the predictor's default for the role */
 };
 
 struct fy_link {

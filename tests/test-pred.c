@@ -757,6 +757,158 @@ TEST(pred_trace_second_stage_trains_latency_not_quality)
     pred_free(b);
 }
 
+/* ==== quality prior per model and task ============================================ */
+
+static double logit(double q) { return log(q / (1 - q)); }
+
+/* The untrained mean logit of (request f, node i) with every image kept: Σ (s + d_i)ᵀx. */
+static double untrained_logit(const struct pred *p, int i, const struct fy_features *f)
+{
+    static double x[MGQP_DIM];
+    mgqp_features(f, NULL, x);
+    double z = 0;
+    for (int k = 0; k < MGQP_DIM; k++) z += (p->shared.mu[k] + p->node[i].mgqp.mu[k]) * x[k];
+    return z;
+}
+
+static void one_image_request(struct fy_features *f, enum fy_task t)
+{
+    memset(f, 0, sizeof *f);
+    f->task = t;
+    f->text_tokens = f->last_text_tokens = 30;
+    f->c_text = 0.3;
+    f->nimages = 1;
+    f->img[0].width = 1000;
+    f->img[0].height = 1400;
+    f->img[0].bytes = 200000;
+    f->img[0].c_img = 0.6;
+    f->ngram[5] = 1;
+}
+
+TEST(pred_untrained_quality_follows_the_task_prior_of_the_model)
+{
+    struct fy_node nodes[3];
+    mk_node(&nodes[0], "edge0", FY_ROLE_EDGE);
+    mk_node(&nodes[1], "cloud0", FY_ROLE_CLOUD);
+    mk_node(&nodes[2], "edge1", FY_ROLE_EDGE);   /* model without task priors */
+    nodes[0].prof.q_prior[FY_TASK_OCR] = 0.50;
+    nodes[0].prof.q_prior[FY_TASK_CHAT] = 0.64;
+    nodes[1].prof.q_prior[FY_TASK_OCR] = 0.83;
+    struct pred *p = pred_new(nodes, 3);
+    CHECK(p);
+    struct fy_features f;
+    struct fy_estimate ocr_e, chat_e, ocr_c, ocr_u, yes_e, yes_u;
+    struct fy_plan plan = {.node = 0, .aux_node = -1};
+    one_image_request(&f, FY_TASK_OCR);
+    /* the untrained mean logit is the prior's, whatever else the request carries */
+    CHECK_NEAR(untrained_logit(p, 0, &f), logit(0.50), 1e-9);
+    CHECK_NEAR(untrained_logit(p, 1, &f), logit(0.83), 1e-9);
+    CHECK_NEAR(untrained_logit(p, 2, &f), logit(PRED_PRIOR_EDGE), 1e-9);
+    pred_estimate(p, &f, nodes, 0, &plan, &ocr_e);
+    pred_estimate(p, &f, nodes, 1, &plan, &ocr_c);
+    pred_estimate(p, &f, nodes, 2, &plan, &ocr_u);
+    one_image_request(&f, FY_TASK_CHAT);
+    CHECK_NEAR(untrained_logit(p, 0, &f), logit(0.64), 1e-9);
+    pred_estimate(p, &f, nodes, 0, &plan, &chat_e);
+    one_image_request(&f, FY_TASK_YESNO);   /* no prior for this task: the role default */
+    CHECK_NEAR(untrained_logit(p, 0, &f), logit(PRED_PRIOR_EDGE), 1e-9);
+    pred_estimate(p, &f, nodes, 0, &plan, &yes_e);
+    pred_estimate(p, &f, nodes, 2, &plan, &yes_u);
+    CHECK(ocr_e.q_mean < chat_e.q_mean - 0.03);
+    CHECK(ocr_e.q_mean < ocr_c.q_mean - 0.15);
+    CHECK(ocr_e.q_mean < ocr_u.q_mean - 0.03);
+    CHECK_NEAR(yes_e.q_mean, yes_u.q_mean, 1e-12);
+    CHECK_NEAR(yes_e.q_std, yes_u.q_std, 1e-12);  /* the prior's strength as before */
+    CHECK_NEAR(ocr_e.q_std / (ocr_e.q_mean * (1 - ocr_e.q_mean)),
+               yes_e.q_std / (yes_e.q_mean * (1 - yes_e.q_mean)), 1e-9);
+    CHECK_NEAR(pred_prior(p, 0, FY_TASK_OCR), 0.50, 1e-12);
+    CHECK_NEAR(pred_prior(p, 0, FY_TASK_MCQ), PRED_PRIOR_EDGE, 1e-12);
+    CHECK_NEAR(pred_prior(p, 0, -1), (0.50 + 0.64 + 5 * PRED_PRIOR_EDGE) / FY_TASK__N, 1e-12);
+    CHECK_NEAR(pred_prior(p, 2, -1), PRED_PRIOR_EDGE, 1e-12);
+    CHECK_NEAR(pred_node_prior(&nodes[1], FY_TASK_OCR), 0.83, 1e-12);
+    CHECK_NEAR(pred_node_prior(&nodes[1], FY_TASK_CHAT), PRED_PRIOR_CLOUD, 1e-12);
+    /* pred_set_quality_prior: one prior for every task, the profile's dropped */
+    pred_set_quality_prior(p, 0, 0.7);
+    one_image_request(&f, FY_TASK_OCR);
+    CHECK_NEAR(untrained_logit(p, 0, &f), logit(0.7), 1e-9);
+    CHECK_NEAR(pred_prior(p, 0, FY_TASK_OCR), 0.7, 1e-12);
+    pred_free(p);
+}
+
+TEST(pred_model_priors_reach_nodes_known_only_by_model_name)
+{
+    /* as in `ferry train --profiles`: trace nodes carry a model name, no profile */
+    struct pred *p = pred_new(NULL, 0);
+    double q[FY_TASK__N] = {0};
+    q[FY_TASK_OCR] = 0.4;
+    CHECK_EQ_INT(pred_set_model_prior(p, "small", q), 0);
+    struct fy_node a, b, c;
+    mk_node(&a, "edge0", FY_ROLE_EDGE);   /* model "small" */
+    mk_node(&b, "cloud0", FY_ROLE_CLOUD); /* model "big": unknown */
+    mk_node(&c, "edge1", FY_ROLE_EDGE);
+    c.prof.q_prior[FY_TASK_CHAT] = 0.9;   /* its own profile wins */
+    int ia = pred_add_node(p, &a), ib = pred_add_node(p, &b), ic = pred_add_node(p, &c);
+    CHECK_NEAR(pred_prior(p, ia, FY_TASK_OCR), 0.4, 1e-12);
+    CHECK_NEAR(pred_prior(p, ib, FY_TASK_OCR), PRED_PRIOR_CLOUD, 1e-12);
+    CHECK_NEAR(pred_prior(p, ic, FY_TASK_OCR), PRED_PRIOR_EDGE, 1e-12);
+    CHECK_NEAR(pred_prior(p, ic, FY_TASK_CHAT), 0.9, 1e-12);
+    for (int i = 0; i < PRED_MAX_MODELS; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "m%d", i);
+        int rc = pred_set_model_prior(p, name, q);
+        CHECK_EQ_INT(rc, i < PRED_MAX_MODELS - 1 ? 0 : -1);   /* "small" holds one slot */
+    }
+    pred_free(p);
+}
+
+TEST(mgqp_learning_converges_from_a_task_prior)
+{
+    /* truth on the edge: OCR 35 %, chat 75 %, whatever the other features. A bank that
+     * starts from these task priors predicts well at once; one that starts from the role
+     * default gets there with data; both end near the truth. */
+    struct fy_node with, plain;
+    mk_node(&with, "edge0", FY_ROLE_EDGE);
+    mk_node(&plain, "edge0", FY_ROLE_EDGE);
+    with.prof.q_prior[FY_TASK_OCR] = 0.35;
+    with.prof.q_prior[FY_TASK_CHAT] = 0.75;
+    struct pred *a = pred_new(&with, 1), *b = pred_new(&plain, 1);
+    CHECK(a && b);
+    struct rng r;
+    rng_seed(&r, 31);
+    struct fy_features f;
+    struct fy_outcome o;
+    struct fy_estimate ea, eb;
+    double brier_a = 0, brier_b = 0;
+    for (int i = 0; i < 3000; i++) {
+        one_image_request(&f, rng_below(&r, 2) ? FY_TASK_OCR : FY_TASK_CHAT);
+        f.img[0].c_img = rng_uniform(&r);
+        double truth = f.task == FY_TASK_OCR ? 0.35 : 0.75;
+        memset(&o, 0, sizeof o);
+        o.plan.aux_node = -1;
+        o.quality = rng_uniform(&r) < truth;
+        pred_estimate(a, &f, &with, 0, &o.plan, &ea);
+        pred_estimate(b, &f, &plain, 0, &o.plan, &eb);
+        if (i < 100) {
+            brier_a += (ea.q_mean - o.quality) * (ea.q_mean - o.quality);
+            brier_b += (eb.q_mean - o.quality) * (eb.q_mean - o.quality);
+        }
+        pred_observe(a, &f, &with, &o);
+        pred_observe(b, &f, &plain, &o);
+    }
+    CHECK(brier_a < brier_b - 0.5);   /* over the first 100 outcomes */
+    for (int t = 0; t < 2; t++) {
+        one_image_request(&f, t ? FY_TASK_OCR : FY_TASK_CHAT);
+        struct fy_plan plan = {.node = 0, .aux_node = -1};
+        pred_estimate(a, &f, &with, 0, &plan, &ea);
+        pred_estimate(b, &f, &plain, 0, &plan, &eb);
+        double truth = t ? 0.35 : 0.75;
+        CHECK_NEAR(ea.q_mean, truth, 0.06);
+        CHECK_NEAR(eb.q_mean, truth, 0.06);
+    }
+    pred_free(a);
+    pred_free(b);
+}
+
 /* ==== a2c: the actor-critic behind RC-A2C (M4A1) and lcio ======================== */
 
 #include "pred/a2c.h"

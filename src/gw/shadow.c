@@ -321,12 +321,14 @@ int gw_shadow_inflight(const struct gw_shadow *sh) { return sh ? sh->inflight : 
 
 /* ---- sampling ------------------------------------------------------------------ */
 
+/* The node's prior quality over all tasks (pred.h: its model's task priors, else the
+ * role default): which node is stronger, whatever this request's task. */
 static double prior_q(const struct gw_shadow *sh, const struct pred *pred, int i)
 {
     const struct fy_node *n = &sh->env.nodes->node[i];
     int bi = pred ? pred_find(pred, n->name) : -1;
-    if (bi >= 0) return pred->node[bi].mgqp.q0;
-    return n->role == FY_ROLE_CLOUD ? PRED_PRIOR_CLOUD : PRED_PRIOR_EDGE;
+    if (bi >= 0) return pred_prior(pred, bi, -1);
+    return pred_node_prior(n, -1);
 }
 
 /* The reference for a request answered at node, or -1 (none is eligible). */

@@ -64,12 +64,13 @@ static int cas_init(void **state, const char *params, char *err, size_t errlen)
     return 0;
 }
 
-/* Prior quality of node i from the shared bank, or 0 when unknown. */
+/* Prior quality of node i for this request's task from the shared bank (its model's
+ * task prior, else the role default; pred.h), or 0 when unknown. */
 static double prior_q(const struct pol_ctx *c, int i)
 {
     if (!c->pred) return 0;
     int b = pred_find(c->pred, c->nodes[i].name);
-    return b >= 0 ? c->pred->node[b].mgqp.q0 : 0;
+    return b >= 0 ? pred_prior(c->pred, b, c->f ? (int)c->f->task : -1) : 0;
 }
 
 /* The escalation target: healthy cloud node, best prior quality (or lowest load). */

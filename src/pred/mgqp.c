@@ -9,11 +9,16 @@
 #define SD_DENSE 0.7
 #define SD_NGRAM 0.3
 
+static double clamp_q(double q)
+{
+    if (!(q > 0.01)) return 0.01;
+    return q > 0.99 ? 0.99 : q;
+}
+
 void mgqp_init(struct mgqp *m, double q0)
 {
     memset(m, 0, sizeof *m);
-    if (!(q0 > 0.01)) q0 = 0.01;
-    if (q0 > 0.99) q0 = 0.99;
+    q0 = clamp_q(q0);
     m->q0 = q0;
     for (int i = 0; i < MGQP_DIM; i++) {
         double sd = i == MGQP_BIAS ? SD_BIAS : i < MGQP_NGRAM0 ? SD_DENSE : SD_NGRAM;
@@ -188,6 +193,13 @@ void mgqp_init_node(struct mgqp *m, double q0)
         m->prec[i] = 1.0 / (sd * sd);
     }
     mgqp_sync(m);
+}
+
+void mgqp_set_task_prior(struct mgqp *d, int t, double q)
+{
+    if (t < 0 || t >= FY_TASK__N) return;
+    q = clamp_q(q);
+    d->mu[MGQP_TASK0 + t] = log(q / (1 - q)) - log(d->q0 / (1 - d->q0));
 }
 
 double mgqp2_predict_sparse(const struct mgqp *s, const struct mgqp *d,

@@ -68,6 +68,11 @@ void mgqp_observe(struct mgqp *m, const struct fy_features *f, const struct fy_p
  * then d_n (one diagonal Newton step each, the second on the residual of the first). */
 void mgqp_init_shared(struct mgqp *s);
 void mgqp_init_node(struct mgqp *d, double q0);
+/* After mgqp_init_node: the prior quality of requests of task t (0 <= t < FY_TASK__N) on
+ * this node becomes q (clamped like q0): the node's task weight starts at
+ * logit(q) − logit(q0), so the untrained mean logit of a task-t request is logit(q), with
+ * the task weight's usual prior SD (0.25). Other tasks keep q0. */
+void mgqp_set_task_prior(struct mgqp *d, int t, double q);
 double mgqp2_predict_sparse(const struct mgqp *s, const struct mgqp *d,
                             const struct fy_features *f, const struct fy_plan *plan,
                             const uint16_t *idx, int nnz, double *sd);

@@ -14,7 +14,38 @@ static void node_init(struct pred_node *pn, const struct fy_node *node)
     snprintf(pn->model, sizeof pn->model, "%s", node->prof.model);
     pn->role = node->role;
     milp_init(&pn->milp, node);
-    mgqp_init_node(&pn->mgqp, node->role == FY_ROLE_CLOUD ? PRED_PRIOR_CLOUD : PRED_PRIOR_EDGE);
+    mgqp_init_node(&pn->mgqp, pred_role_prior(node->role));
+    for (int t = 0; t < FY_TASK__N; t++) {
+        double q = node->prof.q_prior[t];
+        if (!(q > 0 && q < 1)) continue;   /* 0 = unknown (NaN too) */
+        pn->q_prior[t] = q < 0.01 ? 0.01 : q > 0.99 ? 0.99 : q;
+        mgqp_set_task_prior(&pn->mgqp, t, pn->q_prior[t]);
+    }
+}
+
+double pred_role_prior(enum fy_role role)
+{
+    return role == FY_ROLE_CLOUD ? PRED_PRIOR_CLOUD : PRED_PRIOR_EDGE;
+}
+
+/* q[t] where it is set (in (0,1)), else q0; t out of range: the mean over the tasks. */
+static double task_prior(const double *q, double q0, int t)
+{
+    if (t >= 0 && t < FY_TASK__N) return q[t] > 0 && q[t] < 1 ? q[t] : q0;
+    double sum = 0;
+    for (int k = 0; k < FY_TASK__N; k++) sum += q[k] > 0 && q[k] < 1 ? q[k] : q0;
+    return sum / FY_TASK__N;
+}
+
+double pred_node_prior(const struct fy_node *n, int t)
+{
+    return task_prior(n->prof.q_prior, pred_role_prior(n->role), t);
+}
+
+double pred_prior(const struct pred *p, int node, int t)
+{
+    if (!p || node < 0 || node >= p->n) return 0;
+    return task_prior(p->node[node].q_prior, p->node[node].mgqp.q0, t);
 }
 
 int pred_find(const struct pred *p, const char *name)
@@ -29,8 +60,29 @@ int pred_add_node(struct pred *p, const struct fy_node *node)
     int i = pred_find(p, node->name);
     if (i >= 0) return i;
     if (p->n >= FY_MAX_NODES) return -1;
+    struct fy_node with;
+    int has = 0;
+    for (int t = 0; t < FY_TASK__N; t++) has |= node->prof.q_prior[t] > 0;
+    for (int k = 0; k < p->nmodels && !has; k++) {
+        if (strcmp(p->model_prior[k].model, node->prof.model) != 0) continue;
+        with = *node;
+        memcpy(with.prof.q_prior, p->model_prior[k].q, sizeof with.prof.q_prior);
+        node = &with;
+        break;
+    }
     node_init(&p->node[p->n], node);
     return p->n++;
+}
+
+int pred_set_model_prior(struct pred *p, const char *model, const double *q)
+{
+    int k = 0;
+    while (k < p->nmodels && strcmp(p->model_prior[k].model, model) != 0) k++;
+    if (k == PRED_MAX_MODELS) return -1;
+    if (k == p->nmodels) p->nmodels++;
+    snprintf(p->model_prior[k].model, sizeof p->model_prior[k].model, "%s", model);
+    memcpy(p->model_prior[k].q, q, sizeof p->model_prior[k].q);
+    return 0;
 }
 
 struct pred *pred_new(const struct fy_node *nodes, int nnodes)
@@ -48,6 +100,7 @@ void pred_set_quality_prior(struct pred *p, int node, double q0)
 {
     if (node < 0 || node >= p->n) return;
     mgqp_init_node(&p->node[node].mgqp, q0);
+    memset(p->node[node].q_prior, 0, sizeof p->node[node].q_prior);
 }
 
 /* Qwen2-VL: one visual token per 28×28 patch (DESIGN.md), min 4; LLaVA-1.5: a fixed

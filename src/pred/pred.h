@@ -14,6 +14,7 @@
 
 #define PRED_DESC_TOKENS 64   /* split plan: tokens of the aux node's image description */
 #define PRED_DESC_PROMPT 24   /* split plan: prompt tokens asking the aux node to describe */
+#define PRED_MAX_MODELS  64   /* pred_set_model_prior entries */
 
 struct pred_node {
     char name[FY_NAME_MAX];
@@ -21,6 +22,9 @@ struct pred_node {
     enum fy_role role;
     struct milp milp;
     struct mgqp mgqp;
+    /* the model's prior P(complete) per task (fy_node_profile.q_prior, clamped to
+     * [0.01, 0.99]); 0 = none: mgqp.q0 */
+    double q_prior[FY_TASK__N];
 };
 
 struct pred {
@@ -35,11 +39,21 @@ struct pred {
     /* running quality-prediction statistics (a-priori predictions vs observed labels) */
     double brier_sum;
     long nq;
+    /* task priors by model name, for nodes added later without them (pred_set_model_prior) */
+    int nmodels;
+    struct pred_model_prior {
+        char model[FY_NAME_MAX];
+        double q[FY_TASK__N];
+    } model_prior[PRED_MAX_MODELS];
 };
 
-/* Default prior P(complete) of a node without a model file: by role, from the
- * MoA-Off setup's VQAv2 accuracies (edge Qwen2-VL-2B ≈ 0.62, cloud Qwen2.5-VL-7B ≈ 0.77;
- * DESIGN.md "Quality model"). */
+/* Prior P(complete) of a node without a model file (docs/predictors.md "Prior").
+ * Per task t: the node's profile's q_prior[t] (the model's accuracy on that task: an
+ * explicit prior.<task> of its [model] section, else derived from its cap.<task>,
+ * node/profile.h), else the role default — the MoA-Off setup's VQAv2 accuracies (edge
+ * Qwen2-VL-2B ≈ 0.62, cloud Qwen2.5-VL-7B ≈ 0.77; DESIGN.md "Quality model"). The MGQP
+ * node part starts with bias logit(role default) and task weights logit(q_prior[t]) −
+ * logit(role default) (mgqp_set_task_prior). */
 #define PRED_PRIOR_EDGE  0.62
 #define PRED_PRIOR_CLOUD 0.77
 
@@ -47,9 +61,24 @@ struct pred *pred_new(const struct fy_node *nodes, int nnodes);
 void pred_free(struct pred *p);
 /* Index in the bank of the node called name, or -1. */
 int pred_find(const struct pred *p, const char *name);
-/* Adds (or finds) a node; returns its index or -1 when the bank is full. */
+/* Adds (or finds) a node; returns its index or -1 when the bank is full. A new node's
+ * MGQP starts from its prior per task (above). */
 int pred_add_node(struct pred *p, const struct fy_node *node);
+/* Resets the node's MGQP to a prior of q0 for every task (the profile's task priors are
+ * dropped). */
 void pred_set_quality_prior(struct pred *p, int node, double q0);
+/* Task priors q[FY_TASK__N] (as fy_node_profile.q_prior, 0 = unknown) for nodes of
+ * model `model` added to the bank from now on whose profile has none — nodes known only
+ * by their model's name, as in traces (`ferry train/eval --profiles`). 0, or -1 when
+ * PRED_MAX_MODELS models are registered already. */
+int pred_set_model_prior(struct pred *p, const char *model, const double *q);
+/* The role default above. */
+double pred_role_prior(enum fy_role role);
+/* Prior P(complete) of task t for a node (its profile's, else the role default), and in
+ * the bank (its q_prior, else its mgqp.q0; 0 for a node out of range). t < 0 or
+ * >= FY_TASK__N: the mean over the tasks (a model-level summary, e.g. to rank nodes). */
+double pred_node_prior(const struct fy_node *n, int t);
+double pred_prior(const struct pred *p, int node, int t);
 
 /* Image tokens the node's model sees for image i under the plan's action (visual-token
  * rule of the node's family, area-scaled for DOWNSCALE, 0 for DROP and SPLIT), and the
