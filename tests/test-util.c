@@ -1,11 +1,16 @@
 #include "test.h"
 #include "util/buf.h"
+#include "util/err.h"
 #include "util/file.h"
 #include "util/grow.h"
 #include "util/heap.h"
 #include "util/log.h"
+#include "util/num.h"
 #include "util/rng.h"
 
+#include <errno.h>
+#include <float.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -213,4 +218,99 @@ TEST(list_dir_filters_and_sorts)
     CHECK(v == NULL);
     CHECK_EQ_INT(util_list_dir("/nonexistent/dir", exts, &v, err, sizeof err), -1);
     CHECK_STR(err, "/nonexistent/dir: No such file or directory");
+}
+
+TEST(parse_long_accepts_whole_decimal_integers)
+{
+    long n = -1;
+    CHECK_EQ_INT(util_parse_long("42", 0, 100, &n), 0);
+    CHECK_EQ_INT(n, 42);
+    CHECK_EQ_INT(util_parse_long("-7", -10, 10, &n), 0);
+    CHECK_EQ_INT(n, -7);
+    CHECK_EQ_INT(util_parse_long("+7", -10, 10, &n), 0);
+    CHECK_EQ_INT(n, 7);
+    CHECK_EQ_INT(util_parse_long("010", 0, 100, &n), 0); /* decimal, not octal */
+    CHECK_EQ_INT(n, 10);
+    CHECK_EQ_INT(util_parse_long("9223372036854775807", 0, LONG_MAX, &n), 0);
+    CHECK(n == LONG_MAX);
+    int i = 0;
+    CHECK_EQ_INT(util_parse_int("65535", 0, 65535, &i), 0);
+    CHECK_EQ_INT(i, 65535);
+}
+
+TEST(parse_long_refuses_junk_space_hex_and_range)
+{
+    long n = 99;
+    /* not a number: -EINVAL, *out untouched */
+    static const char *const bad[] = {"", "4x", "x4", " 42", "42 ", "42\n", "0x10", "-",
+                                      "+-1", "1.5", "1e3", "- 1"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        if (util_parse_long(bad[k], LONG_MIN, LONG_MAX, &n) != -EINVAL)
+            test_fail(__FILE__, __LINE__, "util_parse_long(\"%s\") is not -EINVAL", bad[k]);
+    }
+    CHECK_EQ_INT(util_parse_long(NULL, 0, 1, &n), -EINVAL);
+    CHECK_EQ_INT(n, 99);
+    /* a number outside [lo, hi] or outside long: -ERANGE */
+    CHECK_EQ_INT(util_parse_long("101", 0, 100, &n), -ERANGE);
+    CHECK_EQ_INT(util_parse_long("-1", 0, 100, &n), -ERANGE);
+    CHECK_EQ_INT(util_parse_long("99999999999999999999", LONG_MIN, LONG_MAX, &n), -ERANGE);
+    int i = 5;
+    CHECK_EQ_INT(util_parse_int("65536", 0, 65535, &i), -ERANGE);
+    CHECK_EQ_INT(util_parse_int("4294967296", INT_MIN, INT_MAX, &i), -ERANGE); /* no wrap */
+    CHECK_EQ_INT(i, 5);
+    CHECK_EQ_INT(n, 99);
+}
+
+TEST(parse_ull_refuses_signs)
+{
+    unsigned long long u = 0;
+    CHECK_EQ_INT(util_parse_ull("18446744073709551615", 0, ULLONG_MAX, &u), 0);
+    CHECK(u == ULLONG_MAX);
+    CHECK_EQ_INT(util_parse_ull("-1", 0, ULLONG_MAX, &u), -EINVAL); /* strtoull: ULLONG_MAX */
+    CHECK_EQ_INT(util_parse_ull("+1", 0, ULLONG_MAX, &u), -EINVAL);
+    CHECK_EQ_INT(util_parse_ull("18446744073709551616", 0, ULLONG_MAX, &u), -ERANGE);
+    CHECK_EQ_INT(util_parse_ull("7", 8, 9, &u), -ERANGE);
+    CHECK(u == ULLONG_MAX);
+}
+
+TEST(parse_double_accepts_finite_decimals_only)
+{
+    double d = -1;
+    CHECK_EQ_INT(util_parse_double("0.25", 0, 1, &d), 0);
+    CHECK_NEAR(d, 0.25, 0);
+    CHECK_EQ_INT(util_parse_double("2.5e-3", 0, 1, &d), 0);
+    CHECK_NEAR(d, 2.5e-3, 0);
+    CHECK_EQ_INT(util_parse_double(".5", 0, 1, &d), 0);
+    CHECK_NEAR(d, 0.5, 0);
+    CHECK_EQ_INT(util_parse_double("-1", -1, 1, &d), 0); /* bounds are inclusive */
+    CHECK_NEAR(d, -1, 0);
+    CHECK_EQ_INT(util_parse_double("42", 0, DBL_MAX, &d), 0);
+    CHECK_NEAR(d, 42, 0);
+    d = 7;
+    static const char *const bad[] = {"", "4x", " 1", "1 ", ".", "1e", "nan", "NAN", "-nan",
+                                      "inf", "-inf", "Infinity", "0x1p3", "-0x10", "1,5"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        if (util_parse_double(bad[k], -DBL_MAX, DBL_MAX, &d) != -EINVAL)
+            test_fail(__FILE__, __LINE__, "util_parse_double(\"%s\") is not -EINVAL", bad[k]);
+    }
+    CHECK_EQ_INT(util_parse_double(NULL, 0, 1, &d), -EINVAL);
+    CHECK_EQ_INT(util_parse_double("1e999", -DBL_MAX, DBL_MAX, &d), -ERANGE);
+    CHECK_EQ_INT(util_parse_double("-1e999", -DBL_MAX, DBL_MAX, &d), -ERANGE);
+    CHECK_EQ_INT(util_parse_double("1e-400", -DBL_MAX, DBL_MAX, &d), -ERANGE);
+    CHECK_EQ_INT(util_parse_double("1.0001", 0, 1, &d), -ERANGE);
+    CHECK_EQ_INT(util_parse_double("-0.5", 0, 1, &d), -ERANGE);
+    CHECK_NEAR(d, 7, 0);
+}
+
+TEST(seterr_formats_truncates_and_takes_no_buffer)
+{
+    char err[8];
+    util_seterr(err, sizeof err, "%s:%d", "file.ini", 12);
+    CHECK_STR(err, "file.in"); /* truncated, NUL-terminated */
+    util_seterr(err, sizeof err, "n=%d", 3);
+    CHECK_STR(err, "n=3");
+    util_seterr(NULL, 0, "%s", "no buffer: no crash");
+    err[0] = 'x';
+    util_seterr(err, 0, "%s", "y");
+    CHECK(err[0] == 'x');
 }
