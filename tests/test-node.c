@@ -393,6 +393,82 @@ static int load_text(const char *name, const char *text, char *err, size_t errle
     return node_lib_load(lib, path, err, errlen);
 }
 
+/* The compiled-in defaults are the shipped default pair, field by field: whoever edits
+ * data/profiles or node_profile_default sees the two part here. */
+TEST(profile_builtin_default_is_the_shipped_pair)
+{
+    struct node_lib lib;
+    node_lib_init(&lib);
+    char err[512];
+    int rc = node_lib_load_dir(&lib, "data/profiles", err, sizeof err);
+    if (rc < 0) fprintf(stderr, "%s\n", err);
+    CHECK_EQ_INT(rc, 0);
+    static const struct { enum fy_role role; const char *node; } pair[] = {
+        {FY_ROLE_EDGE, "edge-3090"}, {FY_ROLE_CLOUD, "cloud-a100"}};
+    for (size_t i = 0; i < sizeof pair / sizeof pair[0]; i++) {
+        struct fy_node n;
+        CHECK_EQ_INT(node_lib_resolve(&lib, pair[i].node, &n, err, sizeof err), 0);
+        CHECK_EQ_INT(n.role, pair[i].role);
+        struct fy_node_profile d;
+        struct fy_link l;
+        node_profile_default(&d, pair[i].role);
+        node_link_default(&l, pair[i].role);
+        CHECK_STR(d.model, n.prof.model);
+        CHECK_NEAR(d.prefill_tps, n.prof.prefill_tps, 1e-9);
+        CHECK_NEAR(d.decode_tps, n.prof.decode_tps, 1e-9);
+        CHECK_NEAR(d.tpot_slope, n.prof.tpot_slope, 0);
+        CHECK_EQ_INT(d.max_seqs, n.prof.max_seqs);
+        CHECK_NEAR(d.vision_ms_per_token, n.prof.vision_ms_per_token, 1e-12);
+        CHECK_EQ_INT(d.context_limit, n.prof.context_limit);
+        CHECK_EQ_INT(d.vt_family, n.prof.vt_family);
+        CHECK_NEAR(d.usd_per_mtok_in, n.prof.usd_per_mtok_in, 0);
+        CHECK_NEAR(d.usd_per_mtok_out, n.prof.usd_per_mtok_out, 0);
+        CHECK_NEAR(d.usd_per_hour, n.prof.usd_per_hour, 0);
+        CHECK_NEAR(l.up_mbps, n.link.up_mbps, 0);
+        CHECK_NEAR(l.down_mbps, n.link.down_mbps, 0);
+        CHECK_NEAR(l.rtt_ms, n.link.rtt_ms, 0);
+        CHECK_NEAR(l.jitter_ms, n.link.jitter_ms, 0);
+    }
+    /* the figures profile.h quotes */
+    struct fy_node_profile e, c;
+    node_profile_default(&e, FY_ROLE_EDGE);
+    node_profile_default(&c, FY_ROLE_CLOUD);
+    CHECK_NEAR(e.decode_tps, 187.2, 1e-9);
+    CHECK_NEAR(c.decode_tps, 0.6 * 1555e9 / 15.2e9, 1e-9);
+    CHECK_EQ_INT(e.max_seqs, 16);
+    CHECK_EQ_INT(c.max_seqs, 32);
+    node_lib_fini(&lib);
+}
+
+/* Keys a [node] or [model] section leaves out take the default of the node's role. */
+TEST(profile_missing_keys_take_the_roles_default)
+{
+    struct node_lib lib;
+    node_lib_init(&lib);
+    char err[512];
+    const char *text = "[device d]\nmem_bw_gbs = 100\ntflops = 10\n"
+                       "[model m]\nparams_b = 1\n"
+                       "[node e]\ndevice = d\nmodel = m\n"
+                       "[node c]\ndevice = d\nmodel = m\nrole = cloud\n"
+                       "[node z]\ndevice = d\nmodel = m\nrole = cloud\ntpot_slope = 0\nmax_seqs = 3\n";
+    CHECK_EQ_INT(load_text("defaults.ini", text, err, sizeof err, &lib), 0);
+    struct fy_node_profile de, dc;
+    node_profile_default(&de, FY_ROLE_EDGE);
+    node_profile_default(&dc, FY_ROLE_CLOUD);
+    struct fy_node n;
+    CHECK_EQ_INT(node_lib_resolve(&lib, "e", &n, err, sizeof err), 0);
+    CHECK_EQ_INT(n.prof.max_seqs, de.max_seqs);
+    CHECK_NEAR(n.prof.tpot_slope, de.tpot_slope, 0);
+    CHECK_EQ_INT(n.prof.context_limit, de.context_limit);
+    CHECK_EQ_INT(node_lib_resolve(&lib, "c", &n, err, sizeof err), 0);
+    CHECK_EQ_INT(n.prof.max_seqs, dc.max_seqs);
+    CHECK_NEAR(n.prof.tpot_slope, dc.tpot_slope, 0);
+    CHECK_EQ_INT(node_lib_resolve(&lib, "z", &n, err, sizeof err), 0);
+    CHECK_EQ_INT(n.prof.max_seqs, 3);        /* given values stay, 0 included */
+    CHECK_NEAR(n.prof.tpot_slope, 0, 0);
+    node_lib_fini(&lib);
+}
+
 TEST(profile_errors_name_file_and_line)
 {
     struct node_lib lib;

@@ -284,7 +284,6 @@ static int feed_model(struct node_lib *lib, const char *file, const char *name, 
         m->bytes_per_param = 2;
         m->patches_per_token = 1;
         m->vt_family = FY_VT_GENERIC;
-        m->context_limit = 32768;
         m->line = line;
         copy_file(m->file, sizeof m->file, file);
     }
@@ -446,8 +445,7 @@ static int feed_node(struct node_lib *lib, const char *file, const char *name, c
         memset(n, 0, sizeof *n);
         snprintf(n->name, sizeof n->name, "%s", name);
         n->role = FY_ROLE_EDGE;
-        n->max_seqs = 16;
-        n->tpot_slope = 0.02;
+        n->tpot_slope = -1;     /* max_seqs 0, tpot_slope < 0: the role's default (derive) */
         n->line = line;
         copy_file(n->file, sizeof n->file, file);
     }
@@ -539,6 +537,90 @@ int node_lib_load_dir(struct node_lib *lib, const char *dir, char *err, size_t e
     return rc;
 }
 
+/* ==== built-in defaults ============================================================= */
+
+/* The default edge/cloud pair of data/profiles, section by section (profile.h,
+ * node_profile_default). Keep in step with the files: tests/test-node.c compares. */
+static const struct builtin {
+    struct node_device dev;
+    struct node_model mod;
+    struct node_def node;
+    struct fy_link link;
+} g_builtin[2] = {
+    [FY_ROLE_EDGE] = {
+        /* devices.ini [device rtx3090]: 936 GB/s, ~71 dense fp16 TFLOP/s, 24 GB */
+        .dev = {.name = "rtx3090", .mem_bw_gbs = 936, .tflops = 71, .mem_gb = 24,
+                .eff_decode = 0.6, .eff_prefill = 0.4},
+        /* models.ini [model qwen2-vl-2b]: 1.5 B LM + 675 M ViT, bf16, 2x2 patches a token */
+        .mod = {.name = "qwen2-vl-2b", .params_b = 1.5, .vision_params_b = 0.675,
+                .bytes_per_param = 2, .patches_per_token = 4, .vt_family = FY_VT_QWEN2VL,
+                .context_limit = 32768},
+        /* nodes.ini [node edge-3090]: owned GPU, no price */
+        .node = {.name = "edge-3090", .device = "rtx3090", .model = "qwen2-vl-2b",
+                 .link = "lan", .role = FY_ROLE_EDGE, .max_seqs = 16, .tpot_slope = 0.02},
+        /* links.ini [link lan]: 1000 / 1000 Mbit/s, 1 ms RTT, 0.2 ms jitter */
+        .link = {.up_mbps = 1000, .down_mbps = 1000, .rtt_ms = 1, .jitter_ms = 0.2},
+    },
+    [FY_ROLE_CLOUD] = {
+        /* devices.ini [device a100-40gb]: 1555 GB/s, 312 dense fp16 TFLOP/s, 40 GB */
+        .dev = {.name = "a100-40gb", .mem_bw_gbs = 1555, .tflops = 312, .mem_gb = 40,
+                .eff_decode = 0.6, .eff_prefill = 0.4},
+        /* models.ini [model qwen2.5-vl-7b]: 7.6 B LM + 675 M ViT, bf16 */
+        .mod = {.name = "qwen2.5-vl-7b", .params_b = 7.6, .vision_params_b = 0.675,
+                .bytes_per_param = 2, .patches_per_token = 4, .vt_family = FY_VT_QWEN2VL,
+                .context_limit = 32768},
+        /* nodes.ini [node cloud-a100]: rented at 1.5 USD/h (ferry's assumption) */
+        .node = {.name = "cloud-a100", .device = "a100-40gb", .model = "qwen2.5-vl-7b",
+                 .link = "wan-300", .role = FY_ROLE_CLOUD, .max_seqs = 32, .tpot_slope = 0.02,
+                 .usd_per_hour = 1.5},
+        /* links.ini [link wan-300]: 300 / 300 Mbit/s, 30 ms RTT, 2 ms jitter */
+        .link = {.up_mbps = 300, .down_mbps = 300, .rtt_ms = 30, .jitter_ms = 2},
+    },
+};
+
+static const struct builtin *builtin_of(enum fy_role role)
+{
+    return &g_builtin[role == FY_ROLE_CLOUD ? FY_ROLE_CLOUD : FY_ROLE_EDGE];
+}
+
+/* The profile of node n on device d with model m: roofline rates (profile.h) unless n
+ * gives measured ones (0 when they cannot be derived), n's batching and prices, m's
+ * context and visual tokens; keys n or m left out take the defaults of n's role. */
+static void derive(const struct node_device *d, const struct node_model *m,
+                   const struct node_def *n, struct fy_node_profile *p)
+{
+    const struct builtin *b = builtin_of(n->role);
+    memset(p, 0, sizeof *p);
+    snprintf(p->model, sizeof p->model, "%s", m->name);
+    /* Roofline (profile.h): decode memory-bound, prefill and vision compute-bound. */
+    double weight_bytes = m->params_b * 1e9 * m->bytes_per_param;
+    double flops = d->tflops * 1e12;
+    p->decode_tps = n->decode_tps > 0 ? n->decode_tps
+                    : weight_bytes > 0 ? d->eff_decode * d->mem_bw_gbs * 1e9 / weight_bytes : 0;
+    p->prefill_tps = n->prefill_tps > 0 ? n->prefill_tps
+                     : m->params_b > 0 ? d->eff_prefill * flops / (2.0 * m->params_b * 1e9) : 0;
+    p->vision_ms_per_token =
+        n->vision_ms_per_token > 0 ? n->vision_ms_per_token
+        : flops > 0 ? 1000.0 * 2.0 * m->vision_params_b * 1e9 * m->patches_per_token /
+                          (d->eff_prefill * flops)
+                    : 0;
+    p->tpot_slope = n->tpot_slope >= 0 ? n->tpot_slope : b->node.tpot_slope;
+    p->max_seqs = n->max_seqs > 0 ? n->max_seqs : b->node.max_seqs;
+    p->context_limit = m->context_limit > 0 ? m->context_limit : b->mod.context_limit;
+    p->vt_family = m->vt_family;
+    p->usd_per_mtok_in = n->usd_per_mtok_in;
+    p->usd_per_mtok_out = n->usd_per_mtok_out;
+    p->usd_per_hour = n->usd_per_hour;
+}
+
+void node_profile_default(struct fy_node_profile *p, enum fy_role role)
+{
+    const struct builtin *b = builtin_of(role);
+    derive(&b->dev, &b->mod, &b->node, p);
+}
+
+void node_link_default(struct fy_link *l, enum fy_role role) { *l = builtin_of(role)->link; }
+
 /* ==== resolution =================================================================== */
 
 double node_model_cap(const struct node_model *m, const char *skill)
@@ -574,19 +656,7 @@ int node_lib_resolve(const struct node_lib *lib, const char *node_name, struct f
     snprintf(out->name, sizeof out->name, "%s", n->name);
     out->role = n->role;
     struct fy_node_profile *p = &out->prof;
-    snprintf(p->model, sizeof p->model, "%s", m->name);
-    /* Roofline (profile.h): decode memory-bound, prefill and vision compute-bound. */
-    double weight_bytes = m->params_b * 1e9 * m->bytes_per_param;
-    double flops = d->tflops * 1e12;
-    p->decode_tps = n->decode_tps > 0 ? n->decode_tps
-                    : weight_bytes > 0 ? d->eff_decode * d->mem_bw_gbs * 1e9 / weight_bytes : 0;
-    p->prefill_tps = n->prefill_tps > 0 ? n->prefill_tps
-                     : m->params_b > 0 ? d->eff_prefill * flops / (2.0 * m->params_b * 1e9) : 0;
-    p->vision_ms_per_token =
-        n->vision_ms_per_token > 0 ? n->vision_ms_per_token
-        : flops > 0 ? 1000.0 * 2.0 * m->vision_params_b * 1e9 * m->patches_per_token /
-                          (d->eff_prefill * flops)
-                    : 0;
+    derive(d, m, n, p);
     if (!(p->decode_tps > 0) || !(p->prefill_tps > 0)) {
         snprintf(err, errlen, "%s:%d: [node %s]: cannot derive service rates (device %s needs "
                  "mem_bw_gbs and tflops > 0, model %s params_b > 0, or give decode_tps and "
@@ -602,13 +672,6 @@ int node_lib_resolve(const struct node_lib *lib, const char *node_name, struct f
                  d->mem_gb);
         return -1;
     }
-    p->tpot_slope = n->tpot_slope;
-    p->max_seqs = n->max_seqs;
-    p->context_limit = m->context_limit;
-    p->vt_family = m->vt_family;
-    p->usd_per_mtok_in = n->usd_per_mtok_in;
-    p->usd_per_mtok_out = n->usd_per_mtok_out;
-    p->usd_per_hour = n->usd_per_hour;
     if (n->link[0]) {
         const struct link_spec *l = node_lib_find_link(lib, n->link);
         if (!l) {

@@ -48,7 +48,7 @@ struct node_model {
     double bytes_per_param;     /* 2 for fp16/bf16 */
     double patches_per_token;   /* encoder patches merged into one visual token */
     enum fy_vt_family vt_family;
-    int context_limit;
+    int context_limit;          /* tokens; 0 = not given: node_profile_default's */
     int nskills;
     char skill[NODE_MAX_SKILLS][32];
     double cap[NODE_MAX_SKILLS];
@@ -61,8 +61,8 @@ struct node_def {
     char name[FY_NAME_MAX];
     char device[FY_NAME_MAX], model[FY_NAME_MAX], link[FY_NAME_MAX];
     enum fy_role role;
-    int max_seqs;
-    double tpot_slope;
+    int max_seqs;               /* 0 = not given: node_profile_default's for the role */
+    double tpot_slope;          /* < 0 = not given: node_profile_default's for the role */
     double usd_per_mtok_in, usd_per_mtok_out, usd_per_hour;
     double cache_saving;        /* fraction of the history's prefill saved when the next
                                  * turn of a dialogue returns to this node (KV reuse) */
@@ -112,6 +112,23 @@ const struct link_spec *node_lib_find_link(const struct node_lib *lib, const cha
  * file:line and the missing or invalid piece. */
 int node_lib_resolve(const struct node_lib *lib, const char *node_name, struct fy_node *out,
                      char *err, size_t errlen);
+
+/* The built-in node of a role, for whoever has no profile file: the default edge/cloud
+ * pair of data/profiles (nodes.ini: edge-3090 = Qwen2-VL-2B on an RTX 3090 over the
+ * LAN, cloud-a100 = Qwen2.5-VL-7B on an A100-40GB over a 300 Mbit/s WAN, the MoA-Off
+ * setup of DESIGN.md), compiled in, with the rates the roofline above derives from their
+ * device and model sections:
+ *                 prefill tok/s  decode tok/s  vision ms/token  max_seqs  tpot_slope  USD/h
+ *   edge  (3090)          9 467         187.2            0.190        16        0.02      0
+ *   cloud (A100)          8 211          61.4            0.043        32        0.02    1.5
+ * both: context_limit 32768, Qwen2-VL visual tokens, no per-token prices. The emulator
+ * (edge), the gateway (by the node's role) and the profile reader (the keys a [node] or
+ * [model] section leaves out) take their defaults from here; tests/test-node.c checks
+ * that it equals what data/profiles resolves to. node_profile_default fills every field
+ * (p->model: the model's name in data/profiles); node_link_default the link's (lan,
+ * wan-300). */
+void node_profile_default(struct fy_node_profile *p, enum fy_role role);
+void node_link_default(struct fy_link *l, enum fy_role role);
 
 /* Capability (logits) of a model for a skill: cap.<skill>, else cap. */
 double node_model_cap(const struct node_model *m, const char *skill);
