@@ -692,12 +692,16 @@ TEST(gw_cascade_trace_has_one_outcome_per_stage)
 
 TEST(gw_cascade_client_gone_in_stage_1_cancels_it)
 {
-    /* a slow edge (real time: 100 tokens at the default 50 tokens/s) and a client that
-     * gives up long before: stage 1 is dropped, nothing is judged or escalated even
-     * after the edge has finished (had stage 1 lived on, its answer would have been
-     * judged at once, and at 0.99 escalated to the cloud) */
+    /* a slow edge (real time: 100 tokens at 50 tokens/s, 2 s) and a client that gives
+     * up long before: stage 1 is dropped, nothing is judged or escalated even after the
+     * edge has finished (had stage 1 lived on, its answer would have been judged at
+     * once, and at 0.99 escalated to the cloud) */
     struct gwt_emu edge, cloud;
-    CHECK(emu_start_ts(&edge, "edge-model", 0, NULL, 1) == 0);
+    struct emu_opts eo;
+    gwt_emu_opts(&eo, "edge-model", 1, 1);
+    eo.confidence_noise = 0;
+    eo.prof.decode_tps = 50;   /* slower than the default edge's 187: the premise */
+    CHECK(gwt_emu_start(&edge, &eo) == 0);
     CHECK(emu_start(&cloud, "cloud-model", 0, NULL) == 0);
     struct gwt_gw g;
     int up = gw_start(&g, "gone.ini", edge.port, cloud.port, 0.99) == 0;

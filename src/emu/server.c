@@ -136,14 +136,8 @@ void emu_opts_default(struct emu_opts *o)
     memset(o, 0, sizeof *o);
     snprintf(o->host, sizeof o->host, "127.0.0.1");
     snprintf(o->name, sizeof o->name, "emu");
+    node_profile_default(&o->prof, FY_ROLE_EDGE); /* edge-3090's rates (node/profile.h) */
     snprintf(o->prof.model, sizeof o->prof.model, "emulated");
-    o->prof.prefill_tps = 2000;
-    o->prof.decode_tps = 50;
-    o->prof.tpot_slope = 0.05;
-    o->prof.max_seqs = 8;
-    o->prof.vision_ms_per_token = 0.05;
-    o->prof.context_limit = 32768;
-    o->prof.vt_family = FY_VT_QWEN2VL;
     o->capability = 1.0;
     struct sim_quality q;
     sim_quality_default(&q);

@@ -26,21 +26,6 @@ struct gw_probe {
     struct buf body;
 };
 
-/* Built-in profile for a node configured without one: a mid-size model on one
- * datacenter GPU, deliberately generic (docs/gateway.md says to give a real profile). */
-static void default_profile(struct fy_node_profile *p, const char *model)
-{
-    memset(p, 0, sizeof *p);
-    snprintf(p->model, sizeof p->model, "%s", model);
-    p->prefill_tps = 2000;
-    p->decode_tps = 40;
-    p->tpot_slope = 0.05;
-    p->max_seqs = 16;
-    p->vision_ms_per_token = 0.05;
-    p->context_limit = 32768;
-    p->vt_family = FY_VT_QWEN2VL;
-}
-
 static int load_profile(const struct gw_node_cfg *nc, struct fy_node *out, char *err,
                         size_t errlen)
 {
@@ -76,8 +61,10 @@ int gw_nodes_init(struct gw_nodes *ns, struct gw_config *cfg, struct event_base 
         if (nc->profile[0]) {
             if (load_profile(nc, n, err, errlen)) return -1;
         } else {
-            default_profile(&n->prof, nc->model);
-            n->link = (struct fy_link){1000, 1000, 1, 0};
+            /* the built-in node of its role (node/profile.h), under the configured name */
+            node_profile_default(&n->prof, nc->role);
+            snprintf(n->prof.model, sizeof n->prof.model, "%s", nc->model);
+            node_link_default(&n->link, nc->role);
         }
         snprintf(n->name, sizeof n->name, "%s", nc->name);
         n->role = nc->role;

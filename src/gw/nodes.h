@@ -51,7 +51,8 @@ struct gw_nodes {
 };
 
 /* Builds fy_node for each configured node (profile from its INI via node_lib when
- * given, else built-in defaults; link and prices from the config) and starts the
+ * given, else the built-in node of its role, node_profile_default and
+ * node_link_default; link and prices from the config) and starts the
  * timers. A node without an explicit `model` gets its profile's model name (cfg is
  * updated). 0, or -1 with err. */
 int gw_nodes_init(struct gw_nodes *ns, struct gw_config *cfg, struct event_base *base,
