@@ -311,8 +311,9 @@ static long long learn_count(const struct pred *p)
  * there). For Gaussian posteriors over disjoint observations this is exact (the product
  * of the likelihood factors each side multiplied in since base); MGQP's Laplace
  * approximation makes it as approximate as each online update already is. MGQP's
- * observation counts add up the same way. MILP's latency models (RLS) are not merged:
- * the writer's own stand (they learn from every completion, so each replica has plenty).
+ * observation counts add up the same way. MILP's latency models (RLS with forgetting)
+ * merge the same way in their information form (P⁻¹, P⁻¹w), the base discounted for
+ * both sides' updates (milp_merge, pred/milp.h says how and when it is exact).
  * The write is a transaction on the key (WATCH/MULTI/EXEC): when another replica wrote
  * between this replica's read and its write, nothing is written and the next save
  * merges again, so no replica's learning is lost to a race. */
@@ -340,6 +341,7 @@ static void merge_into(struct pred *m, const struct pred *f, const struct pred *
         int fi = pred_find(f, m->node[i].name), bi = pred_find(b, m->node[i].name);
         if (fi < 0 || bi < 0 || strcmp(f->node[fi].model, m->node[i].model)) continue;
         mgqp_merge(&m->node[i].mgqp, &f->node[fi].mgqp, &b->node[bi].mgqp);
+        milp_merge(&m->node[i].milp, &f->node[fi].milp, &b->node[bi].milp);
     }
 }
 

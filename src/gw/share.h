@@ -12,13 +12,13 @@
  * Learned state: the hash PREFIX:state:LINEAGE (fields bytes — the state file's format —,
  * saved_ms, replica, token) holds the fleet's bank. Every save_interval_s a replica reads
  * it and merges it into its own bank (what the fleet learned beyond the replica's last
- * sync: MGQP's Gaussian posteriors combined in natural parameters, share.c says how),
+ * sync: MGQP's Gaussian posteriors combined in natural parameters, MILP's RLS models in
+ * information form; share.c says how),
  * and, when it learned something itself, writes the result back in a WATCH/MULTI/EXEC
  * transaction (a conflict merges again next time); the same at shutdown (blocking,
  * bounded). A starting replica reads it. LINEAGE names what the state descends from:
  * "prior" (no model file) or "model-HEX" (the model file's checksum), so replicas
- * running different model files never mix their states. MILP (latency) is not merged:
- * the last writer's.
+ * running different model files never mix their states.
  *
  * Feedback: POST /v1/feedback for a request another replica served (its id starts with
  * that replica's id prefix, published with its load) is pushed to the list

@@ -73,6 +73,100 @@ void rls_update(struct rls *r, const double *x, double y)
     r->n++;
 }
 
+/* Inverse of the symmetric positive definite d×d matrix a (row stride RLS_MAX, lower
+ * triangle read) into inv, by Cholesky. 0, or -1 when a is not positive definite. O(d³). */
+static int spd_inverse(const double *a, int d, double *inv)
+{
+    double L[RLS_MAX * RLS_MAX] = {0};
+    for (int j = 0; j < d; j++) {
+        double s = a[j * RLS_MAX + j];
+        for (int k = 0; k < j; k++) s -= L[j * RLS_MAX + k] * L[j * RLS_MAX + k];
+        if (!(s > 0) || !isfinite(s)) return -1;
+        double ljj = sqrt(s);
+        L[j * RLS_MAX + j] = ljj;
+        for (int i = j + 1; i < d; i++) {
+            double t = a[i * RLS_MAX + j];
+            for (int k = 0; k < j; k++) t -= L[i * RLS_MAX + k] * L[j * RLS_MAX + k];
+            L[i * RLS_MAX + j] = t / ljj;
+        }
+    }
+    for (int c = 0; c < d; c++) {   /* column c: L y = e_c, then Lᵀ x = y */
+        double y[RLS_MAX];
+        for (int i = 0; i < d; i++) {
+            double t = i == c ? 1.0 : 0.0;
+            for (int k = 0; k < i; k++) t -= L[i * RLS_MAX + k] * y[k];
+            y[i] = t / L[i * RLS_MAX + i];
+        }
+        for (int i = d - 1; i >= 0; i--) {
+            double t = y[i];
+            for (int k = i + 1; k < d; k++) t -= L[k * RLS_MAX + i] * inv[k * RLS_MAX + c];
+            inv[i * RLS_MAX + c] = t / L[i * RLS_MAX + i];
+        }
+    }
+    return 0;
+}
+
+/* Information form of r: A = P⁻¹, eta = A w. 0 or -1. */
+static int rls_info(const struct rls *r, double *A, double *eta)
+{
+    if (spd_inverse(r->P, r->d, A)) return -1;
+    for (int i = 0; i < r->d; i++) {
+        double s = 0;
+        for (int j = 0; j < r->d; j++) s += A[i * RLS_MAX + j] * r->w[j];
+        eta[i] = s;
+    }
+    return 0;
+}
+
+int rls_merge(struct rls *m, const struct rls *f, const struct rls *b)
+{
+    int d = m->d;
+    if (f->d != d || b->d != d || f->lambda != m->lambda || b->lambda != m->lambda)
+        return -1;
+    long km = m->n - b->n, kf = f->n - b->n;
+    if (kf == 0) return 0;
+    if (km < 0 || kf < 0) return -1;
+    double Am[RLS_MAX * RLS_MAX], Af[RLS_MAX * RLS_MAX], Ab[RLS_MAX * RLS_MAX];
+    double em[RLS_MAX], ef[RLS_MAX], eb[RLS_MAX];
+    if (rls_info(m, Am, em) || rls_info(f, Af, ef) || rls_info(b, Ab, eb)) return -1;
+    double lam = m->lambda;
+    double lm = pow(lam, (double)km), lf = pow(lam, (double)kf);
+    double cb = lm * lf, cm = pow(lam, kf / 2.0), cf = pow(lam, km / 2.0);
+    /* A = cb A_b + cm (A_m − lm A_b) + cf (A_f − lf A_b), η the same */
+    double kb = cb - cm * lm - cf * lf;
+    double A[RLS_MAX * RLS_MAX] = {0}, eta[RLS_MAX], P[RLS_MAX * RLS_MAX], w[RLS_MAX];
+    for (int i = 0; i < d; i++) {
+        for (int j = 0; j < d; j++) {
+            int ij = i * RLS_MAX + j;
+            A[ij] = kb * Ab[ij] + cm * Am[ij] + cf * Af[ij];
+        }
+        eta[i] = kb * eb[i] + cm * em[i] + cf * ef[i];
+    }
+    for (int i = 0; i < d; i++)   /* symmetric against round-off */
+        for (int j = i + 1; j < d; j++)
+            A[i * RLS_MAX + j] = A[j * RLS_MAX + i] =
+                0.5 * (A[i * RLS_MAX + j] + A[j * RLS_MAX + i]);
+    if (spd_inverse(A, d, P)) return -1;
+    for (int i = 0; i < d; i++) {
+        double s = 0;
+        for (int j = 0; j < d; j++) s += P[i * RLS_MAX + j] * eta[j];
+        if (!isfinite(s)) return -1;
+        w[i] = s;
+    }
+    for (int i = 0; i < d; i++) {
+        m->w[i] = w[i];
+        for (int j = 0; j < d; j++) m->P[i * RLS_MAX + j] = P[i * RLS_MAX + j];
+        for (int j = i + 1; j < d; j++)
+            m->P[i * RLS_MAX + j] = m->P[j * RLS_MAX + i] =
+                0.5 * (P[i * RLS_MAX + j] + P[j * RLS_MAX + i]);
+        if (m->P[i * RLS_MAX + i] < 1e-12) m->P[i * RLS_MAX + i] = 1e-12;
+        if (m->P[i * RLS_MAX + i] > 1e12) m->P[i * RLS_MAX + i] = 1e12;
+    }
+    m->s2 = ((double)km * m->s2 + (double)kf * f->s2) / (double)(km + kf);
+    m->n += kf;
+    return 1;
+}
+
 /* ==== regressors =================================================================== */
 
 #define OUT_MAX 4096.0
@@ -291,4 +385,17 @@ void milp_observe(struct milp *m, const struct fy_features *f, const struct milp
             if (r > 0 && r < 1e3) m->cost_ratio = 0.9 * m->cost_ratio + 0.1 * r;
         }
     }
+}
+
+void milp_merge(struct milp *m, const struct milp *f, const struct milp *b)
+{
+    for (int k = 0; k < MILP__N; k++) rls_merge(&m->part[k], &f->part[k], &b->part[k]);
+    long km = m->nerr - b->nerr, kf = f->nerr - b->nerr;
+    if (kf <= 0 || km < 0) return;
+    if (f->cost_ratio > 0 && isfinite(f->cost_ratio))
+        m->cost_ratio = ((double)km * m->cost_ratio + (double)kf * f->cost_ratio) /
+                        (double)(km + kf);
+    m->nerr += kf;
+    m->abs_err_sum += f->abs_err_sum - b->abs_err_sum;
+    m->ape_sum += f->ape_sum - b->ape_sum;
 }

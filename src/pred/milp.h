@@ -41,6 +41,22 @@ void rls_init(struct rls *r, int d, const double *w0, const double *p0diag, doub
 double rls_predict(const struct rls *r, const double *x);
 double rls_var(const struct rls *r, const double *x); /* s² (1 + xᵀPx) */
 void rls_update(struct rls *r, const double *x, double y);
+/* Merges into m what f learned beyond b, where m and f both descend from b (b is a past
+ * state of each; m is typically this replica's model, f another replica's, b their last
+ * common state). In information form, A = P⁻¹ and η = A w, RLS with forgetting λ gives
+ * A_n = λ A_{n−1} + x xᵀ and η_n = λ η_{n−1} + x y, so with k_m = m.n − b.n and
+ * k_f = f.n − b.n updates on each side, ΔA_m = A_m − λ^k_m A_b holds m's own
+ * observations (likewise f's) and
+ *   A = λ^(k_m+k_f) A_b + λ^(k_f/2) ΔA_m + λ^(k_m/2) ΔA_f,   η the same,   w = A⁻¹ η:
+ * the base decays by every update of both sides, and each side's new observations by
+ * half the other side's count — the mean discount when the two streams interleaved
+ * evenly in time (the order is not recorded). For λ = 1 this is exactly the RLS fit of
+ * b's prior and both sides' observations; for λ < 1 it is exact to first order in
+ * (1 − λ)·k. s² becomes the k-weighted mean of m's and f's, n = m.n + k_f.
+ * Returns 1 when merged, 0 when f holds nothing beyond b (m untouched), -1 when the
+ * three do not fit together (dimension, λ, f or m behind b) or the merged information
+ * matrix is not positive definite (m untouched). O(d³). */
+int rls_merge(struct rls *m, const struct rls *f, const struct rls *b);
 
 enum milp_part { MILP_UP = 0, MILP_QUEUE, MILP_VISION, MILP_PREFILL, MILP_DECODE, MILP_DOWN,
                  MILP_OUTLEN, MILP__N };
@@ -72,6 +88,11 @@ void milp_predict(const struct milp *m, const struct fy_features *f, const struc
  * outcome leaves at 0 while ttft/e2e are known are apportioned from the prediction. */
 void milp_observe(struct milp *m, const struct fy_features *f, const struct milp_ctx *c,
                   const struct fy_outcome *o);
+
+/* Merges f's learning beyond b into m (all three of one node): every part by rls_merge,
+ * the error sums and counts by adding f's increments over b, cost_ratio as the mean of
+ * m's and f's weighted by their new observations (nerr − b.nerr). */
+void milp_merge(struct milp *m, const struct milp *f, const struct milp *b);
 
 /* Feature vectors of the output-length model (exported for tests). */
 int milp_outlen_x(const struct fy_features *f, double *x);
