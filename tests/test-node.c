@@ -541,6 +541,63 @@ TEST(profile_values_out_of_range_are_refused)
     node_lib_fini(&lib);
 }
 
+/* The quality predictor's prior per task: prior.<task>, else cap.<task> over the
+ * reference difficulty N(0, 1.5²), else 0 (the role default); bad keys named. */
+TEST(profile_task_priors_from_prior_keys_and_capabilities)
+{
+    /* σ(cap − d) averaged over d ~ N(0, 1.5²): 0.5 at cap 0, symmetric, shrunk toward
+     * 0.5 against σ(cap) (the probit approximation σ(cap / sqrt(1 + π 1.5² / 8)) is
+     * within 0.01) */
+    CHECK_NEAR(node_cap_accuracy(0), 0.5, 1e-12);
+    CHECK_NEAR(node_cap_accuracy(1) + node_cap_accuracy(-1), 1, 1e-12);
+    CHECK_NEAR(node_cap_accuracy(2), 1 / (1 + exp(-2 / sqrt(1 + M_PI * 2.25 / 8))), 0.01);
+    CHECK(node_cap_accuracy(2) < 1 / (1 + exp(-2.0)));
+    struct node_lib lib;
+    node_lib_init(&lib);
+    char err[512];
+    CHECK_EQ_INT(node_lib_load_dir(&lib, "data/profiles", err, sizeof err), 0);
+    double q2[FY_TASK__N], q72[FY_TASK__N], q7[FY_TASK__N];
+    node_model_task_priors(node_lib_find_model(&lib, "qwen2-vl-2b"), q2);
+    node_model_task_priors(node_lib_find_model(&lib, "qwen2.5-vl-72b"), q72);
+    node_model_task_priors(node_lib_find_model(&lib, "qwen2.5-vl-7b"), q7);
+    CHECK_NEAR(q2[FY_TASK_OCR], node_cap_accuracy(0.2), 1e-12);   /* cap.ocr */
+    CHECK_NEAR(q2[FY_TASK_OCR], 0.535, 0.001);
+    CHECK_NEAR(q72[FY_TASK_OCR], 0.832, 0.001);
+    CHECK(q2[FY_TASK_OCR] < q2[FY_TASK_CHAT] - 0.05);
+    CHECK_NEAR(q2[FY_TASK_YESNO], 0.62, 0);                        /* prior.yesno */
+    CHECK_NEAR(q7[FY_TASK_CAPTION], 0.77, 0);
+    CHECK_NEAR(q2[FY_TASK_MCQ], 0, 0);      /* no prior.mcq, no cap.mcq: unknown ... */
+    CHECK_NEAR(q72[FY_TASK_YESNO], 0, 0);   /* ... and `cap` alone does not count */
+    /* a resolved node carries them */
+    struct fy_node n;
+    CHECK_EQ_INT(node_lib_resolve(&lib, "cloud-h100-72b", &n, err, sizeof err), 0);
+    CHECK_NEAR(n.prof.q_prior[FY_TASK_OCR], q72[FY_TASK_OCR], 0);
+    CHECK_NEAR(n.prof.q_prior[FY_TASK_CHAT], q72[FY_TASK_CHAT], 0);
+    /* an explicit prior wins over the capability; a later file refines it */
+    CHECK_EQ_INT(load_text("p.ini", "[model qwen2-vl-2b]\nprior.ocr = 0.3\n", err, sizeof err,
+                           &lib), 0);
+    node_model_task_priors(node_lib_find_model(&lib, "qwen2-vl-2b"), q2);
+    CHECK_NEAR(q2[FY_TASK_OCR], 0.3, 0);
+    node_lib_fini(&lib);
+    node_lib_init(&lib);
+    CHECK_EQ_INT(load_text("p.ini", "[model m]\ncap.chat = 1\n\nprior.poetry = 0.5\n", err,
+                           sizeof err, &lib), -1);
+    CHECK(strstr(err, "p.ini:4:") && strstr(err, "unknown task 'poetry'") &&
+          strstr(err, "chat, caption, count, ocr, yesno, mcq, reason"));
+    node_lib_fini(&lib);
+    const char *bad[] = {"1", "0", "1.5", "-0.2", "high"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[128], want[64];
+        snprintf(text, sizeof text, "[model m]\nprior.ocr = %s\n", bad[i]);
+        snprintf(want, sizeof want, "prior.ocr = %s: expected an accuracy in (0, 1)", bad[i]);
+        node_lib_init(&lib);
+        int rc = load_text("q.ini", text, err, sizeof err, &lib);
+        node_lib_fini(&lib);
+        if (rc != -1 || !strstr(err, want) || !strstr(err, "q.ini:2:"))
+            test_fail(__FILE__, __LINE__, "%s: rc %d, '%s'", want, rc, err);
+    }
+}
+
 /* An empty profiles folder loads nothing and is no error here (the callers say what
  * they miss); under UBSan it passed NULL to qsort. */
 TEST(profile_empty_folder_loads_nothing)

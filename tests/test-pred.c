@@ -835,6 +835,43 @@ TEST(pred_untrained_quality_follows_the_task_prior_of_the_model)
     pred_free(p);
 }
 
+#include "node/profile.h"
+
+/* The shipped profiles: Qwen2-VL-2B is predicted worse on OCR than on chat and than the
+ * 72B model on OCR before any outcome; a node whose model has no profile (a gateway
+ * node without `profile =`) starts from the role default. */
+TEST(pred_shipped_profiles_give_the_2b_model_a_lower_ocr_prior)
+{
+    struct node_lib lib;
+    node_lib_init(&lib);
+    char err[512];
+    CHECK_EQ_INT(node_lib_load_dir(&lib, "data/profiles", err, sizeof err), 0);
+    struct fy_node nodes[3];
+    CHECK_EQ_INT(node_lib_resolve(&lib, "edge-3090", &nodes[0], err, sizeof err), 0);
+    CHECK_EQ_INT(node_lib_resolve(&lib, "cloud-h100-72b", &nodes[1], err, sizeof err), 0);
+    node_lib_fini(&lib);
+    mk_node(&nodes[2], "edge-x", FY_ROLE_EDGE);   /* model "small": no profile */
+    struct pred *p = pred_new(nodes, 3);
+    struct fy_features f;
+    struct fy_plan plan = {.node = 0, .aux_node = -1};
+    struct fy_estimate e_ocr, e_chat, c_ocr, x_ocr, x_chat;
+    one_image_request(&f, FY_TASK_OCR);
+    pred_estimate(p, &f, nodes, 0, &plan, &e_ocr);
+    pred_estimate(p, &f, nodes, 1, &plan, &c_ocr);
+    pred_estimate(p, &f, nodes, 2, &plan, &x_ocr);
+    CHECK_NEAR(untrained_logit(p, 0, &f), logit(0.535), 0.005);
+    CHECK_NEAR(untrained_logit(p, 1, &f), logit(0.832), 0.005);
+    one_image_request(&f, FY_TASK_CHAT);
+    pred_estimate(p, &f, nodes, 0, &plan, &e_chat);
+    pred_estimate(p, &f, nodes, 2, &plan, &x_chat);
+    CHECK(e_ocr.q_mean < e_chat.q_mean - 0.03);
+    CHECK(e_ocr.q_mean < c_ocr.q_mean - 0.2);
+    CHECK_NEAR(untrained_logit(p, 2, &f), logit(PRED_PRIOR_EDGE), 1e-9);
+    CHECK_NEAR(x_ocr.q_mean, x_chat.q_mean, 1e-12);   /* one prior for every task */
+    CHECK_NEAR(pred_prior(p, 2, FY_TASK_OCR), PRED_PRIOR_EDGE, 0);
+    pred_free(p);
+}
+
 TEST(pred_model_priors_reach_nodes_known_only_by_model_name)
 {
     /* as in `ferry train --profiles`: trace nodes carry a model name, no profile */

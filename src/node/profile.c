@@ -266,6 +266,20 @@ oom:
     return -1;
 }
 
+/* Names of enum fy_task in its order (feat_task_name's; the node area reads profiles
+ * without the feature extractor). */
+static const char *const g_task_names[] = {"chat", "caption", "count", "ocr",
+                                           "yesno", "mcq", "reason"};
+_Static_assert(sizeof g_task_names / sizeof g_task_names[0] == FY_TASK__N,
+               "one name per enum fy_task");
+
+static int task_index(const char *s)
+{
+    for (int t = 0; t < FY_TASK__N; t++)
+        if (!strcmp(s, g_task_names[t])) return t;
+    return -1;
+}
+
 static int feed_model(struct node_lib *lib, const char *file, const char *name, const char *key,
                       const char *v, int line, char *err, size_t errlen)
 {
@@ -324,10 +338,25 @@ static int feed_model(struct node_lib *lib, const char *file, const char *name, 
         }
         return num_key(key, v, -1e6, 1e6, &m->cap[i], err, errlen);
     }
+    if (!strncmp(key, "prior.", 6)) {
+        int t = task_index(key + 6);
+        if (t < 0) {
+            snprintf(err, errlen, "%s: unknown task '%s' (chat, caption, count, ocr, yesno, "
+                     "mcq, reason)", key, key + 6);
+            return -1;
+        }
+        double q;
+        if (parse_num(v, &q) < 0 || !(q > 0 && q < 1)) {
+            snprintf(err, errlen, "%s = %s: expected an accuracy in (0, 1)", key, v);
+            return -1;
+        }
+        m->prior[t] = q;
+        return 0;
+    }
     if (!strcmp(key, "description")) return 0;
     snprintf(err, errlen, "[model %s]: unknown key '%s' (params_b, vision_params_b, "
              "bytes_per_param, patches_per_token, vt_family, context_limit, cap, cap.SKILL, "
-             "description)", name, key);
+             "prior.TASK, description)", name, key);
     return -1;
 }
 
@@ -621,6 +650,43 @@ void node_profile_default(struct fy_node_profile *p, enum fy_role role)
 
 void node_link_default(struct fy_link *l, enum fy_role role) { *l = builtin_of(role)->link; }
 
+/* ==== quality prior ================================================================ */
+
+double node_cap_accuracy(double cap)
+{
+    /* trapezoid rule over z in [-8, 8] against the standard normal density */
+    enum { K = 161 };
+    double num = 0, den = 0;
+    for (int i = 0; i < K; i++) {
+        double z = -8.0 + 16.0 * i / (K - 1), w = exp(-0.5 * z * z);
+        if (i == 0 || i == K - 1) w *= 0.5;
+        double x = cap - (NODE_PRIOR_D_MEAN + NODE_PRIOR_D_SD * z);
+        num += w * (x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)));
+        den += w;
+    }
+    return num / den;
+}
+
+void node_model_task_priors(const struct node_model *m, double *q)
+{
+    for (int t = 0; t < FY_TASK__N; t++) {
+        q[t] = 0;
+        if (m->prior[t] > 0 && m->prior[t] < 1) {
+            q[t] = m->prior[t];
+            continue;
+        }
+        for (int i = 0; i < m->nskills; i++)
+            if (!strcmp(m->skill[i], g_task_names[t])) q[t] = node_cap_accuracy(m->cap[i]);
+    }
+}
+
+int node_lib_load_path(struct node_lib *lib, const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode) ? node_lib_load_dir(lib, path, err, errlen)
+                                                      : node_lib_load(lib, path, err, errlen);
+}
+
 /* ==== resolution =================================================================== */
 
 double node_model_cap(const struct node_model *m, const char *skill)
@@ -657,6 +723,7 @@ int node_lib_resolve(const struct node_lib *lib, const char *node_name, struct f
     out->role = n->role;
     struct fy_node_profile *p = &out->prof;
     derive(d, m, n, p);
+    node_model_task_priors(m, p->q_prior);
     if (!(p->decode_tps > 0) || !(p->prefill_tps > 0)) {
         snprintf(err, errlen, "%s:%d: [node %s]: cannot derive service rates (device %s needs "
                  "mem_bw_gbs and tflops > 0, model %s params_b > 0, or give decode_tps and "

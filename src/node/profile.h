@@ -7,7 +7,8 @@
  *   [model qwen2-vl-2b] params_b (language model), vision_params_b, bytes_per_param,
  *                      patches_per_token, vt_family (qwen2vl|llava|generic),
  *                      context_limit, cap.<skill> = logit capability (quality model),
- *                      cap = default capability for skills not listed
+ *                      cap = default capability for skills not listed,
+ *                      prior.<task> = prior accuracy for a task (node_model_task_priors)
  *   [link wan-300]     kind (const|series|markov|views), up_mbps, down_mbps, rtt_ms,
  *                      jitter_ms, series, bad_mbps, good_s, bad_s, view_s
  *   [node edge-3090]   device, model, role (edge|cloud), link, max_seqs, tpot_slope,
@@ -53,6 +54,7 @@ struct node_model {
     char skill[NODE_MAX_SKILLS][32];
     double cap[NODE_MAX_SKILLS];
     double cap_default;         /* capability for unlisted skills (logits) */
+    double prior[FY_TASK__N];   /* prior.<task>: P(task completed) in (0, 1); 0 = not given */
     int line;
     char file[256];
 };
@@ -132,6 +134,28 @@ void node_link_default(struct fy_link *l, enum fy_role role);
 
 /* Capability (logits) of a model for a skill: cap.<skill>, else cap. */
 double node_model_cap(const struct node_model *m, const char *skill);
+
+/* The model's prior accuracy per task, q[t] for t of enum fy_task (the quality
+ * predictor's starting point, pred.h; docs/predictors.md "Prior"):
+ *   prior.<task>  when the [model] section gives it: an accuracy in (0, 1) — a published
+ *                 benchmark accuracy, or the deployer's own measurement;
+ *   else, when the section lists cap.<task> (a skill named like the task):
+ *                 node_cap_accuracy(cap.<task>), the mean accuracy over the reference
+ *                 difficulty below;
+ *   else 0: unknown (the predictor then uses its default for the node's role).
+ * The catch-all `cap` is not used: it is the simulator's guess for skills a profile does
+ * not list, not knowledge of the model. <task> is a name of feat_task_name: chat,
+ * caption, count, ocr, yesno, mcq, reason. */
+void node_model_task_priors(const struct node_model *m, double *q);
+/* E[σ(cap − d)] over the reference difficulty d ~ N(NODE_PRIOR_D_MEAN, NODE_PRIOR_D_SD²):
+ * every shipped workload draws its classes' difficulty with sd 1.5 around means from
+ * −0.8 to 0.8 (data/workloads; the held-out ones were not looked at), so a task "of
+ * typical difficulty" is N(0, 1.5²). O(1): 161-point quadrature. */
+#define NODE_PRIOR_D_MEAN 0.0
+#define NODE_PRIOR_D_SD   1.5
+double node_cap_accuracy(double cap);
+/* Loads a profile file or every *.ini of a directory (node_lib_load / _load_dir). */
+int node_lib_load_path(struct node_lib *lib, const char *path, char *err, size_t errlen);
 
 int node_parse_role(const char *s, enum fy_role *out);      /* 0 or -1 */
 int node_parse_vt_family(const char *s, enum fy_vt_family *out);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "node/profile.h"
 #include "pred/trace.h"
 
 static void node_init(struct pred_node *pn, const struct fy_node *node)
@@ -21,6 +22,24 @@ static void node_init(struct pred_node *pn, const struct fy_node *node)
         pn->q_prior[t] = q < 0.01 ? 0.01 : q > 0.99 ? 0.99 : q;
         mgqp_set_task_prior(&pn->mgqp, t, pn->q_prior[t]);
     }
+}
+
+int pred_set_profile_priors(struct pred *p, const char *path, char *err, size_t errlen)
+{
+    struct node_lib lib;
+    node_lib_init(&lib);
+    int rc = node_lib_load_path(&lib, path, err, errlen);
+    for (int i = 0; rc >= 0 && i < lib.nmod; i++) {
+        double q[FY_TASK__N];
+        node_model_task_priors(&lib.mod[i], q);
+        if (pred_set_model_prior(p, lib.mod[i].name, q) < 0) {
+            snprintf(err, errlen, "%s: more than %d models", path, PRED_MAX_MODELS);
+            rc = -1;
+        }
+    }
+    if (rc >= 0) rc = lib.nmod;
+    node_lib_fini(&lib);
+    return rc;
 }
 
 double pred_role_prior(enum fy_role role)

@@ -72,6 +72,10 @@ void pred_set_quality_prior(struct pred *p, int node, double q0);
  * by their model's name, as in traces (`ferry train/eval --profiles`). 0, or -1 when
  * PRED_MAX_MODELS models are registered already. */
 int pred_set_model_prior(struct pred *p, const char *model, const double *q);
+/* pred_set_model_prior for every [model] of the profile file or directory `path`
+ * (node/profile.h: node_model_task_priors). Returns the models registered, or -1 with
+ * err (the profile's own message, file:line). */
+int pred_set_profile_priors(struct pred *p, const char *path, char *err, size_t errlen);
 /* The role default above. */
 double pred_role_prior(enum fy_role role);
 /* Prior P(complete) of task t for a node (its profile's, else the role default), and in
