@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "pred/pred.h"
 #include "pred/trace.h"
+#include "util/num.h"
 
 struct lat_stat {
     double ae, ape;      /* end-to-end absolute and relative errors */
@@ -93,9 +94,7 @@ int cmd_eval(int argc, char **argv)
         } else if (!strcmp(argv[i], "--all")) {
             holdout = 1.0 + 1e-9;
         } else if (!strcmp(argv[i], "--holdout") && i + 1 < argc) {
-            char *end;
-            holdout = strtod(argv[++i], &end);
-            if (end == argv[i] || *end || !(holdout > 0 && holdout <= 1)) {
+            if (util_parse_double(argv[++i], 0, 1, &holdout) < 0 || holdout == 0) {
                 fprintf(stderr, "ferry eval: --holdout %s: expected a number in (0, 1]\n", argv[i]);
                 return 2;
             }

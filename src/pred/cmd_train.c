@@ -2,7 +2,6 @@
  * in the traces by replaying their outcomes in order through the online learners
  * (pred_observe_trace), on the training side of the deterministic split
  * (trace_split_key >= holdout), and writes a model file (model.h). */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +9,7 @@
 #include "cli.h"
 #include "pred/pred.h"
 #include "pred/trace.h"
+#include "util/num.h"
 
 static void usage(FILE *out)
 {
@@ -34,19 +34,12 @@ int cmd_train(int argc, char **argv)
         } else if (!strcmp(argv[i], "-o") && i + 1 < argc) {
             out = argv[++i];
         } else if (!strcmp(argv[i], "--holdout") && i + 1 < argc) {
-            char *end;
-            holdout = strtod(argv[++i], &end);
-            if (end == argv[i] || *end || !(holdout >= 0 && holdout < 1)) {
+            if (util_parse_double(argv[++i], 0, 1, &holdout) < 0 || holdout == 1) {
                 fprintf(stderr, "ferry train: --holdout %s: expected a number in [0, 1)\n", argv[i]);
                 return 2;
             }
         } else if (!strcmp(argv[i], "--epochs") && i + 1 < argc) {
-            const char *v = argv[++i];
-            char *end;
-            errno = 0;
-            long n = strtol(v, &end, 10);
-            epochs = (int)n;
-            if (end == v || *end || errno || n < 1 || n > 1000) {
+            if (util_parse_int(argv[++i], 1, 1000, &epochs) < 0) {
                 fprintf(stderr, "ferry train: --epochs '%s': expected an integer in [1, 1000]\n", argv[i]);
                 return 2;
             }

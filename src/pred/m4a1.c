@@ -2,9 +2,7 @@
 #include "pred/m4a1.h"
 
 #include <cJSON.h>
-#include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,19 +10,10 @@
 #include "feat/text.h"
 #include "pred/a2c.h"
 #include "pred/pred.h"
+#include "util/err.h"
 #include "util/file.h"
+#include "util/num.h"
 #include "util/rng.h"
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ==== LCIO's constants (LCIO-M4A1.md; Jetson TX2 local device, wired cloud) ========= */
 
@@ -120,15 +109,15 @@ static int load_turn(const cJSON *it, const cJSON *assoc, struct m4a1_turn *t, i
     const cJSON *co = cJSON_GetObjectItemCaseSensitive(it, "usage_cost");
     if (!cJSON_IsString(q) || !cJSON_IsString(task) || !cJSON_IsNumber(act) ||
         !cJSON_IsString(ans) || !cJSON_IsNumber(sc)) {
-        seterr(err, errlen,
-               "dialogue %d, turn %d: question, task_cat, action, answer and score are required",
-               di, ti);
+        util_seterr(err, errlen,
+                    "dialogue %d, turn %d: question, task_cat, action, answer and score are required",
+                    di, ti);
         return -1;
     }
     t->task = task_id(task->valuestring);
     if (t->task < 0) {
-        seterr(err, errlen, "dialogue %d, turn %d: unknown task_cat \"%.40s\"", di, ti,
-               task->valuestring);
+        util_seterr(err, errlen, "dialogue %d, turn %d: unknown task_cat \"%.40s\"", di, ti,
+                    task->valuestring);
         return -1;
     }
     unsigned views = 0;
@@ -137,13 +126,15 @@ static int load_turn(const cJSON *it, const cJSON *assoc, struct m4a1_turn *t, i
         cJSON_ArrayForEach(e, idx)
         {
             if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > 2) {
-                seterr(err, errlen, "dialogue %d, turn %d: image_index entries must be 0..2", di, ti);
+                util_seterr(err, errlen, "dialogue %d, turn %d: image_index entries must be 0..2",
+                            di, ti);
                 return -1;
             }
             views |= 1u << (int)e->valuedouble;
         }
     } else if (idx && !cJSON_IsNull(idx)) {
-        seterr(err, errlen, "dialogue %d, turn %d: image_index must be null or a list", di, ti);
+        util_seterr(err, errlen, "dialogue %d, turn %d: image_index must be null or a list",
+                    di, ti);
         return -1;
     }
     if (act->valuedouble == 0) {
@@ -153,11 +144,11 @@ static int load_turn(const cJSON *it, const cJSON *assoc, struct m4a1_turn *t, i
         for (int a = 1; a < M4A1_NACT; a++)
             if (g_views[a] == views) t->action = a;
     } else {
-        seterr(err, errlen, "dialogue %d, turn %d: action must be 0 or 1", di, ti);
+        util_seterr(err, errlen, "dialogue %d, turn %d: action must be 0 or 1", di, ti);
         return -1;
     }
     if (!isfinite(sc->valuedouble) || sc->valuedouble < 0 || sc->valuedouble > 10) {
-        seterr(err, errlen, "dialogue %d, turn %d: score must be in [0, 10]", di, ti);
+        util_seterr(err, errlen, "dialogue %d, turn %d: score must be in [0, 10]", di, ti);
         return -1;
     }
     t->refusal = is_refusal(ans->valuestring) != 0;
@@ -166,20 +157,22 @@ static int load_turn(const cJSON *it, const cJSON *assoc, struct m4a1_turn *t, i
     t->cost_usd = cJSON_IsNumber(co) ? co->valuedouble : 0;
     const cJSON *row = cJSON_GetArrayItem(assoc, ti);
     if (!cJSON_IsArray(row) || cJSON_GetArraySize(row) != 3) {
-        seterr(err, errlen, "dialogue %d: association_score row %d must hold 3 numbers", di, ti);
+        util_seterr(err, errlen, "dialogue %d: association_score row %d must hold 3 numbers",
+                    di, ti);
         return -1;
     }
     for (int k = 0; k < 3; k++) {
         const cJSON *v = cJSON_GetArrayItem(row, k);
         if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
-            seterr(err, errlen, "dialogue %d: association_score[%d][%d] is not a number", di, ti, k);
+            util_seterr(err, errlen, "dialogue %d: association_score[%d][%d] is not a number",
+                        di, ti, k);
             return -1;
         }
         t->assoc[k] = v->valuedouble;
     }
     t->question = strdup(q->valuestring);
     if (!t->question) {
-        seterr(err, errlen, "out of memory");
+        util_seterr(err, errlen, "out of memory");
         return -1;
     }
     return 0;
@@ -196,12 +189,12 @@ int m4a1_load(const char *path, struct m4a1 *m, char *err, size_t errlen)
     if (util_read_file(path, M4A1_MAX_BYTES, &data, &sz, err, errlen) < 0) return -1;
     root = cJSON_ParseWithLength((const char *)data, sz);
     if (!cJSON_IsArray(root)) {
-        seterr(err, errlen, "%s: not a JSON list of dialogues", path);
+        util_seterr(err, errlen, "%s: not a JSON list of dialogues", path);
         goto cleanup;
     }
     int nd = cJSON_GetArraySize(root);
     if (nd <= 0 || nd > 100000) {
-        seterr(err, errlen, "%s: %d dialogues (expected 1..100000)", path, nd);
+        util_seterr(err, errlen, "%s: %d dialogues (expected 1..100000)", path, nd);
         goto cleanup;
     }
     m->d = calloc((size_t)nd, sizeof *m->d);
@@ -216,14 +209,16 @@ int m4a1_load(const char *path, struct m4a1 *m, char *err, size_t errlen)
         const cJSON *assoc = cJSON_GetObjectItemCaseSensitive(dj, "association_score");
         d->id = cJSON_IsNumber(id) ? (int)id->valuedouble : di;
         if (!cJSON_IsArray(its) || !cJSON_IsArray(assoc)) {
-            seterr(err, errlen, "%s: dialogue %d: interactions and association_score must be lists",
-                   path, di);
+            util_seterr(err, errlen,
+                        "%s: dialogue %d: interactions and association_score must be lists",
+                        path, di);
             goto cleanup;
         }
         int nt = cJSON_GetArraySize(its);
         if (nt < 1 || nt > M4A1_MAX_TURNS || cJSON_GetArraySize(assoc) < nt) {
-            seterr(err, errlen, "%s: dialogue %d: %d turns (1..%d) and %d association rows", path,
-                   di, nt, M4A1_MAX_TURNS, cJSON_GetArraySize(assoc));
+            util_seterr(err, errlen,
+                        "%s: dialogue %d: %d turns (1..%d) and %d association rows", path,
+                        di, nt, M4A1_MAX_TURNS, cJSON_GetArraySize(assoc));
             goto cleanup;
         }
         d->turn = calloc((size_t)nt, sizeof *d->turn);
@@ -233,7 +228,7 @@ int m4a1_load(const char *path, struct m4a1 *m, char *err, size_t errlen)
         {
             char e2[256];
             if (load_turn(it, assoc, &d->turn[d->nturns], di, d->nturns, e2, sizeof e2) < 0) {
-                seterr(err, errlen, "%s: %s", path, e2);
+                util_seterr(err, errlen, "%s: %s", path, e2);
                 goto cleanup;
             }
             d->nturns++;
@@ -242,7 +237,7 @@ int m4a1_load(const char *path, struct m4a1 *m, char *err, size_t errlen)
     rc = 0;
     goto cleanup;
 nomem:
-    seterr(err, errlen, "%s: out of memory", path);
+    util_seterr(err, errlen, "%s: out of memory", path);
     goto cleanup;
 cleanup:
     if (rc < 0) m4a1_fini(m);
@@ -912,15 +907,11 @@ static void usage(FILE *out)
  * against their range; a bad one is named with its value. 0 or -1 after the message. */
 static int opt_long(const char *opt, const char *v, long lo, long hi, long *out)
 {
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (end == v || *end || errno || n < lo || n > hi) {
+    if (util_parse_long(v, lo, hi, out) < 0) {
         fprintf(stderr, "ferry bench m4a1: %s '%s': expected an integer in [%ld, %ld]\n", opt,
                 v, lo, hi);
         return -1;
     }
-    *out = n;
     return 0;
 }
 
@@ -936,11 +927,8 @@ static int opt_int(const char *opt, const char *v, long lo, long hi, int *out)
 static int opt_num(const char *opt, const char *v, double lo, double hi, int open_lo,
                    int open_hi, double *out)
 {
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end);
-    if (end == v || *end || errno || !isfinite(d) || d < lo || d > hi ||
-        (open_lo && d == lo) || (open_hi && d == hi)) {
+    double d;
+    if (util_parse_double(v, lo, hi, &d) < 0 || (open_lo && d == lo) || (open_hi && d == hi)) {
         fprintf(stderr, "ferry bench m4a1: %s '%s': expected a number in %c%g, %g%c\n", opt, v,
                 open_lo ? '(' : '[', lo, hi, open_hi ? ')' : ']');
         return -1;

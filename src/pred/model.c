@@ -3,24 +3,13 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pred/pred.h"
 #include "util/buf.h"
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "util/err.h"
 
 static uint64_t fnv1a(const char *p, size_t n)
 {
@@ -60,7 +49,8 @@ int pred_save(const struct pred *p, const char *path, char *err, size_t errlen)
     for (int i = 0; i < p->n; i++) {
         const struct pred_node *pn = &p->node[i];
         if (!name_ok(pn->name)) {
-            seterr(err, errlen, "node %d: name \"%s\" is empty or has white space", i, pn->name);
+            util_seterr(err, errlen, "node %d: name \"%s\" is empty or has white space",
+                        i, pn->name);
             goto cleanup;
         }
         buf_printf(&b, "node %s %s %s\n", pn->name, name_ok(pn->model) ? pn->model : "-",
@@ -82,24 +72,24 @@ int pred_save(const struct pred *p, const char *path, char *err, size_t errlen)
         buf_puts(&b, "\nend\n");
     }
     if (!b.data) {
-        seterr(err, errlen, "out of memory");
+        util_seterr(err, errlen, "out of memory");
         goto cleanup;
     }
     uint64_t h = fnv1a(b.data, b.len);
     buf_printf(&b, "checksum %016llx\n", (unsigned long long)h);
     fp = fopen(path, "wb");
     if (!fp) {
-        seterr(err, errlen, "%s: %s", path, strerror(errno));
+        util_seterr(err, errlen, "%s: %s", path, strerror(errno));
         goto cleanup;
     }
     if (fwrite(b.data, 1, b.len, fp) != b.len || fflush(fp) != 0) {
-        seterr(err, errlen, "%s: write failed: %s", path, strerror(errno));
+        util_seterr(err, errlen, "%s: write failed: %s", path, strerror(errno));
         goto cleanup;
     }
     rc = 0;
 cleanup:
     if (fp && fclose(fp) != 0 && rc == 0) {
-        seterr(err, errlen, "%s: close failed: %s", path, strerror(errno));
+        util_seterr(err, errlen, "%s: close failed: %s", path, strerror(errno));
         rc = -1;
     }
     buf_fini(&b);
@@ -127,7 +117,7 @@ static int num(struct lex *L, double *v, const char *what)
     const char *t = tok(L);
     char *end;
     if (!t) {
-        seterr(L->err, L->errlen, "%s:%d: %s: missing number", L->path, L->lineno, what);
+        util_seterr(L->err, L->errlen, "%s:%d: %s: missing number", L->path, L->lineno, what);
         return -1;
     }
     errno = 0;
@@ -136,8 +126,8 @@ static int num(struct lex *L, double *v, const char *what)
      * hold, e.g. a decayed variance) is fine; on overflow it is not */
     int range_ok = errno == ERANGE && isfinite(*v) && fabs(*v) < 1;
     if (*end || end == t || (errno && !range_ok) || !isfinite(*v)) {
-        seterr(L->err, L->errlen, "%s:%d: %s: \"%.64s\" is not a finite number", L->path,
-               L->lineno, what, t);
+        util_seterr(L->err, L->errlen, "%s:%d: %s: \"%.64s\" is not a finite number", L->path,
+                    L->lineno, what, t);
         return -1;
     }
     return 0;
@@ -148,8 +138,8 @@ static int inum(struct lex *L, long *v, long lo, long hi, const char *what)
     double d;
     if (num(L, &d, what) < 0) return -1;
     if (d != floor(d) || d < lo || d > hi) {
-        seterr(L->err, L->errlen, "%s:%d: %s: %g not an integer in [%ld, %ld]", L->path,
-               L->lineno, what, d, lo, hi);
+        util_seterr(L->err, L->errlen, "%s:%d: %s: %g not an integer in [%ld, %ld]", L->path,
+                    L->lineno, what, d, lo, hi);
         return -1;
     }
     *v = (long)d;
@@ -160,8 +150,8 @@ static int inum(struct lex *L, long *v, long lo, long hi, const char *what)
 static int expect(struct lex *L, char **cursor, const char *key)
 {
     if (!*cursor || !**cursor) {
-        seterr(L->err, L->errlen, "%s:%d: truncated: expected \"%s\"", L->path, L->lineno + 1,
-               key);
+        util_seterr(L->err, L->errlen, "%s:%d: truncated: expected \"%s\"", L->path, L->lineno + 1,
+                    key);
         return -1;
     }
     L->line = *cursor;
@@ -175,8 +165,8 @@ static int expect(struct lex *L, char **cursor, const char *key)
     L->lineno++;
     const char *k = strtok_r(L->line, " \t", &L->save);
     if (!k || strcmp(k, key) != 0) {
-        seterr(L->err, L->errlen, "%s:%d: expected \"%s\", found \"%.20s\"", L->path,
-               L->lineno, key, k ? k : "");
+        util_seterr(L->err, L->errlen, "%s:%d: expected \"%s\", found \"%.20s\"", L->path,
+                    L->lineno, key, k ? k : "");
         return -1;
     }
     return 0;
@@ -186,8 +176,8 @@ static int end_of_line(struct lex *L)
 {
     const char *t = tok(L);
     if (t) {
-        seterr(L->err, L->errlen, "%s:%d: unexpected \"%.20s\" at end of line", L->path,
-               L->lineno, t);
+        util_seterr(L->err, L->errlen, "%s:%d: unexpected \"%.20s\" at end of line", L->path,
+                    L->lineno, t);
         return -1;
     }
     return 0;
@@ -207,7 +197,7 @@ static int load_vectors(struct lex *L, char **cur, struct mgqp *m)
         snprintf(what, sizeof what, "prec[%d]", i);
         if (num(L, &m->prec[i], what) < 0) return -1;
         if (!(m->prec[i] > 0)) {
-            seterr(L->err, L->errlen, "%s:%d: prec[%d] must be > 0", L->path, L->lineno, i);
+            util_seterr(L->err, L->errlen, "%s:%d: prec[%d] must be > 0", L->path, L->lineno, i);
             return -1;
         }
     }
@@ -226,16 +216,16 @@ static int load_node(struct lex *L, char **cur, struct pred_node *pn)
             inum(L, &d, 1, RLS_MAX, "rls dimension") < 0)
             return -1;
         if (d != r->d) {
-            seterr(L->err, L->errlen, "%s:%d: rls part %d has dimension %ld, this build %d",
-                   L->path, L->lineno, k, d, r->d);
+            util_seterr(L->err, L->errlen, "%s:%d: rls part %d has dimension %ld, this build %d",
+                        L->path, L->lineno, k, d, r->d);
             return -1;
         }
         if (num(L, &r->lambda, "rls lambda") < 0 || num(L, &r->s2, "rls s2") < 0 ||
             inum(L, &n, 0, 1L << 62, "rls n") < 0)
             return -1;
         if (!(r->lambda > 0 && r->lambda <= 1) || r->s2 < 0) {
-            seterr(L->err, L->errlen, "%s:%d: rls lambda must be in (0,1] and s2 >= 0",
-                   L->path, L->lineno);
+            util_seterr(L->err, L->errlen, "%s:%d: rls lambda must be in (0,1] and s2 >= 0",
+                        L->path, L->lineno);
             return -1;
         }
         r->n = n;
@@ -270,15 +260,15 @@ static char *slurp(const char *path, size_t *len, char *err, size_t errlen)
     FILE *fp = fopen(path, "rb");
     char *data = NULL;
     if (!fp) {
-        seterr(err, errlen, "%s: %s", path, strerror(errno));
+        util_seterr(err, errlen, "%s: %s", path, strerror(errno));
         return NULL;
     }
     if (fseek(fp, 0, SEEK_END) != 0) goto fail;
     long sz = ftell(fp);
     if (sz < 0) goto fail;
     if ((unsigned long)sz > MODEL_MAX_BYTES) {
-        seterr(err, errlen, "%s: %ld bytes, more than the %u a model file may have", path, sz,
-               MODEL_MAX_BYTES);
+        util_seterr(err, errlen, "%s: %ld bytes, more than the %u a model file may have", path, sz,
+                    MODEL_MAX_BYTES);
         fclose(fp);
         return NULL;
     }
@@ -291,7 +281,7 @@ static char *slurp(const char *path, size_t *len, char *err, size_t errlen)
     fclose(fp);
     return data;
 fail:
-    seterr(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+    util_seterr(err, errlen, "%s: cannot read: %s", path, strerror(errno));
     free(data);
     fclose(fp);
     return NULL;
@@ -306,36 +296,36 @@ struct pred *pred_load(const char *path, const struct fy_node *nodes, int nnodes
     if (!data) return NULL;
     struct lex L = {.path = path, .err = err, .errlen = errlen};
     if (memchr(data, 0, len)) {
-        seterr(err, errlen, "%s: not a ferry model file (binary data)", path);
+        util_seterr(err, errlen, "%s: not a ferry model file (binary data)", path);
         goto cleanup;
     }
     if (strncmp(data, MODEL_MAGIC " ", strlen(MODEL_MAGIC) + 1) != 0) {
-        seterr(err, errlen, "%s:1: not a ferry model file (no \"%s\" header)", path,
-               MODEL_MAGIC);
+        util_seterr(err, errlen, "%s:1: not a ferry model file (no \"%s\" header)", path,
+                    MODEL_MAGIC);
         goto cleanup;
     }
     long ver = strtol(data + strlen(MODEL_MAGIC) + 1, NULL, 10);
     if (ver != MODEL_VERSION) {
-        seterr(err, errlen, "%s:1: model format version %ld, this ferry reads version %d",
-               path, ver, MODEL_VERSION);
+        util_seterr(err, errlen, "%s:1: model format version %ld, this ferry reads version %d",
+                    path, ver, MODEL_VERSION);
         goto cleanup;
     }
     /* checksum line: the last line */
     char *cs = NULL;
     for (char *q = data; (q = strstr(q, "\nchecksum ")) != NULL; q++) cs = q + 1;
     if (!cs) {
-        seterr(err, errlen, "%s: truncated: no checksum line", path);
+        util_seterr(err, errlen, "%s: truncated: no checksum line", path);
         goto cleanup;
     }
     unsigned long long want = strtoull(cs + 9, NULL, 16);
     if (fnv1a(data, (size_t)(cs - data)) != want) {
-        seterr(err, errlen, "%s: checksum mismatch: the file is damaged or was edited", path);
+        util_seterr(err, errlen, "%s: checksum mismatch: the file is damaged or was edited", path);
         goto cleanup;
     }
     *cs = 0;
     p = pred_new(nodes, nnodes);
     if (!p) {
-        seterr(err, errlen, "out of memory");
+        util_seterr(err, errlen, "out of memory");
         goto cleanup;
     }
     char *cur = data;
@@ -347,8 +337,8 @@ struct pred *pred_load(const char *path, const struct fy_node *nodes, int nnodes
              FY_HASH_DIM, MGQP_DIM, RLS_MAX, MILP__N, FY_TASK__N);
     const char *rest = L.save ? L.save : "";
     if (strcmp(rest, want_dims) != 0) {
-        seterr(err, errlen, "%s:%d: dimensions \"%s\" do not match this build's \"%s\"", path,
-               L.lineno, rest, want_dims);
+        util_seterr(err, errlen, "%s:%d: dimensions \"%s\" do not match this build's \"%s\"", path,
+                    L.lineno, rest, want_dims);
         goto cleanup;
     }
     long nn;
@@ -364,17 +354,17 @@ struct pred *pred_load(const char *path, const struct fy_node *nodes, int nnodes
         if (expect(&L, &cur, "node") < 0) goto cleanup;
         const char *name = tok(&L), *model = tok(&L), *role = tok(&L);
         if (!name || !model || !role || end_of_line(&L) < 0) {
-            seterr(err, errlen, "%s:%d: expected \"node NAME MODEL ROLE\"", path, L.lineno);
+            util_seterr(err, errlen, "%s:%d: expected \"node NAME MODEL ROLE\"", path, L.lineno);
             goto cleanup;
         }
         if (strlen(name) >= FY_NAME_MAX || strlen(model) >= FY_NAME_MAX) {
-            seterr(err, errlen, "%s:%d: node or model name longer than %d bytes", path,
-                   L.lineno, FY_NAME_MAX - 1);
+            util_seterr(err, errlen, "%s:%d: node or model name longer than %d bytes", path,
+                        L.lineno, FY_NAME_MAX - 1);
             goto cleanup;
         }
         if (strcmp(role, "edge") && strcmp(role, "cloud")) {
-            seterr(err, errlen, "%s:%d: role \"%.20s\" is not edge or cloud", path, L.lineno,
-                   role);
+            util_seterr(err, errlen, "%s:%d: role \"%.20s\" is not edge or cloud", path, L.lineno,
+                        role);
             goto cleanup;
         }
         struct fy_node tmp;
@@ -384,21 +374,22 @@ struct pred *pred_load(const char *path, const struct fy_node *nodes, int nnodes
         tmp.role = strcmp(role, "cloud") ? FY_ROLE_EDGE : FY_ROLE_CLOUD;
         int bi = pred_find(p, name);
         if (bi >= 0 && strcmp(p->node[bi].model, tmp.prof.model) != 0) {
-            seterr(err, errlen,
-                   "%s:%d: node %s was trained for model \"%s\" but is configured with \"%s\"",
-                   path, L.lineno, name, tmp.prof.model, p->node[bi].model);
+            util_seterr(err, errlen,
+                        "%s:%d: node %s was trained for model \"%s\" but is configured with \"%s\"",
+                        path, L.lineno, name, tmp.prof.model, p->node[bi].model);
             goto cleanup;
         }
         if (bi < 0) bi = pred_add_node(p, &tmp);
         if (bi < 0) {
-            seterr(err, errlen, "%s:%d: more than %d nodes", path, L.lineno, FY_MAX_NODES);
+            util_seterr(err, errlen, "%s:%d: more than %d nodes", path, L.lineno, FY_MAX_NODES);
             goto cleanup;
         }
         if (load_node(&L, &cur, &p->node[bi]) < 0) goto cleanup;
     }
     while (*cur == '\n' || *cur == ' ') cur++;
     if (*cur) {
-        seterr(err, errlen, "%s:%d: unexpected content before the checksum", path, L.lineno + 1);
+        util_seterr(err, errlen, "%s:%d: unexpected content before the checksum",
+                    path, L.lineno + 1);
         goto cleanup;
     }
     ok = p;

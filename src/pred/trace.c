@@ -7,10 +7,11 @@
 #include <errno.h>
 #include <float.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include "util/err.h"
 
 static const char *const g_task_names[FY_TASK__N] = {
     "chat", "caption", "count", "ocr", "yesno", "mcq", "reason",
@@ -548,17 +549,6 @@ int trace__write_printf(FILE *fp, const struct trace_record *r)
 
 /* ==== reader ======================================================================= */
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* Number at key k of object o; def when missing or null; -1 and an error when not a
  * number. */
 static int get_num(const cJSON *o, const char *k, double def, double *v, const char *where,
@@ -570,7 +560,7 @@ static int get_num(const cJSON *o, const char *k, double def, double *v, const c
         return 0;
     }
     if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)) {
-        seterr(err, errlen, "%s.%s: not a number", where, k);
+        util_seterr(err, errlen, "%s.%s: not a number", where, k);
         return -1;
     }
     *v = it->valuedouble;
@@ -583,7 +573,7 @@ static int get_int(const cJSON *o, const char *k, int def, int lo, int hi, int *
     double d;
     if (get_num(o, k, def, &d, where, err, errlen) < 0) return -1;
     if (d < lo || d > hi) {
-        seterr(err, errlen, "%s.%s: %g out of range [%d, %d]", where, k, d, lo, hi);
+        util_seterr(err, errlen, "%s.%s: %g out of range [%d, %d]", where, k, d, lo, hi);
         return -1;
     }
     *v = (int)d;
@@ -597,11 +587,11 @@ static int get_str(const cJSON *o, const char *k, char *dst, size_t cap, const c
     dst[0] = 0;
     if (!it || cJSON_IsNull(it)) return 0;
     if (!cJSON_IsString(it)) {
-        seterr(err, errlen, "%s.%s: not a string", where, k);
+        util_seterr(err, errlen, "%s.%s: not a string", where, k);
         return -1;
     }
     if (strlen(it->valuestring) >= cap) {
-        seterr(err, errlen, "%s.%s: longer than %zu bytes", where, k, cap - 1);
+        util_seterr(err, errlen, "%s.%s: longer than %zu bytes", where, k, cap - 1);
         return -1;
     }
     strcpy(dst, it->valuestring);
@@ -633,7 +623,7 @@ static int parse_image(const cJSON *o, struct fy_image_features *im, const char 
 {
     char fmt[16];
     if (!cJSON_IsObject(o)) {
-        seterr(err, errlen, "%s: not an object", where);
+        util_seterr(err, errlen, "%s: not an object", where);
         return -1;
     }
     if (get_str(o, "format", fmt, sizeof fmt, where, err, errlen) < 0) return -1;
@@ -645,7 +635,7 @@ static int parse_image(const cJSON *o, struct fy_image_features *im, const char 
     double b;
     NUM(o, "bytes", b, 0, where);
     if (b < 0 || b > 1e12) {
-        seterr(err, errlen, "%s.bytes: %g out of range", where, b);
+        util_seterr(err, errlen, "%s.bytes: %g out of range", where, b);
         return -1;
     }
     im->bytes = (size_t)b;
@@ -660,7 +650,7 @@ static int parse_image(const cJSON *o, struct fy_image_features *im, const char 
     const cJSON *tk = cJSON_GetObjectItemCaseSensitive(o, "tokens");
     if (tk) {
         if (!cJSON_IsArray(tk)) {
-            seterr(err, errlen, "%s.tokens: not an array", where);
+            util_seterr(err, errlen, "%s.tokens: not an array", where);
             return -1;
         }
         int k = 0;
@@ -669,7 +659,7 @@ static int parse_image(const cJSON *o, struct fy_image_features *im, const char 
         {
             if (k >= FY_VT__N) break;
             if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > 1e7) {
-                seterr(err, errlen, "%s.tokens[%d]: not a token count", where, k);
+                util_seterr(err, errlen, "%s.tokens[%d]: not a token count", where, k);
                 return -1;
             }
             im->tokens[k++] = (int)e->valuedouble;
@@ -683,7 +673,7 @@ static int parse_features(const cJSON *o, struct fy_features *f, char *err, size
     const char *w = "features";
     char task[32];
     if (!cJSON_IsObject(o)) {
-        seterr(err, errlen, "features: missing or not an object");
+        util_seterr(err, errlen, "features: missing or not an object");
         return -1;
     }
     INT(o, "turn", f->turn, 0, 0, 1 << 20, w);
@@ -696,7 +686,7 @@ static int parse_features(const cJSON *o, struct fy_features *f, char *err, size
     if (get_str(o, "task", task, sizeof task, w, err, errlen) < 0) return -1;
     f->task = FY_TASK_CHAT;
     if (task[0] && trace_task_parse(task, &f->task) < 0) {
-        seterr(err, errlen, "features.task: unknown task \"%s\"", task);
+        util_seterr(err, errlen, "features.task: unknown task \"%s\"", task);
         return -1;
     }
     INT(o, "history_tokens", f->history_tokens, 0, 0, 1 << 28, w);
@@ -705,14 +695,14 @@ static int parse_features(const cJSON *o, struct fy_features *f, char *err, size
     const cJSON *imgs = cJSON_GetObjectItemCaseSensitive(o, "images");
     if (imgs) {
         if (!cJSON_IsArray(imgs)) {
-            seterr(err, errlen, "features.images: not an array");
+            util_seterr(err, errlen, "features.images: not an array");
             return -1;
         }
         const cJSON *e;
         cJSON_ArrayForEach(e, imgs)
         {
             if (f->nimages >= FY_MAX_IMAGES) {
-                seterr(err, errlen, "features.images: more than %d images", FY_MAX_IMAGES);
+                util_seterr(err, errlen, "features.images: more than %d images", FY_MAX_IMAGES);
                 return -1;
             }
             char where[48];
@@ -724,7 +714,7 @@ static int parse_features(const cJSON *o, struct fy_features *f, char *err, size
     const cJSON *ng = cJSON_GetObjectItemCaseSensitive(o, "ngram");
     if (ng) {
         if (!cJSON_IsArray(ng)) {
-            seterr(err, errlen, "features.ngram: not an array");
+            util_seterr(err, errlen, "features.ngram: not an array");
             return -1;
         }
         int k = 0;
@@ -735,8 +725,8 @@ static int parse_features(const cJSON *o, struct fy_features *f, char *err, size
             if (!cJSON_IsArray(e) || !cJSON_IsNumber(a) || !cJSON_IsNumber(b) ||
                 a->valuedouble < 0 || a->valuedouble >= FY_HASH_DIM ||
                 !(fabs(b->valuedouble) <= FLT_MAX)) { /* stored as float: must stay finite */
-                seterr(err, errlen, "features.ngram[%d]: not an [index < %d, value] pair", k,
-                       FY_HASH_DIM);
+                util_seterr(err, errlen, "features.ngram[%d]: not an [index < %d, value] pair", k,
+                            FY_HASH_DIM);
                 return -1;
             }
             f->ngram[(int)a->valuedouble] = (float)b->valuedouble;
@@ -751,12 +741,12 @@ static int parse_outcome(const cJSON *o, struct trace_outcome *t, const char *w,
 {
     char role[16];
     if (!cJSON_IsObject(o)) {
-        seterr(err, errlen, "%s: not an object", w);
+        util_seterr(err, errlen, "%s: not an object", w);
         return -1;
     }
     if (get_str(o, "node", t->node, sizeof t->node, w, err, errlen) < 0) return -1;
     if (!t->node[0]) {
-        seterr(err, errlen, "%s.node: missing", w);
+        util_seterr(err, errlen, "%s.node: missing", w);
         return -1;
     }
     if (get_str(o, "role", role, sizeof role, w, err, errlen) < 0) return -1;
@@ -788,12 +778,12 @@ static int parse_outcome(const cJSON *o, struct trace_outcome *t, const char *w,
         INT(p, "escalate_node", oc->plan.escalate_node, -1, -1, FY_MAX_NODES - 1, w);
         NUM(p, "escalate_below", oc->plan.escalate_below, 0, w);
         if (!(oc->plan.escalate_below >= 0 && oc->plan.escalate_below <= 1)) {
-            seterr(err, errlen, "%s.plan.escalate_below: %g not in [0,1]", w,
-                   oc->plan.escalate_below);
+            util_seterr(err, errlen, "%s.plan.escalate_below: %g not in [0,1]", w,
+                        oc->plan.escalate_below);
             return -1;
         }
         if (oc->plan.escalate_below > 0 && oc->plan.escalate_node < 0) {
-            seterr(err, errlen, "%s.plan.escalate_node: missing for a cascade plan", w);
+            util_seterr(err, errlen, "%s.plan.escalate_node: missing for a cascade plan", w);
             return -1;
         }
         const cJSON *img = cJSON_GetObjectItemCaseSensitive(p, "img");
@@ -807,7 +797,8 @@ static int parse_outcome(const cJSON *o, struct trace_outcome *t, const char *w,
                 for (int k = 0; k <= FY_IMG_SPLIT && cJSON_IsString(e); k++)
                     if (!strcmp(e->valuestring, g_img_names[k])) a = k;
                 if (a < 0) {
-                    seterr(err, errlen, "%s.plan.img[%d]: not keep/downscale/drop/split", w, i);
+                    util_seterr(err, errlen, "%s.plan.img[%d]: not keep/downscale/drop/split",
+                                w, i);
                     return -1;
                 }
                 oc->plan.img[i++] = (uint8_t)a;
@@ -835,13 +826,14 @@ static int parse_outcome(const cJSON *o, struct trace_outcome *t, const char *w,
     NUM(o, "first_quality", oc->first_quality, -1, w);
     get_bool(o, "escalated", &oc->escalated);
     if (oc->confidence > 1 || (oc->confidence < 0 && oc->confidence != -1)) {
-        seterr(err, errlen, "%s.confidence: %g not in [0,1] (or -1 = unknown)", w, oc->confidence);
+        util_seterr(err, errlen, "%s.confidence: %g not in [0,1] (or -1 = unknown)",
+                    w, oc->confidence);
         return -1;
     }
     if (oc->quality > 1 || (oc->quality < 0 && oc->quality != -1)) {
         if (oc->quality < 0) oc->quality = -1;
         else {
-            seterr(err, errlen, "%s.quality: %g not in [0,1]", w, oc->quality);
+            util_seterr(err, errlen, "%s.quality: %g not in [0,1]", w, oc->quality);
             return -1;
         }
     }
@@ -855,14 +847,14 @@ int trace_parse_line(const char *line, size_t len, struct trace_record *r, char 
     cJSON *root = cJSON_ParseWithLength(line, len);
     int rc = -1;
     if (!root || !cJSON_IsObject(root)) {
-        seterr(err, errlen, "not a JSON object");
+        util_seterr(err, errlen, "not a JSON object");
         goto cleanup;
     }
     double v;
     if (get_num(root, "v", 1, &v, "record", err, errlen) < 0) goto cleanup;
     if (v < 1 || v > TRACE_VERSION) {
-        seterr(err, errlen, "trace version %g not supported (this ferry reads 1..%d)", v,
-               TRACE_VERSION);
+        util_seterr(err, errlen, "trace version %g not supported (this ferry reads 1..%d)", v,
+                    TRACE_VERSION);
         goto cleanup;
     }
     if (get_str(root, "id", r->id, sizeof r->id, "record", err, errlen) < 0) goto cleanup;
@@ -876,14 +868,14 @@ int trace_parse_line(const char *line, size_t len, struct trace_record *r, char 
         goto cleanup;
     const cJSON *outs = cJSON_GetObjectItemCaseSensitive(root, "outcomes");
     if (!cJSON_IsArray(outs)) {
-        seterr(err, errlen, "outcomes: missing or not an array");
+        util_seterr(err, errlen, "outcomes: missing or not an array");
         goto cleanup;
     }
     const cJSON *e;
     cJSON_ArrayForEach(e, outs)
     {
         if (r->nout >= FY_MAX_NODES) {
-            seterr(err, errlen, "outcomes: more than %d entries", FY_MAX_NODES);
+            util_seterr(err, errlen, "outcomes: more than %d entries", FY_MAX_NODES);
             goto cleanup;
         }
         char w[32];
@@ -909,25 +901,25 @@ int trace_read_file(const char *path, size_t max_records, struct trace_record **
     *out = NULL;
     *n = 0;
     if (!fp) {
-        seterr(err, errlen, "%s: %s", path, strerror(errno));
+        util_seterr(err, errlen, "%s: %s", path, strerror(errno));
         return -1;
     }
     struct stat sb;
     if (fstat(fileno(fp), &sb) == 0 && S_ISDIR(sb.st_mode)) {
-        seterr(err, errlen, "%s: is a directory", path);
+        util_seterr(err, errlen, "%s: is a directory", path);
         goto cleanup;
     }
     line = malloc(TRACE_MAX_LINE + 2);
     if (!line) {
-        seterr(err, errlen, "%s: out of memory", path);
+        util_seterr(err, errlen, "%s: out of memory", path);
         goto cleanup;
     }
     while (fgets(line, TRACE_MAX_LINE + 2, fp)) {
         lineno++;
         size_t len = strlen(line);
         if (len > TRACE_MAX_LINE) {
-            seterr(err, errlen, "%s:%zu: line longer than %u bytes", path, lineno,
-                   TRACE_MAX_LINE);
+            util_seterr(err, errlen, "%s:%zu: line longer than %u bytes", path, lineno,
+                        TRACE_MAX_LINE);
             goto cleanup;
         }
         while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
@@ -935,14 +927,14 @@ int trace_read_file(const char *path, size_t max_records, struct trace_record **
         while (k < len && (line[k] == ' ' || line[k] == '\t')) k++;
         if (k == len) continue;
         if (nrec >= max_records) {
-            seterr(err, errlen, "%s:%zu: more than %zu records", path, lineno, max_records);
+            util_seterr(err, errlen, "%s:%zu: more than %zu records", path, lineno, max_records);
             goto cleanup;
         }
         if (nrec == cap) {
             size_t nc = cap ? cap * 2 : 64;
             struct trace_record *t = realloc(recs, nc * sizeof *recs);
             if (!t) {
-                seterr(err, errlen, "%s:%zu: out of memory", path, lineno);
+                util_seterr(err, errlen, "%s:%zu: out of memory", path, lineno);
                 goto cleanup;
             }
             recs = t;
@@ -950,13 +942,13 @@ int trace_read_file(const char *path, size_t max_records, struct trace_record **
         }
         char e2[200];
         if (trace_parse_line(line, len, &recs[nrec], e2, sizeof e2) < 0) {
-            seterr(err, errlen, "%s:%zu: %s", path, lineno, e2);
+            util_seterr(err, errlen, "%s:%zu: %s", path, lineno, e2);
             goto cleanup;
         }
         nrec++;
     }
     if (ferror(fp)) {
-        seterr(err, errlen, "%s: read error", path);
+        util_seterr(err, errlen, "%s: read error", path);
         goto cleanup;
     }
     *out = recs;
