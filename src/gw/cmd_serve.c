@@ -1,5 +1,4 @@
 /* gw/cmd_serve — `ferry serve -c ferry.ini [--check] [--listen HOST:PORT] [--model FILE]`. */
-#include <errno.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +17,7 @@
 #include "policy/policy.h"
 #include "pred/pred.h"
 #include "util/log.h"
+#include "util/num.h"
 
 static void usage(FILE *out)
 {
@@ -255,17 +255,14 @@ static int parse_listen(const char *v, char *host, size_t hostcap, int *port, ch
         return -1;
     }
     const char *p = colon + 1;
-    char *end;
-    errno = 0;
-    long n = strtol(p, &end, 10);
-    if (end == p || *end || errno || n < 0 || n > 65535 || *p == '-' || *p == '+' ||
-        *p == ' ') {
+    int n;
+    if (*p == '-' || *p == '+' || util_parse_int(p, 0, 65535, &n) < 0) {
         snprintf(err, errlen, "--listen '%s': '%s' is not a port: expected an integer in "
                  "0..65535 (0 = any free port)", v, p);
         return -1;
     }
     snprintf(host, hostcap, "%.*s", (int)(colon - v), v);
-    *port = (int)n;
+    *port = n;
     return 0;
 }
 

@@ -4,6 +4,7 @@
 #include "gw/http.h"
 #include "node/profile.h"
 #include "util/file.h"
+#include "util/num.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -61,25 +62,22 @@ static int fail(struct parse_ctx *x, const char *fmt, const char *a, const char 
     return -1;
 }
 
+/* Numbers follow util/num.h: the whole value, decimal, finite, inside [lo, hi]. */
 static int parse_long(struct parse_ctx *x, const char *name, const char *v, long lo,
                       long hi, long *out)
 {
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (errno || end == v || *end || n < lo || n > hi) {
+    if (util_parse_long(v, lo, hi, out) < 0) {
         char range[64];
         snprintf(range, sizeof range, "%ld..%ld", lo, hi);
         char what[160];
         snprintf(what, sizeof what, "%s = '%.80s'", name, v);
         return fail(x, "%s: not an integer in %s", what, range);
     }
-    *out = n;
     return 0;
 }
 
-static int parse_int(struct parse_ctx *x, const char *name, const char *v, long lo,
-                     long hi, int *out)
+static int parse_int(struct parse_ctx *x, const char *name, const char *v, int lo, int hi,
+                     int *out)
 {
     long n;
     if (parse_long(x, name, v, lo, hi, &n)) return -1;
@@ -90,16 +88,12 @@ static int parse_int(struct parse_ctx *x, const char *name, const char *v, long 
 static int parse_double(struct parse_ctx *x, const char *name, const char *v, double lo,
                         double hi, double *out)
 {
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end);
-    if (errno || end == v || *end || !(d >= lo && d <= hi)) {
+    if (util_parse_double(v, lo, hi, out) < 0) {
         char what[160], range[64];
         snprintf(what, sizeof what, "%s = '%.80s'", name, v);
         snprintf(range, sizeof range, "%g..%g", lo, hi);
         return fail(x, "%s: not a number in %s", what, range);
     }
-    *out = d;
     return 0;
 }
 
