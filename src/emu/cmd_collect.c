@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "emu/collect.h"
+#include "util/num.h"
 
 static void usage(FILE *out)
 {
@@ -33,15 +34,11 @@ static void usage(FILE *out)
 
 static int num_arg(const char *opt, const char *v, long lo, long hi, long *out)
 {
-    char *end;
-    long n = v ? strtol(v, &end, 10) : 0;
-    if (!v || end == v || *end || n < lo || n > hi) {
+    int rc = util_parse_long(v, lo, hi, out);
+    if (rc < 0)
         fprintf(stderr, "ferry bench collect: %s '%s': expected an integer in %ld..%ld\n", opt,
                 v ? v : "", lo, hi);
-        return -1;
-    }
-    *out = n;
-    return 0;
+    return rc;
 }
 
 int cmd_bench_collect(int argc, char **argv)

@@ -1,6 +1,7 @@
 /* cmd_emulate — `ferry emulate`: run one emulated MLLM node (docs/emulator.md). */
 #include <errno.h>
-#include <math.h>
+#include <float.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "emu/server.h"
 #include "node/profile.h"
 #include "util/log.h"
+#include "util/num.h"
 
 static void usage(FILE *out)
 {
@@ -134,12 +136,11 @@ static int parse_listen(const char *v, struct emu_opts *o)
 {
     const char *colon = strrchr(v, ':');
     if (!colon || colon == v || (size_t)(colon - v) >= sizeof o->host) return -1;
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (end == colon + 1 || *end || p < 0 || p > 65535) return -1;
+    int p;
+    if (util_parse_int(colon + 1, 0, 65535, &p) < 0) return -1;
     memcpy(o->host, v, (size_t)(colon - v));
     o->host[colon - v] = 0;
-    o->port = (int)p;
+    o->port = p;
     return 0;
 }
 
@@ -186,26 +187,21 @@ int cmd_emulate(int argc, char **argv)
                 return 2;
             }
         } else if (!strcmp(a, "--time-scale")) {
-            char *end;
-            o.time_scale = strtod(v, &end);
-            if (end == v || *end || !isfinite(o.time_scale) || o.time_scale < 0) {
+            if (util_parse_double(v, 0, DBL_MAX, &o.time_scale) < 0) {
                 fprintf(stderr, "ferry emulate: --time-scale '%s': expected a number >= 0\n", v);
                 return 2;
             }
         } else if (!strcmp(a, "--confidence-sep") || !strcmp(a, "--confidence-noise")) {
-            char *end;
-            double x = strtod(v, &end);
-            if (end == v || *end || !isfinite(x) || x < 0) {
+            double x;
+            if (util_parse_double(v, 0, DBL_MAX, &x) < 0) {
                 fprintf(stderr, "ferry emulate: %s '%s': expected a number >= 0\n", a, v);
                 return 2;
             }
             if (a[13] == 's') o.confidence_sep = x;
             else o.confidence_noise = x;
         } else if (!strcmp(a, "--seed") || !strcmp(a, "--item-seed")) {
-            char *end;
-            errno = 0;
-            unsigned long long x = strtoull(v, &end, 10);
-            if (end == v || *end || errno || *v == '-') {
+            unsigned long long x;
+            if (util_parse_ull(v, 0, ULLONG_MAX, &x) < 0) {
                 fprintf(stderr, "ferry emulate: %s '%s': expected an integer >= 0\n", a, v);
                 return 2;
             }

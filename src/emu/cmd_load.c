@@ -1,5 +1,5 @@
 /* cmd_load — `ferry bench load` (load.h, docs/emulator.md "Load driver"). */
-#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +7,7 @@
 #include <curl/curl.h>
 
 #include "emu/load.h"
+#include "util/num.h"
 
 static void usage(FILE *out)
 {
@@ -67,17 +68,6 @@ static int check_url(const char *v, char *why, size_t cap)
     return rc;
 }
 
-/* A whole decimal integer in [lo, hi] (strtol without an end check took "4x" as 4). */
-static int int_arg(const char *v, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long n = strtol(v, &end, 10);
-    if (end == v || *end || errno || n < lo || n > hi) return -1;
-    *out = n;
-    return 0;
-}
-
 int cmd_bench_load(int argc, char **argv)
 {
     struct emu_load_opts o;
@@ -101,8 +91,6 @@ int cmd_bench_load(int argc, char **argv)
             return 2;
         }
         i++;
-        char *end = NULL;
-        long n;
         if (!strcmp(a, "--url")) {
             char why[200];
             if (check_url(v, why, sizeof why) < 0) {
@@ -118,18 +106,13 @@ int cmd_bench_load(int argc, char **argv)
         else if (!strcmp(a, "--model")) o.model = v;
         else if (!strcmp(a, "--label")) label = v;
         else if (!strcmp(a, "--requests")) {
-            if (int_arg(v, 1, 1000000, &n) < 0) goto bad;
-            o.requests = (int)n;
+            if (util_parse_int(v, 1, 1000000, &o.requests) < 0) goto bad;
         } else if (!strcmp(a, "--concurrency")) {
-            if (int_arg(v, 1, 1024, &n) < 0) goto bad;
-            o.concurrency = (int)n;
+            if (util_parse_int(v, 1, 1024, &o.concurrency) < 0) goto bad;
         } else if (!strcmp(a, "--seed")) {
-            errno = 0;
-            o.seed = strtoull(v, &end, 10);
-            if (end == v || *end || errno || *v == '-') goto bad;
+            if (util_parse_ull(v, 0, ULLONG_MAX, &o.seed) < 0) goto bad;
         } else { /* --stream-share, the last of takes_value */
-            o.stream_share = strtod(v, &end);
-            if (end == v || *end || !(o.stream_share >= 0 && o.stream_share <= 1)) goto bad;
+            if (util_parse_double(v, 0, 1, &o.stream_share) < 0) goto bad;
         }
         continue;
     bad:

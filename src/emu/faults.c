@@ -1,11 +1,11 @@
 /* faults — fault injection of the emulated node (faults.h). */
 #include "emu/faults.h"
 
-#include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "util/num.h"
 
 static const char *const g_names[EMU_FAULT__N] = {
     "error", "refuse", "stall-first", "stall-mid", "disconnect-mid", "slow-start", "down",
@@ -28,17 +28,6 @@ int emu_fault_kind_from_name(const char *name)
     return -1;
 }
 
-/* Parses a finite double in [lo, hi] covering all of s. */
-static int parse_num(const char *s, double lo, double hi, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end || errno || !isfinite(v) || v < lo || v > hi) return -1;
-    *out = v;
-    return 0;
-}
-
 int emu_fault_parse(enum emu_fault_kind k, const char *val, struct emu_faults *fs,
                     char *err, size_t errlen)
 {
@@ -52,7 +41,7 @@ int emu_fault_parse(enum emu_fault_kind k, const char *val, struct emu_faults *f
     case EMU_FAULT_ERROR:
     case EMU_FAULT_REFUSE:
     case EMU_FAULT_DISCONNECT_MID:
-        if (parse_num(val, 0, 1, &f.rate) < 0) {
+        if (util_parse_double(val, 0, 1, &f.rate) < 0) {
             snprintf(err, errlen, "--fault-%s: '%s' is not a probability in [0,1]", name, val);
             return -1;
         }
@@ -69,13 +58,13 @@ int emu_fault_parse(enum emu_fault_kind k, const char *val, struct emu_faults *f
         f.rate = 1;
         if (at) {
             *at = 0;
-            if (parse_num(at + 1, 0, 1, &f.rate) < 0) {
+            if (util_parse_double(at + 1, 0, 1, &f.rate) < 0) {
                 snprintf(err, errlen, "--fault-%s: '%s' after '@' is not a probability in [0,1]",
                          name, at + 1);
                 return -1;
             }
         }
-        if (parse_num(tmp, 0, 3600e3, &f.ms) < 0) {
+        if (util_parse_double(tmp, 0, 3600e3, &f.ms) < 0) {
             snprintf(err, errlen, "--fault-%s: '%s' is not a duration in ms (0..3600000)",
                      name, tmp);
             return -1;
@@ -83,7 +72,7 @@ int emu_fault_parse(enum emu_fault_kind k, const char *val, struct emu_faults *f
         break;
     }
     case EMU_FAULT_SLOW_START:
-        if (parse_num(val, 0, 3600e3, &f.ms) < 0) {
+        if (util_parse_double(val, 0, 3600e3, &f.ms) < 0) {
             snprintf(err, errlen, "--fault-%s: '%s' is not a duration in ms (0..3600000)",
                      name, val);
             return -1;
@@ -99,7 +88,8 @@ int emu_fault_parse(enum emu_fault_kind k, const char *val, struct emu_faults *f
         }
         memcpy(tmp, val, (size_t)(colon - val));
         tmp[colon - val] = 0;
-        if (parse_num(tmp, 1, 3600e3, &f.ms) < 0 || parse_num(colon + 1, 1, 3600e3, &f.ms2) < 0) {
+        if (util_parse_double(tmp, 1, 3600e3, &f.ms) < 0 ||
+            util_parse_double(colon + 1, 1, 3600e3, &f.ms2) < 0) {
             snprintf(err, errlen, "--fault-down: '%s': expected UP_MS:DOWN_MS, each 1..3600000",
                      val);
             return -1;
