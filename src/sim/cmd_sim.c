@@ -17,6 +17,7 @@
 #include "sim/experiment.h"
 #include "sim/report.h"
 #include "util/file.h"
+#include "util/num.h"
 
 static void usage(FILE *out)
 {
@@ -205,10 +206,8 @@ int cmd_sim(int argc, char **argv)
             const char *key = a[2] == 'p' ? "policies" : a[2] == 's' ? "seeds" : "requests";
             if (a[2] != 'p') { /* a usage error (2) here, not a bad experiment later */
                 const char *v = argv[i + 1];
-                char *end;
-                double d = strtod(v, &end);
-                double lo = a[2] == 's' ? 1 : 0, hi = a[2] == 's' ? 10000 : 1e10;
-                if (end == v || *end || d != floor(d) || d < lo || d > hi) {
+                double d, lo = a[2] == 's' ? 1 : 0, hi = a[2] == 's' ? 10000 : 1e10;
+                if (util_parse_double(v, lo, hi, &d) < 0 || d != floor(d)) {
                     fprintf(stderr, "ferry sim: %s %s: expected an integer in [%g, %g]\n", a, v,
                             lo, hi);
                     status = 2;

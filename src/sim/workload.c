@@ -10,6 +10,7 @@
 #include "feat/calib.h"
 #include "feat/tokens.h"
 #include "pred/trace.h"
+#include "util/num.h"
 #include "util/rng.h"
 
 /* Text-complexity stand-ins (MoA-Off c_text = beta_L C_L + beta_ner C_ner; the feat
@@ -38,15 +39,10 @@ void sim_workload_fini(struct sim_workload *w)
 int sim__num(const char *key, const char *v, double lo, double hi, double *out, char *err,
              size_t errlen)
 {
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end);
-    while (*end == ' ' || *end == '\t') end++;
-    if (end == v || *end || errno || !isfinite(d) || d < lo || d > hi) {
+    if (util_parse_double(v, lo, hi, out) < 0) {
         snprintf(err, errlen, "%s = %s: expected a number in [%g, %g]", key, v, lo, hi);
         return -1;
     }
-    *out = d;
     return 0;
 }
 
