@@ -1,12 +1,12 @@
 /* learned — helpers of the learned policies (learned.h). */
 #include "policy/learned.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pred/pred.h"
+#include "util/num.h"
 
 struct pred *pol__bank(struct pred **own, const struct pol_ctx *c)
 {
@@ -99,13 +99,9 @@ struct pol__sess *pol__session(struct pol__sessions *t, const char *id)
 int pol__num(const char *pol, const char *k, const char *v, double lo, double hi, double *out,
              char *err, size_t errlen)
 {
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end);
-    if (errno || end == v || *end || !(d >= lo && d <= hi)) {
+    if (util_parse_double(v, lo, hi, out) < 0) {
         snprintf(err, errlen, "%s: %s=%s: expected a number in [%g, %g]", pol, k, v, lo, hi);
         return -1;
     }
-    *out = d;
     return 0;
 }

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/num.h"
+
 #include "util/rng.h"
 
 struct rnd {
@@ -24,9 +26,7 @@ static int rnd_kv(void *arg, const char *k, const char *v, char *err, size_t err
     struct rnd *r = arg;
     char *end;
     if (!strcmp(k, "p_cloud")) {
-        errno = 0;
-        r->p_cloud = strtod(v, &end);
-        if (errno || end == v || *end || !(r->p_cloud >= 0 && r->p_cloud <= 1)) {
+        if (util_parse_double(v, 0, 1, &r->p_cloud) < 0) {
             snprintf(err, errlen, "random: p_cloud=%s: expected a number in [0, 1]", v);
             return -1;
         }
