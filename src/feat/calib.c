@@ -2,13 +2,14 @@
  * required, unknown sections and keys are errors, each error names file and line. */
 #include "feat/calib.h"
 
-#include <errno.h>
+#include <float.h>
 #include <ini.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/file.h"
+#include "util/num.h"
 
 /* Equal to data/calib/default.ini, which `ferry calibrate --analysis-size 512
  * ../shared/images/` wrote (test-feat-image checks that the two agree). */
@@ -58,10 +59,8 @@ static int handler(void *user, const char *section, const char *name, const char
     x->msg_line = x->line;
     for (int k = 0; k < K__N; k++) {
         if (strcmp(section, g_keys[k].section) || strcmp(name, g_keys[k].name)) continue;
-        char *end;
-        errno = 0;
-        double v = strtod(value, &end);
-        if (end == value || *end || errno || !isfinite(v)) {
+        double v;
+        if (util_parse_double(value, -DBL_MAX, DBL_MAX, &v) < 0) {
             snprintf(x->msg, sizeof x->msg, "[%s] %s: '%s' is not a number", section, name,
                      value);
             return 0;

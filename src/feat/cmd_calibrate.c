@@ -11,6 +11,7 @@
 #include "feat/image.h"
 #include "util/file.h"
 #include "util/grow.h"
+#include "util/num.h"
 
 static void usage(FILE *out)
 {
@@ -106,14 +107,11 @@ int cmd_calibrate(int argc, char **argv)
             status = 0;
             goto cleanup;
         } else if (!strcmp(a, "--analysis-size") && i + 1 < argc) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || end == argv[i] || v < 0 || v > FEAT_IMAGE_MAX_SIDE) {
+            if (util_parse_int(argv[++i], 0, FEAT_IMAGE_MAX_SIDE, &o.analysis_size) < 0) {
                 fprintf(stderr, "ferry calibrate: --analysis-size: '%s' is not 0..%d\n",
                         argv[i], FEAT_IMAGE_MAX_SIDE);
                 goto cleanup;
             }
-            o.analysis_size = (int)v;
         } else if (!strcmp(a, "--ref") && i + 1 < argc) {
             /* strtol, not sscanf %d: 99999999999 must be refused, not wrapped */
             const char *v = argv[++i];

@@ -14,6 +14,7 @@
 #include "feat/tokens.h"
 #include "req/request.h"
 #include "util/file.h"
+#include "util/num.h"
 
 /* Inputs larger than this are refused; reading stops there (a request body limit of
  * 32 MiB and an image limit of FEAT_IMAGE_MAX_BYTES, whichever is larger). */
@@ -300,14 +301,11 @@ int cmd_features(int argc, char **argv)
             fprintf(stderr, "ferry features: %s needs a value (see --help)\n", a);
             goto out;
         } else if (!strcmp(a, "--analysis-size")) {
-            char *end;
-            long n = strtol(argv[++i], &end, 10);
-            if (*end || end == v || n < 0 || n > FEAT_IMAGE_MAX_SIDE) {
+            if (util_parse_int(argv[++i], 0, FEAT_IMAGE_MAX_SIDE, &io.analysis_size) < 0) {
                 fprintf(stderr, "ferry features: --analysis-size: '%s' is not a size in px "
                                 "(0..%d)\n", v, FEAT_IMAGE_MAX_SIDE);
                 goto out;
             }
-            io.analysis_size = (int)n;
         } else if (!strcmp(a, "--calib")) {
             char err[256];
             if (feat_calib_load(argv[++i], &calib, err, sizeof err) < 0) {
