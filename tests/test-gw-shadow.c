@@ -466,3 +466,103 @@ TEST(gw_shadow_budget_and_inflight_cap_the_reference_requests)
     CHECK_NEAR(busy, 3, 0);
     CHECK_NEAR(cloud_inflight, 1, 0);     /* the open reference request is its load */
 }
+
+/* POST /v1/feedback for id with score: its status; the body in out (cap bytes). */
+static long post_feedback(int port, const char *id, double score, char *out, size_t cap)
+{
+    char b[256];
+    snprintf(b, sizeof b, "{\"request_id\":\"%s\",\"score\":%g}", id, score);
+    struct gwt_resp r;
+    gwt_http(port, "/v1/feedback", b, &r);
+    long st = r.status;
+    snprintf(out, cap, "%s", r.body.data);
+    gwt_resp_fini(&r);
+    return st;
+}
+
+TEST(gw_shadow_label_is_replaced_by_user_feedback_and_never_replaces_it)
+{
+    /* the cloud (the reference) holds every request 1 s, so that user feedback sent
+     * right after the client's answer comes before that answer's shadow label */
+    struct gwt_emu edge, cloud;
+    CHECK(emu_start(&edge, "edge-model", -30, 0, NULL) == 0);
+    CHECK(emu_start(&cloud, "cloud-model", 30, EMU_FAULT_STALL_FIRST, "1000") == 0);
+    struct gwt_gw g;
+    char db[512], extra[700], ida[48] = "", idb[48] = "";
+    snprintf(db, sizeof db, "%s", test_tmp_path("shadow-fb.db"));
+    remove(db);
+    snprintf(extra, sizeof extra, "[server]\ntrace_db = %s\n[shadow]\nrate = 1\n", db);
+    int up = gw_start(&g, "shadow-fb.ini", edge.port, cloud.port, extra) == 0;
+    double dis = -1, upd1 = -1, mae1 = -1, upd2 = -1, obs2 = -1, mae2 = -1;
+    double agree = -1, upd3 = -1, obs3 = -1, fb_total = -1;
+    long st_a = 0, st_again = 0, st_b = 0;
+    char body_a[512] = "", body_again[512] = "", body_b[512] = "";
+    if (up) {
+        /* A: difficulty 0.5, wrong at the edge: the shadow label is 0 (disagree) */
+        struct gwt_resp r;
+        gwt_http(g.port, "/v1/chat/completions", item(1, 0, NULL), &r);
+        request_id(&r, ida, sizeof ida);
+        gwt_resp_fini(&r);
+        shadow_wait(g.port, 1);
+        dis = shadow_n(g.port, "disagree");
+        upd1 = gwt_node_num(g.port, "edge", "mgqp_updates");
+        mae1 = gwt_node_num(g.port, "edge", "quality_mae");
+        /* the user says it was right: the shadow label is replaced */
+        st_a = post_feedback(g.port, ida, 1, body_a, sizeof body_a);
+        upd2 = gwt_node_num(g.port, "edge", "mgqp_updates");
+        obs2 = gwt_node_num(g.port, "edge", "feedback_observations");
+        mae2 = gwt_node_num(g.port, "edge", "quality_mae");
+        st_again = post_feedback(g.port, ida, 0, body_again, sizeof body_again);
+        /* B: user feedback first; its shadow label (agree) comes later and is dropped */
+        gwt_http(g.port, "/v1/chat/completions", item(0, 0, NULL), &r);
+        request_id(&r, idb, sizeof idb);
+        gwt_resp_fini(&r);
+        st_b = post_feedback(g.port, idb, 0.25, body_b, sizeof body_b);
+        shadow_wait(g.port, 2);
+        agree = shadow_n(g.port, "agree");
+        upd3 = gwt_node_num(g.port, "edge", "mgqp_updates");
+        obs3 = gwt_node_num(g.port, "edge", "feedback_observations");
+        fb_total = gwt_metric(g.port, "ferry_feedback_total");
+        gwt_gw_stop(&g);
+    }
+    gwt_emu_stop(&edge);
+    gwt_emu_stop(&cloud);
+    CHECK(up);
+    CHECK(ida[0] && idb[0]);
+    CHECK_NEAR(dis, 1, 0);
+    CHECK_NEAR(upd1, 1, 0);
+    CHECK_EQ_INT(st_a, 200);
+    CHECK(strstr(body_a, "\"replaced\":\"shadow\"") != NULL);
+    CHECK_NEAR(upd2, 1, 0);               /* replaced, not added */
+    CHECK_NEAR(obs2, 1, 0);
+    /* the shadow label's error |q - 0| left quality_mae and the feedback's |q - 1| took
+     * its place, against the same prediction q: the label was divided out of MGQP
+     * exactly (nothing was learned in between) */
+    CHECK(mae1 > 0 && mae1 < 1);
+    CHECK_NEAR(mae1 + mae2, 1, 1e-9);
+    CHECK_EQ_INT(st_again, 404);          /* one user score per request */
+    CHECK(strstr(body_again, "already_scored") != NULL);
+    CHECK_EQ_INT(st_b, 200);
+    CHECK(strstr(body_b, "replaced") == NULL);
+    CHECK_NEAR(agree, 1, 0);              /* B was compared, but its label dropped */
+    CHECK_NEAR(upd3, 2, 0);
+    CHECK_NEAR(obs3, 2, 0);
+    CHECK_NEAR(fb_total, 3, 0);           /* A's shadow label, A's and B's feedback */
+    /* the trace has the users' scores */
+    char jsonl[512], cmd[1400], err[256];
+    snprintf(jsonl, sizeof jsonl, "%s", test_tmp_path("shadow-fb.jsonl"));
+    snprintf(cmd, sizeof cmd, "'%s' bench export --db %s -o %s 2>/dev/null", gwt_ferry_bin(), db,
+             jsonl);
+    CHECK_EQ_INT(system(cmd), 0);
+    struct trace_record *recs = NULL;
+    size_t nrec = 0;
+    CHECK_EQ_INT(trace_read_file(jsonl, 0, &recs, &nrec, err, sizeof err), 0);
+    double qa = -1, qb = -1;
+    for (size_t k = 0; k < nrec; k++) {
+        if (!strcmp(recs[k].id, ida)) qa = recs[k].out[0].o.quality;
+        if (!strcmp(recs[k].id, idb)) qb = recs[k].out[0].o.quality;
+    }
+    free(recs);
+    CHECK_NEAR(qa, 1, 0);
+    CHECK_NEAR(qb, 0.25, 0);
+}

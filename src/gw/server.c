@@ -60,11 +60,21 @@
 
 struct gw_req;
 
+/* The label a remembered request has: none yet, a shadow label (gw/shadow.h: a noisy
+ * one, which user feedback replaces), or user feedback (ground truth, final). */
+enum { LABEL_NONE = 0, LABEL_SHADOW, LABEL_USER };
+
 struct recent {
     char id[48];
     int node;                    /* answering node */
     struct fy_plan plan;
     struct fy_features f;
+    int labelled;                /* LABEL_* */
+    /* while labelled == LABEL_SHADOW: the label's factor in the node's MGQP posterior
+     * (malloc'd; NULL when the bank has no such node or memory ran out) and its
+     * |prediction − label| counted in the node's quality_mae (< 0: not counted) */
+    struct mgqp_site *shadow_site;
+    double shadow_err;
 };
 
 struct gw_server {
@@ -674,6 +684,10 @@ static void remember(struct gw_server *s, struct gw_req *q)
     if (!q->has_features) return;
     struct recent *r = &s->recent[s->recent_next];
     s->recent_next = (s->recent_next + 1) % RECENT_N;
+    free(r->shadow_site);
+    r->shadow_site = NULL;
+    r->shadow_err = -1;
+    r->labelled = LABEL_NONE;
     snprintf(r->id, sizeof r->id, "%s", q->id);
     r->node = q->node;
     r->plan = q->plan;
@@ -1642,44 +1656,88 @@ static void on_nodes(struct gw_server *s, struct gw_hconn *c)
     cJSON_Delete(root);
 }
 
-/* Feedback for a recent request: MGQP learns, its trace row gets the score. 0 with the
- * answering node's name, or -1 when no recent completed request has this id (also
- * called by gw/share for feedback another replica received). */
-int gw_server_feedback(struct gw_server *s, const char *id, double score, char *node,
-                       size_t cap)
+/* A score for a trace row still being formatted on a worker: applied when it is stored
+ * (done_trace). A later score for the same id replaces the earlier one. */
+static void pending_quality(struct gw_server *s, const char *id, double q)
+{
+    for (int i = 0; i < PENDING_FB; i++)
+        if (s->pending_fb[i].id[0] && !strcmp(s->pending_fb[i].id, id)) {
+            s->pending_fb[i].q = q;
+            return;
+        }
+    snprintf(s->pending_fb[s->pending_next].id, sizeof s->pending_fb[0].id, "%s", id);
+    s->pending_fb[s->pending_next].q = q;
+    s->pending_next = (s->pending_next + 1) % PENDING_FB;
+}
+
+/* A label (kind LABEL_USER or LABEL_SHADOW) for a recent request: MGQP of the answering
+ * node learns, its quality_mae counts it, its trace row gets the score. At most one label
+ * counts per request, and user feedback is ground truth while a shadow label is a noisy
+ * one (agreement with the reference): user feedback replaces a shadow label given
+ * before it — the label's factor is divided out of MGQP (mgqp_retract), its error out of
+ * quality_mae, and the trace row's quality is overwritten — and a shadow label for a
+ * request with user feedback is dropped; a second user score is refused. 0 with the
+ * node's name (*replaced = 1 when a shadow label was replaced), -1 when no recent
+ * completed request has this id, -EALREADY when its label may not be replaced. */
+static int label(struct gw_server *s, const char *id, double score, int kind, char *node,
+                 size_t cap, int *replaced)
 {
     struct recent *r = NULL;
     for (int i = 0; i < RECENT_N; i++)
         if (s->recent[i].id[0] && !strcmp(s->recent[i].id, id)) r = &s->recent[i];
     if (!r) return -1;
+    if (r->labelled == LABEL_USER || (kind == LABEL_SHADOW && r->labelled != LABEL_NONE))
+        return -EALREADY;
     const char *nm = s->nodes.node[r->node].name;
-    if (s->pred) {
-        int bi = pred_find(s->pred, nm);
-        if (bi >= 0) {
-            double qp = mgqp_predict(&s->pred->node[bi].mgqp, &r->f, &r->plan, NULL);
-            struct gw_node_rt *rt = &s->nodes.rt[r->node];
-            rt->q_abs_err_sum += fabs(qp - score);
-            rt->q_err_n++;
-            mgqp_observe(&s->pred->node[bi].mgqp, &r->f, &r->plan, score);
+    struct gw_node_rt *rt = &s->nodes.rt[r->node];
+    int bi = s->pred ? pred_find(s->pred, nm) : -1;
+    int repl = r->labelled == LABEL_SHADOW;
+    if (repl) {
+        if (bi >= 0) mgqp_retract(&s->pred->node[bi].mgqp, r->shadow_site);
+        if (r->shadow_err >= 0 && rt->q_err_n > 0) {
+            rt->q_abs_err_sum -= r->shadow_err;
+            if (rt->q_abs_err_sum < 0) rt->q_abs_err_sum = 0;
+            rt->q_err_n--;
+        }
+        free(r->shadow_site);
+        r->shadow_site = NULL;
+        r->shadow_err = -1;
+    }
+    if (bi >= 0) {
+        struct mgqp *m = &s->pred->node[bi].mgqp;
+        double err = fabs(mgqp_predict(m, &r->f, &r->plan, NULL) - score);
+        rt->q_abs_err_sum += err;
+        rt->q_err_n++;
+        if (kind == LABEL_SHADOW) {
+            /* NULL when out of memory: learned all the same, but then not replaceable */
+            r->shadow_site = mgqp_observe_site(m, &r->f, &r->plan, score);
+            r->shadow_err = err;
+        } else {
+            mgqp_observe(m, &r->f, &r->plan, score);
         }
     }
-    if (s->store && gw_store_set_quality(s->store, r->id, score) == 1) {
-        /* its trace row is still being formatted on a worker: apply when stored */
-        snprintf(s->pending_fb[s->pending_next].id, sizeof s->pending_fb[0].id, "%s", r->id);
-        s->pending_fb[s->pending_next].q = score;
-        s->pending_next = (s->pending_next + 1) % PENDING_FB;
-    }
+    if (s->store && gw_store_set_quality(s->store, r->id, score) == 1)
+        pending_quality(s, r->id, score);
     s->m.feedback++;
     snprintf(node, cap, "%s", nm);
-    r->id[0] = 0;        /* one score per request */
+    r->labelled = kind;
+    if (replaced) *replaced = repl;
     return 0;
 }
 
-/* gw/shadow's label: the feedback path above, as if POST /v1/feedback had sent it. */
+/* User feedback for a recent request (POST /v1/feedback, and gw/share for feedback
+ * another replica received): label() above; -1 for any refusal. */
+int gw_server_feedback(struct gw_server *s, const char *id, double score, char *node,
+                       size_t cap)
+{
+    return label(s, id, score, LABEL_USER, node, cap, NULL) ? -1 : 0;
+}
+
+/* gw/shadow's label: a shadow label, until user feedback replaces it. */
 static int shadow_label(void *arg, const char *id, double score)
 {
     char nm[FY_NAME_MAX];
-    return gw_server_feedback(arg, id, score, nm, sizeof nm);
+    return label(arg, id, score, LABEL_SHADOW, nm, sizeof nm, NULL);
 }
 
 static void on_feedback(struct gw_server *s, struct gw_hconn *req, struct gw_hreq *hr)
@@ -1709,9 +1767,14 @@ static void on_feedback(struct gw_server *s, struct gw_hconn *req, struct gw_hre
         goto done;
     }
     char nm[FY_NAME_MAX], txt[200];
-    if (gw_server_feedback(s, id->valuestring, sc->valuedouble, nm, sizeof nm) == 0) {
-        snprintf(txt, sizeof txt, "{\"ok\":true,\"request_id\":\"%s\",\"node\":\"%s\"}",
-                 id->valuestring, nm);
+    int replaced = 0;
+    int rc = label(s, id->valuestring, sc->valuedouble, LABEL_USER, nm, sizeof nm, &replaced);
+    if (rc == -EALREADY) {
+        send_error(s, req, 404, NULL, "request_id", "already_scored",
+                   "this request has user feedback already (one score per request)");
+    } else if (rc == 0) {
+        snprintf(txt, sizeof txt, "{\"ok\":true,\"request_id\":\"%s\",\"node\":\"%s\"%s}",
+                 id->valuestring, nm, replaced ? ",\"replaced\":\"shadow\"" : "");
         send_json(req, 200, NULL, txt);
     } else if (gw_share_forward_feedback(s->nodes.share, id->valuestring,
                                          sc->valuedouble) == 0) {
@@ -1977,6 +2040,7 @@ void gw_server_free(struct gw_server *s)
     gw_store_close(s->store);
     if (s->pol && s->pol->free && s->pol_state) s->pol->free(s->pol_state);
     pred_free(s->pred);
+    for (int i = 0; s->recent && i < RECENT_N; i++) free(s->recent[i].shadow_site);
     free(s->recent);
     free(s);
 }

@@ -8,7 +8,8 @@
  * with libcurl on the gateway's loop (gw/upstream.h). The two answers'
  * choices[0].message.content are compared (gw_shadow_score) and the score becomes a
  * label for the weaker node's answer, delivered through the env's label callback —
- * the server's feedback path (gw_server_feedback), exactly as POST /v1/feedback.
+ * the server's feedback path, as POST /v1/feedback would, except that user feedback for
+ * the same request replaces it (even later) and a label after user feedback is dropped.
  *
  * Rules:
  *   reference  [shadow] reference = NODE, else the healthy node with the highest prior

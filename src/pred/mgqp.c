@@ -2,6 +2,7 @@
 #include "pred/mgqp.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Prior standard deviations of the weights (logit units per unit of feature). */
@@ -168,6 +169,46 @@ void mgqp_observe(struct mgqp *m, const struct fy_features *f, const struct fy_p
     double x[MGQP_DIM];
     mgqp_features(f, plan, x);
     mgqp_observe_x(m, x, y);
+}
+
+struct mgqp_site *mgqp_observe_site(struct mgqp *m, const struct fy_features *f,
+                                    const struct fy_plan *plan, double y)
+{
+    double x[MGQP_DIM], prec0[MGQP_DIM], eta0[MGQP_DIM];
+    mgqp_features(f, plan, x);
+    if (!(y >= 0 && y <= 1)) return NULL;
+    int nz = 0;
+    for (int i = 0; i < MGQP_DIM; i++) {
+        if (x[i] == 0) continue;
+        prec0[i] = m->prec[i];
+        eta0[i] = m->prec[i] * m->mu[i];
+        nz++;
+    }
+    mgqp_observe_x(m, x, y);
+    struct mgqp_site *s = malloc(sizeof *s + (size_t)nz * sizeof s->w[0]);
+    if (!s) return NULL;
+    s->n = 0;
+    for (int i = 0; i < MGQP_DIM; i++) {
+        if (x[i] == 0) continue;
+        s->w[s->n++] = (struct mgqp_site_w){i, m->prec[i] - prec0[i],
+                                            m->prec[i] * m->mu[i] - eta0[i]};
+    }
+    return s;
+}
+
+void mgqp_retract(struct mgqp *m, const struct mgqp_site *s)
+{
+    if (!s) return;
+    for (int j = 0; j < s->n; j++) {
+        int k = s->w[j].k;
+        double p = m->prec[k] - s->w[j].dprec;
+        double mu = (m->prec[k] * m->mu[k] - s->w[j].deta) / p;
+        if (!(p > 0) || !isfinite(p) || !isfinite(mu)) continue;
+        m->prec[k] = p;
+        m->inv_prec[k] = 1.0 / p;
+        m->mu[k] = mu;
+    }
+    if (m->n > 0) m->n--;
 }
 
 /* ==== shared + per-node ============================================================ */

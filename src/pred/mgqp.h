@@ -60,6 +60,25 @@ void mgqp_observe_x(struct mgqp *m, const double *x, double y);
 void mgqp_observe(struct mgqp *m, const struct fy_features *f, const struct fy_plan *plan,
                   double y);
 
+/* One observation's factor of the posterior (its "site", as in expectation propagation):
+ * the change it made to precision and to precision × mean, on the weights it moved. */
+struct mgqp_site {
+    int n;                        /* entries */
+    struct mgqp_site_w { int k; double dprec, deta; } w[];
+};
+/* mgqp_observe, returning the observation's site (malloc'd, free with free(); NULL when
+ * out of memory or y is not in [0,1] — the observation is applied either way when it is
+ * valid). */
+struct mgqp_site *mgqp_observe_site(struct mgqp *m, const struct fy_features *f,
+                                    const struct fy_plan *plan, double y);
+/* Divides the site s out of m (subtracts its natural parameters; s NULL: only m->n
+ * changes): right after the observation, m is back where it was (to round-off); after
+ * later observations, close to but not equal to the posterior without this one (the EP
+ * cavity: the diagonal Laplace steps in between were taken at means the site had moved;
+ * tests/test-pred.c measures it). A weight whose precision would not stay positive is
+ * left alone. m->n loses one. */
+void mgqp_retract(struct mgqp *m, const struct mgqp_site *s);
+
 /* Shared + per-node MGQP (used by the predictor bank, pred.h). The probability for node
  * n is σ((s + d_n)ᵀx): s are weights shared by every node (how features and plans move
  * quality for any model), d_n the node's own model — its bias logit(q0) (its
