@@ -73,15 +73,19 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: ferry eval TRACE.jsonl... --model MODEL.fy [--holdout F | --all]\n"
+            "                  [--profiles PATH]\n"
             "  Scores the model on the held-out records (split key < F, default 0.2, the\n"
             "  same split as `ferry train`), or on every record with --all: latency MAE\n"
             "  and MAPE overall and per node, quality AUC, Brier score, calibration table;\n"
-            "  the untrained priors are scored on the same records for reference.\n");
+            "  the untrained priors are scored on the same records for reference.\n"
+            "  --profiles PATH  the prior columns start nodes whose model is defined in\n"
+            "               this profile file or folder from its prior accuracy per task\n"
+            "               (give what `ferry train` was given); others from the role default.\n");
 }
 
 int cmd_eval(int argc, char **argv)
 {
-    const char *model = NULL;
+    const char *model = NULL, *profiles = NULL;
     const char *traces[256];
     int ntraces = 0, rc = 1;
     double holdout = 0.2;
@@ -98,7 +102,10 @@ int cmd_eval(int argc, char **argv)
                 fprintf(stderr, "ferry eval: --holdout %s: expected a number in (0, 1]\n", argv[i]);
                 return 2;
             }
-        } else if (!strcmp(argv[i], "--model") || !strcmp(argv[i], "--holdout")) {
+        } else if (!strcmp(argv[i], "--profiles") && i + 1 < argc) {
+            profiles = argv[++i];
+        } else if (!strcmp(argv[i], "--model") || !strcmp(argv[i], "--holdout") ||
+                   !strcmp(argv[i], "--profiles")) {
             fprintf(stderr, "ferry eval: %s needs a value (see ferry eval --help)\n", argv[i]);
             return 2;
         } else if (argv[i][0] == '-') {
@@ -127,7 +134,13 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "ferry eval: out of memory\n");
         goto cleanup;
     }
-    /* the reference bank has the same nodes in the same order, with their priors */
+    if (profiles && pred_set_profile_priors(prior, profiles, err, sizeof err) < 0) {
+        fprintf(stderr, "ferry eval: --profiles: %s\n", err);
+        goto cleanup;
+    }
+    /* the reference bank has the same nodes in the same order, with their priors: per
+     * task from the profiles, else the file's q0 (the role default unless the bank was
+     * given another, pred_set_quality_prior) */
     for (int i = 0; i < p->n; i++) {
         struct fy_node n;
         memset(&n, 0, sizeof n);
@@ -135,7 +148,8 @@ int cmd_eval(int argc, char **argv)
         snprintf(n.prof.model, sizeof n.prof.model, "%s", p->node[i].model);
         n.role = p->node[i].role;
         pred_add_node(prior, &n);
-        mgqp_init_node(&prior->node[i].mgqp, p->node[i].mgqp.q0);
+        if (p->node[i].mgqp.q0 != prior->node[i].mgqp.q0)
+            pred_set_quality_prior(prior, i, p->node[i].mgqp.q0);
     }
     long nrec = 0;
     for (int t = 0; t < ntraces; t++) {

@@ -15,15 +15,19 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: ferry train TRACE.jsonl... -o MODEL.fy [--holdout F] [--epochs N]\n"
+            "                   [--profiles PATH]\n"
             "  Fits the quality (MGQP) and latency (MILP) predictors of every node in the\n"
             "  traces and writes a model file. Records whose split key is below F (default\n"
             "  0.2, by dialogue) are held out for `ferry eval`; F = 0 trains on everything.\n"
-            "  --epochs N   passes over the training records (default 1).\n");
+            "  --epochs N   passes over the training records (default 1).\n"
+            "  --profiles PATH  profile file or folder (e.g. data/profiles): nodes whose\n"
+            "               model is defined there start from its prior accuracy per task\n"
+            "               (docs/predictors.md \"Prior\"); others from the role default.\n");
 }
 
 int cmd_train(int argc, char **argv)
 {
-    const char *out = NULL;
+    const char *out = NULL, *profiles = NULL;
     double holdout = 0.2;
     int epochs = 1, ntraces = 0, rc = 1;
     const char *traces[256];
@@ -43,8 +47,10 @@ int cmd_train(int argc, char **argv)
                 fprintf(stderr, "ferry train: --epochs '%s': expected an integer in [1, 1000]\n", argv[i]);
                 return 2;
             }
+        } else if (!strcmp(argv[i], "--profiles") && i + 1 < argc) {
+            profiles = argv[++i];
         } else if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--holdout") ||
-                   !strcmp(argv[i], "--epochs")) {
+                   !strcmp(argv[i], "--epochs") || !strcmp(argv[i], "--profiles")) {
             fprintf(stderr, "ferry train: %s needs a value (see ferry train --help)\n", argv[i]);
             return 2;
         } else if (argv[i][0] == '-') {
@@ -67,6 +73,10 @@ int cmd_train(int argc, char **argv)
     }
     long used = 0, held = 0, outcomes = 0;
     char err[512];
+    if (profiles && pred_set_profile_priors(p, profiles, err, sizeof err) < 0) {
+        fprintf(stderr, "ferry train: --profiles: %s\n", err);
+        goto cleanup;
+    }
     for (int e = 0; e < epochs; e++) {
         for (int t = 0; t < ntraces; t++) {
             struct trace_record *recs = NULL;
