@@ -1487,6 +1487,52 @@ TEST(gw_config_long_comment_is_skipped_and_long_value_refused_with_its_line)
     free(text);
 }
 
+/* The limit itself (docs/gateway.md "Configuration reference"): with Debian's libinih
+ * (INI_MAX_LINE 200) a line may have 198 characters before its line break, CR included;
+ * the error names the file, the line, the limit and the line's length, also through
+ * `ferry serve --check`. */
+TEST(gw_config_line_of_198_characters_is_read_199_refused)
+{
+    char text[1024], err[512], args[800];
+    struct gw_config *c = malloc(sizeof *c);
+    CHECK(c != NULL);
+    for (int len = 198; len <= 199; len++) {
+        for (int crlf = 0; crlf <= 1; crlf++) {
+            /* line 4: "url = http://x/yyy...", len characters (a CR among them) */
+            int k = snprintf(text, sizeof text, "[server]\nlisten = 127.0.0.1:8090\n[node a]\n"
+                             "url = http://x/");
+            int start = (int)strlen("[server]\nlisten = 127.0.0.1:8090\n[node a]\n");
+            int fill = len - (k - start) - crlf;
+            memset(text + k, 'y', (size_t)fill);
+            snprintf(text + k + fill, sizeof text - (size_t)(k + fill), "%s\nrole = edge\n",
+                     crlf ? "\r" : "");
+            int rc = gw_config_load_string(text, "len.ini", c, err, sizeof err);
+            if (len == 198) {
+                CHECK_EQ_INT(rc, 0);
+                CHECK_EQ_INT((int)strlen(c->nodes[0].url), 198 - 6 - crlf);
+            } else {
+                char want[160];
+                snprintf(want, sizeof want, "len.ini:4: line longer than 198 characters (199%s)",
+                         crlf ? " with its CR" : "");
+                CHECK_EQ_INT(rc, -1);
+                CHECK(strstr(err, want) != NULL);
+            }
+        }
+    }
+    /* the same through the command line, from a file */
+    const char *path = test_tmp_path("len.ini");
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    fputs(text, f);   /* the last one: 199 characters with CR LF */
+    fclose(f);
+    snprintf(args, sizeof args, "serve --check -c '%s'", path);
+    CHECK_EQ_INT(test_ferry_cli(args, err, sizeof err), 1);
+    char want[700];
+    snprintf(want, sizeof want, "%s:4: line longer than 198 characters", path);
+    CHECK(strstr(err, want) != NULL);
+    free(c);
+}
+
 /* An image that passes the parser's header probe but fails to decode is answered 400
  * invalid_image with the image's JSON path as "param" (it was "messages"). */
 TEST(gw_invalid_image_names_the_image_by_its_json_path)

@@ -417,13 +417,16 @@ static int finish(struct parse_ctx *x, const char *name, int rc, char *err, size
 }
 
 /* inih reads lines through this, one per call as its own reader does, so its line
- * numbers hold. A line longer than inih's buffer (num - 1 bytes) is not cut in two (inih
- * would parse the tail as a line of its own): a long comment keeps its head, any other
- * long line stops the parse with too_long set. */
+ * numbers hold. A line longer than inih's buffer (num - 1 bytes with the line break: 198
+ * characters with Debian's libinih, INI_MAX_LINE 200) is not cut in two (inih would
+ * parse the tail as a line of its own): a long comment keeps its head, any other long
+ * line stops the parse with too_long set. */
 struct line_src {
     const char *p, *end;
     int line;       /* lines handed out */
     int too_long;   /* when a line was too long: the characters a line may have */
+    size_t long_len;/* ... and that line's characters before its line break */
+    int long_cr;    /* ... it ends in CR LF (the CR counts) */
 };
 
 static char *read_line(char *str, int num, void *stream)
@@ -439,6 +442,8 @@ static char *read_line(char *str, int num, void *stream)
         while (*q == ' ' || *q == '\t') q++;
         if (*q != ';' && *q != '#') {
             s->too_long = num - 2;   /* characters before the line break */
+            s->long_len = nl ? (size_t)(nl - s->p) : n;
+            s->long_cr = nl && nl > s->p && nl[-1] == '\r';
             return NULL;
         }
         n = (size_t)num - 1;
@@ -457,7 +462,9 @@ static int load_text(const char *text, size_t len, const char *name, struct gw_c
     struct line_src src = {.p = text, .end = text + len};
     int rc = ini_parse_stream(read_line, &src, handler, &x);
     if (src.too_long && rc == 0) {
-        snprintf(err, errlen, "%s:%d: line longer than %d characters", name, src.line,
+        snprintf(err, errlen, "%s:%d: line longer than %d characters (%zu%s): the INI "
+                 "parser (inih) reads at most %d; only a comment line may be longer",
+                 name, src.line, src.too_long, src.long_len, src.long_cr ? " with its CR" : "",
                  src.too_long);
         return -1;
     }
