@@ -12,6 +12,7 @@
 
 #include "util/file.h"
 #include "util/grow.h"
+#include "util/num.h"
 
 /* ==== INI reading with line numbers =============================================== */
 
@@ -99,30 +100,16 @@ int node_ini_read(const char *path, node_ini_cb cb, void *arg, char *err, size_t
 
 /* ==== value parsing ================================================================ */
 
-static int parse_num(const char *v, double *out)
-{
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end);
-    if (end == v || errno || !isfinite(d)) return -1;
-    while (*end == ' ' || *end == '\t') end++;
-    if (*end) return -1;
-    *out = d;
-    return 0;
-}
-
 /* A number in [lo, hi]. The upper bounds are far above any real device, model or link
  * (they catch a unit slip such as 1e300 or 1e-300, which the simulator would otherwise
  * turn into 1e62 ms latencies). */
 static int num_key(const char *key, const char *v, double lo, double hi, double *out,
                    char *err, size_t errlen)
 {
-    double d;
-    if (parse_num(v, &d) < 0 || !(d >= lo && d <= hi)) {
+    if (util_parse_double(v, lo, hi, out) < 0) {
         snprintf(err, errlen, "%s = %s: expected a number in [%g, %g]", key, v, lo, hi);
         return -1;
     }
-    *out = d;
     return 0;
 }
 
@@ -131,7 +118,7 @@ static int rate_key(const char *key, const char *v, double min, double hi, doubl
                     char *err, size_t errlen)
 {
     double d;
-    if (parse_num(v, &d) < 0 || !(d == 0 || (d >= min && d <= hi))) {
+    if (util_parse_double(v, 0, hi, &d) < 0 || !(d == 0 || d >= min)) {
         snprintf(err, errlen, "%s = %s: expected 0 or a number in [%g, %g]", key, v, min, hi);
         return -1;
     }
@@ -143,7 +130,7 @@ static int int_key(const char *key, const char *v, int lo, int hi, int *out, cha
                    size_t errlen)
 {
     double d;
-    if (parse_num(v, &d) < 0 || d != floor(d) || d < lo || d > hi) {
+    if (util_parse_double(v, lo, hi, &d) < 0 || d != floor(d)) {
         snprintf(err, errlen, "%s = %s: expected an integer in [%d, %d]", key, v, lo, hi);
         return -1;
     }
@@ -346,7 +333,7 @@ static int feed_model(struct node_lib *lib, const char *file, const char *name, 
             return -1;
         }
         double q;
-        if (parse_num(v, &q) < 0 || !(q > 0 && q < 1)) {
+        if (util_parse_double(v, 0, 1, &q) < 0 || q == 0 || q == 1) {
             snprintf(err, errlen, "%s = %s: expected an accuracy in (0, 1)", key, v);
             return -1;
         }
