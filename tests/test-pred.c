@@ -946,6 +946,79 @@ TEST(mgqp_learning_converges_from_a_task_prior)
     pred_free(b);
 }
 
+/* gw/share's merge with per-task priors: replicas built from the same profiles share
+ * the prior in their common base, so merging adds what each learned and never a prior
+ * twice. */
+TEST(pred_merge_adds_what_replicas_learned_not_priors)
+{
+    struct node_lib lib;
+    node_lib_init(&lib);
+    char err[512];
+    CHECK_EQ_INT(node_lib_load_dir(&lib, "data/profiles", err, sizeof err), 0);
+    struct fy_node nodes[2];
+    CHECK_EQ_INT(node_lib_resolve(&lib, "edge-3090", &nodes[0], err, sizeof err), 0);
+    CHECK_EQ_INT(node_lib_resolve(&lib, "cloud-h100-72b", &nodes[1], err, sizeof err), 0);
+    node_lib_fini(&lib);
+    struct pred *base = pred_new(nodes, 2), *a = pred_new(nodes, 2), *b = pred_new(nodes, 2);
+    struct pred *all = pred_new(nodes, 2), *m = pred_new(nodes, 2);
+    CHECK(base && a && b && all && m);
+    /* truth: the 2B model completes 30 % of OCR (its prior says 0.535); a and b see
+     * disjoint halves of the outcomes, `all` sees both */
+    struct rng r;
+    rng_seed(&r, 77);
+    struct fy_features f;
+    struct fy_outcome o;
+    for (int i = 0; i < 400; i++) {
+        one_image_request(&f, FY_TASK_OCR);
+        f.img[0].c_img = rng_uniform(&r);
+        memset(&o, 0, sizeof o);
+        o.plan.aux_node = -1;
+        o.quality = rng_uniform(&r) < 0.3;
+        pred_observe(i % 2 ? b : a, &f, nodes, &o);
+        pred_observe(all, &f, nodes, &o);
+    }
+    one_image_request(&f, FY_TASK_OCR);
+    struct fy_plan plan = {.node = 0, .aux_node = -1};
+    struct fy_estimate e0, ea, eb, em, eall;
+    pred_estimate(base, &f, nodes, 0, &plan, &e0);
+    pred_estimate(a, &f, nodes, 0, &plan, &ea);
+    pred_estimate(b, &f, nodes, 0, &plan, &eb);
+    /* a replica that learned nothing adopts a's state exactly: the prior is in the base
+     * and is not added again */
+    pred_merge(m, a, base);
+    pred_estimate(m, &f, nodes, 0, &plan, &em);
+    CHECK_NEAR(em.q_mean, ea.q_mean, 1e-12);
+    CHECK_NEAR(em.q_std, ea.q_std, 1e-12);
+    CHECK_NEAR(m->node[0].mgqp.mu[MGQP_TASK0 + FY_TASK_OCR],
+               a->node[0].mgqp.mu[MGQP_TASK0 + FY_TASK_OCR], 1e-12);
+    CHECK_EQ_INT(m->node[0].mgqp.n, a->node[0].mgqp.n);
+    /* merging a copy that learned nothing changes nothing */
+    pred_merge(a, base, base);
+    struct fy_estimate ea2;
+    pred_estimate(a, &f, nodes, 0, &plan, &ea2);
+    CHECK_NEAR(ea2.q_mean, ea.q_mean, 0);
+    /* a + b: both halves, as certain as the replica that saw everything and near it */
+    pred_merge(b, a, base);
+    pred_estimate(b, &f, nodes, 0, &plan, &em);
+    pred_estimate(all, &f, nodes, 0, &plan, &eall);
+    CHECK_EQ_INT(b->node[0].mgqp.n, 400);
+    /* uncertainty of the logit: q_std / (q (1 − q)) */
+#define LSD(e) ((e).q_std / ((e).q_mean * (1 - (e).q_mean)))
+    CHECK(LSD(em) < LSD(ea) - 0.05 && LSD(em) < LSD(eb) - 0.05);
+    CHECK_NEAR(LSD(em), LSD(eall), 0.05 * LSD(eall));
+#undef LSD
+    CHECK_NEAR(em.q_mean, eall.q_mean, 0.03);
+    CHECK(em.q_mean < e0.q_mean - 0.1);   /* learned away from the prior 0.535 */
+    CHECK_NEAR(em.q_mean, 0.3, 0.06);
+    /* the priors stay the replica's own */
+    CHECK_NEAR(pred_prior(b, 0, FY_TASK_OCR), pred_prior(base, 0, FY_TASK_OCR), 0);
+    pred_free(base);
+    pred_free(a);
+    pred_free(b);
+    pred_free(all);
+    pred_free(m);
+}
+
 /* The Brier scores "Brier B (prior P)" that `ferry ARGS` prints; 0 or -1. */
 static int cli_brier(const char *args, double *brier, double *prior)
 {

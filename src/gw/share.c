@@ -314,36 +314,11 @@ static long long learn_count(const struct pred *p)
  * observation counts add up the same way. MILP's latency models (RLS with forgetting)
  * merge the same way in their information form (P⁻¹, P⁻¹w), the base discounted for
  * both sides' updates (milp_merge, pred/milp.h says how and when it is exact).
+ * pred_merge (pred.h) does both; the priors are part of base, so they are not counted
+ * again (tested with per-task priors: pred_merge_adds_what_replicas_learned_not_priors).
  * The write is a transaction on the key (WATCH/MULTI/EXEC): when another replica wrote
  * between this replica's read and its write, nothing is written and the next save
  * merges again, so no replica's learning is lost to a race. */
-
-static void mgqp_merge(struct mgqp *m, const struct mgqp *f, const struct mgqp *b)
-{
-    for (int k = 0; k < MGQP_DIM; k++) {
-        double df = f->prec[k] - b->prec[k];
-        if (!(df > 0)) continue;
-        double p = m->prec[k] + df;
-        double mu = (m->prec[k] * m->mu[k] + f->prec[k] * f->mu[k] - b->prec[k] * b->mu[k]) / p;
-        if (isfinite(mu) && isfinite(p)) {
-            m->prec[k] = p;
-            m->mu[k] = mu;
-        }
-    }
-    if (f->n > b->n) m->n += f->n - b->n;
-    mgqp_sync(m);
-}
-
-static void merge_into(struct pred *m, const struct pred *f, const struct pred *b)
-{
-    mgqp_merge(&m->shared, &f->shared, &b->shared);
-    for (int i = 0; i < m->n; i++) {
-        int fi = pred_find(f, m->node[i].name), bi = pred_find(b, m->node[i].name);
-        if (fi < 0 || bi < 0 || strcmp(f->node[fi].model, m->node[i].model)) continue;
-        mgqp_merge(&m->node[i].mgqp, &f->node[fi].mgqp, &b->node[bi].mgqp);
-        milp_merge(&m->node[i].milp, &f->node[fi].milp, &b->node[bi].milp);
-    }
-}
 
 /* The fleet's copy in a reply (string or nil), parsed for this replica's nodes; NULL when
  * absent or unusable (then this replica's bank replaces it: warned once). */
@@ -485,7 +460,7 @@ int gw_share_final_save(struct gw_share *sh)
         struct pred *f = fleet_copy(sh, r);
         freeReplyObject(r);
         if (f) {
-            merge_into(sh->pred, f, sh->base);
+            pred_merge(sh->pred, f, sh->base);
             memcpy(sh->base, f, sizeof *f);   /* what the next attempt merges from */
             pred_free(f);
         }
@@ -835,7 +810,7 @@ static void on_state_read(redisAsyncContext *ac, void *reply, void *priv)
     int dirty = learn_count(sh->pred) != sh->saved_updates;
     struct pred *f = fleet_copy(sh, r->element[0]);
     if (f) {
-        merge_into(sh->pred, f, sh->base);
+        pred_merge(sh->pred, f, sh->base);
         sh->state_merges++;
     }
     if (!dirty) {   /* nothing of ours to add: the fleet's learning adopted, no write */

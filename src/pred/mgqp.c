@@ -304,3 +304,19 @@ void mgqp2_observe(struct mgqp *s, struct mgqp *d, const struct fy_features *f,
     step(s, x, dot2(s, d, x), y);
     step(d, x, dot2(s, d, x), y);
 }
+
+void mgqp_merge(struct mgqp *m, const struct mgqp *f, const struct mgqp *b)
+{
+    for (int k = 0; k < MGQP_DIM; k++) {
+        double df = f->prec[k] - b->prec[k];
+        if (!(df > 0)) continue;
+        double p = m->prec[k] + df;
+        double mu = (m->prec[k] * m->mu[k] + f->prec[k] * f->mu[k] - b->prec[k] * b->mu[k]) / p;
+        if (isfinite(mu) && isfinite(p)) {
+            m->prec[k] = p;
+            m->mu[k] = mu;
+        }
+    }
+    if (f->n > b->n) m->n += f->n - b->n;
+    mgqp_sync(m);
+}

@@ -71,12 +71,12 @@ struct mgqp_site {
  * valid). */
 struct mgqp_site *mgqp_observe_site(struct mgqp *m, const struct fy_features *f,
                                     const struct fy_plan *plan, double y);
-/* Divides the site s out of m (subtracts its natural parameters; s NULL: only m->n
- * changes): right after the observation, m is back where it was (to round-off); after
- * later observations, close to but not equal to the posterior without this one (the EP
- * cavity: the diagonal Laplace steps in between were taken at means the site had moved;
- * tests/test-pred.c measures it). A weight whose precision would not stay positive is
- * left alone. m->n loses one. */
+/* Divides the site s out of m (subtracts its natural parameters) and takes one from
+ * m->n; s NULL: no-op. Right after the observation, m is back where it was (to
+ * round-off); after later observations, close to but not equal to the posterior without
+ * this one (the EP cavity: the diagonal Laplace steps in between were taken at means the
+ * site had moved; tests/test-pred.c measures it). A weight whose precision would not
+ * stay positive is left alone. */
 void mgqp_retract(struct mgqp *m, const struct mgqp_site *s);
 
 /* Shared + per-node MGQP (used by the predictor bank, pred.h). The probability for node
@@ -99,6 +99,14 @@ double mgqp2_predict(const struct mgqp *s, const struct mgqp *d, const struct fy
                      const struct fy_plan *plan, double *sd);
 void mgqp2_observe(struct mgqp *s, struct mgqp *d, const struct fy_features *f,
                    const struct fy_plan *plan, double y);
+
+/* Adds f's learning beyond b to m (three states of one MGQP block, f and m descending
+ * from b): per weight in natural parameters, prec += f.prec − b.prec and
+ * prec·mu += f.prec·f.mu − b.prec·b.mu, where f is more certain than b (elsewhere m is
+ * kept); n += f.n − b.n. Exact for Gaussian posteriors over disjoint observations (the
+ * likelihood factors f multiplied in since b); b's prior is subtracted, so a prior is
+ * never counted twice. */
+void mgqp_merge(struct mgqp *m, const struct mgqp *f, const struct mgqp *b);
 
 static inline double mgqp_sigmoid(double z)
 {

@@ -275,6 +275,17 @@ void pred_observe(struct pred *p, const struct fy_features *f, const struct fy_n
     if (nsplit == 0) milp_observe(&pn->milp, f, &c, o);
 }
 
+void pred_merge(struct pred *m, const struct pred *f, const struct pred *b)
+{
+    mgqp_merge(&m->shared, &f->shared, &b->shared);
+    for (int i = 0; i < m->n; i++) {
+        int fi = pred_find(f, m->node[i].name), bi = pred_find(b, m->node[i].name);
+        if (fi < 0 || bi < 0 || strcmp(f->node[fi].model, m->node[i].model)) continue;
+        mgqp_merge(&m->node[i].mgqp, &f->node[fi].mgqp, &b->node[bi].mgqp);
+        milp_merge(&m->node[i].milp, &f->node[fi].milp, &b->node[bi].milp);
+    }
+}
+
 void pred_error_stats(const struct pred *p, int node, double *mae_ms, double *mape,
                       double *brier, long *n)
 {

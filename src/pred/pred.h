@@ -110,6 +110,12 @@ int pred_estimate_trace(struct pred *p, const struct fy_features *f,
 void pred_observe_trace(struct pred *p, const struct fy_features *f,
                         const struct trace_outcome *t);
 
+/* Merges f's learning beyond b into m (three banks of the same nodes, f and m
+ * descending from b; gw/share.c): the shared MGQP and, for every node of m that f and b
+ * hold with the same model, its MGQP (mgqp_merge) and MILP (milp_merge). m keeps its
+ * own priors (q_prior, pred_set_model_prior's table). */
+void pred_merge(struct pred *m, const struct pred *f, const struct pred *b);
+
 /* A-priori error statistics since creation: latency MAE (ms) / MAPE of node i
  * (-1 for all nodes), and the Brier score of the quality predictions. */
 void pred_error_stats(const struct pred *p, int node, double *mae_ms, double *mape,
