@@ -15,6 +15,7 @@
 
 #include "feat/image.h"
 #include "util/b64.h"
+#include "util/num.h"
 
 #define PATH_MAX_LEN 128
 
@@ -728,12 +729,9 @@ static int parse_top(struct fy_request *r, const struct req_limits *l, struct re
         if (get_member(v, "difficulty", "metadata", &d, e) < 0) return -1;
         if (d && !cJSON_IsNull(d)) {
             double x = NAN;
-            char *end = NULL;
             if (cJSON_IsNumber(d)) x = d->valuedouble;
-            else if (cJSON_IsString(d)) {
-                x = strtod(d->valuestring, &end);
-                if (end == d->valuestring || *end) x = NAN;
-            }
+            else if (cJSON_IsString(d) && util_parse_double(d->valuestring, 0, 1, &x) < 0)
+                x = NAN;
             if (!(x >= 0 && x <= 1)) {
                 fail(e, 400, "metadata.difficulty", "expected a number in [0, 1]");
                 return -1;
