@@ -2,6 +2,7 @@
 #include "emu/server.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/num.h"
 #include "util/rng.h"
 
 #define PROMPT_TOKENS_PER_MESSAGE 4 /* chat-template overhead per message (role markers) */
@@ -636,9 +638,8 @@ static double meta_num(const struct fy_request *fr, const char *key, double def)
     const cJSON *v = cJSON_IsObject(m) ? cJSON_GetObjectItemCaseSensitive(m, key) : NULL;
     if (cJSON_IsNumber(v) && isfinite(v->valuedouble)) return v->valuedouble;
     if (cJSON_IsString(v) && v->valuestring) {
-        char *end;
-        double d = strtod(v->valuestring, &end);
-        if (end != v->valuestring && !*end && isfinite(d)) return d;
+        double d;
+        if (util_parse_double(v->valuestring, -DBL_MAX, DBL_MAX, &d) == 0) return d;
     }
     return def;
 }
