@@ -2,12 +2,15 @@
 #include "sim/report.h"
 
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+
+#include "util/num.h"
 
 /* ==== metrics ====================================================================== */
 
@@ -402,9 +405,8 @@ int sim_report_plots(const struct sim_report *r, const char *dir, char *err, siz
         /* numeric sweep values on a numeric axis, others (link names) as categories */
         int numeric = 1;
         for (int k = 0; k < r->nsweep; k++) {
-            char *end;
-            strtod(r->sweep_val[k], &end);
-            if (end == r->sweep_val[k] || *end) numeric = 0;
+            double x;
+            if (util_parse_double(r->sweep_val[k], -DBL_MAX, DBL_MAX, &x) < 0) numeric = 0;
         }
         for (int which = 0; which < 2; which++) {
             fprintf(gp, "set output 'sweep-%s.%s'\nset xlabel ", which ? "completion" : "latency", ext);
