@@ -360,6 +360,44 @@ TEST(ferry_picks_the_oracle_choice_when_predictions_are_exact)
     po->free(so);
 }
 
+/* truth=p: with exact probabilities and latencies, ferry takes the fastest plan whose
+ * P(correct) is within delta (+ kappa per second saved) of the best, and refuses to run
+ * without a probability oracle. */
+TEST(ferry_with_exact_probabilities_takes_the_fastest_plan_within_delta)
+{
+    struct env e;
+    env_init(&e, 2, 2);
+    struct fake_truth ft = {.e = &e};
+    const struct fy_policy *pf = pol_find("ferry");
+    void *sf = start("ferry", "truth=p,plans=keep,kv=0,delta=0.05,kappa=0");
+    CHECK(sf);
+    one_image(&e.f, 0.5, 0.5);
+    struct fy_plan a;
+    CHECK(pf->decide(sf, &e.c, &a, NULL) < 0); /* no oracle_p: refused, not guessed */
+    e.c.oracle_p = fake_oracle;
+    e.c.oracle_arg = &ft;
+    struct rng r;
+    rng_seed(&r, 33);
+    int checked = 0;
+    for (int it = 0; it < 500; it++) {
+        double qbest = 0;
+        for (int i = 0; i < 4; i++) {
+            ft.q[i][0] = 0.4 + 0.5 * rng_uniform(&r);
+            ft.lat[i][0] = 100 + 3000 * rng_uniform(&r);
+            if (ft.q[i][0] > qbest) qbest = ft.q[i][0];
+        }
+        int want = -1;
+        for (int i = 0; i < 4; i++)
+            if (ft.q[i][0] >= qbest - 0.05 && (want < 0 || ft.lat[i][0] < ft.lat[want][0])) want = i;
+        CHECK_EQ_INT(pf->decide(sf, &e.c, &a, NULL), 0);
+        CHECK_EQ_INT(a.node, want);
+        checked += want >= 0;
+    }
+    CHECK_EQ_INT(checked, 500);
+    CHECK(start("ferry", "truth=q") == NULL);
+    pf->free(sf);
+}
+
 TEST(ferry_never_violates_edge_only_privacy)
 {
     struct env e;

@@ -553,6 +553,7 @@ TEST(m4a1_replay_respects_budgets_and_mgqp_learns)
     CHECK(r.pol[M4A1_POL_LCIO].reward > r.pol[M4A1_POL_RANDOM].reward);
     CHECK(r.pol[M4A1_POL_LCIO_TAB].reward > r.pol[M4A1_POL_LOCAL].reward);
     CHECK(r.pol[M4A1_POL_FERRY].reward > r.pol[M4A1_POL_RANDOM].reward);
+    CHECK(r.pol[M4A1_POL_FERRY].reward > r.pol[M4A1_POL_LOCAL].reward);
     /* MGQP trained on logged scores ranks held-out turns better than its prior */
     CHECK(r.auc > r.auc_prior);
     CHECK(r.auc > 0.6);

@@ -16,8 +16,10 @@
  *  - exploration: with probability eps / sqrt(1 + n/100) a random admissible node
  *    with its keep plan, so that MGQP/MILP keep learning about every node.
  * truth=1 replaces the predictors by the simulator's oracle (pol_ctx.oracle; tests and
- * the "exact predictions" upper bound): with δ = 0 and z = 0 the rule then picks the
- * oracle's choice. zl > 0 adds zl predicted standard deviations to every latency (risk
+ * the clairvoyant upper bound): with δ = 0 and z = 0 the rule then picks the oracle's
+ * choice. truth=p replaces them by the true P(correct) and the true latency
+ * (pol_ctx.oracle_p: a perfect predictor, not a clairvoyant) with z = 0 and δ, kappa as
+ * set, and no cascades: what ferry's rule reaches when nothing is left to learn. zl > 0 adds zl predicted standard deviations to every latency (risk
  * aversion; off by default: on the shipped experiments it bought latency with
  * completion).
  *
@@ -78,6 +80,8 @@ struct cas_node {
     double esc_y, esc_q;           /* escalated: Σ stage-2 correctness, Σ q̂_c (prior incl.) */
 };
 
+enum { TRUTH_OFF = 0, TRUTH_OUTCOME = 1, TRUTH_P = 2 }; /* truth=0|1|p */
+
 struct ferry {
     double z, zl, delta, kappa, eps, cost_budget, eta, mu, min_obs, cas_kappa;
     int downscale_px, all_plans, split, kv, truth, cascade;
@@ -110,8 +114,15 @@ static int fy_kv(void *arg, const char *k, const char *v, char *err, size_t errl
     }
     if (!strcmp(k, "min_obs")) return pol__num("ferry", k, v, 0, 1e9, &s->min_obs, err, errlen);
     if (!strcmp(k, "cas_kappa")) return pol__num("ferry", k, v, 0, 100, &s->cas_kappa, err, errlen);
+    if (!strcmp(k, "truth")) {
+        s->truth = !strcmp(v, "0") ? TRUTH_OFF : !strcmp(v, "1") ? TRUTH_OUTCOME
+                 : !strcmp(v, "p") ? TRUTH_P : -1;
+        if (s->truth >= 0) return 0;
+        snprintf(err, errlen, "ferry: truth=%s: expected 0, 1 or p", v);
+        return -1;
+    }
     int *flag = !strcmp(k, "split") ? &s->split : !strcmp(k, "kv") ? &s->kv
-              : !strcmp(k, "truth") ? &s->truth : !strcmp(k, "cascade") ? &s->cascade : NULL;
+              : !strcmp(k, "cascade") ? &s->cascade : NULL;
     if (flag) {
         if (pol__num("ferry", k, v, 0, 1, &d, err, errlen) < 0) return -1;
         *flag = d != 0;
@@ -124,7 +135,7 @@ static int fy_kv(void *arg, const char *k, const char *v, char *err, size_t errl
     }
     snprintf(err, errlen,
              "ferry: unknown parameter '%s' (z, zl, delta, kappa, downscale_px, plans, split, kv, eps, "
-             "cost_budget_usd, eta, truth, cascade, min_obs, cas_kappa)", k);
+             "cost_budget_usd, eta, truth (0, 1 or p), cascade, min_obs, cas_kappa)", k);
     return -1;
 }
 
@@ -305,8 +316,10 @@ static int fy_decide(void *state, const struct pol_ctx *c, struct fy_plan *out,
     struct ferry *s = state;
     if (est) memset(est, 0, sizeof *est);
     struct pred *bank = NULL;
+    int (*truth)(void *, const struct fy_plan *, struct fy_estimate *) =
+        s->truth == TRUTH_P ? c->oracle_p : c->oracle;
     if (s->truth) {
-        if (!c->oracle) return -EINVAL;
+        if (!truth) return -EINVAL;
     } else if (!(bank = pol__bank(&s->own, c))) {
         return -ENOMEM;
     }
@@ -329,7 +342,7 @@ static int fy_decide(void *state, const struct pol_ctx *c, struct fy_plan *out,
             struct cand *x = &cd[nc];
             x->p = plans[k];
             if (!s->truth && !plan_trusted(s, bank, f, &x->p)) continue;
-            int rc = s->truth ? c->oracle(c->oracle_arg, &x->p, &x->e)
+            int rc = s->truth ? truth(c->oracle_arg, &x->p, &x->e)
                               : pred_estimate(bank, f, c->nodes, i, &x->p, &x->e);
             if (rc < 0) continue;
             if (pr->max_cost_usd >= 0 && x->e.cost_usd > pr->max_cost_usd) continue;
@@ -354,7 +367,7 @@ static int fy_decide(void *state, const struct pol_ctx *c, struct fy_plan *out,
     }
     /* cascades: each edge node's keep plan, escalated to the best cloud keep plan */
     int ncore = nc;
-    if (s->cascade) {
+    if (s->cascade && s->truth != TRUTH_P) { /* truth=p knows no cascade's P(correct) */
         int cl = -1;
         for (int k = 0; k < ncore; k++)
             if (c->nodes[cd[k].p.node].role == FY_ROLE_CLOUD && all_kept(f, &cd[k].p) &&
@@ -374,7 +387,7 @@ static int fy_decide(void *state, const struct pol_ctx *c, struct fy_plan *out,
                 x->p.escalate_below = CAS_THETAS[t];
                 double q, qs, pe = 0;
                 if (s->truth) {
-                    if (c->oracle(c->oracle_arg, &x->p, &x->e) < 0) continue;
+                    if (truth(c->oracle_arg, &x->p, &x->e) < 0) continue;
                     x->lat = x->e.e2e_ms;
                     q = x->e.q_mean;
                     qs = 0;
@@ -399,7 +412,7 @@ static int fy_decide(void *state, const struct pol_ctx *c, struct fy_plan *out,
     }
     if (nc == 0) return -1;
     double target = pr->min_quality >= 0 ? pr->min_quality
-                                         : qbest - (s->truth ? 0 : s->delta);
+                                         : qbest - (s->truth == TRUTH_OUTCOME ? 0 : s->delta);
     /* the reference: the best mean (ties: the fastest); a plan faster than it by Δ s
      * may be kappa·Δ below the target (a queue of a minute is not worth a point) */
     int ref = 0;
@@ -407,19 +420,20 @@ static int fy_decide(void *state, const struct pol_ctx *c, struct fy_plan *out,
         if (cd[k].e.q_mean > cd[ref].e.q_mean + 1e-12 ||
             (fabs(cd[k].e.q_mean - cd[ref].e.q_mean) <= 1e-12 && cd[k].lat < cd[ref].lat))
             ref = k;
-    double kappa = s->truth ? 0 : s->kappa;
+    double kappa = s->truth == TRUTH_OUTCOME ? 0 : s->kappa;
     /* a cascade must reach the reference's upper bound (less δ): its quality is learned
      * from many first answers and is precise, the reference's (a node the cascades keep
      * from being labelled) may be uncertain and low; only when the reference is known
      * to be no better may the cascade replace it (or with an explicit min_quality) */
     double zz = s->truth ? 0 : s->z;
     double cas_target = pr->min_quality >= 0 ? target
-                        : cd[ref].e.q_mean + zz * cd[ref].e.q_std - (s->truth ? 0 : s->delta);
+                        : cd[ref].e.q_mean + zz * cd[ref].e.q_std -
+                              (s->truth == TRUTH_OUTCOME ? 0 : s->delta);
     for (int k = 0; k < nc; k++) {
         double gain_s = (cd[ref].lat - cd[k].lat) / 1000;
         double q = k == ref ? cd[k].e.q_mean : cd[k].lcb;
         if (k >= ncore) { /* a cascade is there to keep quality: its own, smaller slack */
-            double ck = s->truth ? 0 : s->cas_kappa;
+            double ck = s->truth == TRUTH_OUTCOME ? 0 : s->cas_kappa;
             cd[k].feasible = q >= cas_target - ck * (gain_s > 0 ? gain_s : 0) - 1e-12;
             continue;
         }

@@ -30,6 +30,9 @@ struct pol_ctx {
      * model would produce them given what is in service now, ignoring later arrivals).
      * Returns 0, or < 0 if the plan is invalid. */
     int (*oracle)(void *arg, const struct fy_plan *p, struct fy_estimate *truth);
+    /* sim only: the same, but q_mean is the true P(correct) of the plan (what a perfect
+     * quality predictor would say), not the outcome; q_std 0. Cascade plans: < 0. */
+    int (*oracle_p)(void *arg, const struct fy_plan *p, struct fy_estimate *truth);
     void *oracle_arg;
 };
 

@@ -361,15 +361,27 @@ const char *m4a1_policy_name(int pol) { return pol >= 0 && pol < POL__N ? g_pol_
 
 struct qcell { double q; long n; double r_sum, r_sq; };
 
+/* ferry's response statistics for one exact observed history: the LCIO observation
+ * (last 5 turns' previous action and task; the views follow from the action) packed
+ * into key, and per action the responses seen there. */
+#define HIST_CAP (1u << 16)
+#define FERRY_ONPOLICY_EPOCHS 100
+struct hcell { uint64_t key; struct qcell c[M4A1_NACT]; };
+
 struct agent {
     /* lcio: tabular Q over (previous action, task, budget bucket) × action, with the
      * Lagrangian reward and dual variables */
     struct qcell q[NCTX_PREV][M4A1_NTASK][NBUD][M4A1_NACT];
     double lam_l, lam_c;
-    /* ferry: immediate response statistics per (previous action, task) × action */
+    /* ferry: immediate response statistics per (previous action, task) × action, and
+     * per exact observed history (hist, keyed by hist_key) × action */
     struct qcell r[NCTX_PREV][M4A1_NTASK][M4A1_NACT];
+    struct hcell *hist; /* owned; HIST_CAP slots, open addressing; key 0 = empty */
     double rem_turns[M4A1_MAX_TURNS + 1]; /* E[N − t | N > t] over training dialogues */
     double z, slack;  /* ferry: LCB width and pacing slack, chosen on the training dialogues */
+    double p_task[M4A1_NTASK][M4A1_NTASK]; /* P(next task | task), training dialogues */
+    double p_cont[M4A1_MAX_TURNS];         /* P(turn t + 1 exists | turn t exists) */
+    double assoc_mean[M4A1_NACT];          /* mean norm_assoc of each action */
     const struct a2c *net; /* lcio: the trained RC-A2C actor-critic (rc_train) */
 };
 
@@ -390,6 +402,42 @@ static int bud_bucket(const struct step_ctx *c)
 
 static int prev_of(const struct step_ctx *c) { return c->t > 0 ? c->acts[c->t - 1] + 1 : 0; }
 
+/* The observation of c (what observe() fills) as per-slot codes, newest first: 0 before
+ * the dialogue, else 1 + (previous action + 1)·4 + task (1..40). */
+static void hist_codes(const struct step_ctx *c, int code[M4A1_HIST])
+{
+    for (int h = 0; h < M4A1_HIST; h++) {
+        int j = c->t - h;
+        code[h] = j < 0 ? 0 : 1 + (j > 0 ? c->acts[j - 1] + 1 : 0) * M4A1_NTASK + c->d->turn[j].task;
+    }
+}
+
+/* The codes as one non-zero number (base 41). */
+static uint64_t hist_key_of(const int code[M4A1_HIST])
+{
+    uint64_t k = 1;
+    for (int h = 0; h < M4A1_HIST; h++) k = k * 41 + (uint64_t)code[h];
+    return k;
+}
+
+/* The statistics of history key k; creates them when create != 0 (NULL when absent or
+ * the table is full). Linear probing over HIST_CAP slots. */
+static struct hcell *hist_find(struct hcell *tab, uint64_t k, int create)
+{
+    if (!tab) return NULL;
+    uint64_t h = k * 0x9E3779B97F4A7C15ull;
+    for (uint32_t i = 0; i < HIST_CAP; i++) {
+        struct hcell *s = &tab[((uint32_t)(h >> 40) + i) & (HIST_CAP - 1)];
+        if (s->key == k) return s;
+        if (s->key == 0) {
+            if (!create) return NULL;
+            s->key = k;
+            return s;
+        }
+    }
+    return NULL;
+}
+
 static int fits(const struct step_ctx *c, int a)
 {
     return act_lat(a) <= c->rem_s && act_cost(a) <= c->rem_usd;
@@ -405,31 +453,102 @@ static int lcio_pick(const struct agent *ag, const struct step_ctx *c, double ep
     return best;
 }
 
-/* ferry on M4A1: the action with the best lower-confidence reward among those whose
- * latency and cost fit the paced allowance (remaining budget / expected remaining
- * turns, × slack) and the remaining budget; local when none does. z and slack are
- * chosen on the training dialogues (m4a1_replay). */
+/* ferry's estimate of the response of action a in the history code[]: the statistics
+ * of that exact history when it has seen a there, else of (previous action, task);
+ * lower confidence bound with width z. 0 (and *known = 0) when it has none. */
+static double resp_lcb(const struct agent *ag, const int code[M4A1_HIST], int a, int *known)
+{
+    const struct hcell *h = hist_find(ag->hist, hist_key_of(code), 0);
+    int prev = (code[0] - 1) / M4A1_NTASK, task = (code[0] - 1) % M4A1_NTASK;
+    const struct qcell *s = h && h->c[a].n > 0 ? &h->c[a] : &ag->r[prev][task][a];
+    *known = s->n > 0;
+    if (!s->n) return 0;
+    double mean = s->r_sum / s->n, var = s->r_sq / s->n - mean * mean;
+    return mean - ag->z * sqrt(var > 0 ? var : 0) / sqrt((double)s->n);
+}
+
+/* The value ferry expects from the next turn after action a in history code[] with
+ * rem_s / rem_usd left: over the next task (learned transition frequencies) the best
+ * estimated reward of an action that fits, the next turn's association taken at its
+ * training mean; times the chance that the dialogue goes on after turn t. */
+static double next_value(const struct agent *ag, const int code[M4A1_HIST], int t, int a,
+                         double rem_s, double rem_usd)
+{
+    int task = (code[0] - 1) % M4A1_NTASK;
+    if (t + 1 >= M4A1_MAX_TURNS || ag->p_cont[t] <= 0) return 0;
+    int nc[M4A1_HIST];
+    for (int h = M4A1_HIST - 1; h > 0; h--) nc[h] = code[h - 1];
+    double v = 0;
+    for (int tn = 0; tn < M4A1_NTASK; tn++) {
+        double pt = ag->p_task[task][tn];
+        if (pt <= 0) continue;
+        nc[0] = 1 + (a + 1) * M4A1_NTASK + tn;
+        double best = 0;
+        int any = 0;
+        for (int b = 0; b < M4A1_NACT; b++) {
+            if (act_lat(b) > rem_s || act_cost(b) > rem_usd) continue;
+            int known;
+            double r = resp_lcb(ag, nc, b, &known);
+            if (!known) continue;
+            r += ag->assoc_mean[b] / 3 - norm_lat(b) / 3 - norm_cost(b) / 3;
+            if (!any || r > best) best = r, any = 1;
+        }
+        v += pt * best;
+    }
+    return ag->p_cont[t] * v;
+}
+
+/* ferry on M4A1: the action with the best lower-confidence reward of this turn plus the
+ * expected best reward of the next (look ahead one turn on its learned response model)
+ * among those whose latency and cost fit the paced allowance (remaining budget /
+ * expected remaining turns, × slack) and the remaining budget; local when none does.
+ * z and slack are chosen on the training dialogues (m4a1_replay). */
 static int ferry_pick(const struct agent *ag, const struct step_ctx *c)
 {
-    double z = ag->z;
     const struct m4a1_turn *tu = &c->d->turn[c->t];
-    int p = prev_of(c), task = tu->task;
     double er = ag->rem_turns[c->t < M4A1_MAX_TURNS ? c->t : M4A1_MAX_TURNS];
     if (er < 1) er = 1;
     double allow_s = ag->slack * c->rem_s / er, allow_usd = ag->slack * c->rem_usd / er;
+    int code[M4A1_HIST];
+    hist_codes(c, code);
     int best = 0;
     double bv = -INFINITY;
     for (int a = 0; a < M4A1_NACT; a++) {
         if (!fits(c, a)) continue;
         if (a > 0 && (act_lat(a) > allow_s || act_cost(a) > allow_usd)) continue;
-        const struct qcell *s = &ag->r[p][task][a];
-        if (s->n == 0) continue;
-        double mean = s->r_sum / s->n, var = s->r_sq / s->n - mean * mean;
-        double lcb = mean - z * sqrt(var > 0 ? var : 0) / sqrt((double)s->n);
+        int known;
+        double lcb = resp_lcb(ag, code, a, &known);
+        if (!known) continue;
         double v = lcb + norm_assoc(tu, a) / 3 - norm_lat(a) / 3 - norm_cost(a) / 3;
+        v += next_value(ag, code, c->t, a, c->rem_s - act_lat(a), c->rem_usd - act_cost(a));
         if (v > bv) bv = v, best = a;
     }
     return best;
+}
+
+/* ferry's statistics of the training dialogues' shape: P(next task | task), P(another
+ * turn after turn t) and each action's mean normalised association. */
+static void ferry_learn_dialogues(struct agent *ag, const struct m4a1 *m, const int *is_test)
+{
+    double tr[M4A1_NTASK][M4A1_NTASK] = {{0}}, at[M4A1_MAX_TURNS + 1] = {0}, sa[M4A1_NACT] = {0};
+    long nturn = 0;
+    for (int i = 0; i < m->n; i++) {
+        if (is_test[i]) continue;
+        const struct m4a1_dialogue *d = &m->d[i];
+        for (int t = 0; t < d->nturns; t++) {
+            at[t]++;
+            if (t + 1 < d->nturns) tr[d->turn[t].task][d->turn[t + 1].task]++;
+            for (int a = 0; a < M4A1_NACT; a++) sa[a] += norm_assoc(&d->turn[t], a);
+            nturn++;
+        }
+    }
+    for (int k = 0; k < M4A1_NTASK; k++) {
+        double n = 0;
+        for (int j = 0; j < M4A1_NTASK; j++) n += tr[k][j];
+        for (int j = 0; j < M4A1_NTASK; j++) ag->p_task[k][j] = n > 0 ? tr[k][j] / n : 0;
+    }
+    for (int t = 0; t < M4A1_MAX_TURNS; t++) ag->p_cont[t] = at[t] > 0 ? at[t + 1] / at[t] : 0;
+    for (int a = 0; a < M4A1_NACT; a++) ag->assoc_mean[a] = nturn ? sa[a] / (double)nturn : 0;
 }
 
 /* ==== lcio: RC-A2C ================================================================= */
@@ -483,7 +602,10 @@ static void episode(const struct env *e, const struct m4a1_dialogue *d, int pol,
     for (int t = 0; t < d->nturns; t++) {
         c.t = t;
         int a;
+        int hcode[M4A1_HIST];
+        hist_codes(&c, hcode);
         if (train && pol == POL_LCIO_TAB) a = lcio_pick(ag, &c, eps, r);
+        else if (train && eps < 1 && rng_uniform(r) >= eps) a = ferry_pick(ag, &c);
         else if (train) a = (int)rng_below(r, M4A1_NACT);
         else a = pick(pol, ag, &c, r);
         double obs[M4A1_OBS];
@@ -509,6 +631,12 @@ static void episode(const struct env *e, const struct m4a1_dialogue *d, int pol,
             s->n++;
             s->r_sum += resp;
             s->r_sq += resp * resp;
+            struct hcell *h = hist_find(ag->hist, hist_key_of(hcode), 1);
+            if (h) {
+                h->c[a].n++;
+                h->c[a].r_sum += resp;
+                h->c[a].r_sq += resp * resp;
+            }
         }
     }
     out->over = out->lat_s > BUDGET_S + 1e-9 || out->cost_usd > BUDGET_USD + 1e-12;
@@ -741,12 +869,13 @@ int m4a1_replay(const struct m4a1 *m, const struct m4a1_opts *o, struct m4a1_rep
     struct env e = {0};
     int rc = -1;
     struct agent *ag = calloc(2, sizeof *ag);
+    struct hcell *hist = calloc(HIST_CAP, sizeof *hist);
     struct a2c *net = NULL;
     int *is_test = calloc((size_t)m->n, sizeof *is_test), *order = calloc((size_t)m->n, sizeof *order);
     struct m4a1_result sq[POL__N];
     memset(rep, 0, sizeof *rep);
     memset(sq, 0, sizeof sq);
-    if (!ag || !is_test || !order || env_build(&e, m) < 0) goto cleanup;
+    if (!ag || !hist || !is_test || !order || env_build(&e, m) < 0) goto cleanup;
     for (int i = 0; i < m->n; i++)
         for (int t = 0; t < m->d[i].nturns; t++) {
             rep->turns++;
@@ -768,6 +897,8 @@ int m4a1_replay(const struct m4a1 *m, const struct m4a1_opts *o, struct m4a1_rep
         for (int i = 0; i < m->n; i++) is_test[order[i]] = i < ntest;
         /* train on the other dialogues */
         memset(ag, 0, 2 * sizeof *ag);
+        memset(hist, 0, sizeof *hist * HIST_CAP);
+        ag[1].hist = hist;
         struct dstats ds;
         long cnt[M4A1_MAX_TURNS + 1] = {0}, rem[M4A1_MAX_TURNS + 1] = {0};
         for (int i = 0; i < m->n; i++) {
@@ -779,6 +910,7 @@ int m4a1_replay(const struct m4a1 *m, const struct m4a1_opts *o, struct m4a1_rep
         }
         for (int t = 0; t <= M4A1_MAX_TURNS; t++)
             ag[1].rem_turns[t] = cnt[t] ? (double)rem[t] / cnt[t] : 1;
+        ferry_learn_dialogues(&ag[1], m, is_test);
         for (int ep = 0; ep < o->epochs; ep++) {
             double eps = fmax(0.05, 1.0 - 2.0 * ep / o->epochs);
             for (int k = ntest; k < m->n; k++) {
@@ -787,6 +919,13 @@ int m4a1_replay(const struct m4a1 *m, const struct m4a1_opts *o, struct m4a1_rep
                 if (ep < 20) episode(&e, d, POL_FERRY, &ag[1], 1, 1, &r, &ds);
             }
         }
+        /* ferry then explores around its own choices (ε = 0.2), so that the histories
+         * it creates have statistics of their own */
+        ag[1].z = 1;
+        ag[1].slack = 1.5;
+        for (int ep = 0; ep < FERRY_ONPOLICY_EPOCHS; ep++)
+            for (int k = ntest; k < m->n; k++)
+                episode(&e, &m->d[order[k]], POL_FERRY, &ag[1], 1, 0.2, &r, &ds);
         /* ferry's two parameters: the best mean reward on the training dialogues */
         {
             static const double zs[] = {0, 0.5, 1, 2}, slacks[] = {1, 1.5, 2, 3, 1e9};
@@ -877,6 +1016,7 @@ int m4a1_replay(const struct m4a1 *m, const struct m4a1_opts *o, struct m4a1_rep
 cleanup:
     env_fini(&e);
     a2c_free(net);
+    free(hist);
     free(ag);
     free(is_test);
     free(order);

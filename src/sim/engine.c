@@ -415,17 +415,19 @@ static int plan_truth(struct eng *e, const struct sreq *r, const struct fy_plan 
     return 0;
 }
 
-static int oracle_cb(void *arg, const struct fy_plan *p, struct fy_estimate *truth)
+/* The truth of plan p for the request being decided: q_mean the outcome (know_p = 0)
+ * or the true P(correct) (know_p = 1; not for cascades, whose outcome depends on the
+ * first answer's realised confidence). */
+static int truth_of(struct eng *e, const struct fy_plan *p, int know_p, struct fy_estimate *truth)
 {
-    struct eng *e = arg;
     const struct sreq *r = &e->req[e->cur];
     memset(truth, 0, sizeof *truth);
-    if (!plan_valid(e, r, p)) return -EINVAL;
+    if (!plan_valid(e, r, p) || (know_p && is_cascade(p))) return -EINVAL;
     struct fy_outcome o;
     double pc;
     if (plan_truth(e, r, p, e->now, &o, &pc) < 0) return -1;
     if (o.failed) return -ERANGE;
-    truth->q_mean = o.quality;
+    truth->q_mean = know_p ? pc : o.quality;
     truth->t_up_ms = o.t_up_ms;
     truth->t_queue_ms = o.t_queue_ms;
     truth->t_vision_ms = o.t_vision_ms;
@@ -437,6 +439,16 @@ static int oracle_cb(void *arg, const struct fy_plan *p, struct fy_estimate *tru
     truth->out_tokens = o.out_tokens;
     truth->cost_usd = o.cost_usd;
     return 0;
+}
+
+static int oracle_cb(void *arg, const struct fy_plan *p, struct fy_estimate *truth)
+{
+    return truth_of(arg, p, 0, truth);
+}
+
+static int oracle_p_cb(void *arg, const struct fy_plan *p, struct fy_estimate *truth)
+{
+    return truth_of(arg, p, 1, truth);
 }
 
 /* ==== requests ===================================================================== */
@@ -482,6 +494,7 @@ static void pol_ctx_fill(struct eng *e, const struct sreq *r, double t, struct p
     c->rng = &e->rng_pol;
     c->session = r->prefs.session;
     c->oracle = oracle_cb;
+    c->oracle_p = oracle_p_cb;
     c->oracle_arg = e;
 }
 
