@@ -398,6 +398,37 @@ TEST(gw_check_validates_the_shipped_example)
     CHECK(system(cmd) != 0);
 }
 
+/* A node with a model profile starts MGQP from its model's prior per task; one without
+ * from the role default (docs/predictors.md "Prior"); --check says which. */
+TEST(gw_check_shows_each_nodes_quality_prior)
+{
+    const char *p = test_tmp_path("priors.ini");
+    FILE *f = fopen(p, "w");
+    CHECK(f);
+    fputs("[node edge0]\nrole = edge\nurl = http://127.0.0.1:1\nprofile = data/profiles\n"
+          "profile_node = edge-3090\n"
+          "[node big]\nrole = cloud\nurl = http://127.0.0.1:2\nmodel = some-72b\n", f);
+    fclose(f);
+    char cmd[1024], line[512];
+    snprintf(cmd, sizeof cmd, "'%s' serve --check -c %s 2>&1", gwt_ferry_bin(), p);
+    FILE *out = popen(cmd, "r");
+    CHECK(out);
+    int edge_ocr = 0, cloud_default = 0, n = 0;
+    while (fgets(line, sizeof line, out)) {
+        if (!strstr(line, "quality prior:")) continue;
+        n++;
+        if (n == 1 && strstr(line, "ocr 0.535") && strstr(line, "chat 0.638") &&
+            strstr(line, "other tasks 0.62 (role default)"))
+            edge_ocr = 1;
+        if (n == 2 && strstr(line, "0.77 for every task (role default"))
+            cloud_default = 1;
+    }
+    CHECK_EQ_INT(pclose(out), 0);
+    CHECK_EQ_INT(n, 2);
+    CHECK(edge_ocr);
+    CHECK(cloud_default);
+}
+
 TEST(gw_metrics_parser_reads_vllm_and_llamacpp)
 {
     const char *v = "# HELP x\nvllm:num_requests_running{model_name=\"a\"} 2\n"

@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 
 #include "cli.h"
+#include "feat/text.h"
 #include "gw/config.h"
 #include "gw/nodes.h"
 #include "gw/server.h"
@@ -195,6 +196,25 @@ static int apply_feedback(void *arg, const char *id, double score)
     return gw_server_feedback(arg, id, score, node, sizeof node);
 }
 
+/* --check: the node's quality prior per task (pred.h: its profile's, else the role's) */
+static void print_prior(const struct fy_node *n)
+{
+    char list[256] = "";
+    size_t k = 0;
+    for (int t = 0; t < FY_TASK__N && k < sizeof list; t++) {
+        double q = n->prof.q_prior[t];
+        if (q > 0 && q < 1)
+            k += (size_t)snprintf(list + k, sizeof list - k, "%s%s %.3f", k ? ", " : "",
+                                  feat_task_name((enum fy_task)t), q);
+    }
+    if (k)
+        printf("  %-12s quality prior: %s; other tasks %.2f (role default)\n", "",
+               list, pred_role_prior(n->role));
+    else
+        printf("  %-12s quality prior: %.2f for every task (role default; no model profile "
+               "with priors)\n", "", pred_role_prior(n->role));
+}
+
 static int check(struct gw_config *c)
 {
     char err[512] = "";
@@ -230,11 +250,13 @@ static int check(struct gw_config *c)
     if (rc == 0) {
         printf("%s: ok — listen %s:%d, policy %s, %d node(s)\n", c->path, c->listen_host,
                c->listen_port, c->policy, c->nnodes);
-        for (int i = 0; i < c->nnodes; i++)
+        for (int i = 0; i < c->nnodes; i++) {
             printf("  %-12s %-5s %-40s model %s, %.0f/%.0f tok/s prefill/decode, key %s\n",
                    c->nodes[i].name, gw_role_name(c->nodes[i].role), c->nodes[i].url,
                    c->nodes[i].model, ns.node[i].prof.prefill_tps, ns.node[i].prof.decode_tps,
                    c->nodes[i].api_key_env[0] ? c->nodes[i].api_key_env : "(none)");
+            print_prior(&ns.node[i]);
+        }
         if (c->model_file[0]) printf("  model %s: ok\n", c->model_file);
         if (c->share_redis[0]) printf("  share: %s\n", share_note);
     }
