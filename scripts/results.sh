@@ -41,8 +41,9 @@ for n in "${exps[@]}"; do
   # predictors: a trace of ferry's run with every node's outcome, 80/20 by dialogue
   "$ferry" sim "$e" --policies ferry --seeds 1 --no-timing --trace "$work/$n.jsonl" \
     --counterfactual >/dev/null
-  "$ferry" train "$work/$n.jsonl" -o "$work/$n.fy" >/dev/null
-  "$ferry" eval "$work/$n.jsonl" --model "$work/$n.fy" >"$work/$n.eval.txt"
+  "$ferry" train "$work/$n.jsonl" -o "$work/$n.fy" --profiles data/profiles >/dev/null
+  "$ferry" eval "$work/$n.jsonl" --model "$work/$n.fy" --profiles data/profiles \
+    >"$work/$n.eval.txt"
 done
 # cascades: ferry's use of them against the confidence model's one assumed parameter
 # (docs/simulator.md "Quality model": confidence_sep; 1 is the default)
@@ -408,7 +409,8 @@ for n in "${exps[@]}"; do
       printf "  %.1f %% latency vs cloud-only at %+.2f pt completion.\n", 100 * (qe / ce - 1), qc - cc }' >>"$md"
     echo
     echo "Predictors on a held-out 20 % (by dialogue) of a counterfactual trace of ferry's run"
-    echo "(every request on every node; \`ferry eval\`, untrained priors in parentheses):"
+    echo "(every request on every node; \`ferry train\`/\`eval --profiles data/profiles\`,"
+    echo "untrained priors in parentheses; quality's from the profiles per task):"
     echo
     echo '```'
     grep -E '^latency|^  all |^quality:|^expected calibration' "$work/$n.eval.txt" || echo "(no evaluation)"
