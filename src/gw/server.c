@@ -73,7 +73,7 @@ struct recent {
     /* while labelled == LABEL_SHADOW: the label's factor in the node's MGQP posterior
      * (malloc'd; NULL when the bank has no such node or memory ran out) and its
      * |prediction − label| counted in the node's quality_mae (< 0: not counted) */
-    struct mgqp_site *shadow_site;
+    struct pred_site shadow_site;  /* a shadow label's factor in MGQP (pred_unlabel) */
     double shadow_err;
 };
 
@@ -684,8 +684,7 @@ static void remember(struct gw_server *s, struct gw_req *q)
     if (!q->has_features) return;
     struct recent *r = &s->recent[s->recent_next];
     s->recent_next = (s->recent_next + 1) % RECENT_N;
-    free(r->shadow_site);
-    r->shadow_site = NULL;
+    pred_site_free(&r->shadow_site);
     r->shadow_err = -1;
     r->labelled = LABEL_NONE;
     snprintf(r->id, sizeof r->id, "%s", q->id);
@@ -1646,7 +1645,9 @@ static void on_nodes(struct gw_server *s, struct gw_hconn *c)
             cJSON_AddNumberToObject(pe, "milp_mae_ms", mae);
             cJSON_AddNumberToObject(pe, "milp_mape", mape);
             cJSON_AddNumberToObject(pe, "observations", (double)k);
-            if (bi >= 0) cJSON_AddNumberToObject(pe, "mgqp_updates", (double)s->pred->node[bi].mgqp.n);
+            if (bi >= 0)
+                cJSON_AddNumberToObject(pe, "mgqp_updates",
+                                        (double)s->pred->node[pred_quality_owner(s->pred, bi)].mgqp.n);
         }
         cJSON_AddItemToArray(arr, o);
     }
@@ -1674,7 +1675,7 @@ static void pending_quality(struct gw_server *s, const char *id, double q)
  * node learns, its quality_mae counts it, its trace row gets the score. At most one label
  * counts per request, and user feedback is ground truth while a shadow label is a noisy
  * one (agreement with the reference): user feedback replaces a shadow label given
- * before it — the label's factor is divided out of MGQP (mgqp_retract), its error out of
+ * before it — the label's factor is divided out of MGQP (pred_unlabel), its error out of
  * quality_mae, and the trace row's quality is overwritten — and a shadow label for a
  * request with user feedback is dropped; a second user score is refused. 0 with the
  * node's name (*replaced = 1 when a shadow label was replaced), -1 when no recent
@@ -1693,27 +1694,26 @@ static int label(struct gw_server *s, const char *id, double score, int kind, ch
     int bi = s->pred ? pred_find(s->pred, nm) : -1;
     int repl = r->labelled == LABEL_SHADOW;
     if (repl) {
-        if (bi >= 0) mgqp_retract(&s->pred->node[bi].mgqp, r->shadow_site);
+        if (bi >= 0) pred_unlabel(s->pred, &r->shadow_site);
         if (r->shadow_err >= 0 && rt->q_err_n > 0) {
             rt->q_abs_err_sum -= r->shadow_err;
             if (rt->q_abs_err_sum < 0) rt->q_abs_err_sum = 0;
             rt->q_err_n--;
         }
-        free(r->shadow_site);
-        r->shadow_site = NULL;
+        pred_site_free(&r->shadow_site);
         r->shadow_err = -1;
     }
     if (bi >= 0) {
-        struct mgqp *m = &s->pred->node[bi].mgqp;
-        double err = fabs(mgqp_predict(m, &r->f, &r->plan, NULL) - score);
+        /* the bank's own model (shared + the node's model block), as decisions see it */
+        double err = fabs(pred_quality(s->pred, bi, &r->f, &r->plan, NULL) - score);
         rt->q_abs_err_sum += err;
         rt->q_err_n++;
         if (kind == LABEL_SHADOW) {
-            /* NULL when out of memory: learned all the same, but then not replaceable */
-            r->shadow_site = mgqp_observe_site(m, &r->f, &r->plan, score);
+            /* empty when out of memory: learned all the same, but then not replaceable */
+            pred_label(s->pred, bi, &r->f, &r->plan, score, &r->shadow_site);
             r->shadow_err = err;
         } else {
-            mgqp_observe(m, &r->f, &r->plan, score);
+            pred_label(s->pred, bi, &r->f, &r->plan, score, NULL);
         }
     }
     if (s->store && gw_store_set_quality(s->store, r->id, score) == 1)
@@ -2040,7 +2040,7 @@ void gw_server_free(struct gw_server *s)
     gw_store_close(s->store);
     if (s->pol && s->pol->free && s->pol_state) s->pol->free(s->pol_state);
     pred_free(s->pred);
-    for (int i = 0; s->recent && i < RECENT_N; i++) free(s->recent[i].shadow_site);
+    for (int i = 0; s->recent && i < RECENT_N; i++) pred_site_free(&s->recent[i].shadow_site);
     free(s->recent);
     free(s);
 }

@@ -110,10 +110,11 @@ int cmd_train(int argc, char **argv)
     }
     printf("trained on %ld records (%ld outcomes, %d epoch%s), %ld held out; %d node%s -> %s\n",
            used, outcomes, epochs, epochs > 1 ? "s" : "", held, p->n, p->n == 1 ? "" : "s", out);
+    /* quality labels count per model (nodes running one model learn together) */
     for (int i = 0; i < p->n; i++)
         printf("  %-16s %-24s %-5s quality labels %ld, latency samples %ld\n", p->node[i].name,
                p->node[i].model, p->node[i].role == FY_ROLE_CLOUD ? "cloud" : "edge",
-               p->node[i].mgqp.n, p->node[i].milp.part[MILP_PREFILL].n);
+               p->node[pred_quality_owner(p, i)].mgqp.n, p->node[i].milp.part[MILP_PREFILL].n);
     rc = 0;
 cleanup:
     pred_free(p);

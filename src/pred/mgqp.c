@@ -171,6 +171,22 @@ void mgqp_observe(struct mgqp *m, const struct fy_features *f, const struct fy_p
     mgqp_observe_x(m, x, y);
 }
 
+/* The site of the observation at x that moved m from (prec0, eta0 = prec0·mu0) over
+ * its nz non-zero features; NULL when out of memory. */
+static struct mgqp_site *site_new(const struct mgqp *m, const double *x, int nz,
+                                  const double *prec0, const double *eta0)
+{
+    struct mgqp_site *s = malloc(sizeof *s + (size_t)nz * sizeof s->w[0]);
+    if (!s) return NULL;
+    s->n = 0;
+    for (int i = 0; i < MGQP_DIM; i++) {
+        if (x[i] == 0) continue;
+        s->w[s->n++] = (struct mgqp_site_w){i, m->prec[i] - prec0[i],
+                                            m->prec[i] * m->mu[i] - eta0[i]};
+    }
+    return s;
+}
+
 struct mgqp_site *mgqp_observe_site(struct mgqp *m, const struct fy_features *f,
                                     const struct fy_plan *plan, double y)
 {
@@ -185,15 +201,7 @@ struct mgqp_site *mgqp_observe_site(struct mgqp *m, const struct fy_features *f,
         nz++;
     }
     mgqp_observe_x(m, x, y);
-    struct mgqp_site *s = malloc(sizeof *s + (size_t)nz * sizeof s->w[0]);
-    if (!s) return NULL;
-    s->n = 0;
-    for (int i = 0; i < MGQP_DIM; i++) {
-        if (x[i] == 0) continue;
-        s->w[s->n++] = (struct mgqp_site_w){i, m->prec[i] - prec0[i],
-                                            m->prec[i] * m->mu[i] - eta0[i]};
-    }
-    return s;
+    return site_new(m, x, nz, prec0, eta0);
 }
 
 void mgqp_retract(struct mgqp *m, const struct mgqp_site *s)
@@ -303,6 +311,34 @@ void mgqp2_observe(struct mgqp *s, struct mgqp *d, const struct fy_features *f,
     mgqp_features(f, plan, x);
     step(s, x, dot2(s, d, x), y);
     step(d, x, dot2(s, d, x), y);
+}
+
+int mgqp2_observe_sites(struct mgqp *s, struct mgqp *d, const struct fy_features *f,
+                        const struct fy_plan *plan, double y, struct mgqp_site **site_s,
+                        struct mgqp_site **site_d)
+{
+    *site_s = *site_d = NULL;
+    if (!(y >= 0 && y <= 1)) return -1;
+    double x[MGQP_DIM], ps[MGQP_DIM], es[MGQP_DIM], pd[MGQP_DIM], ed[MGQP_DIM];
+    mgqp_features(f, plan, x);
+    int nz = 0;
+    for (int i = 0; i < MGQP_DIM; i++) {
+        if (x[i] == 0) continue;
+        ps[i] = s->prec[i];
+        es[i] = s->prec[i] * s->mu[i];
+        pd[i] = d->prec[i];
+        ed[i] = d->prec[i] * d->mu[i];
+        nz++;
+    }
+    step(s, x, dot2(s, d, x), y);
+    step(d, x, dot2(s, d, x), y);
+    *site_s = site_new(s, x, nz, ps, es);
+    *site_d = site_new(d, x, nz, pd, ed);
+    if (*site_s && *site_d) return 0;
+    free(*site_s);
+    free(*site_d);
+    *site_s = *site_d = NULL;
+    return -1;
 }
 
 void mgqp_merge(struct mgqp *m, const struct mgqp *f, const struct mgqp *b)

@@ -99,6 +99,12 @@ double mgqp2_predict(const struct mgqp *s, const struct mgqp *d, const struct fy
                      const struct fy_plan *plan, double *sd);
 void mgqp2_observe(struct mgqp *s, struct mgqp *d, const struct fy_features *f,
                    const struct fy_plan *plan, double y);
+/* mgqp2_observe, also returning the observation's site in each block (malloc'd; retract
+ * each from its block with mgqp_retract, then free). 0; -1 when y is not in [0,1] (not
+ * applied) or out of memory (applied, *site_s = *site_d = NULL). */
+int mgqp2_observe_sites(struct mgqp *s, struct mgqp *d, const struct fy_features *f,
+                        const struct fy_plan *plan, double y, struct mgqp_site **site_s,
+                        struct mgqp_site **site_d);
 
 /* Adds f's learning beyond b to m (three states of one MGQP block, f and m descending
  * from b): per weight in natural parameters, prec += f.prec − b.prec and

@@ -63,7 +63,8 @@ double pred_node_prior(const struct fy_node *n, int t)
 
 double pred_prior(const struct pred *p, int node, int t)
 {
-    if (!p || node < 0 || node >= p->n) return 0;
+    node = pred_quality_owner(p, node);
+    if (node < 0) return 0;
     return task_prior(p->node[node].q_prior, p->node[node].mgqp.q0, t);
 }
 
@@ -72,6 +73,13 @@ int pred_find(const struct pred *p, const char *name)
     for (int i = 0; i < p->n; i++)
         if (!strcmp(p->node[i].name, name)) return i;
     return -1;
+}
+
+/* Do a and b run the same model with the same prior (then they learn together)? */
+static int same_quality_prior(const struct pred_node *a, const struct pred_node *b)
+{
+    return !strcmp(a->model, b->model) && a->mgqp.q0 == b->mgqp.q0 &&
+           !memcmp(a->q_prior, b->q_prior, sizeof a->q_prior);
 }
 
 int pred_add_node(struct pred *p, const struct fy_node *node)
@@ -89,7 +97,14 @@ int pred_add_node(struct pred *p, const struct fy_node *node)
         node = &with;
         break;
     }
-    node_init(&p->node[p->n], node);
+    struct pred_node *pn = &p->node[p->n];
+    node_init(pn, node);
+    pn->qowner = p->n;
+    for (int k = 0; pn->model[0] && k < p->n; k++)
+        if (p->node[k].qowner == k && same_quality_prior(&p->node[k], pn)) {
+            pn->qowner = k;
+            break;
+        }
     return p->n++;
 }
 
@@ -117,9 +132,75 @@ void pred_free(struct pred *p) { free(p); }
 
 void pred_set_quality_prior(struct pred *p, int node, double q0)
 {
-    if (node < 0 || node >= p->n) return;
+    if (!p || node < 0 || node >= p->n) return;
+    /* an explicit prior for one node gives it a block of its own; the nodes that learned
+     * in its block keep what was learned there, in the block of the first of them */
+    int heir = -1;
+    for (int k = node + 1; k < p->n; k++) {
+        if (p->node[k].qowner != node) continue;
+        if (heir < 0) {
+            heir = k;
+            p->node[k].mgqp = p->node[node].mgqp;
+        }
+        p->node[k].qowner = heir;
+    }
+    p->node[node].qowner = node;
     mgqp_init_node(&p->node[node].mgqp, q0);
     memset(p->node[node].q_prior, 0, sizeof p->node[node].q_prior);
+}
+
+int pred_quality_owner(const struct pred *p, int node)
+{
+    if (!p || node < 0 || node >= p->n) return -1;
+    return p->node[node].qowner;
+}
+
+/* the MGQP block holding the quality of bank node pn */
+static struct mgqp *qblock(struct pred *p, const struct pred_node *pn)
+{
+    return &p->node[pn->qowner].mgqp;
+}
+
+double pred_quality(struct pred *p, int node, const struct fy_features *f,
+                    const struct fy_plan *plan, double *sd)
+{
+    int o = pred_quality_owner(p, node);
+    if (sd) *sd = 0;
+    if (o < 0) return 0;
+    return mgqp2_predict(&p->shared, &p->node[o].mgqp, f, plan, sd);
+}
+
+int pred_label(struct pred *p, int node, const struct fy_features *f,
+               const struct fy_plan *plan, double y, struct pred_site *site)
+{
+    int o = pred_quality_owner(p, node);
+    if (site) memset(site, 0, sizeof *site);
+    if (o < 0 || !(y >= 0 && y <= 1)) return -1;
+    if (!site) {
+        mgqp2_observe(&p->shared, &p->node[o].mgqp, f, plan, y);
+        return 0;
+    }
+    site->owner = o;
+    mgqp2_observe_sites(&p->shared, &p->node[o].mgqp, f, plan, y, &site->s, &site->d);
+    return 0;
+}
+
+void pred_unlabel(struct pred *p, struct pred_site *site)
+{
+    if (!site) return;
+    if (p && site->s && site->d && site->owner >= 0 && site->owner < p->n) {
+        mgqp_retract(&p->shared, site->s);
+        mgqp_retract(&p->node[site->owner].mgqp, site->d);
+    }
+    pred_site_free(site);
+}
+
+void pred_site_free(struct pred_site *site)
+{
+    if (!site) return;
+    free(site->s);
+    free(site->d);
+    memset(site, 0, sizeof *site);
 }
 
 /* Qwen2-VL: one visual token per 28×28 patch (DESIGN.md), min 4; LLaVA-1.5: a fixed
@@ -222,7 +303,7 @@ int pred_estimate(struct pred *p, const struct fy_features *f, const struct fy_n
         p->sp_nnz = mgqp_ngram_nonzero(f, p->sp_idx);
         p->sp_valid = 1;
     }
-    out->q_mean = mgqp2_predict_sparse(&p->shared, &pn->mgqp, f, plan, p->sp_idx, p->sp_nnz, &sd);
+    out->q_mean = mgqp2_predict_sparse(&p->shared, qblock(p, pn), f, plan, p->sp_idx, p->sp_nnz, &sd);
     out->q_std = sd;
     if (nsplit > 0 && aux && aux != &nodes[node]) {
         /* the aux node describes the split images first; its answer then goes into the
@@ -266,10 +347,10 @@ void pred_observe(struct pred *p, const struct fy_features *f, const struct fy_n
     double aux_bytes;
     main_ctx(f, &nodes[node], &o->plan, &c, &nsplit, &aux_bytes, &aux_tokens, aux);
     if (o->quality >= 0 && o->quality <= 1) {
-        double q = mgqp2_predict(&p->shared, &pn->mgqp, f, &o->plan, NULL);
+        double q = mgqp2_predict(&p->shared, qblock(p, pn), f, &o->plan, NULL);
         p->brier_sum += (q - o->quality) * (q - o->quality);
         p->nq++;
-        mgqp2_observe(&p->shared, &pn->mgqp, f, &o->plan, o->quality);
+        mgqp2_observe(&p->shared, qblock(p, pn), f, &o->plan, o->quality);
     }
     /* latency of split plans mixes two nodes; only direct runs train MILP */
     if (nsplit == 0) milp_observe(&pn->milp, f, &c, o);
@@ -346,7 +427,7 @@ int pred_estimate_trace(struct pred *p, const struct fy_features *f,
     if (!pn) return -1;
     milp_predict(&pn->milp, f, &c, out);
     double sd;
-    out->q_mean = mgqp2_predict(&p->shared, &pn->mgqp, f, &t->o.plan, &sd);
+    out->q_mean = mgqp2_predict(&p->shared, qblock(p, pn), f, &t->o.plan, &sd);
     out->q_std = sd;
     return nsplit ? 1 : 0;
 }
@@ -363,10 +444,10 @@ void pred_observe_trace(struct pred *p, const struct fy_features *f,
     /* an escalated cascade's second stage: latency only (its requests were selected by
      * the first answer's confidence; their labels would bias the node's quality low) */
     if (t->stage != 2 && o->quality >= 0 && o->quality <= 1) {
-        double q = mgqp2_predict(&p->shared, &pn->mgqp, f, &o->plan, NULL);
+        double q = mgqp2_predict(&p->shared, qblock(p, pn), f, &o->plan, NULL);
         p->brier_sum += (q - o->quality) * (q - o->quality);
         p->nq++;
-        mgqp2_observe(&p->shared, &pn->mgqp, f, &o->plan, o->quality);
+        mgqp2_observe(&p->shared, qblock(p, pn), f, &o->plan, o->quality);
     }
     if (nsplit == 0) milp_observe(&pn->milp, f, &c, o);
 }

@@ -25,6 +25,7 @@ struct pred_node {
     /* the model's prior P(complete) per task (fy_node_profile.q_prior, clamped to
      * [0.01, 0.99]); 0 = none: mgqp.q0 */
     double q_prior[FY_TASK__N];
+    int qowner;  /* the node whose mgqp block holds this node's quality (pred_quality_owner) */
 };
 
 struct pred {
@@ -65,8 +66,35 @@ int pred_find(const struct pred *p, const char *name);
  * MGQP starts from its prior per task (above). */
 int pred_add_node(struct pred *p, const struct fy_node *node);
 /* Resets the node's MGQP to a prior of q0 for every task (the profile's task priors are
- * dropped). */
+ * dropped), in a block of its own (the nodes it shared one with keep theirs). */
 void pred_set_quality_prior(struct pred *p, int node, double q0);
+
+/* Quality is the model's, not the device's: nodes of the bank running the same model
+ * (equal non-empty fy_node_profile.model) with the same prior learn and predict with one
+ * MGQP block, that of the first of them; pred_quality_owner gives its index (node itself
+ * when the model is unnamed or unique; -1 for a bad index). pred_set_quality_prior gives
+ * a node a block of its own. Latency (MILP) stays per node. */
+int pred_quality_owner(const struct pred *p, int node);
+
+/* P(complete) of plan on node (shared + the owner's block) and its SD (may be NULL); 0
+ * for a bad node. */
+double pred_quality(struct pred *p, int node, const struct fy_features *f,
+                    const struct fy_plan *plan, double *sd);
+
+/* A label y in [0,1] for plan on node: MGQP learns it (shared + owner block, as
+ * pred_observe does) without touching MILP. site (may be NULL) gets what pred_unlabel
+ * needs to take the label out again (its parts NULL when out of memory: the label is
+ * learned all the same). 0, or -1 (bad node or y: nothing learned). */
+struct pred_site {
+    int owner;
+    struct mgqp_site *s, *d;  /* owned: the label's factor in the shared and owner blocks */
+};
+int pred_label(struct pred *p, int node, const struct fy_features *f,
+               const struct fy_plan *plan, double y, struct pred_site *site);
+/* Divides a label's factors out of the bank (mgqp_retract in both blocks) and frees
+ * them; site zeroed. NULL or an empty site: no-op. pred_site_free only frees. */
+void pred_unlabel(struct pred *p, struct pred_site *site);
+void pred_site_free(struct pred_site *site);
 /* Task priors q[FY_TASK__N] (as fy_node_profile.q_prior, 0 = unknown) for nodes of
  * model `model` added to the bank from now on whose profile has none — nodes known only
  * by their model's name, as in traces (`ferry train/eval --profiles`). 0, or -1 when
