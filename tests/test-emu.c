@@ -1220,10 +1220,7 @@ TEST(emu_metrics_have_vllm_names_and_count)
     CHECK_NEAR(metric(m.body.data, "vllm:num_requests_running{"), 0, 0);
     /* promtool lints the format; vLLM's ':' names are its only complaint */
     const char *path = test_tmp_path("emu-metrics.txt");
-    FILE *fp = fopen(path, "w");
-    CHECK(fp);
-    fputs(m.body.data, fp);
-    fclose(fp);
+    CHECK(test_write_file(path, m.body.data) == 0);
     char cmd[700];
     snprintf(cmd, sizeof cmd, "promtool check metrics < %s 2>&1 | grep -v "
              "\"should not contain ':'\"", path);
@@ -1400,11 +1397,8 @@ TEST(emu_collect_reports_bad_dataset_lines)
     char ds[512], never[512]; /* test_tmp_path returns a static buffer */
     snprintf(ds, sizeof ds, "%s", test_tmp_path("bad.jsonl"));
     snprintf(never, sizeof never, "%s", test_tmp_path("never.jsonl"));
-    FILE *fp = fopen(ds, "w");
-    CHECK(fp);
-    fputs("{\"id\":\"a\",\"question\":\"q\",\"answers\":[\"x\"]}\n"
-          "{\"id\":\"b\",\"question\":\"q\"}\n", fp);
-    fclose(fp);
+    CHECK(test_write_file(ds, "{\"id\":\"a\",\"question\":\"q\",\"answers\":[\"x\"]}\n"
+                              "{\"id\":\"b\",\"question\":\"q\"}\n") == 0);
     const char *cfg = write_config(1, 2);
     struct emu_collect_opts o;
     emu_collect_opts_default(&o);
@@ -1417,9 +1411,8 @@ TEST(emu_collect_reports_bad_dataset_lines)
     if (!strstr(err, "bad.jsonl:2")) fprintf(stderr, "  err: %s\n", err);
     CHECK(strstr(err, "bad.jsonl:2") != NULL);
     CHECK(strstr(err, "answers") != NULL);
-    fp = fopen(ds, "w");
-    fputs("{\"id\":\"a\",\"question\":\"q\",\"answers\":[\"x\"],\"images\":[\"nope.png\"]}\n", fp);
-    fclose(fp);
+    CHECK(test_write_file(ds, "{\"id\":\"a\",\"question\":\"q\",\"answers\":[\"x\"],"
+                              "\"images\":[\"nope.png\"]}\n") == 0);
     CHECK(emu_collect_run(&o, &st, err, sizeof err) < 0);
     CHECK(strstr(err, "nope.png: not found") != NULL);
 }
@@ -1503,11 +1496,9 @@ TEST(emu_collect_and_load_send_their_headers)
     char ds[512], cfg[512], err[512] = "";
     snprintf(ds, sizeof ds, "%s", test_tmp_path("one.jsonl"));
     snprintf(cfg, sizeof cfg, "%s", test_tmp_path("keyed.ini"));
-    FILE *fp = fopen(ds, "w");
-    CHECK(fp);
-    fputs("{\"id\":\"q1\",\"question\":\"2+2?\",\"answers\":[\"4\"]}\n", fp);
-    fclose(fp);
-    fp = fopen(cfg, "w");
+    CHECK(test_write_file(ds, "{\"id\":\"q1\",\"question\":\"2+2?\","
+                              "\"answers\":[\"4\"]}\n") == 0);
+    FILE *fp = fopen(cfg, "w");
     CHECK(fp);
     fprintf(fp, "[node cloud]\nrole = cloud\nurl = http://127.0.0.1:%d\nmodel = m\n"
                 "api_key_env = FERRY_TEST_EMU_KEY\n", cap.port);
@@ -1601,8 +1592,7 @@ TEST(emu_collect_and_load_say_why_requests_failed)
 
 TEST(emu_cli_profile_link_and_port_file)
 {
-    const char *bin = getenv("FERRY_BIN");
-    if (!bin || !*bin) bin = "build/ferry";
+    const char *bin = test_ferry_bin();
     CHECK(access(bin, X_OK) == 0);
     char ini[512], portf[512];
     snprintf(ini, sizeof ini, "%s", test_tmp_path("node.ini"));
@@ -1688,29 +1678,23 @@ TEST(emu_cli_profile_link_and_port_file)
 
 TEST(emu_cli_tells_an_unknown_option_from_a_missing_value)
 {
-    char msg[512];
-    CHECK_EQ_INT(test_ferry_cli("emulate --bogus", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "unknown option --bogus") != NULL);
-    CHECK_EQ_INT(test_ferry_cli("emulate --fault-nope 1", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "unknown option --fault-nope") != NULL);
-    CHECK_EQ_INT(test_ferry_cli("emulate --fault-error-rate 1", msg, sizeof msg), 2); /* no aliases */
-    CHECK(strstr(msg, "unknown option --fault-error-rate") != NULL);
-    CHECK_EQ_INT(test_ferry_cli("emulate edge-3090", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "unexpected argument 'edge-3090' (a profile goes with --profile") != NULL);
-    CHECK_EQ_INT(test_ferry_cli("emulate --fault-error", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--fault-error needs a value") != NULL);
-    CHECK_EQ_INT(test_ferry_cli("emulate --profile edge-3090 --confidence-noise -1", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--confidence-noise '-1': expected a number >= 0") != NULL);
-    CHECK_EQ_INT(test_ferry_cli("emulate --profile edge-3090 --item-seed -3", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--item-seed '-3': expected an integer >= 0") != NULL);
-    CHECK_EQ_INT(test_ferry_cli("emulate --profile edge-3090 --confidence-sep x", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--confidence-sep 'x': expected a number >= 0") != NULL);
-    CHECK_EQ_INT(test_ferry_cli("bench load --url http://127.0.0.1:9 --bogus", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "unknown option --bogus") != NULL);
-    CHECK_EQ_INT(test_ferry_cli("bench load --url", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--url needs a value") != NULL);
-    CHECK_EQ_INT(test_ferry_cli("bench load --url http://127.0.0.1:9 --seed ''", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--seed '': not a valid value") != NULL);
+    CHECK_CLI("emulate --bogus", 2, "unknown option --bogus");
+    CHECK_CLI("emulate --fault-nope 1", 2, "unknown option --fault-nope");
+    CHECK_CLI("emulate --fault-error-rate 1", 2,
+              "unknown option --fault-error-rate"); /* no aliases */
+    CHECK_CLI("emulate edge-3090", 2,
+              "unexpected argument 'edge-3090' (a profile goes with --profile");
+    CHECK_CLI("emulate --fault-error", 2, "--fault-error needs a value");
+    CHECK_CLI("emulate --profile edge-3090 --confidence-noise -1", 2,
+              "--confidence-noise '-1': expected a number >= 0");
+    CHECK_CLI("emulate --profile edge-3090 --item-seed -3", 2,
+              "--item-seed '-3': expected an integer >= 0");
+    CHECK_CLI("emulate --profile edge-3090 --confidence-sep x", 2,
+              "--confidence-sep 'x': expected a number >= 0");
+    CHECK_CLI("bench load --url http://127.0.0.1:9 --bogus", 2, "unknown option --bogus");
+    CHECK_CLI("bench load --url", 2, "--url needs a value");
+    CHECK_CLI("bench load --url http://127.0.0.1:9 --seed ''", 2,
+              "--seed '': not a valid value");
 }
 
 /* ==== ferry bench load ================================================================= */
@@ -1767,18 +1751,13 @@ TEST(cli_bench_load_refuses_a_malformed_url_and_bad_counts_up_front)
 {
     char msg[512];
     /* used to send the whole workload to "nope" and fail it request by request (exit 1) */
-    CHECK_EQ_INT(test_ferry_cli("bench load --url nope", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--url 'nope'") && strstr(msg, "http://HOST[:PORT]"));
-    CHECK_EQ_INT(test_ferry_cli("bench load --url http://127.0.0.1:99999", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--url 'http://127.0.0.1:99999'") != NULL);
+    CHECK_CLI("bench load --url nope", 2, "--url 'nope'", "http://HOST[:PORT]");
+    CHECK_CLI("bench load --url http://127.0.0.1:99999", 2, "--url 'http://127.0.0.1:99999'");
     CHECK_EQ_INT(test_ferry_cli("bench load --url http://", msg, sizeof msg), 2);
     /* (int)strtol wrapped 4294967297 to 1 */
-    CHECK_EQ_INT(test_ferry_cli("bench load --url http://127.0.0.1:9 --requests 4294967297",
-                                msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--requests '4294967297'") != NULL);
-    CHECK_EQ_INT(test_ferry_cli("bench load --url http://127.0.0.1:9 --seed -1", msg, sizeof msg),
-                 2);
-    CHECK(strstr(msg, "--seed '-1'") != NULL);
+    CHECK_CLI("bench load --url http://127.0.0.1:9 --requests 4294967297", 2,
+              "--requests '4294967297'");
+    CHECK_CLI("bench load --url http://127.0.0.1:9 --seed -1", 2, "--seed '-1'");
 }
 
 TEST(load_row_without_any_answer_prints_dashes_not_nan)
@@ -1801,26 +1780,21 @@ TEST(load_row_without_any_answer_prints_dashes_not_nan)
 
 TEST(cli_emulate_profile_path_that_is_missing_or_a_directory_says_so)
 {
-    char msg[512], args[600];
+    char args[600];
     /* was "profile '/nonexistent.ini': no node named '/nonexistent.ini' in data/profiles" */
-    CHECK_EQ_INT(test_ferry_cli("emulate --profile /nonexistent-ferry.ini", msg, sizeof msg), 1);
-    CHECK(strstr(msg, "/nonexistent-ferry.ini: No such file or directory") != NULL);
+    CHECK_CLI("emulate --profile /nonexistent-ferry.ini", 1,
+              "/nonexistent-ferry.ini: No such file or directory");
     const char *dir = test_tmp_path("profiles-dir");
     CHECK_EQ_INT(mkdir(dir, 0700), 0);
     snprintf(args, sizeof args, "emulate --profile '%s'", dir);
-    CHECK_EQ_INT(test_ferry_cli(args, msg, sizeof msg), 1);
-    CHECK(strstr(msg, "is a directory") != NULL);
-    CHECK_EQ_INT(test_ferry_cli("emulate --profile edge-nope", msg, sizeof msg), 1);
-    CHECK(strstr(msg, "no node named 'edge-nope'") != NULL);   /* a name is still a name */
+    CHECK_CLI(args, 1, "is a directory");
+    CHECK_CLI("emulate --profile edge-nope", 1, "no node named 'edge-nope'"); /* still a name */
 }
 
 TEST(cli_emulate_listen_names_the_port_range)
 {
-    char msg[512];
-    CHECK_EQ_INT(test_ferry_cli("emulate --profile edge-3090 --listen 127.0.0.1:99999", msg,
-                                sizeof msg), 2);
-    CHECK(strstr(msg, "--listen '127.0.0.1:99999'") && strstr(msg, "0..65535"));
-    CHECK_EQ_INT(test_ferry_cli("emulate --profile edge-3090 --listen 127.0.0.1:80x", msg,
-                                sizeof msg), 2);
-    CHECK(strstr(msg, "--listen '127.0.0.1:80x'") != NULL);
+    CHECK_CLI("emulate --profile edge-3090 --listen 127.0.0.1:99999", 2,
+              "--listen '127.0.0.1:99999'", "0..65535");
+    CHECK_CLI("emulate --profile edge-3090 --listen 127.0.0.1:80x", 2,
+              "--listen '127.0.0.1:80x'");
 }

@@ -1046,14 +1046,11 @@ TEST(calibration_load_file_errors)
     CHECK(feat_calib_load("/nonexistent/calib.ini", &c, err, sizeof err) != 0);
     CHECK_STR(err, "/nonexistent/calib.ini: No such file or directory");
     const char *path = test_tmp_path("calib.ini");
-    FILE *f = fopen(path, "w");
-    CHECK(f != NULL);
-    fputs(GOOD_INI, f);
-    fclose(f);
+    CHECK(test_write_file(path, GOOD_INI) == 0);
     CHECK_EQ_INT(feat_calib_load(path, &c, err, sizeof err), 0);
     CHECK_EQ_INT(c.ref_height, 480);
     /* write → load round trip */
-    f = fopen(path, "w");
+    FILE *f = fopen(path, "w");
     CHECK(f != NULL);
     CHECK_EQ_INT(feat_calib_write(feat_calib_default(), "line one\nline two", f), 0);
     fclose(f);
@@ -1103,8 +1100,7 @@ static char *slurp(const char *path)
 
 TEST(cli_calibrate_reproduces_default_and_reports_errors)
 {
-    const char *bin = getenv("FERRY_BIN");
-    if (!bin || !*bin) bin = "build/ferry";
+    const char *bin = test_ferry_bin();
     if (access(bin, X_OK) != 0) {
         test_fail(__FILE__, __LINE__, "%s is not built (set FERRY_BIN)", bin);
         return;

@@ -409,18 +409,14 @@ TEST(request_image_error_names_the_json_path)
  * option stands between the inputs: it applies to all of them. */
 TEST(cli_features_json_and_errors)
 {
-    const char *bin = getenv("FERRY_BIN");
-    if (!bin || !*bin) bin = "build/ferry";
+    const char *bin = test_ferry_bin();
     if (access(bin, X_OK) != 0) {
         test_fail(__FILE__, __LINE__, "%s is not built (set FERRY_BIN)", bin);
         return;
     }
     char junk[512];
     snprintf(junk, sizeof junk, "%s", test_tmp_path("junk.bin")); /* static buffer */
-    FILE *f = fopen(junk, "wb");
-    CHECK(f);
-    fputs("GIF89a not supported", f);
-    fclose(f);
+    CHECK(test_write_file(junk, "GIF89a not supported") == 0);
     char errpath[512], cmd[2048];
     snprintf(errpath, sizeof errpath, "%s", test_tmp_path("stderr.txt"));
     snprintf(cmd, sizeof cmd,
@@ -477,31 +473,23 @@ TEST(cli_features_empty_directory_bom_and_array)
     snprintf(bom, sizeof bom, "%s", test_tmp_path("bom.json"));
     snprintf(arr, sizeof arr, "%s", test_tmp_path("array.json"));
     CHECK_EQ_INT(mkdir(dir, 0700), 0);
-    FILE *f = fopen(bom, "wb");
-    CHECK(f);
-    fputs("\xef\xbb\xbf{\"messages\":[{\"role\":\"user\",\"content\":\"How many cats?\"}]}", f);
-    fclose(f);
-    f = fopen(arr, "wb");
-    CHECK(f);
-    fputs("[{\"messages\":[]}]", f);
-    fclose(f);
+    CHECK(test_write_file(bom, "\xef\xbb\xbf{\"messages\":[{\"role\":\"user\","
+                               "\"content\":\"How many cats?\"}]}") == 0);
+    CHECK(test_write_file(arr, "[{\"messages\":[]}]") == 0);
     snprintf(args, sizeof args, "features '%s'", dir);
-    CHECK_EQ_INT(test_ferry_cli(args, msg, sizeof msg), 1);
-    CHECK(strstr(msg, "empty-dir: no .jpg .jpeg .png .webp or .json file in this directory"));
+    CHECK_CLI(args, 1, "empty-dir: no .jpg .jpeg .png .webp or .json file in this directory");
     snprintf(args, sizeof args, "features --json '%s'", bom);
     CHECK_EQ_INT(test_ferry_cli(args, msg, sizeof msg), 0);
     CHECK_STR(msg, "");
     snprintf(args, sizeof args, "features '%s'", arr);
-    CHECK_EQ_INT(test_ferry_cli(args, msg, sizeof msg), 1);
-    CHECK(strstr(msg, "array.json: body: expected a JSON object (HTTP 400)"));
+    CHECK_CLI(args, 1, "array.json: body: expected a JSON object (HTTP 400)");
 }
 
 /* `ferry help <command> [<sub>]` prints what `ferry <command> [<sub>] --help` prints
  * (it printed the general usage); an unknown command is a usage error (status 2). */
 TEST(cli_help_command_prints_the_command_help)
 {
-    const char *bin = getenv("FERRY_BIN");
-    if (!bin || !*bin) bin = "build/ferry";
+    const char *bin = test_ferry_bin();
     static const char *const pairs[][2] = {{"help features", "features --help"},
                                            {"help bench load", "bench load --help"}};
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
@@ -534,8 +522,7 @@ TEST(cli_help_command_prints_the_command_help)
  * message; ferry features exited 0 with its rows lost. main checks it for every command. */
 TEST(cli_unwritable_output_is_an_error)
 {
-    const char *bin = getenv("FERRY_BIN");
-    if (!bin || !*bin) bin = "build/ferry";
+    const char *bin = test_ferry_bin();
     if (access("/dev/full", W_OK) != 0) {
         test_fail(__FILE__, __LINE__, "/dev/full is needed for this test");
         return;
@@ -557,16 +544,13 @@ TEST(cli_unwritable_output_is_an_error)
  * character, printing invalid UTF-8. */
 TEST(cli_features_table_cuts_names_at_characters)
 {
-    const char *bin = getenv("FERRY_BIN");
-    if (!bin || !*bin) bin = "build/ferry";
+    const char *bin = test_ferry_bin();
     char name[128] = "", path[700], cmd[1600], line[512];
     for (int i = 0; i < 40; i++) strcat(name, "\xc3\xa9");
     strcat(name, ".json");
     snprintf(path, sizeof path, "%s", test_tmp_path(name));
-    FILE *f = fopen(path, "wb");
-    CHECK(f);
-    fputs("{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", f);
-    fclose(f);
+    CHECK(test_write_file(path, "{\"messages\":[{\"role\":\"user\","
+                                "\"content\":\"hi\"}]}") == 0);
     snprintf(cmd, sizeof cmd, "'%s' features '%s'", bin, path);
     FILE *p = popen(cmd, "r");
     CHECK(p);

@@ -366,48 +366,34 @@ TEST(serve_model_changes_predictions_and_bad_models_are_refused)
 
     /* a damaged file: cut in the middle (no checksum line), then one byte changed */
     snprintf(cfgp, sizeof cfgp, "%s", test_tmp_path("m-check.ini"));
-    FILE *f = fopen(cfgp, "w");
-    CHECK(f);
-    fputs(cfg, f);
-    fclose(f);
+    CHECK(test_write_file(cfgp, cfg) == 0);
     snprintf(args, sizeof args, "serve --check -c '%s' --model '%s'", cfgp, m1);
     CHECK_EQ_INT(test_ferry_cli(args, msg, sizeof msg), 0);
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "head -c 3000 '%s' > '%s'", m1, bad);
     CHECK_EQ_INT(system(cmd), 0);
     snprintf(args, sizeof args, "serve --check -c '%s' --model '%s'", cfgp, bad);
-    CHECK_EQ_INT(test_ferry_cli(args, msg, sizeof msg), 1);
-    CHECK(strstr(msg, "model") && strstr(msg, "bad.fy") && strstr(msg, "checksum"));
+    CHECK_CLI(args, 1, "model", "bad.fy", "checksum");
     snprintf(cmd, sizeof cmd, "sed 's/^shared /shared 1/' '%s' > '%s'", m1, bad);
     CHECK_EQ_INT(system(cmd), 0);
     snprintf(args, sizeof args, "serve -c '%s' --model '%s'", cfgp, bad);  /* serving, too */
-    CHECK_EQ_INT(test_ferry_cli(args, msg, sizeof msg), 1);
-    CHECK(strstr(msg, "checksum mismatch"));
+    CHECK_CLI(args, 1, "checksum mismatch");
     /* [pred] model = a trace, not a model */
     char cfg2[2600];
     snprintf(cfg2, sizeof cfg2, "%s[pred]\nmodel = %s.jsonl\n", cfg, m1);
-    f = fopen(cfgp, "w");
-    CHECK(f);
-    fputs(cfg2, f);
-    fclose(f);
+    CHECK(test_write_file(cfgp, cfg2) == 0);
     snprintf(args, sizeof args, "serve --check -c '%s'", cfgp);
-    CHECK_EQ_INT(test_ferry_cli(args, msg, sizeof msg), 1);
-    CHECK(strstr(msg, "not a ferry model file"));
+    CHECK_CLI(args, 1, "not a ferry model file");
     /* mismatched: the file's edge-3090 was trained for qwen2-vl-2b; here the node of that
      * name runs the cloud profile's model */
     snprintf(cfg2, sizeof cfg2,
              "[node edge-3090]\nrole = edge\nurl = http://127.0.0.1:9\nprofile = data/profiles\n"
              "profile_node = cloud-a100\n");
-    f = fopen(cfgp, "w");
-    CHECK(f);
-    fputs(cfg2, f);
-    fclose(f);
+    CHECK(test_write_file(cfgp, cfg2) == 0);
     snprintf(args, sizeof args, "serve --check -c '%s' --model '%s'", cfgp, m1);
-    CHECK_EQ_INT(test_ferry_cli(args, msg, sizeof msg), 1);
-    CHECK(strstr(msg, "edge-3090") && strstr(msg, "trained for model"));
+    CHECK_CLI(args, 1, "edge-3090", "trained for model");
     snprintf(args, sizeof args, "serve --check -c '%s' --model '%s'", cfgp, "/nonexistent/m.fy");
-    CHECK_EQ_INT(test_ferry_cli(args, msg, sizeof msg), 1);
-    CHECK(strstr(msg, "/nonexistent/m.fy"));
+    CHECK_CLI(args, 1, "/nonexistent/m.fy");
 }
 
 TEST(serve_model_precedence_with_the_state_file)
@@ -482,10 +468,7 @@ TEST(share_bad_config_is_a_clear_error)
         snprintf(cfg, sizeof cfg,
                  "[node e]\nrole = edge\nurl = http://127.0.0.1:9\n[share]\n%s", cases[i].lines);
         snprintf(path, sizeof path, "%s", test_tmp_path("bad-share.ini"));
-        FILE *f = fopen(path, "w");
-        CHECK(f);
-        fputs(cfg, f);
-        fclose(f);
+        CHECK(test_write_file(path, cfg) == 0);
         snprintf(args, sizeof args, "serve --check -c '%s'", path);
         int rc = test_ferry_cli(args, msg, sizeof msg);
         if (rc != 1 || !strstr(msg, cases[i].needle)) {

@@ -403,12 +403,10 @@ TEST(gw_check_validates_the_shipped_example)
 TEST(gw_check_shows_each_nodes_quality_prior)
 {
     const char *p = test_tmp_path("priors.ini");
-    FILE *f = fopen(p, "w");
-    CHECK(f);
-    fputs("[node edge0]\nrole = edge\nurl = http://127.0.0.1:1\nprofile = data/profiles\n"
-          "profile_node = edge-3090\n"
-          "[node big]\nrole = cloud\nurl = http://127.0.0.1:2\nmodel = some-72b\n", f);
-    fclose(f);
+    CHECK(test_write_file(p, "[node edge0]\nrole = edge\nurl = http://127.0.0.1:1\n"
+                             "profile = data/profiles\nprofile_node = edge-3090\n"
+                             "[node big]\nrole = cloud\nurl = http://127.0.0.1:2\n"
+                             "model = some-72b\n") == 0);
     char cmd[1024], line[512];
     snprintf(cmd, sizeof cmd, "'%s' serve --check -c %s 2>&1", gwt_ferry_bin(), p);
     FILE *out = popen(cmd, "r");
@@ -1452,21 +1450,15 @@ TEST(gw_max_image_side_downscales_on_a_worker)
 
 TEST(gw_serve_cli_names_a_missing_value_and_a_bad_port)
 {
-    char msg[512];
-    CHECK_EQ_INT(test_ferry_cli("serve -c", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "-c needs a value") != NULL);
-    CHECK_EQ_INT(test_ferry_cli("serve --check -c data/ferry.ini --listen", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--listen needs a value") != NULL);
+    CHECK_CLI("serve -c", 2, "-c needs a value");
+    CHECK_CLI("serve --check -c data/ferry.ini --listen", 2, "--listen needs a value");
     /* a port out of range or with garbage used to pass as 99999 or 0 (any free port) */
-    CHECK_EQ_INT(test_ferry_cli("serve --check -c data/ferry.ini --listen 127.0.0.1:99999",
-                                msg, sizeof msg), 2);
-    CHECK(strstr(msg, "'99999' is not a port") && strstr(msg, "0..65535"));
-    CHECK_EQ_INT(test_ferry_cli("serve --check -c data/ferry.ini --listen 127.0.0.1:abc",
-                                msg, sizeof msg), 2);
-    CHECK(strstr(msg, "'abc' is not a port") != NULL);
-    CHECK_EQ_INT(test_ferry_cli("serve --check -c data/ferry.ini --listen 127.0.0.1:80x",
-                                msg, sizeof msg), 2);
-    CHECK(strstr(msg, "'80x' is not a port") != NULL);
+    CHECK_CLI("serve --check -c data/ferry.ini --listen 127.0.0.1:99999", 2,
+              "'99999' is not a port", "0..65535");
+    CHECK_CLI("serve --check -c data/ferry.ini --listen 127.0.0.1:abc", 2,
+              "'abc' is not a port");
+    CHECK_CLI("serve --check -c data/ferry.ini --listen 127.0.0.1:80x", 2,
+              "'80x' is not a port");
 }
 
 TEST(gw_config_file_that_is_a_directory_says_so)
@@ -1479,8 +1471,7 @@ TEST(gw_config_file_that_is_a_directory_says_so)
     free(c);
     CHECK(strstr(err, dir) && strstr(err, "is a directory"));
     snprintf(args, sizeof args, "serve --check -c '%s'", dir);
-    CHECK_EQ_INT(test_ferry_cli(args, err, sizeof err), 1);
-    CHECK(strstr(err, "is a directory") != NULL);   /* was "no [node NAME] section" */
+    CHECK_CLI(args, 1, "is a directory");   /* was "no [node NAME] section" */
 }
 
 /* inih reads 200-byte lines: a longer comment was cut in two and its tail parsed as a
@@ -1495,10 +1486,7 @@ TEST(gw_config_long_comment_is_skipped_and_long_value_refused_with_its_line)
     snprintf(text + k + 400, 2048 - (size_t)k - 400,
              "\n[server]\nlisten = 127.0.0.1:8090\n[node a]\nurl = http://x\n");
     const char *path = test_tmp_path("long-comment.ini");
-    FILE *f = fopen(path, "w");
-    CHECK(f != NULL);
-    fputs(text, f);
-    fclose(f);
+    CHECK(test_write_file(path, text) == 0);
     CHECK_EQ_INT(gw_config_load(path, c, err, sizeof err), 0);
     CHECK_EQ_INT(c->listen_port, 8090);
     CHECK_EQ_INT(gw_config_load_string(text, "s.ini", c, err, sizeof err), 0);
@@ -1506,10 +1494,7 @@ TEST(gw_config_long_comment_is_skipped_and_long_value_refused_with_its_line)
     k = snprintf(text, 2048, "[server]\nlisten = 127.0.0.1:8090\n[node a]\nurl = http://x/");
     memset(text + k, 'y', 400);
     snprintf(text + k + 400, 2048 - (size_t)k - 400, "\nrole = edge\n");
-    f = fopen(path, "w");
-    CHECK(f != NULL);
-    fputs(text, f);
-    fclose(f);
+    CHECK(test_write_file(path, text) == 0);
     CHECK_EQ_INT(gw_config_load(path, c, err, sizeof err), -1);
     CHECK(strstr(err, ":4: line longer than") != NULL);
     CHECK_EQ_INT(gw_config_load_string(text, "s.ini", c, err, sizeof err), -1);
@@ -1615,9 +1600,7 @@ TEST(gw_invalid_image_names_the_image_by_its_json_path)
 
 TEST(gw_bench_export_names_a_missing_value)
 {
-    char msg[512];
-    CHECK_EQ_INT(test_ferry_cli("bench export --db", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--db needs a value") != NULL);   /* was "unknown option '--db'" */
-    CHECK_EQ_INT(test_ferry_cli("bench export -o x.jsonl", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--db FILE") && strstr(msg, "is missing"));
+    /* was "unknown option '--db'" */
+    CHECK_CLI("bench export --db", 2, "--db needs a value");
+    CHECK_CLI("bench export -o x.jsonl", 2, "--db FILE", "is missing");
 }

@@ -577,10 +577,7 @@ TEST(m4a1_loader_refuses_bad_files)
     const char *want[] = {"list of dialogues", "turns", "Poetry", "image_index", "association"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         const char *p = test_tmp_path("bad.json");
-        FILE *fp = fopen(p, "w");
-        CHECK(fp);
-        fputs(bad[i], fp);
-        fclose(fp);
+        CHECK(test_write_file(p, bad[i]) == 0);
         struct m4a1 m;
         char err[512] = "";
         CHECK_EQ_INT(m4a1_load(p, &m, err, sizeof err), -1);
@@ -643,22 +640,16 @@ TEST(train_then_eval_on_a_trace)
     CHECK_EQ_INT(cmd_eval(4, bad), 1); /* a trace is not a model file */
     pred_free(p);
     /* usage errors say what is wrong: a missing value, a missing option, a directory */
-    char msg[512];
-    CHECK_EQ_INT(test_ferry_cli("train x.jsonl -o", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "-o needs a value") != NULL);
-    CHECK_EQ_INT(test_ferry_cli("eval x.jsonl --model", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--model needs a value") != NULL);
-    CHECK_EQ_INT(test_ferry_cli("eval x.jsonl", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--model MODEL is missing") != NULL);
-    CHECK_EQ_INT(test_ferry_cli("bench m4a1 x.json --seeds 0", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--seeds '0': expected an integer in [1, 100]") != NULL);
+    CHECK_CLI("train x.jsonl -o", 2, "-o needs a value");
+    CHECK_CLI("eval x.jsonl --model", 2, "--model needs a value");
+    CHECK_CLI("eval x.jsonl", 2, "--model MODEL is missing");
+    CHECK_CLI("bench m4a1 x.json --seeds 0", 2,
+              "--seeds '0': expected an integer in [1, 100]");
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "train %s -o %s", test_tmp_path(""), mpath);
-    CHECK_EQ_INT(test_ferry_cli(cmd, msg, sizeof msg), 1);
-    CHECK(strstr(msg, "is a directory") != NULL);
+    CHECK_CLI(cmd, 1, "is a directory");
     snprintf(cmd, sizeof cmd, "bench m4a1 %s", test_tmp_path(""));
-    CHECK_EQ_INT(test_ferry_cli(cmd, msg, sizeof msg), 1);
-    CHECK(strstr(msg, "is a directory") != NULL);
+    CHECK_CLI(cmd, 1, "is a directory");
 }
 
 TEST(trace_split_keeps_dialogues_together)
@@ -1073,9 +1064,8 @@ TEST(pred_merge_adds_what_replicas_learned_not_priors)
 /* The Brier scores "Brier B (prior P)" that `ferry ARGS` prints; 0 or -1. */
 static int cli_brier(const char *args, double *brier, double *prior)
 {
-    const char *bin = getenv("FERRY_BIN");
     char cmd[2400], line[512];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin && *bin ? bin : "build/ferry", args);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", test_ferry_bin(), args);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
     int found = -1;
@@ -1123,10 +1113,8 @@ TEST(train_and_eval_take_task_priors_from_profiles)
     }
     fclose(fp);
     free(rec);
-    fp = fopen(ppath, "w");
-    CHECK(fp);
-    fputs("[model small]\nprior.ocr = 0.15\n[model big]\nprior.ocr = 0.8\n", fp);
-    fclose(fp);
+    CHECK(test_write_file(ppath, "[model small]\nprior.ocr = 0.15\n"
+                                 "[model big]\nprior.ocr = 0.8\n") == 0);
     /* train on about 2 % of the records: the start still shows */
     char *a0[] = {"train", tpath, "-o", m0, "--holdout", "0.98", NULL};
     char *a1[] = {"train", tpath, "-o", m1, "--holdout", "0.98", "--profiles", ppath, NULL};
@@ -1155,13 +1143,10 @@ TEST(train_and_eval_take_task_priors_from_profiles)
     CHECK_NEAR(b_prof, b_plain, 0);
     CHECK(pr_prof < pr_plain - 0.02);
     /* errors name the option and the file */
-    char msg[512];
     snprintf(args, sizeof args, "train %s -o %s --profiles %s", tpath, m0,
              test_tmp_path("no-such.ini"));
-    CHECK_EQ_INT(test_ferry_cli(args, msg, sizeof msg), 1);
-    CHECK(strstr(msg, "--profiles") && strstr(msg, "no-such.ini"));
-    CHECK_EQ_INT(test_ferry_cli("eval x.jsonl --model m.fy --profiles", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--profiles needs a value") != NULL);
+    CHECK_CLI(args, 1, "--profiles", "no-such.ini");
+    CHECK_CLI("eval x.jsonl --model m.fy --profiles", 2, "--profiles needs a value");
 }
 
 /* ==== a2c: the actor-critic behind RC-A2C (M4A1) and lcio ======================== */
@@ -1447,23 +1432,15 @@ TEST(trace_fast_writer_equals_printf_writer_and_round_trips)
  * and run; an overflowing count printed only the usage. */
 TEST(cli_option_values_with_trailing_garbage_or_overflow_are_usage_errors)
 {
-    char msg[512];
-    CHECK_EQ_INT(test_ferry_cli("train x.jsonl -o m.fy --epochs 3abc", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--epochs '3abc'") && strstr(msg, "[1, 1000]"));
-    CHECK_EQ_INT(test_ferry_cli("train x.jsonl -o m.fy --epochs 4294967297", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--epochs '4294967297'") != NULL);
-    CHECK_EQ_INT(test_ferry_cli("bench m4a1 M4A1.json --seeds 1x", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--seeds '1x'") && strstr(msg, "[1, 100]"));
-    CHECK_EQ_INT(test_ferry_cli("bench m4a1 M4A1.json --test-share 0.5abc", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--test-share '0.5abc'") && strstr(msg, "(0, 1)"));
-    CHECK_EQ_INT(test_ferry_cli("bench m4a1 M4A1.json --seeds 99999999999", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--seeds '99999999999'") != NULL);
-    CHECK_EQ_INT(test_ferry_cli("bench m4a1 M4A1.json --seed 12x", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--seed '12x'") != NULL);
-    CHECK_EQ_INT(test_ferry_cli("bench m4a1 M4A1.json --lr 1e-3x", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--lr '1e-3x'") != NULL);
-    CHECK_EQ_INT(test_ferry_cli("bench m4a1 M4A1.json --train-budgets every", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--train-budgets 'every'") != NULL);
+    CHECK_CLI("train x.jsonl -o m.fy --epochs 3abc", 2, "--epochs '3abc'", "[1, 1000]");
+    CHECK_CLI("train x.jsonl -o m.fy --epochs 4294967297", 2, "--epochs '4294967297'");
+    CHECK_CLI("bench m4a1 M4A1.json --seeds 1x", 2, "--seeds '1x'", "[1, 100]");
+    CHECK_CLI("bench m4a1 M4A1.json --test-share 0.5abc", 2,
+              "--test-share '0.5abc'", "(0, 1)");
+    CHECK_CLI("bench m4a1 M4A1.json --seeds 99999999999", 2, "--seeds '99999999999'");
+    CHECK_CLI("bench m4a1 M4A1.json --seed 12x", 2, "--seed '12x'");
+    CHECK_CLI("bench m4a1 M4A1.json --lr 1e-3x", 2, "--lr '1e-3x'");
+    CHECK_CLI("bench m4a1 M4A1.json --train-budgets every", 2, "--train-budgets 'every'");
 }
 
 TEST(mgqp_retract_divides_a_label_out_of_the_posterior)

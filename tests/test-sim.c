@@ -161,8 +161,7 @@ TEST(sim_same_seed_same_result_other_seed_differs)
 
 TEST(sim_cli_output_is_byte_identical)
 {
-    const char *bin = getenv("FERRY_BIN");
-    if (!bin || !*bin) bin = "build/ferry";
+    const char *bin = test_ferry_bin();
     CHECK(access(bin, X_OK) == 0);
     char cmd[4096], out1[600], out2[600];
     snprintf(out1, sizeof out1, "%s", test_tmp_path("out1.txt"));
@@ -182,24 +181,20 @@ TEST(sim_cli_output_is_byte_identical)
 
 TEST(sim_cli_refuses_an_option_without_its_partner)
 {
-    char msg[512];
-    CHECK_EQ_INT(test_ferry_cli("sim data/experiments/dialogue.ini --png", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--png needs --plot DIR") != NULL);
-    CHECK_EQ_INT(test_ferry_cli("sim data/experiments/dialogue.ini --out x.csv", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--out goes with --image-pool DIR") != NULL);
-    CHECK_EQ_INT(test_ferry_cli("sim data/experiments/dialogue.ini --counterfactual", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--counterfactual needs --trace FILE") != NULL);
+    CHECK_CLI("sim data/experiments/dialogue.ini --png", 2, "--png needs --plot DIR");
+    CHECK_CLI("sim data/experiments/dialogue.ini --out x.csv", 2,
+              "--out goes with --image-pool DIR");
+    CHECK_CLI("sim data/experiments/dialogue.ini --counterfactual", 2,
+              "--counterfactual needs --trace FILE");
     /* a bad option value is a usage error too (2), named with its option */
-    CHECK_EQ_INT(test_ferry_cli("sim data/experiments/dialogue.ini --seeds 0", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--seeds 0: expected an integer in [1, 10000]") != NULL);
-    CHECK_EQ_INT(test_ferry_cli("sim data/experiments/dialogue.ini --requests 2.5", msg, sizeof msg), 2);
-    CHECK(strstr(msg, "--requests 2.5") != NULL);
+    CHECK_CLI("sim data/experiments/dialogue.ini --seeds 0", 2,
+              "--seeds 0: expected an integer in [1, 10000]");
+    CHECK_CLI("sim data/experiments/dialogue.ini --requests 2.5", 2, "--requests 2.5");
 }
 
 TEST(sim_cli_image_pool_measures_images_and_names_the_bad_ones)
 {
-    const char *bin = getenv("FERRY_BIN");
-    if (!bin || !*bin) bin = "build/ferry";
+    const char *bin = test_ferry_bin();
     CHECK(access(bin, X_OK) == 0);
     /* one image, one cut-off JPEG, one text file */
     char dir[512], csv[600], errf[600], cmd[8192];
@@ -453,10 +448,7 @@ TEST(sim_bad_experiment_files_name_file_and_line)
     snprintf(lonely, sizeof lonely, "%s", test_tmp_path("lonely"));
     CHECK(mkdir(lonely, 0700) == 0 || errno == EEXIST);
     snprintf(lonely + strlen(lonely), sizeof lonely - strlen(lonely), "/x.ini");
-    FILE *fp = fopen(lonely, "w");
-    CHECK(fp);
-    fputs(head, fp);
-    fclose(fp);
+    CHECK(test_write_file(lonely, head) == 0);
     struct sim_setup *s = calloc(1, sizeof *s);
     char err[1024] = "";
     if (getenv("FERRY_DATA") == NULL) { /* $FERRY_DATA would give the profiles */
@@ -914,8 +906,7 @@ TEST(sim_node_queue_limit_refuses_requests)
 
 TEST(sim_cli_writes_csv_and_plots)
 {
-    const char *bin = getenv("FERRY_BIN");
-    if (!bin || !*bin) bin = "build/ferry";
+    const char *bin = test_ferry_bin();
     char dir[600], csv[600], cmd[4096];
     snprintf(dir, sizeof dir, "%s", test_tmp_path("plots"));
     snprintf(csv, sizeof csv, "%s", test_tmp_path("out.csv"));

@@ -15,9 +15,19 @@ void test_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Directory of the shared corpus (../shared relative to the repo, or $FERRY_SHARED). */
 const char *test_shared_dir(void);
-/* Runs `$FERRY_BIN ARGS` (default build/ferry) with stdout discarded; the first line of
- * its stderr goes to msg. Returns its exit status, or -1 if it could not run. */
+/* The ferry binary the CLI tests run: $FERRY_BIN, else build/ferry. */
+const char *test_ferry_bin(void);
+/* Runs `test_ferry_bin() ARGS` with stdout discarded; the first line of its stderr goes
+ * to msg. Returns its exit status, or -1 if it could not run. */
 int test_ferry_cli(const char *args, char *msg, size_t msglen);
+/* Runs test_ferry_cli(args) and checks that it exits with `status` and that the first
+ * line of its stderr contains every string of the NULL-terminated list after `status`.
+ * 0, or -1 after test_fail(file, line) naming the command, what it printed and what was
+ * missing. Called through CHECK_CLI. */
+int test_cli_check(const char *file, int line, const char *args, int status, ...);
+/* Writes text to path (created or truncated). 0, or -1 when it could not be opened or
+ * fully written. */
+int test_write_file(const char *path, const char *text);
 /* Path of a file in a fresh per-test temp directory (removed at exit). */
 const char *test_tmp_path(const char *name);
 
@@ -61,6 +71,15 @@ const char *test_tmp_path(const char *name);
                       sa_ ? sa_ : "(null)", sb_ ? sb_ : "(null)");                     \
             return;                                                                    \
         }                                                                              \
+    } while (0)
+
+/* CHECK_CLI(args, status, needle...): `ferry ARGS` exits with status and the first line
+ * of its stderr contains each needle (test_cli_check). */
+#define CHECK_CLI(args, status, ...)                                                   \
+    do {                                                                               \
+        if (test_cli_check(__FILE__, __LINE__, (args), (status), __VA_ARGS__,          \
+                           (const char *)NULL) != 0)                                   \
+            return;                                                                    \
     } while (0)
 
 #endif

@@ -48,12 +48,16 @@ const char *test_tmp_path(const char *name)
     return path;
 }
 
-int test_ferry_cli(const char *args, char *msg, size_t msglen)
+const char *test_ferry_bin(void)
 {
     const char *bin = getenv("FERRY_BIN");
-    if (!bin || !*bin) bin = "build/ferry";
+    return bin && *bin ? bin : "build/ferry";
+}
+
+int test_ferry_cli(const char *args, char *msg, size_t msglen)
+{
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1 >/dev/null", bin, args);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1 >/dev/null", test_ferry_bin(), args);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
     msg[0] = '\0';
@@ -62,6 +66,40 @@ int test_ferry_cli(const char *args, char *msg, size_t msglen)
     while (fgets(rest, sizeof rest, p)) {}
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int test_cli_check(const char *file, int line, const char *args, int status, ...)
+{
+    char msg[512];
+    int rc = test_ferry_cli(args, msg, sizeof msg);
+    msg[strcspn(msg, "\n")] = '\0';
+    if (rc != status) {
+        test_fail(file, line, "ferry %s: exit %d, want %d (stderr: \"%s\")", args, rc, status,
+                  msg);
+        return -1;
+    }
+    va_list ap;
+    va_start(ap, status);
+    const char *needle;
+    while ((needle = va_arg(ap, const char *)) != NULL) {
+        if (!strstr(msg, needle)) {
+            test_fail(file, line, "ferry %s: stderr \"%s\" lacks \"%s\"", args, msg, needle);
+            va_end(ap);
+            return -1;
+        }
+    }
+    va_end(ap);
+    return 0;
+}
+
+int test_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return -1;
+    size_t len = strlen(text);
+    int ok = fwrite(text, 1, len, f) == len;
+    if (fclose(f) != 0) ok = 0;
+    return ok ? 0 : -1;
 }
 
 static void rm_tmpdir(void)
