@@ -347,6 +347,21 @@ static void cfg_nodes(char *out, size_t cap, const char *head, struct backend **
                               bes[i]->name, roles[i], bes[i]->port, bes[i]->name);
 }
 
+/* Starts a gateway (config file `name`) on an edge node and, when cloud is not NULL, a
+ * cloud node: a [server] section that listens on a port the kernel chooses, then `extra`
+ * (more of [server], more sections; NULL: none), then the nodes' [node] sections.
+ * gwt_gw_start's result. */
+static int gw_start_on(struct gwt_gw *g, const char *name, struct backend *edge,
+                       struct backend *cloud, const char *extra)
+{
+    struct backend *bes[2] = {edge, cloud};
+    const char *roles[] = {"edge", "cloud"};
+    char head[1024], cfg[2048];
+    snprintf(head, sizeof head, "[server]\nlisten = 127.0.0.1:0\n%s", extra ? extra : "");
+    cfg_nodes(cfg, sizeof cfg, head, bes, cloud ? 2 : 1, roles);
+    return gwt_gw_start(g, name, cfg, NULL, NULL);
+}
+
 /* ==== config ======================================================================= */
 
 TEST(gw_config_errors_name_the_line)
@@ -604,11 +619,8 @@ TEST(gw_relays_the_emulator_stream)
 TEST(gw_stream_relay_is_byte_identical)
 {
     struct backend *be = be_start("e0", BE_OK);
-    char cfg[2048];
-    const char *roles[] = {"edge"};
-    cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n", &be, 1, roles);
     struct gwt_gw g;
-    CHECK(gwt_gw_start(&g, "relay2.ini", cfg, NULL, NULL) == 0);
+    CHECK(gw_start_on(&g, "relay2.ini", be, NULL, NULL) == 0);
     struct gwt_resp direct, via, plain;
     gwt_http(be->port, "/v1/chat/completions", chat_body("m-e0", 1, NULL), &direct);
     gwt_http(g.port, "/v1/chat/completions",
@@ -703,13 +715,8 @@ TEST(gw_failover_on_first_byte_timeout) { failover_case(BE_HANG, "timeout"); }
 TEST(gw_privacy_edge_only_holds_for_every_path)
 {
     struct backend *e = be_start("e0", BE_OK), *c = be_start("c0", BE_OK);
-    struct backend *bes[2] = {e, c};
-    const char *roles[] = {"edge", "cloud"};
-    char cfg[2048];
-    cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n[policy]\nname = cloud-only\n",
-              bes, 2, roles);
     struct gwt_gw g;
-    CHECK(gwt_gw_start(&g, "priv.ini", cfg, NULL, NULL) == 0);
+    CHECK(gw_start_on(&g, "priv.ini", e, c, "[policy]\nname = cloud-only\n") == 0);
     struct gwt_resp a, b, d;
     gwt_http(g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL), &a);
     gwt_http_opts(g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL),
@@ -731,12 +738,8 @@ TEST(gw_privacy_edge_only_holds_for_every_path)
 TEST(gw_pinned_node_failure_is_a_502_error_object)
 {
     struct backend *bad = be_start("bad", BE_500), *good = be_start("good", BE_OK);
-    struct backend *bes[2] = {bad, good};
-    const char *roles[] = {"edge", "cloud"};
-    char cfg[2048];
-    cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n", bes, 2, roles);
     struct gwt_gw g;
-    CHECK(gwt_gw_start(&g, "pinned.ini", cfg, NULL, NULL) == 0);
+    CHECK(gw_start_on(&g, "pinned.ini", bad, good, NULL) == 0);
     struct gwt_resp r;
     gwt_http(g.port, "/v1/chat/completions", chat_body("bad", 0, NULL), &r);
     gwt_gw_stop(&g);
@@ -754,11 +757,8 @@ TEST(gw_pinned_node_failure_is_a_502_error_object)
 TEST(gw_midstream_failure_ends_with_an_error_event)
 {
     struct backend *be = be_start("e0", BE_DROP_MID);
-    const char *roles[] = {"edge"};
-    char cfg[2048];
-    cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n", &be, 1, roles);
     struct gwt_gw g;
-    CHECK(gwt_gw_start(&g, "mid.ini", cfg, NULL, NULL) == 0);
+    CHECK(gw_start_on(&g, "mid.ini", be, NULL, NULL) == 0);
     struct gwt_resp r;
     gwt_http(g.port, "/v1/chat/completions", chat_body("ferry", 1, NULL), &r);
     double mid = gwt_metric(g.port, "ferry_upstream_errors_total{node=\"e0\",kind=\"midstream\"} ");
@@ -775,11 +775,8 @@ TEST(gw_midstream_failure_ends_with_an_error_event)
 TEST(gw_midstream_failure_of_a_json_answer_closes_the_connection)
 {
     struct backend *be = be_start("e0", BE_DROP_MID);
-    const char *roles[] = {"edge"};
-    char cfg[2048];
-    cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n", &be, 1, roles);
     struct gwt_gw g;
-    CHECK(gwt_gw_start(&g, "mid2.ini", cfg, NULL, NULL) == 0);
+    CHECK(gw_start_on(&g, "mid2.ini", be, NULL, NULL) == 0);
     struct gwt_resp r;
     int rc = gwt_http(g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL), &r);
     double mid = gwt_metric(g.port, "ferry_upstream_errors_total{node=\"e0\",kind=\"midstream\"} ");
@@ -797,11 +794,8 @@ TEST(gw_midstream_failure_of_a_json_answer_closes_the_connection)
 TEST(gw_client_disconnect_cancels_the_upstream)
 {
     struct backend *be = be_start("e0", BE_SLOW);
-    const char *roles[] = {"edge"};
-    char cfg[2048];
-    cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n", &be, 1, roles);
     struct gwt_gw g;
-    CHECK(gwt_gw_start(&g, "disc.ini", cfg, NULL, NULL) == 0);
+    CHECK(gw_start_on(&g, "disc.ini", be, NULL, NULL) == 0);
     int fd = gwt_connect(g.port, 0);
     gwt_raw_post(fd, chat_body("ferry", 1, NULL), 1);
     char buf[4096];
@@ -848,12 +842,8 @@ TEST(gw_client_disconnect_cancels_the_upstream)
 TEST(gw_slow_client_back_pressures_the_upstream)
 {
     struct backend *be = be_start("e0", BE_BIG);
-    const char *roles[] = {"edge"};
-    char cfg[2048];
-    cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n[limits]\nmax_client_buffer = 65536\n",
-              &be, 1, roles);
     struct gwt_gw g;
-    CHECK(gwt_gw_start(&g, "bp.ini", cfg, NULL, NULL) == 0);
+    CHECK(gw_start_on(&g, "bp.ini", be, NULL, "[limits]\nmax_client_buffer = 65536\n") == 0);
     int fd = gwt_connect(g.port, 16384);
     gwt_raw_post(fd, chat_body("ferry", 1, NULL), 1);
     /* do not read: wait until the backend stops making progress */
@@ -902,12 +892,8 @@ static void expect_error(int port, const char *body, long status, const char *ne
 TEST(gw_bad_requests_get_openai_error_objects)
 {
     struct backend *be = be_start("e0", BE_OK);
-    const char *roles[] = {"edge"};
-    char cfg[2048];
-    cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n[limits]\nmax_body_bytes = 100000\n",
-              &be, 1, roles);
     struct gwt_gw g;
-    CHECK(gwt_gw_start(&g, "bad.ini", cfg, NULL, NULL) == 0);
+    CHECK(gw_start_on(&g, "bad.ini", be, NULL, "[limits]\nmax_body_bytes = 100000\n") == 0);
     expect_error(g.port, "{not json", 400, NULL);
     expect_error(g.port, "[1,2]", 400, NULL);
     expect_error(g.port, "{\"model\":\"ferry\"}", 400, "messages");
@@ -945,12 +931,8 @@ TEST(gw_bad_requests_get_openai_error_objects)
 TEST(gw_client_api_keys)
 {
     struct backend *be = be_start("e0", BE_OK);
-    const char *roles[] = {"edge"};
-    char cfg[2048];
-    cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\napi_key = sk-one\napi_key = sk-two\n",
-              &be, 1, roles);
     struct gwt_gw g;
-    CHECK(gwt_gw_start(&g, "auth.ini", cfg, NULL, NULL) == 0);
+    CHECK(gw_start_on(&g, "auth.ini", be, NULL, "api_key = sk-one\napi_key = sk-two\n") == 0);
     struct gwt_resp a, b, c, d, h;
     gwt_http(g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL), &a);
     gwt_http_opts(g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL),
@@ -975,13 +957,8 @@ TEST(gw_client_api_keys)
 TEST(gw_models_health_nodes_and_promtool_metrics)
 {
     struct backend *e = be_start("e0", BE_OK), *c = be_start("c0", BE_OK);
-    struct backend *bes[2] = {e, c};
-    const char *roles[] = {"edge", "cloud"};
-    char cfg[2048];
-    cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n[health]\nscrape_interval_ms = 50\n",
-              bes, 2, roles);
     struct gwt_gw g;
-    CHECK(gwt_gw_start(&g, "ep.ini", cfg, NULL, NULL) == 0);
+    CHECK(gw_start_on(&g, "ep.ini", e, c, "[health]\nscrape_interval_ms = 50\n") == 0);
     struct gwt_resp m, h, n, x, chat;
     gwt_http(g.port, "/v1/chat/completions", chat_body("ferry", 1, NULL), &chat);
     gwt_http(g.port, "/v1/models", NULL, &m);
@@ -1096,11 +1073,8 @@ TEST(gw_feedback_teaches_mgqp_and_state_survives_restart)
 TEST(gw_sigterm_drains_open_requests)
 {
     struct backend *be = be_start("e0", BE_SLOW);
-    const char *roles[] = {"edge"};
-    char cfg[2048];
-    cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n", &be, 1, roles);
     struct gwt_gw g;
-    CHECK(gwt_gw_start(&g, "drain.ini", cfg, NULL, NULL) == 0);
+    CHECK(gw_start_on(&g, "drain.ini", be, NULL, NULL) == 0);
     int fd = gwt_connect(g.port, 0);
     gwt_raw_post(fd, chat_body("ferry", 1, NULL), 1);
     char buf[65536];
@@ -1275,13 +1249,9 @@ TEST(gw_emulator_fault_stall_mid_is_an_error_event)
 TEST(gw_failing_node_is_taken_out_and_probed_back_in)
 {
     struct backend *e = be_start("e0", BE_500), *c = be_start("c0", BE_OK);
-    struct backend *bes[2] = {e, c};
-    const char *roles[] = {"edge", "cloud"};
-    char cfg[2048];
-    cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n[policy]\nname = edge-only\n"
-              "[health]\ninterval_ms = 50\nbackoff_max_ms = 200\n", bes, 2, roles);
     struct gwt_gw g;
-    CHECK(gwt_gw_start(&g, "health.ini", cfg, NULL, NULL) == 0);
+    CHECK(gw_start_on(&g, "health.ini", e, c, "[policy]\nname = edge-only\n"
+                      "[health]\ninterval_ms = 50\nbackoff_max_ms = 200\n") == 0);
     double h = -1, t0 = clock_now_ms();
     while (h != 0 && clock_now_ms() - t0 < 5000) {      /* /health answers 500: out */
         h = gwt_metric(g.port, "ferry_node_healthy{node=\"e0\"} ");
@@ -1409,12 +1379,8 @@ TEST(gw_image_plan_in_the_header_is_what_the_backend_gets)
 TEST(gw_max_image_side_downscales_on_a_worker)
 {
     struct backend *e = be_start("e0", BE_OK);
-    const char *roles[] = {"edge"};
-    char cfg[2048];
-    cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n[limits]\nmax_image_side = 320\n",
-              &e, 1, roles);
     struct gwt_gw g;
-    CHECK(gwt_gw_start(&g, "cap.ini", cfg, NULL, NULL) == 0);
+    CHECK(gw_start_on(&g, "cap.ini", e, NULL, "[limits]\nmax_image_side = 320\n") == 0);
     char *body = image_request("photo-ladybird.jpg", 2);
     struct gwt_resp r;
     gwt_http(g.port, "/v1/chat/completions", body, &r);
@@ -1584,11 +1550,8 @@ TEST(gw_invalid_image_names_the_image_by_its_json_path)
     const char *want = "messages[1].content[1].image_url.url: downscale: ";
     CHECK(!strncmp(err, want, strlen(want)));
     struct backend *be = be_start("e0", BE_OK);
-    const char *roles[] = {"edge"};
-    char cfg[2048];
-    cfg_nodes(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n", &be, 1, roles);
     struct gwt_gw g;
-    CHECK(gwt_gw_start(&g, "badimg.ini", cfg, NULL, NULL) == 0);
+    CHECK(gw_start_on(&g, "badimg.ini", be, NULL, NULL) == 0);
     expect_error(g.port, body, 400, "\"param\":\"messages[1].content[1].image_url.url\"");
     expect_error(g.port, body, 400, "invalid_image");
     free(body);
