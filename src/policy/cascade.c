@@ -49,19 +49,10 @@ static int cas_kv(void *arg, const char *k, const char *v, char *err, size_t err
 
 static int cas_init(void **state, const char *params, char *err, size_t errlen)
 {
-    struct cas *s = calloc(1, sizeof *s);
-    if (!s) {
-        snprintf(err, errlen, "cascade: out of memory");
-        return -ENOMEM;
-    }
+    struct cas *s = pol_state_new("cascade", sizeof *s, err, errlen);
+    if (!s) return -ENOMEM;
     s->below = 0.6;
-    int rc = pol_params_each(params, cas_kv, s, err, errlen);
-    if (rc < 0) {
-        free(s);
-        return rc;
-    }
-    *state = s;
-    return 0;
+    return pol_state_params(state, s, params, cas_kv, err, errlen);
 }
 
 /* Prior quality of node i for this request's task from the shared bank (its model's

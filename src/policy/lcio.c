@@ -110,11 +110,8 @@ static int lc_kv(void *arg, const char *k, const char *v, char *err, size_t errl
 
 static int lc_init(void **state, const char *params, char *err, size_t errlen)
 {
-    struct lcio *s = calloc(1, sizeof *s);
-    if (!s) {
-        snprintf(err, errlen, "lcio: out of memory");
-        return -ENOMEM;
-    }
+    struct lcio *s = pol_state_new("lcio", sizeof *s, err, errlen);
+    if (!s) return -ENOMEM;
     s->budget_ms = 30000;
     s->budget_usd = 0.05;
     s->turns = 4;

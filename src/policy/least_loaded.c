@@ -28,19 +28,10 @@ static int ll_kv(void *arg, const char *k, const char *v, char *err, size_t errl
 
 static int ll_init(void **state, const char *params, char *err, size_t errlen)
 {
-    struct ll *s = calloc(1, sizeof *s);
-    if (!s) {
-        snprintf(err, errlen, "least-loaded: out of memory");
-        return -ENOMEM;
-    }
+    struct ll *s = pol_state_new("least-loaded", sizeof *s, err, errlen);
+    if (!s) return -ENOMEM;
     s->role = -1;
-    int rc = pol_params_each(params, ll_kv, s, err, errlen);
-    if (rc < 0) {
-        free(s);
-        return rc;
-    }
-    *state = s;
-    return 0;
+    return pol_state_params(state, s, params, ll_kv, err, errlen);
 }
 
 static int ll_decide(void *state, const struct pol_ctx *c, struct fy_plan *out,

@@ -47,23 +47,14 @@ static int moa_kv(void *arg, const char *k, const char *v, char *err, size_t err
 
 static int moa_init(void **state, const char *params, char *err, size_t errlen)
 {
-    struct moa *m = calloc(1, sizeof *m);
-    if (!m) {
-        snprintf(err, errlen, "moa-off: out of memory");
-        return -ENOMEM;
-    }
+    struct moa *m = pol_state_new("moa-off", sizeof *m, err, errlen);
+    if (!m) return -ENOMEM;
     m->tau_img = 0.5;
     m->tau_text = 0.5;
     m->lmax = 1.0;
     m->beta = 1e9;
     m->split = 1;
-    int rc = pol_params_each(params, moa_kv, m, err, errlen);
-    if (rc < 0) {
-        free(m);
-        return rc;
-    }
-    *state = m;
-    return 0;
+    return pol_state_params(state, m, params, moa_kv, err, errlen);
 }
 
 /* Least-loaded admissible node of a role, or -1. */

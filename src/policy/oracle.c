@@ -27,18 +27,9 @@ static int orc_kv(void *arg, const char *k, const char *v, char *err, size_t err
 
 static int orc_init(void **state, const char *params, char *err, size_t errlen)
 {
-    struct orc *o = calloc(1, sizeof *o);
-    if (!o) {
-        snprintf(err, errlen, "oracle: out of memory");
-        return -ENOMEM;
-    }
-    int rc = pol_params_each(params, orc_kv, o, err, errlen);
-    if (rc < 0) {
-        free(o);
-        return rc;
-    }
-    *state = o;
-    return 0;
+    struct orc *o = pol_state_new("oracle", sizeof *o, err, errlen);
+    if (!o) return -ENOMEM;
+    return pol_state_params(state, o, params, orc_kv, err, errlen);
 }
 
 static int completes(const struct pol_ctx *c, const struct fy_estimate *t)

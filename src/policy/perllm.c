@@ -49,22 +49,13 @@ static int pl_kv(void *arg, const char *k, const char *v, char *err, size_t errl
 
 static int pl_init(void **state, const char *params, char *err, size_t errlen)
 {
-    struct perllm *s = calloc(1, sizeof *s);
-    if (!s) {
-        snprintf(err, errlen, "perllm: out of memory");
-        return -ENOMEM;
-    }
+    struct perllm *s = pol_state_new("perllm", sizeof *s, err, errlen);
+    if (!s) return -ENOMEM;
     s->c = 1.0;
     s->lref_ms = 10000;
     s->cref_usd = 0.01;
     s->cap_load = 2.0;
-    int rc = pol_params_each(params, pl_kv, s, err, errlen);
-    if (rc < 0) {
-        free(s);
-        return rc;
-    }
-    *state = s;
-    return 0;
+    return pol_state_params(state, s, params, pl_kv, err, errlen);
 }
 
 static int task_of(const struct pol_ctx *c)

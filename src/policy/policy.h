@@ -59,11 +59,18 @@ const struct fy_policy *const *pol_all(void);
 
 /* Helpers for policy authors. */
 void pol_plan_keep(struct fy_plan *p, int node);   /* node, every image kept */
+/* One parameter k=v for the state arg: 0, or < 0 with the reason in err. */
+typedef int (*pol_kv_fn)(void *arg, const char *k, const char *v, char *err, size_t errlen);
 /* Iterates "k=v,k=v": calls kv for each pair (keys/values NUL-terminated copies, each
  * < 128 bytes). kv returns < 0 to stop with its message. 0 or < 0. */
-int pol_params_each(const char *params, int (*kv)(void *arg, const char *k, const char *v,
-                                                  char *err, size_t errlen),
-                    void *arg, char *err, size_t errlen);
+int pol_params_each(const char *params, pol_kv_fn kv, void *arg, char *err, size_t errlen);
+/* The two ends of an init(): pol_state_new allocates a zeroed state of size bytes (NULL
+ * with "POLICY: out of memory" in err); the caller sets its defaults, then
+ * pol_state_params applies params to it with kv and stores it in *state (0), or frees
+ * it and returns pol_params_each's error. */
+void *pol_state_new(const char *policy, size_t size, char *err, size_t errlen);
+int pol_state_params(void **state, void *s, const char *params, pol_kv_fn kv, char *err,
+                     size_t errlen);
 /* Load of a node in [0, inf): (running + queued) / max_seqs. */
 double pol_node_load(const struct fy_node *n);
 /* Index of the healthy node with the lowest load among nodes of `role` (-1 = any role);

@@ -34,19 +34,10 @@ static int q_kv(void *arg, const char *k, const char *v, char *err, size_t errle
 
 static int q_init(void **state, const char *params, char *err, size_t errlen)
 {
-    struct qlmio *s = calloc(1, sizeof *s);
-    if (!s) {
-        snprintf(err, errlen, "qlmio: out of memory");
-        return -ENOMEM;
-    }
+    struct qlmio *s = pol_state_new("qlmio", sizeof *s, err, errlen);
+    if (!s) return -ENOMEM;
     s->w = 0.5;
-    int rc = pol_params_each(params, q_kv, s, err, errlen);
-    if (rc < 0) {
-        free(s);
-        return rc;
-    }
-    *state = s;
-    return 0;
+    return pol_state_params(state, s, params, q_kv, err, errlen);
 }
 
 static int q_decide(void *state, const struct pol_ctx *c, struct fy_plan *out,

@@ -58,19 +58,10 @@ static int rnd_kv(void *arg, const char *k, const char *v, char *err, size_t err
 
 static int rnd_init(void **state, const char *params, char *err, size_t errlen)
 {
-    struct rnd *r = calloc(1, sizeof *r);
-    if (!r) {
-        snprintf(err, errlen, "random: out of memory");
-        return -ENOMEM;
-    }
+    struct rnd *r = pol_state_new("random", sizeof *r, err, errlen);
+    if (!r) return -ENOMEM;
     r->p_cloud = -1;
-    int rc = pol_params_each(params, rnd_kv, r, err, errlen);
-    if (rc < 0) {
-        free(r);
-        return rc;
-    }
-    *state = r;
-    return 0;
+    return pol_state_params(state, r, params, rnd_kv, err, errlen);
 }
 
 /* Weighted draw among healthy nodes with role `role` (-1 = any); -1 if none. */

@@ -2,6 +2,7 @@
 #include "policy/policy.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 extern const struct fy_policy pol_cloud_only;
@@ -81,9 +82,7 @@ int pol_decide_least_loaded(const struct pol_ctx *c, int role, struct fy_plan *o
     return 0;
 }
 
-int pol_params_each(const char *params, int (*kv)(void *arg, const char *k, const char *v,
-                                                  char *err, size_t errlen),
-                    void *arg, char *err, size_t errlen)
+int pol_params_each(const char *params, pol_kv_fn kv, void *arg, char *err, size_t errlen)
 {
     if (!params) return 0;
     const char *p = params;
@@ -112,5 +111,24 @@ int pol_params_each(const char *params, int (*kv)(void *arg, const char *k, cons
         if (!end) break;
         p = end + 1;
     }
+    return 0;
+}
+
+void *pol_state_new(const char *policy, size_t size, char *err, size_t errlen)
+{
+    void *s = calloc(1, size);
+    if (!s) snprintf(err, errlen, "%s: out of memory", policy);
+    return s;
+}
+
+int pol_state_params(void **state, void *s, const char *params, pol_kv_fn kv, char *err,
+                     size_t errlen)
+{
+    int rc = pol_params_each(params, kv, s, err, errlen);
+    if (rc < 0) {
+        free(s);
+        return rc;
+    }
+    *state = s;
     return 0;
 }
