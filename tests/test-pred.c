@@ -183,6 +183,19 @@ static void true_outcome(struct rng *r, const struct fy_features *f, const struc
     o->quality = -1;
 }
 
+/* A trace record's outcome on node k (n): the node's names, role and link, its
+ * true_outcome (noise 5 ms) with plan.node = k. The quality (-1) is the caller's. */
+static void trace_outcome_on(struct rng *r, const struct fy_features *f,
+                             const struct fy_node *n, int k, struct trace_outcome *t)
+{
+    memcpy(t->node, n->name, sizeof t->node);
+    memcpy(t->model, n->prof.model, sizeof t->model);
+    t->role = n->role;
+    t->link = n->link;
+    true_outcome(r, f, n, &t->o, 5);
+    t->o.plan.node = k;
+}
+
 TEST(milp_converges_to_true_latency)
 {
     struct fy_node nodes[2];
@@ -611,12 +624,7 @@ TEST(train_then_eval_on_a_trace)
         rec->nout = 2;
         for (int k = 0; k < 2; k++) {
             struct trace_outcome *t = &rec->out[k];
-            memcpy(t->node, nodes[k].name, sizeof t->node);
-            memcpy(t->model, nodes[k].prof.model, sizeof t->model);
-            t->role = nodes[k].role;
-            t->link = nodes[k].link;
-            true_outcome(&r, &rec->f, &nodes[k], &t->o, 5);
-            t->o.plan.node = k;
+            trace_outcome_on(&r, &rec->f, &nodes[k], k, t);
             double q = true_q(&rec->f) + (k ? 0.15 : 0);
             t->o.quality = rng_uniform(&r) < q;
         }
@@ -1101,12 +1109,7 @@ TEST(train_and_eval_take_task_priors_from_profiles)
         rec->nout = 2;
         for (int k = 0; k < 2; k++) {
             struct trace_outcome *t = &rec->out[k];
-            memcpy(t->node, nodes[k].name, sizeof t->node);
-            memcpy(t->model, nodes[k].prof.model, sizeof t->model);
-            t->role = nodes[k].role;
-            t->link = nodes[k].link;
-            true_outcome(&r, &rec->f, &nodes[k], &t->o, 5);
-            t->o.plan.node = k;
+            trace_outcome_on(&r, &rec->f, &nodes[k], k, t);
             t->o.quality = rng_uniform(&r) < (k ? 0.8 : 0.15);
         }
         trace_write(fp, rec);

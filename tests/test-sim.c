@@ -44,6 +44,25 @@ static int run(const struct sim_setup *s, const char *policy, uint64_t seed, FIL
     return rc;
 }
 
+/* build() on a setup of its own, run() policy with seed into res, then free the setup:
+ * 0, or < 0 with the reason on stderr. */
+static int build_and_run(const char *path, const char *const *sets, const char *policy,
+                         uint64_t seed, struct sim_result *res)
+{
+    struct sim_setup *s = calloc(1, sizeof *s);
+    if (!s) return -1;
+    char err[512];
+    int rc = build(s, path, sets, err, sizeof err);
+    if (rc != 0) {
+        fprintf(stderr, "%s: %s\n", path, err);
+    } else {
+        rc = run(s, policy, seed, NULL, res);
+        sim_setup_fini(s);
+    }
+    free(s);
+    return rc;
+}
+
 /* A temporary data folder: the shipped profiles and image pool, plus given files. */
 static const char *tmp_data(void)
 {
@@ -373,20 +392,13 @@ TEST(sim_bandwidth_drop_slows_cloud_uploads)
 {
     /* the same MMBench-like requests over a constant 300 Mbps link and over wan-drop (2 Mbps
      * between 60 and 180 s): only the upload part changes, and it grows */
-    struct sim_setup *s = calloc(1, sizeof *s);
     struct sim_result *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
-    char err[512];
     const char *c1[] = {"node.cloud-a100.link=wan-300", "experiment.requests=200", NULL};
     const char *c2[] = {"node.cloud-a100.link=wan-drop", "experiment.requests=200", NULL};
-    CHECK_EQ_INT(build(s, "data/experiments/bandwidth-drop.ini", c1, err, sizeof err), 0);
-    CHECK_EQ_INT(run(s, "cloud-only", 4, NULL, a), 0);
-    sim_setup_fini(s);
-    CHECK_EQ_INT(build(s, "data/experiments/bandwidth-drop.ini", c2, err, sizeof err), 0);
-    CHECK_EQ_INT(run(s, "cloud-only", 4, NULL, b), 0);
-    sim_setup_fini(s);
+    CHECK_EQ_INT(build_and_run("data/experiments/bandwidth-drop.ini", c1, "cloud-only", 4, a), 0);
+    CHECK_EQ_INT(build_and_run("data/experiments/bandwidth-drop.ini", c2, "cloud-only", 4, b), 0);
     CHECK(b->sum_up_ms > 5 * a->sum_up_ms);
     CHECK_EQ_INT(a->correct, b->correct);
-    free(s);
     free(a);
     free(b);
 }
@@ -670,15 +682,9 @@ TEST(sim_dialogue_budgets_are_per_dialogue)
 {
     const char *sets[] = {"experiment.requests=600", NULL};
     const char *tight[] = {"experiment.requests=600", "experiment.dialogue_budget_ms=2000", NULL};
-    struct sim_setup *s = calloc(1, sizeof *s);
     struct sim_result *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
-    char err[512];
-    CHECK_EQ_INT(build(s, "data/experiments/dialogue.ini", sets, err, sizeof err), 0);
-    CHECK_EQ_INT(run(s, "cloud-only", 1, NULL, a), 0);
-    sim_setup_fini(s);
-    CHECK_EQ_INT(build(s, "data/experiments/dialogue.ini", tight, err, sizeof err), 0);
-    CHECK_EQ_INT(run(s, "cloud-only", 1, NULL, b), 0);
-    sim_setup_fini(s);
+    CHECK_EQ_INT(build_and_run("data/experiments/dialogue.ini", sets, "cloud-only", 1, a), 0);
+    CHECK_EQ_INT(build_and_run("data/experiments/dialogue.ini", tight, "cloud-only", 1, b), 0);
     /* every turn belongs to a finished dialogue of 2..5 turns */
     CHECK_EQ_INT(a->dialogue_turns, a->requests);
     CHECK(a->dialogues * 2 <= a->requests && a->dialogues * 5 >= a->requests);
@@ -689,7 +695,6 @@ TEST(sim_dialogue_budgets_are_per_dialogue)
     /* a tight budget: a dialogue is in budget iff its turns sum to <= 2 s; the
      * cloud-only WiFi calls take >= 1.9 s each (tmo-wifi, one view), so few are */
     CHECK(b->dialogues_in_budget < b->dialogues / 2);
-    free(s);
     free(a);
     free(b);
 }
@@ -780,20 +785,13 @@ TEST(sim_dialogue_turns_reuse_the_prompt_cache_of_their_node)
      * prefilled again, so prefill time drops; answers and arrivals stay the same */
     const char *with[] = {"experiment.requests=600", "node.edge-3090.cache_saving=0.9", NULL};
     const char *without[] = {"experiment.requests=600", "node.edge-3090.cache_saving=0", NULL};
-    struct sim_setup *s = calloc(1, sizeof *s);
     struct sim_result *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
-    char err[512];
-    CHECK_EQ_INT(build(s, "data/experiments/dialogue.ini", with, err, sizeof err), 0);
-    CHECK_EQ_INT(run(s, "edge-only", 1, NULL, a), 0);
-    sim_setup_fini(s);
-    CHECK_EQ_INT(build(s, "data/experiments/dialogue.ini", without, err, sizeof err), 0);
-    CHECK_EQ_INT(run(s, "edge-only", 1, NULL, b), 0);
-    sim_setup_fini(s);
+    CHECK_EQ_INT(build_and_run("data/experiments/dialogue.ini", with, "edge-only", 1, a), 0);
+    CHECK_EQ_INT(build_and_run("data/experiments/dialogue.ini", without, "edge-only", 1, b), 0);
     CHECK_EQ_INT(a->requests, b->requests);
     CHECK_EQ_INT(a->correct, b->correct);
     CHECK(a->sum_prefill_ms < 0.7 * b->sum_prefill_ms);
     CHECK(a->sum_ttft_ms < b->sum_ttft_ms);
-    free(s);
     free(a);
     free(b);
 }
@@ -887,19 +885,12 @@ TEST(sim_node_queue_limit_refuses_requests)
                          "node.edge-3090.max_seqs=2", "node.edge-3090.max_queue=2", NULL};
     const char *nolim[] = {"experiment.requests=500", "arrivals.rate_rps=30", "sweep.values=wan-300",
                            "node.edge-3090.max_seqs=2", NULL};
-    struct sim_setup *s = calloc(1, sizeof *s);
     struct sim_result *a = calloc(1, sizeof *a), *b = calloc(1, sizeof *b);
-    char err[512];
-    CHECK_EQ_INT(build(s, "data/experiments/moaoff-vqav2.ini", lim, err, sizeof err), 0);
-    CHECK_EQ_INT(run(s, "edge-only", 1, NULL, a), 0);
-    sim_setup_fini(s);
-    CHECK_EQ_INT(build(s, "data/experiments/moaoff-vqav2.ini", nolim, err, sizeof err), 0);
-    CHECK_EQ_INT(run(s, "edge-only", 1, NULL, b), 0);
-    sim_setup_fini(s);
+    CHECK_EQ_INT(build_and_run("data/experiments/moaoff-vqav2.ini", lim, "edge-only", 1, a), 0);
+    CHECK_EQ_INT(build_and_run("data/experiments/moaoff-vqav2.ini", nolim, "edge-only", 1, b), 0);
     CHECK(a->failed > 50);
     CHECK_EQ_INT(b->failed, 0);
     CHECK(sim_hist_quantile(&a->e2e, 0.99) < sim_hist_quantile(&b->e2e, 0.99));
-    free(s);
     free(a);
     free(b);
 }
