@@ -16,6 +16,7 @@
 #include "util/b64.h"
 #include "util/buf.h"
 #include "util/file.h"
+#include "util/grow.h"
 
 
 void emu_item_fini(struct emu_item *it)
@@ -215,7 +216,8 @@ int emu_dataset_load(const char *path, const char *base, struct emu_item **out, 
     if (slash) *slash = 0;
     else snprintf(dsdir, sizeof dsdir, ".");
     struct emu_item *items = NULL;
-    int cnt = 0, cap = 0, rc = -1, lineno = 0;
+    int cnt = 0, rc = -1, lineno = 0;
+    size_t cap = 0;
     char *line = malloc(EMU_DATASET_MAX_LINE + 2);
     if (!line) goto out;
     while (fgets(line, EMU_DATASET_MAX_LINE + 2, fp)) {
@@ -235,16 +237,12 @@ int emu_dataset_load(const char *path, const char *base, struct emu_item **out, 
             snprintf(err, errlen, "%s: more than %d items", path, EMU_DATASET_MAX_ITEMS);
             goto out;
         }
-        if (cnt == cap) {
-            int nc = cap ? cap * 2 : 64;
-            struct emu_item *ni = realloc(items, (size_t)nc * sizeof *ni);
-            if (!ni) {
-                snprintf(err, errlen, "out of memory");
-                goto out;
-            }
-            items = ni;
-            cap = nc;
+        struct emu_item *ni = util_grow(items, &cap, (size_t)cnt, sizeof *ni, 64);
+        if (!ni) {
+            snprintf(err, errlen, "out of memory");
+            goto out;
         }
+        items = ni;
         if (emu_item_parse(line + k, len - k, where, dsdir, base, &items[cnt], err, errlen) < 0)
             goto out;
         for (int i = 0; i < cnt; i++)

@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "pred/pred.h"
 #include "pred/trace.h"
+#include "util/grow.h"
 #include "util/num.h"
 
 struct lat_stat {
@@ -30,13 +31,9 @@ struct scores {
 
 static int add_q(struct scores *s, double p, double y)
 {
-    if (s->nq == s->capq) {
-        size_t nc = s->capq ? s->capq * 2 : 1024;
-        struct pred__qpair *t = realloc(s->q, nc * sizeof *t);
-        if (!t) return -1;
-        s->q = t;
-        s->capq = nc;
-    }
+    struct pred__qpair *t = util_grow(s->q, &s->capq, s->nq, sizeof *t, 1024);
+    if (!t) return -1;
+    s->q = t;
     s->q[s->nq++] = (struct pred__qpair){p, y};
     s->brier += (p - y) * (p - y);
     return 0;

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "util/err.h"
+#include "util/grow.h"
 
 static const char *const g_task_names[FY_TASK__N] = {
     "chat", "caption", "count", "ocr", "yesno", "mcq", "reason",
@@ -930,16 +931,12 @@ int trace_read_file(const char *path, size_t max_records, struct trace_record **
             util_seterr(err, errlen, "%s:%zu: more than %zu records", path, lineno, max_records);
             goto cleanup;
         }
-        if (nrec == cap) {
-            size_t nc = cap ? cap * 2 : 64;
-            struct trace_record *t = realloc(recs, nc * sizeof *recs);
-            if (!t) {
-                util_seterr(err, errlen, "%s:%zu: out of memory", path, lineno);
-                goto cleanup;
-            }
-            recs = t;
-            cap = nc;
+        struct trace_record *t = util_grow(recs, &cap, nrec, sizeof *recs, 64);
+        if (!t) {
+            util_seterr(err, errlen, "%s:%zu: out of memory", path, lineno);
+            goto cleanup;
         }
+        recs = t;
         char e2[200];
         if (trace_parse_line(line, len, &recs[nrec], e2, sizeof e2) < 0) {
             util_seterr(err, errlen, "%s:%zu: %s", path, lineno, e2);

@@ -15,6 +15,7 @@
 #include "pred/trace.h"
 #include "sim/quality.h"
 #include "util/clock.h"
+#include "util/grow.h"
 #include "util/heap.h"
 #include "util/rng.h"
 
@@ -105,7 +106,8 @@ struct eng {
     int nreq, capreq, free_req;
     int *req_next;              /* free list links */
     struct sdlg *dlg;
-    int ndlg, capdlg;
+    int ndlg;
+    size_t capdlg;
     long generated;             /* requests drawn so far (serial numbers) */
     long planned;               /* requests started or planned (dialogue turns) */
     long dialogues;
@@ -920,13 +922,9 @@ static int dlg_alloc(struct eng *e, int user)
     for (i = 0; i < e->ndlg; i++)
         if (!e->dlg[i].active) break;
     if (i == e->ndlg) {
-        if (e->ndlg == e->capdlg) {
-            int ncap = e->capdlg ? e->capdlg * 2 : 64;
-            struct sdlg *n = realloc(e->dlg, (size_t)ncap * sizeof *n);
-            if (!n) return -1;
-            e->dlg = n;
-            e->capdlg = ncap;
-        }
+        struct sdlg *n = util_grow(e->dlg, &e->capdlg, (size_t)e->ndlg, sizeof *n, 64);
+        if (!n) return -1;
+        e->dlg = n;
         e->ndlg++;
     }
     struct sdlg *d = &e->dlg[i];

@@ -10,6 +10,7 @@
 
 #include "policy/policy.h"
 #include "sim/report.h"
+#include "util/grow.h"
 
 /* ==== entries ====================================================================== */
 
@@ -25,13 +26,9 @@ int sim_entries_add(struct sim_entries *es, const char *section, const char *key
     if (strlen(section) >= sizeof es->e[0].section || strlen(key) >= sizeof es->e[0].key ||
         strlen(value) >= sizeof es->e[0].value)
         return -2;
-    if (es->n == es->cap) {
-        int ncap = es->cap ? es->cap * 2 : 64;
-        struct sim_entry *n = realloc(es->e, (size_t)ncap * sizeof *n);
-        if (!n) return -1;
-        es->e = n;
-        es->cap = ncap;
-    }
+    struct sim_entry *n = util_grow(es->e, &es->cap, (size_t)es->n, sizeof *n, 64);
+    if (!n) return -1;
+    es->e = n;
     struct sim_entry *e = &es->e[es->n++];
     snprintf(e->section, sizeof e->section, "%s", section);
     snprintf(e->key, sizeof e->key, "%s", key);

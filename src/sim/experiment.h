@@ -36,7 +36,8 @@ struct sim_entry {
 
 struct sim_entries {
     struct sim_entry *e;
-    int n, cap;
+    int n;
+    size_t cap;
 };
 
 void sim_entries_fini(struct sim_entries *es);

@@ -10,6 +10,7 @@
 #include "feat/calib.h"
 #include "feat/tokens.h"
 #include "pred/trace.h"
+#include "util/grow.h"
 #include "util/num.h"
 #include "util/rng.h"
 
@@ -203,7 +204,8 @@ int sim_pool_load(const char *path, struct sim_image **out, int *n, char *err, s
         return -1;
     }
     struct sim_image *pool = NULL;
-    int np = 0, cap = 0, lineno = 0, rc = 0;
+    int np = 0, lineno = 0, rc = 0;
+    size_t cap = 0;
     char line[1024];
     while (fgets(line, sizeof line, fp)) {
         lineno++;
@@ -218,16 +220,13 @@ int sim_pool_load(const char *path, struct sim_image **out, int *n, char *err, s
             rc = -1;
             break;
         }
-        if (np == cap) {
-            cap = cap ? cap * 2 : 64;
-            struct sim_image *p = realloc(pool, (size_t)cap * sizeof *p);
-            if (!p) {
-                snprintf(err, errlen, "%s: out of memory", path);
-                rc = -1;
-                break;
-            }
-            pool = p;
+        struct sim_image *p = util_grow(pool, &cap, (size_t)np, sizeof *p, 64);
+        if (!p) {
+            snprintf(err, errlen, "%s: out of memory", path);
+            rc = -1;
+            break;
         }
+        pool = p;
         struct sim_image *im = &pool[np];
         memset(im, 0, sizeof *im);
         char fmt[16];

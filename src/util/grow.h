@@ -1,4 +1,5 @@
-/* grow — the growable-array step shared by the arrays of util, node and feat. */
+/* grow — the growable-array step shared by the arrays of util, node, feat, emu, pred
+ * and sim. */
 #ifndef FERRY_UTIL_GROW_H
 #define FERRY_UTIL_GROW_H
 #include <stddef.h>
