@@ -35,6 +35,31 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
+/* An emulator with options o on a port the kernel chose, its loop on a thread of its
+ * own: 0, or -1 with the reason on stderr. */
+static int srv_start(struct srv *v, const struct emu_opts *o)
+{
+    char err[256];
+    v->base = event_base_new();
+    v->s = emu_server_new(v->base, o, err, sizeof err);
+    if (!v->s) {
+        fprintf(stderr, "bench-emu: %s\n", err);
+        event_base_free(v->base);
+        return -1;
+    }
+    v->port = emu_server_port(v->s);
+    pthread_create(&v->th, NULL, loop_main, v);
+    return 0;
+}
+
+static void srv_stop(struct srv *v)
+{
+    event_base_loopexit(v->base, NULL);
+    pthread_join(v->th, NULL);
+    emu_server_free(v->s);
+    event_base_free(v->base);
+}
+
 struct job { int port, out, stream; double ms; long status; double last, gap; };
 
 /* Discards the body; keeps the largest wall gap between two reads (stream pauses). */
@@ -92,26 +117,14 @@ static int cmp(const void *a, const void *b)
 static double median_wall(const struct emu_opts *o, int out, int stream, int gap)
 {
     struct srv v;
-    char err[256];
-    v.base = event_base_new();
-    v.s = emu_server_new(v.base, o, err, sizeof err);
-    if (!v.s) {
-        fprintf(stderr, "bench-emu: %s\n", err);
-        event_base_free(v.base);
-        return NAN;
-    }
-    v.port = emu_server_port(v.s);
-    pthread_create(&v.th, NULL, loop_main, &v);
+    if (srv_start(&v, o) < 0) return NAN;
     double w[5];
     for (int i = 0; i < 5; i++) {
         struct job j = {v.port, out, stream, 0, 0, 0, 0};
         job_main(&j);
         w[i] = j.status == 200 ? (gap ? j.gap : j.ms) : NAN;
     }
-    event_base_loopexit(v.base, NULL);
-    pthread_join(v.th, NULL);
-    emu_server_free(v.s);
-    event_base_free(v.base);
+    srv_stop(&v);
     qsort(w, 5, sizeof *w, cmp);
     return w[2];
 }
@@ -139,12 +152,7 @@ int main(void)
     for (size_t si = 0; si < sizeof scales / sizeof scales[0]; si++) {
         o.time_scale = scales[si];
         struct srv v;
-        char err[256];
-        v.base = event_base_new();
-        v.s = emu_server_new(v.base, &o, err, sizeof err);
-        if (!v.s) { fprintf(stderr, "bench-emu: %s\n", err); return 1; }
-        v.port = emu_server_port(v.s);
-        pthread_create(&v.th, NULL, loop_main, &v);
+        if (srv_start(&v, &o) < 0) return 1;
         for (int stream = 0; stream < 2; stream++)
             for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
                 int k = ks[ki];
@@ -190,10 +198,7 @@ int main(void)
                        stream ? "stream" : "whole", k, model_med * o.time_scale, walls[nr / 2],
                        ratios[nr / 2], ratios[nr - 1]);
             }
-        event_base_loopexit(v.base, NULL);
-        pthread_join(v.th, NULL);
-        emu_server_free(v.s);
-        event_base_free(v.base);
+        srv_stop(&v);
     }
     /* fault stalls are wall-clock ms (docs/emulator.md "Faults"): the extra wall time a
      * stalled request takes over the same request without the fault, measured in this
@@ -220,12 +225,7 @@ int main(void)
     /* the emulator's own cost: sequential requests at --time-scale 0 */
     o.time_scale = 0;
     struct srv v;
-    char err[256];
-    v.base = event_base_new();
-    v.s = emu_server_new(v.base, &o, err, sizeof err);
-    if (!v.s) { fprintf(stderr, "bench-emu: %s\n", err); return 1; }
-    v.port = emu_server_port(v.s);
-    pthread_create(&v.th, NULL, loop_main, &v);
+    if (srv_start(&v, &o) < 0) return 1;
     double lat[2000];
     for (int i = 0; i < 2000; i++) {
         struct job j = {v.port, 16, 0, 0, 0, 0, 0};
@@ -235,10 +235,7 @@ int main(void)
     qsort(lat, 2000, sizeof *lat, cmp);
     printf("time scale 0 (instant), one connection at a time, new curl handle per request: "
            "p50 %.3f ms, p99 %.3f ms (client + loopback + emulator)\n", lat[1000], lat[1980]);
-    event_base_loopexit(v.base, NULL);
-    pthread_join(v.th, NULL);
-    emu_server_free(v.s);
-    event_base_free(v.base);
+    srv_stop(&v);
     curl_global_cleanup();
     return 0;
 }
