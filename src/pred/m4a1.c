@@ -364,9 +364,11 @@ struct qcell { double q; long n; double r_sum, r_sq; };
 /* ferry's response statistics for one exact observed history: the LCIO observation
  * (last 5 turns' previous action and task; the views follow from the action) packed
  * into key, and per action the responses seen there. */
-#define HIST_CAP (1u << 16)
+#define HIST_CAP (1u << 14)           /* slots; ~5 400 histories on the sample's 80 */
+#define HIST_MAX (HIST_CAP / 4 * 3)   /* at most this many: later ones fall back */
 #define FERRY_ONPOLICY_EPOCHS 100
 struct hcell { uint64_t key; struct qcell c[M4A1_NACT]; };
+struct htab { struct hcell *slot; unsigned n; }; /* open addressing; key 0 = empty */
 
 struct agent {
     /* lcio: tabular Q over (previous action, task, budget bucket) × action, with the
@@ -374,9 +376,9 @@ struct agent {
     struct qcell q[NCTX_PREV][M4A1_NTASK][NBUD][M4A1_NACT];
     double lam_l, lam_c;
     /* ferry: immediate response statistics per (previous action, task) × action, and
-     * per exact observed history (hist, keyed by hist_key) × action */
+     * per exact observed history (hist, keyed by hist_key_of) × action */
     struct qcell r[NCTX_PREV][M4A1_NTASK][M4A1_NACT];
-    struct hcell *hist; /* owned; HIST_CAP slots, open addressing; key 0 = empty */
+    struct htab *hist;  /* not owned */
     double rem_turns[M4A1_MAX_TURNS + 1]; /* E[N − t | N > t] over training dialogues */
     double z, slack;  /* ferry: LCB width and pacing slack, chosen on the training dialogues */
     double p_task[M4A1_NTASK][M4A1_NTASK]; /* P(next task | task), training dialogues */
@@ -420,18 +422,20 @@ static uint64_t hist_key_of(const int code[M4A1_HIST])
     return k;
 }
 
-/* The statistics of history key k; creates them when create != 0 (NULL when absent or
- * the table is full). Linear probing over HIST_CAP slots. */
-static struct hcell *hist_find(struct hcell *tab, uint64_t k, int create)
+/* The statistics of history key k; creates them when create != 0. NULL when absent, or
+ * when new and the table holds HIST_MAX already (the caller falls back). Linear probing;
+ * the load factor stays ≤ 3/4, so an empty slot ends every search. */
+static struct hcell *hist_find(struct htab *t, uint64_t k, int create)
 {
-    if (!tab) return NULL;
+    if (!t) return NULL;
     uint64_t h = k * 0x9E3779B97F4A7C15ull;
     for (uint32_t i = 0; i < HIST_CAP; i++) {
-        struct hcell *s = &tab[((uint32_t)(h >> 40) + i) & (HIST_CAP - 1)];
+        struct hcell *s = &t->slot[((uint32_t)(h >> 40) + i) & (HIST_CAP - 1)];
         if (s->key == k) return s;
         if (s->key == 0) {
-            if (!create) return NULL;
+            if (!create || t->n >= HIST_MAX) return NULL;
             s->key = k;
+            t->n++;
             return s;
         }
     }
@@ -869,13 +873,13 @@ int m4a1_replay(const struct m4a1 *m, const struct m4a1_opts *o, struct m4a1_rep
     struct env e = {0};
     int rc = -1;
     struct agent *ag = calloc(2, sizeof *ag);
-    struct hcell *hist = calloc(HIST_CAP, sizeof *hist);
+    struct htab hist = {calloc(HIST_CAP, sizeof *hist.slot), 0};
     struct a2c *net = NULL;
     int *is_test = calloc((size_t)m->n, sizeof *is_test), *order = calloc((size_t)m->n, sizeof *order);
     struct m4a1_result sq[POL__N];
     memset(rep, 0, sizeof *rep);
     memset(sq, 0, sizeof sq);
-    if (!ag || !hist || !is_test || !order || env_build(&e, m) < 0) goto cleanup;
+    if (!ag || !hist.slot || !is_test || !order || env_build(&e, m) < 0) goto cleanup;
     for (int i = 0; i < m->n; i++)
         for (int t = 0; t < m->d[i].nturns; t++) {
             rep->turns++;
@@ -897,8 +901,9 @@ int m4a1_replay(const struct m4a1 *m, const struct m4a1_opts *o, struct m4a1_rep
         for (int i = 0; i < m->n; i++) is_test[order[i]] = i < ntest;
         /* train on the other dialogues */
         memset(ag, 0, 2 * sizeof *ag);
-        memset(hist, 0, sizeof *hist * HIST_CAP);
-        ag[1].hist = hist;
+        memset(hist.slot, 0, sizeof *hist.slot * HIST_CAP);
+        hist.n = 0;
+        ag[1].hist = &hist;
         struct dstats ds;
         long cnt[M4A1_MAX_TURNS + 1] = {0}, rem[M4A1_MAX_TURNS + 1] = {0};
         for (int i = 0; i < m->n; i++) {
@@ -1016,7 +1021,7 @@ int m4a1_replay(const struct m4a1 *m, const struct m4a1_opts *o, struct m4a1_rep
 cleanup:
     env_fini(&e);
     a2c_free(net);
-    free(hist);
+    free(hist.slot);
     free(ag);
     free(is_test);
     free(order);
