@@ -1,5 +1,5 @@
 # policy area: sources, tests, fuzzers and benchmarks of src/policy/.
-LIB_SRCS += src/policy/registry.c src/policy/cloud_only.c src/policy/edge_only.c \
+LIB_SRCS += src/policy/registry.c src/policy/role_only.c \
             src/policy/random.c src/policy/least_loaded.c src/policy/oracle.c
 # learned policies (owner pred)
 LIB_SRCS += src/policy/learned.c src/policy/moa_off.c src/policy/perllm.c \
