@@ -317,14 +317,9 @@ int emu_collect_run(const struct emu_collect_opts *o, struct emu_collect_stats *
         if (!running) break;
         int still = 0;
         curl_multi_perform(multi, &still);
-        CURLMsg *msg;
-        int left;
-        while ((msg = curl_multi_info_read(multi, &left))) {
-            if (msg->msg != CURLMSG_DONE) continue;
-            struct xfer *x = NULL;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-            CURLcode cc = msg->data.result;
-            curl_multi_remove_handle(multi, x->post.e);
+        struct xfer *x;
+        CURLcode cc;
+        while ((x = emu_post_next_done(multi, &cc))) {
             for (int i = 0; i < conc; i++)
                 if (xs[i] == x) xs[i] = NULL;
             finish_xfer(x, cc, &cfg->nodes[sel[x->node]], st);

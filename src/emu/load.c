@@ -532,14 +532,9 @@ int emu_load_run(const struct emu_load_opts *o, struct emu_load_summary *sum, ch
         if (!nlive) break;
         int still;
         curl_multi_perform(multi, &still);
-        CURLMsg *msg;
-        int left;
-        while ((msg = curl_multi_info_read(multi, &left))) {
-            if (msg->msg != CURLMSG_DONE) continue;
-            struct lx *x = NULL;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-            CURLcode cc = msg->data.result;
-            curl_multi_remove_handle(multi, x->post.e);
+        struct lx *x;
+        CURLcode cc;
+        while ((x = emu_post_next_done(multi, &cc))) {
             for (int i = 0; i < nlive_cap; i++)
                 if (live[i] == x) live[i] = NULL;
             nlive--;

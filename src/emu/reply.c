@@ -132,3 +132,18 @@ void emu_post_fini(struct emu_post *p)
     emu_reply_fini(&p->rep);
     memset(p, 0, sizeof *p);
 }
+
+void *emu_post_next_done(CURLM *multi, CURLcode *cc)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(multi, &left))) {
+        if (msg->msg != CURLMSG_DONE) continue;
+        void *priv = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&priv);
+        *cc = msg->data.result;
+        curl_multi_remove_handle(multi, msg->easy_handle);
+        return priv;
+    }
+    return NULL;
+}

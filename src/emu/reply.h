@@ -52,5 +52,9 @@ int emu_post_init(struct emu_post *p, const char *url, char *body, long timeout_
 int emu_post_done(struct emu_post *p, CURLcode cc, char *why, size_t cap);
 /* Frees the handle, headers, body and reply (not removing it from a multi). */
 void emu_post_fini(struct emu_post *p);
+/* The priv (emu_post_init's) of the next transfer on multi that has ended, removed from
+ * multi, with its result in *cc; NULL when no other has ended yet. Call after
+ * curl_multi_perform until NULL. */
+void *emu_post_next_done(CURLM *multi, CURLcode *cc);
 
 #endif
