@@ -183,18 +183,6 @@ static void true_outcome(struct rng *r, const struct fy_features *f, const struc
     o->quality = -1;
 }
 
-/* A trace record's outcome on node k (n): the node's names, role and link, its
- * true_outcome (noise 5 ms) with plan.node = k. The quality (-1) is the caller's. */
-static void trace_outcome_on(struct rng *r, const struct fy_features *f,
-                             const struct fy_node *n, int k, struct trace_outcome *t)
-{
-    memcpy(t->node, n->name, sizeof t->node);
-    memcpy(t->model, n->prof.model, sizeof t->model);
-    t->role = n->role;
-    t->link = n->link;
-    true_outcome(r, f, n, &t->o, 5);
-    t->o.plan.node = k;
-}
 
 TEST(milp_converges_to_true_latency)
 {
@@ -274,6 +262,49 @@ static double true_q(const struct fy_features *f)
     double z = 2 - 4 * (f->nimages ? f->img[0].c_img : 0) - 2 * f->c_text +
                1.5 * (f->task == FY_TASK_OCR);
     return 1 / (1 + exp(-z));
+}
+
+/* Writes n synthetic records to path (rng seeded with seed), each with an outcome on
+ * edge0 and cloud0 (mk_node): random features (task forced to `task` when >= 0; with
+ * sessions, every 3 records one dialogue), true_outcome latencies (noise 5 ms) and a
+ * right answer with probability q_of(f, k) on node k. 0, or -1 when path cannot be
+ * written. */
+static int write_trace(const char *path, uint64_t seed, int n, int sessions, int task,
+                       double (*q_of)(const struct fy_features *f, int k))
+{
+    struct fy_node nodes[2];
+    mk_node(&nodes[0], "edge0", FY_ROLE_EDGE);
+    mk_node(&nodes[1], "cloud0", FY_ROLE_CLOUD);
+    FILE *fp = fopen(path, "w");
+    struct trace_record *rec = calloc(1, sizeof *rec);
+    if (!fp || !rec) {
+        if (fp) fclose(fp);
+        free(rec);
+        return -1;
+    }
+    struct rng r;
+    rng_seed(&r, seed);
+    for (int i = 0; i < n; i++) {
+        memset(rec, 0, sizeof *rec);
+        snprintf(rec->id, sizeof rec->id, "r%d", i);
+        if (sessions) snprintf(rec->session, sizeof rec->session, "s%d", i / 3);
+        random_features(&r, &rec->f);
+        if (task >= 0) rec->f.task = (enum fy_task)task;
+        rec->nout = 2;
+        for (int k = 0; k < 2; k++) {
+            struct trace_outcome *t = &rec->out[k];
+            memcpy(t->node, nodes[k].name, sizeof t->node);
+            memcpy(t->model, nodes[k].prof.model, sizeof t->model);
+            t->role = nodes[k].role;
+            t->link = nodes[k].link;
+            true_outcome(&r, &rec->f, &nodes[k], &t->o, 5);
+            t->o.plan.node = k;
+            t->o.quality = rng_uniform(&r) < q_of(&rec->f, k);
+        }
+        trace_write(fp, rec);
+    }
+    free(rec);
+    return fclose(fp) == 0 ? 0 : -1;
 }
 
 static double auc(const double *s, const double *y, int n)
@@ -603,35 +634,15 @@ TEST(m4a1_loader_refuses_bad_files)
 
 #include "cli.h"
 
+/* The synthetic trace's answers: the cloud node 15 points better than true_q. */
+static double q_syn(const struct fy_features *f, int k) { return true_q(f) + (k ? 0.15 : 0); }
+
 TEST(train_then_eval_on_a_trace)
 {
     char tpath[512], mpath[512];
     snprintf(tpath, sizeof tpath, "%s", test_tmp_path("syn.jsonl"));
     snprintf(mpath, sizeof mpath, "%s", test_tmp_path("syn.fy"));
-    struct fy_node nodes[2];
-    mk_node(&nodes[0], "edge0", FY_ROLE_EDGE);
-    mk_node(&nodes[1], "cloud0", FY_ROLE_CLOUD);
-    FILE *fp = fopen(tpath, "w");
-    CHECK(fp);
-    struct rng r;
-    rng_seed(&r, 17);
-    struct trace_record *rec = calloc(1, sizeof *rec);
-    for (int i = 0; i < 1500; i++) {
-        memset(rec, 0, sizeof *rec);
-        snprintf(rec->id, sizeof rec->id, "r%d", i);
-        snprintf(rec->session, sizeof rec->session, "s%d", i / 3);
-        random_features(&r, &rec->f);
-        rec->nout = 2;
-        for (int k = 0; k < 2; k++) {
-            struct trace_outcome *t = &rec->out[k];
-            trace_outcome_on(&r, &rec->f, &nodes[k], k, t);
-            double q = true_q(&rec->f) + (k ? 0.15 : 0);
-            t->o.quality = rng_uniform(&r) < q;
-        }
-        trace_write(fp, rec);
-    }
-    fclose(fp);
-    free(rec);
+    CHECK_EQ_INT(write_trace(tpath, 17, 1500, 1, -1, q_syn), 0);
     char *targv[] = {"train", tpath, "-o", mpath, NULL};
     CHECK_EQ_INT(cmd_train(4, targv), 0);
     char err[256];
@@ -1084,6 +1095,13 @@ static int cli_brier(const char *args, double *brier, double *prior)
     return pclose(p) == 0 ? found : -1;
 }
 
+/* OCR answers: the edge model is right 15 % of the time, the cloud model 80 %. */
+static double q_ocr(const struct fy_features *f, int k)
+{
+    (void)f;
+    return k ? 0.8 : 0.15;
+}
+
 TEST(train_and_eval_take_task_priors_from_profiles)
 {
     /* OCR only: the edge model completes 15 %, the cloud model 80 %; a profile that says
@@ -1093,29 +1111,7 @@ TEST(train_and_eval_take_task_priors_from_profiles)
     snprintf(ppath, sizeof ppath, "%s", test_tmp_path("models.ini"));
     snprintf(m0, sizeof m0, "%s", test_tmp_path("m0.fy"));
     snprintf(m1, sizeof m1, "%s", test_tmp_path("m1.fy"));
-    struct fy_node nodes[2];
-    mk_node(&nodes[0], "edge0", FY_ROLE_EDGE);
-    mk_node(&nodes[1], "cloud0", FY_ROLE_CLOUD);
-    FILE *fp = fopen(tpath, "w");
-    CHECK(fp);
-    struct rng r;
-    rng_seed(&r, 41);
-    struct trace_record *rec = calloc(1, sizeof *rec);
-    for (int i = 0; i < 600; i++) {
-        memset(rec, 0, sizeof *rec);
-        snprintf(rec->id, sizeof rec->id, "r%d", i);
-        random_features(&r, &rec->f);
-        rec->f.task = FY_TASK_OCR;
-        rec->nout = 2;
-        for (int k = 0; k < 2; k++) {
-            struct trace_outcome *t = &rec->out[k];
-            trace_outcome_on(&r, &rec->f, &nodes[k], k, t);
-            t->o.quality = rng_uniform(&r) < (k ? 0.8 : 0.15);
-        }
-        trace_write(fp, rec);
-    }
-    fclose(fp);
-    free(rec);
+    CHECK_EQ_INT(write_trace(tpath, 41, 600, 0, FY_TASK_OCR, q_ocr), 0);
     CHECK(test_write_file(ppath, "[model small]\nprior.ocr = 0.15\n"
                                  "[model big]\nprior.ocr = 0.8\n") == 0);
     /* train on about 2 % of the records: the start still shows */
