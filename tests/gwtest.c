@@ -211,11 +211,33 @@ fail:
 void gwt_emu_stop(struct gwt_emu *e)
 {
     if (!e->base) return;
-    event_base_loopexit(e->base, NULL);
-    pthread_join(e->th, NULL);
+    if (!e->held) {
+        event_base_loopexit(e->base, NULL);
+        pthread_join(e->th, NULL);
+    }
     emu_server_free(e->s);
     event_base_free(e->base);
     e->base = NULL;
+}
+
+int gwt_emu_pause(struct gwt_emu *e)
+{
+    if (!e->base || e->held) return -1;
+    event_base_loopexit(e->base, NULL);
+    pthread_join(e->th, NULL);
+    e->held = 1;
+    return 0;
+}
+
+int gwt_emu_resume(struct gwt_emu *e)
+{
+    if (!e->base || !e->held) return -1;
+    if (pthread_create(&e->th, NULL, gwt_loop, e->base)) {
+        fprintf(stderr, "  emulator: no thread to resume it on\n");
+        return -1;
+    }
+    e->held = 0;
+    return 0;
 }
 
 /* ==== HTTP client ================================================================== */

@@ -72,6 +72,7 @@ struct gwt_emu {
     struct emu_server *s;
     pthread_t th;
     int port;
+    int held;                   /* gwt_emu_pause'd: no loop thread */
 };
 
 /* emu_opts_default(o), then the model name served, time_scale (0: answers at once) and
@@ -84,6 +85,14 @@ int gwt_emu_fault(struct emu_opts *o, enum emu_fault_kind kind, const char *valu
 int gwt_emu_start(struct gwt_emu *e, const struct emu_opts *o);
 /* Stops the loop, joins the thread, frees the server; no-op when not running. */
 void gwt_emu_stop(struct gwt_emu *e);
+/* Holds the emulator: its loop thread exits and is joined, so nothing it has not done
+ * yet happens (a connection still gets through: the kernel accepts it into the listen
+ * backlog; requests wait there, unread) until gwt_emu_resume runs the same loop again.
+ * For a test that needs "A happens before B" without betting on a delay. 0, or -1 when
+ * not running or already held. */
+int gwt_emu_pause(struct gwt_emu *e);
+/* Runs a held emulator's loop again (on a new thread); 0, or -1 when it was not held. */
+int gwt_emu_resume(struct gwt_emu *e);
 
 /* ==== HTTP client (libcurl easy, blocking) ========================================= */
 

@@ -157,7 +157,9 @@ static double shadow_all(int port)
     return t;
 }
 
-/* Waits (bounded) until n shadow outcomes were counted; the count seen. */
+/* Waits (bounded) until n shadow outcomes were counted; the count seen. An outcome is
+ * counted when the reference has answered (or the request was skipped), so a reference
+ * request counted here is also counted at its emulator (emu_done). */
 static double shadow_wait(int port, double n)
 {
     double t0 = clock_now_ms(), v = 0;
@@ -165,7 +167,9 @@ static double shadow_wait(int port, double n)
     return v;
 }
 
-/* Chat requests an emulator completed (finished_reason stop + length). */
+/* Chat requests an emulator completed (finished_reason stop + length). The emulator
+ * counts a request before it queues the answer's last bytes (emu/server.c record_done):
+ * once the gateway has an answer, this count includes it. */
 static double emu_done(int port, const char *model)
 {
     char s[200];
@@ -218,11 +222,16 @@ TEST(gw_shadow_every_edge_answer_is_compared_with_the_cloud_and_mgqp_learns)
     char db[512], extra[700], ids[9][48];
     snprintf(db, sizeof db, "%s", test_tmp_path("shadow1.db"));
     remove(db);
-    snprintf(extra, sizeof extra, "[server]\ntrace_db = %s\n[shadow]\nrate = 1\n", db);
-    int up = gw_start(&g, "shadow1.ini", edge.port, cloud.port, extra) == 0;
     enum { N = 9 };
+    /* max_inflight = N: the client's next request may be answered before the previous
+     * references are (the cloud emulator's thread is not scheduled on a busy machine),
+     * and the default cap (4) would then skip some (skipped_busy: 4..8 of 9 sent) */
+    snprintf(extra, sizeof extra,
+             "[server]\ntrace_db = %s\n[shadow]\nrate = 1\nmax_inflight = %d\n", db, (int)N);
+    int up = gw_start(&g, "shadow1.ini", edge.port, cloud.port, extra) == 0;
     int edge_ok = 0;
     double before_upd = -2, seen = -1, agree = -1, disagree = -1, edge_upd = -1, cloud_upd = -1;
+    double busy = -1;
     double fb_obs = -1, feedback = -1, cloud_done = -1, cloud_inflight = -1;
     int promtool = -1;
     if (up) {
@@ -237,6 +246,7 @@ TEST(gw_shadow_every_edge_answer_is_compared_with_the_cloud_and_mgqp_learns)
         seen = shadow_wait(g.port, N);
         agree = shadow_n(g.port, "agree");
         disagree = shadow_n(g.port, "disagree");
+        busy = shadow_n(g.port, "skipped_busy");
         edge_upd = gwt_node_num(g.port, "edge", "mgqp_updates");
         cloud_upd = gwt_node_num(g.port, "cloud", "mgqp_updates");
         cloud_inflight = gwt_node_num(g.port, "cloud", "inflight");
@@ -254,6 +264,7 @@ TEST(gw_shadow_every_edge_answer_is_compared_with_the_cloud_and_mgqp_learns)
     CHECK(up);
     CHECK_EQ_INT(edge_ok, N);
     CHECK_NEAR(seen, N, 0);
+    CHECK_NEAR(busy, 0, 0);
     /* one reference request per edge answer, none for anything else */
     CHECK_NEAR(cloud_done, N, 0);
     /* difficulty 0 and 1 agree (1: both wrong alike), 0.5 disagrees */
@@ -293,9 +304,12 @@ static void mask_created(struct buf *b)
         for (char *d = p + 10; *d >= '0' && *d <= '9'; d++) *d = '0';
 }
 
-/* The client's bytes of the same workload with shadowing at rate 0 and at rate 1 (fresh
- * emulators each time, same seeds). */
-static int run_workload(const char *shadow, struct buf *all, double *cloud_done, double *shadows)
+/* The client's bytes of the same workload of 6 requests with the [shadow] text `shadow`
+ * (fresh emulators each time, same seeds); `want` shadow outcomes are waited for. Then
+ * the cloud emulator's completed requests, the gateway's shadow outcomes (all kinds) and
+ * its skipped_busy ones (-1: no shadow counters at all, as when shadowing is off). */
+static int run_workload(const char *shadow, int want, struct buf *all, double *cloud_done,
+                        double *shadows, double *busy)
 {
     struct gwt_emu edge, cloud;
     int rc = -1;
@@ -312,7 +326,8 @@ static int run_workload(const char *shadow, struct buf *all, double *cloud_done,
         buf_append(all, r.body.data, r.body.len);
         gwt_resp_fini(&r);
     }
-    *shadows = shadow_wait(g.port, strstr(shadow, "rate = 1") ? 6 : 0);
+    *shadows = shadow_wait(g.port, want);
+    *busy = shadow_n(g.port, "skipped_busy");
     *cloud_done = emu_done(cloud.port, "cloud-model");
     gwt_gw_stop(&g);
 done:
@@ -326,11 +341,17 @@ TEST(gw_shadow_rate_zero_sends_nothing_and_the_client_bytes_are_the_same)
     struct buf off, on;
     buf_init(&off);
     buf_init(&on);
-    double done_off = -1, done_on = -1, sh_off = -1, sh_on = -1;
-    CHECK_EQ_INT(run_workload("[shadow]\nrate = 0\n", &off, &done_off, &sh_off), 0);
-    CHECK_EQ_INT(run_workload("[shadow]\nrate = 1\n", &on, &done_on, &sh_on), 0);
+    double done_off = -1, done_on = -1, sh_off = -1, sh_on = -1, busy_off = 0, busy_on = -1;
+    CHECK_EQ_INT(run_workload("[shadow]\nrate = 0\n", 0, &off, &done_off, &sh_off, &busy_off), 0);
+    /* max_inflight = 6: all six references may be open at once (a busy machine can
+     * answer the client's next request before the cloud emulator answers the last
+     * reference); under the default cap of 4 some would be skipped_busy, not sent */
+    CHECK_EQ_INT(run_workload("[shadow]\nrate = 1\nmax_inflight = 6\n", 6, &on, &done_on,
+                              &sh_on, &busy_on), 0);
     CHECK_NEAR(done_off, 0, 0);
     CHECK_NEAR(sh_off, 0, 0);
+    CHECK_NEAR(busy_off, -1, 0);          /* rate 0: shadowing is off, no counters */
+    CHECK_NEAR(busy_on, 0, 0);
     CHECK_NEAR(done_on, 6, 0);
     CHECK_NEAR(sh_on, 6, 0);
     CHECK(off.len > 0);
@@ -482,19 +503,24 @@ static long post_feedback(int port, const char *id, double score, char *out, siz
 
 TEST(gw_shadow_label_is_replaced_by_user_feedback_and_never_replaces_it)
 {
-    /* the cloud (the reference) holds every request 1 s, so that user feedback sent
-     * right after the client's answer comes before that answer's shadow label */
+    /* B's user feedback must come before B's shadow label: the cloud (the reference) is
+     * held (gwt_emu_pause) from before B is asked until after its feedback was taken,
+     * so its reference answer cannot come earlier, however the machine schedules us.
+     * Health probes are off meanwhile (a probe the held cloud cannot answer would mark
+     * it down and so not a reference). */
     struct gwt_emu edge, cloud;
     CHECK(emu_start(&edge, "edge-model", -30, 0, NULL) == 0);
-    CHECK(emu_start(&cloud, "cloud-model", 30, EMU_FAULT_STALL_FIRST, "1000") == 0);
+    CHECK(emu_start(&cloud, "cloud-model", 30, 0, NULL) == 0);
     struct gwt_gw g;
     char db[512], extra[700], ida[48] = "", idb[48] = "";
     snprintf(db, sizeof db, "%s", test_tmp_path("shadow-fb.db"));
     remove(db);
-    snprintf(extra, sizeof extra, "[server]\ntrace_db = %s\n[shadow]\nrate = 1\n", db);
+    snprintf(extra, sizeof extra, "[server]\ntrace_db = %s\n[health]\ninterval_ms = 600000\n"
+             "[shadow]\nrate = 1\n", db);
     int up = gw_start(&g, "shadow-fb.ini", edge.port, cloud.port, extra) == 0;
     double dis = -1, upd1 = -1, mae1 = -1, upd2 = -1, obs2 = -1, mae2 = -1;
-    double agree = -1, upd3 = -1, obs3 = -1, fb_total = -1;
+    double agree = -1, upd3 = -1, obs3 = -1, fb_total = -1, seen_b = -1;
+    int held = -1, resumed = -1;
     long st_a = 0, st_again = 0, st_b = 0;
     char body_a[512] = "", body_again[512] = "", body_b[512] = "";
     if (up) {
@@ -514,11 +540,13 @@ TEST(gw_shadow_label_is_replaced_by_user_feedback_and_never_replaces_it)
         mae2 = gwt_node_num(g.port, "edge", "quality_mae");
         st_again = post_feedback(g.port, ida, 0, body_again, sizeof body_again);
         /* B: user feedback first; its shadow label (agree) comes later and is dropped */
+        held = gwt_emu_pause(&cloud);
         gwt_http(g.port, "/v1/chat/completions", item(0, 0, NULL), &r);
         request_id(&r, idb, sizeof idb);
         gwt_resp_fini(&r);
         st_b = post_feedback(g.port, idb, 0.25, body_b, sizeof body_b);
-        shadow_wait(g.port, 2);
+        resumed = gwt_emu_resume(&cloud);
+        seen_b = shadow_wait(g.port, 2);
         agree = shadow_n(g.port, "agree");
         upd3 = gwt_node_num(g.port, "edge", "mgqp_updates");
         obs3 = gwt_node_num(g.port, "edge", "feedback_observations");
@@ -542,6 +570,9 @@ TEST(gw_shadow_label_is_replaced_by_user_feedback_and_never_replaces_it)
     CHECK_NEAR(mae1 + mae2, 1, 1e-9);
     CHECK_EQ_INT(st_again, 404);          /* one user score per request */
     CHECK(strstr(body_again, "already_scored") != NULL);
+    CHECK_EQ_INT(held, 0);
+    CHECK_EQ_INT(resumed, 0);
+    CHECK_NEAR(seen_b, 2, 0);
     CHECK_EQ_INT(st_b, 200);
     CHECK(strstr(body_b, "replaced") == NULL);
     CHECK_NEAR(agree, 1, 0);              /* B was compared, but its label dropped */

@@ -388,6 +388,9 @@ static void drop_connection(struct emu_req *r, int rst)
     evhttp_connection_free(evcon);
 }
 
+/* Counts r as completed (vllm:request_success_total, token totals, histograms). Called
+ * before the answer's last bytes are queued, so that whoever has seen an answer end (a
+ * gateway, a test) finds it counted in a later GET /metrics. */
 static void record_done(struct emu_server *s, struct emu_req *r, double wall)
 {
     s->prompt_total += (uint64_t)(r->prompt_tokens + r->image_tokens);
@@ -507,9 +510,9 @@ static int flush(struct emu_server *s, struct emu_req *r, double wall)
         if (wall < r->pause_until) return 0;
         r->t_first = wall;
         detach(r);
-        send_full(r);
         r->finished = 1;
-        record_done(s, r, wall);
+        record_done(s, r, wall);    /* before the answer: see record_done */
+        send_full(r);
         return 1;
     }
     if (wall < r->pause_until) return 0;
@@ -561,6 +564,8 @@ static int flush(struct emu_server *s, struct emu_req *r, double wall)
         }
         evbuffer_add_printf(b, "data: [DONE]\n\n");
         finished = 1;
+        r->finished = 1;
+        record_done(s, r, wall);    /* before the last events: see record_done */
     }
     if (evbuffer_get_length(b)) evhttp_send_reply_chunk(r->req, b);
     evbuffer_free(b);
@@ -568,8 +573,6 @@ static int flush(struct emu_server *s, struct emu_req *r, double wall)
         struct evhttp_request *req = r->req;
         detach(r);
         r->req = NULL;
-        r->finished = 1;
-        record_done(s, r, wall);
         evhttp_send_reply_end(req);
     }
     return finished;
