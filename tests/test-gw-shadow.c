@@ -361,41 +361,61 @@ TEST(gw_shadow_rate_zero_sends_nothing_and_the_client_bytes_are_the_same)
     buf_fini(&on);
 }
 
+/* The cloud's inflight at the gateway (its own requests and the open reference
+ * requests); for gwt_wait_for. */
+static double cloud_inflight(int port, const char *name)
+{
+    return gwt_node_num(port, name, "inflight");
+}
+
 TEST(gw_shadow_never_sends_an_edge_only_request_to_the_cloud)
 {
+    /* NP edge-only requests and NN ordinary ones, interleaved (the last one private),
+     * shadow rate 1 and max_inflight NP + NN: were a private request sampled, its
+     * reference would be sent, not skipped. The gateway samples and submits a reference
+     * on its loop before it takes the client's next request, so once every answer is in,
+     * waiting until NN outcomes are counted and the cloud has nothing in flight leaves
+     * every reference answered and counted: then exactly NN were sent. */
+    enum { NP = 6, NN = 3 };
     struct gwt_emu edge, cloud;
     CHECK(emu_start(&edge, "edge-model", -30, 0, NULL) == 0);
     CHECK(emu_start(&cloud, "cloud-model", 30, 0, NULL) == 0);
     struct gwt_gw g;
-    int up = gw_start(&g, "shadow3.ini", edge.port, cloud.port,
-                      "[shadow]\nrate = 1\nreference = cloud\n") == 0;
-    int ok = 0;
-    double private_done = -1, after = -1, seen = -1;
+    char shadow[200];
+    snprintf(shadow, sizeof shadow, "[shadow]\nrate = 1\nreference = cloud\nmax_inflight = %d\n",
+             (int)(NP + NN));
+    int up = gw_start(&g, "shadow3.ini", edge.port, cloud.port, shadow) == 0;
+    int ok = 0, nprivate = 0;
+    double seen = -2, settled = -1, outcomes = -1, busy = -1, cloud_done = -1;
     if (up) {
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < NP + NN; i++) {
+            int private = i % 3 != 1;       /* P N P P N P P N P */
             struct gwt_resp r;
             gwt_http(g.port, "/v1/chat/completions",
-                 item(i, i % 2, "\"ferry\":{\"privacy\":\"edge-only\"},"), &r);
+                     item(i, i % 2, private ? "\"ferry\":{\"privacy\":\"edge-only\"}," : NULL),
+                     &r);
             ok += served_at_edge(&r);
+            nprivate += private;
             gwt_resp_fini(&r);
         }
-        /* then one ordinary request: it is shadowed (the rule, not a broken sampler) */
-        struct gwt_resp r;
-        gwt_http(g.port, "/v1/chat/completions", item(0, 0, NULL), &r);
-        ok += served_at_edge(&r);
-        gwt_resp_fini(&r);
-        seen = shadow_wait(g.port, 1);
-        after = emu_done(cloud.port, "cloud-model");
+        seen = shadow_wait(g.port, NN);
+        settled = gwt_wait_for(cloud_inflight, g.port, "cloud", 0);
+        outcomes = shadow_all(g.port);
+        busy = shadow_n(g.port, "skipped_busy");
+        cloud_done = emu_done(cloud.port, "cloud-model");
         gwt_gw_stop(&g);
-        private_done = after - 1;
     }
     gwt_emu_stop(&edge);
     gwt_emu_stop(&cloud);
     CHECK(up);
-    CHECK_EQ_INT(ok, 5);
-    CHECK_NEAR(seen, 1, 0);
-    CHECK_NEAR(after, 1, 0);
-    CHECK_NEAR(private_done, 0, 0);
+    CHECK_EQ_INT(nprivate, NP);
+    CHECK_EQ_INT(ok, NP + NN);
+    CHECK(seen >= NN);
+    CHECK_NEAR(settled, 0, 0);
+    CHECK_NEAR(busy, 0, 0);
+    /* one outcome and one reference request per ordinary request, none for a private one */
+    CHECK_NEAR(outcomes, NN, 0);
+    CHECK_NEAR(cloud_done, NN, 0);
 }
 
 TEST(gw_shadow_failing_reference_counts_failed_and_the_client_sees_nothing)
