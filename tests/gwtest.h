@@ -4,9 +4,10 @@
  *
  * Everything talks to 127.0.0.1 over real sockets, on ports the kernel chose. Waits are
  * bounded (at most 20 s each) so that a broken gateway fails a test instead of hanging
- * the run; none of them is a timing assertion. Linked into the test-gw* binaries only
- * (src/gw/area.mk). Its constructor runs evthread_use_pthreads(), curl_global_init()
- * and ignores SIGPIPE (a test writing to a closed socket gets EPIPE, not killed). */
+ * the run; none of them is a timing assertion. Linked into the test-gw* binaries
+ * (src/gw/area.mk) and test-emu (src/emu/area.mk, for gwt_emu). Its constructor runs
+ * evthread_use_pthreads(), curl_global_init() and ignores SIGPIPE (a test writing to a
+ * closed socket gets EPIPE, not killed). */
 #ifndef FERRY_GWTEST_H
 #define FERRY_GWTEST_H
 #include <pthread.h>

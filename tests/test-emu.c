@@ -2,6 +2,7 @@
  * SSE, usage counts, answers from the quality model, the service model's concurrency,
  * each fault mode, metrics, bad requests and client disconnects. */
 #include "test.h"
+#include "gwtest.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -18,8 +19,6 @@
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
-#include <event2/event.h>
-#include <event2/thread.h>
 
 #include "emu/answers.h"
 #include "emu/collect.h"
@@ -41,20 +40,12 @@
 
 /* ==== fixture: a server on its own event loop thread ================================== */
 
+/* An in-process emulator (gwtest.h gwt_emu: emu_server on its own event loop thread,
+ * port from the kernel) and its base URL. */
 struct fx {
-    struct event_base *base;
-    struct emu_server *s;
-    pthread_t th;
-    int port;
+    struct gwt_emu e;
     char url[128];
 };
-
-static void *loop_main(void *arg)
-{
-    struct fx *f = arg;
-    event_base_loop(f->base, EVLOOP_NO_EXIT_ON_EMPTY);
-    return NULL;
-}
 
 static void opts_fast(struct emu_opts *o)
 {
@@ -65,35 +56,13 @@ static void opts_fast(struct emu_opts *o)
 
 static int fx_start(struct fx *f, const struct emu_opts *o)
 {
-    static int init;
-    if (!init) {
-        evthread_use_pthreads();
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-        init = 1;
-    }
-    char err[256];
     memset(f, 0, sizeof *f);
-    f->base = event_base_new();
-    if (!f->base) return -1;
-    f->s = emu_server_new(f->base, o, err, sizeof err);
-    if (!f->s) {
-        fprintf(stderr, "emu_server_new: %s\n", err);
-        event_base_free(f->base);
-        return -1;
-    }
-    f->port = emu_server_port(f->s);
-    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d", f->port);
-    if (pthread_create(&f->th, NULL, loop_main, f) != 0) return -1;
+    if (gwt_emu_start(&f->e, o)) return -1;
+    snprintf(f->url, sizeof f->url, "http://127.0.0.1:%d", f->e.port);
     return 0;
 }
 
-static void fx_stop(struct fx *f)
-{
-    event_base_loopexit(f->base, NULL);
-    pthread_join(f->th, NULL);
-    emu_server_free(f->s);
-    event_base_free(f->base);
-}
+static void fx_stop(struct fx *f) { gwt_emu_stop(&f->e); }
 
 /* ==== client ========================================================================== */
 
@@ -1329,7 +1298,7 @@ TEST(emu_collect_scores_measures_and_resumes)
         fx_stop(&fe);
         CHECK(0);
     }
-    const char *cfg = write_config(fe.port, fc.port);
+    const char *cfg = write_config(fe.e.port, fc.e.port);
     char out[512];
     snprintf(out, sizeof out, "%s", test_tmp_path("trace.jsonl"));
     struct emu_collect_opts o;

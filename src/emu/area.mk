@@ -5,3 +5,5 @@ LIB_SRCS += src/emu/faults.c src/emu/answers.c src/emu/logprobs.c src/emu/server
 TESTS += test-emu
 FUZZERS += fuzz-emu
 BENCHES += bench-emu
+# test-emu starts its in-process emulators with tests/gwtest.c's gwt_emu (gwtest.h)
+$(BUILD)/tests/test-emu: $(BUILD)/tests/gwtest.o

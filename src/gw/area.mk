@@ -17,7 +17,7 @@ LIB_SRCS += src/gw/shadow.c
 TESTS += test-gw-shadow
 FUZZERS += fuzz-shadow
 # tests/gwtest.c: the plumbing the gateway tests share (processes, HTTP client,
-# /metrics), linked into the test-gw* binaries only
+# /metrics), linked into the test-gw* binaries (and test-emu: src/emu/area.mk)
 GW_TEST_BINS := $(filter test-gw%,$(TESTS))
 $(GW_TEST_BINS:%=$(BUILD)/tests/%): $(BUILD)/tests/gwtest.o
 -include $(BUILD)/tests/gwtest.d
