@@ -518,6 +518,52 @@ TEST(cli_help_command_prints_the_command_help)
     CHECK_STR(msg, "ferry: no help for unknown command 'nosuch' (try 'ferry --help')\n");
 }
 
+/* Every command's CLI speaks one way: an unknown option is named on one line with
+ * "(try --help)" and exit status 2 (train, eval, serve, bench export printed the whole
+ * usage after it; features and serve quoted the option; calibrate could not tell an
+ * unknown option from a missing value), and --help ends with the exit statuses. */
+TEST(cli_every_command_names_an_unknown_option_and_states_its_exit_status)
+{
+    static const char *const cmds[] = {"features", "calibrate",  "train",
+                                       "eval",     "serve",      "emulate",
+                                       "bench m4a1", "bench collect", "bench load",
+                                       "bench export"};
+    const char *bin = test_ferry_bin();
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char args[128], want[160];
+        snprintf(args, sizeof args, "%s --bogus", cmds[i]);
+        snprintf(want, sizeof want, "ferry %s: unknown option --bogus (try --help)", cmds[i]);
+        CHECK_CLI(args, 2, want);
+
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "'%s' %s --help 2>/dev/null", bin, cmds[i]);
+        FILE *p = popen(cmd, "r");
+        CHECK(p);
+        struct buf b;
+        buf_init(&b);
+        char chunk[4096];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof chunk, p)) > 0) buf_append(&b, chunk, n);
+        int st = pclose(p);
+        char *out = buf_steal(&b);
+        snprintf(want, sizeof want, "usage: ferry %s ", cmds[i]);
+        int usage = out && !strncmp(out, want, strlen(want));
+        int help = out && strstr(out, "-h, --help") != NULL;
+        int status = out && strstr(out, "\nExit status: 0") != NULL;
+        if (!usage || !help || !status)
+            test_fail(__FILE__, __LINE__, "ferry %s --help: usage line %d, -h line %d, exit "
+                      "status %d", cmds[i], usage, help, status);
+        free(out);
+        CHECK_EQ_INT(st, 0);
+    }
+    /* an argument where none is taken, a second input, a value left out */
+    CHECK_CLI("serve ferry.ini", 2, "unexpected argument 'ferry.ini'", "-c");
+    CHECK_CLI("bench export t.db", 2, "unexpected argument 't.db'", "--db");
+    CHECK_CLI("bench m4a1 a.json b.json", 2, "one M4A1.json at a time");
+    CHECK_CLI("calibrate --ref", 2, "ferry calibrate: --ref needs a value");
+    CHECK_CLI("bench nosuch", 2, "unknown sub-command 'nosuch'");
+}
+
 /* Output that cannot be written (here /dev/full: "no space left") is an error with a
  * message; ferry features exited 0 with its rows lost. main checks it for every command. */
 TEST(cli_unwritable_output_is_an_error)

@@ -29,7 +29,11 @@ static void usage(FILE *out)
             "  --timeout-ms MS      per request (default 300000)\n"
             "  --no-metadata        do not send metadata.answer/difficulty/skill (only\n"
             "                       emulated nodes use them; some APIs reject metadata)\n"
-            "  -q, --quiet          no progress line\n");
+            "  -q, --quiet          no progress line\n"
+            "  -h, --help           this text\n"
+            "\n"
+            "Exit status: 0, 1 when the run could not start or some request failed, 2 on a\n"
+            "usage error.\n");
 }
 
 static int num_arg(const char *opt, const char *v, long lo, long hi, long *out)
@@ -54,7 +58,7 @@ int cmd_bench_collect(int argc, char **argv)
                                                  "--timeout-ms"};
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
             if (!strcmp(a, with_value[k]) && !v) {
-                fprintf(stderr, "ferry bench collect: %s needs a value\n", a);
+                fprintf(stderr, "ferry bench collect: %s needs a value (try --help)\n", a);
                 return 2;
             }
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {

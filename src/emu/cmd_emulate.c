@@ -34,7 +34,8 @@ static void usage(FILE *out)
             "  --no-link            ignore the profile's link (no upload time modelled)\n"
             "  --listen HOST:PORT   default 127.0.0.1:0 (port 0: the kernel picks one)\n"
             "  --port-file F        write the bound port to F once listening\n"
-            "  --time-scale X       wall ms per modelled ms (0.1 = 10x faster; 0 = instant)\n"
+            "  --time-scale X       wall ms per modelled ms (default 1; 0.1 = 10x faster;\n"
+            "                       0 = instant)\n"
             "  --seed N             answers, lengths and faults (default 1)\n"
             "  --item-seed N        right/wrong draws, one per question: nodes with the same\n"
             "                       item seed are right or wrong together as their quality\n"
@@ -44,12 +45,18 @@ static void usage(FILE *out)
             "  --confidence-noise X its standard deviation in logits (default 1; 0 = exact)\n"
             "  --fault-error P              HTTP 500 with probability P\n"
             "  --fault-refuse P             connection reset before any byte, probability P\n"
-            "  --fault-stall-first MS[@P]   hold a request MS ms before it starts\n"
+            "  --fault-stall-first MS[@P]   hold a request MS ms before it starts (with\n"
+            "                               probability P, default 1)\n"
             "  --fault-stall-mid MS[@P]     pause output MS ms after half of the tokens\n"
             "  --fault-disconnect-mid P     drop the connection after half of the tokens\n"
             "  --fault-slow-start MS        503 'Loading model' for MS ms after start\n"
             "  --fault-down UP_MS:DOWN_MS   accept connections UP_MS, then refuse them\n"
-            "                               (port closed) DOWN_MS, and again\n");
+            "                               (port closed) DOWN_MS, and again\n"
+            "  -h, --help           this text\n"
+            "\n"
+            "Prints 'listening on http://HOST:PORT' on stdout; SIGTERM/SIGINT stop it.\n"
+            "Exit status: 0 after a stop, 1 when the profile is invalid or the server cannot\n"
+            "start, 2 on a usage error.\n");
 }
 
 static struct event_base *g_base;

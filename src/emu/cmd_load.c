@@ -32,7 +32,11 @@ static void usage(FILE *out)
             "  --model NAME         request model (default ferry: the gateway decides)\n"
             "  --label TEXT         first column of the row (default the model)\n"
             "  --header             print the table header first\n"
-            "  --no-feedback        do not POST /v1/feedback\n");
+            "  --no-feedback        do not POST /v1/feedback\n"
+            "  -h, --help           this text\n"
+            "\n"
+            "Exit status: 0, 1 when the run could not start or every request failed, 2 on a\n"
+            "usage error.\n");
 }
 
 /* 1 for the options that take a value: an unknown option is then reported as

@@ -132,9 +132,12 @@ int cmd_calibrate(int argc, char **argv)
                 fprintf(stderr, "ferry calibrate: --weights: '%s' is not R,E,N,L\n", argv[i]);
                 goto cleanup;
             }
+        } else if (!strcmp(a, "--analysis-size") || !strcmp(a, "--ref") ||
+                   !strcmp(a, "--weights")) {
+            fprintf(stderr, "ferry calibrate: %s needs a value (try --help)\n", a);
+            goto cleanup;
         } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "ferry calibrate: unknown option or missing value '%s' (try --help)\n",
-                    a);
+            fprintf(stderr, "ferry calibrate: unknown option %s (try --help)\n", a);
             goto cleanup;
         } else if (nargs++, expand_arg(&ps, a) != 0) {
             fprintf(stderr, "ferry calibrate: out of memory\n");

@@ -45,7 +45,8 @@ static void usage(FILE *out)
             "  -h, --help          this text\n"
             "\n"
             "A bad input gets one line on stderr (file: problem); the other inputs are\n"
-            "still processed. Exit status: 0, 1 when some input failed, 2 on a usage error.\n",
+            "still processed.\n"
+            "Exit status: 0, 1 when some input failed, 2 on a usage error.\n",
             FEAT_IMAGE_ANALYSIS_SIZE);
 }
 
@@ -298,7 +299,7 @@ int cmd_features(int argc, char **argv)
         } else if (!strcmp(a, "--table")) {
             o.json = 0;
         } else if ((!strcmp(a, "--analysis-size") || !strcmp(a, "--calib")) && !v) {
-            fprintf(stderr, "ferry features: %s needs a value (see --help)\n", a);
+            fprintf(stderr, "ferry features: %s needs a value (try --help)\n", a);
             goto out;
         } else if (!strcmp(a, "--analysis-size")) {
             if (util_parse_int(argv[++i], 0, FEAT_IMAGE_MAX_SIDE, &io.analysis_size) < 0) {
@@ -314,7 +315,7 @@ int cmd_features(int argc, char **argv)
             }
             io.calib = &calib;
         } else {
-            fprintf(stderr, "ferry features: unknown option '%s' (see --help)\n", a);
+            fprintf(stderr, "ferry features: unknown option %s (try --help)\n", a);
             goto out;
         }
     }

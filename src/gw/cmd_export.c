@@ -1,5 +1,6 @@
 /* gw/cmd_export — `ferry bench export`: the gateway's SQLite trace as trace JSONL
  * (src/pred/trace.h), so `ferry train` / `ferry eval` learn from production traffic. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,9 +16,13 @@ static void usage(FILE *out)
             "\n"
             "Writes every request the gateway recorded (decision, features, observed latency,\n"
             "tokens, feedback score as quality) as one trace JSON line (docs/predictors.md).\n"
-            "  --db FILE    the SQLite trace ([server] trace_db of the gateway)\n"
-            "  -c FILE      take trace_db from this gateway configuration\n"
-            "  -o FILE      output (default stdout)\n");
+            "  --db FILE          the SQLite trace ([server] trace_db of the gateway)\n"
+            "  -c, --config FILE  take trace_db from this gateway configuration\n"
+            "  -o FILE            output (default stdout)\n"
+            "  -h, --help         this text\n"
+            "\n"
+            "Exit status: 0, 1 when the trace or the configuration could not be read or the\n"
+            "output written, 2 on a usage error.\n");
 }
 
 int cmd_bench_export(int argc, char **argv)
@@ -32,11 +37,14 @@ int cmd_bench_export(int argc, char **argv)
             return 0;
         } else if (!strcmp(argv[i], "--db") || !strcmp(argv[i], "-c") ||
                    !strcmp(argv[i], "--config") || !strcmp(argv[i], "-o")) {
-            fprintf(stderr, "ferry bench export: %s needs a value (see --help)\n", argv[i]);
+            fprintf(stderr, "ferry bench export: %s needs a value (try --help)\n", argv[i]);
+            return 2;
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "ferry bench export: unknown option %s (try --help)\n", argv[i]);
             return 2;
         } else {
-            fprintf(stderr, "ferry bench export: unknown option '%s'\n", argv[i]);
-            usage(stderr);
+            fprintf(stderr, "ferry bench export: unexpected argument '%s' (the trace goes with "
+                            "--db; try --help)\n", argv[i]);
             return 2;
         }
     }
@@ -55,13 +63,12 @@ int cmd_bench_export(int argc, char **argv)
     }
     if (!db) {
         fprintf(stderr, "ferry bench export: --db FILE (or -c CONFIG with [server] trace_db) "
-                "is missing\n");
-        usage(stderr);
+                "is missing (try --help)\n");
         return 2;
     }
     FILE *out = outp ? fopen(outp, "w") : stdout;
     if (!out) {
-        fprintf(stderr, "ferry bench export: %s: cannot write\n", outp);
+        fprintf(stderr, "ferry bench export: %s: cannot write: %s\n", outp, strerror(errno));
         return 1;
     }
     long n = gw_store_export(db, out, err, sizeof err);

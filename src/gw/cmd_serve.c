@@ -34,8 +34,12 @@ static void usage(FILE *out)
             "                      (overrides [pred] model). Learned state that descends from\n"
             "                      the same model (state_file, or Redis with [share]) is\n"
             "                      used instead when present, the newest of the two.\n"
+            "  -h, --help          this text\n"
+            "\n"
             "The bound address is printed on stdout: 'listening on http://HOST:PORT'.\n"
-            "SIGTERM/SIGINT: stop accepting, finish open requests, save state, exit.\n");
+            "SIGTERM/SIGINT: stop accepting, finish open requests, save state, exit.\n"
+            "Exit status: 0 after a clean stop (or a valid --check), 1 when the\n"
+            "configuration is invalid or the gateway cannot start, 2 on a usage error.\n");
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -302,17 +306,19 @@ int cmd_serve(int argc, char **argv)
             return 0;
         } else if (!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config") ||
                    !strcmp(argv[i], "--listen") || !strcmp(argv[i], "--model")) {
-            fprintf(stderr, "ferry serve: %s needs a value (see ferry serve --help)\n", argv[i]);
+            fprintf(stderr, "ferry serve: %s needs a value (try --help)\n", argv[i]);
+            return 2;
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "ferry serve: unknown option %s (try --help)\n", argv[i]);
             return 2;
         } else {
-            fprintf(stderr, "ferry serve: unknown option '%s'\n", argv[i]);
-            usage(stderr);
+            fprintf(stderr, "ferry serve: unexpected argument '%s' (a configuration goes with "
+                            "-c; try --help)\n", argv[i]);
             return 2;
         }
     }
     if (!path) {
-        fprintf(stderr, "ferry serve: -c FILE is missing\n");
-        usage(stderr);
+        fprintf(stderr, "ferry serve: -c FILE is missing (try --help)\n");
         return 2;
     }
     char err[512], lhost[sizeof ((struct gw_config *)0)->listen_host];

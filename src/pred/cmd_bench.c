@@ -13,9 +13,12 @@ struct sub {
 };
 
 static const struct sub g_subs[] = {
-    {"m4a1", m4a1_main, "replay the M4A1 dialogues in LCIO's environment (local, cloud, random, lcio = RC-A2C, lcio-tab, ferry)"},
-    {"collect", cmd_bench_collect, "run a labelled dataset on every node of a config: trace JSONL for train/eval"},
-    {"load", cmd_bench_load, "drive a mixed chat workload through an endpoint; completion, latency, cost, share"},
+    {"m4a1", m4a1_main, "replay the M4A1 dialogues in LCIO's environment: local, cloud,\n"
+                        "           random, lcio (RC-A2C), lcio-tab, ferry"},
+    {"collect", cmd_bench_collect, "run a labelled dataset on every node of a gateway config:\n"
+                                   "           trace JSONL for train/eval"},
+    {"load", cmd_bench_load, "drive a mixed chat workload through an endpoint: completion,\n"
+                             "           latency, cost, share per node"},
     {"export", cmd_bench_export, "write the gateway's SQLite trace as trace JSONL for train/eval"},
     {NULL, NULL, NULL},
 };
@@ -39,7 +42,6 @@ int cmd_bench(int argc, char **argv)
     }
     for (const struct sub *s = g_subs; s->name; s++)
         if (!strcmp(argv[1], s->name)) return s->run(argc - 1, argv + 1);
-    fprintf(stderr, "ferry bench: unknown sub-command '%s'\n", argv[1]);
-    usage(stderr);
+    fprintf(stderr, "ferry bench: unknown sub-command '%s' (try ferry bench --help)\n", argv[1]);
     return 2;
 }

@@ -69,15 +69,25 @@ static void score(struct pred *p, const struct trace_record *r, struct scores *s
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: ferry eval TRACE.jsonl... --model MODEL.fy [--holdout F | --all]\n"
-            "                  [--profiles PATH]\n"
-            "  Scores the model on the held-out records (split key < F, default 0.2, the\n"
-            "  same split as `ferry train`), or on every record with --all: latency MAE\n"
-            "  and MAPE overall and per node, quality AUC, Brier score, calibration table;\n"
-            "  the untrained priors are scored on the same records for reference.\n"
+            "usage: ferry eval TRACE.jsonl... --model MODEL.fy [options]\n"
+            "\n"
+            "Scores a model from `ferry train` on trace records: latency MAE and MAPE\n"
+            "overall and per node, quality AUC, Brier score and a calibration table; the\n"
+            "untrained priors are scored on the same records for reference.\n"
+            "docs/predictors.md.\n"
+            "\n"
+            "  --model FILE     the model file (required)\n"
+            "  --holdout F      score the held-out records: split key below F (default 0.2,\n"
+            "                   the same split as `ferry train`)\n"
+            "  --all            score every record instead\n"
             "  --profiles PATH  the prior columns start nodes whose model is defined in\n"
-            "               this profile file or folder from its prior accuracy per task\n"
-            "               (give what `ferry train` was given); others from the role default.\n");
+            "                   this profile file or folder from its prior accuracy per\n"
+            "                   task (give what `ferry train` was given); others from the\n"
+            "                   role default\n"
+            "  -h, --help       this text\n"
+            "\n"
+            "Exit status: 0, 1 when a trace or the model could not be read, 2 on a usage\n"
+            "error.\n");
 }
 
 int cmd_eval(int argc, char **argv)
@@ -103,19 +113,22 @@ int cmd_eval(int argc, char **argv)
             profiles = argv[++i];
         } else if (!strcmp(argv[i], "--model") || !strcmp(argv[i], "--holdout") ||
                    !strcmp(argv[i], "--profiles")) {
-            fprintf(stderr, "ferry eval: %s needs a value (see ferry eval --help)\n", argv[i]);
+            fprintf(stderr, "ferry eval: %s needs a value (try --help)\n", argv[i]);
             return 2;
         } else if (argv[i][0] == '-') {
-            fprintf(stderr, "ferry eval: unknown option %s\n", argv[i]);
-            usage(stderr);
+            fprintf(stderr, "ferry eval: unknown option %s (try --help)\n", argv[i]);
             return 2;
-        } else if (ntraces < 256) {
+        } else if (ntraces < (int)(sizeof traces / sizeof traces[0])) {
             traces[ntraces++] = argv[i];
+        } else {
+            fprintf(stderr, "ferry eval: more than %zu trace files\n",
+                    sizeof traces / sizeof traces[0]);
+            return 2;
         }
     }
     if (!model || ntraces == 0) {
-        fprintf(stderr, "ferry eval: %s\n", !model ? "--model MODEL is missing" : "no trace file given");
-        usage(stderr);
+        fprintf(stderr, "ferry eval: %s (try --help)\n",
+                !model ? "--model MODEL is missing" : "no trace file given");
         return 2;
     }
     char err[512];

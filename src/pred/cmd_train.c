@@ -14,15 +14,25 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: ferry train TRACE.jsonl... -o MODEL.fy [--holdout F] [--epochs N]\n"
-            "                   [--profiles PATH]\n"
-            "  Fits the quality (MGQP) and latency (MILP) predictors of every node in the\n"
-            "  traces and writes a model file. Records whose split key is below F (default\n"
-            "  0.2, by dialogue) are held out for `ferry eval`; F = 0 trains on everything.\n"
-            "  --epochs N   passes over the training records (default 1).\n"
+            "usage: ferry train TRACE.jsonl... -o MODEL.fy [options]\n"
+            "\n"
+            "Fits the quality (MGQP) and latency (MILP) predictors of every node in the\n"
+            "traces (`ferry sim --trace`, `ferry bench collect`, `ferry bench export`) and\n"
+            "writes a model file for `ferry eval` and `ferry serve --model`.\n"
+            "docs/predictors.md.\n"
+            "\n"
+            "  -o FILE          the model file to write (required)\n"
+            "  --holdout F      hold out the records whose split key (by dialogue) is\n"
+            "                   below F for `ferry eval` (default 0.2; 0 = train on all)\n"
+            "  --epochs N       passes over the training records (default 1, at most 1000)\n"
             "  --profiles PATH  profile file or folder (e.g. data/profiles): nodes whose\n"
-            "               model is defined there start from its prior accuracy per task\n"
-            "               (docs/predictors.md \"Prior\"); others from the role default.\n");
+            "                   model is defined there start from its prior accuracy per\n"
+            "                   task (docs/predictors.md \"Prior\"); others from the role\n"
+            "                   default\n"
+            "  -h, --help       this text\n"
+            "\n"
+            "Exit status: 0, 1 when a trace could not be read or the model written, 2 on a\n"
+            "usage error.\n");
 }
 
 int cmd_train(int argc, char **argv)
@@ -51,19 +61,22 @@ int cmd_train(int argc, char **argv)
             profiles = argv[++i];
         } else if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--holdout") ||
                    !strcmp(argv[i], "--epochs") || !strcmp(argv[i], "--profiles")) {
-            fprintf(stderr, "ferry train: %s needs a value (see ferry train --help)\n", argv[i]);
+            fprintf(stderr, "ferry train: %s needs a value (try --help)\n", argv[i]);
             return 2;
         } else if (argv[i][0] == '-') {
-            fprintf(stderr, "ferry train: unknown option %s\n", argv[i]);
-            usage(stderr);
+            fprintf(stderr, "ferry train: unknown option %s (try --help)\n", argv[i]);
             return 2;
-        } else if (ntraces < 256) {
+        } else if (ntraces < (int)(sizeof traces / sizeof traces[0])) {
             traces[ntraces++] = argv[i];
+        } else {
+            fprintf(stderr, "ferry train: more than %zu trace files\n",
+                    sizeof traces / sizeof traces[0]);
+            return 2;
         }
     }
     if (!out || ntraces == 0) {
-        fprintf(stderr, "ferry train: %s\n", !out ? "-o MODEL is missing" : "no trace file given");
-        usage(stderr);
+        fprintf(stderr, "ferry train: %s (try --help)\n",
+                !out ? "-o MODEL is missing" : "no trace file given");
         return 2;
     }
     struct pred *p = pred_new(NULL, 0);

@@ -1033,19 +1033,33 @@ cleanup:
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: ferry bench m4a1 M4A1.json [--seeds N] [--seed S] [--test-share F]\n"
-            "         [--epochs N] [--steps N] [--hidden N] [--lr F] [--dual-eta F] [--ent F]\n"
-            "         [--train-budgets eval|sampled]\n"
-            "  Replays the M4A1 dialogues in LCIO's environment (kNN outcome model, TX2 +\n"
-            "  wired tables, budgets 30 s and 0.05 USD per dialogue). For each seed the\n"
-            "  dialogues are split 80/20 (by dialogue); lcio (RC-A2C), lcio-tab (tabular\n"
-            "  primal-dual Q-learning) and ferry learn on the 80 %%, every policy is scored\n"
-            "  on the 20 %%. Prints means ± sd over seeds (default 3, split seeds S, S+1, ..;\n"
-            "  S = 1000), and MGQP's held-out AUC for \"score above the training median\".\n"
-            "  RC-A2C (docs/policies.md \"lcio\"): --steps training turns (100000), --hidden\n"
-            "  units (64), --lr RMSprop step (7e-4), --dual-eta multiplier step (0.05), --ent\n"
-            "  entropy bonus (0), --train-budgets eval (30 s, 0.05 USD; default) or sampled\n"
-            "  (LCIO's per-episode draws). --epochs: lcio-tab's training passes (300).\n");
+            "usage: ferry bench m4a1 M4A1.json [options]\n"
+            "\n"
+            "Replays the M4A1 dialogues in LCIO's environment (kNN outcome model, TX2 +\n"
+            "wired tables, budgets 30 s and 0.05 USD per dialogue). For each seed the\n"
+            "dialogues are split by dialogue; lcio (RC-A2C), lcio-tab (tabular primal-dual\n"
+            "Q-learning) and ferry learn on the training part, every policy (local, cloud,\n"
+            "random, lcio, lcio-tab, ferry) is scored on the held-out part. Prints means\n"
+            "± sd over seeds and MGQP's held-out AUC for \"score above the training\n"
+            "median\". docs/policies.md \"lcio\", docs/results.md.\n"
+            "\n"
+            "  --seeds N            split seeds S, S+1, ... (default 3, at most 100)\n"
+            "  --seed S             the first split seed (default 1000)\n"
+            "  --test-share F       share of dialogues held out, 0 < F < 1 (default 0.2)\n"
+            "  --epochs N           lcio-tab's training passes (default 300)\n"
+            "RC-A2C (lcio):\n"
+            "  --steps N            training turns (default 100000)\n"
+            "  --hidden N           hidden units (default 64, at most %d; 0 = linear)\n"
+            "  --lr F               RMSprop step (default 7e-4)\n"
+            "  --dual-eta F         Lagrange multiplier step (default 0.05)\n"
+            "  --ent F              entropy bonus (default 0)\n"
+            "  --train-budgets eval|sampled\n"
+            "                       budgets while training: the evaluation's (30 s, 0.05\n"
+            "                       USD; default) or LCIO's per-episode draws\n"
+            "  -h, --help           this text\n"
+            "\n"
+            "Exit status: 0, 1 when M4A1.json could not be read, 2 on a usage error.\n",
+            A2C_MAX_HID);
 }
 
 /* Option values are parsed whole (no trailing characters, no overflow) and checked
@@ -1100,7 +1114,7 @@ int m4a1_main(int argc, char **argv)
                    !strcmp(a, "--dual-eta") || !strcmp(a, "--seed") ||
                    !strcmp(a, "--ent") || !strcmp(a, "--train-budgets")) {
             if (!v) {
-                fprintf(stderr, "ferry bench m4a1: %s needs a value (see --help)\n", a);
+                fprintf(stderr, "ferry bench m4a1: %s needs a value (try --help)\n", a);
                 return 2;
             }
             i++;
@@ -1124,15 +1138,18 @@ int m4a1_main(int argc, char **argv)
             }
             if (bad) return 2;
         } else if (a[0] == '-') {
-            fprintf(stderr, "ferry bench m4a1: unknown option %s\n", a);
+            fprintf(stderr, "ferry bench m4a1: unknown option %s (try --help)\n", a);
+            return 2;
+        } else if (path) {
+            fprintf(stderr, "ferry bench m4a1: one M4A1.json at a time (got %s and %s)\n",
+                    path, a);
             return 2;
         } else {
             path = a;
         }
     }
     if (!path) {
-        fprintf(stderr, "ferry bench m4a1: no M4A1.json given\n");
-        usage(stderr);
+        fprintf(stderr, "ferry bench m4a1: no M4A1.json given (try --help)\n");
         return 2;
     }
     struct m4a1 m;
