@@ -1555,9 +1555,23 @@ TEST(gw_invalid_image_names_the_image_by_its_json_path)
     CHECK_EQ_INT(nreq, 0);
 }
 
-TEST(gw_bench_export_names_a_missing_value)
+TEST(gw_bench_export_names_a_missing_value_and_needs_no_node_key)
 {
     /* was "unknown option '--db'" */
     CHECK_CLI("bench export --db", 2, "--db needs a value");
     CHECK_CLI("bench export -o x.jsonl", 2, "--db FILE", "is missing");
+
+    /* -c reads only trace_db: a cloud node's key variable need not be set (export
+     * refused the config with "api_key_env: environment variable ... is not set") */
+    char cfg[2048], args[1200], db[600];
+    snprintf(db, sizeof db, "%s", test_tmp_path("no-such-trace.db"));
+    snprintf(cfg, sizeof cfg,
+             "[server]\ntrace_db = %s\n[node cloud0]\nrole = cloud\n"
+             "url = https://api.example.com\nmodel = m\n"
+             "api_key_env = FERRY_TEST_KEY_THAT_IS_NOT_SET\n", db);
+    CHECK_EQ_INT(test_write_file(test_tmp_path("keyed.ini"), cfg), 0);
+    snprintf(args, sizeof args, "bench export -c %s", test_tmp_path("keyed.ini"));
+    CHECK_CLI(args, 1, "no-such-trace.db: sqlite: unable to open");
+    snprintf(args, sizeof args, "serve --check -c %s", test_tmp_path("keyed.ini"));
+    CHECK_CLI(args, 1, "FERRY_TEST_KEY_THAT_IS_NOT_SET' is not set"); /* serve still needs it */
 }

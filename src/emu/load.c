@@ -455,7 +455,7 @@ int emu_load_run(const struct emu_load_opts *o, struct emu_load_summary *sum, ch
         cfg = calloc(1, sizeof *cfg);
         if (!cfg) goto oom;
         gw_config_default(cfg);
-        if (gw_config_load(o->config, cfg, err, errlen) < 0) goto out;
+        if (gw_config_load_flags(o->config, cfg, GW_CONFIG_NO_KEYS, err, errlen) < 0) goto out;
     }
     if (make_workload(o, items, nitems, dl, ndl, &cv, &nconv) < 0) goto oom;
     item_urls = calloc((size_t)(nitems ? nitems : 1), sizeof *item_urls);

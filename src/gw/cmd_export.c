@@ -51,7 +51,7 @@ int cmd_bench_export(int argc, char **argv)
     char err[512];
     static struct gw_config cfg;
     if (!db && cfgp) {
-        if (gw_config_load(cfgp, &cfg, err, sizeof err)) {
+        if (gw_config_load_flags(cfgp, &cfg, GW_CONFIG_NO_KEYS, err, sizeof err)) {
             fprintf(stderr, "ferry bench export: %s\n", err);
             return 1;
         }

@@ -18,6 +18,7 @@ struct parse_ctx {
     char msg[512];          /* first error; ini_parse reports its line */
     int cur_node;           /* index of the [node NAME] section being read, or -1 */
     char cur_section[128];
+    unsigned flags;         /* GW_CONFIG_* */
 };
 
 void gw_config_default(struct gw_config *c)
@@ -135,6 +136,7 @@ static int h_server(struct parse_ctx *x, const char *k, const char *v)
     if (!strcmp(k, "api_keys_env")) {
         /* comma-separated keys in an environment variable, so they stay out of files */
         const char *e = getenv(v);
+        if ((!e || !*e) && (x->flags & GW_CONFIG_NO_KEYS)) return 0;
         if (!e || !*e) return fail(x, "api_keys_env: environment variable '%s' is not set%s", v, "");
         char tmp[4096];
         snprintf(tmp, sizeof tmp, "%s", e);
@@ -326,6 +328,7 @@ static int h_node(struct parse_ctx *x, struct gw_node_cfg *n, const char *k, con
     if (!strcmp(k, "api_key_env")) {
         if (copy_str(x, k, v, n->api_key_env, sizeof n->api_key_env)) return -1;
         const char *e = getenv(v);
+        if ((!e || !*e) && (x->flags & GW_CONFIG_NO_KEYS)) return 0;
         if (!e || !*e)
             return fail(x, "node '%s': api_key_env: environment variable '%s' is not set",
                         n->name, v);
@@ -455,10 +458,10 @@ static char *read_line(char *str, int num, void *stream)
 }
 
 static int load_text(const char *text, size_t len, const char *name, struct gw_config *c,
-                     char *err, size_t errlen)
+                     unsigned flags, char *err, size_t errlen)
 {
     gw_config_default(c);
-    struct parse_ctx x = {.c = c, .cur_node = -1};
+    struct parse_ctx x = {.c = c, .cur_node = -1, .flags = flags};
     struct line_src src = {.p = text, .end = text + len};
     int rc = ini_parse_stream(read_line, &src, handler, &x);
     if (src.too_long && rc == 0) {
@@ -473,6 +476,12 @@ static int load_text(const char *text, size_t len, const char *name, struct gw_c
 
 int gw_config_load(const char *path, struct gw_config *c, char *err, size_t errlen)
 {
+    return gw_config_load_flags(path, c, 0, err, errlen);
+}
+
+int gw_config_load_flags(const char *path, struct gw_config *c, unsigned flags, char *err,
+                         size_t errlen)
+{
     uint8_t *text = NULL;
     size_t len = 0;
     gw_config_default(c);
@@ -481,7 +490,7 @@ int gw_config_load(const char *path, struct gw_config *c, char *err, size_t errl
     if (memchr(text, 0, len))
         snprintf(err, errlen, "%s: contains a NUL byte: not an INI text file", path);
     else
-        rc = load_text((const char *)text, len, path, c, err, errlen);
+        rc = load_text((const char *)text, len, path, c, flags, err, errlen);
     free(text);
     return rc;
 }
@@ -489,7 +498,7 @@ int gw_config_load(const char *path, struct gw_config *c, char *err, size_t errl
 int gw_config_load_string(const char *text, const char *name, struct gw_config *c,
                           char *err, size_t errlen)
 {
-    return load_text(text, strlen(text), name, c, err, errlen);
+    return load_text(text, strlen(text), name, c, 0, err, errlen);
 }
 
 int gw_config_validate(struct gw_config *c, char *err, size_t errlen)

@@ -103,6 +103,13 @@ struct gw_config {
 void gw_config_default(struct gw_config *c);
 /* Loads and validates path. 0, or -1 with "path:line: what" in err. */
 int gw_config_load(const char *path, struct gw_config *c, char *err, size_t errlen);
+/* Flags of gw_config_load_flags. */
+#define GW_CONFIG_NO_KEYS 1u /* an api_key_env / api_keys_env variable that is not set
+                              * leaves the key empty instead of failing: for tools that
+                              * read the file but talk to no node (bench export, load) */
+/* gw_config_load with flags (GW_CONFIG_*; 0 = gw_config_load). */
+int gw_config_load_flags(const char *path, struct gw_config *c, unsigned flags, char *err,
+                         size_t errlen);
 /* Same from a string (name is used in messages). */
 int gw_config_load_string(const char *text, const char *name, struct gw_config *c,
                           char *err, size_t errlen);
