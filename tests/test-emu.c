@@ -1386,6 +1386,40 @@ TEST(emu_collect_reports_bad_dataset_lines)
     CHECK(strstr(err, "nope.png: not found") != NULL);
 }
 
+/* collect needs the keys of the nodes it runs only: with --nodes leaving out a cloud node
+ * whose api_key_env is unset it goes on (here to the dataset's bad line), and names the
+ * variable when that node is selected (it refused the config whatever --nodes said). */
+TEST(emu_collect_needs_only_the_keys_of_its_nodes)
+{
+    char ds[512], cfg[512];
+    snprintf(ds, sizeof ds, "%s", test_tmp_path("bad2.jsonl"));
+    snprintf(cfg, sizeof cfg, "%s", test_tmp_path("keyed.ini"));
+    CHECK(test_write_file(ds, "{\"id\":\"b\",\"question\":\"q\"}\n") == 0);
+    CHECK(test_write_file(cfg, "[node edge]\nrole = edge\nurl = http://127.0.0.1:9\nmodel = m\n"
+                               "[node cloud]\nrole = cloud\nurl = https://api.example.com\n"
+                               "model = m\napi_key_env = FERRY_TEST_KEY_THAT_IS_NOT_SET\n") == 0);
+    struct emu_collect_opts o;
+    emu_collect_opts_default(&o);
+    o.dataset = ds;
+    o.config = cfg;
+    struct emu_collect_stats st;
+    char err[512] = "";
+    o.nodes = "edge";
+    CHECK(emu_collect_run(&o, &st, err, sizeof err) < 0);
+    if (!strstr(err, "bad2.jsonl:1")) fprintf(stderr, "  err: %s\n", err);
+    CHECK(strstr(err, "bad2.jsonl:1") != NULL);
+    o.nodes = "edge,cloud";
+    CHECK(emu_collect_run(&o, &st, err, sizeof err) < 0);
+    CHECK(strstr(err, "node 'cloud': api_key_env: environment variable "
+                      "'FERRY_TEST_KEY_THAT_IS_NOT_SET' is not set") != NULL);
+    o.nodes = NULL;
+    CHECK(emu_collect_run(&o, &st, err, sizeof err) < 0);
+    CHECK(strstr(err, "FERRY_TEST_KEY_THAT_IS_NOT_SET") != NULL);
+    o.nodes = "edge,edge";
+    CHECK(emu_collect_run(&o, &st, err, sizeof err) < 0);
+    CHECK(strstr(err, "--nodes: node 'edge' given twice") != NULL);
+}
+
 /* A server that answers every request with one fixed chat completion and keeps the
  * request headers it saw (one connection at a time, `Connection: close`). */
 struct capture {

@@ -218,7 +218,8 @@ int emu_collect_run(const struct emu_collect_opts *o, struct emu_collect_stats *
     if (!base || !*base) base = getenv("FERRY_SHARED");
     if (!base || !*base) base = "../shared";
     gw_config_default(cfg);
-    if (gw_config_load(o->config, cfg, err, errlen) < 0) goto out;
+    /* keys: only those of the nodes selected are needed (checked below) */
+    if (gw_config_load_flags(o->config, cfg, GW_CONFIG_NO_KEYS, err, errlen) < 0) goto out;
     if (o->nodes && *o->nodes) {
         char tmp[1024];
         snprintf(tmp, sizeof tmp, "%s", o->nodes);
@@ -231,10 +232,24 @@ int emu_collect_run(const struct emu_collect_opts *o, struct emu_collect_stats *
                 snprintf(err, errlen, "--nodes: no node '%s' in %s", tok, o->config);
                 goto out;
             }
+            for (int j = 0; j < nsel; j++)
+                if (sel[j] == k) {
+                    snprintf(err, errlen, "--nodes: node '%s' given twice", tok);
+                    goto out;
+                }
             if (nsel < FY_MAX_NODES) sel[nsel++] = k;
         }
     } else {
         for (int i = 0; i < cfg->nnodes; i++) sel[nsel++] = i;
+    }
+    for (int j = 0; j < nsel; j++) {
+        const struct gw_node_cfg *nc = &cfg->nodes[sel[j]];
+        if (nc->api_key_env[0] && !nc->api_key[0]) {
+            snprintf(err, errlen, "%s: node '%s': api_key_env: environment variable '%s' is "
+                     "not set (--nodes can leave the node out)", o->config, nc->name,
+                     nc->api_key_env);
+            goto out;
+        }
     }
     if (nsel < 1) {
         snprintf(err, errlen, "%s: no nodes", o->config);
