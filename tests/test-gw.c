@@ -1563,7 +1563,7 @@ TEST(gw_bench_export_names_a_missing_value_and_needs_no_node_key)
 
     /* -c reads only trace_db: a cloud node's key variable need not be set (export
      * refused the config with "api_key_env: environment variable ... is not set") */
-    char cfg[2048], args[1200], db[600];
+    char cfg[2048], args[1400], db[600];
     snprintf(db, sizeof db, "%s", test_tmp_path("no-such-trace.db"));
     snprintf(cfg, sizeof cfg,
              "[server]\ntrace_db = %s\n[node cloud0]\nrole = cloud\n"
@@ -1574,4 +1574,19 @@ TEST(gw_bench_export_names_a_missing_value_and_needs_no_node_key)
     CHECK_CLI(args, 1, "no-such-trace.db: sqlite: unable to open");
     snprintf(args, sizeof args, "serve --check -c %s", test_tmp_path("keyed.ini"));
     CHECK_CLI(args, 1, "FERRY_TEST_KEY_THAT_IS_NOT_SET' is not set"); /* serve still needs it */
+
+    /* a failed export leaves -o's file as it was (it was truncated before the database
+     * was opened) */
+    char outp[600];
+    snprintf(outp, sizeof outp, "%s", test_tmp_path("earlier.jsonl"));
+    CHECK_EQ_INT(test_write_file(outp, "{\"earlier\":1}\n"), 0);
+    snprintf(args, sizeof args, "bench export --db %s -o %s", db, outp);
+    CHECK_CLI(args, 1, "sqlite: unable to open");
+    char kept[64] = "";
+    FILE *f = fopen(outp, "r");
+    CHECK(f != NULL);
+    size_t got = fread(kept, 1, sizeof kept - 1, f);
+    fclose(f);
+    kept[got] = 0;
+    CHECK_STR(kept, "{\"earlier\":1}\n");
 }

@@ -18,7 +18,8 @@ static void usage(FILE *out)
             "tokens, feedback score as quality) as one trace JSON line (docs/predictors.md).\n"
             "  --db FILE          the SQLite trace ([server] trace_db of the gateway)\n"
             "  -c, --config FILE  take trace_db from this gateway configuration\n"
-            "  -o FILE            output (default stdout)\n"
+            "  -o FILE            output, replaced only when the export succeeds (default\n"
+            "                     stdout)\n"
             "  -h, --help         this text\n"
             "\n"
             "Exit status: 0, 1 when the trace or the configuration could not be read or the\n"
@@ -66,17 +67,29 @@ int cmd_bench_export(int argc, char **argv)
                 "is missing (try --help)\n");
         return 2;
     }
-    FILE *out = outp ? fopen(outp, "w") : stdout;
+    /* -o: written to OUT.tmp and renamed when complete, so a failed export (a wrong
+     * --db, a full disk) leaves an existing OUT as it was */
+    char tmp[4096];
+    if (outp && snprintf(tmp, sizeof tmp, "%s.tmp", outp) >= (int)sizeof tmp) {
+        fprintf(stderr, "ferry bench export: -o: path too long\n");
+        return 2;
+    }
+    FILE *out = outp ? fopen(tmp, "w") : stdout;
     if (!out) {
-        fprintf(stderr, "ferry bench export: %s: cannot write: %s\n", outp, strerror(errno));
+        fprintf(stderr, "ferry bench export: %s: cannot write: %s\n", tmp, strerror(errno));
         return 1;
     }
     long n = gw_store_export(db, out, err, sizeof err);
     if (outp && fclose(out) && n >= 0) {
-        snprintf(err, sizeof err, "%s: write error", outp);
+        snprintf(err, sizeof err, "%.400s: write error: %s", tmp, strerror(errno));
+        n = -1;
+    }
+    if (outp && n >= 0 && rename(tmp, outp) != 0) {
+        snprintf(err, sizeof err, "%.400s: %s", outp, strerror(errno));
         n = -1;
     }
     if (n < 0) {
+        if (outp) remove(tmp);
         fprintf(stderr, "ferry bench export: %s\n", err);
         return 1;
     }
