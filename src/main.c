@@ -42,7 +42,16 @@ static void usage(FILE *out)
             "\n"
             "Start with `make demo` and README.md; every command has a page in docs/.\n"
             "\n"
-            "Environment: FERRY_LOG=debug|info|warn|error|off (default warn).\n");
+            "Exit status: 0 success, 1 an input or a run failed, 2 a usage error.\n"
+            "\n"
+            "Environment:\n"
+            "  FERRY_LOG       debug|info|warn|error|off (default warn)\n"
+            "  FERRY_DATA      sim: the data folder with profiles/ and workloads/ (default\n"
+            "                  the folder above the experiment file's)\n"
+            "  FERRY_PROFILES  emulate: where --profile NAME is looked up (default\n"
+            "                  data/profiles)\n"
+            "  FERRY_SHARED    bench collect, load: the shared folder with images/ and\n"
+            "                  datasets/ (default ../shared)\n");
 }
 
 /* Output that could not be written (a full disk, /dev/full, a closed pipe) is an error:
