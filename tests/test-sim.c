@@ -11,6 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "feat/text.h"
+#include "node/profile.h"
 #include "policy/policy.h"
 #include "pred/pred.h"
 #include "pred/trace.h"
@@ -246,6 +248,89 @@ TEST(sim_cli_image_pool_measures_images_and_names_the_bad_ones)
     fclose(fp);
     CHECK_EQ_INT(cut, 1);
     CHECK_EQ_INT(notes, 0); /* not an image: left out without a word */
+}
+
+/* The prior P(complete) of task column `task` in node `node`'s row of the prior table
+ * of `ferry sim --nodes` output `out`; -1 when the table, column or row is absent.
+ * *role_default: 1 when the value is marked '*' (the role default). */
+static double nodes_prior(const char *out, const char *node, const char *task, int *role_default)
+{
+    const char *tab = strstr(out, "\nprior P(complete) per task");
+    const char *hdr = tab ? strchr(tab + 1, '\n') : NULL;
+    if (!hdr) return -1;
+    hdr++;
+    /* the header's words: node, model, then one per task */
+    int col = -1, k = 0;
+    for (const char *p = hdr; *p && *p != '\n' && col < 0; k++) {
+        while (*p == ' ') p++;
+        size_t n = strcspn(p, " \n");
+        if (n == strlen(task) && !strncmp(p, task, n)) col = k;
+        p += n;
+    }
+    char key[80];
+    snprintf(key, sizeof key, "\n%s ", node);
+    const char *row = strstr(hdr, key);
+    if (col < 2 || !row) return -1;
+    row++;
+    for (k = 0; k < col; k++) {           /* skip to word `col` of the row */
+        row += strcspn(row, " \n");
+        while (*row == ' ') row++;
+    }
+    char *end;
+    double v = strtod(row, &end);
+    if (end == row) return -1;
+    *role_default = *end == '*';
+    return v;
+}
+
+TEST(sim_cli_nodes_lists_the_prior_quality_per_task)
+{
+    const char *bin = test_ferry_bin();
+    CHECK(access(bin, X_OK) == 0);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s sim --nodes data/profiles", bin);
+    FILE *p = popen(cmd, "r");
+    CHECK(p);
+    static char out[16384];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    /* every cell is the node's pred_node_prior, '*' where its model has none */
+    struct node_lib lib;
+    node_lib_init(&lib);
+    char err[768];
+    CHECK_EQ_INT(node_lib_load_dir(&lib, "data/profiles", err, sizeof err), 0);
+    static const char *const names[] = {"edge-3090", "cloud-h100-72b"};
+    double ocr[2] = {-1, -1};
+    int cells = 0;
+    for (int i = 0; i < 2; i++) {
+        struct fy_node nd;
+        CHECK_EQ_INT(node_lib_resolve(&lib, names[i], &nd, err, sizeof err), 0);
+        for (int t = 0; t < FY_TASK__N; t++) {
+            int dflt = -1;
+            double v = nodes_prior(out, names[i], feat_task_name((enum fy_task)t), &dflt);
+            int own = nd.prof.q_prior[t] > 0 && nd.prof.q_prior[t] < 1;
+            cells += fabs(v - pred_node_prior(&nd, t)) < 5e-4 && dflt == !own;
+            if (t == FY_TASK_OCR) ocr[i] = v;
+        }
+    }
+    node_lib_fini(&lib);
+    CHECK_EQ_INT(cells, 2 * FY_TASK__N);
+    /* the 2B model (edge-3090) reads text worse than the 72B (cloud-h100-72b): both
+     * from their models' cap.ocr (0.2 and 2.2), not the role defaults */
+    int d2 = -1, d72 = -1;
+    CHECK(nodes_prior(out, "edge-3090", "ocr", &d2) > 0);
+    CHECK(nodes_prior(out, "cloud-h100-72b", "ocr", &d72) > 0);
+    CHECK_EQ_INT(d2, 0);
+    CHECK_EQ_INT(d72, 0);
+    CHECK(ocr[0] > 0 && ocr[0] < ocr[1] && ocr[1] < 1);
+    /* a task without prior.T or cap.T: the role default, marked */
+    int dm = -1;
+    CHECK_NEAR(nodes_prior(out, "cloud-h100-72b", "mcq", &dm), PRED_PRIOR_CLOUD, 5e-4);
+    CHECK_EQ_INT(dm, 1);
+    CHECK_NEAR(nodes_prior(out, "edge-3090", "yesno", &dm), 0.62, 5e-4);   /* prior.yesno */
+    CHECK_EQ_INT(dm, 0);
 }
 
 TEST(sim_policies_see_the_same_requests)

@@ -11,8 +11,10 @@
 
 #include "cli.h"
 #include "feat/image.h"
+#include "feat/text.h"
 #include "node/profile.h"
 #include "policy/policy.h"
+#include "pred/pred.h"
 #include "sim/engine.h"
 #include "sim/experiment.h"
 #include "sim/report.h"
@@ -30,9 +32,10 @@ static void usage(FILE *out)
             "Simulates a cloud-edge MLLM cluster: every policy of the experiment, every seed\n"
             "and sweep value; prints a table (docs/simulator.md explains every column).\n"
             "\n"
-            "  --policies a,b       policies to run (default: the experiment's)\n"
-            "  --seeds N            seeds per policy (seeds seed, seed+1, ...)\n"
-            "  --requests N         requests per run\n"
+            "  --policies a,b       policies to run (default: the experiment's; --list)\n"
+            "  --seeds N            seeds per policy: seed, seed+1, ... (default: the\n"
+            "                       experiment's [experiment] seeds, else 1)\n"
+            "  --requests N         requests per run (default: the experiment's, else 1000)\n"
             "  --set SECTION.KEY=V  override any experiment, profile or workload key\n"
             "                       (e.g. arrivals.rate_rps=20, node.edge.max_seqs=8,\n"
             "                       link.wan-300.up_mbps=50, class.yesno.weight=2); repeatable\n"
@@ -45,8 +48,14 @@ static void usage(FILE *out)
             "                       byte-identical across runs and machines\n"
             "  --image-pool DIR     measure every image of DIR (feat_image_analyze) and print\n"
             "                       the image-pool CSV used by workloads\n"
+            "  --out FILE           with --image-pool: write the CSV there (default stdout)\n"
+            "  --list               the policies, one line each, and exit\n"
             "  --nodes [DIR]        the nodes of a profiles folder (default $FERRY_DATA/profiles,\n"
-            "                       else data/profiles) with their derived service rates\n");
+            "                       else data/profiles) with their derived service rates, then\n"
+            "                       MGQP's prior P(complete) of each node per task\n"
+            "  -h, --help           this text\n"
+            "\n"
+            "Exit status: 0, 1 when the experiment or a run failed, 2 on a usage error.\n");
 }
 
 /* ==== --image-pool ================================================================= */
@@ -158,6 +167,24 @@ static int list_nodes(const char *dir)
                n.prof.max_seqs, n.prof.prefill_tps, n.prof.decode_tps, n.prof.vision_ms_per_token,
                n.prof.usd_per_hour, lib.node[i].link);
     }
+    /* MGQP's starting point per task (pred.h pred_node_prior): the model's prior.T or
+     * cap.T (node_model_task_priors), else the role default, marked '*' */
+    printf("\nprior P(complete) per task (model profile; * = role default, edge %.2f, "
+           "cloud %.2f)\n", PRED_PRIOR_EDGE, PRED_PRIOR_CLOUD);
+    printf("%-16s %-16s", "node", "model");
+    for (int t = 0; t < FY_TASK__N; t++)
+        printf(" %7s%s", feat_task_name((enum fy_task)t), t + 1 < FY_TASK__N ? " " : "");
+    printf("\n");
+    for (int i = 0; i < lib.nnode; i++) {
+        struct fy_node n;
+        if (node_lib_resolve(&lib, lib.node[i].name, &n, err, sizeof err) < 0) continue;
+        printf("%-16s %-16s", n.name, n.prof.model);
+        for (int t = 0; t < FY_TASK__N; t++) {
+            int own = n.prof.q_prior[t] > 0 && n.prof.q_prior[t] < 1;
+            printf("  %6.3f%c", pred_node_prior(&n, t), own ? ' ' : '*');
+        }
+        printf("\n");
+    }
     node_lib_fini(&lib);
     return bad;
 }
@@ -167,7 +194,7 @@ static int list_nodes(const char *dir)
 static int need_arg(int i, int argc, const char *opt)
 {
     if (i + 1 >= argc) {
-        fprintf(stderr, "ferry sim: %s needs a value\n", opt);
+        fprintf(stderr, "ferry sim: %s needs a value (try --help)\n", opt);
         return 0;
     }
     return 1;
@@ -242,7 +269,7 @@ int cmd_sim(int argc, char **argv)
         } else if (!strcmp(a, "--no-timing")) {
             timing = 0;
         } else if (a[0] == '-') {
-            fprintf(stderr, "ferry sim: unknown option %s (try ferry sim --help)\n", a);
+            fprintf(stderr, "ferry sim: unknown option %s (try --help)\n", a);
             status = 2;
             goto done;
         } else if (!exp_path) {
