@@ -207,6 +207,8 @@ TEST(sim_cli_refuses_an_option_without_its_partner)
               "--out goes with --image-pool DIR");
     CHECK_CLI("sim data/experiments/dialogue.ini --counterfactual", 2,
               "--counterfactual needs --trace FILE");
+    CHECK_CLI("sim data/experiments/dialogue.ini --counterfactual-plans", 2,
+              "--counterfactual-plans needs --trace FILE");
     /* a bad option value is a usage error too (2), named with its option */
     CHECK_CLI("sim data/experiments/dialogue.ini --seeds 0", 2,
               "--seeds 0: expected an integer in [1, 10000]");
@@ -434,6 +436,80 @@ TEST(sim_trace_with_counterfactual_outcomes)
         cloud_better += q_72b > q_edge;
     }
     CHECK(cloud_better > 0);
+    free(recs);
+    sim_setup_fini(s);
+    free(s);
+    free(r);
+}
+
+/* --counterfactual-plans: on every node the keep, downscale (448 px, only for a larger
+ * image) and drop outcomes, each (node, plan) once, the chosen one among them */
+TEST(sim_trace_with_counterfactual_plans)
+{
+    const char *sets[] = {"experiment.requests=200", "sweep.values=wan-300", NULL};
+    struct sim_setup *s = calloc(1, sizeof *s);
+    struct sim_result *r = calloc(1, sizeof *r);
+    char err[512];
+    CHECK_EQ_INT(build(s, "data/experiments/moaoff-vqav2.ini", sets, err, sizeof err), 0);
+    const char *tpath = test_tmp_path("cfp.jsonl");
+    FILE *tf = fopen(tpath, "w");
+    struct sim_run_opts o = {.pol = pol_find("least-loaded"), .seed = 1, .trace = tf,
+                             .counterfactual = 2, .trace_tag = "t/", .use_pred = 0};
+    CHECK_EQ_INT(sim_run(s, &o, r, err, sizeof err), 0);
+    fclose(tf);
+    struct trace_record *recs = NULL;
+    size_t n = 0;
+    CHECK_EQ_INT(trace_read_file(tpath, 0, &recs, &n, err, sizeof err), 0);
+    CHECK_EQ_INT(n, 200);
+    long larger = 0, smaller = 0, lower_q = 0, fewer_tokens = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct trace_record *t = &recs[i];
+        CHECK_EQ_INT(t->f.nimages, 1);
+        int side = t->f.img[0].width > t->f.img[0].height ? t->f.img[0].width : t->f.img[0].height;
+        int big = side > 448;
+        larger += big;
+        smaller += !big;
+        CHECK_EQ_INT(t->nout, s->nnodes * (2 + big));
+        int seen[FY_MAX_NODES][3] = {{0}}, chosen = 0;
+        for (int k = 0; k < t->nout; k++) {
+            const struct trace_outcome *to = &t->out[k];
+            int nd = -1;
+            for (int j = 0; j < s->nnodes; j++)
+                if (!strcmp(to->node, s->nodes[j].name)) nd = j;
+            CHECK(nd >= 0);
+            int a = to->o.plan.img[0];
+            CHECK(a == FY_IMG_KEEP || a == FY_IMG_DOWNSCALE || a == FY_IMG_DROP);
+            int v = a == FY_IMG_KEEP ? 0 : a == FY_IMG_DOWNSCALE ? 1 : 2;
+            seen[nd][v]++;
+            chosen += to->chosen;
+            if (v == 1) CHECK_EQ_INT(to->o.plan.downscale_px, 448);
+            if (v == 2) CHECK_EQ_INT(to->image_tokens, 0);
+        }
+        CHECK_EQ_INT(chosen, 1);
+        for (int j = 0; j < s->nnodes; j++) {
+            CHECK_EQ_INT(seen[j][0], 1);
+            CHECK_EQ_INT(seen[j][1], big);
+            CHECK_EQ_INT(seen[j][2], 1);
+        }
+        /* on one node, a downscaled image is fewer bytes than kept and no more visual
+         * tokens (a side just above 448 px may round to the same 28-px patches) */
+        const struct trace_outcome *keep = NULL, *down = NULL;
+        for (int k = 0; k < t->nout; k++) {
+            if (strcmp(t->out[k].node, t->out[0].node)) continue;
+            if (t->out[k].o.plan.img[0] == FY_IMG_KEEP) keep = &t->out[k];
+            if (t->out[k].o.plan.img[0] == FY_IMG_DOWNSCALE) down = &t->out[k];
+        }
+        CHECK(keep);
+        if (down) {
+            CHECK(down->image_tokens <= keep->image_tokens);
+            fewer_tokens += down->image_tokens < keep->image_tokens;
+            CHECK(down->bytes_up < keep->bytes_up);
+            lower_q += down->o.quality < keep->o.quality;
+        }
+    }
+    CHECK(larger > 0 && smaller > 0); /* both kinds of image are in the workload */
+    CHECK(lower_q > 0);               /* downscaling costs some answers */
+    CHECK(fewer_tokens > larger / 2);
     free(recs);
     sim_setup_fini(s);
     free(s);

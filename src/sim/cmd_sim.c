@@ -42,6 +42,8 @@ static void usage(FILE *out)
             "  --csv FILE           one CSV row per (sweep value, policy, seed)\n"
             "  --trace FILE         one JSON line per request (pred/trace.h format)\n"
             "  --counterfactual     with --trace: also the outcome on every other node\n"
+            "  --counterfactual-plans  the same, and on every node also the outcomes with\n"
+            "                       the images downscaled to 448 px and dropped\n"
             "  --plot DIR           gnuplot SVGs: latency CDF, latency vs completion, sweep\n"
             "  --png                with --plot: PNG files instead of SVG\n"
             "  --no-timing          leave out the (wall-clock) decision time: output is then\n"
@@ -263,7 +265,9 @@ int cmd_sim(int argc, char **argv)
             else if (!strcmp(a, "--out")) pool_out = v;
             else pool = v;
         } else if (!strcmp(a, "--counterfactual")) {
-            counterfactual = 1;
+            if (counterfactual < 1) counterfactual = 1;
+        } else if (!strcmp(a, "--counterfactual-plans")) {
+            counterfactual = 2;
         } else if (!strcmp(a, "--png")) {
             png = 1;
         } else if (!strcmp(a, "--no-timing")) {
@@ -296,7 +300,8 @@ int cmd_sim(int argc, char **argv)
         goto done;
     }
     if (counterfactual && !trace) {
-        fprintf(stderr, "ferry sim: --counterfactual needs --trace FILE\n");
+        fprintf(stderr, "ferry sim: --counterfactual%s needs --trace FILE\n",
+                counterfactual > 1 ? "-plans" : "");
         status = 2;
         goto done;
     }

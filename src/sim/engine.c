@@ -819,6 +819,71 @@ static void node_cb(void *arg, uint64_t id, int ev, double t)
     }
 }
 
+/* Plan variant v of node n for a counterfactual outcome: 0 keep, 1 every image
+ * downscaled to CF_DOWNSCALE_PX (only when some image is larger), 2 every image dropped.
+ * 0, or -1 when the variant does not exist for this request. */
+#define CF_DOWNSCALE_PX 448
+static int cf_plan(const struct sreq *r, int n, int v, struct fy_plan *p)
+{
+    pol_plan_keep(p, n);
+    if (v == 0) return 0;
+    int k = r->f.nimages < FY_MAX_IMAGES ? r->f.nimages : FY_MAX_IMAGES, larger = 0;
+    if (k == 0) return -1;
+    for (int i = 0; i < k; i++) {
+        const struct fy_image_features *im = &r->f.img[i];
+        larger |= (im->width > im->height ? im->width : im->height) > CF_DOWNSCALE_PX;
+        p->img[i] = v == 1 ? FY_IMG_DOWNSCALE : FY_IMG_DROP;
+    }
+    if (v == 1 && !larger) return -1; /* the same as keep */
+    if (v == 1) p->downscale_px = CF_DOWNSCALE_PX;
+    return 0;
+}
+
+static int plan_same(const struct fy_plan *a, const struct fy_plan *b, int nimages)
+{
+    if (a->node != b->node || a->aux_node != b->aux_node || is_cascade(a) || is_cascade(b))
+        return 0;
+    int down = 0;
+    for (int i = 0; i < nimages && i < FY_MAX_IMAGES; i++) {
+        if (a->img[i] != b->img[i]) return 0;
+        down |= a->img[i] == FY_IMG_DOWNSCALE;
+    }
+    return !down || a->downscale_px == b->downscale_px;
+}
+
+/* The outcomes request r would have had with other plans, dispatched now (the trace's
+ * counterfactual outcomes, what MIOBench measures): the keep plan on every other node;
+ * with counterfactual = 2 also downscale and drop plans on every node (but the chosen
+ * plan). Kept in r->cf until the request's trace record is written. */
+static void record_counterfactuals(struct eng *e, struct sreq *r, double t)
+{
+    int variants = e->o->counterfactual >= 2 ? 3 : 1;
+    r->cf = calloc((size_t)(e->n * variants), sizeof *r->cf);
+    if (!r->cf) return;
+    for (int n = 0; n < e->n; n++) {
+        for (int v = 0; v < variants; v++) {
+            struct fy_plan p;
+            if (cf_plan(r, n, v, &p) < 0 || plan_same(&p, &r->plan, r->f.nimages)) continue;
+            if (v == 0 && n == r->plan.node) continue;
+            struct trace_outcome *to = &r->cf[r->ncf];
+            memset(to, 0, sizeof *to);
+            double pc;
+            if (plan_truth(e, r, &p, t, &to->o, &pc) < 0) continue;
+            struct job aux, main;
+            plan_jobs(e, r, &p, &aux, &main);
+            snprintf(to->node, sizeof to->node, "%s", e->view[n].name);
+            to->role = e->view[n].role;
+            snprintf(to->model, sizeof to->model, "%s", e->view[n].prof.model);
+            to->link = e->view[n].link;
+            to->state = e->view[n].st;
+            to->bytes_up = main.bytes;
+            to->image_tokens = main.image_tokens;
+            to->chosen = 0;
+            r->ncf++;
+        }
+    }
+}
+
 /* Draws and decides a new request at time t (turn of dialogue dl, or for user u). */
 static void new_request(struct eng *e, double t, int dl, int user)
 {
@@ -857,31 +922,7 @@ static void new_request(struct eng *e, double t, int dl, int user)
         finish_request(e, ri, t, 1);
         return;
     }
-    if (e->o->trace && e->o->counterfactual) {
-        r->cf = calloc((size_t)e->n, sizeof *r->cf);
-        if (r->cf) {
-            for (int n = 0; n < e->n; n++) {
-                if (n == r->plan.node) continue;
-                struct fy_plan p;
-                pol_plan_keep(&p, n);
-                struct trace_outcome *to = &r->cf[r->ncf];
-                memset(to, 0, sizeof *to);
-                double pc;
-                if (plan_truth(e, r, &p, t, &to->o, &pc) < 0) continue;
-                struct job aux, main;
-                plan_jobs(e, r, &p, &aux, &main);
-                snprintf(to->node, sizeof to->node, "%s", e->view[n].name);
-                to->role = e->view[n].role;
-                snprintf(to->model, sizeof to->model, "%s", e->view[n].prof.model);
-                to->link = e->view[n].link;
-                to->state = e->view[n].st;
-                to->bytes_up = main.bytes;
-                to->image_tokens = main.image_tokens;
-                to->chosen = 0;
-                r->ncf++;
-            }
-        }
-    }
+    if (e->o->trace && e->o->counterfactual) record_counterfactuals(e, r, t);
     dispatch(e, ri, t);
 }
 

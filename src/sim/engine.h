@@ -19,7 +19,8 @@ struct sim_run_opts {
     const char *params;          /* policy parameters or NULL */
     uint64_t seed;
     FILE *trace;                 /* JSONL trace (pred/trace.h) or NULL */
-    int counterfactual;          /* trace: the outcome on every node too */
+    int counterfactual;          /* trace: 1 = also the keep outcome on every other node;
+                                  * 2 = also downscale (448 px) and drop on every node */
     const char *trace_tag;       /* prefix of trace ids ("least-loaded/s1/"), may be NULL */
     int use_pred;                /* -1 = auto (when the policy has observe), 0 no, 1 yes */
 };
