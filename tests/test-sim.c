@@ -516,6 +516,54 @@ TEST(sim_trace_with_counterfactual_plans)
     free(r);
 }
 
+/* The chain behind docs/results.md's "ferry trained": a --counterfactual-plans trace,
+ * `ferry train` (which counts its downscaled and dropped outcomes), and ferry with that
+ * bank downscales images, which it never does from a fresh bank (no evidence) */
+TEST(sim_ferry_downscales_only_with_a_bank_trained_on_plans)
+{
+    char tpath[512], mpath[512], cmd[2048], line[256];
+    snprintf(tpath, sizeof tpath, "%s", test_tmp_path("bank.jsonl"));
+    snprintf(mpath, sizeof mpath, "%s", test_tmp_path("bank.fy"));
+    snprintf(cmd, sizeof cmd,
+             "%s sim data/experiments/moaoff-vqav2.ini --policies least-loaded --seeds 1 "
+             "--requests 600 --set sweep.values=wan-300 --set experiment.seed=1001 --no-timing "
+             "--trace %s --counterfactual-plans >/dev/null && %s train %s -o %s --holdout 0",
+             test_ferry_bin(), tpath, test_ferry_bin(), tpath, mpath);
+    FILE *p = popen(cmd, "r");
+    CHECK(p);
+    long down = -1, drop = -1;
+    while (fgets(line, sizeof line, p))
+        sscanf(line, "  outcomes with images downscaled %ld, dropped %ld", &down, &drop);
+    CHECK_EQ_INT(pclose(p), 0);
+    /* the trace's own counts: every record has each node's drop and, for a larger
+     * image, downscale outcome */
+    struct trace_record *recs = NULL;
+    size_t n = 0;
+    char err[512];
+    CHECK_EQ_INT(trace_read_file(tpath, 0, &recs, &n, err, sizeof err), 0);
+    long want_down = 0, want_drop = 0;
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < recs[i].nout; k++) {
+            want_down += recs[i].out[k].o.plan.img[0] == FY_IMG_DOWNSCALE;
+            want_drop += recs[i].out[k].o.plan.img[0] == FY_IMG_DROP;
+        }
+    free(recs);
+    CHECK(want_down > 0 && want_drop == 2 * (long)n);
+    CHECK_EQ_INT(down, want_down);
+    CHECK_EQ_INT(drop, want_drop);
+    /* ferry on other seeds: downscales with the bank, never without */
+    char model_set[600];
+    snprintf(model_set, sizeof model_set, "experiment.pred_model=%s", mpath);
+    const char *fresh[] = {"experiment.requests=600", "sweep.values=wan-300", NULL};
+    const char *trained[] = {"experiment.requests=600", "sweep.values=wan-300", model_set, NULL};
+    struct sim_result *r = calloc(1, sizeof *r);
+    CHECK_EQ_INT(build_and_run("data/experiments/moaoff-vqav2.ini", fresh, "ferry", 1, r), 0);
+    CHECK_EQ_INT(r->plans_downscale, 0);
+    CHECK_EQ_INT(build_and_run("data/experiments/moaoff-vqav2.ini", trained, "ferry", 1, r), 0);
+    CHECK(r->plans_downscale > 600 / 20);
+    free(r);
+}
+
 TEST(sim_every_shipped_experiment_runs)
 {
     const char *names[] = {"moaoff-vqav2", "moaoff-mmbench", "hetero", "dialogue", "load-sweep",

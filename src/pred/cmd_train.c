@@ -35,6 +35,20 @@ static void usage(FILE *out)
             "usage error.\n");
 }
 
+/* Counts outcome plan `pl` of a request with features f into *down / *drop when it
+ * downscales / drops one of the request's images (at most one of each per outcome). */
+static void image_plan_count(const struct fy_features *f, const struct fy_plan *pl, long *down,
+                             long *drop)
+{
+    int dn = 0, dr = 0;
+    for (int j = 0; j < f->nimages && j < FY_MAX_IMAGES; j++) {
+        dn |= pl->img[j] == FY_IMG_DOWNSCALE;
+        dr |= pl->img[j] == FY_IMG_DROP;
+    }
+    *down += dn;
+    *drop += dr;
+}
+
 int cmd_train(int argc, char **argv)
 {
     const char *out = NULL, *profiles = NULL;
@@ -84,7 +98,7 @@ int cmd_train(int argc, char **argv)
         fprintf(stderr, "ferry train: out of memory\n");
         return 1;
     }
-    long used = 0, held = 0, outcomes = 0;
+    long used = 0, held = 0, outcomes = 0, n_down = 0, n_drop = 0;
     char err[512];
     if (profiles && pred_set_profile_priors(p, profiles, err, sizeof err) < 0) {
         fprintf(stderr, "ferry train: --profiles: %s\n", err);
@@ -106,7 +120,9 @@ int cmd_train(int argc, char **argv)
                 if (e == 0) used++;
                 for (int k = 0; k < recs[i].nout; k++) {
                     pred_observe_trace(p, &recs[i].f, &recs[i].out[k]);
-                    if (e == 0) outcomes++;
+                    if (e > 0) continue;
+                    outcomes++;
+                    image_plan_count(&recs[i].f, &recs[i].out[k].o.plan, &n_down, &n_drop);
                 }
             }
             free(recs);
@@ -123,6 +139,8 @@ int cmd_train(int argc, char **argv)
     }
     printf("trained on %ld records (%ld outcomes, %d epoch%s), %ld held out; %d node%s -> %s\n",
            used, outcomes, epochs, epochs > 1 ? "s" : "", held, p->n, p->n == 1 ? "" : "s", out);
+    /* what the ferry policy needs before it downscales or drops a user's image (min_obs) */
+    printf("  outcomes with images downscaled %ld, dropped %ld\n", n_down, n_drop);
     /* quality labels count per model (nodes running one model learn together) */
     for (int i = 0; i < p->n; i++)
         printf("  %-16s %-24s %-5s quality labels %ld, latency samples %ld\n", p->node[i].name,
