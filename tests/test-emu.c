@@ -26,6 +26,7 @@
 #include "emu/load.h"
 #include "emu/logprobs.h"
 #include "emu/score.h"
+#include "pred/mgqp.h"
 #include "pred/trace.h"
 #include "emu/server.h"
 #include "feat/text.h"
@@ -1418,6 +1419,176 @@ TEST(emu_collect_needs_only_the_keys_of_its_nodes)
     o.nodes = "edge,edge";
     CHECK(emu_collect_run(&o, &st, err, sizeof err) < 0);
     CHECK(strstr(err, "--nodes: node 'edge' given twice") != NULL);
+}
+
+/* --plans keep,downscale,drop: every record holds each (node, plan) once — downscale
+ * only for the item with an image larger than 448 px, drop only for items with images —
+ * with the plan, the bytes and the visual tokens actually sent (the emulator's usage
+ * counts the images it received); a second run skips every item; `ferry train` learns
+ * the shared MGQP weights of downscaling and dropping from the trace. */
+TEST(emu_collect_runs_each_plan_on_each_node)
+{
+    char ds[512], out[512], model[512], cmd[2048];
+    snprintf(ds, sizeof ds, "%s", test_tmp_path("plans.jsonl"));
+    snprintf(out, sizeof out, "%s", test_tmp_path("plans-trace.jsonl"));
+    snprintf(model, sizeof model, "%s", test_tmp_path("plans.fy"));
+    /* ladybird: 1000+ px JPEG; robin-small: <= 448 px; and a text-only item */
+    CHECK(test_write_file(ds,
+        "{\"id\":\"big\",\"question\":\"What insect is shown?\",\"answers\":[\"ladybug\"],"
+        "\"images\":[\"images/photo-ladybird.jpg\"],\"difficulty\":0.3,\"max_tokens\":8}\n"
+        "{\"id\":\"small\",\"question\":\"What animal is this?\",\"answers\":[\"bird\"],"
+        "\"images\":[\"images/photo-robin-small.png\"],\"difficulty\":0.3,\"max_tokens\":8}\n"
+        "{\"id\":\"text\",\"question\":\"What is 2 + 2?\",\"answers\":[\"4\"],"
+        "\"difficulty\":0.3,\"max_tokens\":8}\n") == 0);
+    struct emu_opts oe, oc;
+    opts_fast(&oe);
+    opts_fast(&oc);
+    struct fx fe, fc;
+    CHECK(fx_start(&fe, &oe) == 0);
+    if (fx_start(&fc, &oc) < 0) {
+        fx_stop(&fe);
+        CHECK(0);
+    }
+    const char *cfg = write_config(fe.e.port, fc.e.port);
+    struct emu_collect_opts o;
+    emu_collect_opts_default(&o);
+    o.dataset = ds;
+    o.config = cfg;
+    o.out = out;
+    o.base = test_shared_dir();
+    o.concurrency = 3;
+    char err[512] = "";
+    CHECK(emu_collect_parse_plans("keep,downscale,drop", &o.plans, err, sizeof err) == 0);
+    struct emu_collect_stats st1, st2;
+    int rc1 = emu_collect_run(&o, &st1, err, sizeof err);
+    int rc2 = emu_collect_run(&o, &st2, err, sizeof err);
+    /* the same file with keep only is accepted; a downscale size it lacks is refused */
+    char err3[512] = "";
+    struct emu_collect_stats st3;
+    o.downscale_px = 300;
+    int rc3 = emu_collect_run(&o, &st3, err3, sizeof err3);
+    fx_stop(&fe);
+    fx_stop(&fc);
+    if (rc1 || rc2) fprintf(stderr, "  collect: %s\n", err);
+    CHECK(rc1 == 0 && rc2 == 0);
+    CHECK_EQ_INT(st1.done, 3);
+    CHECK_EQ_INT(st1.failed, 0);
+    CHECK_EQ_INT(st1.runs, 2 * (3 + 2 + 1));
+    CHECK_EQ_INT(st1.plan_runs[0], 6);
+    CHECK_EQ_INT(st1.plan_runs[1], 2);
+    CHECK_EQ_INT(st1.plan_runs[2], 4);
+    CHECK_EQ_INT(st2.skipped, 3); /* resumed: every item complete */
+    CHECK_EQ_INT(st2.runs, 0);
+    CHECK(rc3 < 0);
+    if (!strstr(err3, "item big has no downscale outcome")) fprintf(stderr, "  err: %s\n", err3);
+    CHECK(strstr(err3, "item big has no downscale outcome") != NULL);
+
+    struct trace_record *recs = NULL;
+    size_t n = 0;
+    CHECK(trace_read_file(out, 0, &recs, &n, err, sizeof err) == 0);
+    int seen = 0, ok = 1;
+/* a failed expectation on record r, node name: printed, the test fails at CHECK(ok) */
+#define EXPECT(c)                                                                      \
+    do {                                                                               \
+        if (!(c)) {                                                                    \
+            fprintf(stderr, "  %s on %s: %s\n", r->id, name, #c);                     \
+            ok = 0;                                                                    \
+        }                                                                              \
+    } while (0)
+    for (size_t i = 0; i < n; i++) {
+        const struct trace_record *r = &recs[i];
+        int want = !strcmp(r->id, "big") ? 3 : !strcmp(r->id, "small") ? 2 : 1;
+        seen |= !strcmp(r->id, "big") ? 1 : !strcmp(r->id, "small") ? 2 : 4;
+        if (r->nout != 2 * want) {
+            fprintf(stderr, "  %s: %d outcomes, want %d\n", r->id, r->nout, 2 * want);
+            ok = 0;
+            continue;
+        }
+        for (int node = 0; node < 2; node++) {
+            const char *name = node ? "cloud" : "edge";
+            int count[3] = {0, 0, 0};
+            const struct trace_outcome *keep = NULL, *down = NULL, *drop = NULL;
+            for (int k = 0; k < r->nout; k++) {
+                const struct trace_outcome *t = &r->out[k];
+                if (strcmp(t->node, name)) continue;
+                EXPECT(!t->o.failed && !t->chosen);
+                int a = r->f.nimages ? t->o.plan.img[0] : FY_IMG_KEEP;
+                if (a == FY_IMG_KEEP) keep = t;
+                else if (a == FY_IMG_DOWNSCALE) down = t;
+                else if (a == FY_IMG_DROP) drop = t;
+                if (a <= FY_IMG_DROP) count[a]++;
+            }
+            EXPECT(count[0] == 1 && count[1] == (want == 3) && count[2] == (want >= 2));
+            EXPECT(keep != NULL);
+            if (!keep) continue;
+            EXPECT(keep->image_tokens == (r->f.nimages ? r->f.img[0].tokens[FY_VT_QWEN2VL] : 0));
+            if (down) {
+                EXPECT(down->o.plan.downscale_px == 448);
+                EXPECT(down->bytes_up < keep->bytes_up);
+                EXPECT(down->image_tokens > 0 && down->image_tokens < keep->image_tokens);
+                /* the node received the smaller image: fewer prompt tokens */
+                EXPECT(down->o.in_tokens < keep->o.in_tokens);
+            }
+            if (drop) {
+                EXPECT(drop->image_tokens == 0 && drop->o.plan.downscale_px == 0);
+                EXPECT(drop->bytes_up < keep->bytes_up);
+                EXPECT(drop->o.in_tokens == keep->o.in_tokens - keep->image_tokens);
+            }
+        }
+    }
+#undef EXPECT
+    free(recs);
+    CHECK_EQ_INT((long)n, 3);
+    CHECK_EQ_INT(seen, 7);
+    CHECK(ok);
+
+    /* ferry train on the trace: every outcome counted; the shared MGQP weights of
+     * downscaling and dropping left their priors (-0.5 and -1, pred/mgqp.c) */
+    snprintf(cmd, sizeof cmd, "'%s' train '%s' --holdout 0 -o '%s' 2>&1", test_ferry_bin(), out,
+             model);
+    FILE *pp = popen(cmd, "r");
+    CHECK(pp);
+    char line[512], trained[512] = "";
+    while (fgets(line, sizeof line, pp))
+        if (!trained[0]) snprintf(trained, sizeof trained, "%s", line);
+    int prc = pclose(pp);
+    if (prc != 0) fprintf(stderr, "  train: %s", trained);
+    CHECK_EQ_INT(prc, 0);
+    CHECK(strstr(trained, "trained on 3 records (12 outcomes") != NULL);
+    FILE *mf = fopen(model, "r");
+    CHECK(mf);
+    double mu[MGQP_DIM];
+    int got = 0, in_shared = 0;
+    char *mline = NULL;
+    size_t mcap = 0;
+    while (!got && getline(&mline, &mcap, mf) > 0) {
+        if (!strncmp(mline, "shared ", 7)) in_shared = 1;
+        else if (in_shared && !strncmp(mline, "mu ", 3)) {
+            char *p = mline + 3, *end;
+            for (got = 0; got < MGQP_DIM; got++, p = end) {
+                mu[got] = strtod(p, &end);
+                if (end == p) break;
+            }
+        }
+    }
+    free(mline);
+    fclose(mf);
+    CHECK_EQ_INT(got, MGQP_DIM);
+    if (fabs(mu[MGQP_DOWN] + 0.5) < 1e-6 || fabs(mu[MGQP_DROP] + 1.0) < 1e-6)
+        fprintf(stderr, "  shared mu: down %g drop %g\n", mu[MGQP_DOWN], mu[MGQP_DROP]);
+    CHECK(fabs(mu[MGQP_DOWN] + 0.5) > 1e-6);
+    CHECK(fabs(mu[MGQP_DROP] + 1.0) > 1e-6);
+}
+
+TEST(emu_collect_cli_refuses_unknown_plans)
+{
+    CHECK_CLI("bench collect x.jsonl -c y.ini --plans keep,fast", 2, "--plans",
+              "unknown plan 'fast'");
+    CHECK_CLI("bench collect x.jsonl -c y.ini --plans downscale,drop", 2,
+              "--plans: keep is required");
+    CHECK_CLI("bench collect x.jsonl -c y.ini --plans keep,drop,drop", 2, "'drop' given twice");
+    CHECK_CLI("bench collect x.jsonl -c y.ini --plans keep,", 2, "unknown plan ''");
+    CHECK_CLI("bench collect x.jsonl -c y.ini --downscale-px 10", 2, "--downscale-px '10'");
 }
 
 /* A server that answers every request with one fixed chat completion and keeps the

@@ -14,12 +14,18 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: ferry bench collect DATASET.jsonl -c ferry.ini [options]\n"
             "\n"
-            "Sends every labelled item of DATASET to every listed node, measures TTFT,\n"
-            "end-to-end latency and tokens, scores the answers, and appends one trace line\n"
-            "per item (the format `ferry train` / `ferry eval` read). docs/collect.md.\n"
+            "Sends every labelled item of DATASET to every listed node (with each listed\n"
+            "plan), measures TTFT, end-to-end latency and tokens, scores the answers, and\n"
+            "appends one trace line per item (the format `ferry train` / `ferry eval`\n"
+            "read). docs/collect.md.\n"
             "\n"
             "  -c, --config FILE    gateway config with the [node NAME] sections (required)\n"
             "  --nodes a,b          nodes to run (default: all of the config)\n"
+            "  --plans LIST         plans each item runs with on each node, from keep,\n"
+            "                       downscale, drop; keep required (default keep).\n"
+            "                       downscale: only items with an image larger than\n"
+            "                       --downscale-px; drop: only items with images\n"
+            "  --downscale-px N     longer side of downscaled images, 28..16384 (default 448)\n"
             "  -o, --out FILE       trace JSONL, appended; items already in it are skipped\n"
             "                       (default: stdout, no resume)\n"
             "  --concurrency N      requests at once (default 4)\n"
@@ -55,7 +61,7 @@ int cmd_bench_collect(int argc, char **argv)
         long n;
         static const char *const with_value[] = {"-c", "--config", "--nodes", "-o", "--out",
                                                  "--base", "--concurrency", "--limit",
-                                                 "--timeout-ms"};
+                                                 "--timeout-ms", "--plans", "--downscale-px"};
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
             if (!strcmp(a, with_value[k]) && !v) {
                 fprintf(stderr, "ferry bench collect: %s needs a value (try --help)\n", a);
@@ -76,6 +82,17 @@ int cmd_bench_collect(int argc, char **argv)
             i++;
         } else if (!strcmp(a, "-o") || !strcmp(a, "--out")) {
             o.out = v;
+            i++;
+        } else if (!strcmp(a, "--plans")) {
+            char perr[200];
+            if (emu_collect_parse_plans(v, &o.plans, perr, sizeof perr) < 0) {
+                fprintf(stderr, "ferry bench collect: %s (try --help)\n", perr);
+                return 2;
+            }
+            i++;
+        } else if (!strcmp(a, "--downscale-px")) {
+            if (num_arg(a, v, 28, 16384, &n) < 0) return 2;
+            o.downscale_px = (int)n;
             i++;
         } else if (!strcmp(a, "--base")) {
             o.base = v;
@@ -121,6 +138,9 @@ int cmd_bench_collect(int argc, char **argv)
                     "%d failed, mean score %.3f\n",
             st.done, st.skipped, o.out ? o.out : "the output", st.runs, st.failed,
             ok > 0 ? st.score_sum / ok : 0.0);
+    if (o.plans & ~EMU_PLAN_KEEP)
+        fprintf(stderr, "collect: runs by plan: %d keep, %d downscale (%d px), %d drop\n",
+                st.plan_runs[0], st.plan_runs[1], o.downscale_px, st.plan_runs[2]);
     if (st.failed) fprintf(stderr, "collect: the first failed run: %s\n", st.first_error);
     return st.failed ? 1 : 0;
 }

@@ -361,7 +361,7 @@ void emu_metadata_images(cJSON *md, const int *sides, int n)
     }
 }
 
-char *emu_item_body(const struct emu_item *it, char *const *urls, const int *sides,
+char *emu_item_body(const struct emu_item *it, char *const *urls, int nurls, const int *sides,
                     const char *model, int send_metadata)
 {
     cJSON *root = cJSON_CreateObject();
@@ -371,7 +371,7 @@ char *emu_item_body(const struct emu_item *it, char *const *urls, const int *sid
     cJSON_AddNumberToObject(root, "max_tokens", it->max_tokens);
     cJSON_AddNumberToObject(root, "temperature", 0);
     cJSON *msgs = cJSON_AddArrayToObject(root, "messages");
-    cJSON_AddItemToArray(msgs, emu_user_message(urls, it->nimages, it->prompt));
+    cJSON_AddItemToArray(msgs, emu_user_message(urls, nurls, it->prompt));
     if (send_metadata) {
         cJSON *md = cJSON_AddObjectToObject(root, "metadata");
         cJSON_AddStringToObject(md, "answer", it->refs[0]);

@@ -61,10 +61,13 @@ int emu_item_image_urls(const struct emu_item *it, char ***urls, int *sides, siz
                         char *err, size_t errlen);
 void emu_item_urls_free(char **urls, int n);
 
-/* The streamed chat request for one item (JSON text, malloc'd): the images then the
- * prompt in one user message; with send_metadata, metadata.answer / difficulty / skill /
- * images / image_sides for emulated nodes (docs/emulator.md "Answers"). NULL on allocation failure. */
-char *emu_item_body(const struct emu_item *it, char *const *urls, const int *sides,
+/* The streamed chat request for one item (JSON text, malloc'd): the nurls images urls
+ * then the prompt in one user message; with send_metadata, metadata.answer / difficulty /
+ * skill / images / image_sides for emulated nodes (docs/emulator.md "Answers"). The
+ * metadata always describes the item's own it->nimages images and their longer sides
+ * (sides, px), whatever is sent: an emulated node sees a plan (fewer or smaller images
+ * than the metadata says) as the gateway's plans show it. NULL on allocation failure. */
+char *emu_item_body(const struct emu_item *it, char *const *urls, int nurls, const int *sides,
                     const char *model, int send_metadata);
 
 /* A chat user message (cJSON object, caller owns it; NULL on allocation failure): one
