@@ -630,6 +630,102 @@ TEST(m4a1_loader_refuses_bad_files)
     }
 }
 
+/* One dialogue of one turn whose fields are given as JSON text; ID is the dialogue id,
+ * EXTRA extra turn fields ("" or ",\"k\":v"), IDX image_index, ASSOC the row. */
+static int m4a1_try(const char *id, const char *extra, const char *idx, const char *assoc,
+                    char *err, size_t errlen)
+{
+    char js[1024];
+    snprintf(js, sizeof js,
+             "[{\"id\":%s,\"interactions\":[{\"question\":\"q\",\"task_cat\":\"Query\","
+             "\"action\":1,\"image_index\":%s,\"answer\":\"a\",\"score\":1%s}],"
+             "\"association_score\":[%s]}]",
+             id, idx, extra, assoc);
+    struct m4a1 m;
+    int rc = m4a1_parse("t.json", (const uint8_t *)js, strlen(js), &m, err, errlen);
+    if (rc == 0) m4a1_fini(&m);
+    return rc;
+}
+
+/* Values that used to be accepted and then misused: an id beyond int (UB in the cast),
+ * a fractional view index (truncated to a view), infinite or wrong-typed reported
+ * time/cost, association scores that make the min–max span infinite (NaN rewards). */
+TEST(m4a1_parse_bounds_numbers_and_types)
+{
+    char err[512];
+    CHECK_EQ_INT(m4a1_try("3", "", "[0,2]", "[0.1,0.2,0.3]", err, sizeof err), 0);
+    CHECK_EQ_INT(m4a1_try("null", ",\"interaction_time\":null", "null", "[0,0,0]", err,
+                          sizeof err), 0);
+    const struct { const char *id, *extra, *idx, *assoc, *want; } bad[] = {
+        {"1e10", "", "null", "[0.1,0.2,0.3]", "id must be an integer"},
+        {"\"x\"", "", "null", "[0.1,0.2,0.3]", "id must be an integer"},
+        {"2.5", "", "null", "[0.1,0.2,0.3]", "id must be an integer"},
+        {"1", "", "[1.5]", "[0.1,0.2,0.3]", "image_index entries must be 0..2"},
+        {"1", ",\"interaction_time\":1e999", "null", "[0.1,0.2,0.3]", "interaction_time"},
+        {"1", ",\"usage_cost\":\"cheap\"", "null", "[0.1,0.2,0.3]", "usage_cost"},
+        {"1", ",\"usage_cost\":-1", "null", "[0.1,0.2,0.3]", "usage_cost"},
+        {"1", "", "null", "[1e308,1e308,1e308]", "association_score[0][0]"},
+        {"1", "", "null", "[0.1,-1e300,0.3]", "association_score[0][1]"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        CHECK_EQ_INT(m4a1_try(bad[i].id, bad[i].extra, bad[i].idx, bad[i].assoc, err,
+                              sizeof err), -1);
+        if (!strstr(err, bad[i].want)) fprintf(stderr, "case %zu: %s\n", i, err);
+        CHECK(strstr(err, bad[i].want) != NULL);
+        CHECK(strncmp(err, "t.json: dialogue 0", 18) == 0);
+    }
+}
+
+/* m4a1_parse reads exactly n bytes (no NUL needed) and names the input as told; what a
+ * parsed turn gives the replay stays in range; a single dialogue cannot be replayed (it
+ * printed a table of NaN and exited 0). */
+TEST(m4a1_parse_buffer_and_replay_needs_two_dialogues)
+{
+    const char *one =
+        "[{\"id\":7,\"interactions\":[{\"question\":\"What is on the table?\",\"task_cat\":"
+        "\"Recommendation\",\"action\":1,\"image_index\":[2,0],\"answer\":\"A cup.\","
+        "\"score\":2}],\"association_score\":[[0.2,0.15,0.18]]}]";
+    size_t n = strlen(one);
+    char *buf = malloc(n + 5);
+    CHECK(buf != NULL);
+    memcpy(buf, one, n);
+    memcpy(buf + n, "xxxx", 5); /* garbage after the n bytes */
+    struct m4a1 m;
+    char err[512];
+    CHECK_EQ_INT(m4a1_parse("mem", (const uint8_t *)buf, n, &m, err, sizeof err), 0);
+    CHECK_EQ_INT(m.n, 1);
+    CHECK_EQ_INT(m.d[0].id, 7);
+    CHECK_EQ_INT(m.d[0].turn[0].action, 6); /* cloud with views {0,2} */
+    CHECK_EQ_INT(m.d[0].turn[0].task, 3);
+    for (int a = 0; a < M4A1_NACT; a++) {
+        double v = m4a1_norm_assoc(&m.d[0].turn[0], a);
+        CHECK(v >= 0 && v <= 1);
+    }
+    CHECK_NEAR(m4a1_norm_assoc(&m.d[0].turn[0], 8), 1, 1e-12);
+    CHECK_NEAR(m4a1_norm_assoc(&m.d[0].turn[0], 0), 0, 1e-12);
+    struct fy_features f;
+    m4a1_turn_features(&m.d[0], 0, 1, &f);
+    CHECK_EQ_INT(f.nimages, 3);
+    CHECK(f.text_tokens > 0);
+    struct m4a1_opts o;
+    m4a1_opts_default(&o);
+    o.seeds = 1;
+    o.steps = 10;
+    o.epochs = 1;
+    struct m4a1_report r;
+    CHECK_EQ_INT(m4a1_replay(&m, &o, &r), -1);
+    m4a1_fini(&m);
+    CHECK_EQ_INT(m4a1_parse("mem", (const uint8_t *)buf, n - 1, &m, err, sizeof err), -1);
+    CHECK(strstr(err, "mem: not a JSON list") != NULL);
+    free(buf);
+    const char *p = test_tmp_path("one.json");
+    CHECK(test_write_file(p, one) == 0);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "bench m4a1 %s --seeds 1 --steps 10 --epochs 1", p);
+    CHECK_CLI(cmd, 1, "1 dialogue", "at least 2");
+}
+
 /* ==== ferry train / ferry eval on a synthetic trace ================================ */
 
 #include "cli.h"

@@ -71,6 +71,8 @@ static double norm_assoc(const struct m4a1_turn *t, int a)
     return hi > lo ? (v[a] - lo) / (hi - lo) : 0;
 }
 
+double m4a1_norm_assoc(const struct m4a1_turn *t, int a) { return norm_assoc(t, a); }
+
 /* ==== loader ======================================================================= */
 
 static int task_id(const char *s)
@@ -125,7 +127,8 @@ static int load_turn(const cJSON *it, const cJSON *assoc, struct m4a1_turn *t, i
         const cJSON *e;
         cJSON_ArrayForEach(e, idx)
         {
-            if (!cJSON_IsNumber(e) || e->valuedouble < 0 || e->valuedouble > 2) {
+            if (!cJSON_IsNumber(e) || !(e->valuedouble == 0 || e->valuedouble == 1 ||
+                                         e->valuedouble == 2)) {
                 util_seterr(err, errlen, "dialogue %d, turn %d: image_index entries must be 0..2",
                             di, ti);
                 return -1;
@@ -153,6 +156,16 @@ static int load_turn(const cJSON *it, const cJSON *assoc, struct m4a1_turn *t, i
     }
     t->refusal = is_refusal(ans->valuestring) != 0;
     t->score = t->refusal ? 0 : sc->valuedouble;
+    /* optional, reported only: absent or null = 0, else a finite number >= 0 */
+    if ((tm && !cJSON_IsNull(tm) &&
+         (!cJSON_IsNumber(tm) || !isfinite(tm->valuedouble) || tm->valuedouble < 0)) ||
+        (co && !cJSON_IsNull(co) &&
+         (!cJSON_IsNumber(co) || !isfinite(co->valuedouble) || co->valuedouble < 0))) {
+        util_seterr(err, errlen,
+                    "dialogue %d, turn %d: interaction_time and usage_cost must be numbers >= 0",
+                    di, ti);
+        return -1;
+    }
     t->time_s = cJSON_IsNumber(tm) ? tm->valuedouble : 0;
     t->cost_usd = cJSON_IsNumber(co) ? co->valuedouble : 0;
     const cJSON *row = cJSON_GetArrayItem(assoc, ti);
@@ -163,9 +176,11 @@ static int load_turn(const cJSON *it, const cJSON *assoc, struct m4a1_turn *t, i
     }
     for (int k = 0; k < 3; k++) {
         const cJSON *v = cJSON_GetArrayItem(row, k);
-        if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
-            util_seterr(err, errlen, "dialogue %d: association_score[%d][%d] is not a number",
-                        di, ti, k);
+        /* bounded so that sums and min-max spans stay finite (the sample: 0.13..0.28) */
+        if (!cJSON_IsNumber(v) || !(fabs(v->valuedouble) <= M4A1_MAX_ASSOC)) {
+            util_seterr(err, errlen,
+                        "dialogue %d: association_score[%d][%d] is not a number in [-%g, %g]",
+                        di, ti, k, M4A1_MAX_ASSOC, M4A1_MAX_ASSOC);
             return -1;
         }
         t->assoc[k] = v->valuedouble;
@@ -178,23 +193,25 @@ static int load_turn(const cJSON *it, const cJSON *assoc, struct m4a1_turn *t, i
     return 0;
 }
 
-int m4a1_load(const char *path, struct m4a1 *m, char *err, size_t errlen)
+int m4a1_parse(const char *name, const uint8_t *data, size_t n, struct m4a1 *m, char *err,
+               size_t errlen)
 {
     memset(m, 0, sizeof *m);
-    uint8_t *data = NULL;
-    size_t sz = 0;
     cJSON *root = NULL;
     int rc = -1;
-    /* says "is a directory", "No such file...", or names the size limit */
-    if (util_read_file(path, M4A1_MAX_BYTES, &data, &sz, err, errlen) < 0) return -1;
-    root = cJSON_ParseWithLength((const char *)data, sz);
+    if (n > M4A1_MAX_BYTES) {
+        util_seterr(err, errlen, "%s: larger than the limit of %u bytes", name,
+                    (unsigned)M4A1_MAX_BYTES);
+        return -1;
+    }
+    root = cJSON_ParseWithLength((const char *)data, n);
     if (!cJSON_IsArray(root)) {
-        util_seterr(err, errlen, "%s: not a JSON list of dialogues", path);
+        util_seterr(err, errlen, "%s: not a JSON list of dialogues", name);
         goto cleanup;
     }
     int nd = cJSON_GetArraySize(root);
     if (nd <= 0 || nd > 100000) {
-        util_seterr(err, errlen, "%s: %d dialogues (expected 1..100000)", path, nd);
+        util_seterr(err, errlen, "%s: %d dialogues (expected 1..100000)", name, nd);
         goto cleanup;
     }
     m->d = calloc((size_t)nd, sizeof *m->d);
@@ -207,17 +224,24 @@ int m4a1_load(const char *path, struct m4a1 *m, char *err, size_t errlen)
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(dj, "id");
         const cJSON *its = cJSON_GetObjectItemCaseSensitive(dj, "interactions");
         const cJSON *assoc = cJSON_GetObjectItemCaseSensitive(dj, "association_score");
+        if (id && !cJSON_IsNull(id) &&
+            (!cJSON_IsNumber(id) || !(fabs(id->valuedouble) <= 1e9) ||
+             id->valuedouble != floor(id->valuedouble))) {
+            util_seterr(err, errlen, "%s: dialogue %d: id must be an integer in [-1e9, 1e9]",
+                        name, di);
+            goto cleanup;
+        }
         d->id = cJSON_IsNumber(id) ? (int)id->valuedouble : di;
         if (!cJSON_IsArray(its) || !cJSON_IsArray(assoc)) {
             util_seterr(err, errlen,
                         "%s: dialogue %d: interactions and association_score must be lists",
-                        path, di);
+                        name, di);
             goto cleanup;
         }
         int nt = cJSON_GetArraySize(its);
         if (nt < 1 || nt > M4A1_MAX_TURNS || cJSON_GetArraySize(assoc) < nt) {
             util_seterr(err, errlen,
-                        "%s: dialogue %d: %d turns (1..%d) and %d association rows", path,
+                        "%s: dialogue %d: %d turns (1..%d) and %d association rows", name,
                         di, nt, M4A1_MAX_TURNS, cJSON_GetArraySize(assoc));
             goto cleanup;
         }
@@ -228,7 +252,7 @@ int m4a1_load(const char *path, struct m4a1 *m, char *err, size_t errlen)
         {
             char e2[256];
             if (load_turn(it, assoc, &d->turn[d->nturns], di, d->nturns, e2, sizeof e2) < 0) {
-                util_seterr(err, errlen, "%s: %s", path, e2);
+                util_seterr(err, errlen, "%s: %s", name, e2);
                 goto cleanup;
             }
             d->nturns++;
@@ -237,11 +261,22 @@ int m4a1_load(const char *path, struct m4a1 *m, char *err, size_t errlen)
     rc = 0;
     goto cleanup;
 nomem:
-    util_seterr(err, errlen, "%s: out of memory", path);
+    util_seterr(err, errlen, "%s: out of memory", name);
     goto cleanup;
 cleanup:
     if (rc < 0) m4a1_fini(m);
     cJSON_Delete(root);
+    return rc;
+}
+
+int m4a1_load(const char *path, struct m4a1 *m, char *err, size_t errlen)
+{
+    memset(m, 0, sizeof *m);
+    uint8_t *data = NULL;
+    size_t sz = 0;
+    /* says "is a directory", "No such file...", or names the size limit */
+    if (util_read_file(path, M4A1_MAX_BYTES, &data, &sz, err, errlen) < 0) return -1;
+    int rc = m4a1_parse(path, data, sz, m, err, errlen);
     free(data);
     return rc;
 }
@@ -771,6 +806,12 @@ static void turn_features(const struct m4a1_dialogue *d, int t, int with_text,
     for (int k = 0; k < 3; k++) f->img[k].c_img = fmin(1, fmax(0, (tu->assoc[k] - 0.13) / 0.15));
 }
 
+void m4a1_turn_features(const struct m4a1_dialogue *d, int t, int with_text,
+                        struct fy_features *f)
+{
+    turn_features(d, t, with_text, f);
+}
+
 static void turn_plan(int a, struct fy_plan *p)
 {
     memset(p, 0, sizeof *p);
@@ -879,6 +920,7 @@ int m4a1_replay(const struct m4a1 *m, const struct m4a1_opts *o, struct m4a1_rep
     struct m4a1_result sq[POL__N];
     memset(rep, 0, sizeof *rep);
     memset(sq, 0, sizeof sq);
+    if (m->n < 2) goto cleanup; /* nothing to hold out */
     if (!ag || !hist.slot || !is_test || !order || env_build(&e, m) < 0) goto cleanup;
     for (int i = 0; i < m->n; i++)
         for (int t = 0; t < m->d[i].nturns; t++) {
@@ -1156,6 +1198,12 @@ int m4a1_main(int argc, char **argv)
     char err[512];
     if (m4a1_load(path, &m, err, sizeof err) < 0) {
         fprintf(stderr, "ferry bench m4a1: %s\n", err);
+        return 1;
+    }
+    if (m.n < 2) {
+        fprintf(stderr, "ferry bench m4a1: %s: 1 dialogue; the replay needs at least 2 (one to "
+                "train on, one to hold out)\n", path);
+        m4a1_fini(&m);
         return 1;
     }
     struct m4a1_report rep;

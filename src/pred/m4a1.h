@@ -19,9 +19,11 @@
 #ifndef FERRY_PRED_M4A1_H
 #define FERRY_PRED_M4A1_H
 #include <stddef.h>
+#include <stdint.h>
 
 #define M4A1_MAX_BYTES   (64u << 20)
 #define M4A1_MAX_TURNS   64
+#define M4A1_MAX_ASSOC   1e6   /* |association score| accepted (the sample: 0.13..0.28) */
 #define M4A1_NACT        9
 #define M4A1_NTASK       4
 #define M4A1_HIST        5
@@ -49,13 +51,27 @@ struct m4a1 {
     struct m4a1_dialogue *d; /* owned */
 };
 
-/* Loads and validates the JSON file; errors name the dialogue and turn. */
+/* Parses and validates n bytes of M4A1 JSON (need not be NUL-terminated; at most
+ * M4A1_MAX_BYTES) into m; errors start with name (what the input is called: its path)
+ * and name the dialogue and turn. 0, or -1 with m empty. O(n). */
+int m4a1_parse(const char *name, const uint8_t *data, size_t n, struct m4a1 *m, char *err,
+               size_t errlen);
+/* Reads the file at path (at most M4A1_MAX_BYTES) and parses it (m4a1_parse). */
 int m4a1_load(const char *path, struct m4a1 *m, char *err, size_t errlen);
 void m4a1_fini(struct m4a1 *m);
 
 /* Views bitmask (bit k = view k) of action a, and whether a runs in the cloud. */
 unsigned m4a1_action_views(int a);
 static inline int m4a1_action_cloud(int a) { return a > 0; }
+
+/* What the replay reads of a logged turn, for tests and fuzz/fuzz-m4a1.c: the
+ * association term of action a (the chosen views' scores summed, min–max normalised
+ * over the 9 actions: in [0, 1]), and the request features MGQP sees for turn t of d
+ * (the question text left out when with_text = 0). O(1) and O(question length). */
+struct fy_features;
+double m4a1_norm_assoc(const struct m4a1_turn *t, int a);
+void m4a1_turn_features(const struct m4a1_dialogue *d, int t, int with_text,
+                        struct fy_features *f);
 
 /* lcio = RC-A2C (LCIO's method: advantage actor-critic on the budget-augmented
  * observation, reward penalised by Lagrange multipliers on the per-dialogue latency and
@@ -97,6 +113,7 @@ struct m4a1_report {
 };
 
 void m4a1_opts_default(struct m4a1_opts *o);
+/* 0, or -1 when out of memory or m has fewer than 2 dialogues (none to hold out). */
 int m4a1_replay(const struct m4a1 *m, const struct m4a1_opts *o, struct m4a1_report *r);
 
 /* `ferry bench m4a1` entry point (argv[0] = "m4a1"). */
