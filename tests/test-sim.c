@@ -680,6 +680,32 @@ TEST(sim_bad_experiment_files_name_file_and_line)
     free(s);
 }
 
+/* An MMPP whose calm + burst cycle brings almost no request made the engine walk ~1e15
+ * state switches per arrival (`ferry sim` hung): refused when the setup is built. */
+TEST(sim_mmpp_with_almost_no_requests_per_cycle_is_refused)
+{
+    CHECK(write_file("workloads/fixed.ini", k_fixed_wl));
+    const char *text = "[experiment]\nworkload = fixed\nnodes = edge-3090\npolicies = random\n"
+                       "requests = 5\n[arrivals]\nprocess = mmpp\n";
+    const char *bad[] = {"arrivals.rate_rps=1e-9", "arrivals.burst_rate_rps=1e-9",
+                         "arrivals.burst_s=1e-6", "arrivals.calm_s=1e-6", NULL};
+    int ok;
+    expect_error("m1.ini", text, bad, "m1.ini", "requests per calm + burst cycle", &ok);
+    CHECK(ok);
+    /* the same rates with cycles long enough to bring some requests are fine */
+    const char *good[] = {"arrivals.rate_rps=1e-3", "arrivals.burst_rate_rps=1e-9",
+                          "arrivals.burst_s=1e-6", "arrivals.calm_s=10", NULL};
+    struct sim_setup *s = calloc(1, sizeof *s);
+    char err[1024] = "";
+    const char *path = write_file("experiments/m2.ini", text);
+    CHECK(path != NULL);
+    int rc = build(s, path, good, err, sizeof err);
+    if (rc) fprintf(stderr, "%s\n", err);
+    CHECK_EQ_INT(rc, 0);
+    sim_setup_fini(s);
+    free(s);
+}
+
 TEST(sim_quality_model_plan_effects)
 {
     struct sim_quality q;

@@ -2,5 +2,5 @@
 LIB_SRCS += src/sim/workload.c src/sim/quality.c src/sim/experiment.c src/sim/stats.c \
             src/sim/engine.c src/sim/report.c src/sim/cmd_sim.c
 TESTS += test-sim
-FUZZERS +=
+FUZZERS += fuzz-experiment
 BENCHES +=

@@ -545,6 +545,18 @@ int sim_setup_build(struct sim_setup *s, const char *exp_path, const struct sim_
         sim_entries_fini(&extra);
         goto fail;
     }
+    /* the engine draws an MMPP arrival by walking the state switches before it: about
+     * 2 / (expected requests of one calm + burst cycle) per request, so a cycle must
+     * bring some (1e-3: at most ~2000 switches per request, not 1e15) */
+    const struct sim_arrivals *ar = &s->exp.arr;
+    double per_cycle = ar->rate_rps * ar->calm_s + ar->burst_rate_rps * ar->burst_s;
+    if (ar->kind == SIM_ARR_MMPP && !(per_cycle >= SIM_MMPP_MIN_PER_CYCLE)) {
+        snprintf(err, errlen, "%s: [arrivals] mmpp: rate_rps × calm_s + burst_rate_rps × "
+                 "burst_s = %g requests per calm + burst cycle; at least %g", exp_path,
+                 per_cycle, SIM_MMPP_MIN_PER_CYCLE);
+        sim_entries_fini(&extra);
+        goto fail;
+    }
 
     /* workload file, then the experiment's [workload]/[class X] refinements */
     char wdir[600];

@@ -27,6 +27,8 @@
 
 #define SIM_MAX_POLICIES 32
 #define SIM_MAX_SWEEP 64
+/* mmpp arrivals: rate_rps·calm_s + burst_rate_rps·burst_s (requests per cycle) at least */
+#define SIM_MMPP_MIN_PER_CYCLE 1e-3
 
 struct sim_entry {
     char section[96], key[96], value[512];
