@@ -7,9 +7,21 @@
 # gateway `ferry serve` in front of them, and drives the same mixed workload through it
 # over real HTTP (`ferry bench load`: image questions from ../shared/images, short and
 # long text, M4A1 dialogues, some streamed, feedback after each answer). Prints one row
-# per policy and stops everything it started. Environment:
+# per policy and stops everything it started.
+#
+# The last row, "ferry trained", is the ferry policy with a predictor bank trained
+# offline on the same two nodes (docs/collect.md "Training a bank for the ferry
+# policy"): before the table, `ferry bench collect --plans keep,downscale,drop` runs
+# every item of data/collect/demo-train.jsonl on both nodes with its images kept,
+# downscaled to 448 px and dropped, and `ferry train --holdout 0` fits the bank; the
+# row's gateway starts from it (`ferry serve --model`). Those 46 items use the 15 images
+# of ../shared/images that the load never sends: bench load's image questions are the
+# items of data/collect/mini.jsonl (its default --dataset) and its dialogues' camera
+# views are photo-coffee.webp, photo-cups-progressive.jpg and photo-camera-gray.png, so
+# the bank is trained on items disjoint from those it is measured on. Environment:
 #   DEMO_POLICIES     policies to compare (default: every registered one but oracle,
 #                     which only the simulator can run)
+#   DEMO_TRAINED      1 (default) adds the "ferry trained" row, 0 leaves it out
 #   DEMO_REQUESTS     requests per policy (default 80)
 #   DEMO_CONCURRENCY  requests at once (default 4)
 #   DEMO_TIME_SCALE   wall ms per modelled ms (default 0.1: ten times faster)
@@ -26,10 +38,12 @@ if [ ! -d "$shared/images" ]; then
 fi
 export FERRY_SHARED="$shared"
 policies=${DEMO_POLICIES:-$("$ferry" sim --list | awk '$1 != "oracle" { printf "%s ", $1 }')}
+trained=${DEMO_TRAINED:-1}
 requests=${DEMO_REQUESTS:-80}
 conc=${DEMO_CONCURRENCY:-4}
 scale=${DEMO_TIME_SCALE:-0.1}
 
+t_start=$(date +%s)
 tmp=$(mktemp -d /tmp/ferry-demo-XXXXXX)
 pids=()
 cleanup() {
@@ -99,6 +113,29 @@ usd_per_mtok_out = 0.6
 EOF
 }
 
+if [ "$trained" = 1 ]; then
+  # the "ferry trained" row's bank: a benchmark of both nodes with every plan, on items
+  # the load never sends (see the top of this file), then ferry train on all of it
+  write_config ferry "$tmp/gw-collect.ini"
+  echo
+  echo "== a bank for 'ferry trained': data/collect/demo-train.jsonl (items the load never"
+  echo "   sends) on both nodes with images kept, downscaled to 448 px and dropped"
+  tc=$(date +%s)
+  if "$ferry" bench collect data/collect/demo-train.jsonl -c "$tmp/gw-collect.ini" \
+       -o "$tmp/bench.jsonl" --plans keep,downscale,drop --concurrency 4 -q \
+       2> "$tmp/collect.log" &&
+     "$ferry" train "$tmp/bench.jsonl" --holdout 0 --profiles data/profiles \
+       -o "$tmp/bank.fy" > "$tmp/train.log" 2>&1; then
+    sed 's/ (already in [^)]*)//; s/^/   /' "$tmp/collect.log"
+    sed -n 1,2p "$tmp/train.log" | sed "s| -> $tmp/| -> |; s/^/   /"
+    echo "   ($(( $(date +%s) - tc )) s)"
+  else
+    echo "demo: the training collection failed; no 'ferry trained' row:" >&2
+    cat "$tmp/collect.log" "$tmp/train.log" 2>/dev/null >&2 || true
+    trained=0
+  fi
+fi
+
 echo
 echo "== $requests requests per policy, $conc at a time; the same workload for every policy"
 echo "   (completed = HTTP 200 and the answer scored >= 0.5 against the reference;"
@@ -106,33 +143,44 @@ echo "    latencies in wall ms at time scale $scale; cost from the tokens each n
 echo
 first=1
 t0=$(date +%s)
-for pol in $policies; do
-  cfg="$tmp/gw-$pol.ini"
+rows=$policies
+[ "$trained" = 1 ] && rows="$rows ferry-trained"
+# the request by hand goes through the last row's gateway (the list may end with a
+# space: ${policies##* } was empty and that request never ran)
+last_row=$(echo $rows | awk '{ print $NF }')
+for row in $rows; do
+  pol=$row label=$row model=()
+  if [ "$row" = ferry-trained ]; then
+    pol=ferry label="ferry trained" model=(--model "$tmp/bank.fy")
+  fi
+  cfg="$tmp/gw-$row.ini"
   write_config "$pol" "$cfg"
-  "$ferry" serve -c "$cfg" > "$tmp/gw-$pol.log" 2>&1 &
+  "$ferry" serve -c "$cfg" "${model[@]}" > "$tmp/gw-$row.log" 2>&1 &
   gpid=$!
   pids+=($gpid)
-  port=$(gw_port "$tmp/gw-$pol.log")
+  port=$(gw_port "$tmp/gw-$row.log")
   hdr=()
   [ $first = 1 ] && hdr=(--header)
   "$ferry" bench load --url "http://127.0.0.1:$port" -c "$cfg" --requests "$requests" \
-    --concurrency "$conc" --seed 7 --label "$pol" "${hdr[@]}" \
-    || echo "$pol: the load run reported failures (log: gw-$pol.log)"
+    --concurrency "$conc" --seed 7 --label "$label" "${hdr[@]}" \
+    || echo "$label: the load run reported failures (log: gw-$row.log)"
   if [ $first = 1 ]; then first=0; fi
-  if [ "$pol" = "${policies##* }" ]; then
+  if [ "$row" = "$last_row" ]; then
     # one request by hand, to show what the gateway adds to a response
     b64=$(base64 -w0 "$shared/images/photo-cat-chelsea.png")
     printf '{"model":"ferry","max_tokens":16,"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,%s"}},{"type":"text","text":"What animal is this?"}]}],"metadata":{"answer":"cat","difficulty":0.2,"images":1,"image_sides":[451]}}' \
       "$b64" > "$tmp/one.json"
     echo
-    echo "== one request through the gateway (policy $pol): its X-Ferry-* headers and answer"
+    echo "== one request through the gateway ($label): its X-Ferry-* headers and answer"
     curl -s -D "$tmp/one.hdr" -o "$tmp/one.out" -H 'Content-Type: application/json' \
       --data-binary @"$tmp/one.json" "http://127.0.0.1:$port/v1/chat/completions" || true
     grep -i '^x-ferry' "$tmp/one.hdr" | tr -d '\r' | sed 's/^/   /'
-    sed -n 's/.*"content":"\([^"]*\)".*/   answer: \1/p' "$tmp/one.out"
+    ans=$(sed -n 's/.*"content":"\([^"]*\)".*/   answer: \1/p' "$tmp/one.out")
+    [ -n "$ans" ] && echo "$ans"
   fi
   kill -TERM "$gpid" 2>/dev/null || true
   wait "$gpid" 2>/dev/null || true
 done
 echo
-echo; echo "== done in $(( $(date +%s) - t0 )) s; every process the demo started is stopped"
+echo "== done in $(( $(date +%s) - t_start )) s ($(( $(date +%s) - t0 )) s for the table);" \
+  "every process the demo started is stopped"

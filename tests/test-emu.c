@@ -22,6 +22,7 @@
 
 #include "emu/answers.h"
 #include "emu/collect.h"
+#include "emu/dataset.h"
 #include "emu/faults.h"
 #include "emu/load.h"
 #include "emu/logprobs.h"
@@ -1578,6 +1579,57 @@ TEST(emu_collect_runs_each_plan_on_each_node)
         fprintf(stderr, "  shared mu: down %g drop %g\n", mu[MGQP_DOWN], mu[MGQP_DROP]);
     CHECK(fabs(mu[MGQP_DOWN] + 0.5) > 1e-6);
     CHECK(fabs(mu[MGQP_DROP] + 1.0) > 1e-6);
+}
+
+/* make demo's training set (data/collect/demo-train.jsonl) shares no image with what
+ * `ferry bench load` sends (data/collect/mini.jsonl, its default dataset, and the
+ * dialogue views of src/emu/load.c g_views), and has enough large images for ferry's
+ * min_obs downscale evidence (scripts/demo.sh "ferry trained"). */
+TEST(emu_demo_training_set_is_disjoint_from_the_load)
+{
+    static const char *const views[] = {"photo-coffee.webp", "photo-cups-progressive.jpg",
+                                        "photo-camera-gray.png"};
+    struct emu_item *tr = NULL, *mini = NULL;
+    int ntr = 0, nmini = 0;
+    char err[512] = "";
+    int rc1 = emu_dataset_load("data/collect/demo-train.jsonl", test_shared_dir(), &tr, &ntr, err,
+                               sizeof err);
+    int rc2 = emu_dataset_load("data/collect/mini.jsonl", test_shared_dir(), &mini, &nmini, err,
+                               sizeof err);
+    if (rc1 || rc2) fprintf(stderr, "  %s\n", err);
+    int shared = 0, large = 0;
+    for (int i = 0; !rc1 && !rc2 && i < ntr; i++)
+        for (int k = 0; k < tr[i].nimages; k++) {
+            const char *img = tr[i].images[k];
+            const char *base = strrchr(img, '/') ? strrchr(img, '/') + 1 : img;
+            for (int j = 0; j < nmini; j++)
+                for (int m = 0; m < mini[j].nimages; m++)
+                    if (!strcmp(strrchr(mini[j].images[m], '/') ? strrchr(mini[j].images[m], '/') + 1
+                                                                 : mini[j].images[m], base)) {
+                        fprintf(stderr, "  %s and %s share %s\n", tr[i].id, mini[j].id, base);
+                        shared++;
+                    }
+            for (size_t v = 0; v < sizeof views / sizeof views[0]; v++)
+                if (!strcmp(views[v], base)) {
+                    fprintf(stderr, "  %s uses the load's dialogue view %s\n", tr[i].id, base);
+                    shared++;
+                }
+            uint8_t *data = NULL;
+            size_t n = 0;
+            enum fy_img_format fmt;
+            int w = 0, h = 0;
+            char e[256];
+            if (util_read_file(img, 64u << 20, &data, &n, e, sizeof e) == 0 &&
+                feat_image_probe(data, n, &fmt, &w, &h, e, sizeof e) == 0 && (w > 448 || h > 448))
+                large++;
+            free(data);
+        }
+    emu_dataset_free(tr, ntr);
+    emu_dataset_free(mini, nmini);
+    CHECK(rc1 == 0 && rc2 == 0);
+    CHECK_EQ_INT(shared, 0);
+    CHECK_EQ_INT(ntr, 46);
+    CHECK_EQ_INT(large, 43);
 }
 
 TEST(emu_collect_cli_refuses_unknown_plans)
