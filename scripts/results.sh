@@ -247,8 +247,8 @@ discussion() {
   local p_ocr_edge p_ocr_cloud
   p_ocr_edge=$(task_prior qwen2-vl-2b ocr)
   p_ocr_cloud=$(task_prior qwen2.5-vl-72b ocr)
-  v_edge=$("$ferry" sim --nodes | awk '$1 == "edge-3090" { print $8 }')
-  v_cloud=$("$ferry" sim --nodes | awk '$1 == "cloud-a100" { print $8 }')
+  v_edge=$("$ferry" sim --nodes | awk '$1 == "edge-3090" { print $8; exit }')
+  v_cloud=$("$ferry" sim --nodes | awk '$1 == "cloud-a100" { print $8; exit }')
   cat <<EOF_DISCUSSION
 ## Discussion
 
