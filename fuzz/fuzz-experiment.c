@@ -8,8 +8,8 @@
  *         resolved the same way.
  * A resolved setup must hold what the engine indexes with (node, policy and class
  * counts in range, positive arrival rate); then the first policy runs a tiny
- * simulation (5 requests, no trace, no prediction model file). Any crash, leak or UB is
- * a bug. Run from the repository root (data/ is found there). Seeds:
+ * simulation (5 requests, no trace, no prediction model file) and the others' params go
+ * through their init. Any crash, leak or UB is a bug. Run from the repository root (data/ is found there). Seeds:
  * fuzz/corpus/fuzz-experiment/ (copies of data/experiments/NAME.ini with byte 0 = '0',
  * --set lists with byte 0 = '1'). */
 #define _GNU_SOURCE
@@ -78,10 +78,18 @@ static void check_setup(const struct sim_setup *s)
         if (!pol_find(x->pol[p].name)) abort();
 }
 
-/* A tiny run of the first policy: 5 requests, one seed, no files. */
+/* A tiny run of the first policy (5 requests, one seed, no files); the others' params
+ * go through their init only. */
 static void tiny_run(struct sim_setup *s)
 {
     char err[512];
+    for (int p = 1; p < s->exp.npolicies; p++) {
+        const struct fy_policy *pol = pol_find(s->exp.pol[p].name);
+        void *st = NULL;
+        if (pol->init(&st, s->exp.pol[p].params[0] ? s->exp.pol[p].params : NULL, err,
+                      sizeof err) == 0 && pol->free)
+            pol->free(st);
+    }
     s->exp.requests = 5;
     s->exp.duration_s = 0;
     s->exp.pred_model[0] = '\0';
