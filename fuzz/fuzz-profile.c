@@ -2,11 +2,13 @@
  * the INI profile loader (node_lib_load, then every node resolved and driven through the
  * service model and its link) or the image-pool CSV reader (sim_pool_load). Seeds:
  * fuzz/corpus/fuzz-profile/ (the shipped profiles). */
+#define _GNU_SOURCE /* memfd_create */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "node/link.h"
@@ -44,7 +46,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
     if (!g_path[0]) {
-        snprintf(g_path, sizeof g_path, "/tmp/fuzz-profile-%d.ini", (int)getpid());
+        /* an in-memory file (nothing left behind); fopen "wb" reopens and truncates it */
+        int fd = memfd_create("fuzz-profile", 0);
+        if (fd < 0) {
+            perror("fuzz-profile: memfd_create");
+            abort();
+        }
+        snprintf(g_path, sizeof g_path, "/proc/self/fd/%d", fd);
     }
     FILE *fp = fopen(g_path, "wb");
     if (!fp) return 0;
