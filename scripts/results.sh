@@ -119,6 +119,8 @@ summarize() {
 
 # value of a column (2 e2e, 3 p95, 4 compl, 5 acc, 6 cost) of a policy in a summary
 val() { awk -F'\t' -v p="$2" -v c="$3" '$1 == p { print $c }' "$1"; }
+# column COL of experiment EXP's row in the targets table ($targets, written below)
+tgt() { awk -F'\t' -v n="$1" -v c="$2" '$1 == n { print $c }' "$targets"; }
 
 # frontier WORKLOAD EDGE_MODEL CLOUD_MODEL BUDGET_PT -> share of requests a policy that
 # knows every request's exact P(correct) on both models can send to the edge while the
@@ -197,29 +199,29 @@ discussion() {
   f_vqa=$(frontier data/workloads/vqav2-like.ini qwen2-vl-2b qwen2.5-vl-7b 0.3)
   f_mmb=$(frontier data/workloads/mmbench-like.ini qwen2-vl-2b qwen2.5-vl-7b 0.3)
   local o_vqa o_mmb v_edge v_cloud
-  o_vqa=$(awk -F'\t' '$1 == "moaoff-vqav2" { print $4 }' "$targets")
-  o_mmb=$(awk -F'\t' '$1 == "moaoff-mmbench" { print $4 }' "$targets")
+  o_vqa=$(tgt moaoff-vqav2 4)
+  o_mmb=$(tgt moaoff-mmbench 4)
   local h_busy_red h_busy_dc h_doc_red h_doc_dc
-  h_busy_red=$(awk -F'\t' '$1 == "heldout-busy-edge" { print $2 }' "$targets")
-  h_busy_dc=$(awk -F'\t' '$1 == "heldout-busy-edge" { print $3 }' "$targets")
-  h_doc_red=$(awk -F'\t' '$1 == "heldout-docqa" { print $2 }' "$targets")
-  h_doc_dc=$(awk -F'\t' '$1 == "heldout-docqa" { print $3 }' "$targets")
+  h_busy_red=$(tgt heldout-busy-edge 2)
+  h_busy_dc=$(tgt heldout-busy-edge 3)
+  h_doc_red=$(tgt heldout-docqa 2)
+  h_doc_dc=$(tgt heldout-docqa 3)
   local x_vqa x_vqa_dc x_mmb x_mmb_dc x_vqa_ds x_mmb_ds x_het x_het_dc
-  x_vqa=$(awk -F'\t' '$1 == "moaoff-vqav2" { print $9 }' "$targets")
-  x_vqa_dc=$(awk -F'\t' '$1 == "moaoff-vqav2" { print $10 }' "$targets")
-  x_mmb=$(awk -F'\t' '$1 == "moaoff-mmbench" { print $9 }' "$targets")
-  x_mmb_dc=$(awk -F'\t' '$1 == "moaoff-mmbench" { print $10 }' "$targets")
-  x_het=$(awk -F'\t' '$1 == "hetero" { print $9 }' "$targets")
-  x_het_dc=$(awk -F'\t' '$1 == "hetero" { print $10 }' "$targets")
+  x_vqa=$(tgt moaoff-vqav2 9)
+  x_vqa_dc=$(tgt moaoff-vqav2 10)
+  x_mmb=$(tgt moaoff-mmbench 9)
+  x_mmb_dc=$(tgt moaoff-mmbench 10)
+  x_het=$(tgt hetero 9)
+  x_het_dc=$(tgt hetero 10)
   x_vqa_ds=$(val "$work/moaoff-vqav2.sum" "ferry truth=p" 9)
   x_mmb_ds=$(val "$work/moaoff-mmbench.sum" "ferry truth=p" 9)
   local t_vqa t_vqa_dc t_mmb t_mmb_dc t_het t_het_dc t_vqa_ds t_mmb_ds w_vqa w_mmb
-  t_vqa=$(awk -F'\t' '$1 == "moaoff-vqav2" { print $11 }' "$targets")
-  t_vqa_dc=$(awk -F'\t' '$1 == "moaoff-vqav2" { print $12 }' "$targets")
-  t_mmb=$(awk -F'\t' '$1 == "moaoff-mmbench" { print $11 }' "$targets")
-  t_mmb_dc=$(awk -F'\t' '$1 == "moaoff-mmbench" { print $12 }' "$targets")
-  t_het=$(awk -F'\t' '$1 == "hetero" { print $11 }' "$targets")
-  t_het_dc=$(awk -F'\t' '$1 == "hetero" { print $12 }' "$targets")
+  t_vqa=$(tgt moaoff-vqav2 11)
+  t_vqa_dc=$(tgt moaoff-vqav2 12)
+  t_mmb=$(tgt moaoff-mmbench 11)
+  t_mmb_dc=$(tgt moaoff-mmbench 12)
+  t_het=$(tgt hetero 11)
+  t_het_dc=$(tgt hetero 12)
   t_vqa_ds=$(val "$work/moaoff-vqav2.sum" "ferry trained" 9)
   t_mmb_ds=$(val "$work/moaoff-mmbench.sum" "ferry trained" 9)
   w_vqa=$(within_target moaoff-vqav2)
@@ -231,11 +233,11 @@ discussion() {
   tr_c=$(awk -F'\t' -v c="$(val "$work/heldout-busy-edge.sum" cloud-only 4)" \
     '{ printf "%+.2f", $4 - c }' "$work/heldout-busy-edge-transfer.sum")
   local h_busy_t h_busy_tc
-  h_busy_t=$(awk -F'\t' '$1 == "heldout-busy-edge" { print $11 }' "$targets")
-  h_busy_tc=$(awk -F'\t' '$1 == "heldout-busy-edge" { print $12 }' "$targets")
+  h_busy_t=$(tgt heldout-busy-edge 11)
+  h_busy_tc=$(tgt heldout-busy-edge 12)
   local x_doc x_doc_dc k0_e k0_c
-  x_doc=$(awk -F'\t' '$1 == "heldout-docqa" { print $9 }' "$targets")
-  x_doc_dc=$(awk -F'\t' '$1 == "heldout-docqa" { print $10 }' "$targets")
+  x_doc=$(tgt heldout-docqa 9)
+  x_doc_dc=$(tgt heldout-docqa 10)
   summarize "$work/heldout-docqa-exact-k0.csv" >"$work/heldout-docqa-exact-k0.sum"
   k0_e=$(awk -F'\t' -v c="$(val "$work/heldout-docqa.sum" cloud-only 2)" \
     '{ printf "%+.1f", 100 * ($2 / c - 1) }' "$work/heldout-docqa-exact-k0.sum")
