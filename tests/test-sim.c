@@ -397,22 +397,36 @@ TEST(sim_closed_user_waits_for_its_answer)
     free(r);
 }
 
+/* Runs least-loaded (seed 1) on experiment `path` with `sets` into a trace with the
+ * given counterfactual level (engine.h), read back into *recs / *n; s is built. 0 or -1. */
+static int counterfactual_trace(struct sim_setup *s, const char *path, const char *const *sets,
+                                int counterfactual, const char *name,
+                                struct trace_record **recs, size_t *n)
+{
+    char err[512];
+    if (build(s, path, sets, err, sizeof err) < 0) return -1;
+    const char *tpath = test_tmp_path(name);
+    FILE *tf = fopen(tpath, "w");
+    if (!tf) return -1;
+    struct sim_result *r = calloc(1, sizeof *r);
+    struct sim_run_opts o = {.pol = pol_find("least-loaded"), .seed = 1, .trace = tf,
+                             .counterfactual = counterfactual, .trace_tag = "t/", .use_pred = 0};
+    int rc = r ? sim_run(s, &o, r, err, sizeof err) : -1;
+    free(r);
+    if (fclose(tf) != 0 || rc < 0) return -1;
+    *recs = NULL;
+    *n = 0;
+    return trace_read_file(tpath, 0, recs, n, err, sizeof err) < 0 ? -1 : 0;
+}
+
 TEST(sim_trace_with_counterfactual_outcomes)
 {
     const char *sets[] = {"experiment.requests=300", NULL};
     struct sim_setup *s = calloc(1, sizeof *s);
-    struct sim_result *r = calloc(1, sizeof *r);
-    char err[512];
-    CHECK_EQ_INT(build(s, "data/experiments/hetero.ini", sets, err, sizeof err), 0);
-    const char *tpath = test_tmp_path("cf.jsonl");
-    FILE *tf = fopen(tpath, "w");
-    struct sim_run_opts o = {.pol = pol_find("least-loaded"), .seed = 1, .trace = tf,
-                             .counterfactual = 1, .trace_tag = "t/", .use_pred = 0};
-    CHECK_EQ_INT(sim_run(s, &o, r, err, sizeof err), 0);
-    fclose(tf);
     struct trace_record *recs = NULL;
     size_t n = 0;
-    CHECK_EQ_INT(trace_read_file(tpath, 0, &recs, &n, err, sizeof err), 0);
+    CHECK_EQ_INT(counterfactual_trace(s, "data/experiments/hetero.ini", sets, 1, "cf.jsonl",
+                                      &recs, &n), 0);
     CHECK_EQ_INT(n, 300);
     long cloud_better = 0;
     for (size_t i = 0; i < n; i++) {
@@ -439,7 +453,6 @@ TEST(sim_trace_with_counterfactual_outcomes)
     free(recs);
     sim_setup_fini(s);
     free(s);
-    free(r);
 }
 
 /* --counterfactual-plans: on every node the keep, downscale (448 px, only for a larger
@@ -448,18 +461,10 @@ TEST(sim_trace_with_counterfactual_plans)
 {
     const char *sets[] = {"experiment.requests=200", "sweep.values=wan-300", NULL};
     struct sim_setup *s = calloc(1, sizeof *s);
-    struct sim_result *r = calloc(1, sizeof *r);
-    char err[512];
-    CHECK_EQ_INT(build(s, "data/experiments/moaoff-vqav2.ini", sets, err, sizeof err), 0);
-    const char *tpath = test_tmp_path("cfp.jsonl");
-    FILE *tf = fopen(tpath, "w");
-    struct sim_run_opts o = {.pol = pol_find("least-loaded"), .seed = 1, .trace = tf,
-                             .counterfactual = 2, .trace_tag = "t/", .use_pred = 0};
-    CHECK_EQ_INT(sim_run(s, &o, r, err, sizeof err), 0);
-    fclose(tf);
     struct trace_record *recs = NULL;
     size_t n = 0;
-    CHECK_EQ_INT(trace_read_file(tpath, 0, &recs, &n, err, sizeof err), 0);
+    CHECK_EQ_INT(counterfactual_trace(s, "data/experiments/moaoff-vqav2.ini", sets, 2,
+                                      "cfp.jsonl", &recs, &n), 0);
     CHECK_EQ_INT(n, 200);
     long larger = 0, smaller = 0, lower_q = 0, fewer_tokens = 0;
     for (size_t i = 0; i < n; i++) {
@@ -513,7 +518,6 @@ TEST(sim_trace_with_counterfactual_plans)
     free(recs);
     sim_setup_fini(s);
     free(s);
-    free(r);
 }
 
 /* The chain behind docs/results.md's "ferry trained": a --counterfactual-plans trace,
