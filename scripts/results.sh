@@ -602,6 +602,27 @@ done
   echo "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|"
   awk -F'\t' '{ printf "| %s | %s %% | %s | %s %% | %s | %s | %s | %s %% | %s | %s %% | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $9, $10, $11, $12, $13, $14 }' "$targets"
   echo
+  # the issue's targets, counted over the table (decision time: docs/benchmarks.md)
+  awk -F'\t' '
+    function mark(ok) { return ok ? "met" : "not met" }
+    function moa(red, dc, n) { return n ~ /^moaoff-/ && red <= -60 && dc >= -0.3 }
+    {
+      ne++; moa_n += $1 ~ /^moaoff-/
+      nd += $7 == "none"; ndt += $14 == "none"
+      m60 += moa($2, $3, $1); m60t += moa($11, $12, $1)
+      if ($6 >= 90 && $3 >= $5 - 0.3) { s90++; l90 = l90 (l90 == "" ? "" : ", ") $1 }
+      if ($13 >= 90 && $12 >= $5 - 0.3) { s90t++; l90t = l90t (l90t == "" ? "" : ", ") $1 }
+    }
+    END {
+      printf "Targets, counted over the table: **not dominated** by another policy — ferry on %d of %d\n", nd, ne
+      printf "experiments, ferry trained on %d of %d (%s); **≥ 60 %% lower latency than cloud-only within\n", ndt, ne, mark(nd == ne)
+      printf "0.3 pt on moaoff-\\***: %d of %d (trained: %d) (%s); **≥ 90 %% of the oracle'"'"'s reduction with\n", m60, moa_n, m60t, mark(m60 == moa_n)
+      printf "completion within 0.3 pt of the oracle'"'"'s**: %d of %d (%s), trained %d of %d (%s) (%s).\n",
+        s90, ne, s90 ? l90 : "none", s90t, ne, s90t ? l90t : "none", mark(s90 == ne)
+    }' "$targets"
+  echo "Decision time (< 20 µs median for ferry, 8 nodes × 4 plans) is a wall-clock"
+  echo "measurement and lives in docs/benchmarks.md (\`bash bench/bench-decide.sh\`), not here."
+  echo
   echo "\`ferry truth=p\` is ferry's own rule (same δ and kappa) fed the simulator's true"
   echo "P(correct) and latency of every plan instead of MGQP's and MILP's predictions (no"
   echo "cascades: their P(correct) depends on the realised confidence). It is not a target;"
