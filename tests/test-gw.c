@@ -1406,6 +1406,28 @@ TEST(gw_max_image_side_downscales_on_a_worker)
     gwt_resp_fini(&r);
 }
 
+/* [limits] max_images = 0 used to mean "the default, 16": a gateway meant to take text
+ * only forwarded images. 0 now refuses every image part (413), as any other value
+ * refuses one image more than it. */
+TEST(gw_max_images_zero_refuses_every_image)
+{
+    struct backend *e = be_start("e0", BE_OK);
+    struct gwt_gw g;
+    CHECK(gw_start_on(&g, "noimg.ini", e, NULL, "[limits]\nmax_images = 0\n") == 0);
+    char *body = image_request("photo-ladybird.jpg", 1);
+    expect_error(g.port, body, 413, "more than 0 images");
+    free(body);
+    struct gwt_resp r;
+    gwt_http(g.port, "/v1/chat/completions",
+             "{\"model\":\"ferry\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}", &r);
+    CHECK_EQ_INT(r.status, 200);
+    gwt_resp_fini(&r);
+    int nreq = be_nreq(e);
+    gwt_gw_stop(&g);
+    be_stop(e);
+    CHECK_EQ_INT(nreq, 1);   /* the text request only */
+}
+
 /* ==== command line and configuration files (findings of the error review) ========== */
 
 TEST(gw_serve_cli_names_a_missing_value_and_a_bad_port)

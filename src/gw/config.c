@@ -34,6 +34,7 @@ void gw_config_default(struct gw_config *c)
     c->min_body_rate = GW_HTTP_DEF_BODY_RATE;
     c->keepalive_timeout_ms = GW_HTTP_DEF_KEEPALIVE_MS;
     c->max_connections = GW_HTTP_DEF_MAX_CONNS;
+    c->max_images = FY_MAX_IMAGES;   /* the request model's default */
     snprintf(c->policy, sizeof c->policy, "least-loaded");
     c->max_client_buffer = 256 * 1024;
     c->downscale_quality = 85;

@@ -67,7 +67,7 @@ struct gw_config {
                                    * docs/gateway.md "Learned state and model files" */
     /* [limits] */
     size_t max_body_bytes;        /* HTTP body; 0 = the request model's default */
-    int max_images;               /* 0 = the request model's default */
+    int max_images;               /* image parts per request, 0..FY_MAX_IMAGES (0: text only); default 16 */
     unsigned long long max_pixels;/* per image; 0 = default */
     size_t max_client_buffer;     /* bytes queued to one client before the upstream pauses */
     int max_connections;          /* open client connections; more get 503 */

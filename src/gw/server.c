@@ -1887,7 +1887,7 @@ struct gw_server *gw_server_new(struct event_base *base, const struct gw_config 
              (unsigned long long)(rng_u64(&s->rng) & 0xffffffffull));
     req_limits_default(&s->lim);
     if (cfg->max_body_bytes) s->lim.max_body_bytes = cfg->max_body_bytes;
-    if (cfg->max_images) s->lim.max_images = cfg->max_images;
+    s->lim.max_images = cfg->max_images;   /* 0 is a limit too: no images */
     if (cfg->max_pixels) s->lim.max_pixels = cfg->max_pixels;
     s->recent = calloc(RECENT_N, sizeof *s->recent);
     s->up = gw_up_new(base);
