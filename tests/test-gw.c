@@ -1456,6 +1456,20 @@ TEST(gw_config_file_that_is_a_directory_says_so)
     CHECK_CLI(args, 1, "is a directory");   /* was "no [node NAME] section" */
 }
 
+/* A profile that cannot be read was reported as "data/profiles: No such file or
+ * directory", naming neither the node nor the key, and a relative path is read from
+ * the working directory, not from the config's folder. */
+TEST(gw_config_unreadable_profile_names_the_node_and_key)
+{
+    const char *p = test_tmp_path("noprof.ini");
+    CHECK(test_write_file(p, "[node edge0]\nurl = http://127.0.0.1:1\n"
+                             "profile = no-such-profiles\n") == 0);
+    char args[600];
+    snprintf(args, sizeof args, "serve --check -c '%s'", p);
+    CHECK_CLI(args, 1, "node 'edge0': profile = 'no-such-profiles'", "No such file",
+              "working directory");
+}
+
 /* inih reads 200-byte lines: a longer comment was cut in two and its tail parsed as a
  * line, a longer value silently cut or misread. */
 TEST(gw_config_long_comment_is_skipped_and_long_value_refused_with_its_line)

@@ -1,6 +1,7 @@
 /* gw/nodes — backend health, scraped queues and observed timing (see nodes.h). */
 #include "gw/nodes.h"
 
+#include <errno.h>
 #include <event2/event.h>
 #include <math.h>
 #include <stdio.h>
@@ -29,18 +30,24 @@ struct gw_probe {
 static int load_profile(const struct gw_node_cfg *nc, struct fy_node *out, char *err,
                         size_t errlen)
 {
+    struct stat st;
+    if (stat(nc->profile, &st) != 0) {   /* say which node and key, and from where */
+        snprintf(err, errlen, "node '%s': profile = '%s': %s%s", nc->name, nc->profile,
+                 strerror(errno),
+                 nc->profile[0] == '/' ? "" : " (a relative path is read from the working "
+                                              "directory, not from the config's folder)");
+        return -1;
+    }
     struct node_lib lib;
     node_lib_init(&lib);
-    struct stat st;
-    int rc = stat(nc->profile, &st) == 0 && S_ISDIR(st.st_mode)
-                 ? node_lib_load_dir(&lib, nc->profile, err, errlen)
-                 : node_lib_load(&lib, nc->profile, err, errlen);
+    char e2[512];
+    int rc = S_ISDIR(st.st_mode) ? node_lib_load_dir(&lib, nc->profile, e2, sizeof e2)
+                                 : node_lib_load(&lib, nc->profile, e2, sizeof e2);
     if (rc == 0) {
         const char *nm = nc->profile_node[0] ? nc->profile_node : nc->name;
-        char e2[256];
         rc = node_lib_resolve(&lib, nm, out, e2, sizeof e2);
-        if (rc) snprintf(err, errlen, "node '%s': profile %s: %s", nc->name, nc->profile, e2);
     }
+    if (rc) snprintf(err, errlen, "node '%s': profile = '%s': %s", nc->name, nc->profile, e2);
     node_lib_fini(&lib);
     return rc;
 }
