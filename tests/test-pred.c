@@ -103,9 +103,12 @@ TEST(trace_rejects_bad_lines)
         "{\"v\":1,\"features\":{},\"outcomes\":[{\"role\":\"edge\"}]}",
         "{\"v\":1,\"features\":{},\"outcomes\":[{\"node\":\"a\",\"quality\":3}]}",
         "{\"v\":1,\"features\":{\"turn\":\"x\"},\"outcomes\":[]}",
+        /* a role other than edge/cloud was read as edge: train then gave a cloud node
+         * the edge prior */
+        "{\"v\":1,\"features\":{},\"outcomes\":[{\"node\":\"a\",\"role\":\"Cloud\"}]}",
     };
     const char *want[] = {"object", "version", "features", "task", "ngram", "node",
-                          "quality", "turn"};
+                          "quality", "turn", "outcomes[0].role: \"Cloud\": expected edge or cloud"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = 0;
         CHECK_EQ_INT(trace_parse_line(bad[i], strlen(bad[i]), r, err, sizeof err), -1);

@@ -751,7 +751,11 @@ static int parse_outcome(const cJSON *o, struct trace_outcome *t, const char *w,
         return -1;
     }
     if (get_str(o, "role", role, sizeof role, w, err, errlen) < 0) return -1;
-    t->role = !strcmp(role, "cloud") ? FY_ROLE_CLOUD : FY_ROLE_EDGE;
+    if (role[0] && strcmp(role, "edge") != 0 && strcmp(role, "cloud") != 0) {
+        util_seterr(err, errlen, "%s.role: \"%s\": expected edge or cloud", w, role);
+        return -1;
+    }
+    t->role = !strcmp(role, "cloud") ? FY_ROLE_CLOUD : FY_ROLE_EDGE;   /* absent: edge */
     if (get_str(o, "model", t->model, sizeof t->model, w, err, errlen) < 0) return -1;
     const cJSON *l = cJSON_GetObjectItemCaseSensitive(o, "link");
     if (l) {
