@@ -104,6 +104,11 @@ TEST(learned_policies_registered_and_reject_bad_params)
     char err[256] = "";
     CHECK(pol_find("moa-off")->init(&st, "tau_img=2", err, sizeof err) < 0);
     CHECK(strstr(err, "tau_img=2") != NULL);
+    /* integer parameters: 2.5 hidden units were silently 2 */
+    CHECK(pol_find("lcio")->init(&st, "learner=a2c,hidden=2.5", err, sizeof err) < 0);
+    CHECK(strstr(err, "lcio: hidden=2.5: expected an integer") != NULL);
+    CHECK(pol_find("lcio")->init(&st, "seed=1.5", err, sizeof err) < 0);
+    CHECK(strstr(err, "lcio: seed=1.5: expected an integer") != NULL);
 }
 
 TEST(moa_off_routes_each_modality_by_its_complexity)

@@ -89,10 +89,10 @@ static int lc_kv(void *arg, const char *k, const char *v, char *err, size_t errl
     if (!strcmp(k, "eta")) return pol__num("lcio", k, v, 0, 10, &s->eta, err, errlen);
     if (!strcmp(k, "ucb")) return pol__num("lcio", k, v, 0, 100, &s->ucb, err, errlen);
     if (!strcmp(k, "lr")) return pol__num("lcio", k, v, 1e-6, 1, &s->lr, err, errlen);
-    if (!strcmp(k, "hidden")) return pol__num("lcio", k, v, 0, A2C_MAX_HID, &s->hidden, err, errlen);
+    if (!strcmp(k, "hidden")) return pol__int("lcio", k, v, 0, A2C_MAX_HID, &s->hidden, err, errlen);
     if (!strcmp(k, "gamma")) return pol__num("lcio", k, v, 0, 1, &s->gamma, err, errlen);
     if (!strcmp(k, "ent")) return pol__num("lcio", k, v, 0, 10, &s->ent, err, errlen);
-    if (!strcmp(k, "seed")) return pol__num("lcio", k, v, 0, 1e15, &s->seed, err, errlen);
+    if (!strcmp(k, "seed")) return pol__int("lcio", k, v, 0, 1e15, &s->seed, err, errlen);
     if (!strcmp(k, "learner")) {
         if (!strcmp(v, "a2c")) s->learner = 1;
         else if (!strcmp(v, "bandit")) s->learner = 0;

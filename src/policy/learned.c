@@ -1,6 +1,7 @@
 /* learned — helpers of the learned policies (learned.h). */
 #include "policy/learned.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,17 @@ int pol__num(const char *pol, const char *k, const char *v, double lo, double hi
 {
     if (util_parse_double(v, lo, hi, out) < 0) {
         snprintf(err, errlen, "%s: %s=%s: expected a number in [%g, %g]", pol, k, v, lo, hi);
+        return -1;
+    }
+    return 0;
+}
+
+int pol__int(const char *pol, const char *k, const char *v, double lo, double hi, double *out,
+             char *err, size_t errlen)
+{
+    if (pol__num(pol, k, v, lo, hi, out, err, errlen) < 0) return -1;
+    if (*out != floor(*out)) {
+        snprintf(err, errlen, "%s: %s=%s: expected an integer in [%g, %g]", pol, k, v, lo, hi);
         return -1;
     }
     return 0;

@@ -53,5 +53,8 @@ struct pol__sess *pol__session(struct pol__sessions *t, const char *id);
  * message "pol: k=v: expected a number in [lo, hi]". */
 int pol__num(const char *pol, const char *k, const char *v, double lo, double hi, double *out,
              char *err, size_t errlen);
+/* The same for a whole number ("pol: k=v: expected an integer in [lo, hi]"). */
+int pol__int(const char *pol, const char *k, const char *v, double lo, double hi, double *out,
+             char *err, size_t errlen);
 
 #endif
