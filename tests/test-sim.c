@@ -662,6 +662,15 @@ TEST(sim_bad_experiment_files_name_file_and_line)
     const char *bad_set[] = {"arrivals.rate_rps=fast", NULL};
     expect_error("e8.ini", text, bad_set, "--set", "rate_rps", &ok);
     CHECK(ok);
+    /* which of several --set lines is wrong: the message quotes it whole (it said
+     * "--set: max_seqs = 0: ...", the same for every node) */
+    const char *two_nodes[] = {"node.cloud-a100.max_seqs=8", "node.edge-3090.max_seqs=0", NULL};
+    expect_error("e8b.ini", text, two_nodes, "--set node.edge-3090.max_seqs=0: ", "max_seqs",
+                 &ok);
+    CHECK(ok);
+    const char *bad_class[] = {"class.q.weight=-1", NULL};
+    expect_error("e8c.ini", text, bad_class, "--set class.q.weight=-1: ", "weight", &ok);
+    CHECK(ok);
     snprintf(text, sizeof text, "%spolicies = random\n[sweep]\nkey = requests\nvalues = 1,2\n", head);
     expect_error("e9.ini", text, NULL, "e9.ini:6:", "SECTION.KEY", &ok);
     CHECK(ok);

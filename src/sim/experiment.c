@@ -115,11 +115,22 @@ int sim_entries_add_dotted(struct sim_entries *es, const char *assign, const cha
     return 0;
 }
 
-/* "file:line: msg", or "--option: msg" for command-line entries (line 0). */
+/* "file:line: msg"; for a --set line or a sweep value (line 0) the assignment itself,
+ * "--set node.edge.max_seqs=0: msg", since several may share a key; "--option: msg" for
+ * the other command-line entries. */
 static void entry_error(char *err, size_t errlen, const struct sim_entry *e, const char *msg)
 {
-    if (e->line > 0) snprintf(err, errlen, "%s:%d: %s", e->file, e->line, msg);
-    else snprintf(err, errlen, "%s: %s", e->file, msg);
+    if (e->line > 0) {
+        snprintf(err, errlen, "%s:%d: %s", e->file, e->line, msg);
+    } else if (!strcmp(e->file, "--set") || !strcmp(e->file, "[sweep]")) {
+        /* the section back in dotted form: "node edge" -> "node.edge" */
+        const char *sp = strchr(e->section, ' ');
+        int n1 = sp ? (int)(sp - e->section) : (int)strlen(e->section);
+        snprintf(err, errlen, "%s %.*s%s%s.%s=%s: %s", e->file, n1, e->section, sp ? "." : "",
+                 sp ? sp + 1 : "", e->key, e->value, msg);
+    } else {
+        snprintf(err, errlen, "%s: %s", e->file, msg);
+    }
 }
 
 /* ==== value helpers ================================================================ */
