@@ -1607,7 +1607,10 @@ TEST(gw_bench_export_names_a_missing_value_and_needs_no_node_key)
              "api_key_env = FERRY_TEST_KEY_THAT_IS_NOT_SET\n", db);
     CHECK_EQ_INT(test_write_file(test_tmp_path("keyed.ini"), cfg), 0);
     snprintf(args, sizeof args, "bench export -c %s", test_tmp_path("keyed.ini"));
-    CHECK_CLI(args, 1, "no-such-trace.db: sqlite: unable to open");
+    /* a missing database was "sqlite: unable to open database file", naming neither
+     * the key it came from nor where a relative path is looked up */
+    CHECK_CLI(args, 1, "no-such-trace.db: No such file", "[server] trace_db of",
+              "keyed.ini");
     snprintf(args, sizeof args, "serve --check -c %s", test_tmp_path("keyed.ini"));
     CHECK_CLI(args, 1, "FERRY_TEST_KEY_THAT_IS_NOT_SET' is not set"); /* serve still needs it */
 
@@ -1617,7 +1620,7 @@ TEST(gw_bench_export_names_a_missing_value_and_needs_no_node_key)
     snprintf(outp, sizeof outp, "%s", test_tmp_path("earlier.jsonl"));
     CHECK_EQ_INT(test_write_file(outp, "{\"earlier\":1}\n"), 0);
     snprintf(args, sizeof args, "bench export --db %s -o %s", db, outp);
-    CHECK_CLI(args, 1, "sqlite: unable to open");
+    CHECK_CLI(args, 1, "--db", "no-such-trace.db: No such file");
     char kept[64] = "";
     FILE *f = fopen(outp, "r");
     CHECK(f != NULL);

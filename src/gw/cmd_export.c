@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "gw/config.h"
@@ -66,6 +67,18 @@ int cmd_bench_export(int argc, char **argv)
         fprintf(stderr, "ferry bench export: --db FILE (or -c CONFIG with [server] trace_db) "
                 "is missing (try --help)\n");
         return 2;
+    }
+    /* sqlite would say "unable to open database file": name the file, the reason and
+     * where the path came from */
+    struct stat st;
+    if (stat(db, &st) != 0) {
+        if (cfgp)
+            fprintf(stderr, "ferry bench export: %s: %s ([server] trace_db of %s; a relative "
+                            "path is read from the working directory)\n", db, strerror(errno),
+                    cfgp);
+        else
+            fprintf(stderr, "ferry bench export: --db %s: %s\n", db, strerror(errno));
+        return 1;
     }
     /* -o: written to OUT.tmp and renamed when complete, so a failed export (a wrong
      * --db, a full disk) leaves an existing OUT as it was */
