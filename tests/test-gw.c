@@ -1470,6 +1470,19 @@ TEST(gw_config_unreadable_profile_names_the_node_and_key)
               "working directory");
 }
 
+/* A trace database that cannot be created stopped the gateway with "PATH: sqlite:
+ * unable to open database file", not saying which key it came from. */
+TEST(gw_unwritable_trace_db_names_the_key)
+{
+    const char *p = test_tmp_path("badtrace.ini");
+    CHECK(test_write_file(p, "[server]\nlisten = 127.0.0.1:0\n"
+                             "trace_db = /nonexistent-ferry-dir/t.db\n"
+                             "[node e]\nurl = http://127.0.0.1:1\n") == 0);
+    char args[600];
+    snprintf(args, sizeof args, "serve -c '%s'", p);
+    CHECK_CLI(args, 1, "[server] trace_db: /nonexistent-ferry-dir/t.db");
+}
+
 /* inih reads 200-byte lines: a longer comment was cut in two and its tail parsed as a
  * line, a longer value silently cut or misread. */
 TEST(gw_config_long_comment_is_skipped_and_long_value_refused_with_its_line)

@@ -1974,8 +1974,12 @@ struct gw_server *gw_server_new(struct event_base *base, const struct gw_config 
         goto fail;
     }
     if (cfg->trace_db[0]) {
-        s->store = gw_store_open(cfg->trace_db, err, errlen);
-        if (!s->store) goto fail;
+        char e2[400];
+        s->store = gw_store_open(cfg->trace_db, e2, sizeof e2);
+        if (!s->store) {   /* name the key: "PATH: sqlite: unable to open" said neither */
+            snprintf(err, errlen, "[server] trace_db: %s", e2);
+            goto fail;
+        }
     }
     gw_metrics_init(&s->m, s->nodes.n, cfg->policy);
     struct gw_shadow_env se = {
