@@ -671,6 +671,19 @@ TEST(sim_bad_experiment_files_name_file_and_line)
     const char *bad_class[] = {"class.q.weight=-1", NULL};
     expect_error("e8c.ini", text, bad_class, "--set class.q.weight=-1: ", "weight", &ok);
     CHECK(ok);
+    /* a node's link, device or model that does not exist is reported where it was named,
+     * not at the node's section in the profiles (nodes.ini:N, which names another one) */
+    const char *bad_link[] = {"node.edge-3090.link=nowhere", NULL};
+    expect_error("e8d.ini", text, bad_link, "--set: [node edge-3090]: link 'nowhere'",
+                 "not defined", &ok);
+    CHECK(ok);
+    snprintf(text, sizeof text, "%spolicies = random\n[node edge-3090]\nmodel = m0\n", head);
+    expect_error("e8e.ini", text, NULL, "e8e.ini:6: [node edge-3090]: model 'm0'", "not defined",
+                 &ok);
+    CHECK(ok);
+    /* a sweep value is applied per run, by the command */
+    CHECK_CLI("sim data/experiments/moaoff-vqav2.ini --requests 10 --set sweep.values=wan-999",
+              1, "[sweep]: [node cloud-a100]: link 'wan-999' is not defined");
     snprintf(text, sizeof text, "%spolicies = random\n[sweep]\nkey = requests\nvalues = 1,2\n", head);
     expect_error("e9.ini", text, NULL, "e9.ini:6:", "SECTION.KEY", &ok);
     CHECK(ok);

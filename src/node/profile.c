@@ -465,9 +465,16 @@ static int feed_node(struct node_lib *lib, const char *file, const char *name, c
         n->line = line;
         copy_file(n->file, sizeof n->file, file);
     }
-    if (!strcmp(key, "device")) return name_key(key, v, n->device, sizeof n->device, err, errlen);
-    if (!strcmp(key, "model")) return name_key(key, v, n->model, sizeof n->model, err, errlen);
-    if (!strcmp(key, "link")) return name_key(key, v, n->link, sizeof n->link, err, errlen);
+    struct node_origin *at = !strcmp(key, "device") ? &n->at_device
+                           : !strcmp(key, "model") ? &n->at_model
+                           : !strcmp(key, "link") ? &n->at_link : NULL;
+    if (at) {
+        char *dst = at == &n->at_device ? n->device : at == &n->at_model ? n->model : n->link;
+        if (name_key(key, v, dst, FY_NAME_MAX, err, errlen) < 0) return -1;
+        at->line = line;
+        copy_file(at->file, sizeof at->file, file);
+        return 0;
+    }
     if (!strcmp(key, "role")) {
         if (node_parse_role(v, &n->role) < 0) {
             snprintf(err, errlen, "role = %s: expected edge or cloud", v);
@@ -684,6 +691,20 @@ double node_model_cap(const struct node_model *m, const char *skill)
     return m->cap_default;
 }
 
+/* "FILE:LINE: [node N]: what 'name' is not defined" at the line that named it (at; NULL
+ * or never set: the node's section), "--set: ..." for a command-line entry (line 0). */
+static void undefined(char *err, size_t errlen, const struct node_def *n,
+                      const struct node_origin *at, const char *what, const char *name)
+{
+    const char *file = at && at->file[0] ? at->file : n->file;
+    int line = at && at->file[0] ? at->line : n->line;
+    if (line > 0)
+        snprintf(err, errlen, "%s:%d: [node %s]: %s '%s' is not defined", file, line, n->name,
+                 what, name);
+    else
+        snprintf(err, errlen, "%s: [node %s]: %s '%s' is not defined", file, n->name, what, name);
+}
+
 int node_lib_resolve(const struct node_lib *lib, const char *node_name, struct fy_node *out,
                      char *err, size_t errlen)
 {
@@ -696,13 +717,11 @@ int node_lib_resolve(const struct node_lib *lib, const char *node_name, struct f
     const struct node_device *d = node_lib_find_device(lib, n->device);
     const struct node_model *m = node_lib_find_model(lib, n->model);
     if (!n->device[0] || !d) {
-        snprintf(err, errlen, "%s:%d: [node %s]: device '%s' is not defined", n->file, n->line,
-                 n->name, n->device);
+        undefined(err, errlen, n, n->device[0] ? &n->at_device : NULL, "device", n->device);
         return -1;
     }
     if (!n->model[0] || !m) {
-        snprintf(err, errlen, "%s:%d: [node %s]: model '%s' is not defined", n->file, n->line,
-                 n->name, n->model);
+        undefined(err, errlen, n, n->model[0] ? &n->at_model : NULL, "model", n->model);
         return -1;
     }
     memset(out, 0, sizeof *out);
@@ -729,8 +748,7 @@ int node_lib_resolve(const struct node_lib *lib, const char *node_name, struct f
     if (n->link[0]) {
         const struct link_spec *l = node_lib_find_link(lib, n->link);
         if (!l) {
-            snprintf(err, errlen, "%s:%d: [node %s]: link '%s' is not defined", n->file, n->line,
-                     n->name, n->link);
+            undefined(err, errlen, n, &n->at_link, "link", n->link);
             return -1;
         }
         out->link = l->base;

@@ -72,6 +72,9 @@ struct node_def {
     int max_queue;              /* waiting requests beyond which the node refuses; 0 = no limit */
     int line;
     char file[256];
+    /* where device, model and link were last set (an experiment file or --set may
+     * override the profile's): their "is not defined" errors point there */
+    struct node_origin { int line; char file[256]; } at_device, at_model, at_link;
 };
 
 struct node_lib {
