@@ -109,6 +109,8 @@ TEST(learned_policies_registered_and_reject_bad_params)
     CHECK(strstr(err, "lcio: hidden=2.5: expected an integer") != NULL);
     CHECK(pol_find("lcio")->init(&st, "seed=1.5", err, sizeof err) < 0);
     CHECK(strstr(err, "lcio: seed=1.5: expected an integer") != NULL);
+    CHECK(pol_find("ferry")->init(&st, "downscale_px=300.7", err, sizeof err) < 0);
+    CHECK(strstr(err, "ferry: downscale_px=300.7: expected an integer") != NULL);
 }
 
 TEST(moa_off_routes_each_modality_by_its_complexity)

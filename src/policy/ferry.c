@@ -5,8 +5,9 @@
  *     the fastest plan whose quality lower bound  q̂ − z·σ_q  reaches the target,
  * target = the request's min_quality, or, when unset, (best q̂ among the candidates) − δ:
  * "as good as the best node, within δ, with confidence". Ties and the rest:
- *  - latency is the predicted end-to-end latency plus a cost price μ · cost; μ ≥ 0 is a
- *    dual variable updated after every outcome, μ ← max(0, μ + η (cost − budget)/budget),
+ *  - latency is the predicted end-to-end latency plus a cost price μ · cost; μ ≥ 0 (ms
+ *    per USD) is a dual variable updated after every outcome,
+ *    μ ← max(0, μ + η · (1000 / budget) · (cost − budget) / budget),
  *    so that the mean cost per request stays within cost_budget_usd (off when < 0);
  *    prefs.max_cost_usd is a hard limit per request;
  *  - with an SLO, plans predicted to meet it come first;
@@ -51,7 +52,8 @@
  * privacy = edge-only: no cloud node is admissible, hence no cascade.
  *
  * Parameters (defaults): z=1 zl=0 delta=0.03 kappa=0.1 downscale_px=448 plans=all|keep
- * split=1 kv=1 eps=0.05 cost_budget_usd=-1 eta=0.05 truth=0 cascade=1 min_obs=20. */
+ * split=1 kv=1 eps=0.05 cost_budget_usd=-1 eta=0.05 truth=0 cascade=1 cas_kappa=0.03
+ * min_obs=20. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -129,7 +131,7 @@ static int fy_kv(void *arg, const char *k, const char *v, char *err, size_t errl
         return 0;
     }
     if (!strcmp(k, "downscale_px")) {
-        if (pol__num("ferry", k, v, 28, 1 << 16, &d, err, errlen) < 0) return -1;
+        if (pol__int("ferry", k, v, 28, 1 << 16, &d, err, errlen) < 0) return -1;
         s->downscale_px = (int)d;
         return 0;
     }
