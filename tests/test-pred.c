@@ -1194,6 +1194,19 @@ static int cli_brier(const char *args, double *brier, double *prior)
     return pclose(p) == 0 ? found : -1;
 }
 
+/* The first line `ferry ARGS` prints on stdout, into line; 0 when it exits 0, else -1. */
+static int cli_first_line(const char *args, char *line, size_t cap)
+{
+    char cmd[2400], rest[512];
+    snprintf(cmd, sizeof cmd, "%s %s 2>/dev/null", test_ferry_bin(), args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    line[0] = 0;
+    if (!fgets(line, (int)cap, p)) line[0] = 0;
+    while (fgets(rest, sizeof rest, p)) {}
+    return pclose(p) == 0 ? 0 : -1;
+}
+
 /* OCR answers: the edge model is right 15 % of the time, the cloud model 80 %. */
 static double q_ocr(const struct fy_features *f, int k)
 {
@@ -1245,6 +1258,16 @@ TEST(train_and_eval_take_task_priors_from_profiles)
              test_tmp_path("no-such.ini"));
     CHECK_CLI(args, 1, "--profiles", "no-such.ini");
     CHECK_CLI("eval x.jsonl --model m.fy --profiles", 2, "--profiles needs a value");
+    /* --all scores every record and says so; with --holdout it is a contradiction */
+    char msg[256];
+    snprintf(args, sizeof args, "eval %s --model %s --all", tpath, m1);
+    CHECK_EQ_INT(cli_first_line(args, msg, sizeof msg), 0);
+    CHECK(strstr(msg, "evaluated 600 records (") == msg);
+    snprintf(args, sizeof args, "eval %s --model %s", tpath, m1);
+    CHECK_EQ_INT(cli_first_line(args, msg, sizeof msg), 0);
+    CHECK(strstr(msg, "evaluated ") == msg && strstr(msg, " held-out records (") != NULL);
+    CHECK_CLI("eval x.jsonl --model m.fy --all --holdout 0.5", 2,
+              "--all and --holdout exclude each other");
 }
 
 /* ==== a2c: the actor-critic behind RC-A2C (M4A1) and lcio ======================== */

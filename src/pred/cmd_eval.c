@@ -96,6 +96,7 @@ int cmd_eval(int argc, char **argv)
     const char *traces[256];
     int ntraces = 0, rc = 1;
     double holdout = 0.2;
+    int all = 0, split_given = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -103,8 +104,10 @@ int cmd_eval(int argc, char **argv)
         } else if (!strcmp(argv[i], "--model") && i + 1 < argc) {
             model = argv[++i];
         } else if (!strcmp(argv[i], "--all")) {
+            all = 1;
             holdout = 1.0 + 1e-9;
         } else if (!strcmp(argv[i], "--holdout") && i + 1 < argc) {
+            split_given = 1;
             if (util_parse_double(argv[++i], 0, 1, &holdout) < 0 || holdout == 0) {
                 fprintf(stderr, "ferry eval: --holdout %s: expected a number in (0, 1]\n", argv[i]);
                 return 2;
@@ -125,6 +128,10 @@ int cmd_eval(int argc, char **argv)
                     sizeof traces / sizeof traces[0]);
             return 2;
         }
+    }
+    if (all && split_given) {
+        fprintf(stderr, "ferry eval: --all and --holdout exclude each other (try --help)\n");
+        return 2;
     }
     if (!model || ntraces == 0) {
         fprintf(stderr, "ferry eval: %s (try --help)\n",
@@ -181,8 +188,8 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "ferry eval: no held-out records (try --all or a larger --holdout)\n");
         goto cleanup;
     }
-    printf("evaluated %ld held-out records (%ld latency samples, %zu quality labels); model %s\n\n",
-           nrec, sm->all.n, sm->nq, model);
+    printf("evaluated %ld %srecords (%ld latency samples, %zu quality labels); model %s\n\n",
+           nrec, all ? "" : "held-out ", sm->all.n, sm->nq, model);
     printf("latency (end-to-end)   %12s %10s %12s %10s %12s %10s %8s\n", "MAE ms", "MAPE %",
            "prior MAE", "prior %", "TTFT MAE", "90%PI %", "n");
     for (int i = 0; i <= p->n; i++) {
