@@ -1483,6 +1483,20 @@ TEST(gw_unwritable_trace_db_names_the_key)
     CHECK_CLI(args, 1, "[server] trace_db: /nonexistent-ferry-dir/t.db");
 }
 
+/* A state_file in a folder that does not exist: refused at start (the saves only logged
+ * a warning, and the learned state was never kept) */
+TEST(gw_state_file_in_a_missing_folder_is_refused_at_start)
+{
+    const char *p = test_tmp_path("badstate.ini");
+    CHECK(test_write_file(p, "[server]\nlisten = 127.0.0.1:0\n"
+                             "state_file = /nonexistent-ferry-dir/state.fy\n"
+                             "[node e]\nurl = http://127.0.0.1:1\n") == 0);
+    char args[600];
+    snprintf(args, sizeof args, "serve -c '%s'", p);
+    CHECK_CLI(args, 1, "[server] state_file /nonexistent-ferry-dir/state.fy",
+              "folder /nonexistent-ferry-dir");
+}
+
 /* inih reads 200-byte lines: a longer comment was cut in two and its tail parsed as a
  * line, a longer value silently cut or misread. */
 TEST(gw_config_long_comment_is_skipped_and_long_value_refused_with_its_line)

@@ -1862,6 +1862,23 @@ void gw_server_drain(struct gw_server *s)
     log_info("gw", "draining %d open request(s)", s->open);
 }
 
+/* A state_file that does not exist yet will be written at the first save: its folder
+ * must exist and be writable now, or the learned state would be lost without a word
+ * (the save only logs). 0, or -1 with err naming the key and the folder. */
+static int state_dir_check(const char *path, char *err, size_t errlen)
+{
+    char dir[1024];
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+    if (access(dir, W_OK | X_OK) == 0) return 0;
+    snprintf(err, errlen, "[server] state_file %s: folder %s: %s (the learned state could not "
+             "be saved; a relative path is read from the working directory)", path, dir,
+             strerror(errno));
+    return -1;
+}
+
 int gw_server_port(const struct gw_server *s) { return s->port; }
 int gw_server_inflight(const struct gw_server *s) { return s->open; }
 
@@ -1967,6 +1984,7 @@ struct gw_server *gw_server_new(struct event_base *base, const struct gw_config 
         }
         log_info("gw", "learned state loaded from %s", cfg->state_file);
     } else {
+        if (cfg->state_file[0] && state_dir_check(cfg->state_file, err, errlen) < 0) goto fail;
         s->pred = pred_new(s->nodes.node, s->nodes.n);
     }
     if (!s->pred) {
