@@ -1497,6 +1497,27 @@ TEST(gw_state_file_in_a_missing_folder_is_refused_at_start)
               "folder /nonexistent-ferry-dir");
 }
 
+/* A bad model file is named with where it came from: --model or [pred] model */
+TEST(gw_bad_model_file_names_its_origin)
+{
+    char bad[512], p1[512], p2[512], text[1024], args[1800]; /* test_tmp_path: one buffer */
+    snprintf(bad, sizeof bad, "%s", test_tmp_path("bad.fy"));
+    snprintf(p1, sizeof p1, "%s", test_tmp_path("model-key.ini"));
+    snprintf(p2, sizeof p2, "%s", test_tmp_path("model-opt.ini"));
+    CHECK(test_write_file(bad, "garbage\n") == 0);
+    snprintf(text, sizeof text, "[server]\nlisten = 127.0.0.1:0\n[pred]\nmodel = %s\n"
+             "[node e]\nurl = http://127.0.0.1:1\n", bad);
+    CHECK(test_write_file(p1, text) == 0);
+    CHECK(test_write_file(p2, "[server]\nlisten = 127.0.0.1:0\n"
+                              "[node e]\nurl = http://127.0.0.1:1\n") == 0);
+    snprintf(args, sizeof args, "serve -c '%s'", p1);
+    CHECK_CLI(args, 1, "ferry serve: [pred] model: ", bad);
+    snprintf(args, sizeof args, "serve -c '%s' --check", p1);
+    CHECK_CLI(args, 1, "ferry serve: [pred] model: ", bad);
+    snprintf(args, sizeof args, "serve -c '%s' --model '%s'", p2, bad);
+    CHECK_CLI(args, 1, "ferry serve: --model: ", bad);
+}
+
 /* inih reads 200-byte lines: a longer comment was cut in two and its tail parsed as a
  * line, a longer value silently cut or misread. */
 TEST(gw_config_long_comment_is_skipped_and_long_value_refused_with_its_line)

@@ -17,8 +17,9 @@ void test_fail(const char *file, int line, const char *fmt, ...)
 const char *test_shared_dir(void);
 /* The ferry binary the CLI tests run: $FERRY_BIN, else build/ferry. */
 const char *test_ferry_bin(void);
-/* Runs `test_ferry_bin() ARGS` with stdout discarded; the first line of its stderr goes
- * to msg. Returns its exit status, or -1 if it could not run. */
+/* Runs `test_ferry_bin() ARGS` with stdout discarded and a 120 s limit (then exit 124);
+ * the first line of its stderr goes to msg. Returns its exit status, or -1 if it could
+ * not run. */
 int test_ferry_cli(const char *args, char *msg, size_t msglen);
 /* Runs test_ferry_cli(args) and checks that it exits with `status` and that the first
  * line of its stderr contains every string of the NULL-terminated list after `status`.

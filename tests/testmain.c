@@ -56,8 +56,12 @@ const char *test_ferry_bin(void)
 
 int test_ferry_cli(const char *args, char *msg, size_t msglen)
 {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1 >/dev/null", test_ferry_bin(), args);
+    char cmd[4096];
+    /* a command that should fail but serves instead must not hang the suite: killed
+     * after 120 s (exit 124, reported as a wrong status) */
+    if ((size_t)snprintf(cmd, sizeof cmd, "timeout -k 5 120 %s %s 2>&1 >/dev/null",
+                         test_ferry_bin(), args) >= sizeof cmd)
+        return -1;
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
     msg[0] = '\0';

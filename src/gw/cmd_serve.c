@@ -53,19 +53,25 @@ static char share_note[600];   /* --check: what it found about [share] */
 
 /* --check: the model file loads for these nodes; the Redis address resolves (an
  * unreachable Redis is reported, not an error: the gateway serves without it). */
+/* What errors about the model file call it: the option or the config key it came from. */
+static const char *model_origin(const struct gw_config *c)
+{
+    return c->model_origin ? c->model_origin : "model";
+}
+
 static int check_model_share(const struct gw_config *c, struct gw_nodes *ns)
 {
     char err[512] = "";
     if (c->model_file[0]) {
         struct pred *p = pred_load(c->model_file, ns->node, ns->n, err, sizeof err);
         if (!p) {
-            fprintf(stderr, "ferry serve: model: %s\n", err);
+            fprintf(stderr, "ferry serve: %s: %s\n", model_origin(c), err);
             return 1;
         }
         pred_free(p);
         char lin[48];
         if (gw_share_lineage(c, lin, sizeof lin, err, sizeof err)) {
-            fprintf(stderr, "ferry serve: model: %s\n", err);
+            fprintf(stderr, "ferry serve: %s: %s\n", model_origin(c), err);
             return 1;
         }
     }
@@ -346,6 +352,7 @@ int cmd_serve(int argc, char **argv)
             return 2;
         }
         snprintf(cfg->model_file, sizeof cfg->model_file, "%s", model);
+        cfg->model_origin = "--model";
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = 0;
@@ -368,11 +375,15 @@ int cmd_serve(int argc, char **argv)
         goto out;
     }
     char lin[48], from[400] = "";
-    if (gw_share_lineage(cfg, lin, sizeof lin, err, sizeof err) ||
-        choose_state(s, cfg, lin, from, sizeof from, err, sizeof err) ||
-        (cfg->share_redis[0] &&
-         !(share = gw_share_new(base, cfg, gw_server_nodes(s), lin, err, sizeof err)))) {
-        fprintf(stderr, "ferry serve: %s%s\n", cfg->model_file[0] ? "model: " : "", err);
+    int bad_model = gw_share_lineage(cfg, lin, sizeof lin, err, sizeof err) ||
+                    choose_state(s, cfg, lin, from, sizeof from, err, sizeof err);
+    if (!bad_model && cfg->share_redis[0])
+        share = gw_share_new(base, cfg, gw_server_nodes(s), lin, err, sizeof err);
+    if (bad_model || (cfg->share_redis[0] && !share)) {
+        if (bad_model && cfg->model_file[0])
+            fprintf(stderr, "ferry serve: %s: %s\n", model_origin(cfg), err);
+        else
+            fprintf(stderr, "ferry serve: %s\n", err);
         gw_server_free(s);
         event_base_free(base);
         rc = 1;

@@ -65,6 +65,8 @@ struct gw_config {
     char model_file[GW_PATH_MAX]; /* `ferry train` model: the predictors' starting point
                                    * ("" = built-in priors); precedence with learned state:
                                    * docs/gateway.md "Learned state and model files" */
+    const char *model_origin;     /* where model_file came from, for errors: "[pred] model"
+                                   * (the config) or "--model" (set by ferry serve) */
     /* [limits] */
     size_t max_body_bytes;        /* HTTP body; 0 = the request model's default */
     int max_images;               /* image parts per request, 0..FY_MAX_IMAGES (0: text only); default 16 */
