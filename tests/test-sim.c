@@ -213,6 +213,13 @@ TEST(sim_cli_refuses_an_option_without_its_partner)
     CHECK_CLI("sim data/experiments/dialogue.ini --seeds 0", 2,
               "--seeds 0: expected an integer in [1, 10000]");
     CHECK_CLI("sim data/experiments/dialogue.ini --requests 2.5", 2, "--requests 2.5");
+    /* counts in the experiment are whole numbers too (2.5 seeds were silently 2) */
+    CHECK_CLI("sim data/experiments/dialogue.ini --set experiment.seeds=2.5", 1,
+              "--set experiment.seeds=2.5: seeds = 2.5: expected an integer");
+    CHECK_CLI("sim data/experiments/dialogue.ini --set arrivals.users=2.5", 1,
+              "users = 2.5: expected an integer");
+    CHECK_CLI("sim data/experiments/dialogue.ini --set experiment.requests=1e2.5", 1,
+              "requests = 1e2.5");
 }
 
 TEST(sim_cli_image_pool_measures_images_and_names_the_bad_ones)

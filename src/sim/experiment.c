@@ -281,18 +281,18 @@ static int feed_exp(struct sim_exp *x, const char *key, const char *v, char *err
         return -1;
     }
     if (!strcmp(key, "requests")) {
-        if (sim__num(key, v, 0, 1e10, &d, err, errlen) < 0) return -1;
+        if (sim__int(key, v, 0, 1e10, &d, err, errlen) < 0) return -1;
         x->requests = (long)d;
         return 0;
     }
     if (!strcmp(key, "duration_s")) return sim__num(key, v, 0, 1e9, &x->duration_s, err, errlen);
     if (!strcmp(key, "seeds")) {
-        if (sim__num(key, v, 1, 10000, &d, err, errlen) < 0) return -1;
+        if (sim__int(key, v, 1, 10000, &d, err, errlen) < 0) return -1;
         x->seeds = (int)d;
         return 0;
     }
     if (!strcmp(key, "seed")) {
-        if (sim__num(key, v, 0, 9007199254740992.0, &d, err, errlen) < 0) return -1;
+        if (sim__int(key, v, 0, 9007199254740992.0, &d, err, errlen) < 0) return -1;
         x->seed = (uint64_t)d;
         return 0;
     }
@@ -351,7 +351,7 @@ static int feed_arrivals(struct sim_arrivals *a, const char *key, const char *v,
     if (!strcmp(key, "amplitude")) return sim__num(key, v, 0, 1, &a->amplitude, err, errlen);
     if (!strcmp(key, "think_s")) return sim__num(key, v, 0, 1e9, &a->think_s, err, errlen);
     if (!strcmp(key, "users")) {
-        if (sim__num(key, v, 1, 1e6, &d, err, errlen) < 0) return -1;
+        if (sim__int(key, v, 1, 1e6, &d, err, errlen) < 0) return -1;
         a->users = (int)d;
         return 0;
     }

@@ -47,14 +47,21 @@ int sim__num(const char *key, const char *v, double lo, double hi, double *out, 
     return 0;
 }
 
-static int inum(const char *key, const char *v, int lo, int hi, int *out, char *err, size_t errlen)
+int sim__int(const char *key, const char *v, double lo, double hi, double *out, char *err,
+             size_t errlen)
 {
-    double d;
-    if (sim__num(key, v, lo, hi, &d, err, errlen) < 0) return -1;
-    if (d != floor(d)) {
+    if (sim__num(key, v, lo, hi, out, err, errlen) < 0) return -1;
+    if (*out != floor(*out)) {
         snprintf(err, errlen, "%s = %s: expected an integer", key, v);
         return -1;
     }
+    return 0;
+}
+
+static int inum(const char *key, const char *v, int lo, int hi, int *out, char *err, size_t errlen)
+{
+    double d;
+    if (sim__int(key, v, lo, hi, &d, err, errlen) < 0) return -1;
     *out = (int)d;
     return 0;
 }

@@ -117,5 +117,8 @@ void sim_dialogue_next(struct sim_dialogue *d, const struct sim_latent *lat, int
  * "KEY = V: expected a number in [LO, HI]" in err. */
 int sim__num(const char *key, const char *v, double lo, double hi, double *out, char *err,
              size_t errlen);
+/* sim__num, and the value must be a whole number ("expected an integer" otherwise). */
+int sim__int(const char *key, const char *v, double lo, double hi, double *out, char *err,
+             size_t errlen);
 
 #endif
