@@ -518,12 +518,12 @@ for n in "${exps[@]}"; do
     echo "  ${ored} % at ${odc} pt. ferry reaches ${share} % of the oracle's latency reduction."
     echo "  ferry's rule with exact predictions (\`ferry truth=p\`, not a clairvoyant): ${xred} %"
     echo "  at ${xdc} pt."
-    echo "- ferry with predictors trained offline (\`ferry trained\`: on a counterfactual trace"
-    echo "  of seed $train_seed with every node and image plan): ${tred} % at ${tdc} pt, ${tshare} % of"
-    echo "  the oracle's reduction."
     if [ "$clv" != "0.0" ]; then
       echo "  cloud-only breaks privacy here (${clv} edge-only requests per run sent to the cloud)."
     fi
+    echo "- ferry with predictors trained offline (\`ferry trained\`: on a counterfactual trace"
+    echo "  of seed $train_seed with every node and image plan): ${tred} % at ${tdc} pt, ${tshare} % of"
+    echo "  the oracle's reduction."
     echo "- Policies (oracle aside) that dominate ferry on latency, completion and cost without"
     echo "  more privacy violations: ${dom} (online policies); ferry trained: ${tdom}."
     if [[ $n == moaoff-* ]]; then
