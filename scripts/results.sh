@@ -175,6 +175,36 @@ task_prior() {
     }' data/profiles/models.ini
 }
 
+# frontier_plot -> docs/results/moaoff-frontier.svg: mean latency against completion on
+# moaoff-*, every policy of the summary as a point and the trained ferry's δ frontier as a
+# line (gnuplot; returns non-zero, and the report has no link, when it is missing)
+frontier_plot() {
+  command -v gnuplot >/dev/null || return 1
+  local n gp="$work/frontier.gp"
+  for n in moaoff-vqav2 moaoff-mmbench; do
+    awk -F'\t' '$1 != "ferry trained" { gsub(/ /, "-", $1); print $1, $2, $4 }' \
+      "$work/$n.sum" >"$work/$n-points.dat"
+  done
+  cat >"$gp" <<EOF_GP
+set terminal svg size 960,460 dynamic font "sans,11" noenhanced
+set output "docs/results/moaoff-frontier.svg"
+set multiplot layout 1,2
+set xlabel "mean latency (ms)"
+set ylabel "completion (%)"
+set key below font ",9"
+set grid
+do for [n in "moaoff-vqav2 moaoff-mmbench"] {
+  set title n
+  plot "$work/".n."-points.dat" using 2:3:1 with labels point pt 7 offset char 0.5,0.5 \
+         font ",8" notitle, \
+       "$work/".n."-frontier.dat" using 2:3 with linespoints lw 2 pt 5 title "ferry trained, δ 0 … 0.03", \
+       "$work/".n."-frontier.dat" using 2:3:1 with labels offset char 0,-1 font ",8" notitle
+}
+unset multiplot
+EOF_GP
+  gnuplot "$gp" >/dev/null 2>&1
+}
+
 # within_target EXP -> "δ = D: L %" for the δ of the trained ferry's frontier on EXP with
 # the lowest latency whose completion stays within 0.3 pt of cloud-only, or "none"
 within_target() {
@@ -645,14 +675,21 @@ done
   echo "| experiment | δ | latency vs cloud-only | completion Δ pt | downscale % |"
   echo "|---|---:|---:|---:|---:|"
   for n in moaoff-vqav2 moaoff-mmbench; do
+    : >"$work/$n-frontier.dat"
     for d in $deltas; do
       summarize "$work/$n-trained-d$d.csv" >"$work/$n-trained-d$d.sum"
+      awk -F'\t' -v d="$d" '$1 == "ferry" { print d, $2, $4 }' "$work/$n-trained-d$d.sum" \
+        >>"$work/$n-frontier.dat"
       awk -F'\t' -v n="$n" -v d="$d" -v ce="$(val "$work/$n.sum" cloud-only 2)" \
         -v cc="$(val "$work/$n.sum" cloud-only 4)" '$1 == "ferry" {
           printf "| %s | %s | %+.1f %% | %+.2f | %s |\n", n, d, 100 * ($2 / ce - 1), $4 - cc, $9 }' \
         "$work/$n-trained-d$d.sum"
     done
   done
+  if frontier_plot; then
+    echo
+    echo "Plot: [the trained ferry's frontier against the other policies](results/moaoff-frontier.svg)"
+  fi
   echo
   discussion
 } >>"$md"
