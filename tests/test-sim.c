@@ -527,6 +527,32 @@ TEST(sim_trace_with_counterfactual_plans)
     free(s);
 }
 
+/* --counterfactual-plans with more than 10 nodes would overflow a record's 32 outcomes:
+ * refused before the run, not cut silently */
+TEST(sim_counterfactual_plans_refuses_more_outcomes_than_a_record_holds)
+{
+    const char *sets[] = {"experiment.requests=10", NULL};
+    struct sim_setup *s = calloc(1, sizeof *s);
+    struct sim_result *r = calloc(1, sizeof *r);
+    char err[512] = "";
+    CHECK_EQ_INT(build(s, "data/experiments/hetero.ini", sets, err, sizeof err), 0);
+    FILE *tf = fopen(test_tmp_path("big.jsonl"), "w");
+    CHECK(tf);
+    struct sim_run_opts o = {.pol = pol_find("least-loaded"), .seed = 1, .trace = tf,
+                             .counterfactual = 2, .use_pred = 0};
+    int n0 = s->nnodes;
+    s->nnodes = FY_MAX_NODES / 3 + 1; /* checked before any node is read */
+    CHECK_EQ_INT(sim_run(s, &o, r, err, sizeof err), -1);
+    s->nnodes = n0;
+    CHECK(strstr(err, "--counterfactual-plans: 11 nodes") != NULL);
+    o.counterfactual = 1;
+    CHECK_EQ_INT(sim_run(s, &o, r, err, sizeof err), 0);
+    fclose(tf);
+    sim_setup_fini(s);
+    free(s);
+    free(r);
+}
+
 /* The chain behind docs/results.md's "ferry trained": a --counterfactual-plans trace,
  * `ferry train` (which counts its downscaled and dropped outcomes), and ferry with that
  * bank downscales images, which it never does from a fresh bank (no evidence) */

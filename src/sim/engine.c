@@ -1042,6 +1042,14 @@ int sim_run(const struct sim_setup *s, const struct sim_run_opts *o, struct sim_
     }
     int rc = -1;
     memset(res, 0, sizeof *res);
+    if (o->trace && o->counterfactual >= 2 && s->nnodes * 3 > FY_MAX_NODES) {
+        /* a trace record holds FY_MAX_NODES outcomes: the rest would be cut silently */
+        snprintf(err, errlen, "--counterfactual-plans: %d nodes × 3 plans is more than the "
+                 "%d outcomes a trace record holds (use --counterfactual)", s->nnodes,
+                 FY_MAX_NODES);
+        free(e);
+        return -1;
+    }
     e->s = s;
     e->o = o;
     e->res = res;
