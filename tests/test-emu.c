@@ -66,6 +66,17 @@ static int fx_start(struct fx *f, const struct emu_opts *o)
 
 static void fx_stop(struct fx *f) { gwt_emu_stop(&f->e); }
 
+/* An edge and a cloud emulator (the collect tests' pair): 0, or -1 with neither left
+ * running. */
+static int fx_start_pair(struct fx *fe, const struct emu_opts *oe, struct fx *fc,
+                         const struct emu_opts *oc)
+{
+    if (fx_start(fe, oe) < 0) return -1;
+    if (fx_start(fc, oc) == 0) return 0;
+    fx_stop(fe);
+    return -1;
+}
+
 /* ==== client ========================================================================== */
 
 struct resp {
@@ -1295,11 +1306,7 @@ TEST(emu_collect_scores_measures_and_resumes)
     oe.capability = 40;   /* the edge node always answers right ... */
     oc.capability = -40;  /* ... the cloud node never: the scores must show it */
     struct fx fe, fc;
-    CHECK(fx_start(&fe, &oe) == 0);
-    if (fx_start(&fc, &oc) < 0) {
-        fx_stop(&fe);
-        CHECK(0);
-    }
+    CHECK(fx_start_pair(&fe, &oe, &fc, &oc) == 0);
     const char *cfg = write_config(fe.e.port, fc.e.port);
     char out[512];
     snprintf(out, sizeof out, "%s", test_tmp_path("trace.jsonl"));
@@ -1445,11 +1452,7 @@ TEST(emu_collect_runs_each_plan_on_each_node)
     opts_fast(&oe);
     opts_fast(&oc);
     struct fx fe, fc;
-    CHECK(fx_start(&fe, &oe) == 0);
-    if (fx_start(&fc, &oc) < 0) {
-        fx_stop(&fe);
-        CHECK(0);
-    }
+    CHECK(fx_start_pair(&fe, &oe, &fc, &oc) == 0);
     const char *cfg = write_config(fe.e.port, fc.e.port);
     struct emu_collect_opts o;
     emu_collect_opts_default(&o);

@@ -1470,30 +1470,32 @@ TEST(gw_config_unreadable_profile_names_the_node_and_key)
               "working directory");
 }
 
-/* A trace database that cannot be created stopped the gateway with "PATH: sqlite:
- * unable to open database file", not saying which key it came from. */
-TEST(gw_unwritable_trace_db_names_the_key)
+/* "serve -c CONFIG" for a one-node config whose [server] section has `line` too (its
+ * text in a temp file); NULL when it could not be written. */
+static const char *serve_with_server_line(const char *line)
 {
-    const char *p = test_tmp_path("badtrace.ini");
-    CHECK(test_write_file(p, "[server]\nlisten = 127.0.0.1:0\n"
-                             "trace_db = /nonexistent-ferry-dir/t.db\n"
-                             "[node e]\nurl = http://127.0.0.1:1\n") == 0);
-    char args[600];
+    static char args[700];
+    char text[512];
+    snprintf(text, sizeof text, "[server]\nlisten = 127.0.0.1:0\n%s\n"
+             "[node e]\nurl = http://127.0.0.1:1\n", line);
+    const char *p = test_tmp_path("bad-server.ini");
+    if (test_write_file(p, text) != 0) return NULL;
     snprintf(args, sizeof args, "serve -c '%s'", p);
-    CHECK_CLI(args, 1, "[server] trace_db: /nonexistent-ferry-dir/t.db");
+    return args;
 }
 
-/* A state_file in a folder that does not exist: refused at start (the saves only logged
- * a warning, and the learned state was never kept) */
-TEST(gw_state_file_in_a_missing_folder_is_refused_at_start)
+/* Files the gateway writes are checked at start, naming their key: a trace database that
+ * cannot be created stopped it with "PATH: sqlite: unable to open database file"; a
+ * state_file in a folder that does not exist was accepted, every save only logged a
+ * warning and the learned state was never kept. */
+TEST(gw_unwritable_trace_db_and_state_file_name_their_key)
 {
-    const char *p = test_tmp_path("badstate.ini");
-    CHECK(test_write_file(p, "[server]\nlisten = 127.0.0.1:0\n"
-                             "state_file = /nonexistent-ferry-dir/state.fy\n"
-                             "[node e]\nurl = http://127.0.0.1:1\n") == 0);
-    char args[600];
-    snprintf(args, sizeof args, "serve -c '%s'", p);
-    CHECK_CLI(args, 1, "[server] state_file /nonexistent-ferry-dir/state.fy",
+    const char *a = serve_with_server_line("trace_db = /nonexistent-ferry-dir/t.db");
+    CHECK(a);
+    CHECK_CLI(a, 1, "[server] trace_db: /nonexistent-ferry-dir/t.db");
+    a = serve_with_server_line("state_file = /nonexistent-ferry-dir/state.fy");
+    CHECK(a);
+    CHECK_CLI(a, 1, "[server] state_file /nonexistent-ferry-dir/state.fy",
               "folder /nonexistent-ferry-dir");
 }
 
