@@ -517,7 +517,13 @@ TEST(profile_values_out_of_range_are_refused)
         {"[device d]\nmem_bw_gbs = 1e300\n", "mem_bw_gbs = 1e300: expected 0 or a number in"},
         {"[model m]\nparams_b = 1e-300\n", "params_b = 1e-300: expected 0 or a number in [0.0001, 100000]"},
         {"[model m]\npatches_per_token = 1e300\n", "patches_per_token = 1e300: expected a number in [1, 10000]"},
-        {"[link l]\nup_mbps = 1e-300\n", "up_mbps = 1e-300: expected 0 or a number in [0.001, 1e+07]"},
+        {"[link l]\nup_mbps = 1e-300\n", "up_mbps = 1e-300: expected a number in [0.001, 1e+07]"},
+        /* a link's rates and sojourns: > 0 when given (up_mbps = 0 got through to the
+         * first run: "link l: up_mbps must be > 0", without the line) */
+        {"[link l]\nup_mbps = 0\n", "up_mbps = 0: expected a number in [0.001, 1e+07]"},
+        {"[link l]\nbad_mbps = 0\n", "bad_mbps = 0: expected a number in [0.001, 1e+07]"},
+        {"[link l]\ngood_s = 0\n", "good_s = 0: expected a number in [0.001, 1e+09]"},
+        {"[device d]\neff_decode = 1e-300\n", "eff_decode = 1e-300: expected a number in [0.001, 1]"},
         {"[link l]\nrtt_ms = 1e300\n", "rtt_ms = 1e300: expected a number in [0, 1e+06]"},
         {"[link l]\nkind = views\nview_s = 1, 1e300\n", "value 2 is not a number in [0, 1e+06]"},
         {"[node n]\nmax_seqs = 1000000000\n", "max_seqs = 1000000000: expected an integer in [1, 1000000]"},
@@ -537,7 +543,52 @@ TEST(profile_values_out_of_range_are_refused)
     struct node_lib lib;
     node_lib_init(&lib);
     CHECK_EQ_INT(load_text("ok.ini", "[device d]\ntflops = 0\nmem_bw_gbs = 0.001\n"
-                                     "[link l]\nup_mbps = 0\n", err, sizeof err, &lib), 0);
+                                     "[link l]\ndown_mbps = 0\n", err, sizeof err, &lib), 0);
+    node_lib_fini(&lib);
+}
+
+/* What no single key shows is caught before a run, at the line that asked for it: a key
+ * set twice in one file (an indented line continues the key above and replaced its value
+ * silently), a link its kind cannot be built from (sim_run refused it without a line),
+ * rates in range that derive a node no run can finish on. */
+TEST(profile_whole_file_checks_name_the_line)
+{
+    static const struct { const char *text, *link, *want; } bad[] = {
+        {"[node n]\nmax_seqs = 4\nrole = edge\nmax_seqs = 8\n", NULL,
+         "w.ini:4: [node n] max_seqs: set again (first at line 2"},
+        {"[link l]\nview_s = 1,\n  2\n", NULL, "w.ini:3: [link l] view_s: set again"},
+        {"[link l]\nrtt_ms = 1\nkind = markov\nup_mbps = 5\n", "l",
+         "w.ini:3: link l: kind = markov needs up_mbps, bad_mbps, good_s, bad_s"},
+        {"[link l]\nrtt_ms = 1\n", "l", "w.ini:2: link l: kind = const needs up_mbps > 0"},
+        {"[link l]\nkind = series\nseries = no-such.csv\n", "l",
+         "w.ini:3: link l: series file "},
+        {"[link l]\nkind = views\n", "l", "w.ini:2: link l: kind = views needs view_s"},
+    };
+    char err[512];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct node_lib lib;
+        node_lib_init(&lib);
+        int rc = load_text("w.ini", bad[i].text, err, sizeof err, &lib);
+        if (rc == 0 && bad[i].link) rc = node_lib_check_link(&lib, bad[i].link, err, sizeof err);
+        node_lib_fini(&lib);
+        if (rc != -1 || !strstr(err, bad[i].want))
+            test_fail(__FILE__, __LINE__, "%s: rc %d, '%s'", bad[i].want, rc, err);
+    }
+    /* the same keys in two files: the later refines (experiment files rely on it) */
+    struct node_lib lib;
+    node_lib_init(&lib);
+    CHECK_EQ_INT(load_text("a.ini", "[link l]\nup_mbps = 5\n", err, sizeof err, &lib), 0);
+    CHECK_EQ_INT(load_text("b.ini", "[link l]\nup_mbps = 7\n", err, sizeof err, &lib), 0);
+    CHECK_EQ_INT(node_lib_check_link(&lib, "l", err, sizeof err), 0);
+    CHECK_NEAR(node_lib_find_link(&lib, "l")->base.up_mbps, 7, 0);
+    /* every key in range, the node impossible: 0.001 GB/s for 200 GB of weights */
+    CHECK_EQ_INT(load_text("c.ini", "[device d]\nmem_bw_gbs = 0.001\ntflops = 1\n"
+                                    "[model m]\nparams_b = 100\n[node n]\ndevice = d\n"
+                                    "model = m\n", err, sizeof err, &lib), 0);
+    struct fy_node n;
+    CHECK_EQ_INT(node_lib_resolve(&lib, "n", &n, err, sizeof err), -1);
+    if (!strstr(err, "c.ini:7: [node n]: device d with model m derives decode 3e-06 tok/s"))
+        test_fail(__FILE__, __LINE__, "derived rates: '%s'", err);
     node_lib_fini(&lib);
 }
 

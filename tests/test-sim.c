@@ -222,6 +222,36 @@ TEST(sim_cli_refuses_an_option_without_its_partner)
               "requests = 1e2.5");
 }
 
+/* A bad value is refused when the experiment is resolved, named by the --set that gave
+ * it, before any run: each of these got through to a run (a link's "up_mbps must be > 0"
+ * and a policy's params without their origin, after the runs before them), or ran and
+ * printed nonsense (every latency 0.0 ms at rate_rps = 1e-300, 3e62 ms at eff_decode =
+ * 1e-300). */
+TEST(sim_cli_bad_values_are_named_by_their_set_before_any_run)
+{
+    static const struct { const char *set, *want; } bad[] = {
+        {"link.wan-200.up_mbps=0", "--set link.wan-200.up_mbps=0: up_mbps = 0: expected a "
+                                   "number in [0.001, 1e+07]"},
+        {"link.wan-300.kind=markov", "--set link.wan-300.kind=markov: link wan-300: kind = "
+                                     "markov needs up_mbps, bad_mbps, good_s, bad_s all > 0"},
+        {"experiment.params.cloud-only=k=1", "--set experiment.params.cloud-only=k=1: "
+                                             "params.cloud-only: policy cloud-only: "},
+        {"experiment.pred_model=no-such.fy", "--set experiment.pred_model=no-such.fy: "
+                                             "pred_model: "},
+        {"arrivals.rate_rps=1e-300", "requests = 10 at these [arrivals] (rate_rps) would take "
+                                     "1e+301 s of simulated time; at most 1e+09"},
+        {"class.yesno.images_max=0", "--set class.yesno.images_max=0: workload vqav2-like: "
+                                     "[class yesno] images_max = 0 is below images_min = 1"},
+        {"device.a100-40gb.eff_decode=1e-300", "--set device.a100-40gb.eff_decode=1e-300: "},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char args[512];
+        snprintf(args, sizeof args, "sim data/experiments/moaoff-vqav2.ini --requests 10 "
+                 "--seeds 1 --policies random,cloud-only --set %s", bad[i].set);
+        CHECK_CLI(args, 1, bad[i].want);
+    }
+}
+
 TEST(sim_cli_image_pool_measures_images_and_names_the_bad_ones)
 {
     const char *bin = test_ferry_bin();

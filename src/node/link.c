@@ -125,7 +125,7 @@ struct link *link_new(const struct link_spec *s, uint64_t seed, char *err, size_
     switch (s->kind) {
     case LINK_CONST:
         if (!(s->base.up_mbps > 0)) {
-            snprintf(err, errlen, "link %s: up_mbps must be > 0", s->name);
+            snprintf(err, errlen, "link %s: kind = const needs up_mbps > 0 (Mbit/s)", s->name);
             goto fail;
         }
         if (seg_push(l, 0, s->base.up_mbps) < 0) goto oom;

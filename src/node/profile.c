@@ -16,6 +16,50 @@
 
 /* ==== INI reading with line numbers =============================================== */
 
+static unsigned ini_key_hash(const char *sk)
+{
+    unsigned h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)sk; *p; p++) h = (h ^ *p) * 16777619u;
+    return h;
+}
+
+static struct node_ini_key *ini_key_slot(struct node_ini_key *slot, size_t cap, unsigned h,
+                                         const char *sk)
+{
+    for (size_t i = h & (cap - 1);; i = (i + 1) & (cap - 1))
+        if (!slot[i].sk[0] || (slot[i].hash == h && !strcmp(slot[i].sk, sk))) return &slot[i];
+}
+
+int node_ini_keys_add(struct node_ini_keys *k, const char *section, const char *key, int line)
+{
+    char sk[sizeof k->slot[0].sk];
+    snprintf(sk, sizeof sk, "%.50s]%.50s", section, key); /* ']' ends no section name */
+    unsigned h = ini_key_hash(sk);
+    if (2 * (k->n + 1) > k->cap) { /* at most half full: probes stay short */
+        size_t cap = k->cap ? 2 * k->cap : 64;
+        struct node_ini_key *ns = calloc(cap, sizeof *ns);
+        if (!ns) return -ENOMEM;
+        for (size_t i = 0; i < k->cap; i++)
+            if (k->slot[i].sk[0]) *ini_key_slot(ns, cap, k->slot[i].hash, k->slot[i].sk) = k->slot[i];
+        free(k->slot);
+        k->slot = ns;
+        k->cap = cap;
+    }
+    struct node_ini_key *e = ini_key_slot(k->slot, k->cap, h, sk);
+    if (e->sk[0]) return e->line;
+    e->hash = h;
+    e->line = line;
+    memcpy(e->sk, sk, sizeof sk);
+    k->n++;
+    return 0;
+}
+
+void node_ini_keys_fini(struct node_ini_keys *k)
+{
+    free(k->slot);
+    memset(k, 0, sizeof *k);
+}
+
 struct ini_ctx {
     FILE *fp;
     int line;
@@ -24,7 +68,8 @@ struct ini_ctx {
     void *arg;
     char *err;
     size_t errlen;
-    int failed;     /* the callback reported an error (message already in err) */
+    int failed;     /* line at which the callback reported an error (message in err), or 0 */
+    struct node_ini_keys seen;
 };
 
 /* inih reader: one line per call, counted, so the handler knows where it is. */
@@ -50,8 +95,19 @@ static char *ini_reader_counting(char *str, int num, void *stream)
 static int ini_handler_cb(void *user, const char *section, const char *name, const char *value)
 {
     struct ini_ctx *c = user;
+    if (c->failed) return 0; /* inih reads on after an error: keep the first one's message */
+    int first = node_ini_keys_add(&c->seen, section, name, c->line);
+    if (first != 0) {
+        if (first < 0) snprintf(c->err, c->errlen, "out of memory");
+        else
+            snprintf(c->err, c->errlen, "[%s] %s: set again (first at line %d; one value per "
+                     "key and file — an indented line continues the key above it)", section,
+                     name, first);
+        c->failed = c->line;
+        return 0;
+    }
     if (c->cb(c->arg, section, name, value, c->line, c->err, c->errlen) < 0) {
-        c->failed = 1;
+        c->failed = c->line;
         return 0;
     }
     return 1;
@@ -80,14 +136,15 @@ int node_ini_read(const char *path, node_ini_cb cb, void *arg, char *err, size_t
     char msg[512] = "";
     struct ini_ctx c = {.fp = fp, .cb = cb, .arg = arg, .err = msg, .errlen = sizeof msg};
     int rc = ini_parse_stream(ini_reader_counting, &c, ini_handler_cb, &c);
+    node_ini_keys_fini(&c.seen);
     fclose(fp);
     if (c.too_long) {
         snprintf(err, errlen, "%s:%d: line longer than %d characters", path, c.line,
                  c.too_long);
         return -1;
     }
-    if (c.failed) {
-        snprintf(err, errlen, "%s:%d: %s", path, rc > 0 ? rc : c.line, msg);
+    if (c.failed && (rc <= 0 || rc == c.failed)) { /* else a syntax error came first */
+        snprintf(err, errlen, "%s:%d: %s", path, c.failed, msg);
         return -1;
     }
     if (rc != 0) {
@@ -175,7 +232,7 @@ void node_lib_fini(struct node_lib *lib)
     free(lib->dev);
     free(lib->mod);
     free(lib->lnk);
-    free(lib->lnk_line);
+    free(lib->lnk_at);
     free(lib->node);
     memset(lib, 0, sizeof *lib);
 }
@@ -234,12 +291,8 @@ static int feed_device(struct node_lib *lib, const char *file, const char *name,
     if (!strcmp(key, "tflops")) return rate_key(key, v, 1e-3, 1e6, &d->tflops, err, errlen);
     if (!strcmp(key, "mem_gb")) return num_key(key, v, 0, 1e6, &d->mem_gb, err, errlen);
     if (!strcmp(key, "eff_decode") || !strcmp(key, "eff_prefill")) {
-        double x;
-        if (num_key(key, v, 0, 1, &x, err, errlen) < 0) return -1;
-        if (!(x > 0 && x <= 1)) {
-            snprintf(err, errlen, "%s = %s: expected a number in (0, 1]", key, v);
-            return -1;
-        }
+        double x; /* a share of the peak: below 0.001 is a unit slip, not a device */
+        if (num_key(key, v, 1e-3, 1, &x, err, errlen) < 0) return -1;
         if (key[4] == 'd') d->eff_decode = x;
         else d->eff_prefill = x;
         return 0;
@@ -383,22 +436,30 @@ static int feed_link(struct node_lib *lib, const char *file, const char *name, c
 {
     struct link_spec *l = (struct link_spec *)node_lib_find_link(lib, name);
     if (!l) {
-        /* lnk and lnk_line grow together: one capacity for both */
+        /* lnk and lnk_at grow together: one capacity for both */
         size_t cap = lib->caplnk;
-        int *nl = util_grow(lib->lnk_line, &cap, (size_t)lib->nlnk, sizeof *nl, 8);
+        struct node_link_at *nl = util_grow(lib->lnk_at, &cap, (size_t)lib->nlnk, sizeof *nl, 8);
         if (!nl) goto oom;
-        lib->lnk_line = nl;
+        lib->lnk_at = nl;
         cap = lib->caplnk;
         struct link_spec *grown =
             util_grow(lib->lnk, &cap, (size_t)lib->nlnk, sizeof *grown, 8);
         if (!grown) goto oom;
         lib->lnk = grown;
         lib->caplnk = cap;
-        lib->lnk_line[lib->nlnk] = line;
+        memset(&lib->lnk_at[lib->nlnk], 0, sizeof lib->lnk_at[0]);
+        lib->lnk_at[lib->nlnk].sec.line = line;
+        copy_file(lib->lnk_at[lib->nlnk].sec.file, sizeof lib->lnk_at[0].sec.file, file);
         l = &lib->lnk[lib->nlnk++];
         memset(l, 0, sizeof *l);
         snprintf(l->name, sizeof l->name, "%s", name);
         l->kind = LINK_CONST;
+    }
+    struct node_link_at *at = &lib->lnk_at[l - lib->lnk];
+    if (!strcmp(key, "kind") || !strcmp(key, "series")) {
+        struct node_origin *o = key[0] == 'k' ? &at->kind : &at->series;
+        o->line = line;
+        copy_file(o->file, sizeof o->file, file);
     }
     if (!strcmp(key, "kind")) {
         if (!strcmp(v, "const")) l->kind = LINK_CONST;
@@ -411,14 +472,16 @@ static int feed_link(struct node_lib *lib, const char *file, const char *name, c
         }
         return 0;
     }
-    if (!strcmp(key, "up_mbps")) return rate_key(key, v, 1e-3, 1e7, &l->base.up_mbps, err, errlen);
+    /* a link's upload rate and Markov sojourns are > 0 when given (left out: a series or
+     * views link does without them; node_lib_check_link asks for them otherwise) */
+    if (!strcmp(key, "up_mbps")) return num_key(key, v, 1e-3, 1e7, &l->base.up_mbps, err, errlen);
     if (!strcmp(key, "down_mbps"))
         return rate_key(key, v, 1e-3, 1e7, &l->base.down_mbps, err, errlen);
     if (!strcmp(key, "rtt_ms")) return num_key(key, v, 0, 1e6, &l->base.rtt_ms, err, errlen);
     if (!strcmp(key, "jitter_ms")) return num_key(key, v, 0, 1e6, &l->base.jitter_ms, err, errlen);
-    if (!strcmp(key, "bad_mbps")) return rate_key(key, v, 1e-3, 1e7, &l->bad_mbps, err, errlen);
-    if (!strcmp(key, "good_s")) return num_key(key, v, 0, 1e9, &l->good_s, err, errlen);
-    if (!strcmp(key, "bad_s")) return num_key(key, v, 0, 1e9, &l->bad_s, err, errlen);
+    if (!strcmp(key, "bad_mbps")) return num_key(key, v, 1e-3, 1e7, &l->bad_mbps, err, errlen);
+    if (!strcmp(key, "good_s")) return num_key(key, v, 1e-3, 1e9, &l->good_s, err, errlen);
+    if (!strcmp(key, "bad_s")) return num_key(key, v, 1e-3, 1e9, &l->bad_s, err, errlen);
     if (!strcmp(key, "view_s"))
         return parse_list(key, v, l->view_s, LINK_MAX_VIEWS, &l->nviews, err, errlen);
     if (!strcmp(key, "series")) {
@@ -443,6 +506,41 @@ static int feed_link(struct node_lib *lib, const char *file, const char *name, c
 oom:
     snprintf(err, errlen, "out of memory");
     return -1;
+}
+
+int node_lib_check_link(const struct node_lib *lib, const char *name, char *err, size_t errlen)
+{
+    const struct link_spec *l = node_lib_find_link(lib, name);
+    if (!l) {
+        snprintf(err, errlen, "link '%s' is not defined (no [link %s] section)", name, name);
+        return -1;
+    }
+    char msg[600];
+    struct link *built = link_new(l, 1, msg, sizeof msg);
+    if (!built) {
+        /* a series file's error at the series key; a missing key at the kind that asks
+         * for it; else (kind const by default) at the section */
+        static const char *const kinds[] = {"const", "series", "markov", "views"};
+        const struct node_link_at *at = &lib->lnk_at[l - lib->lnk];
+        const struct node_origin *o = &at->sec;
+        const char *key = NULL, *val = NULL;
+        if (l->kind == LINK_SERIES && l->series_path[0] && at->series.file[0]) {
+            o = &at->series;
+            key = "series";
+            val = l->series_path;
+        } else if (at->kind.file[0]) {
+            o = &at->kind;
+            key = "kind";
+            val = (unsigned)l->kind < 4 ? kinds[l->kind] : "?";
+        }
+        if (o->line > 0) snprintf(err, errlen, "%s:%d: %s", o->file, o->line, msg);
+        else if (key) /* --set or a sweep value: the assignment, as the experiment names it */
+            snprintf(err, errlen, "%s link.%s.%s=%s: %s", o->file, l->name, key, val, msg);
+        else snprintf(err, errlen, "%s: %s", o->file, msg);
+        return -1;
+    }
+    link_free(built);
+    return 0;
 }
 
 static int feed_node(struct node_lib *lib, const char *file, const char *name, const char *key,
@@ -493,10 +591,11 @@ static int feed_node(struct node_lib *lib, const char *file, const char *name, c
     if (!strcmp(key, "usd_per_hour")) return num_key(key, v, 0, 1e6, &n->usd_per_hour, err, errlen);
     if (!strcmp(key, "cache_saving")) return num_key(key, v, 0, 1, &n->cache_saving, err, errlen);
     if (!strcmp(key, "prefill_tps"))
-        return rate_key(key, v, 1e-3, 1e9, &n->prefill_tps, err, errlen);
-    if (!strcmp(key, "decode_tps")) return rate_key(key, v, 1e-3, 1e9, &n->decode_tps, err, errlen);
+        return rate_key(key, v, NODE_MIN_TPS, 1e9, &n->prefill_tps, err, errlen);
+    if (!strcmp(key, "decode_tps"))
+        return rate_key(key, v, NODE_MIN_TPS, 1e9, &n->decode_tps, err, errlen);
     if (!strcmp(key, "vision_ms_per_token"))
-        return num_key(key, v, 0, 1e6, &n->vision_ms_per_token, err, errlen);
+        return num_key(key, v, 0, NODE_MAX_VISION_MS, &n->vision_ms_per_token, err, errlen);
     if (!strcmp(key, "description")) return 0;
     snprintf(err, errlen, "[node %s]: unknown key '%s' (device, model, role, link, max_seqs, "
              "tpot_slope, usd_per_mtok_in, usd_per_mtok_out, usd_per_hour, cache_saving, max_queue, "
@@ -734,6 +833,18 @@ int node_lib_resolve(const struct node_lib *lib, const char *node_name, struct f
         snprintf(err, errlen, "%s:%d: [node %s]: cannot derive service rates (device %s needs "
                  "mem_bw_gbs and tflops > 0, model %s params_b > 0, or give decode_tps and "
                  "prefill_tps)", n->file, n->line, n->name, d->name, m->name);
+        return -1;
+    }
+    /* each key in range can still combine into a rate no node has (a 1e5 B model on a
+     * 0.001 GB/s device): the derived rates get the bounds of the measured ones */
+    if (p->decode_tps < NODE_MIN_TPS || p->prefill_tps < NODE_MIN_TPS ||
+        !(p->vision_ms_per_token <= NODE_MAX_VISION_MS)) {
+        snprintf(err, errlen, "%s:%d: [node %s]: device %s with model %s derives decode %g "
+                 "tok/s, prefill %g tok/s, vision %g ms/token (rates at least %g, vision at "
+                 "most %g: check their keys, or give decode_tps, prefill_tps, "
+                 "vision_ms_per_token)", n->file, n->line, n->name, d->name, m->name,
+                 p->decode_tps, p->prefill_tps, p->vision_ms_per_token, NODE_MIN_TPS,
+                 NODE_MAX_VISION_MS);
         return -1;
     }
     /* the weights (language model + vision encoder) must fit the device's memory */

@@ -31,6 +31,10 @@
 
 #define NODE_MAX_SKILLS 16
 #define NODE_INI_MAX_BYTES (4u << 20) /* profile/experiment files larger are refused */
+/* Bounds of a node's service rates, given (prefill_tps, decode_tps, vision_ms_per_token)
+ * or derived by node_lib_resolve: tokens/s at least, ms per visual token at most. */
+#define NODE_MIN_TPS 1e-3
+#define NODE_MAX_VISION_MS 1e6
 
 struct node_device {
     char name[FY_NAME_MAX];
@@ -80,8 +84,10 @@ struct node_def {
 struct node_lib {
     struct node_device *dev; int ndev; size_t capdev;
     struct node_model *mod; int nmod; size_t capmod;
-    struct link_spec *lnk; int nlnk; size_t caplnk; /* caplnk: of lnk and lnk_line */
-    int *lnk_line;              /* line of each link section */
+    struct link_spec *lnk; int nlnk; size_t caplnk; /* caplnk: of lnk and lnk_at */
+    /* where each link section was first defined, and where its kind and series were
+     * last set (node_lib_check_link names the one its error is about) */
+    struct node_link_at { struct node_origin sec, kind, series; } *lnk_at;
     struct node_def *node; int nnode; size_t capnode;
 };
 
@@ -91,6 +97,18 @@ struct node_lib {
 typedef int (*node_ini_cb)(void *arg, const char *section, const char *key,
                            const char *value, int line, char *err, size_t errlen);
 int node_ini_read(const char *path, node_ini_cb cb, void *arg, char *err, size_t errlen);
+
+/* The keys an INI file has set, to refuse one set twice (the later value would win
+ * silently; with inih an indented line continues the key above and so sets it again).
+ * O(1) per key (open addressing). Zeroed memory is an empty set. */
+struct node_ini_keys {
+    struct node_ini_key { unsigned hash; int line; char sk[104]; } *slot;
+    size_t cap, n;
+};
+/* 0 when section.key is new (recorded at line), the line it was first set at when it
+ * was, -ENOMEM. Sections and keys longer than 50 characters compare by their first 50. */
+int node_ini_keys_add(struct node_ini_keys *k, const char *section, const char *key, int line);
+void node_ini_keys_fini(struct node_ini_keys *k);
 
 void node_lib_init(struct node_lib *lib);
 void node_lib_fini(struct node_lib *lib);
@@ -111,6 +129,11 @@ const struct node_def *node_lib_find_node(const struct node_lib *lib, const char
 const struct node_model *node_lib_find_model(const struct node_lib *lib, const char *name);
 const struct node_device *node_lib_find_device(const struct node_lib *lib, const char *name);
 const struct link_spec *node_lib_find_link(const struct node_lib *lib, const char *name);
+/* Checks that link `name` can be built as the simulator builds it (link_new: a const or
+ * markov link needs its rates and sojourns, a series link its file, read and checked
+ * here, a views link its view_s), so that a bad link stops the experiment before any
+ * run. 0, or -1 with "FILE:LINE: link NAME: what" at the link's section. */
+int node_lib_check_link(const struct node_lib *lib, const char *name, char *err, size_t errlen);
 
 /* Resolves a node definition into a struct fy_node (name, role, profile with the
  * derived rates, link figures of its link, healthy state). Errors name the node's

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "policy/policy.h"
+#include "pred/pred.h"
 #include "sim/report.h"
 #include "util/grow.h"
 
@@ -454,6 +455,61 @@ static int wl_cb(void *arg, const char *section, const char *key, const char *va
     return rc < 0 ? -1 : 0;
 }
 
+/* The last entry that set section.key (the one in force), or NULL. */
+static const struct sim_entry *entry_of(const struct sim_entries *es, const char *section,
+                                        const char *key)
+{
+    for (int i = es->n - 1; i >= 0; i--)
+        if (!strcmp(es->e[i].section, section) && !strcmp(es->e[i].key, key)) return &es->e[i];
+    return NULL;
+}
+
+/* Every policy's init() with its params, as sim_run calls it: a bad params.POLICY is
+ * named at its line (or --set) before the first run, not when that policy's turn comes. */
+static int check_policies(const struct sim_exp *x, const struct sim_entries *all, char *err,
+                          size_t errlen)
+{
+    for (int p = 0; p < x->npolicies; p++) {
+        const struct fy_policy *pol = pol_find(x->pol[p].name);
+        void *st = NULL;
+        char perr[256] = "";
+        if (!pol || !pol->init) continue;
+        if (pol->init(&st, x->pol[p].params[0] ? x->pol[p].params : NULL, perr, sizeof perr) == 0) {
+            if (pol->free) pol->free(st);
+            continue;
+        }
+        char key[128], msg[512];
+        snprintf(key, sizeof key, "params.%s", pol->name);
+        const struct sim_entry *e = entry_of(all, "experiment", key);
+        snprintf(msg, sizeof msg, "%s: policy %s: %s", e ? key : "policies", pol->name, perr);
+        if (!e) e = entry_of(all, "experiment", "policies");
+        if (e) entry_error(err, errlen, e, msg);
+        else snprintf(err, errlen, "%s", msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* pred_model is read by every run; a missing or mismatched file is named here, once. */
+static int check_pred_model(const struct sim_setup *s, const struct sim_entries *all, char *err,
+                            size_t errlen)
+{
+    if (!s->exp.pred_model[0]) return 0;
+    char path[1200], perr[512], msg[600];
+    if (s->exp.pred_model[0] == '/') snprintf(path, sizeof path, "%s", s->exp.pred_model);
+    else snprintf(path, sizeof path, "%s/%s", s->data_dir, s->exp.pred_model);
+    struct pred *p = pred_load(path, s->nodes, s->nnodes, perr, sizeof perr);
+    if (p) {
+        pred_free(p);
+        return 0;
+    }
+    snprintf(msg, sizeof msg, "pred_model: %s", perr);
+    const struct sim_entry *e = entry_of(all, "experiment", "pred_model");
+    if (e) entry_error(err, errlen, e, msg);
+    else snprintf(err, errlen, "%s", msg);
+    return -1;
+}
+
 void sim_setup_fini(struct sim_setup *s)
 {
     node_lib_fini(&s->lib);
@@ -469,6 +525,7 @@ int sim_setup_build(struct sim_setup *s, const char *exp_path, const struct sim_
     exp_defaults(&s->exp);
     char msg[768];
     int rc = -1;
+    struct sim_entries extra = {0};
 
     const char *env = getenv("FERRY_DATA");
     if (env && *env) snprintf(s->data_dir, sizeof s->data_dir, "%s", env);
@@ -489,7 +546,6 @@ int sim_setup_build(struct sim_setup *s, const char *exp_path, const struct sim_
 
     /* the sweep assignment goes last, so it wins over file and --set */
     struct sim_entries all = *es;
-    struct sim_entries extra = {0};
     char key[128], vals[SIM_MAX_SWEEP][64];
     int nv;
     if (sim_sweep_of(es, key, sizeof key, vals, &nv, err, errlen) < 0) goto fail;
@@ -502,14 +558,10 @@ int sim_setup_build(struct sim_setup *s, const char *exp_path, const struct sim_
         for (int i = 0; i < es->n; i++)
             if (sim_entries_add(&extra, es->e[i].section, es->e[i].key, es->e[i].value,
                                 es->e[i].file, es->e[i].line) < 0) {
-                sim_entries_fini(&extra);
                 snprintf(err, errlen, "out of memory");
                 goto fail;
             }
-        if (sim_entries_add_dotted(&extra, assign, "[sweep]", 0, err, errlen) < 0) {
-            sim_entries_fini(&extra);
-            goto fail;
-        }
+        if (sim_entries_add_dotted(&extra, assign, "[sweep]", 0, err, errlen) < 0) goto fail;
         all = extra;
     }
 
@@ -532,28 +584,23 @@ int sim_setup_build(struct sim_setup *s, const char *exp_path, const struct sim_
         }
         if (r < 0) {
             entry_error(err, errlen, e, msg);
-            sim_entries_fini(&extra);
             goto fail;
         }
     }
     if (!s->exp.workload[0]) {
         snprintf(err, errlen, "%s: [experiment] needs workload = NAME", exp_path);
-        sim_entries_fini(&extra);
         goto fail;
     }
     if (s->exp.nnodes == 0) {
         snprintf(err, errlen, "%s: [experiment] needs nodes = NAME,NAME", exp_path);
-        sim_entries_fini(&extra);
         goto fail;
     }
     if (s->exp.npolicies == 0) {
         snprintf(err, errlen, "%s: [experiment] needs policies = NAME,NAME", exp_path);
-        sim_entries_fini(&extra);
         goto fail;
     }
     if (s->exp.requests == 0 && s->exp.duration_s == 0) {
         snprintf(err, errlen, "%s: [experiment] needs requests > 0 or duration_s > 0", exp_path);
-        sim_entries_fini(&extra);
         goto fail;
     }
     /* the engine draws an MMPP arrival by walking the state switches before it: about
@@ -565,8 +612,24 @@ int sim_setup_build(struct sim_setup *s, const char *exp_path, const struct sim_
         snprintf(err, errlen, "%s: [arrivals] mmpp: rate_rps × calm_s + burst_rate_rps × "
                  "burst_s = %g requests per calm + burst cycle; at least %g", exp_path,
                  per_cycle, SIM_MMPP_MIN_PER_CYCLE);
-        sim_entries_fini(&extra);
         goto fail;
+    }
+    /* requests at a crawl (rate_rps = 1e-300) put the clock (double ms) so far out that a
+     * latency is below its precision: every latency printed 0.0 ms */
+    if (s->exp.duration_s == 0) {
+        double span_s = ar->kind == SIM_ARR_CLOSED
+                        ? (double)s->exp.requests * ar->think_s / ar->users
+                        : ar->kind == SIM_ARR_MMPP ? (double)s->exp.requests * (ar->calm_s + ar->burst_s) / per_cycle
+                        : (double)s->exp.requests / ar->rate_rps;
+        if (!(span_s <= SIM_MAX_SPAN_S)) {
+            snprintf(err, errlen, "%s: requests = %ld at these [arrivals] (%s) would take %g s "
+                     "of simulated time; at most %g (raise the rate, or give duration_s)",
+                     exp_path, s->exp.requests,
+                     ar->kind == SIM_ARR_CLOSED ? "users, think_s"
+                     : ar->kind == SIM_ARR_MMPP ? "rate_rps, burst_rate_rps, calm_s, burst_s"
+                     : "rate_rps", span_s, SIM_MAX_SPAN_S);
+            goto fail;
+        }
     }
 
     /* workload file, then the experiment's [workload]/[class X] refinements */
@@ -576,7 +639,6 @@ int sim_setup_build(struct sim_setup *s, const char *exp_path, const struct sim_
     struct wl_ctx wc = {&s->wl, path};
     snprintf(s->wl.name, sizeof s->wl.name, "%s", s->exp.workload);
     if (node_ini_read(path, wl_cb, &wc, err, errlen) < 0) {
-        sim_entries_fini(&extra);
         goto fail;
     }
     for (int i = 0; i < all.n; i++) {
@@ -585,11 +647,9 @@ int sim_setup_build(struct sim_setup *s, const char *exp_path, const struct sim_
         if (sim_workload_feed(&s->wl, e->file, e->section, e->key, e->value, e->line, msg,
                               sizeof msg) < 0) {
             entry_error(err, errlen, e, msg);
-            sim_entries_fini(&extra);
             goto fail;
         }
     }
-    sim_entries_fini(&extra);
     if (sim_workload_finish(&s->wl, wdir, err, errlen) < 0) goto fail;
 
     /* nodes */
@@ -605,9 +665,15 @@ int sim_setup_build(struct sim_setup *s, const char *exp_path, const struct sim_
         s->models[i] = node_lib_find_model(&s->lib, nd->model);
         s->cache_saving[i] = nd->cache_saving;
         s->max_queue[i] = nd->max_queue;
+        /* what sim_run would refuse, refused now, before the first run */
+        if (node_lib_check_link(&s->lib, nd->link, err, errlen) < 0) goto fail;
     }
+    if (check_policies(&s->exp, &all, err, errlen) < 0) goto fail;
+    if (check_pred_model(s, &all, err, errlen) < 0) goto fail;
+    sim_entries_fini(&extra);
     return 0;
 fail:
+    sim_entries_fini(&extra);
     sim_setup_fini(s);
     return rc;
 }

@@ -29,6 +29,9 @@
 #define SIM_MAX_SWEEP 64
 /* mmpp arrivals: rate_rps·calm_s + burst_rate_rps·burst_s (requests per cycle) at least */
 #define SIM_MMPP_MIN_PER_CYCLE 1e-3
+/* simulated seconds the arrivals of `requests` may take on average (duration_s's bound):
+ * the clock is a double in ms, 1e12 ms keeps latencies to 1e-4 ms */
+#define SIM_MAX_SPAN_S 1e9
 
 struct sim_entry {
     char section[96], key[96], value[512];

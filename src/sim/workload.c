@@ -100,8 +100,27 @@ static struct sim_class *class_get(struct sim_workload *w, const char *name, int
     return c;
 }
 
-static int feed_class(struct sim_class *c, const char *key, const char *v, char *err, size_t errlen)
+static void origin_set(struct sim_origin *o, const char *file, int line, const char *key,
+                       const char *v)
 {
+    snprintf(o->file, sizeof o->file, "%s", file ? file : "");
+    o->line = line;
+    snprintf(o->key, sizeof o->key, "%s", key);
+    snprintf(o->value, sizeof o->value, "%s", v);
+}
+
+/* "FILE:LINE: " or "--set SECTION.KEY=VALUE: " (section dotted: "class.yesno"). */
+static void origin_prefix(char *out, size_t cap, const struct sim_origin *o, const char *section)
+{
+    if (o->line > 0) snprintf(out, cap, "%s:%d: ", o->file, o->line);
+    else if (o->file[0]) snprintf(out, cap, "%s %s.%s=%s: ", o->file, section, o->key, o->value);
+    else out[0] = '\0';
+}
+
+static int feed_class(struct sim_class *c, const char *file, int line, const char *key,
+                      const char *v, char *err, size_t errlen)
+{
+    if (!strncmp(key, "images", 6)) origin_set(&c->at_images, file, line, key, v);
     if (!strcmp(key, "task")) {
         if (trace_task_parse(v, &c->task) < 0) {
             snprintf(err, errlen, "task = %s: expected chat, caption, count, ocr, yesno, mcq "
@@ -152,8 +171,8 @@ static int feed_class(struct sim_class *c, const char *key, const char *v, char 
 int sim_workload_feed(struct sim_workload *w, const char *file, const char *section,
                       const char *key, const char *v, int line, char *err, size_t errlen)
 {
-    (void)file;
     if (!strcmp(section, "workload")) {
+        if (!strncmp(key, "turns_", 6)) origin_set(&w->at_turns, file, line, key, v);
         if (!strcmp(key, "name")) {
             if (!*v || strlen(v) >= sizeof w->name) {
                 snprintf(err, errlen, "name: expected 1..%zu characters", sizeof w->name - 1);
@@ -189,7 +208,7 @@ int sim_workload_feed(struct sim_workload *w, const char *file, const char *sect
         while (*name == ' ') name++;
         struct sim_class *c = class_get(w, name, line, err, errlen);
         if (!c) return -1;
-        return feed_class(c, key, v, err, errlen) < 0 ? -1 : 1;
+        return feed_class(c, file, line, key, v, err, errlen) < 0 ? -1 : 1;
     }
     return 0;
 }
@@ -294,8 +313,11 @@ int sim_workload_finish(struct sim_workload *w, const char *dir, char *err, size
     for (int i = 0; i < w->nclasses; i++) {
         struct sim_class *c = &w->cls[i];
         if (c->images_max < c->images_min) {
-            snprintf(err, errlen, "workload %s: [class %s] images_max < images_min", w->name,
-                     c->name);
+            char at[400], sec[48];
+            snprintf(sec, sizeof sec, "class.%s", c->name);
+            origin_prefix(at, sizeof at, &c->at_images, sec);
+            snprintf(err, errlen, "%sworkload %s: [class %s] images_max = %d is below "
+                     "images_min = %d", at, w->name, c->name, c->images_max, c->images_min);
             return -1;
         }
         tw += c->weight;
@@ -305,7 +327,10 @@ int sim_workload_finish(struct sim_workload *w, const char *dir, char *err, size
         return -1;
     }
     if (w->turns_max < w->turns_min) {
-        snprintf(err, errlen, "workload %s: turns_max < turns_min", w->name);
+        char at[400];
+        origin_prefix(at, sizeof at, &w->at_turns, "workload");
+        snprintf(err, errlen, "%sworkload %s: turns_max = %d is below turns_min = %d", at,
+                 w->name, w->turns_max, w->turns_min);
         return -1;
     }
     char path[1024];

@@ -24,6 +24,14 @@ struct rng;
 #define SIM_POOL_MAX 10000        /* rows of an image pool file */
 #define SIM_MAX_VIEWS 4           /* camera views per dialogue (m4a1-like) */
 
+/* Where a key was set: file and line, or file "--set" / "[sweep]" with line 0 (then
+ * key and value are the assignment's), for errors that compare two keys. */
+struct sim_origin {
+    char file[256];
+    int line;
+    char key[24], value[24];
+};
+
 struct sim_class {
     char name[32];
     enum fy_task task;
@@ -44,6 +52,7 @@ struct sim_class {
                                    * bytes scale with the area, tokens, C_res and c_img are
                                    * recomputed; 0 = as measured */
     int line;
+    struct sim_origin at_images;  /* the last images, images_min or images_max */
 };
 
 struct sim_image {
@@ -57,6 +66,7 @@ struct sim_workload {
     struct sim_class cls[SIM_MAX_CLASSES];
     double feature_noise;         /* sd of the noise on the observable z-score */
     int turns_min, turns_max;     /* dialogue turns (1, 1 = single requests) */
+    struct sim_origin at_turns;   /* the last turns_min or turns_max */
     double think_s;               /* mean think time between turns (exponential) */
     int views;                    /* camera views per dialogue (0 = fresh images per turn) */
     char pool_path[512];
