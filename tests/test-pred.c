@@ -1058,6 +1058,59 @@ TEST(pred_model_priors_reach_nodes_known_only_by_model_name)
     pred_free(p);
 }
 
+TEST(trace_nodes_take_their_profile_from_the_profiles)
+{
+    /* `ferry train/eval --profiles`: an outcome of the shipped node cloud-a100 must be
+     * estimated as the simulator and the gateway estimate it (the resolved profile:
+     * service rates, and max_seqs, which decides whether the queue term applies), not
+     * with a profile-less node's built-in rates */
+    struct node_lib lib;
+    node_lib_init(&lib);
+    char err[512];
+    CHECK_EQ_INT(node_lib_load_dir(&lib, "data/profiles", err, sizeof err), 0);
+    struct fy_node n;
+    CHECK_EQ_INT(node_lib_resolve(&lib, "cloud-a100", &n, err, sizeof err), 0);
+    node_lib_fini(&lib);
+    n.link.up_mbps = n.link.down_mbps = 300;
+    n.link.rtt_ms = 40;
+    n.st.running = 4; /* busy, but fewer than its max_seqs: no queue */
+    n.st.queued_tokens = 2000;
+    struct trace_record r;
+    fill_record(&r);
+    r.f.nimages = 1;
+    struct trace_outcome t = r.out[0];
+    memset(&t.o.plan, 0, sizeof t.o.plan); /* node 0, every image kept */
+    t.o.plan.aux_node = t.o.plan.escalate_node = -1;
+    snprintf(t.node, sizeof t.node, "%s", n.name);
+    snprintf(t.model, sizeof t.model, "%s", n.prof.model);
+    t.role = n.role;
+    t.link = n.link;
+    t.state = n.st;
+    t.image_tokens = 0;
+    t.bytes_up = 0;
+    struct pred *live = pred_new(&n, 1), *bare = pred_new(NULL, 0), *prof = pred_new(NULL, 0);
+    CHECK(live && bare && prof);
+    CHECK(pred_set_profile_priors(prof, "data/profiles", err, sizeof err) > 0);
+    struct fy_plan keep = t.o.plan;
+    struct fy_estimate el, eb, ep;
+    CHECK_EQ_INT(pred_estimate(live, &r.f, &n, 0, &keep, &el), 0);
+    CHECK_EQ_INT(pred_estimate_trace(bare, &r.f, &t, &eb), 0);
+    CHECK_EQ_INT(pred_estimate_trace(prof, &r.f, &t, &ep), 0);
+    CHECK_NEAR(ep.e2e_ms, el.e2e_ms, 1e-9 * el.e2e_ms);
+    CHECK_NEAR(ep.t_queue_ms, 0, 1e-12);
+    CHECK(fabs(eb.e2e_ms - el.e2e_ms) > 0.1 * el.e2e_ms); /* what it was before */
+    /* another model under that name is not that node */
+    snprintf(t.model, sizeof t.model, "other-model");
+    struct pred *prof2 = pred_new(NULL, 0);
+    CHECK(prof2 && pred_set_profile_priors(prof2, "data/profiles", err, sizeof err) > 0);
+    CHECK_EQ_INT(pred_estimate_trace(prof2, &r.f, &t, &ep), 0);
+    CHECK_NEAR(ep.e2e_ms, eb.e2e_ms, 1e-9 * eb.e2e_ms);
+    pred_free(live);
+    pred_free(bare);
+    pred_free(prof);
+    pred_free(prof2);
+}
+
 TEST(mgqp_learning_converges_from_a_task_prior)
 {
     /* truth on the edge: OCR 35 %, chat 75 %, whatever the other features. A bank that

@@ -80,10 +80,12 @@ static void usage(FILE *out)
             "  --holdout F      score the held-out records: split key below F (default 0.2,\n"
             "                   the same split as `ferry train`)\n"
             "  --all            score every record instead\n"
-            "  --profiles PATH  the prior columns start nodes whose model is defined in\n"
-            "                   this profile file or folder from its prior accuracy per\n"
-            "                   task (give what `ferry train` was given); others from the\n"
-            "                   role default\n"
+            "  --profiles PATH  profile file or folder (give what `ferry train` was\n"
+            "                   given): a trace node of the same name, role and model as\n"
+            "                   a [node] there is scored with its profile (service rates,\n"
+            "                   max_seqs) and its prior columns start from it; nodes whose\n"
+            "                   model is defined there start from its prior accuracy per\n"
+            "                   task; others from the role default\n"
             "  -h, --help       this text\n"
             "\n"
             "Exit status: 0, 1 when a trace or the model could not be read, 2 on a usage\n"
@@ -151,7 +153,10 @@ int cmd_eval(int argc, char **argv)
         fprintf(stderr, "ferry eval: out of memory\n");
         goto cleanup;
     }
-    if (profiles && pred_set_profile_priors(prior, profiles, err, sizeof err) < 0) {
+    /* both banks see the profiled nodes of the trace with their profiles (the queue
+     * test needs max_seqs; the prior its service rates), as the simulator and gateway do */
+    if (profiles && (pred_set_profile_priors(prior, profiles, err, sizeof err) < 0 ||
+                     pred_set_profile_priors(p, profiles, err, sizeof err) < 0)) {
         fprintf(stderr, "ferry eval: --profiles: %s\n", err);
         goto cleanup;
     }
@@ -164,6 +169,7 @@ int cmd_eval(int argc, char **argv)
         snprintf(n.name, sizeof n.name, "%s", p->node[i].name);
         snprintf(n.prof.model, sizeof n.prof.model, "%s", p->node[i].model);
         n.role = p->node[i].role;
+        pred_node_profile(prior, n.name, n.role, n.prof.model, &n.prof);
         pred_add_node(prior, &n);
         if (p->node[i].mgqp.q0 != prior->node[i].mgqp.q0)
             pred_set_quality_prior(prior, i, p->node[i].mgqp.q0);

@@ -37,6 +37,25 @@ int pred_set_profile_priors(struct pred *p, const char *path, char *err, size_t 
             rc = -1;
         }
     }
+    for (int i = 0; rc >= 0 && i < lib.nnode; i++) {
+        struct fy_node n;
+        if (node_lib_resolve(&lib, lib.node[i].name, &n, err, errlen) < 0) {
+            rc = -1;
+            break;
+        }
+        int k = 0;
+        while (k < p->nnode_prof && strcmp(p->node_prof[k].name, n.name) != 0) k++;
+        if (k == FY_MAX_NODES) {
+            snprintf(err, errlen, "%s: more than %d nodes", path, FY_MAX_NODES);
+            rc = -1;
+            break;
+        }
+        if (k == p->nnode_prof) p->nnode_prof++;
+        struct pred_node_prof *np = &p->node_prof[k];
+        snprintf(np->name, sizeof np->name, "%s", n.name);
+        np->role = n.role;
+        np->prof = n.prof;
+    }
     if (rc >= 0) rc = lib.nmod;
     node_lib_fini(&lib);
     return rc;
@@ -386,13 +405,30 @@ void pred_error_stats(const struct pred *p, int node, double *mae_ms, double *ma
 
 /* ==== from trace outcomes ========================================================== */
 
-static void trace_node(const struct trace_outcome *t, struct fy_node *n)
+/* The node of a trace outcome: its profile from pred_set_profile_priors when a node of
+ * that name, role and model was given, else only its model's name (Qwen2-VL visual
+ * tokens, the MILP's built-in rates); link and state as recorded. */
+int pred_node_profile(const struct pred *p, const char *name, enum fy_role role,
+                      const char *model, struct fy_node_profile *out)
+{
+    for (int k = 0; k < p->nnode_prof; k++) {
+        const struct pred_node_prof *np = &p->node_prof[k];
+        if (!strcmp(np->name, name) && np->role == role && !strcmp(np->prof.model, model)) {
+            *out = np->prof;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static void trace_node(const struct pred *p, const struct trace_outcome *t, struct fy_node *n)
 {
     memset(n, 0, sizeof *n);
     snprintf(n->name, sizeof n->name, "%s", t->node);
     snprintf(n->prof.model, sizeof n->prof.model, "%s", t->model);
     n->role = t->role;
     n->prof.vt_family = FY_VT_QWEN2VL;
+    pred_node_profile(p, t->node, t->role, t->model, &n->prof);
     n->link = t->link;
     n->st = t->state;
     n->st.healthy = 1;
@@ -403,7 +439,7 @@ static struct pred_node *trace_ctx(struct pred *p, const struct fy_features *f,
                                    const struct trace_outcome *t, struct fy_node *n,
                                    struct milp_ctx *c, int *nsplit)
 {
-    trace_node(t, n);
+    trace_node(p, t, n);
     int bi = bank_index(p, n);
     if (bi < 0) bi = pred_add_node(p, n);
     if (bi < 0) return NULL;

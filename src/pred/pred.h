@@ -46,6 +46,14 @@ struct pred {
         char model[FY_NAME_MAX];
         double q[FY_TASK__N];
     } model_prior[PRED_MAX_MODELS];
+    /* node profiles by node name, for nodes known only from traces (pred_set_profile_priors;
+     * trace outcomes record name, role, model, link and state, not service rates) */
+    int nnode_prof;
+    struct pred_node_prof {
+        char name[FY_NAME_MAX];
+        enum fy_role role;
+        struct fy_node_profile prof;
+    } node_prof[FY_MAX_NODES];
 };
 
 /* Prior P(complete) of a node without a model file (docs/predictors.md "Prior").
@@ -101,9 +109,17 @@ void pred_site_free(struct pred_site *site);
  * PRED_MAX_MODELS models are registered already. */
 int pred_set_model_prior(struct pred *p, const char *model, const double *q);
 /* pred_set_model_prior for every [model] of the profile file or directory `path`
- * (node/profile.h: node_model_task_priors). Returns the models registered, or -1 with
- * err (the profile's own message, file:line). */
+ * (node/profile.h: node_model_task_priors), and every [node] resolved to its profile
+ * (service rates, max_seqs, prices, visual-token family): a trace outcome of a node of
+ * that name, role and model is then estimated and learned with that profile, as the
+ * simulator and the gateway do (without it, the MILP prior and its queue test, which
+ * needs max_seqs, see a profile-less node). Returns the models registered, or -1 with
+ * err (the profile's own message, file:line; more than FY_MAX_NODES nodes). */
 int pred_set_profile_priors(struct pred *p, const char *path, char *err, size_t errlen);
+/* The profile pred_set_profile_priors found for the node of that name, role and model:
+ * 0 and *out set, or -1 (none; *out untouched). */
+int pred_node_profile(const struct pred *p, const char *name, enum fy_role role,
+                      const char *model, struct fy_node_profile *out);
 /* The role default above. */
 double pred_role_prior(enum fy_role role);
 /* Prior P(complete) of task t for a node (its profile's, else the role default), and in
