@@ -12,6 +12,7 @@
  * connection retried once, refused connections, malformed answers, pause and resume). */
 #define _GNU_SOURCE /* strcasestr */
 #include <arpa/inet.h>
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <netinet/in.h>
@@ -125,6 +126,56 @@ TEST(http_head_parser_refuses_bad_heads)
     buf_fini(&t);
 }
 
+/* A refusal says what was wrong and where (r.err; it was only a status). */
+TEST(http_head_parser_says_what_and_where)
+{
+    static char b[GW_HTTP_HEAD_MAX + 4096];
+    static struct gw_hreq r;
+    CHECK_EQ_INT(parse("GET /health\r\n\r\n", &r, b, sizeof b), -400);
+    CHECK_STR(r.err, "request line 'GET /health': expected METHOD /path HTTP/1.1");
+    CHECK_EQ_INT(parse("GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n", &r, b, sizeof b),
+                 -400);
+    CHECK_STR(r.err, "header line 2: invalid character ' ' in the field name 'Bad Name'");
+    CHECK_EQ_INT(parse("GET / HTTP/1.1\r\nX-A: a\001b\r\n\r\n", &r, b, sizeof b), -400);
+    CHECK_STR(r.err, "control character 0x01 in header line 1 at byte 6");
+    CHECK_EQ_INT(parse("POST / HTTP/1.1\r\nContent-Length: 5\r\ncontent-length: 7\r\n\r\n", &r,
+                       b, sizeof b), -400);
+    CHECK_STR(r.err, "two different Content-Length values (5 and 7)");
+    CHECK_EQ_INT(parse("POST / HTTP/1.1\r\nContent-Length: \"5\"\r\n\r\n", &r, b, sizeof b),
+                 -400);
+    CHECK_STR(r.err, "Content-Length '\"5\"' is not a decimal number of at most 18 digits");
+    CHECK_EQ_INT(parse("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", &r, b, sizeof b),
+                 -501);
+    CHECK_STR(r.err, "Transfer-Encoding 'gzip' is not supported (only chunked)");
+    CHECK_EQ_INT(parse("POST / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n"
+                       "\r\n", &r, b, sizeof b), -400);
+    CHECK_STR(r.err, "both Content-Length and Transfer-Encoding: chunked");
+    CHECK_EQ_INT(parse("GET / HTTP/3.0\r\n\r\n", &r, b, sizeof b), -505);
+    CHECK(strstr(r.err, "HTTP/3.0") != NULL);
+    CHECK(parse("GET / HTTP/1.1\r\n\r\n", &r, b, sizeof b) > 0);
+    CHECK_STR(r.err, "");
+    /* a request target over GW_HTTP_TARGET_MAX, a request line that never ends: 414 */
+    struct buf t;
+    buf_init(&t);
+    buf_puts(&t, "GET /v1/models?");
+    while (t.len < GW_HTTP_TARGET_MAX + 10) buf_putc(&t, 'q');
+    buf_puts(&t, " HTTP/1.1\r\n\r\n");
+    CHECK_EQ_INT(parse(t.data, &r, b, sizeof b), -414);
+    CHECK(strstr(r.err, "longer than 8192") != NULL);
+    buf_reset(&t);
+    buf_puts(&t, "GET /");
+    while (t.len < GW_HTTP_HEAD_MAX + 10) buf_putc(&t, 'a');
+    CHECK_EQ_INT(parse(t.data, &r, b, sizeof b), -414);
+    CHECK_STR(r.err, "request line longer than 65536 bytes");
+    /* a long target within GW_HTTP_TARGET_MAX is fine */
+    buf_reset(&t);
+    buf_puts(&t, "GET /v1/models?");
+    while (t.len < GW_HTTP_TARGET_MAX) buf_putc(&t, 'q');
+    buf_puts(&t, " HTTP/1.1\r\n\r\n");
+    CHECK(parse(t.data, &r, b, sizeof b) > 0);
+    buf_fini(&t);
+}
+
 /* Decodes in whole and byte by byte; both must agree. Returns rc, body in out. */
 static int dechunk(const char *in, size_t max, struct buf *out, size_t *used)
 {
@@ -212,6 +263,10 @@ static void handle(void *arg, struct gw_hconn *c, struct gw_hreq *r)
         memset(b, 'z', n);
         gw_http_reply(c, 200, hdr, (size_t)hl, b, n);
         free(b);
+    } else if (!strcmp(r->path, "/blob")) {  /* 32 KiB */
+        static char b[32768];
+        memset(b, 'b', sizeof b);
+        gw_http_reply(c, 200, NULL, 0, b, sizeof b);
     } else if (!strcmp(r->path, "/metrics")) {
         struct buf b;
         buf_init(&b);
@@ -398,6 +453,63 @@ TEST(http_server_limits_and_connection_close)
     CHECK(cc);
 }
 
+/* The message of a refusal the server answered itself on a fresh connection; NULL when
+ * the answer is not status + a JSON error object (free it). */
+static char *refusal(int port, const char *req, int status)
+{
+    struct buf o;
+    buf_init(&o);
+    int fd = gwt_connect(port, 0);
+    gwt_send_all(fd, req);
+    int eof = 0;
+    gwt_read_until(fd, &o, NULL, &eof);
+    close(fd);
+    char want[32];
+    snprintf(want, sizeof want, "HTTP/1.1 %d ", status);
+    const char *body = o.data ? strstr(o.data, "\r\n\r\n") : NULL;
+    char *msg = NULL;
+    if (body && !strncmp(o.data, want, strlen(want))) {
+        cJSON *j = cJSON_Parse(body + 4);
+        const char *m = cJSON_GetStringValue(
+            cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "message"));
+        if (m) msg = strdup(m);
+        cJSON_Delete(j);
+    }
+    if (!msg) fprintf(stderr, "  answer: %.300s\n", o.data ? o.data : "(none)");
+    buf_fini(&o);
+    return msg;
+}
+
+/* Every refusal is a JSON error object saying what was wrong (client bytes quoted and
+ * escaped), a long request target is 414 (it was 431 or accepted). */
+TEST(http_server_refusals_name_the_problem)
+{
+    struct srv *s = srv_start(1000);
+    CHECK(s != NULL);
+    char *cl = refusal(s->port, "POST / HTTP/1.1\r\nContent-Length: \"1\\\r\n\r\n", 400);
+    char *big = refusal(s->port, "POST / HTTP/1.1\r\nContent-Length: 5000\r\n\r\n", 413);
+    char *chk = refusal(s->port, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                 "3\r\nabcX\r\n", 400);
+    struct buf t;
+    buf_init(&t);
+    buf_puts(&t, "GET /x?");
+    while (t.len < 9000) buf_putc(&t, 'q');
+    buf_puts(&t, " HTTP/1.1\r\n\r\n");
+    char *uri = refusal(s->port, t.data, 414);
+    buf_fini(&t);
+    int nreq = atomic_load(&s->requests);
+    srv_stop(s);
+    CHECK(cl && !strcmp(cl, "Content-Length '\"1\\' is not a decimal number of at most 18 digits"));
+    CHECK(big && strstr(big, "5000 bytes") && strstr(big, "limit of 1000 bytes"));
+    CHECK(chk && strstr(chk, "malformed chunked request body after 3 decoded bytes"));
+    CHECK(uri && strstr(uri, "request target of 8996 bytes is longer than 8192"));
+    CHECK_EQ_INT(nreq, 0);
+    free(cl);
+    free(big);
+    free(chk);
+    free(uri);
+}
+
 TEST(http_server_notices_a_client_that_goes_away)
 {
     struct srv *s = srv_start(1000);
@@ -457,6 +569,49 @@ TEST(http_server_many_requests_on_one_connection)
     CHECK_EQ_INT(n200, 400);
     CHECK_EQ_INT(nreq, 400);
     CHECK(p50 && p51 && p50 < p51);
+}
+
+/* A client that pipelines requests and never reads: the server must not answer the
+ * next request while the previous answer is still queued (each 23-byte request here
+ * makes a 32 KiB answer: 1000 of them queued 32 MB in the server, and any number of
+ * them grew its memory without bound). Once the client reads, all are answered. */
+TEST(http_server_pipelining_client_that_does_not_read_is_not_answered_ahead)
+{
+    struct srv *s = srv_start(1000);
+    CHECK(s != NULL);
+    int fd = gwt_connect(s->port, 4096);
+    struct buf req;
+    buf_init(&req);
+    for (int i = 0; i < 1000; i++) buf_puts(&req, "GET /blob HTTP/1.1\r\n\r\n");
+    buf_puts(&req, "GET /last HTTP/1.1\r\nConnection: close\r\n\r\n");
+    gwt_send_all(fd, req.data);
+    buf_fini(&req);
+    /* wait until the server stops answering (its socket buffers are full) */
+    int last = -1, still = 0;
+    for (int i = 0; i < 1000 && still < 30; i++) {
+        usleep(10000);
+        int now = atomic_load(&s->requests);
+        still = now == last ? still + 1 : 0;
+        last = now;
+    }
+    int ahead = atomic_load(&s->requests);
+    /* now read everything: every answer comes, in order, then the close */
+    size_t total = 0;
+    int tail_last = 0;
+    char b[65536];
+    ssize_t r;
+    struct pollfd p = {fd, POLLIN, 0};
+    while (poll(&p, 1, 5000) > 0 && (r = read(fd, b, sizeof b)) > 0) {
+        total += (size_t)r;
+        tail_last = r >= 9 && memmem(b, (size_t)r, "X-Path: /last", 13) != NULL ? 1 : tail_last;
+    }
+    close(fd);
+    int nreq = atomic_load(&s->requests);
+    srv_stop(s);
+    CHECK(ahead < 500);
+    CHECK_EQ_INT(nreq, 1001);
+    CHECK(total > (size_t)1000 * 32768);
+    CHECK(tail_last);
 }
 
 /* ==== slow and abusive clients ===================================================== */

@@ -772,7 +772,10 @@ TEST(gw_midstream_failure_ends_with_an_error_event)
     gwt_resp_fini(&r);
 }
 
-TEST(gw_midstream_failure_of_a_json_answer_closes_the_connection)
+/* A JSON answer is held whole (up to max_client_buffer) before it is sent: when the
+ * backend drops it halfway, nothing reached the client yet, and it gets a 502 error
+ * object naming the node (it got a bare close, no status, no message). */
+TEST(gw_midstream_failure_of_a_held_json_answer_is_a_502_error_object)
 {
     struct backend *be = be_start("e0", BE_DROP_MID);
     struct gwt_gw g;
@@ -780,12 +783,25 @@ TEST(gw_midstream_failure_of_a_json_answer_closes_the_connection)
     struct gwt_resp r;
     int rc = gwt_http(g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL), &r);
     double mid = gwt_metric(g.port, "ferry_upstream_errors_total{node=\"e0\",kind=\"midstream\"} ");
+    double err = gwt_metric(g.port, "ferry_requests_total{node=\"e0\",policy=\"least-loaded\","
+                                    "outcome=\"upstream_error\"} ");
+    long health = gwt_http_status(g.port, "/health", NULL, NULL, NULL);
     gwt_gw_stop(&g);
     be_stop(be);
-    /* the client sees a failed transfer (a cut answer, or none), never a complete one */
-    CHECK(rc != 0);
+    /* never a complete-looking answer: an error object with a status */
+    CHECK_EQ_INT(rc, 0);
+    CHECK_EQ_INT(r.status, 502);
     CHECK(strstr(r.body.data, "\"choices\"") == NULL);
+    cJSON *j = cJSON_Parse(r.body.data);
+    cJSON *e = cJSON_GetObjectItem(j, "error");
+    cJSON *m = cJSON_GetObjectItem(e, "message");
+    CHECK(cJSON_IsString(m) && strstr(m->valuestring, "'e0'") &&
+          strstr(m->valuestring, "middle of its answer"));
+    CHECK_STR(cJSON_GetStringValue(cJSON_GetObjectItem(e, "code")), "upstream_failed");
+    cJSON_Delete(j);
     CHECK_NEAR(mid, 1, 0);
+    CHECK_NEAR(err, 1, 0);
+    CHECK(health == 200 || health == 503);   /* still serving (the node may be out) */
     gwt_resp_fini(&r);
 }
 
@@ -926,6 +942,50 @@ TEST(gw_bad_requests_get_openai_error_objects)
     gwt_gw_stop(&g);
     be_stop(be);
     CHECK_EQ_INT(nreq, 0);   /* nothing bad reached the backend */
+}
+
+/* One request on a fresh connection ("Connection: close" in req); the raw answer. */
+static void raw_exchange(int port, const char *req, struct buf *o)
+{
+    buf_reset(o);
+    int fd = gwt_connect(port, 0);
+    gwt_send_all(fd, req);
+    int eof = 0;
+    gwt_read_until(fd, o, NULL, &eof);
+    close(fd);
+}
+
+/* Methods: a known method a path does not serve is 405 with the Allow header RFC 9110
+ * requires (there was none), a method the server does not know (methods are
+ * case-sensitive) is 501 (was 405), both as OpenAI error objects. */
+TEST(gw_methods_get_405_with_allow_or_501)
+{
+    struct backend *be = be_start("e0", BE_OK);
+    struct gwt_gw g;
+    CHECK(gw_start_on(&g, "methods.ini", be, NULL, NULL) == 0);
+    struct buf a, b, c, d, e;
+    buf_init(&a); buf_init(&b); buf_init(&c); buf_init(&d); buf_init(&e);
+    raw_exchange(g.port, "GET /v1/chat/completions HTTP/1.1\r\nConnection: close\r\n\r\n", &a);
+    raw_exchange(g.port, "PUT /v1/models HTTP/1.1\r\nContent-Length: 0\r\n"
+                         "Connection: close\r\n\r\n", &b);
+    raw_exchange(g.port, "OPTIONS /v1/chat/completions HTTP/1.1\r\nConnection: close\r\n\r\n",
+                 &c);
+    raw_exchange(g.port, "post /v1/chat/completions HTTP/1.1\r\nConnection: close\r\n\r\n", &d);
+    raw_exchange(g.port, "BREW /v1/models HTTP/1.1\r\nConnection: close\r\n\r\n", &e);
+    long health = gwt_http_status(g.port, "/health", NULL, NULL, NULL);
+    gwt_gw_stop(&g);
+    be_stop(be);
+    const char *sa = a.data ? a.data : "", *sb = b.data ? b.data : "", *sc = c.data ? c.data : "";
+    const char *sd = d.data ? d.data : "", *se = e.data ? e.data : "";
+    CHECK(!strncmp(sa, "HTTP/1.1 405 ", 13) && strstr(sa, "\r\nAllow: POST\r\n"));
+    CHECK(!strncmp(sb, "HTTP/1.1 405 ", 13) && strstr(sb, "\r\nAllow: GET, HEAD, POST\r\n"));
+    CHECK(strstr(sb, "method PUT not allowed") != NULL);
+    CHECK(!strncmp(sc, "HTTP/1.1 405 ", 13) && strstr(sc, "\r\nAllow: "));
+    CHECK(!strncmp(sd, "HTTP/1.1 501 ", 13) && strstr(sd, "method 'post' is not implemented"));
+    CHECK(strstr(sd, "\"type\":\"invalid_request_error\"") != NULL);
+    CHECK(!strncmp(se, "HTTP/1.1 501 ", 13) && strstr(se, "'BREW'"));
+    CHECK_EQ_INT(health, 200);
+    buf_fini(&a); buf_fini(&b); buf_fini(&c); buf_fini(&d); buf_fini(&e);
 }
 
 TEST(gw_client_api_keys)

@@ -29,6 +29,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,6 +96,26 @@ static enum gw_http_method method_of(const char *m)
     return GW_HTTP_OTHER;
 }
 
+/* Puts the reason of a refusal in r->err (printf-style, cut to fit) and yields -status. */
+static int head_err(struct gw_hreq *r, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->err, sizeof r->err, fmt, ap);
+    va_end(ap);
+    return -status;
+}
+
+/* The first n bytes of s, for a message: at most 40, control bytes as '?'. */
+static const char *quote(char *out, size_t cap, const char *s, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && k + 1 < cap && i < 40; i++)
+        out[k++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    out[k] = 0;
+    return out;
+}
+
 int gw_http_parse_head(char *buf, size_t len, struct gw_hreq *r)
 {
     memset(r, 0, offsetof(struct gw_hreq, hdr));
@@ -102,40 +123,71 @@ int gw_http_parse_head(char *buf, size_t len, struct gw_hreq *r)
     r->body = NULL;
     r->body_len = 0;
     size_t hl = gw_http_head_end(buf, len < GW_HTTP_HEAD_MAX ? len : GW_HTTP_HEAD_MAX);
-    if (!hl) return len >= GW_HTTP_HEAD_MAX ? -431 : 0;
+    if (!hl) {
+        if (len < GW_HTTP_HEAD_MAX) return 0;
+        size_t lead = 0;
+        while (lead < len && (buf[lead] == '\r' || buf[lead] == '\n')) lead++;
+        if (!memchr(buf + lead, '\n', GW_HTTP_HEAD_MAX - lead))
+            return head_err(r, 414, "request line longer than %d bytes", GW_HTTP_HEAD_MAX);
+        return head_err(r, 431, "request line and header fields longer than %d bytes",
+                        GW_HTTP_HEAD_MAX);
+    }
     char *p = buf, *end = buf + hl;
+    char qb[48];
     while (p < end && (*p == '\r' || *p == '\n')) p++;
     int line_no = 0, conn_close = 0, conn_ka = 0, te_seen = 0;
     while (p < end) {
         char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl) return -400;                       /* cannot happen: hl ends with \n */
+        if (!nl) return head_err(r, 400, "malformed head");   /* cannot happen: hl ends with \n */
         char *le = nl;
         if (le > p && le[-1] == '\r') le--;
         *le = 0;
         if (le == p) break;                         /* the empty line: end of head */
         for (char *q = p; q < le; q++) {            /* no CR, NUL or other controls */
             unsigned char ch = (unsigned char)*q;
-            if ((ch < 0x20 && ch != '\t') || ch == 0x7f) return -400;
+            if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+                if (!line_no) return head_err(r, 400, "control character 0x%02x in the "
+                                              "request line at byte %d", ch, (int)(q - p));
+                return head_err(r, 400, "control character 0x%02x in header line %d at byte "
+                                "%d", ch, line_no, (int)(q - p));
+            }
         }
         if (line_no++ == 0) {
             /* request-line = method SP request-target SP HTTP-version */
+            static const char form[] = "request line '%s': expected METHOD /path HTTP/1.1";
             char *sp1 = memchr(p, ' ', (size_t)(le - p));
-            if (!sp1 || sp1 == p || sp1 - p > 16) return sp1 && sp1 != p ? -501 : -400;
-            for (char *q = p; q < sp1; q++) if (!is_tchar((unsigned char)*q)) return -400;
+            if (!sp1 || sp1 == p)
+                return head_err(r, 400, form, quote(qb, sizeof qb, p, (size_t)(le - p)));
+            if (sp1 - p > 16)
+                return head_err(r, 501, "method '%s...' is not implemented",
+                                quote(qb, sizeof qb, p, 16));
+            for (char *q = p; q < sp1; q++)
+                if (!is_tchar((unsigned char)*q))
+                    return head_err(r, 400, "request line: invalid character '%c' in the "
+                                    "method", *q);
             *sp1 = 0;
             char *tgt = sp1 + 1;
             char *sp2 = memchr(tgt, ' ', (size_t)(le - tgt));
-            if (!sp2 || sp2 == tgt) return -400;
+            if (!sp2 || sp2 == tgt) {
+                *sp1 = ' ';
+                return head_err(r, 400, form, quote(qb, sizeof qb, p, (size_t)(le - p)));
+            }
             *sp2 = 0;
             const char *ver = sp2 + 1;
             if (strlen(ver) != 8 || strncmp(ver, "HTTP/", 5) || ver[6] != '.' ||
                 ver[5] < '0' || ver[5] > '9' || ver[7] < '0' || ver[7] > '9')
-                return -400;
-            if (ver[5] != '1' || (ver[7] != '0' && ver[7] != '1')) return -505;
+                return head_err(r, 400, "request line: '%s' is not an HTTP version "
+                                "(HTTP/1.1; a space in the path must be sent as %%20)",
+                                quote(qb, sizeof qb, ver, strlen(ver)));
+            if (ver[5] != '1' || (ver[7] != '0' && ver[7] != '1'))
+                return head_err(r, 505, "unsupported HTTP version %s (HTTP/1.0 and HTTP/1.1 "
+                                "are served)", ver);
             r->minor = ver[7] - '0';
             r->method_name = p;
             r->method = method_of(p);
-            for (char *q = tgt; *q; q++) if (*q == ' ') return -400;
+            if (sp2 - tgt > GW_HTTP_TARGET_MAX)
+                return head_err(r, 414, "request target of %d bytes is longer than %d",
+                                (int)(sp2 - tgt), GW_HTTP_TARGET_MAX);
             if (tgt[0] == '/') {
                 r->path = tgt;
             } else if (!strncasecmp(tgt, "http://", 7) || !strncasecmp(tgt, "https://", 8)) {
@@ -144,7 +196,8 @@ int gw_http_parse_head(char *buf, size_t len, struct gw_hreq *r)
             } else if (!strcmp(tgt, "*")) {
                 r->path = tgt;
             } else {
-                return -400;
+                return head_err(r, 400, "request target '%s' must start with '/'",
+                                quote(qb, sizeof qb, tgt, strlen(tgt)));
             }
             r->target = tgt;
             char *qm = strchr(r->path, '?');
@@ -155,17 +208,27 @@ int gw_http_parse_head(char *buf, size_t len, struct gw_hreq *r)
                 r->query = "";
             }
         } else {
-            if (*p == ' ' || *p == '\t') return -400;            /* obsolete line folding */
+            int ln = line_no - 1;                   /* header lines count from 1 */
+            if (*p == ' ' || *p == '\t')
+                return head_err(r, 400, "header line %d starts with a blank (obsolete line "
+                                "folding is not accepted)", ln);
             char *colon = memchr(p, ':', (size_t)(le - p));
-            if (!colon || colon == p) return -400;
-            for (char *q = p; q < colon; q++) if (!is_tchar((unsigned char)*q)) return -400;
+            if (!colon || colon == p)
+                return head_err(r, 400, "header line %d '%s': expected Name: value", ln,
+                                quote(qb, sizeof qb, p, (size_t)(le - p)));
+            for (char *q = p; q < colon; q++)
+                if (!is_tchar((unsigned char)*q))
+                    return head_err(r, 400, "header line %d: invalid character '%c' in the "
+                                    "field name '%s'", ln, *q,
+                                    quote(qb, sizeof qb, p, (size_t)(colon - p)));
             *colon = 0;
             char *v = colon + 1;
             while (*v == ' ' || *v == '\t') v++;
             char *ve = le;
             while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t')) ve--;
             *ve = 0;
-            if (r->nhdr >= GW_HTTP_MAX_HEADERS) return -431;
+            if (r->nhdr >= GW_HTTP_MAX_HEADERS)
+                return head_err(r, 431, "more than %d header fields", GW_HTTP_MAX_HEADERS);
             r->hdr[r->nhdr].name = p;
             r->hdr[r->nhdr].value = v;
             r->nhdr++;
@@ -173,27 +236,40 @@ int gw_http_parse_head(char *buf, size_t len, struct gw_hreq *r)
                 long long n = 0;
                 int d = 0;
                 for (const char *q = v; *q; q++, d++) {
-                    if (*q < '0' || *q > '9' || d >= 18) return -400;
+                    if (*q < '0' || *q > '9' || d >= 18)
+                        return head_err(r, 400, "Content-Length '%s' is not a decimal number "
+                                        "of at most 18 digits",
+                                        quote(qb, sizeof qb, v, strlen(v)));
                     n = n * 10 + (*q - '0');
                 }
-                if (!d || (r->content_length >= 0 && r->content_length != n)) return -400;
+                if (!d) return head_err(r, 400, "Content-Length is empty");
+                if (r->content_length >= 0 && r->content_length != n)
+                    return head_err(r, 400, "two different Content-Length values (%lld and "
+                                    "%lld)", r->content_length, n);
                 r->content_length = n;
             } else if (ieq(p, "Transfer-Encoding")) {
-                if (te_seen++ || r->minor == 0) return -400;
-                if (!ieq(v, "chunked")) return -501;
+                if (r->minor == 0)
+                    return head_err(r, 400, "Transfer-Encoding in an HTTP/1.0 request");
+                if (te_seen++) return head_err(r, 400, "Transfer-Encoding given twice");
+                if (!ieq(v, "chunked"))
+                    return head_err(r, 501, "Transfer-Encoding '%s' is not supported (only "
+                                    "chunked)", quote(qb, sizeof qb, v, strlen(v)));
                 r->chunked = 1;
             } else if (ieq(p, "Connection")) {
                 conn_close |= has_token(v, "close");
                 conn_ka |= has_token(v, "keep-alive");
             } else if (ieq(p, "Expect")) {
-                if (!ieq(v, "100-continue")) return -417;
+                if (!ieq(v, "100-continue"))
+                    return head_err(r, 417, "Expect '%s' is not supported (only 100-continue)",
+                                    quote(qb, sizeof qb, v, strlen(v)));
                 r->expect_continue = r->minor == 1;
             }
         }
         p = nl + 1;
     }
-    if (!line_no) return -400;
-    if (r->chunked && r->content_length >= 0) return -400;   /* ambiguous framing */
+    if (!line_no) return head_err(r, 400, "empty head");
+    if (r->chunked && r->content_length >= 0)   /* ambiguous framing (request smuggling) */
+        return head_err(r, 400, "both Content-Length and Transfer-Encoding: chunked");
     r->keep_alive = r->minor == 1 ? !conn_close : conn_ka && !conn_close;
     return (int)hl;
 }
@@ -332,6 +408,7 @@ const char *gw_http_reason(int status)
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
     case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
     case 415: return "Unsupported Media Type";
     case 417: return "Expectation Failed";
     case 422: return "Unprocessable Content";
@@ -655,10 +732,18 @@ static void reject_msg(struct gw_hconn *c, int status, const char *msg)
     }
     if (h->on_reject) h->on_reject(h->arg, status);
     clear_timer(c);
-    char body[320], hdr[256];
+    char esc[400], body[560], hdr[256];
+    size_t k = 0;                                 /* JSON string escaping of msg */
+    for (const char *m = msg; *m && k + 7 < sizeof esc; m++) {
+        unsigned char ch = (unsigned char)*m;
+        if (ch == '"' || ch == '\\') { esc[k++] = '\\'; esc[k++] = (char)ch; }
+        else if (ch < 0x20) k += (size_t)snprintf(esc + k, sizeof esc - k, "\\u%04x", ch);
+        else esc[k++] = (char)ch;
+    }
+    esc[k] = 0;
     int bl = snprintf(body, sizeof body,
                       "{\"error\":{\"message\":\"%s\",\"type\":\"invalid_request_error\","
-                      "\"param\":null,\"code\":null}}", msg);
+                      "\"param\":null,\"code\":null}}", esc);
     int hl = snprintf(hdr, sizeof hdr, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
                       "Content-Length: %d\r\nConnection: close\r\n\r\n", status,
                       gw_http_reason(status), bl);
@@ -736,11 +821,19 @@ static void conn_process(struct gw_hconn *c)
         size_t avail = c->in_len - c->in_off;
         if (c->state == C_HEAD) {
             if (!avail) return;
+            /* a pipelined request waits until the previous answer left: a client that
+             * sends requests and reads no answer must not make the server queue them
+             * (small requests, large answers: memory without bound). on_write resumes. */
+            if (out_pending(c)) return;
             size_t lim = avail < GW_HTTP_HEAD_MAX ? avail : GW_HTTP_HEAD_MAX;
             size_t hl = gw_http_head_end(in, lim);
             if (!hl) {
-                if (avail >= GW_HTTP_HEAD_MAX) reject(c, 431);
-                else if (c->tmode != T_HEAD) set_timer(c, T_HEAD, h->tv_head);
+                if (avail >= GW_HTTP_HEAD_MAX) {    /* 414 or 431, with the reason */
+                    int rc = gw_http_parse_head(in, avail, &c->req);
+                    reject_msg(c, rc < 0 ? -rc : 431, c->req.err[0] ? c->req.err : NULL);
+                } else if (c->tmode != T_HEAD) {
+                    set_timer(c, T_HEAD, h->tv_head);
+                }
                 return;
             }
             if (hl + 1 > c->head_cap) {
@@ -753,7 +846,7 @@ static void conn_process(struct gw_hconn *c)
             c->head[hl] = 0;
             int rc = gw_http_parse_head(c->head, hl, &c->req);
             if (rc <= 0) {
-                reject(c, rc < 0 ? -rc : 400);
+                reject_msg(c, rc < 0 ? -rc : 400, c->req.err[0] ? c->req.err : NULL);
                 return;
             }
             c->in_off += hl;
@@ -767,7 +860,11 @@ static void conn_process(struct gw_hconn *c)
                 c->state = C_BODY;
             } else if (c->req.content_length > 0) {
                 if ((unsigned long long)c->req.content_length > h->o.max_body) {
-                    reject(c, 413);
+                    char msg[160];
+                    snprintf(msg, sizeof msg, "request body of %lld bytes exceeds the "
+                             "gateway's limit of %zu bytes (max_body_bytes)",
+                             c->req.content_length, h->o.max_body);
+                    reject_msg(c, 413, msg);
                     return;
                 }
                 c->body_want = (size_t)c->req.content_length;
@@ -786,7 +883,22 @@ static void conn_process(struct gw_hconn *c)
                 size_t used = 0;
                 int rc = gw_http_chunked(&c->ch, in, avail, &c->cbody, h->o.max_body, &used);
                 c->in_off += used;
-                if (rc < 0) { reject(c, -rc); return; }
+                if (rc < 0) {
+                    char msg[200];
+                    if (rc == -413)
+                        snprintf(msg, sizeof msg, "chunked request body exceeds the gateway's "
+                                 "limit of %zu bytes (max_body_bytes)", h->o.max_body);
+                    else if (rc == -431)
+                        snprintf(msg, sizeof msg, "chunked request body: more than %d trailer "
+                                 "fields or one longer than %d bytes", GW_HTTP_MAX_HEADERS,
+                                 GW_HTTP_HEAD_MAX);
+                    else
+                        snprintf(msg, sizeof msg, "malformed chunked request body after %zu "
+                                 "decoded bytes: a chunk size is hex digits ending in CRLF, "
+                                 "a chunk's data ends with CRLF", c->cbody.len);
+                    reject_msg(c, -rc, msg);
+                    return;
+                }
                 if (rc == 0) {
                     if (c->in_off == c->in_len) c->in_off = c->in_len = 0;
                     body_wait(c);
@@ -873,9 +985,10 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
                 size_t ncap = c->in_cap ? c->in_cap * 2 : IN_FIRST;
                 if (ncap > GW_HTTP_HEAD_MAX + IN_SLACK) ncap = GW_HTTP_HEAD_MAX + IN_SLACK;
                 if (ncap == c->in_cap) {
-                    /* full: a pipelining client waits until the current answer ended */
-                    if (c->state == C_BUSY) set_reading(c, 0);
-                    else reject(c, 431);
+                    /* full: a pipelining client waits until the current answer ended
+                     * and was written out (C_CLOSE: only its output is left to do) */
+                    if (c->state == C_HEAD && !out_pending(c)) conn_process(c);
+                    else set_reading(c, 0);
                     return;
                 }
                 char *ni = realloc(c->in, ncap);
@@ -967,6 +1080,10 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     }
     if (c->state == C_CLOSE) {
         conn_close(c, 0);
+        return;
+    }
+    if (c->state == C_HEAD) {                     /* a pipelined request may wait */
+        defer(c);
         return;
     }
     if (c->resp_open && c->drained) c->drained(c->warg);

@@ -6,14 +6,18 @@
  * takes them, no per-header allocation. Requests are parsed by bounded parsers of
  * untrusted bytes (gw_http_parse_head, gw_http_chunked; fuzzed by fuzz/fuzz-http.c):
  *   - request line + headers: at most GW_HTTP_HEAD_MAX bytes and GW_HTTP_MAX_HEADERS
- *     headers, else 431; malformed -> 400; a version other than HTTP/1.0 or 1.1 -> 505
+ *     headers, else 431; a request target over GW_HTTP_TARGET_MAX (or a request line
+ *     that does not end within GW_HTTP_HEAD_MAX) -> 414; malformed -> 400; a version
+ *     other than HTTP/1.0 or 1.1 -> 505. Every refusal's JSON message says what and where
  *   - bodies: Content-Length or Transfer-Encoding: chunked (both -> 400, another
  *     transfer coding -> 501); longer than the body limit -> 413 (the connection is then
  *     closed after a short lingering read so that the client sees the answer)
  *   - keep-alive (HTTP/1.1 default, HTTP/1.0 with "Connection: keep-alive"),
  *     "Connection: close"; pipelined requests are answered one at a time, in order
  *     (later ones wait in the input buffer; when it is full the connection stops
- *     reading until the current response ended)
+ *     reading until the current response ended). The next request is parsed only once
+ *     the previous answer was written to the socket: a client that pipelines and does
+ *     not read costs at most one answer and the input buffer, not one answer each
  *   - "Expect: 100-continue": the interim 100 is sent when the body is awaited; a body
  *     announced over the limit gets the 413 instead; other expectations -> 417
  * Slow and abusive clients (deadlines, not progress timers: a client that trickles
@@ -47,6 +51,7 @@
 
 #define GW_HTTP_HEAD_MAX    (64 * 1024)  /* request line + headers, bytes */
 #define GW_HTTP_MAX_HEADERS 100
+#define GW_HTTP_TARGET_MAX  8192         /* request target (path + query), bytes; else 414 */
 
 /* Defaults of struct gw_http_opts (used for fields left 0); docs/gateway.md [server]. */
 #define GW_HTTP_DEF_HEADER_MS    10000
@@ -83,6 +88,7 @@ struct gw_hreq {
     int expect_continue;
     int chunked;                 /* Transfer-Encoding: chunked */
     long long content_length;    /* -1 = none */
+    char err[128];               /* why gw_http_parse_head refused the head ("" otherwise) */
     int nhdr;
     struct gw_hhdr hdr[GW_HTTP_MAX_HEADERS];
     char *body;                  /* NUL-terminated; owned by the connection unless taken */
@@ -94,7 +100,9 @@ struct gw_hreq {
 /* Parses a request head from buf[0..len). The head is edited in place (names/values
  * NUL-terminated), so buf must be writable and stay alive while r is used.
  * Returns the head's length in bytes (> 0) when complete, 0 when more bytes are needed
- * (len < GW_HTTP_HEAD_MAX), or -status (400, 431, 501, 505, 417) on error. */
+ * (len < GW_HTTP_HEAD_MAX), or -status (400, 414, 417, 431, 501, 505) on error, with the
+ * reason in r->err (what and where: "header line 3: invalid character ' ' in the field
+ * name 'Bad Name'"; client bytes quoted at most 40, controls as '?'). */
 int gw_http_parse_head(char *buf, size_t len, struct gw_hreq *r);
 
 /* Incremental chunked-body decoder. Zero-initialise, then feed bytes in any split. */

@@ -222,7 +222,7 @@ static const char *err_type(int status)
     switch (status) {
     case 401: return "authentication_error";
     case 404: return "not_found_error";
-    case 413: case 400: case 415: case 405: return "invalid_request_error";
+    case 413: case 400: case 415: case 405: case 501: return "invalid_request_error";
     case 503: return "service_unavailable";
     default: return status >= 500 ? "upstream_error" : "invalid_request_error";
     }
@@ -901,6 +901,19 @@ static void on_up_end(struct gw_req *q, CURLcode rc)
         /* after the first byte there is no going back: say so in the stream */
         s->m.uperr[node][GW_UPERR_MIDSTREAM]++;
         q->status = 502;
+        if (q->conn && q->buffering) {
+            /* a JSON answer still held whole: nothing reached the client yet, so it
+             * gets an error object with a status instead of a bare close */
+            char msg[512];
+            snprintf(msg, sizeof msg, "upstream node '%s' failed in the middle of its answer "
+                     "(after %zu bytes): %s", s->nodes.node[node].name, q->resp.len,
+                     q->timed_out ? "stalled" : curl_easy_strerror(rc));
+            q->status = q->timed_out ? 504 : 502;
+            reply_error(q, (int)q->status, NULL, "upstream_failed", msg);
+            q->hreq = NULL;
+            finish(q);
+            return;
+        }
         if (q->conn && q->fr && q->fr->stream) {
             char ev[512];
             snprintf(ev, sizeof ev,
@@ -1473,7 +1486,8 @@ static void done_parse(void *arg)
 static void on_chat(struct gw_server *s, struct gw_hconn *c, struct gw_hreq *r)
 {
     if (r->method != GW_HTTP_POST) {
-        send_error(s, c, 405, NULL, NULL, NULL, "use POST for /v1/chat/completions");
+        send_error(s, c, 405, "Allow: POST\r\n", NULL, NULL,
+                   "use POST for /v1/chat/completions");
         return;
     }
     if (s->draining) {
@@ -1743,7 +1757,7 @@ static int shadow_label(void *arg, const char *id, double score)
 static void on_feedback(struct gw_server *s, struct gw_hconn *req, struct gw_hreq *hr)
 {
     if (hr->method != GW_HTTP_POST) {
-        send_error(s, req, 405, NULL, NULL, NULL, "use POST for /v1/feedback");
+        send_error(s, req, 405, "Allow: POST\r\n", NULL, NULL, "use POST for /v1/feedback");
         return;
     }
     size_t len = hr->body_len;
@@ -1794,8 +1808,20 @@ static void on_request(void *arg, struct gw_hconn *c, struct gw_hreq *r)
 {
     struct gw_server *s = arg;
     const char *path = r->path;
+    if (r->method == GW_HTTP_OTHER) {
+        /* a method the server does not know at all (methods are case-sensitive: "post"
+         * is one): 501, RFC 9110 15.6.2; a known one it does not serve: 405 + Allow */
+        char msg[128];
+        snprintf(msg, sizeof msg, "method '%.32s' is not implemented: use GET, HEAD or POST",
+                 r->method_name);
+        send_error(s, c, 501, NULL, NULL, NULL, msg);
+        return;
+    }
     if (r->method != GW_HTTP_GET && r->method != GW_HTTP_POST && r->method != GW_HTTP_HEAD) {
-        send_error(s, c, 405, NULL, NULL, NULL, "method not allowed: use GET or POST");
+        char msg[128];
+        snprintf(msg, sizeof msg, "method %s not allowed: use GET, HEAD or POST",
+                 r->method_name);
+        send_error(s, c, 405, "Allow: GET, HEAD, POST\r\n", NULL, NULL, msg);
         return;
     }
     if (!strcmp(path, "/health")) { on_health(s, c); return; }
