@@ -14,7 +14,7 @@ FUZZERS += fuzz-gw-cascade
 TESTS += test-gw-http
 FUZZERS += fuzz-http fuzz-hclient
 LIB_SRCS += src/gw/shadow.c
-TESTS += test-gw-shadow
+TESTS += test-gw-shadow test-gw-config
 FUZZERS += fuzz-shadow
 # tests/gwtest.c: the plumbing the gateway tests share (processes, HTTP client,
 # /metrics), linked into the test-gw* binaries (and test-emu: src/emu/area.mk)

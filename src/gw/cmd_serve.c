@@ -225,23 +225,33 @@ static void print_prior(const struct fy_node *n)
                "with priors)\n", "", pred_role_prior(n->role));
 }
 
+/* "FILE:LINE" of a config key, or "FILE" when it was not in the file (0: the default). */
+static const char *at_line(const struct gw_config *c, int line, char *buf, size_t cap)
+{
+    if (line > 0) snprintf(buf, cap, "%s:%d", c->path, line);
+    else snprintf(buf, cap, "%s", c->path);
+    return buf;
+}
+
 static int check(struct gw_config *c)
 {
-    char err[512] = "";
+    char err[512] = "", at[GW_PATH_MAX + 16];
     const struct fy_policy *p = pol_find(c->policy);
     if (!p) {
-        fprintf(stderr, "ferry serve: %s: [policy] name = '%s': no such policy\n", c->path,
-                c->policy);
+        fprintf(stderr, "ferry serve: %s: [policy] name = '%s': no such policy\n",
+                at_line(c, c->policy_line, at, sizeof at), c->policy);
         return 1;
     }
     if (!strcmp(p->name, "oracle")) {
         fprintf(stderr, "ferry serve: %s: [policy] name = oracle: the oracle needs the "
-                "simulator's ground truth; it cannot serve real requests\n", c->path);
+                "simulator's ground truth; it cannot serve real requests\n",
+                at_line(c, c->policy_line, at, sizeof at));
         return 1;
     }
     void *st = NULL;
     if (p->init && p->init(&st, c->policy_params[0] ? c->policy_params : NULL, err, sizeof err)) {
-        fprintf(stderr, "ferry serve: %s: [policy] params: %s\n", c->path, err);
+        fprintf(stderr, "ferry serve: %s: [policy] params: %s\n",
+                at_line(c, c->policy_params_line, at, sizeof at), err);
         return 1;
     }
     if (p->free && st) p->free(st);

@@ -19,6 +19,8 @@ struct parse_ctx {
     int cur_node;           /* index of the [node NAME] section being read, or -1 */
     char cur_section[128];
     unsigned flags;         /* GW_CONFIG_* */
+    const int *line;        /* the line being read (line_src.line) */
+    struct node_ini_keys seen; /* section.key already set, to refuse a second value */
 };
 
 void gw_config_default(struct gw_config *c)
@@ -164,9 +166,14 @@ static int h_server(struct parse_ctx *x, const char *k, const char *v)
 
 static int h_policy(struct parse_ctx *x, const char *k, const char *v)
 {
-    if (!strcmp(k, "name")) return copy_str(x, k, v, x->c->policy, sizeof x->c->policy);
-    if (!strcmp(k, "params"))
+    if (!strcmp(k, "name")) {
+        x->c->policy_line = *x->line;
+        return copy_str(x, k, v, x->c->policy, sizeof x->c->policy);
+    }
+    if (!strcmp(k, "params")) {
+        x->c->policy_params_line = *x->line;
         return copy_str(x, k, v, x->c->policy_params, sizeof x->c->policy_params);
+    }
     return fail(x, "[policy]: unknown key '%s'%s", k, "");
 }
 
@@ -387,6 +394,19 @@ static int handler(void *user, const char *section, const char *name, const char
             x->cur_node = c->nnodes++;
         }
     }
+    /* one value per key: the later one won silently (and an indented line continues the
+     * key above it in INI); api_key is the one key meant to repeat */
+    if (strcmp(name, "api_key") != 0) {
+        int first = node_ini_keys_add(&x->seen, section, name, *x->line);
+        if (first < 0) return fail(x, "out of memory%s%s", "", "") + 1;
+        if (first > 0) {
+            if (!x->msg[0])
+                snprintf(x->msg, sizeof x->msg, "[%s] %s: set again (first at line %d; one "
+                         "value per key — an indented line continues the key above it)",
+                         section, name, first);
+            return 0;
+        }
+    }
     int rc;
     if (!strcmp(section, "server")) rc = h_server(x, name, value);
     else if (!strcmp(section, "policy")) rc = h_policy(x, name, value);
@@ -465,9 +485,10 @@ static int load_text(const char *text, size_t len, const char *name, struct gw_c
                      unsigned flags, char *err, size_t errlen)
 {
     gw_config_default(c);
-    struct parse_ctx x = {.c = c, .cur_node = -1, .flags = flags};
     struct line_src src = {.p = text, .end = text + len};
+    struct parse_ctx x = {.c = c, .cur_node = -1, .flags = flags, .line = &src.line};
     int rc = ini_parse_stream(read_line, &src, handler, &x);
+    node_ini_keys_fini(&x.seen);
     if (src.too_long && rc == 0) {
         snprintf(err, errlen, "%s:%d: line longer than %d characters (%zu%s): the INI "
                  "parser (inih) reads at most %d; only a comment line may be longer",
@@ -518,6 +539,12 @@ int gw_config_validate(struct gw_config *c, char *err, size_t errlen)
             return -1;
         }
         if (!n->model[0]) snprintf(n->model, sizeof n->model, "%s", n->name);
+        if (n->profile_node[0] && !n->profile[0]) { /* it was ignored: the built-in node ran */
+            snprintf(err, errlen, "node '%s': profile_node = '%s' needs profile = FILE or "
+                     "FOLDER holding that [node %s] (without it the node is the built-in %s "
+                     "node)", n->name, n->profile_node, n->profile_node, gw_role_name(n->role));
+            return -1;
+        }
         if (!strcmp(n->name, "ferry") || !strcmp(n->name, "auto")) {
             snprintf(err, errlen, "node '%s': 'ferry' and 'auto' are reserved model names",
                      n->name);
