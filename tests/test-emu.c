@@ -1915,11 +1915,16 @@ TEST(emu_cli_tells_an_unknown_option_from_a_missing_value)
               "unexpected argument 'edge-3090' (a profile goes with --profile");
     CHECK_CLI("emulate --fault-error", 2, "--fault-error needs a value");
     CHECK_CLI("emulate --profile edge-3090 --confidence-noise -1", 2,
-              "--confidence-noise '-1': expected a number >= 0");
+              "--confidence-noise '-1': expected a number in [0, 100]");
     CHECK_CLI("emulate --profile edge-3090 --item-seed -3", 2,
               "--item-seed '-3': expected an integer >= 0");
     CHECK_CLI("emulate --profile edge-3090 --confidence-sep x", 2,
-              "--confidence-sep 'x': expected a number >= 0");
+              "--confidence-sep 'x': expected a number in [0, 100]");
+    /* bounded: 1e300 was taken (a timer of 1e297 s overflowed time_t) */
+    CHECK_CLI("emulate --profile edge-3090 --time-scale 1e300", 2,
+              "--time-scale '1e300': expected a number in [0, 1000]");
+    CHECK_CLI("emulate --profile edge-3090 --confidence-sep 1e300", 2,
+              "--confidence-sep '1e300': expected a number in [0, 100]");
     CHECK_CLI("bench load --url http://127.0.0.1:9 --bogus", 2, "unknown option --bogus");
     CHECK_CLI("bench load --url", 2, "--url needs a value");
     CHECK_CLI("bench load --url http://127.0.0.1:9 --seed ''", 2,

@@ -194,14 +194,17 @@ int cmd_emulate(int argc, char **argv)
                 return 2;
             }
         } else if (!strcmp(a, "--time-scale")) {
-            if (util_parse_double(v, 0, DBL_MAX, &o.time_scale) < 0) {
-                fprintf(stderr, "ferry emulate: --time-scale '%s': expected a number >= 0\n", v);
+            if (util_parse_double(v, 0, EMU_MAX_TIME_SCALE, &o.time_scale) < 0) {
+                fprintf(stderr, "ferry emulate: --time-scale '%s': expected a number in [0, "
+                        "%g]\n", v, EMU_MAX_TIME_SCALE);
                 return 2;
             }
         } else if (!strcmp(a, "--confidence-sep") || !strcmp(a, "--confidence-noise")) {
             double x;
-            if (util_parse_double(v, 0, DBL_MAX, &x) < 0) {
-                fprintf(stderr, "ferry emulate: %s '%s': expected a number >= 0\n", a, v);
+            /* the simulator's [quality] bounds: logits beyond 100 are a unit slip */
+            if (util_parse_double(v, 0, 100, &x) < 0) {
+                fprintf(stderr, "ferry emulate: %s '%s': expected a number in [0, 100]\n", a,
+                        v);
                 return 2;
             }
             if (a[13] == 's') o.confidence_sep = x;

@@ -166,7 +166,8 @@ static double to_wall(const struct emu_server *s, double model_ms)
 
 static void arm(struct emu_server *s, double delay_ms)
 {
-    if (delay_ms < 0) delay_ms = 0;
+    if (!(delay_ms >= 0)) delay_ms = 0;
+    if (delay_ms > 1e12) delay_ms = 1e12; /* ~32 years: (time_t) of more is undefined */
     struct timeval tv;
     tv.tv_sec = (time_t)(delay_ms / 1000);
     tv.tv_usec = (suseconds_t)((delay_ms - (double)tv.tv_sec * 1000) * 1000);

@@ -12,6 +12,9 @@
  * One event loop, one thread; the server never blocks it. */
 #ifndef FERRY_EMU_SERVER_H
 #define FERRY_EMU_SERVER_H
+/* --time-scale's bound: 1000 wall ms per modelled ms (1e300 overflowed the timer's
+ * seconds) */
+#define EMU_MAX_TIME_SCALE 1000.0
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,7 +36,8 @@ struct emu_opts {
     int has_model;
     struct link_spec link;      /* the profile's link: upload time of each request body */
     int has_link;
-    double time_scale;          /* wall ms = modelled ms * time_scale; 0 = instant */
+    double time_scale;          /* wall ms = modelled ms * time_scale; 0 = instant;
+                                 * at most EMU_MAX_TIME_SCALE */
     uint64_t seed;              /* answers, output lengths and faults */
     uint64_t item_seed;         /* right/wrong draws, keyed by the item: nodes with the same
                                  * item seed draw the same u for the same question (0) */
