@@ -256,6 +256,16 @@ discussion() {
   t_mmb_ds=$(val "$work/moaoff-mmbench.sum" "ferry trained" 9)
   w_vqa=$(within_target moaoff-vqav2)
   w_mmb=$(within_target moaoff-mmbench)
+  # the predictors' scores over every experiment's eval block: "lo–hi" of AUC, ECE and
+  # the share inside the 90 % interval (the "all" row)
+  local p_auc p_ece p_pi evals=()
+  for n in "${exps[@]}"; do evals+=("$work/$n.eval.txt"); done
+  p_auc=$(awk '/^quality: AUC/ { print $3 }' "${evals[@]}" | sort -g |
+    awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f–%.2f", lo, hi }')
+  p_ece=$(awk '/^expected calibration error/ { print $4 }' "${evals[@]}" | sort -g |
+    awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.3f–%.3f", lo, hi }')
+  p_pi=$(awk '$1 == "all" { print $7 }' "${evals[@]}" | sort -g |
+    awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.0f–%.0f", lo, hi }')
   local tr_e tr_c
   summarize "$work/heldout-busy-edge-transfer.csv" >"$work/heldout-busy-edge-transfer.sum"
   tr_e=$(awk -F'\t' -v c="$(val "$work/heldout-busy-edge.sum" cloud-only 2)" \
@@ -451,9 +461,10 @@ logged scores ranks held-out turns clearly better than its prior (AUC in the blo
 the question text (the same text features as the gateway's), task, node and views;
 without the text the AUC is lower, so the text carries signal of its own.
 
-**Predictors.** On simulator traces MGQP reaches AUC ≈ 0.82–0.85 with an expected
-calibration error of about 0.02–0.05, and about 83–94 % of the outcomes fall inside MILP's predicted 90 % interval
-(blocks above). MILP's end-to-end error is lowest on the \`moaoff-*\` experiments
+**Predictors.** On simulator traces MGQP reaches an AUC of $p_auc with an expected
+calibration error of $p_ece, and $p_pi % of the held-out outcomes fall inside MILP's
+predicted 90 % interval (blocks above; the interval is that of the model at the end of
+its training trace, which forgets: docs/predictors.md). MILP's end-to-end error is lowest on the \`moaoff-*\` experiments
 and highest in overload (\`load-sweep\`) and under bursts: the simulator's
 chunked-prefill backlog is only partly visible in the node state the predictor sees
 (running, queued, EWMA TTFT). Adding the two congestion regressors to the vision and
