@@ -910,6 +910,7 @@ TEST(gw_bad_requests_get_openai_error_objects)
     struct backend *be = be_start("e0", BE_OK);
     struct gwt_gw g;
     CHECK(gw_start_on(&g, "bad.ini", be, NULL, "[limits]\nmax_body_bytes = 100000\n") == 0);
+    expect_error(g.port, "", 400, "request body is empty");   /* it said only "empty" */
     expect_error(g.port, "{not json", 400, NULL);
     expect_error(g.port, "[1,2]", 400, NULL);
     expect_error(g.port, "{\"model\":\"ferry\"}", 400, "messages");
@@ -956,8 +957,9 @@ static void raw_exchange(int port, const char *req, struct buf *o)
 }
 
 /* Methods: a known method a path does not serve is 405 with the Allow header RFC 9110
- * requires (there was none), a method the server does not know (methods are
- * case-sensitive) is 501 (was 405), both as OpenAI error objects. */
+ * requires (there was none; POST /health was answered as a GET), a method the server
+ * does not know (methods are case-sensitive) is 501 (was 405), both as OpenAI error
+ * objects. */
 TEST(gw_methods_get_405_with_allow_or_501)
 {
     struct backend *be = be_start("e0", BE_OK);
@@ -972,18 +974,27 @@ TEST(gw_methods_get_405_with_allow_or_501)
                  &c);
     raw_exchange(g.port, "post /v1/chat/completions HTTP/1.1\r\nConnection: close\r\n\r\n", &d);
     raw_exchange(g.port, "BREW /v1/models HTTP/1.1\r\nConnection: close\r\n\r\n", &e);
+    /* read-only endpoints answered POST as if it were GET */
+    struct buf f;
+    buf_init(&f);
+    raw_exchange(g.port, "POST /health HTTP/1.1\r\nContent-Length: 2\r\nConnection: close\r\n"
+                         "\r\n{}", &f);
+    int post_health = f.data && !strncmp(f.data, "HTTP/1.1 405 ", 13) &&
+                      strstr(f.data, "\r\nAllow: GET, HEAD\r\n");
+    buf_fini(&f);
     long health = gwt_http_status(g.port, "/health", NULL, NULL, NULL);
     gwt_gw_stop(&g);
     be_stop(be);
     const char *sa = a.data ? a.data : "", *sb = b.data ? b.data : "", *sc = c.data ? c.data : "";
     const char *sd = d.data ? d.data : "", *se = e.data ? e.data : "";
     CHECK(!strncmp(sa, "HTTP/1.1 405 ", 13) && strstr(sa, "\r\nAllow: POST\r\n"));
-    CHECK(!strncmp(sb, "HTTP/1.1 405 ", 13) && strstr(sb, "\r\nAllow: GET, HEAD, POST\r\n"));
-    CHECK(strstr(sb, "method PUT not allowed") != NULL);
+    CHECK(!strncmp(sb, "HTTP/1.1 405 ", 13) && strstr(sb, "\r\nAllow: GET, HEAD\r\n"));
+    CHECK(strstr(sb, "method PUT not allowed: use GET for /v1/models") != NULL);
     CHECK(!strncmp(sc, "HTTP/1.1 405 ", 13) && strstr(sc, "\r\nAllow: "));
     CHECK(!strncmp(sd, "HTTP/1.1 501 ", 13) && strstr(sd, "method 'post' is not implemented"));
     CHECK(strstr(sd, "\"type\":\"invalid_request_error\"") != NULL);
     CHECK(!strncmp(se, "HTTP/1.1 501 ", 13) && strstr(se, "'BREW'"));
+    CHECK(post_health);
     CHECK_EQ_INT(health, 200);
     buf_fini(&a); buf_fini(&b); buf_fini(&c); buf_fini(&d); buf_fini(&e);
 }

@@ -1495,6 +1495,11 @@ static void on_chat(struct gw_server *s, struct gw_hconn *c, struct gw_hreq *r)
         return;
     }
     size_t len = r->body_len;
+    if (len == 0) {
+        send_error(s, c, 400, NULL, "body", NULL, "request body is empty: POST the chat "
+                   "request as a JSON object (Content-Length or chunked)");
+        return;
+    }
     if (len > s->lim.max_body_bytes) {
         char msg[128];
         snprintf(msg, sizeof msg, "body of %zu bytes exceeds the limit of %zu bytes", len,
@@ -1804,40 +1809,56 @@ done:
     cJSON_Delete(root);
 }
 
+/* A read-only endpoint: GET or HEAD, else 405 with Allow. 1 when the request may go on. */
+static int only_get(struct gw_server *s, struct gw_hconn *c, const struct gw_hreq *r)
+{
+    if (r->method == GW_HTTP_GET || r->method == GW_HTTP_HEAD) return 1;
+    char msg[128];
+    snprintf(msg, sizeof msg, "method %s not allowed: use GET for %.60s", r->method_name,
+             r->path);
+    send_error(s, c, 405, "Allow: GET, HEAD\r\n", NULL, NULL, msg);
+    return 0;
+}
+
 static void on_request(void *arg, struct gw_hconn *c, struct gw_hreq *r)
 {
     struct gw_server *s = arg;
     const char *path = r->path;
     if (r->method == GW_HTTP_OTHER) {
         /* a method the server does not know at all (methods are case-sensitive: "post"
-         * is one): 501, RFC 9110 15.6.2; a known one it does not serve: 405 + Allow */
+         * is one): 501, RFC 9110 15.6.2; a known one an endpoint does not serve: 405
+         * with the Allow header RFC 9110 15.5.6 requires */
         char msg[128];
         snprintf(msg, sizeof msg, "method '%.32s' is not implemented: use GET, HEAD or POST",
                  r->method_name);
         send_error(s, c, 501, NULL, NULL, NULL, msg);
         return;
     }
-    if (r->method != GW_HTTP_GET && r->method != GW_HTTP_POST && r->method != GW_HTTP_HEAD) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "method %s not allowed: use GET, HEAD or POST",
-                 r->method_name);
-        send_error(s, c, 405, "Allow: GET, HEAD, POST\r\n", NULL, NULL, msg);
+    if (!strcmp(path, "/health")) {
+        if (only_get(s, c, r)) on_health(s, c);
         return;
     }
-    if (!strcmp(path, "/health")) { on_health(s, c); return; }
-    if (!strcmp(path, "/metrics")) { on_metrics(s, c); return; }
+    if (!strcmp(path, "/metrics")) {
+        if (only_get(s, c, r)) on_metrics(s, c);
+        return;
+    }
     if (!strncmp(path, "/v1/", 4) && !authorized(s, r)) {
         send_error(s, c, 401, "WWW-Authenticate: Bearer\r\n", NULL, "invalid_api_key",
                    "missing or invalid API key: send 'Authorization: Bearer KEY'");
         return;
     }
-    if (!strcmp(path, "/v1/chat/completions")) on_chat(s, c, r);
-    else if (!strcmp(path, "/v1/models")) on_models(s, c);
-    else if (!strcmp(path, "/v1/feedback")) on_feedback(s, c, r);
-    else if (!strcmp(path, "/v1/ferry/nodes")) on_nodes(s, c);
-    else {
+    if (!strcmp(path, "/v1/chat/completions")) {
+        on_chat(s, c, r);
+    } else if (!strcmp(path, "/v1/models")) {
+        if (only_get(s, c, r)) on_models(s, c);
+    } else if (!strcmp(path, "/v1/feedback")) {
+        on_feedback(s, c, r);
+    } else if (!strcmp(path, "/v1/ferry/nodes")) {
+        if (only_get(s, c, r)) on_nodes(s, c);
+    } else {
         char msg[300];
-        snprintf(msg, sizeof msg, "no such endpoint: %.200s", path);
+        snprintf(msg, sizeof msg, "no such endpoint: %.200s (paths are matched as sent, "
+                 "without %%-decoding)", path);
         send_error(s, c, 404, NULL, NULL, "unknown_url", msg);
     }
 }
