@@ -226,7 +226,7 @@ TEST(sim_cli_refuses_an_option_without_its_partner)
  * it, before any run: each of these got through to a run (a link's "up_mbps must be > 0"
  * and a policy's params without their origin, after the runs before them), or ran and
  * printed nonsense (every latency 0.0 ms at rate_rps = 1e-300, 3e62 ms at eff_decode =
- * 1e-300). */
+ * 1e-300), or was named without its --set. */
 TEST(sim_cli_bad_values_are_named_by_their_set_before_any_run)
 {
     static const struct { const char *set, *want; } bad[] = {
@@ -243,6 +243,11 @@ TEST(sim_cli_bad_values_are_named_by_their_set_before_any_run)
         {"class.yesno.images_max=0", "--set class.yesno.images_max=0: workload vqav2-like: "
                                      "[class yesno] images_max = 0 is below images_min = 1"},
         {"device.a100-40gb.eff_decode=1e-300", "--set device.a100-40gb.eff_decode=1e-300: "},
+        /* a class typo made a class of its own (weight 1, default sizes) and ran */
+        {"class.yesnoo.weight=2", "--set class.yesnoo.weight=2: [class yesnoo]: workload "
+                                  "vqav2-like has no class yesnoo (yesno, number, other)"},
+        {"experiment.nodes=edge-3090,nope", "--set experiment.nodes=edge-3090,nope: nodes: "
+                                            "node 'nope' is not defined"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char args[512];

@@ -464,6 +464,14 @@ static const struct sim_entry *entry_of(const struct sim_entries *es, const char
     return NULL;
 }
 
+static int workload_has_class(const struct sim_workload *w, const char *name)
+{
+    while (*name == ' ') name++;
+    for (int c = 0; c < w->nclasses; c++)
+        if (!strcmp(w->cls[c].name, name)) return 1;
+    return 0;
+}
+
 /* Every policy's init() with its params, as sim_run calls it: a bad params.POLICY is
  * named at its line (or --set) before the first run, not when that policy's turn comes. */
 static int check_policies(const struct sim_exp *x, const struct sim_entries *all, char *err,
@@ -591,12 +599,13 @@ int sim_setup_build(struct sim_setup *s, const char *exp_path, const struct sim_
         snprintf(err, errlen, "%s: [experiment] needs workload = NAME", exp_path);
         goto fail;
     }
-    if (s->exp.nnodes == 0) {
-        snprintf(err, errlen, "%s: [experiment] needs nodes = NAME,NAME", exp_path);
-        goto fail;
-    }
-    if (s->exp.npolicies == 0) {
-        snprintf(err, errlen, "%s: [experiment] needs policies = NAME,NAME", exp_path);
+    for (int k = 0; k < 2; k++) { /* emptied: at the entry that emptied it */
+        const char *list = k ? "policies" : "nodes";
+        if ((k ? s->exp.npolicies : s->exp.nnodes) > 0) continue;
+        const struct sim_entry *e = entry_of(&all, "experiment", list);
+        snprintf(msg, sizeof msg, "[experiment] needs %s = NAME,NAME", list);
+        if (e) entry_error(err, errlen, e, msg);
+        else snprintf(err, errlen, "%s: %s", exp_path, msg);
         goto fail;
     }
     if (s->exp.requests == 0 && s->exp.duration_s == 0) {
@@ -644,6 +653,19 @@ int sim_setup_build(struct sim_setup *s, const char *exp_path, const struct sim_
     for (int i = 0; i < all.n; i++) {
         const struct sim_entry *e = &all.e[i];
         if (strcmp(e->section, "workload") != 0 && strncmp(e->section, "class ", 6) != 0) continue;
+        if (!strncmp(e->section, "class ", 6) && !workload_has_class(&s->wl, e->section + 6)) {
+            /* a typo made a class of its own, with weight 1 and default sizes */
+            int n = snprintf(msg, sizeof msg, "[%s]: workload %s has no class %s (", e->section,
+                             s->wl.name, e->section + 6);
+            for (int c = 0; c < s->wl.nclasses && n > 0 && (size_t)n < sizeof msg; c++)
+                n += snprintf(msg + n, sizeof msg - (size_t)n, "%s%s", c ? ", " : "",
+                              s->wl.cls[c].name);
+            if (n > 0 && (size_t)n < sizeof msg)
+                snprintf(msg + n, sizeof msg - (size_t)n, "); an experiment refines the "
+                         "classes of its workload file");
+            entry_error(err, errlen, e, msg);
+            goto fail;
+        }
         if (sim_workload_feed(&s->wl, e->file, e->section, e->key, e->value, e->line, msg,
                               sizeof msg) < 0) {
             entry_error(err, errlen, e, msg);
@@ -655,6 +677,13 @@ int sim_setup_build(struct sim_setup *s, const char *exp_path, const struct sim_
     /* nodes */
     s->nnodes = s->exp.nnodes;
     for (int i = 0; i < s->nnodes; i++) {
+        const struct sim_entry *at = entry_of(&all, "experiment", "nodes");
+        if (!node_lib_find_node(&s->lib, s->exp.nodes[i]) && at) {
+            snprintf(msg, sizeof msg, "nodes: node '%s' is not defined (no [node %s] section "
+                     "in the profiles or the experiment)", s->exp.nodes[i], s->exp.nodes[i]);
+            entry_error(err, errlen, at, msg);
+            goto fail;
+        }
         if (node_lib_resolve(&s->lib, s->exp.nodes[i], &s->nodes[i], err, errlen) < 0) goto fail;
         const struct node_def *nd = node_lib_find_node(&s->lib, s->exp.nodes[i]);
         if (!nd->link[0]) {
