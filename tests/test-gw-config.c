@@ -19,7 +19,12 @@ TEST(gw_config_refuses_a_key_set_twice_and_a_profile_node_without_profile)
         {"[node a]\nurl = http://x\n[node b]\nurl = http://y\nmax_inflight = 1\n"
          "max_inflight = 2\n", "c.ini:6: [node b] max_inflight: set again (first at line 5"},
         {"[node a]\nurl = http://x\nprofile_node = edge-3090\n",
-         "c.ini: node 'a': profile_node = 'edge-3090' needs profile = FILE or FOLDER"},
+         "c.ini:3: node 'a': profile_node = 'edge-3090' needs profile = FILE or FOLDER"},
+        /* the checks across keys name the line of the key they are about (they named the
+         * file alone) */
+        {"[node a]\nurl = http://x\n[shadow]\nreference = b\n",
+         "c.ini:4: [shadow] reference = 'b': no node of that name or model"},
+        {"[node a]\nurl = http://x\n[node b]\nrole = cloud\n", "c.ini:4: node 'b': url is missing"},
     };
     struct gw_config *c = malloc(sizeof *c);
     CHECK(c != NULL);

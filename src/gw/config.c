@@ -20,8 +20,13 @@ struct parse_ctx {
     char cur_section[128];
     unsigned flags;         /* GW_CONFIG_* */
     const int *line;        /* the line being read (line_src.line) */
+    /* lines of the keys cross-field checks name (0: not in the file) */
+    int node_line[FY_MAX_NODES], profile_node_line[FY_MAX_NODES], ref_line, ttl_line;
     struct node_ini_keys seen; /* section.key already set, to refuse a second value */
 };
+
+static int validate(struct gw_config *c, const struct parse_ctx *x, int *line, char *err,
+                    size_t errlen);
 
 void gw_config_default(struct gw_config *c)
 {
@@ -236,7 +241,10 @@ static int h_share(struct parse_ctx *x, const char *k, const char *v)
         return copy_str(x, k, v, dst, sizeof c->share_prefix);
     }
     if (!strcmp(k, "interval_ms")) return parse_int(x, k, v, 10, 60000, &c->share_interval_ms);
-    if (!strcmp(k, "ttl_ms")) return parse_int(x, k, v, 100, 3600000, &c->share_ttl_ms);
+    if (!strcmp(k, "ttl_ms")) {
+        x->ttl_line = *x->line;
+        return parse_int(x, k, v, 100, 3600000, &c->share_ttl_ms);
+    }
     if (!strcmp(k, "timeout_ms")) return parse_int(x, k, v, 10, 60000, &c->share_timeout_ms);
     return fail(x, "[share]: unknown key '%s'%s", k, "");
 }
@@ -245,9 +253,11 @@ static int h_shadow(struct parse_ctx *x, const char *k, const char *v)
 {
     struct gw_config *c = x->c;
     if (!strcmp(k, "rate")) return parse_double(x, "[shadow] rate", v, 0, 1, &c->shadow_rate);
-    if (!strcmp(k, "reference"))
+    if (!strcmp(k, "reference")) {
+        x->ref_line = *x->line;
         return copy_str(x, "[shadow] reference", v, c->shadow_reference,
                         sizeof c->shadow_reference);
+    }
     if (!strcmp(k, "max_inflight"))
         return parse_int(x, "[shadow] max_inflight", v, 1, 1024, &c->shadow_max_inflight);
     if (!strcmp(k, "max_usd_per_hour"))
@@ -334,8 +344,10 @@ static int h_node(struct parse_ctx *x, struct gw_node_cfg *n, const char *k, con
         return copy_str(x, k, v, n->model, sizeof n->model);
     }
     if (!strcmp(k, "profile")) return copy_str(x, k, v, n->profile, sizeof n->profile);
-    if (!strcmp(k, "profile_node"))
+    if (!strcmp(k, "profile_node")) {
+        x->profile_node_line[n - x->c->nodes] = *x->line;
         return copy_str(x, k, v, n->profile_node, sizeof n->profile_node);
+    }
     if (!strcmp(k, "api_key_env")) {
         if (copy_str(x, k, v, n->api_key_env, sizeof n->api_key_env)) return -1;
         const char *e = getenv(v);
@@ -391,6 +403,7 @@ static int handler(void *user, const char *section, const char *name, const char
             n->link.up_mbps = n->link.down_mbps = n->link.rtt_ms = n->link.jitter_ms = -1;
             n->usd_per_mtok_in = -1;
             n->usd_per_mtok_out = -1;
+            x->node_line[c->nnodes] = *x->line; /* its first key: inih shows no header */
             x->cur_node = c->nnodes++;
         }
     }
@@ -436,8 +449,10 @@ static int finish(struct parse_ctx *x, const char *name, int rc, char *err, size
         return -1;
     }
     snprintf(x->c->path, sizeof x->c->path, "%s", name);
-    if (gw_config_validate(x->c, x->msg, sizeof x->msg)) {
-        snprintf(err, errlen, "%s: %s", name, x->msg);
+    int line;
+    if (validate(x->c, x, &line, x->msg, sizeof x->msg)) {
+        if (line > 0) snprintf(err, errlen, "%s:%d: %s", name, line, x->msg);
+        else snprintf(err, errlen, "%s: %s", name, x->msg);
         return -1;
     }
     return 0;
@@ -528,6 +543,15 @@ int gw_config_load_string(const char *text, const char *name, struct gw_config *
 
 int gw_config_validate(struct gw_config *c, char *err, size_t errlen)
 {
+    int line;
+    return validate(c, NULL, &line, err, errlen);
+}
+
+/* gw_config_validate; *line = the line of the key an error is about, when x knows it. */
+static int validate(struct gw_config *c, const struct parse_ctx *x, int *line, char *err,
+                    size_t errlen)
+{
+    *line = 0;
     if (c->nnodes == 0) {
         snprintf(err, errlen, "no [node NAME] section: the gateway needs at least one backend");
         return -1;
@@ -535,11 +559,13 @@ int gw_config_validate(struct gw_config *c, char *err, size_t errlen)
     for (int i = 0; i < c->nnodes; i++) {
         struct gw_node_cfg *n = &c->nodes[i];
         if (!n->url[0]) {
+            if (x) *line = x->node_line[i];
             snprintf(err, errlen, "node '%s': url is missing", n->name);
             return -1;
         }
         if (!n->model[0]) snprintf(n->model, sizeof n->model, "%s", n->name);
         if (n->profile_node[0] && !n->profile[0]) { /* it was ignored: the built-in node ran */
+            if (x) *line = x->profile_node_line[i];
             snprintf(err, errlen, "node '%s': profile_node = '%s' needs profile = FILE or "
                      "FOLDER holding that [node %s] (without it the node is the built-in %s "
                      "node)", n->name, n->profile_node, n->profile_node, gw_role_name(n->role));
@@ -552,6 +578,7 @@ int gw_config_validate(struct gw_config *c, char *err, size_t errlen)
         }
     }
     if (c->shadow_reference[0] && gw_config_find_node(c, c->shadow_reference) < 0) {
+        if (x) *line = x->ref_line;
         snprintf(err, errlen, "[shadow] reference = '%s': no node of that name or model",
                  c->shadow_reference);
         return -1;
@@ -560,6 +587,7 @@ int gw_config_validate(struct gw_config *c, char *err, size_t errlen)
     if (c->share_ttl_ms == 0) /* five publish rounds, at least a second */
         c->share_ttl_ms = c->share_interval_ms * 5 > 1000 ? c->share_interval_ms * 5 : 1000;
     if (c->share_redis[0] && c->share_ttl_ms <= c->share_interval_ms) {
+        if (x) *line = x->ttl_line;
         snprintf(err, errlen, "[share] ttl_ms = %d must be longer than interval_ms = %d (a "
                  "live replica's load would expire between two publications)",
                  c->share_ttl_ms, c->share_interval_ms);
