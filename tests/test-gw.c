@@ -1570,7 +1570,8 @@ TEST(gw_unwritable_trace_db_and_state_file_name_their_key)
               "folder /nonexistent-ferry-dir");
 }
 
-/* A bad model file is named with where it came from: --model or [pred] model */
+/* A bad model file is named with where it came from: --model, or [pred] model with the
+ * config's file and line */
 TEST(gw_bad_model_file_names_its_origin)
 {
     char bad[512], p1[512], p2[512], text[1024], args[1800]; /* test_tmp_path: one buffer */
@@ -1584,11 +1585,14 @@ TEST(gw_bad_model_file_names_its_origin)
     CHECK(test_write_file(p2, "[server]\nlisten = 127.0.0.1:0\n"
                               "[node e]\nurl = http://127.0.0.1:1\n") == 0);
     snprintf(args, sizeof args, "serve -c '%s'", p1);
-    CHECK_CLI(args, 1, "ferry serve: [pred] model: ", bad);
+    CHECK_CLI(args, 1, "model-key.ini:4: [pred] model: ", bad);
     snprintf(args, sizeof args, "serve -c '%s' --check", p1);
-    CHECK_CLI(args, 1, "ferry serve: [pred] model: ", bad);
+    CHECK_CLI(args, 1, "model-key.ini:4: [pred] model: ", bad);
     snprintf(args, sizeof args, "serve -c '%s' --model '%s'", p2, bad);
     CHECK_CLI(args, 1, "ferry serve: --model: ", bad);
+    /* an empty --model was taken as no model at all, silently */
+    snprintf(args, sizeof args, "serve -c '%s' --check --model ''", p2);
+    CHECK_CLI(args, 2, "ferry serve: --model '': expected a model file");
 }
 
 /* inih reads 200-byte lines: a longer comment was cut in two and its tail parsed as a

@@ -56,6 +56,11 @@ static char share_note[600];   /* --check: what it found about [share] */
 /* What errors about the model file call it: the option or the config key it came from. */
 static const char *model_origin(const struct gw_config *c)
 {
+    static char at[GW_PATH_MAX + 64]; /* `ferry serve` is one thread until it serves */
+    if (c->model_origin && c->model_line > 0 && !strcmp(c->model_origin, "[pred] model")) {
+        snprintf(at, sizeof at, "%s:%d: %s", c->path, c->model_line, c->model_origin);
+        return at;
+    }
     return c->model_origin ? c->model_origin : "model";
 }
 
@@ -355,6 +360,12 @@ int cmd_serve(int argc, char **argv)
         cfg->listen_port = lport;
     }
     if (model) {
+        if (!*model) {
+            fprintf(stderr, "ferry serve: --model '': expected a model file (leave the option "
+                    "out for none)\n");
+            free(cfg);
+            return 2;
+        }
         if (strlen(model) >= sizeof cfg->model_file) {
             fprintf(stderr, "ferry serve: --model: path longer than %zu bytes\n",
                     sizeof cfg->model_file - 1);

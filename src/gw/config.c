@@ -186,6 +186,7 @@ static int h_pred(struct parse_ctx *x, const char *k, const char *v)
 {
     if (!strcmp(k, "model")) {
         x->c->model_origin = "[pred] model";
+        x->c->model_line = *x->line;
         return copy_str(x, k, v, x->c->model_file, sizeof x->c->model_file);
     }
     return fail(x, "[pred]: unknown key '%s'%s", k, "");

@@ -62,6 +62,7 @@ struct gw_config {
     char policy[FY_NAME_MAX];
     char policy_params[256];
     int policy_line, policy_params_line; /* where name and params were set (0: default) */
+    int model_line;               /* where [pred] model was set (0: not in the file) */
     /* [pred] */
     char model_file[GW_PATH_MAX]; /* `ferry train` model: the predictors' starting point
                                    * ("" = built-in priors); precedence with learned state:
