@@ -248,6 +248,8 @@ TEST(sim_cli_bad_values_are_named_by_their_set_before_any_run)
                                   "vqav2-like has no class yesnoo (yesno, number, other)"},
         {"experiment.nodes=edge-3090,nope", "--set experiment.nodes=edge-3090,nope: nodes: "
                                             "node 'nope' is not defined"},
+        {"sweep.values=", "--set sweep.values=: [sweep]: needs both key and values"},
+        {"workload.image_pool=no-such.csv", "--set workload.image_pool=no-such.csv: image pool "},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char args[512];

@@ -395,9 +395,11 @@ int sim_sweep_of(const struct sim_entries *es, char *key, size_t keycap, char va
 {
     key[0] = '\0';
     *nvals = 0;
+    const struct sim_entry *last = NULL;
     for (int i = 0; i < es->n; i++) {
         const struct sim_entry *e = &es->e[i];
         if (strcmp(e->section, "sweep") != 0) continue;
+        last = e;
         if (!strcmp(e->key, "key")) {
             char s[96], k[96];
             if (split_dotted(e->value, s, sizeof s, k, sizeof k) < 0 || strlen(e->value) >= keycap) {
@@ -423,8 +425,8 @@ int sim_sweep_of(const struct sim_entries *es, char *key, size_t keycap, char va
             return -1;
         }
     }
-    if ((key[0] != '\0') != (*nvals > 0)) {
-        snprintf(err, errlen, "[sweep]: needs both key and values");
+    if ((key[0] != '\0') != (*nvals > 0)) { /* at the entry that left one of them out */
+        entry_error(err, errlen, last, "[sweep]: needs both key and values");
         return -1;
     }
     return 0;
@@ -672,7 +674,13 @@ int sim_setup_build(struct sim_setup *s, const char *exp_path, const struct sim_
             goto fail;
         }
     }
-    if (sim_workload_finish(&s->wl, wdir, err, errlen) < 0) goto fail;
+    if (sim_workload_finish(&s->wl, wdir, msg, sizeof msg) < 0) {
+        /* an image pool the experiment named is reported at that entry */
+        const struct sim_entry *e = entry_of(&all, "workload", "image_pool");
+        if (e && !strncmp(msg, "image pool ", 11)) entry_error(err, errlen, e, msg);
+        else snprintf(err, errlen, "%s", msg);
+        goto fail;
+    }
 
     /* nodes */
     s->nnodes = s->exp.nnodes;
