@@ -44,9 +44,10 @@ TEST(gw_config_refuses_a_key_set_twice_and_a_profile_node_without_profile)
     free(c);
 }
 
-/* The policy is checked when the gateway starts (its registry): the error names the
- * line of [policy] name or params (it named the file alone). */
-TEST(gw_config_policy_errors_name_their_line)
+/* The policy and the profiles are checked when the gateway starts: the error names the
+ * line of [policy] name or params, profile or profile_node (it named the file alone, or
+ * without --check nothing of the config at all). */
+TEST(gw_config_policy_and_profile_errors_name_their_line)
 {
     char path[600], args[800];
     snprintf(path, sizeof path, "%s", test_tmp_path("p.ini"));
@@ -57,4 +58,12 @@ TEST(gw_config_policy_errors_name_their_line)
     CHECK(test_write_file(path, "[node a]\nurl = http://127.0.0.1:9\n[policy]\n"
                                 "name = random\nparams = p_cloud\n") == 0);
     CHECK_CLI(args, 1, "p.ini:5: [policy] params: ");
+    /* the profiles are read when the gateway starts: the key's line too */
+    CHECK(test_write_file(path, "[node a]\nurl = http://127.0.0.1:9\nprofile = data/profiles\n"
+                                "profile_node = no-such\n") == 0);
+    CHECK_CLI(args, 1, "p.ini:4: node 'a': profile = 'data/profiles': node 'no-such' is not "
+                       "defined");
+    CHECK(test_write_file(path, "[node a]\nurl = http://127.0.0.1:9\nprofile = no-such-dir\n")
+          == 0);
+    CHECK_CLI(args, 1, "p.ini:3: node 'a': profile = 'no-such-dir': No such file");
 }

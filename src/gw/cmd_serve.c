@@ -266,7 +266,8 @@ static int check(struct gw_config *c)
     int rc = 0, ns_ok = 0;
     share_note[0] = 0;
     if (!up || gw_nodes_init(&ns, c, base, up, err, sizeof err)) {
-        fprintf(stderr, "ferry serve: %s: %s\n", c->path, err[0] ? err : "out of memory");
+        /* gw_nodes_init names the config's file and line itself */
+        fprintf(stderr, "ferry serve: %s\n", err[0] ? err : "out of memory");
         rc = 1;
     } else {
         ns_ok = 1;

@@ -21,7 +21,7 @@ struct parse_ctx {
     unsigned flags;         /* GW_CONFIG_* */
     const int *line;        /* the line being read (line_src.line) */
     /* lines of the keys cross-field checks name (0: not in the file) */
-    int node_line[FY_MAX_NODES], profile_node_line[FY_MAX_NODES], ref_line, ttl_line;
+    int node_line[FY_MAX_NODES], ref_line, ttl_line;
     struct node_ini_keys seen; /* section.key already set, to refuse a second value */
 };
 
@@ -344,9 +344,12 @@ static int h_node(struct parse_ctx *x, struct gw_node_cfg *n, const char *k, con
         n->model_given = 1;
         return copy_str(x, k, v, n->model, sizeof n->model);
     }
-    if (!strcmp(k, "profile")) return copy_str(x, k, v, n->profile, sizeof n->profile);
+    if (!strcmp(k, "profile")) {
+        n->profile_line = *x->line;
+        return copy_str(x, k, v, n->profile, sizeof n->profile);
+    }
     if (!strcmp(k, "profile_node")) {
-        x->profile_node_line[n - x->c->nodes] = *x->line;
+        n->profile_node_line = *x->line;
         return copy_str(x, k, v, n->profile_node, sizeof n->profile_node);
     }
     if (!strcmp(k, "api_key_env")) {
@@ -566,7 +569,7 @@ static int validate(struct gw_config *c, const struct parse_ctx *x, int *line, c
         }
         if (!n->model[0]) snprintf(n->model, sizeof n->model, "%s", n->name);
         if (n->profile_node[0] && !n->profile[0]) { /* it was ignored: the built-in node ran */
-            if (x) *line = x->profile_node_line[i];
+            *line = n->profile_node_line;
             snprintf(err, errlen, "node '%s': profile_node = '%s' needs profile = FILE or "
                      "FOLDER holding that [node %s] (without it the node is the built-in %s "
                      "node)", n->name, n->profile_node, n->profile_node, gw_role_name(n->role));

@@ -32,6 +32,7 @@ struct gw_node_cfg {
     char profile[GW_PATH_MAX];    /* profile INI file or directory of them (src/node/profile.h,
                                    * e.g. data/profiles); "" = built-in default */
     char profile_node[FY_NAME_MAX]; /* [node X] section of that file; "" = this node's name */
+    int profile_line, profile_node_line; /* where they were set, for errors (0: not set) */
     char api_key_env[FY_NAME_MAX];/* NAME of the env var holding the backend key; "" = none */
     char api_key[GW_KEY_MAX];     /* read from api_key_env at load; never logged */
     enum gw_metrics_kind metrics;

@@ -27,13 +27,15 @@ struct gw_probe {
     struct buf body;
 };
 
-static int load_profile(const struct gw_node_cfg *nc, struct fy_node *out, char *err,
-                        size_t errlen)
+/* Errors start with the config's "FILE:LINE:" of the key they are about: profile, or
+ * profile_node when that names no node of the profiles. */
+static int load_profile(const struct gw_config *cfg, const struct gw_node_cfg *nc,
+                        struct fy_node *out, char *err, size_t errlen)
 {
     struct stat st;
     if (stat(nc->profile, &st) != 0) {   /* say which node and key, and from where */
-        snprintf(err, errlen, "node '%s': profile = '%s': %s%s", nc->name, nc->profile,
-                 strerror(errno),
+        snprintf(err, errlen, "%s:%d: node '%s': profile = '%s': %s%s", cfg->path,
+                 nc->profile_line, nc->name, nc->profile, strerror(errno),
                  nc->profile[0] == '/' ? "" : " (a relative path is read from the working "
                                               "directory, not from the config's folder)");
         return -1;
@@ -41,13 +43,17 @@ static int load_profile(const struct gw_node_cfg *nc, struct fy_node *out, char 
     struct node_lib lib;
     node_lib_init(&lib);
     char e2[512];
+    int line = nc->profile_line;
     int rc = S_ISDIR(st.st_mode) ? node_lib_load_dir(&lib, nc->profile, e2, sizeof e2)
                                  : node_lib_load(&lib, nc->profile, e2, sizeof e2);
     if (rc == 0) {
         const char *nm = nc->profile_node[0] ? nc->profile_node : nc->name;
+        if (!node_lib_find_node(&lib, nm) && nc->profile_node[0]) line = nc->profile_node_line;
         rc = node_lib_resolve(&lib, nm, out, e2, sizeof e2);
     }
-    if (rc) snprintf(err, errlen, "node '%s': profile = '%s': %s", nc->name, nc->profile, e2);
+    if (rc)
+        snprintf(err, errlen, "%s:%d: node '%s': profile = '%s': %s", cfg->path, line,
+                 nc->name, nc->profile, e2);
     node_lib_fini(&lib);
     return rc;
 }
@@ -66,7 +72,7 @@ int gw_nodes_init(struct gw_nodes *ns, struct gw_config *cfg, struct event_base 
         struct gw_node_cfg *nc = &cfg->nodes[i];
         struct fy_node *n = &ns->node[i];
         if (nc->profile[0]) {
-            if (load_profile(nc, n, err, errlen)) return -1;
+            if (load_profile(cfg, nc, n, err, errlen)) return -1;
         } else {
             /* the built-in node of its role (node/profile.h), under the configured name */
             node_profile_default(&n->prof, nc->role);
