@@ -805,6 +805,78 @@ TEST(gw_midstream_failure_of_a_held_json_answer_is_a_502_error_object)
     gwt_resp_fini(&r);
 }
 
+/* A backend that answers every request (health checks too) with bytes that are not
+ * HTTP, then closes. */
+struct garbage_be {
+    int lfd, port;
+    atomic_int stop, served;
+    pthread_t th;
+};
+
+static void *garbage_main(void *arg)
+{
+    struct garbage_be *g = arg;
+    while (!atomic_load(&g->stop)) {
+        struct pollfd p = {g->lfd, POLLIN, 0};
+        if (poll(&p, 1, 50) <= 0) continue;
+        int fd = accept(g->lfd, NULL, NULL);
+        if (fd < 0) continue;
+        char b[4096];
+        struct pollfd q = {fd, POLLIN, 0};
+        if (poll(&q, 1, 2000) > 0 && read(fd, b, sizeof b) > 0) {
+            static const char junk[] = "HELLO THERE, NOT HTTP\r\n\r\n";
+            ssize_t n = write(fd, junk, sizeof junk - 1);
+            (void)n;
+            atomic_fetch_add(&g->served, 1);
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+/* A backend that answers garbage instead of HTTP: a 502 naming the node and "malformed
+ * HTTP response" (it said "upstream node 'e0' Weird server reply", curl's words), and the
+ * gateway goes on serving. */
+TEST(gw_backend_answering_garbage_is_a_502_naming_it)
+{
+    struct garbage_be gb = {.lfd = -1};
+    gb.lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK(bind(gb.lfd, (struct sockaddr *)&a, sizeof a) == 0 && listen(gb.lfd, 16) == 0);
+    gb.port = gwt_sock_port(gb.lfd);
+    pthread_create(&gb.th, NULL, garbage_main, &gb);
+    char cfg[512];
+    snprintf(cfg, sizeof cfg, "[server]\nlisten = 127.0.0.1:0\n[timeouts]\nmax_retries = 0\n"
+             "[node e0]\nrole = edge\nurl = http://127.0.0.1:%d\nmetrics = none\n", gb.port);
+    struct gwt_gw g;
+    int started = gwt_gw_start(&g, "garbage.ini", cfg, NULL, NULL) == 0;
+    struct gwt_resp r, r2;
+    memset(&r, 0, sizeof r);
+    memset(&r2, 0, sizeof r2);
+    if (started) {
+        gwt_http(g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL), &r);
+        gwt_http(g.port, "/v1/chat/completions", chat_body("e0", 1, NULL), &r2);
+    }
+    long health = started ? gwt_http_status(g.port, "/v1/models", NULL, NULL, NULL) : -1;
+    if (started) gwt_gw_stop(&g);
+    atomic_store(&gb.stop, 1);
+    pthread_join(gb.th, NULL);
+    close(gb.lfd);
+    CHECK(started);
+    CHECK_EQ_INT(r.status, 502);
+    CHECK_EQ_INT(r2.status, 502);
+    cJSON *j = cJSON_Parse(r.body.data);
+    const char *m = cJSON_GetStringValue(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "message"));
+    CHECK(m && strstr(m, "upstream node 'e0' failed: malformed HTTP response"));
+    cJSON_Delete(j);
+    CHECK(strstr(r2.body.data, "malformed HTTP response") != NULL);
+    CHECK(atomic_load(&gb.served) >= 2);
+    CHECK_EQ_INT(health, 200);
+    gwt_resp_fini(&r);
+    gwt_resp_fini(&r2);
+}
+
 /* ==== client side ================================================================== */
 
 TEST(gw_client_disconnect_cancels_the_upstream)

@@ -879,10 +879,14 @@ static void on_up_end(struct gw_req *q, CURLcode rc)
             if (q->status != 429) gw_nodes_fail(&s->nodes, node);
             record(q, 1);
             if (failover(q) == 0) return;
-            char msg[512];
-            const char *why = kind == GW_UPERR_TIMEOUT ? "timed out"
-                              : kind == GW_UPERR_CONNECT ? curl_easy_strerror(rc)
-                                                         : "answered with an error";
+            char msg[512], why[160];
+            if (kind == GW_UPERR_TIMEOUT)
+                snprintf(why, sizeof why, "timed out");
+            else if (kind == GW_UPERR_CONNECT)   /* gw/hclient's EPROTO arrives as this */
+                snprintf(why, sizeof why, "failed: %s", rc == CURLE_WEIRD_SERVER_REPLY
+                         ? "malformed HTTP response" : curl_easy_strerror(rc));
+            else
+                snprintf(why, sizeof why, "answered HTTP %ld", q->status);
             snprintf(msg, sizeof msg, "upstream node '%s' %s%s%.*s (after %d attempt%s)",
                      s->nodes.node[node].name, why, q->held.len ? ": " : "",
                      (int)(q->held.len > 300 ? 300 : q->held.len),
