@@ -257,6 +257,16 @@ TEST(sim_cli_bad_values_are_named_by_their_set_before_any_run)
                  "--seeds 1 --policies random,cloud-only --set %s", bad[i].set);
         CHECK_CLI(args, 1, bad[i].want);
     }
+    /* `sim --nodes DIR` checks the nodes' links as an experiment would */
+    char dir[600], args[800];
+    snprintf(dir, sizeof dir, "%s", test_tmp_path("nodes-profiles"));
+    CHECK(mkdir(dir, 0700) == 0 || errno == EEXIST);
+    snprintf(args, sizeof args, "%s/p.ini", dir);
+    CHECK(test_write_file(args, "[device d]\nmem_bw_gbs = 100\ntflops = 10\n[model m]\n"
+                                "params_b = 1\n[link l]\nkind = markov\nup_mbps = 10\n"
+                                "[node n]\ndevice = d\nmodel = m\nlink = l\n") == 0);
+    snprintf(args, sizeof args, "sim --nodes '%s'", dir);
+    CHECK_CLI(args, 1, "p.ini:7: link l: kind = markov needs up_mbps, bad_mbps, good_s, bad_s");
 }
 
 TEST(sim_cli_image_pool_measures_images_and_names_the_bad_ones)

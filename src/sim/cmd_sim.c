@@ -159,8 +159,10 @@ static int list_nodes(const char *dir)
     int bad = 0;
     for (int i = 0; i < lib.nnode; i++) {
         struct fy_node n;
-        if (node_lib_resolve(&lib, lib.node[i].name, &n, err, sizeof err) < 0) {
-            fprintf(stderr, "ferry sim: %s\n", err);
+        if (node_lib_resolve(&lib, lib.node[i].name, &n, err, sizeof err) < 0 ||
+            (lib.node[i].link[0] && node_lib_check_link(&lib, lib.node[i].link, err,
+                                                        sizeof err) < 0)) {
+            fprintf(stderr, "ferry sim: %s\n", err); /* a link as an experiment would */
             bad = 1;
             continue;
         }
