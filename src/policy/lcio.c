@@ -427,7 +427,7 @@ static void lc_free(void *state)
 
 const struct fy_policy pol_lcio = {
     .name = "lcio",
-    .summary = "LCIO: RC-A2C (actor-critic, Lagrangian budget penalties; learner=bandit: primal-dual bandit) over node x images sent, per-dialogue latency/cost budgets",
+    .summary = "LCIO: primal-dual bandit (learner=a2c: RC-A2C actor-critic, Lagrangian budget penalties) over node x images sent, per-dialogue latency/cost budgets",
     .init = lc_init,
     .decide = lc_decide,
     .observe = lc_observe,

@@ -110,7 +110,7 @@ static void moa_free(void *state) { free(state); }
 
 const struct fy_policy pol_moa_off = {
     .name = "moa-off",
-    .summary = "MoA-Off: per-modality complexity thresholds, split plans (tau_img, tau_text, lmax, beta)",
+    .summary = "MoA-Off: per-modality complexity thresholds, split plans (tau_img, tau_text, lmax, beta, split)",
     .init = moa_init,
     .decide = moa_decide,
     .observe = NULL,
