@@ -1095,6 +1095,52 @@ TEST(gw_client_api_keys)
     gwt_resp_fini(&a); gwt_resp_fini(&b); gwt_resp_fini(&c); gwt_resp_fini(&d); gwt_resp_fini(&h);
 }
 
+/* What can be refused from the head is refused before the body is read: a client
+ * without a key, on a wrong path or over the feedback limit uploads nothing (it was sent
+ * 100 Continue and its whole body was read, up to max_body_bytes, before the 401). */
+TEST(gw_refusals_come_before_the_body_is_read)
+{
+    struct backend *be = be_start("e0", BE_OK);
+    struct gwt_gw g;
+    CHECK(gw_start_on(&g, "early.ini", be, NULL, "api_key = sk-one\n") == 0);
+    struct buf a, b, c, d;
+    buf_init(&a); buf_init(&b); buf_init(&c); buf_init(&d);
+    /* heads only: a body would follow, but the answer must come without it */
+    raw_exchange(g.port, "POST /v1/chat/completions HTTP/1.1\r\nAuthorization: Bearer sk-no\r\n"
+                         "Content-Length: 10000000\r\nExpect: 100-continue\r\n\r\n", &a);
+    raw_exchange(g.port, "POST /v1/nothing HTTP/1.1\r\nAuthorization: Bearer sk-one\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n", &b);
+    raw_exchange(g.port, "POST /v1/feedback HTTP/1.1\r\nAuthorization: Bearer sk-one\r\n"
+                         "Content-Length: 100000\r\n\r\n", &c);
+    /* with the key: 100 Continue, then the answer */
+    int fd = gwt_connect(g.port, 0);
+    const char *body = chat_body("ferry", 0, NULL);
+    char head[256];
+    snprintf(head, sizeof head, "POST /v1/chat/completions HTTP/1.1\r\nAuthorization: Bearer "
+             "sk-one\r\nContent-Length: %zu\r\nExpect: 100-continue\r\nConnection: close\r\n"
+             "\r\n", strlen(body));
+    gwt_send_all(fd, head);
+    int cont = gwt_read_until(fd, &d, "HTTP/1.1 100 Continue\r\n\r\n", NULL);
+    gwt_send_all(fd, body);
+    int answered = gwt_read_until(fd, &d, "hello from e0", NULL);
+    close(fd);
+    long models = gwt_http_status(g.port, "/health", NULL, NULL, NULL);
+    int nreq = be_nreq(be);
+    gwt_gw_stop(&g);
+    be_stop(be);
+    const char *sa = a.data ? a.data : "", *sb = b.data ? b.data : "", *sc = c.data ? c.data : "";
+    CHECK(!strncmp(sa, "HTTP/1.1 401 ", 13) && strstr(sa, "invalid_api_key"));
+    CHECK(strstr(sa, "100 Continue") == NULL);
+    CHECK(strstr(sa, "Connection: close\r\n") != NULL);
+    CHECK(!strncmp(sb, "HTTP/1.1 404 ", 13) && strstr(sb, "/v1/nothing"));
+    CHECK(!strncmp(sc, "HTTP/1.1 413 ", 13) && strstr(sc, "100000 bytes"));
+    CHECK(cont);
+    CHECK(answered);
+    CHECK_EQ_INT(models, 200);
+    CHECK_EQ_INT(nreq, 1);
+    buf_fini(&a); buf_fini(&b); buf_fini(&c); buf_fini(&d);
+}
+
 /* ==== endpoints, learning, state ==================================================== */
 
 TEST(gw_models_health_nodes_and_promtool_metrics)

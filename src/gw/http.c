@@ -440,6 +440,7 @@ struct gw_http {
     struct gw_http_opts o;
     gw_http_request_cb on_request;
     gw_http_reject_cb on_reject;
+    gw_http_head_cb on_head;
     void *arg;
     struct gw_hconn *conns;
     int nconns;                   /* open connections (lingering ones included) */
@@ -474,6 +475,7 @@ struct gw_hconn {
     size_t out_off;
     int resp_open, streaming, chunked_out, close_after, is_head;
     int in_cb;
+    int early;                    /* in the head callback: an answer now closes */
     void (*gone)(void *);
     void (*drained)(void *);
     void *warg;
@@ -597,7 +599,7 @@ static size_t fmt_status(char *b, size_t cap, int status)
 /* Keep the connection after this response? */
 static int keep(struct gw_hconn *c)
 {
-    return c->req.keep_alive && !c->h->draining && !c->broken;
+    return c->req.keep_alive && !c->h->draining && !c->broken && !c->early;
 }
 
 static void end_response(struct gw_hconn *c)
@@ -717,6 +719,22 @@ char *gw_http_take_body(struct gw_hconn *c, size_t *len)
 size_t gw_http_backlog(const struct gw_hconn *c) { return out_pending(c); }
 int gw_http_fd(const struct gw_hconn *c) { return c->fd; }
 
+/* An answer was written (or queued) and the input is not read any further: the write
+ * side is shut once the answer left, and what the client still sends is read and dropped
+ * for LINGER_MS so that the close does not destroy the answer with a reset. */
+static void linger(struct gw_hconn *c)
+{
+    clear_timer(c);
+    c->state = C_LINGER;
+    c->in_off = c->in_len = 0;
+    if (!out_pending(c) && !c->broken) {
+        shutdown(c->fd, SHUT_WR);
+        set_reading(c, 0);
+        struct timeval tv = ms_tv(LINGER_MS);
+        if (event_add(&c->rev, &tv) == 0) c->reading = 1;
+    }
+}
+
 /* An error the server answers itself; the connection then lingers and closes. msg NULL =
  * the status's standard message. */
 static void reject_msg(struct gw_hconn *c, int status, const char *msg)
@@ -754,17 +772,32 @@ static void reject_msg(struct gw_hconn *c, int status, const char *msg)
     c->resp_open = 0;
     c->close_after = 1;
     send_iov(c, iov, 2);
-    c->state = C_LINGER;
-    c->in_off = c->in_len = 0;
-    if (!out_pending(c) && !c->broken) {
-        shutdown(c->fd, SHUT_WR);
-        set_reading(c, 0);
-        struct timeval tv = ms_tv(LINGER_MS);
-        if (event_add(&c->rev, &tv) == 0) c->reading = 1;
-    }
+    linger(c);
 }
 
 static void reject(struct gw_hconn *c, int status) { reject_msg(c, status, NULL); }
+
+/* Offers a request with a body to the head callback. 1 when it answered (the connection
+ * now lingers and closes, the body unread), 0 to read the body. */
+static int early_answer(struct gw_hconn *c)
+{
+    struct gw_http *h = c->h;
+    if (!h->on_head) return 0;
+    c->resp_open = 1;
+    c->early = 1;
+    c->is_head = c->req.method == GW_HTTP_HEAD;
+    c->gone = c->drained = NULL;
+    c->in_cb = 1;
+    h->on_head(h->arg, c, &c->req);
+    c->in_cb = 0;
+    c->early = 0;
+    if (c->resp_open) {
+        c->resp_open = 0;
+        return 0;
+    }
+    linger(c);
+    return 1;
+}
 
 static void dispatch(struct gw_hconn *c)
 {
@@ -854,6 +887,7 @@ static void conn_process(struct gw_hconn *c)
             in += hl;
             c->body = NULL;
             c->body_len = c->body_want = 0;
+            if ((c->req.chunked || c->req.content_length > 0) && early_answer(c)) return;
             if (c->req.chunked) {
                 memset(&c->ch, 0, sizeof c->ch);
                 buf_reset(&c->cbody);
@@ -1281,6 +1315,7 @@ struct gw_http *gw_http_new(struct event_base *base, const char *host, int port,
     return h;
 }
 
+void gw_http_on_head(struct gw_http *h, gw_http_head_cb cb) { h->on_head = cb; }
 int gw_http_port(const struct gw_http *h) { return h->port; }
 int gw_http_max_connections(const struct gw_http *h) { return h->o.max_connections; }
 int gw_http_connections(const struct gw_http *h) { return h->nconns; }

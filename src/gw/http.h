@@ -19,7 +19,8 @@
  *     the previous answer was written to the socket: a client that pipelines and does
  *     not read costs at most one answer and the input buffer, not one answer each
  *   - "Expect: 100-continue": the interim 100 is sent when the body is awaited; a body
- *     announced over the limit gets the 413 instead; other expectations -> 417
+ *     announced over the limit gets the 413 instead, a request the head callback refuses
+ *     its answer (gw_http_on_head); other expectations -> 417
  * Slow and abusive clients (deadlines, not progress timers: a client that trickles
  * bytes cannot hold a connection by making progress):
  *   - head: request line + headers complete within header_timeout_ms, counted from the
@@ -135,6 +136,14 @@ typedef void (*gw_http_request_cb)(void *arg, struct gw_hconn *c, struct gw_hreq
  * and with 503 for a connection refused over max_connections. */
 typedef void (*gw_http_reject_cb)(void *arg, int status);
 
+/* Called for a request with a body (Content-Length > 0 or chunked) once its head is
+ * parsed, before any body byte is read or a 100 Continue is sent (r->body is NULL). It
+ * may refuse the request now with gw_http_reply (401, 404, 405, ...): the body is then
+ * not read (a client waiting for 100 Continue never sends it), the answer carries
+ * "Connection: close" and the connection lingers and closes, as after a 413. Returning
+ * without an answer reads the body and calls the request callback as usual. */
+typedef void (*gw_http_head_cb)(void *arg, struct gw_hconn *c, struct gw_hreq *r);
+
 /* Fields left 0 take the GW_HTTP_DEF_* defaults. */
 struct gw_http_opts {
     size_t max_body;             /* bytes; larger bodies get 413 */
@@ -150,6 +159,8 @@ struct gw_http_opts {
 struct gw_http *gw_http_new(struct event_base *base, const char *host, int port,
                             const struct gw_http_opts *o, gw_http_request_cb on_request,
                             gw_http_reject_cb on_reject, void *arg, char *err, size_t errlen);
+/* Sets (or clears, NULL) the head callback; it gets gw_http_new's arg. */
+void gw_http_on_head(struct gw_http *h, gw_http_head_cb cb);
 int gw_http_port(const struct gw_http *h);
 /* The connection limit in force (after the RLIMIT_NOFILE check) and the open count. */
 int gw_http_max_connections(const struct gw_http *h);

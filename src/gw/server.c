@@ -57,6 +57,7 @@
 #define EASY_POOL         64            /* idle curl easy handles kept for reuse */
 #define REQ_POOL          64            /* idle request objects kept for reuse */
 #define PENDING_FB        64            /* feedback that arrived before its trace row was stored */
+#define FEEDBACK_MAX      4096          /* bytes of a POST /v1/feedback body */
 
 struct gw_req;
 
@@ -1489,11 +1490,6 @@ static void done_parse(void *arg)
 
 static void on_chat(struct gw_server *s, struct gw_hconn *c, struct gw_hreq *r)
 {
-    if (r->method != GW_HTTP_POST) {
-        send_error(s, c, 405, "Allow: POST\r\n", NULL, NULL,
-                   "use POST for /v1/chat/completions");
-        return;
-    }
     if (s->draining) {
         send_error(s, c, 503, NULL, NULL, "shutting_down", "the gateway is shutting down");
         return;
@@ -1765,12 +1761,8 @@ static int shadow_label(void *arg, const char *id, double score)
 
 static void on_feedback(struct gw_server *s, struct gw_hconn *req, struct gw_hreq *hr)
 {
-    if (hr->method != GW_HTTP_POST) {
-        send_error(s, req, 405, "Allow: POST\r\n", NULL, NULL, "use POST for /v1/feedback");
-        return;
-    }
     size_t len = hr->body_len;
-    if (len > 4096) {
+    if (len > FEEDBACK_MAX) {
         send_error(s, req, 413, NULL, "body", NULL, "feedback body larger than 4096 bytes");
         return;
     }
@@ -1824,46 +1816,82 @@ static int only_get(struct gw_server *s, struct gw_hconn *c, const struct gw_hre
     return 0;
 }
 
-static void on_request(void *arg, struct gw_hconn *c, struct gw_hreq *r)
+/* POST only, else 405 with Allow. */
+static int only_post(struct gw_server *s, struct gw_hconn *c, const struct gw_hreq *r)
 {
-    struct gw_server *s = arg;
+    if (r->method == GW_HTTP_POST) return 1;
+    char msg[128];
+    snprintf(msg, sizeof msg, "method %s not allowed: use POST for %.60s", r->method_name,
+             r->path);
+    send_error(s, c, 405, "Allow: POST\r\n", NULL, NULL, msg);
+    return 0;
+}
+
+enum endpoint { EP_NONE, EP_HEALTH, EP_METRICS, EP_CHAT, EP_MODELS, EP_FEEDBACK, EP_NODES };
+
+/* The endpoint r goes to once its method and client key passed; EP_NONE after answering
+ * r with the error itself: 501 for a method the server does not know at all (methods
+ * are case-sensitive: "post" is one; RFC 9110 15.6.2), 405 with the Allow header RFC
+ * 9110 15.5.6 requires for a known one the path does not serve, 401, 404. Runs on the
+ * head of a request with a body (on_head: a refused client uploads nothing) and on
+ * every whole request. */
+static enum endpoint route(struct gw_server *s, struct gw_hconn *c, const struct gw_hreq *r)
+{
     const char *path = r->path;
     if (r->method == GW_HTTP_OTHER) {
-        /* a method the server does not know at all (methods are case-sensitive: "post"
-         * is one): 501, RFC 9110 15.6.2; a known one an endpoint does not serve: 405
-         * with the Allow header RFC 9110 15.5.6 requires */
         char msg[128];
         snprintf(msg, sizeof msg, "method '%.32s' is not implemented: use GET, HEAD or POST",
                  r->method_name);
         send_error(s, c, 501, NULL, NULL, NULL, msg);
-        return;
+        return EP_NONE;
     }
-    if (!strcmp(path, "/health")) {
-        if (only_get(s, c, r)) on_health(s, c);
-        return;
-    }
-    if (!strcmp(path, "/metrics")) {
-        if (only_get(s, c, r)) on_metrics(s, c);
-        return;
-    }
+    if (!strcmp(path, "/health")) return only_get(s, c, r) ? EP_HEALTH : EP_NONE;
+    if (!strcmp(path, "/metrics")) return only_get(s, c, r) ? EP_METRICS : EP_NONE;
     if (!strncmp(path, "/v1/", 4) && !authorized(s, r)) {
         send_error(s, c, 401, "WWW-Authenticate: Bearer\r\n", NULL, "invalid_api_key",
                    "missing or invalid API key: send 'Authorization: Bearer KEY'");
-        return;
+        return EP_NONE;
     }
-    if (!strcmp(path, "/v1/chat/completions")) {
-        on_chat(s, c, r);
-    } else if (!strcmp(path, "/v1/models")) {
-        if (only_get(s, c, r)) on_models(s, c);
-    } else if (!strcmp(path, "/v1/feedback")) {
-        on_feedback(s, c, r);
-    } else if (!strcmp(path, "/v1/ferry/nodes")) {
-        if (only_get(s, c, r)) on_nodes(s, c);
-    } else {
-        char msg[300];
-        snprintf(msg, sizeof msg, "no such endpoint: %.200s (paths are matched as sent, "
-                 "without %%-decoding)", path);
-        send_error(s, c, 404, NULL, NULL, "unknown_url", msg);
+    if (!strcmp(path, "/v1/chat/completions")) return only_post(s, c, r) ? EP_CHAT : EP_NONE;
+    if (!strcmp(path, "/v1/models")) return only_get(s, c, r) ? EP_MODELS : EP_NONE;
+    if (!strcmp(path, "/v1/feedback")) return only_post(s, c, r) ? EP_FEEDBACK : EP_NONE;
+    if (!strcmp(path, "/v1/ferry/nodes")) return only_get(s, c, r) ? EP_NODES : EP_NONE;
+    char msg[300];
+    snprintf(msg, sizeof msg, "no such endpoint: %.200s (paths are matched as sent, "
+             "without %%-decoding)", path);
+    send_error(s, c, 404, NULL, NULL, "unknown_url", msg);
+    return EP_NONE;
+}
+
+/* The head of a request with a body (gw_http_on_head): what can be refused without the
+ * body is refused before it is read, so a client without a key, on a wrong path or over
+ * the feedback limit uploads nothing (with Expect: 100-continue it is not even asked to)
+ * and holds no body memory in the gateway. */
+static void on_head(void *arg, struct gw_hconn *c, struct gw_hreq *r)
+{
+    struct gw_server *s = arg;
+    enum endpoint e = route(s, c, r);
+    if (e == EP_FEEDBACK && r->content_length > FEEDBACK_MAX) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "feedback body of %lld bytes is larger than %d bytes",
+                 r->content_length, FEEDBACK_MAX);
+        send_error(s, c, 413, NULL, "body", NULL, msg);
+    } else if (e == EP_CHAT && s->draining) {
+        send_error(s, c, 503, NULL, NULL, "shutting_down", "the gateway is shutting down");
+    }
+}
+
+static void on_request(void *arg, struct gw_hconn *c, struct gw_hreq *r)
+{
+    struct gw_server *s = arg;
+    switch (route(s, c, r)) {
+    case EP_HEALTH: on_health(s, c); break;
+    case EP_METRICS: on_metrics(s, c); break;
+    case EP_CHAT: on_chat(s, c, r); break;
+    case EP_MODELS: on_models(s, c); break;
+    case EP_FEEDBACK: on_feedback(s, c, r); break;
+    case EP_NODES: on_nodes(s, c); break;
+    case EP_NONE: break;
     }
 }
 
@@ -2067,6 +2095,7 @@ struct gw_server *gw_server_new(struct event_base *base, const struct gw_config 
     s->http = gw_http_new(base, cfg->listen_host, cfg->listen_port, &ho, on_request,
                           on_http_reject, s, err, errlen);
     if (!s->http) goto fail;
+    gw_http_on_head(s->http, on_head);
     s->port = gw_http_port(s->http);
     s->tick = event_new(base, -1, EV_PERSIST, on_tick, s);
     struct timeval tv = {0, STORE_FLUSH_MS * 1000};
