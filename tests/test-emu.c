@@ -1925,6 +1925,15 @@ TEST(emu_cli_tells_an_unknown_option_from_a_missing_value)
               "--time-scale '1e300': expected a number in [0, 1000]");
     CHECK_CLI("emulate --profile edge-3090 --confidence-sep 1e300", 2,
               "--confidence-sep '1e300': expected a number in [0, 100]");
+    /* a link the server cannot build is named at its profile line (it said "link l: ..."
+     * with no file, from the server's start) */
+    char prof[600], args[800];
+    snprintf(prof, sizeof prof, "%s", test_tmp_path("markov-link.ini"));
+    CHECK(test_write_file(prof, "[device d]\nmem_bw_gbs = 100\ntflops = 10\n[model m]\n"
+                                "params_b = 1\n[link l]\nkind = markov\nup_mbps = 10\n"
+                                "[node n]\ndevice = d\nmodel = m\nlink = l\n") == 0);
+    snprintf(args, sizeof args, "emulate --profile '%s'", prof);
+    CHECK_CLI(args, 1, "markov-link.ini:7: link l: kind = markov needs up_mbps, bad_mbps");
     CHECK_CLI("bench load --url http://127.0.0.1:9 --bogus", 2, "unknown option --bogus");
     CHECK_CLI("bench load --url", 2, "--url needs a value");
     CHECK_CLI("bench load --url http://127.0.0.1:9 --seed ''", 2,

@@ -118,6 +118,8 @@ static int load_profile(const char *spec, const char *node, const char *dir, int
     }
     const struct link_spec *ls = d && d->link[0] ? node_lib_find_link(&lib, d->link) : NULL;
     if (ls && !no_link) {
+        /* a link the server could not build, named at its profile line, not at start */
+        if (node_lib_check_link(&lib, d->link, err, errlen) < 0) goto out;
         o->link = *ls;
         o->has_link = 1;
     }
