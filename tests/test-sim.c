@@ -249,6 +249,14 @@ TEST(sim_cli_bad_values_are_named_by_their_set_before_any_run)
         {"experiment.nodes=edge-3090,nope", "--set experiment.nodes=edge-3090,nope: nodes: "
                                             "node 'nope' is not defined"},
         {"sweep.values=", "--set sweep.values=: [sweep]: needs both key and values"},
+        /* a typo in a profile name made a new, unused node and changed nothing */
+        {"node.edge-309.max_seqs=8", "--set node.edge-309.max_seqs=8: [node edge-309]: no such "
+                                     "node (edge-3090, cloud-a100, "},
+        /* a name with dots: the key is the last component (it was "5-vl-7b.params_b" of a
+         * model "qwen2"), cap.SKILL and prior.TASK whole */
+        {"model.qwen2.5-vl-7b.params_b=1e9", "--set model.qwen2.5-vl-7b.params_b=1e9: params_b "
+                                             "= 1e9: expected 0 or a number in"},
+        {"model.qwen2.5-vl-7b.cap.vqa=x", "--set model.qwen2.5-vl-7b.cap.vqa=x: cap.vqa = x: "},
         {"workload.image_pool=no-such.csv", "--set workload.image_pool=no-such.csv: image pool "},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

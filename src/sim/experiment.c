@@ -63,6 +63,13 @@ int sim_entries_read(struct sim_entries *es, const char *path, char *err, size_t
     return node_ini_read(path, read_cb, &c, err, errlen);
 }
 
+/* s[0..n) is device, model, link or node (the sections with a NAME in node_lib). */
+static int named_section_kind(const char *s, size_t n)
+{
+    return (n == 6 && !strncmp(s, "device", 6)) || (n == 5 && !strncmp(s, "model", 5)) ||
+           (n == 4 && !strncmp(s, "link", 4)) || (n == 4 && !strncmp(s, "node", 4));
+}
+
 static int named_section(const char *s)
 {
     return !strcmp(s, "node") || !strcmp(s, "link") || !strcmp(s, "device") ||
@@ -81,7 +88,12 @@ static int split_dotted(const char *dotted, char *section, size_t scap, char *ke
     first[fl] = '\0';
     const char *rest = d1 + 1;
     if (named_section(first)) {
-        const char *d2 = strchr(rest, '.');
+        /* NAME may hold dots (model qwen2.5-vl-7b): the key is the last component, but a
+         * model's cap.SKILL and prior.TASK, which hold one themselves */
+        const char *d2 = strrchr(rest, '.');
+        if (!strcmp(first, "model"))
+            for (const char *p = rest; (p = strchr(p, '.')) != NULL; p++)
+                if (p > rest && (!strncmp(p, ".cap.", 5) || !strncmp(p, ".prior.", 7))) d2 = p;
         if (!d2 || d2 == rest || !d2[1]) return -1;
         if ((size_t)snprintf(section, scap, "%s %.*s", first, (int)(d2 - rest), rest) >= scap) return -1;
         if ((size_t)snprintf(key, kcap, "%s", d2 + 1) >= kcap) return -1;
@@ -466,6 +478,49 @@ static const struct sim_entry *entry_of(const struct sim_entries *es, const char
     return NULL;
 }
 
+/* 1 (with the message) when section is "[device|model|link|node NAME]" and no such
+ * section exists yet: a --set or sweep value refines a profile, and one naming none (a
+ * typo: node.edge-309.max_seqs=8) made a new, unused one and changed nothing. */
+static int profile_missing(const struct node_lib *lib, const char *section, char *msg,
+                           size_t cap)
+{
+    const char *sp = strchr(section, ' ');
+    if (!sp || !named_section_kind(section, (size_t)(sp - section))) return 0;
+    const char *name = sp + 1;
+    int n = 0;
+    const char *kind = "node";
+    if (!strncmp(section, "device ", 7)) {
+        if (node_lib_find_device(lib, name)) return 0;
+        kind = "device";
+        n = snprintf(msg, cap, "[%s]: no such device (", section);
+        for (int i = 0; i < lib->ndev && n > 0 && (size_t)n < cap; i++)
+            n += snprintf(msg + n, cap - (size_t)n, "%s%s", i ? ", " : "", lib->dev[i].name);
+    } else if (!strncmp(section, "model ", 6)) {
+        if (node_lib_find_model(lib, name)) return 0;
+        kind = "model";
+        n = snprintf(msg, cap, "[%s]: no such model (", section);
+        for (int i = 0; i < lib->nmod && n > 0 && (size_t)n < cap; i++)
+            n += snprintf(msg + n, cap - (size_t)n, "%s%s", i ? ", " : "", lib->mod[i].name);
+    } else if (!strncmp(section, "link ", 5)) {
+        if (node_lib_find_link(lib, name)) return 0;
+        kind = "link";
+        n = snprintf(msg, cap, "[%s]: no such link (", section);
+        for (int i = 0; i < lib->nlnk && n > 0 && (size_t)n < cap; i++)
+            n += snprintf(msg + n, cap - (size_t)n, "%s%s", i ? ", " : "", lib->lnk[i].name);
+    } else if (!strncmp(section, "node ", 5)) {
+        if (node_lib_find_node(lib, name)) return 0;
+        n = snprintf(msg, cap, "[%s]: no such node (", section);
+        for (int i = 0; i < lib->nnode && n > 0 && (size_t)n < cap; i++)
+            n += snprintf(msg + n, cap - (size_t)n, "%s%s", i ? ", " : "", lib->node[i].name);
+    } else {
+        return 0;
+    }
+    if (n > 0 && (size_t)n < cap)
+        snprintf(msg + n, cap - (size_t)n, "); --set and sweep values refine one that exists "
+                 "(a new %s is defined in the experiment file)", kind);
+    return 1;
+}
+
 static int workload_has_class(const struct sim_workload *w, const char *name)
 {
     while (*name == ' ') name++;
@@ -584,7 +639,9 @@ int sim_setup_build(struct sim_setup *s, const char *exp_path, const struct sim_
         else if (!strcmp(e->section, "quality")) r = feed_quality(&s->exp.q, e->key, e->value, msg, sizeof msg);
         else if (!strcmp(e->section, "sweep") || !strcmp(e->section, "workload") ||
                  !strncmp(e->section, "class ", 6)) r = 0;
-        else {
+        else if (e->line == 0 && profile_missing(&s->lib, e->section, msg, sizeof msg)) {
+            r = -1;
+        } else {
             r = node_lib_feed(&s->lib, e->file, e->section, e->key, e->value, e->line, msg, sizeof msg);
             if (r == 0) {
                 snprintf(msg, sizeof msg, "[%s]: unknown section (experiment, arrivals, quality, "
