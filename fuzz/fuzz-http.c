@@ -25,9 +25,12 @@ static void fuzz_head(const uint8_t *data, size_t size)
             if (!r.hdr[i].name[0] || strlen(r.hdr[i].name) + strlen(r.hdr[i].value) > size) abort();
         if (r.chunked && r.content_length >= 0) abort();
         (void)gw_http_header(&r, "content-length");
-    } else if (rc < 0 && rc != -400 && rc != -431 && rc != -501 && rc != -505 && rc != -417) {
+    } else if (rc < 0 && rc != -400 && rc != -414 && rc != -431 && rc != -501 && rc != -505 &&
+               rc != -417) {
         abort();
     }
+    if (rc < 0 && (!r.err[0] || strlen(r.err) >= sizeof r.err)) abort();   /* a reason */
+    if (rc >= 0 && r.err[0]) abort();
     free(s);
 }
 
