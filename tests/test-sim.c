@@ -249,6 +249,10 @@ TEST(sim_cli_bad_values_are_named_by_their_set_before_any_run)
         {"experiment.nodes=edge-3090,nope", "--set experiment.nodes=edge-3090,nope: nodes: "
                                             "node 'nope' is not defined"},
         {"sweep.values=", "--set sweep.values=: [sweep]: needs both key and values"},
+        /* "until duration_s" at 1e6/s for 1e6 s: 1e12 requests, it ran on and grew */
+        {"experiment.duration_s=1e6 --set experiment.requests=0 --set arrivals.rate_rps=1e6",
+         "duration_s = 1e+06 at these [arrivals] (1e+06 requests/s on average) would bring "
+         "1e+12 requests; at most 1e+10"},
         /* a typo in a profile name made a new, unused node and changed nothing */
         {"node.edge-309.max_seqs=8", "--set node.edge-309.max_seqs=8: [node edge-309]: no such "
                                      "node (edge-3090, cloud-a100, "},

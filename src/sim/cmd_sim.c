@@ -237,7 +237,7 @@ int cmd_sim(int argc, char **argv)
             const char *key = a[2] == 'p' ? "policies" : a[2] == 's' ? "seeds" : "requests";
             if (a[2] != 'p') { /* a usage error (2) here, not a bad experiment later */
                 const char *v = argv[i + 1];
-                double d, lo = a[2] == 's' ? 1 : 0, hi = a[2] == 's' ? 10000 : 1e10;
+                double d, lo = a[2] == 's' ? 1 : 0, hi = a[2] == 's' ? 10000 : SIM_MAX_REQUESTS;
                 if (util_parse_double(v, lo, hi, &d) < 0 || d != floor(d)) {
                     fprintf(stderr, "ferry sim: %s %s: expected an integer in [%g, %g]\n", a, v,
                             lo, hi);

@@ -294,7 +294,7 @@ static int feed_exp(struct sim_exp *x, const char *key, const char *v, char *err
         return -1;
     }
     if (!strcmp(key, "requests")) {
-        if (sim__int(key, v, 0, 1e10, &d, err, errlen) < 0) return -1;
+        if (sim__int(key, v, 0, SIM_MAX_REQUESTS, &d, err, errlen) < 0) return -1;
         x->requests = (long)d;
         return 0;
     }
@@ -684,11 +684,12 @@ int sim_setup_build(struct sim_setup *s, const char *exp_path, const struct sim_
     }
     /* requests at a crawl (rate_rps = 1e-300) put the clock (double ms) so far out that a
      * latency is below its precision: every latency printed 0.0 ms */
+    double mean_rps = ar->kind == SIM_ARR_MMPP ? per_cycle / (ar->calm_s + ar->burst_s)
+                                               : ar->rate_rps;
     if (s->exp.duration_s == 0) {
         double span_s = ar->kind == SIM_ARR_CLOSED
                         ? (double)s->exp.requests * ar->think_s / ar->users
-                        : ar->kind == SIM_ARR_MMPP ? (double)s->exp.requests * (ar->calm_s + ar->burst_s) / per_cycle
-                        : (double)s->exp.requests / ar->rate_rps;
+                        : (double)s->exp.requests / mean_rps;
         if (!(span_s <= SIM_MAX_SPAN_S)) {
             snprintf(err, errlen, "%s: requests = %ld at these [arrivals] (%s) would take %g s "
                      "of simulated time; at most %g (raise the rate, or give duration_s)",
@@ -698,6 +699,14 @@ int sim_setup_build(struct sim_setup *s, const char *exp_path, const struct sim_
                      : "rate_rps", span_s, SIM_MAX_SPAN_S);
             goto fail;
         }
+    } else if (s->exp.requests == 0 && ar->kind != SIM_ARR_CLOSED &&
+               !(mean_rps * s->exp.duration_s <= SIM_MAX_REQUESTS)) {
+        /* "until duration_s" at 1e6 requests/s for 1e6 s ran (and grew) for ever */
+        snprintf(err, errlen, "%s: duration_s = %g at these [arrivals] (%g requests/s on "
+                 "average) would bring %g requests; at most %g, the bound of requests",
+                 exp_path, s->exp.duration_s, mean_rps, mean_rps * s->exp.duration_s,
+                 SIM_MAX_REQUESTS);
+        goto fail;
     }
 
     /* workload file, then the experiment's [workload]/[class X] refinements */

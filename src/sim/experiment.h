@@ -32,6 +32,9 @@
 /* simulated seconds the arrivals of `requests` may take on average (duration_s's bound):
  * the clock is a double in ms, 1e12 ms keeps latencies to 1e-4 ms */
 #define SIM_MAX_SPAN_S 1e9
+/* requests of a run at most: the bound of `requests`, and of rate × duration_s when the
+ * run goes until duration_s */
+#define SIM_MAX_REQUESTS 1e10
 
 struct sim_entry {
     char section[96], key[96], value[512];
