@@ -269,6 +269,22 @@ TEST(sim_cli_bad_values_are_named_by_their_set_before_any_run)
                  "--seeds 1 --policies random,cloud-only --set %s", bad[i].set);
         CHECK_CLI(args, 1, bad[i].want);
     }
+    /* an image-pool row is checked column by column (sscanf took 1e300 pixels as an int,
+     * nan scores, and whatever followed the last column) */
+    static const struct { const char *row, *want; } rows[] = {
+        {"a.png,png,1e300,500,1,1,1,1,0.5,0.5,0.5,0.5,0.5,1,1,1", "column 'width' = '1e300'"},
+        {"a.png,png,800,500,1,1,1,1,nan,0.5,0.5,0.5,0.5,1,1,1", "column 'c_res' = 'nan'"},
+        {"a.png,png,800,500,1,1,1,1,0.5,0.5,0.5,0.5,0.5,1,1,1,7", "expected 16 comma-separated"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char pool[600], text[300], cmd[1200];
+        snprintf(pool, sizeof pool, "%s", test_tmp_path("bad-pool.csv"));
+        snprintf(text, sizeof text, "# a pool\n%s\n", rows[i].row);
+        CHECK(test_write_file(pool, text) == 0);
+        snprintf(cmd, sizeof cmd, "sim data/experiments/moaoff-vqav2.ini --requests 10 --seeds 1 "
+                 "--set 'workload.image_pool=%s'", pool);
+        CHECK_CLI(cmd, 1, "bad-pool.csv:2: ", rows[i].want);
+    }
     /* `sim --nodes DIR` checks the nodes' links as an experiment would */
     char dir[600], args[800];
     snprintf(dir, sizeof dir, "%s", test_tmp_path("nodes-profiles"));

@@ -12,6 +12,7 @@
 #include "pred/trace.h"
 #include "util/grow.h"
 #include "util/num.h"
+#include "util/num.h"
 #include "util/rng.h"
 
 /* Text-complexity stand-ins (MoA-Off c_text = beta_L C_L + beta_ner C_ner; the feat
@@ -222,6 +223,54 @@ static int cmp_cimg(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
+/* The columns of an image-pool row (`ferry sim --image-pool` writes them) and the
+ * range of each number: sizes and token counts whole, the c_* scores in [0, 1]. */
+#define POOL_NCOLS 16
+static const struct { const char *name; double lo, hi; int whole; } g_pool_cols[POOL_NCOLS] = {
+    {"name", 0, 0, 0},          {"format", 0, 0, 0},        {"width", 1, 1e6, 1},
+    {"height", 1, 1e6, 1},      {"bytes", 1, 1e12, 1},      {"sobel_mean", 0, 1e6, 0},
+    {"entropy", 0, 64, 0},      {"laplacian_var", 0, 1e12, 0}, {"c_res", 0, 1, 0},
+    {"c_edge", 0, 1, 0},        {"c_ent", 0, 1, 0},         {"c_lap", 0, 1, 0},
+    {"c_img", 0, 1, 0},         {"tok_qwen2vl", 0, 1e7, 1}, {"tok_llava", 0, 1e7, 1},
+    {"tok_generic", 0, 1e7, 1},
+};
+
+/* One row "name,format,width,...,tok_generic" into name, fmt and v[2..15] (v[0], v[1]
+ * unused). 0, or -1 with "column 'X' = 'v': expected ..." in err. */
+static int pool_row(char *line, char *name, size_t ncap, char *fmt, size_t fcap, double *v,
+                    char *err, size_t errlen)
+{
+    line[strcspn(line, "\r\n")] = '\0';
+    char *p = line;
+    for (int c = 0; c < POOL_NCOLS; c++) {
+        char *end = strchr(p, ',');
+        if ((end != NULL) != (c < POOL_NCOLS - 1)) {
+            snprintf(err, errlen, "expected %d comma-separated columns (name,format,width,"
+                     "height,bytes,sobel_mean,entropy,laplacian_var,c_res,c_edge,c_ent,c_lap,"
+                     "c_img,tok_qwen2vl,tok_llava,tok_generic)", POOL_NCOLS);
+            return -1;
+        }
+        if (end) *end = '\0';
+        if (c < 2) {
+            size_t cap = c == 0 ? ncap : fcap;
+            if (!*p || strlen(p) >= cap) {
+                snprintf(err, errlen, "column '%s': expected 1..%zu characters",
+                         g_pool_cols[c].name, cap - 1);
+                return -1;
+            }
+            snprintf(c == 0 ? name : fmt, cap, "%s", p);
+        } else if (util_parse_double(p, g_pool_cols[c].lo, g_pool_cols[c].hi, &v[c]) < 0 ||
+                   (g_pool_cols[c].whole && v[c] != floor(v[c]))) {
+            snprintf(err, errlen, "column '%s' = '%.40s': expected %s in [%g, %g]",
+                     g_pool_cols[c].name, p, g_pool_cols[c].whole ? "an integer" : "a number",
+                     g_pool_cols[c].lo, g_pool_cols[c].hi);
+            return -1;
+        }
+        if (end) p = end + 1;
+    }
+    return 0;
+}
+
 int sim_pool_load(const char *path, struct sim_image **out, int *n, char *err, size_t errlen)
 {
     FILE *fp = fopen(path, "r");
@@ -256,20 +305,18 @@ int sim_pool_load(const char *path, struct sim_image **out, int *n, char *err, s
         struct sim_image *im = &pool[np];
         memset(im, 0, sizeof *im);
         char fmt[16];
-        long bytes;
-        int w, h, t0, t1, t2;
-        double sob, ent, lap, cr, ce, cn, cl, ci;
-        int k = sscanf(line, "%63[^,],%15[^,],%d,%d,%ld,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%d,%d,%d",
-                       im->name, fmt, &w, &h, &bytes, &sob, &ent, &lap, &cr, &ce, &cn, &cl, &ci,
-                       &t0, &t1, &t2);
-        if (k != 16 || w <= 0 || h <= 0 || bytes <= 0 || !(ci >= 0 && ci <= 1) || t0 < 0 ||
-            t1 < 0 || t2 < 0 || !(sob >= 0) || !(ent >= 0) || !(lap >= 0)) {
-            snprintf(err, errlen, "%s:%d: expected name,format,width,height,bytes,sobel_mean,"
-                     "entropy,laplacian_var,c_res,c_edge,c_ent,c_lap,c_img,tok_qwen2vl,tok_llava,"
-                     "tok_generic", path, lineno);
+        double v[POOL_NCOLS];
+        if (pool_row(line, im->name, sizeof im->name, fmt, sizeof fmt, v, err, errlen) < 0) {
+            char why[300];
+            snprintf(why, sizeof why, "%s", err);
+            snprintf(err, errlen, "%s:%d: %s", path, lineno, why);
             rc = -1;
             break;
         }
+        int w = (int)v[2], h = (int)v[3], t0 = (int)v[13], t1 = (int)v[14], t2 = (int)v[15];
+        long bytes = (long)v[4];
+        double sob = v[5], ent = v[6], lap = v[7], cr = v[8], ce = v[9], cn = v[10], cl = v[11],
+               ci = v[12];
         im->f.format = !strcmp(fmt, "jpeg") ? FY_FMT_JPEG : !strcmp(fmt, "png") ? FY_FMT_PNG
                        : !strcmp(fmt, "webp") ? FY_FMT_WEBP : FY_FMT_UNKNOWN;
         im->f.width = w;
