@@ -304,7 +304,14 @@ TEST(link_series_errors_name_the_line)
     fprintf(fp, "%s\nt_s,mbps\n0,100\n%s\n5,1e-300\n", comment, comment);
     fclose(fp);
     CHECK(link_new(&sp, 1, err, sizeof err) == NULL);
-    CHECK(strstr(err, "bad.csv:5: expected \"t_s,mbps\" with mbps in [0.001, 1e+07]"));
+    CHECK(strstr(err, "bad.csv:5: expected \"t_s,mbps\" with t_s in [0, 1e+09] and mbps in "
+                      "[0.001, 1e+07]"));
+    /* a time is a number in range too (strtod took 1e300 s and hex) */
+    fp = fopen(path, "w");
+    fprintf(fp, "0,100\n1e300,5\n");
+    fclose(fp);
+    CHECK(link_new(&sp, 1, err, sizeof err) == NULL);
+    CHECK(strstr(err, "bad.csv:2: expected \"t_s,mbps\" with t_s in [0, 1e+09]"));
     fp = fopen(path, "w");
     fprintf(fp, "%s\n0,100\n10,5\n", comment);
     fclose(fp);

@@ -9,6 +9,7 @@
 
 #include "util/file.h"
 #include "util/grow.h"
+#include "util/num.h"
 #include "util/rng.h"
 
 struct seg { double t0_ms, mbps; };  /* bandwidth from t0 until the next segment */
@@ -35,6 +36,7 @@ static int seg_push(struct link *l, double t0, double mbps)
  * skipped), times from 0 and increasing. Read whole (at most LINK_SERIES_MAX_BYTES), so a
  * comment line of any length is one line and line numbers stay exact. */
 #define LINK_SERIES_MAX_BYTES ((size_t)LINK_MAX_POINTS * 64)
+#define LINK_SERIES_MAX_S 1e9 /* a point's time: the simulator's span (SIM_MAX_SPAN_S) */
 
 static int load_series(struct link *l, const char *path, char *err, size_t errlen)
 {
@@ -62,19 +64,21 @@ static int load_series(struct link *l, const char *path, char *err, size_t errle
         while (*p == ' ' || *p == '\t') p++;
         if (*p == '#' || *p == '\r' || !*p) continue;
         if (!strncmp(p, "t_s", 3)) continue; /* header */
-        char *end;
-        double t = strtod(p, &end);
-        if (end == p || *end != ',') {
-            snprintf(err, errlen, "%s:%d: expected \"t_s,mbps\"", path, lineno);
-            rc = -1;
-            break;
+        /* "t_s,mbps", each field a util/num number (white space around it allowed) */
+        char *comma = strchr(p, ','), *q = comma ? comma + 1 : NULL;
+        double t = 0, mbps = 0;
+        if (comma) {
+            char *e1 = comma;
+            while (e1 > p && (e1[-1] == ' ' || e1[-1] == '\t')) e1--;
+            *e1 = '\0';
+            while (*q == ' ' || *q == '\t') q++;
+            size_t ql = strlen(q);
+            while (ql && (q[ql - 1] == ' ' || q[ql - 1] == '\t' || q[ql - 1] == '\r')) q[--ql] = '\0';
         }
-        char *q = end + 1;
-        double mbps = strtod(q, &end);
-        while (*end == ' ' || *end == '\t' || *end == '\r') end++;
-        if (end == q || *end || !isfinite(t) || !(mbps >= 1e-3 && mbps <= 1e7)) {
-            snprintf(err, errlen, "%s:%d: expected \"t_s,mbps\" with mbps in [0.001, 1e+07]",
-                     path, lineno);
+        if (!comma || util_parse_double(p, 0, LINK_SERIES_MAX_S, &t) < 0 ||
+            util_parse_double(q, 1e-3, 1e7, &mbps) < 0) {
+            snprintf(err, errlen, "%s:%d: expected \"t_s,mbps\" with t_s in [0, %g] and mbps "
+                     "in [0.001, 1e+07]", path, lineno, LINK_SERIES_MAX_S);
             rc = -1;
             break;
         }
