@@ -135,7 +135,13 @@ TEST(http_head_parser_says_what_and_where)
     CHECK_STR(r.err, "request line 'GET /health': expected METHOD /path HTTP/1.1");
     CHECK_EQ_INT(parse("GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n", &r, b, sizeof b),
                  -400);
-    CHECK_STR(r.err, "header line 2: invalid character ' ' in the field name 'Bad Name'");
+    CHECK_STR(r.err, "header line 2: invalid character 0x20 in the field name 'Bad Name'");
+    /* bytes past ASCII are not copied into the message (it must stay valid UTF-8) */
+    CHECK_EQ_INT(parse("GET / HTTP/1.1\r\nN\xc3\xa9: x\r\n\r\n", &r, b, sizeof b), -400);
+    CHECK_STR(r.err, "header line 1: invalid character 0xc3 in the field name 'N?" "?'");
+    CHECK_EQ_INT(parse("POST / HTTP/1.1\r\nTransfer-Encoding: \xff\r\n\r\n", &r, b, sizeof b),
+                 -501);
+    CHECK_STR(r.err, "Transfer-Encoding '?' is not supported (only chunked)");
     CHECK_EQ_INT(parse("GET / HTTP/1.1\r\nX-A: a\001b\r\n\r\n", &r, b, sizeof b), -400);
     CHECK_STR(r.err, "control character 0x01 in header line 1 at byte 6");
     CHECK_EQ_INT(parse("POST / HTTP/1.1\r\nContent-Length: 5\r\ncontent-length: 7\r\n\r\n", &r,

@@ -106,13 +106,24 @@ static int head_err(struct gw_hreq *r, int status, const char *fmt, ...)
     return -status;
 }
 
-/* The first n bytes of s, for a message: at most 40, control bytes as '?'. */
+/* The first n bytes of s, for a message: at most 40, bytes other than printable ASCII
+ * as '?' (the message goes into a JSON string: it must stay valid UTF-8). */
 static const char *quote(char *out, size_t cap, const char *s, size_t n)
 {
     size_t k = 0;
-    for (size_t i = 0; i < n && k + 1 < cap && i < 40; i++)
-        out[k++] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+    for (size_t i = 0; i < n && k + 1 < cap && i < 40; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        out[k++] = ch < 0x20 || ch >= 0x7f ? '?' : (char)ch;
+    }
     out[k] = 0;
+    return out;
+}
+
+/* One byte for a message: 'x' when printable ASCII, else 0xNN. */
+static const char *byte_desc(char out[8], unsigned char ch)
+{
+    if (ch > 0x20 && ch < 0x7f) snprintf(out, 8, "'%c'", ch);
+    else snprintf(out, 8, "0x%02x", ch);
     return out;
 }
 
@@ -133,7 +144,7 @@ int gw_http_parse_head(char *buf, size_t len, struct gw_hreq *r)
                         GW_HTTP_HEAD_MAX);
     }
     char *p = buf, *end = buf + hl;
-    char qb[48];
+    char qb[48], cb[8];
     while (p < end && (*p == '\r' || *p == '\n')) p++;
     int line_no = 0, conn_close = 0, conn_ka = 0, te_seen = 0;
     while (p < end) {
@@ -163,8 +174,8 @@ int gw_http_parse_head(char *buf, size_t len, struct gw_hreq *r)
                                 quote(qb, sizeof qb, p, 16));
             for (char *q = p; q < sp1; q++)
                 if (!is_tchar((unsigned char)*q))
-                    return head_err(r, 400, "request line: invalid character '%c' in the "
-                                    "method", *q);
+                    return head_err(r, 400, "request line: invalid character %s in the "
+                                    "method", byte_desc(cb, (unsigned char)*q));
             *sp1 = 0;
             char *tgt = sp1 + 1;
             char *sp2 = memchr(tgt, ' ', (size_t)(le - tgt));
@@ -218,8 +229,8 @@ int gw_http_parse_head(char *buf, size_t len, struct gw_hreq *r)
                                 quote(qb, sizeof qb, p, (size_t)(le - p)));
             for (char *q = p; q < colon; q++)
                 if (!is_tchar((unsigned char)*q))
-                    return head_err(r, 400, "header line %d: invalid character '%c' in the "
-                                    "field name '%s'", ln, *q,
+                    return head_err(r, 400, "header line %d: invalid character %s in the "
+                                    "field name '%s'", ln, byte_desc(cb, (unsigned char)*q),
                                     quote(qb, sizeof qb, p, (size_t)(colon - p)));
             *colon = 0;
             char *v = colon + 1;

@@ -102,8 +102,8 @@ struct gw_hreq {
  * NUL-terminated), so buf must be writable and stay alive while r is used.
  * Returns the head's length in bytes (> 0) when complete, 0 when more bytes are needed
  * (len < GW_HTTP_HEAD_MAX), or -status (400, 414, 417, 431, 501, 505) on error, with the
- * reason in r->err (what and where: "header line 3: invalid character ' ' in the field
- * name 'Bad Name'"; client bytes quoted at most 40, controls as '?'). */
+ * reason in r->err (what and where: "header line 3: invalid character 0x20 in the field
+ * name 'Bad Name'"; client bytes quoted at most 40, other than printable ASCII as '?'). */
 int gw_http_parse_head(char *buf, size_t len, struct gw_hreq *r);
 
 /* Incremental chunked-body decoder. Zero-initialise, then feed bytes in any split. */
