@@ -405,6 +405,65 @@ TEST(ferry_with_exact_probabilities_takes_the_fastest_plan_within_delta)
     pf->free(sf);
 }
 
+/* The request's tradeoff steers ferry: 1 takes the best P(correct) (the fastest of
+ * equals), 0 the fastest plan (above a min_quality, when there is one), 0.5 is the
+ * configured rule, and in between the price of quality scales by the odds (1 − t)/t. */
+TEST(ferry_follows_the_requests_tradeoff)
+{
+    struct env e;
+    env_init(&e, 2, 2);
+    struct fake_truth ft = {.e = &e};
+    e.c.oracle_p = fake_oracle;
+    e.c.oracle_arg = &ft;
+    const struct fy_policy *pf = pol_find("ferry");
+    void *sf = start("ferry", "truth=p,plans=keep,kv=0,delta=0.05,kappa=0,cascade=0");
+    CHECK(sf);
+    one_image(&e.f, 0.5, 0.5);
+    struct rng r;
+    rng_seed(&r, 35);
+    int moved = 0;
+    for (int it = 0; it < 300; it++) {
+        int best = 0, fast = 0;
+        for (int i = 0; i < 4; i++) {
+            ft.q[i][0] = 0.3 + 0.6 * rng_uniform(&r);
+            ft.lat[i][0] = 100 + 3000 * rng_uniform(&r);
+            if (ft.q[i][0] > ft.q[best][0]) best = i;
+            if (ft.lat[i][0] < ft.lat[fast][0]) fast = i;
+        }
+        struct fy_plan a, b;
+        e.prefs.tradeoff = 1;
+        CHECK_EQ_INT(pf->decide(sf, &e.c, &a, NULL), 0);
+        CHECK_EQ_INT(a.node, best);
+        e.prefs.tradeoff = 0;
+        CHECK_EQ_INT(pf->decide(sf, &e.c, &a, NULL), 0);
+        CHECK_EQ_INT(a.node, fast);
+        e.prefs.min_quality = 0.6; /* a floor still holds */
+        CHECK_EQ_INT(pf->decide(sf, &e.c, &a, NULL), 0);
+        int want = -1;
+        for (int i = 0; i < 4; i++)
+            if (ft.q[i][0] >= 0.6 && (want < 0 || ft.lat[i][0] < ft.lat[want][0])) want = i;
+        if (want >= 0) CHECK_EQ_INT(a.node, want);
+        e.prefs.min_quality = -1;
+        e.prefs.tradeoff = 0.5; /* neutral: the configured delta */
+        CHECK_EQ_INT(pf->decide(sf, &e.c, &a, NULL), 0);
+        e.prefs.tradeoff = -1;
+        CHECK_EQ_INT(pf->decide(sf, &e.c, &b, NULL), 0);
+        CHECK_EQ_INT(a.node, b.node);
+        /* t = 0.2: odds 4, delta 0.2: the fastest plan within 0.2 of the best */
+        e.prefs.tradeoff = 0.2;
+        CHECK_EQ_INT(pf->decide(sf, &e.c, &a, NULL), 0);
+        want = -1;
+        for (int i = 0; i < 4; i++)
+            if (ft.q[i][0] >= ft.q[best][0] - 0.2 && (want < 0 || ft.lat[i][0] < ft.lat[want][0]))
+                want = i;
+        CHECK_EQ_INT(a.node, want);
+        moved += a.node != b.node;
+        e.prefs.tradeoff = -1;
+    }
+    CHECK(moved > 30); /* the knob does something in between, too */
+    pf->free(sf);
+}
+
 TEST(ferry_never_violates_edge_only_privacy)
 {
     struct env e;

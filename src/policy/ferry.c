@@ -14,6 +14,8 @@
  *  - a dialogue stays where its KV cache lives unless moving pays: the node of the
  *    previous turn is credited the prefill of the history it has cached (kv=1);
  *  - privacy = edge-only: only edge nodes, and no split (the image would leave);
+ *  - the request's tradeoff t in [0, 1] scales delta, kappa and cas_kappa by the odds
+ *    (1 − t) / t: 0.5 = as configured, 1 = the best q̂, 0 = the fastest plan;
  *  - exploration: with probability eps / sqrt(1 + n/100) a random admissible node
  *    with its keep plan, so that MGQP/MILP keep learning about every node.
  * truth=1 replaces the predictors by the simulator's oracle (pol_ctx.oracle; tests and
@@ -413,8 +415,22 @@ static int fy_decide(void *state, const struct pol_ctx *c, struct fy_plan *out,
         }
     }
     if (nc == 0) return -1;
-    double target = pr->min_quality >= 0 ? pr->min_quality
-                                         : qbest - (s->truth == TRUTH_OUTCOME ? 0 : s->delta);
+    /* the request's tradeoff t (0 = fastest answer, 1 = best quality) scales the price of
+     * quality in latency by the odds (1 − t) / t, neutral at t = 0.5 (the configured
+     * delta, kappa, cas_kappa), as QLMIO's w·Q − (1 − w)·L/L_ref weighs the two: t = 1
+     * takes the best q̂ (the fastest of equals), t = 0 the fastest plan (a min_quality
+     * still holds) */
+    double delta = s->delta, kappa = s->kappa, cas_kappa = s->cas_kappa;
+    int fastest = 0;
+    if (pr->tradeoff >= 0 && pr->tradeoff <= 1) {
+        double t = pr->tradeoff, odds = t > 0 ? (1 - t) / t : 0;
+        fastest = t == 0;
+        delta = fmin(1, delta * odds);
+        kappa *= odds;
+        cas_kappa *= odds;
+    }
+    if (s->truth == TRUTH_OUTCOME) delta = kappa = cas_kappa = 0, fastest = 0;
+    double target = pr->min_quality >= 0 ? pr->min_quality : fastest ? -INFINITY : qbest - delta;
     /* the reference: the best mean (ties: the fastest); a plan faster than it by Δ s
      * may be kappa·Δ below the target (a queue of a minute is not worth a point) */
     int ref = 0;
@@ -422,21 +438,19 @@ static int fy_decide(void *state, const struct pol_ctx *c, struct fy_plan *out,
         if (cd[k].e.q_mean > cd[ref].e.q_mean + 1e-12 ||
             (fabs(cd[k].e.q_mean - cd[ref].e.q_mean) <= 1e-12 && cd[k].lat < cd[ref].lat))
             ref = k;
-    double kappa = s->truth == TRUTH_OUTCOME ? 0 : s->kappa;
     /* a cascade must reach the reference's upper bound (less δ): its quality is learned
      * from many first answers and is precise, the reference's (a node the cascades keep
      * from being labelled) may be uncertain and low; only when the reference is known
      * to be no better may the cascade replace it (or with an explicit min_quality) */
     double zz = s->truth ? 0 : s->z;
-    double cas_target = pr->min_quality >= 0 ? target
-                        : cd[ref].e.q_mean + zz * cd[ref].e.q_std -
-                              (s->truth == TRUTH_OUTCOME ? 0 : s->delta);
+    double cas_target = pr->min_quality >= 0 || fastest
+                            ? target
+                            : cd[ref].e.q_mean + zz * cd[ref].e.q_std - delta;
     for (int k = 0; k < nc; k++) {
         double gain_s = (cd[ref].lat - cd[k].lat) / 1000;
         double q = k == ref ? cd[k].e.q_mean : cd[k].lcb;
         if (k >= ncore) { /* a cascade is there to keep quality: its own, smaller slack */
-            double ck = s->truth == TRUTH_OUTCOME ? 0 : s->cas_kappa;
-            cd[k].feasible = q >= cas_target - ck * (gain_s > 0 ? gain_s : 0) - 1e-12;
+            cd[k].feasible = q >= cas_target - cas_kappa * (gain_s > 0 ? gain_s : 0) - 1e-12;
             continue;
         }
         cd[k].feasible = q >= target - kappa * (gain_s > 0 ? gain_s : 0) - 1e-12;
