@@ -772,6 +772,34 @@ TEST(gw_midstream_failure_ends_with_an_error_event)
     gwt_resp_fini(&r);
 }
 
+/* The error event is JSON whatever the node is called (a quote in the name broke it). */
+TEST(gw_midstream_error_event_is_json_for_any_node_name)
+{
+    struct backend *be = be_start("q\"1\\", BE_DROP_MID);
+    struct gwt_gw g;
+    CHECK(gw_start_on(&g, "midname.ini", be, NULL, NULL) == 0);
+    struct gwt_resp r;
+    gwt_http(g.port, "/v1/chat/completions", chat_body("ferry", 1, NULL), &r);
+    gwt_gw_stop(&g);
+    be_stop(be);
+    const char *ev = r.body.data ? strstr(r.body.data, "data: {\"error\"") : NULL;
+    char line[1024] = "";
+    if (ev) {
+        const char *nl = strchr(ev, '\n');
+        size_t n = nl ? (size_t)(nl - ev) : strlen(ev);
+        snprintf(line, sizeof line, "%.*s", (int)n, ev + 6);
+    }
+    cJSON *j = cJSON_Parse(line);
+    const char *m = cJSON_GetStringValue(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "message"));
+    int ok = m && strstr(m, "upstream node 'q\"1\\' failed mid-stream") != NULL;
+    cJSON_Delete(j);
+    if (!ok) fprintf(stderr, "  event: %s\n", line);
+    gwt_resp_fini(&r);
+    CHECK(ev != NULL);
+    CHECK(ok);
+}
+
 /* A JSON answer is held whole (up to max_client_buffer) before it is sent: when the
  * backend drops it halfway, nothing reached the client yet, and it gets a 502 error
  * object naming the node (it got a bare close, no status, no message). */
@@ -1011,10 +1039,19 @@ TEST(gw_bad_requests_get_openai_error_objects)
                   &(struct gwt_http_opts){.header = "X-Ferry-Tradeoff: very"}, &bad_hdr);
     CHECK_EQ_INT(bad_hdr.status, 400);
     gwt_resp_fini(&bad_hdr);
+    /* a value that is not UTF-8 is quoted in the message: the JSON must stay UTF-8 */
+    gwt_http_opts(g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL),
+                  &(struct gwt_http_opts){.header = "X-Ferry-Tradeoff: \xff\xfe"}, &bad_hdr);
+    int not_utf8_400 = bad_hdr.status == 400 && bad_hdr.body.data &&
+                       req_utf8_invalid_at(bad_hdr.body.data, bad_hdr.body.len) < 0 &&
+                       strstr(bad_hdr.body.data, "'?" "?' is not a number") != NULL;
+    if (!not_utf8_400) fprintf(stderr, "  reply: %.200s\n", bad_hdr.body.data);
+    gwt_resp_fini(&bad_hdr);
     int nreq = be_nreq(be);
     gwt_gw_stop(&g);
     be_stop(be);
     CHECK_EQ_INT(nreq, 0);   /* nothing bad reached the backend */
+    CHECK(not_utf8_400);
 }
 
 /* One request on a fresh connection ("Connection: close" in req); the raw answer. */
@@ -1046,6 +1083,18 @@ TEST(gw_methods_get_405_with_allow_or_501)
                  &c);
     raw_exchange(g.port, "post /v1/chat/completions HTTP/1.1\r\nConnection: close\r\n\r\n", &d);
     raw_exchange(g.port, "BREW /v1/models HTTP/1.1\r\nConnection: close\r\n\r\n", &e);
+    /* a path with bytes that are not UTF-8: the 404's JSON must stay valid (it copied them) */
+    struct buf u;
+    buf_init(&u);
+    raw_exchange(g.port, "GET /v1/\xff\xfe HTTP/1.1\r\nConnection: close\r\n\r\n", &u);
+    const char *ub = u.data ? strstr(u.data, "\r\n\r\n") : NULL;
+    cJSON *uj = ub ? cJSON_Parse(ub + 4) : NULL;
+    const char *um = cJSON_GetStringValue(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(uj, "error"), "message"));
+    int u404 = u.data && !strncmp(u.data, "HTTP/1.1 404 ", 13) && um &&
+               strstr(um, "no such endpoint: /v1/%FF%FE ") != NULL;
+    cJSON_Delete(uj);
+    buf_fini(&u);
     /* read-only endpoints answered POST as if it were GET */
     struct buf f;
     buf_init(&f);
@@ -1067,6 +1116,7 @@ TEST(gw_methods_get_405_with_allow_or_501)
     CHECK(strstr(sd, "\"type\":\"invalid_request_error\"") != NULL);
     CHECK(!strncmp(se, "HTTP/1.1 501 ", 13) && strstr(se, "'BREW'"));
     CHECK(post_health);
+    CHECK(u404);
     CHECK_EQ_INT(health, 200);
     buf_fini(&a); buf_fini(&b); buf_fini(&c); buf_fini(&d); buf_fini(&e);
 }

@@ -229,6 +229,23 @@ static const char *err_type(int status)
     }
 }
 
+/* A copy of msg made valid UTF-8, each byte that starts no valid sequence as '?'
+ * (malloc'd; NULL when out of memory). Messages quote client and backend bytes — an
+ * X-Ferry-* header value, a backend's error body cut at 300 bytes — and cJSON copies
+ * strings as they are: one 0xff made the whole error object invalid JSON text. */
+static char *utf8_clean(const char *msg)
+{
+    char *m = strdup(msg);
+    if (!m) return NULL;
+    size_t n = strlen(m), off = 0;
+    long bad;
+    while (off < n && (bad = req_utf8_invalid_at(m + off, n - off)) >= 0) {
+        m[off + (size_t)bad] = '?';
+        off += (size_t)bad + 1;
+    }
+    return m;
+}
+
 /* An OpenAI-style error object: {"error":{"message","type","param","code"}}. extra: more
  * header lines or NULL. */
 static void send_error(struct gw_server *s, struct gw_hconn *c, int status, const char *extra,
@@ -236,7 +253,9 @@ static void send_error(struct gw_server *s, struct gw_hconn *c, int status, cons
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *e = cJSON_AddObjectToObject(root, "error");
-    cJSON_AddStringToObject(e, "message", msg);
+    char *clean = utf8_clean(msg);
+    cJSON_AddStringToObject(e, "message", clean ? clean : "(message lost: out of memory)");
+    free(clean);
     cJSON_AddStringToObject(e, "type", err_type(status));
     if (param && *param) cJSON_AddStringToObject(e, "param", param);
     else cJSON_AddNullToObject(e, "param");
@@ -920,12 +939,20 @@ static void on_up_end(struct gw_req *q, CURLcode rc)
             return;
         }
         if (q->conn && q->fr && q->fr->stream) {
-            char ev[512];
-            snprintf(ev, sizeof ev,
-                     "data: {\"error\":{\"message\":\"upstream node '%s' failed mid-stream: %s\","
-                     "\"type\":\"upstream_error\",\"param\":null,\"code\":\"upstream_failed\"}}\n\n",
+            char msg[256], ev[640];
+            snprintf(msg, sizeof msg, "upstream node '%s' failed mid-stream: %s",
                      s->nodes.node[node].name,
                      q->timed_out ? "stalled" : curl_easy_strerror(rc));
+            /* cJSON escapes: a node name is the operator's free text */
+            cJSON *root = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(root, "error");
+            cJSON_AddStringToObject(e, "message", msg);
+            cJSON_AddStringToObject(e, "type", "upstream_error");
+            cJSON_AddNullToObject(e, "param");
+            cJSON_AddStringToObject(e, "code", "upstream_failed");
+            char *js = cJSON_PrintUnformatted(root);
+            cJSON_Delete(root);
+            snprintf(ev, sizeof ev, "data: %s\n\n", js ? js : "{\"error\":{}}");
+            free(js);
             if (q->buffering) unbuffer(q);
             gw_http_stream_write(q->conn, ev, strlen(ev));
         }
@@ -1856,9 +1883,14 @@ static enum endpoint route(struct gw_server *s, struct gw_hconn *c, const struct
     if (!strcmp(path, "/v1/models")) return only_get(s, c, r) ? EP_MODELS : EP_NONE;
     if (!strcmp(path, "/v1/feedback")) return only_post(s, c, r) ? EP_FEEDBACK : EP_NONE;
     if (!strcmp(path, "/v1/ferry/nodes")) return only_get(s, c, r) ? EP_NODES : EP_NONE;
-    char msg[300];
-    snprintf(msg, sizeof msg, "no such endpoint: %.200s (paths are matched as sent, "
-             "without %%-decoding)", path);
+    char shown[256], msg[400];     /* bytes past ASCII %-encoded: the JSON stays UTF-8 */
+    size_t k = 0;
+    for (const unsigned char *p = (const unsigned char *)path; *p && k + 4 < sizeof shown; p++)
+        if (*p >= 0x80) k += (size_t)snprintf(shown + k, sizeof shown - k, "%%%02X", *p);
+        else shown[k++] = (char)*p;
+    shown[k] = 0;
+    snprintf(msg, sizeof msg, "no such endpoint: %s (paths are matched as sent, without "
+             "%%-decoding)", shown);
     send_error(s, c, 404, NULL, NULL, "unknown_url", msg);
     return EP_NONE;
 }
