@@ -800,6 +800,31 @@ TEST(gw_midstream_error_event_is_json_for_any_node_name)
     CHECK(ok);
 }
 
+/* The feedback answer names the node in valid JSON whatever it is called. */
+TEST(gw_feedback_answer_is_json_for_any_node_name)
+{
+    struct backend *be = be_start("q\"1\\", BE_OK);
+    struct gwt_gw g;
+    CHECK(gw_start_on(&g, "fbname.ini", be, NULL, NULL) == 0);
+    struct gwt_resp r, f;
+    gwt_http(g.port, "/v1/chat/completions", chat_body("ferry", 0, NULL), &r);
+    char id[64] = "", fb[160];
+    gwt_hdr(&r, "X-Ferry-Request-Id", id, sizeof id);
+    snprintf(fb, sizeof fb, "{\"request_id\":\"%s\",\"score\":1}", id);
+    gwt_http(g.port, "/v1/feedback", fb, &f);
+    gwt_gw_stop(&g);
+    be_stop(be);
+    cJSON *j = cJSON_Parse(f.body.data);
+    const char *node = cJSON_GetStringValue(cJSON_GetObjectItem(j, "node"));
+    int ok = f.status == 200 && node && !strcmp(node, "q\"1\\");
+    if (!ok) fprintf(stderr, "  feedback answer: %ld %s\n", f.status, f.body.data);
+    cJSON_Delete(j);
+    gwt_resp_fini(&r);
+    gwt_resp_fini(&f);
+    CHECK(id[0] != 0);
+    CHECK(ok);
+}
+
 /* A JSON answer is held whole (up to max_client_buffer) before it is sent: when the
  * backend drops it halfway, nothing reached the client yet, and it gets a 502 error
  * object naming the node (it got a bare close, no status, no message). */

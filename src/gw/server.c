@@ -1815,9 +1815,15 @@ static void on_feedback(struct gw_server *s, struct gw_hconn *req, struct gw_hre
         send_error(s, req, 404, NULL, "request_id", "already_scored",
                    "this request has user feedback already (one score per request)");
     } else if (rc == 0) {
-        snprintf(txt, sizeof txt, "{\"ok\":true,\"request_id\":\"%s\",\"node\":\"%s\"%s}",
-                 id->valuestring, nm, replaced ? ",\"replaced\":\"shadow\"" : "");
-        send_json(req, 200, NULL, txt);
+        cJSON *ok = cJSON_CreateObject();      /* cJSON escapes the node's name */
+        cJSON_AddTrueToObject(ok, "ok");
+        cJSON_AddStringToObject(ok, "request_id", id->valuestring);
+        cJSON_AddStringToObject(ok, "node", nm);
+        if (replaced) cJSON_AddStringToObject(ok, "replaced", "shadow");
+        char *js = cJSON_PrintUnformatted(ok);
+        cJSON_Delete(ok);
+        send_json(req, 200, NULL, js ? js : "{\"ok\":true}");
+        free(js);
     } else if (gw_share_forward_feedback(s->nodes.share, id->valuestring,
                                          sc->valuedouble) == 0) {
         /* another live replica served it ([share]): queued for that replica */
