@@ -18,6 +18,7 @@ mkdir -p "$work" docs/results
 pols=cloud-only,edge-only,random,least-loaded,moa-off,perllm,qlmio,lcio,cascade,ferry,oracle
 train_seed=1001           # the offline-training run's seed (reported seeds: 1, 2, ...)
 deltas="0 0.01 0.02 0.03" # the trained ferry's δ frontier on moaoff-* (0.03: the default)
+tradeoffs="0.5 0.3 0.2 0.1" # the requests' tradeoff on moaoff-* (0.5: ferry's configured rule)
 exps=()
 for e in data/experiments/*.ini; do exps+=("$(basename "$e" .ini)"); done
 
@@ -56,6 +57,11 @@ for n in "${exps[@]}"; do
       "$ferry" sim "$e" --policies ferry --seeds "$seeds" --no-timing \
         --set "experiment.pred_model=$PWD/$work/$n-bench.fy" \
         --set experiment.params.ferry=delta=$d --csv "$work/$n-trained-d$d.csv" >/dev/null
+    done
+    # every request with the same tradeoff preference: the online and the trained ferry
+    for t in $tradeoffs; do
+      "$ferry" sim "$e" --policies ferry --seeds "$seeds" --no-timing         --set experiment.tradeoff=$t --csv "$work/$n-t$t.csv" >/dev/null
+      "$ferry" sim "$e" --policies ferry --seeds "$seeds" --no-timing         --set "experiment.pred_model=$PWD/$work/$n-bench.fy"         --set experiment.tradeoff=$t --csv "$work/$n-trained-t$t.csv" >/dev/null
     done
   fi
   # predictors: a trace of ferry's run with every node's outcome, 80/20 by dialogue
@@ -211,7 +217,10 @@ do for [n in "moaoff-vqav2 moaoff-mmbench"] {
   plot "$work/".n."-points.dat" using 2:3:1 with labels point pt 7 offset char 0.5,0.5 \
          font ",8" notitle, \
        "$work/".n."-frontier.dat" using 2:3 with linespoints lw 2 pt 5 title "ferry trained, δ 0 … 0.03", \
-       "$work/".n."-frontier.dat" using 2:3:1 with labels offset char 0,-1 font ",8" notitle
+       "$work/".n."-frontier.dat" using 2:3:1 with labels offset char 0,-1 font ",8" notitle, \
+       "$work/".n."-tradeoff.dat" using 2:3 with linespoints lw 2 pt 9 title "ferry, tradeoff 0.5 … 0.1", \
+       "$work/".n."-tradeoff-trained.dat" using 2:3 with linespoints lw 2 pt 11 title "ferry trained, tradeoff 0.5 … 0.1", \
+       "$work/".n."-tradeoff-trained.dat" using 2:3:1 with labels offset char 0,-1 font ",8" notitle
 }
 unset multiplot
 EOF_GP
@@ -271,6 +280,39 @@ discussion() {
   w_mmb=$(within_target moaoff-mmbench)
   # the predictors' scores over every experiment's eval block: "lo–hi" of AUC, ECE and
   # the share inside the 90 % interval (the "all" row)
+  # the trained ferry asked for speed: the last (fastest) tradeoff of the table
+  local t_fast tf_vqa tf_vqa_dc tf_mmb tf_mmb_dc
+  t_fast=${tradeoffs##* }
+  tf_vqa=$(awk -F'\t' -v ce="$(val "$work/moaoff-vqav2.sum" cloud-only 2)" \
+    '$1 == "ferry" { printf "%+.1f", 100 * ($2 / ce - 1) }' "$work/moaoff-vqav2-trained-t$t_fast.sum")
+  tf_vqa_dc=$(awk -F'\t' -v cc="$(val "$work/moaoff-vqav2.sum" cloud-only 4)" \
+    '$1 == "ferry" { printf "%+.2f", $4 - cc }' "$work/moaoff-vqav2-trained-t$t_fast.sum")
+  tf_mmb=$(awk -F'\t' -v ce="$(val "$work/moaoff-mmbench.sum" cloud-only 2)" \
+    '$1 == "ferry" { printf "%+.1f", 100 * ($2 / ce - 1) }' "$work/moaoff-mmbench-trained-t$t_fast.sum")
+  tf_mmb_dc=$(awk -F'\t' -v cc="$(val "$work/moaoff-mmbench.sum" cloud-only 4)" \
+    '$1 == "ferry" { printf "%+.2f", $4 - cc }' "$work/moaoff-mmbench-trained-t$t_fast.sum")
+  # the trained ferry's tradeoff rows against qlmio trained: one that is no slower and completes
+  # at least as much, or the two rows around qlmio's latency
+  local vs_q_vqa vs_q_mmb
+  vs_qlmio() {
+    awk -v ql="$(val "$work/$1.sum" "qlmio trained" 2)" -v qc="$(val "$work/$1.sum" "qlmio trained" 4)" '
+      { t[NR] = $1; l[NR] = $2; c[NR] = $3 }
+      $2 <= ql && $3 >= qc && (best == "" || $3 > c[best]) { best = NR }
+      END {
+        if (best != "") {
+          printf "tradeoff %s is faster and completes more (%.1f ms at %.2f %% against %.1f ms at %.2f %%)",
+            t[best], l[best], c[best], ql, qc
+          exit
+        }
+        printf "no row is both (against %.1f ms at %.2f %%:", ql, qc
+        for (i = 1; i <= NR; i++)
+          if ((i < NR && l[i] > ql && l[i + 1] <= ql) || (i > 1 && l[i] <= ql && l[i - 1] > ql))
+            printf " tradeoff %s %.1f ms at %.2f %%;", t[i], l[i], c[i]
+        printf ")"
+      }' "$work/$1-tradeoff-trained.dat" | sed 's/; *)$/)/'
+  }
+  vs_q_vqa=$(vs_qlmio moaoff-vqav2)
+  vs_q_mmb=$(vs_qlmio moaoff-mmbench)
   local p_auc p_ece p_pi evals=()
   for n in "${exps[@]}"; do evals+=("$work/$n.eval.txt"); done
   p_auc=$(awk '/^quality: AUC/ { print $3 }' "${evals[@]}" | sort -g |
@@ -414,7 +456,11 @@ predictors on MIOBench), the same rule downscales ${t_vqa_ds} % / ${t_mmb_ds} % 
 requests and cuts the latency by ${t_vqa#-} % / ${t_mmb#-} % at ${t_vqa_dc} / ${t_mmb_dc} pt,
 ${r_vqa} % / ${r_mmb} % of what exact predictions give. With the default δ that is more completion than
 the target's 0.3 pt allows; the trained ferry's frontier (targets section) stays within it
-at ${w_vqa} (VQAv2-like) and ${w_mmb} (MMBench-like). On \`hetero\` exact
+at ${w_vqa} (VQAv2-like) and ${w_mmb} (MMBench-like). Asked for speed (every request with
+tradeoff ${t_fast}: the tradeoff table), it does cut the latency by ${tf_vqa#-} % / ${tf_mmb#-} %, at
+${tf_vqa_dc} / ${tf_mmb_dc} pt: lower latency is a point on the same frontier, paid in completion.
+Against \`qlmio trained\` (the same trained bank under QLMIO's rule), the trained ferry's
+tradeoff rows: VQAv2-like, ${vs_q_vqa}; MMBench-like, ${vs_q_mmb}. On \`hetero\` exact
 predictions turn ferry's loss into a gain (${x_het} % at ${x_het_dc} pt against a cloud-only
 that breaks privacy), and so do trained ones (${t_het} % at ${t_het_dc} pt): online, ferry's
 quality estimates overrate the paid API against the 7B cloud model for most requests
@@ -779,9 +825,33 @@ done
         "$work/$n-trained-d$d.sum"
     done
   done
+  echo
+  echo "The requests' own tradeoff on \`moaoff-*\` (docs/request.md: 0 = fastest answer, 1 = best"
+  echo "quality; ferry scales its price of quality by the odds (1 − t)/t, so 0.5 is its default"
+  echo "rule), every request of the run with the same value, $seeds seeds, mean over the sweep:"
+  echo
+  echo "| experiment | tradeoff | ferry latency vs cloud-only | completion Δ pt | ferry trained latency | completion Δ pt | downscale % |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  for n in moaoff-vqav2 moaoff-mmbench; do
+    : >"$work/$n-tradeoff.dat"
+    : >"$work/$n-tradeoff-trained.dat"
+    for t in $tradeoffs; do
+      summarize "$work/$n-t$t.csv" >"$work/$n-t$t.sum"
+      summarize "$work/$n-trained-t$t.csv" >"$work/$n-trained-t$t.sum"
+      awk -F'\t' -v t="$t" '$1 == "ferry" { print t, $2, $4 }' "$work/$n-t$t.sum" \
+        >>"$work/$n-tradeoff.dat"
+      awk -F'\t' -v t="$t" '$1 == "ferry" { print t, $2, $4 }' "$work/$n-trained-t$t.sum" \
+        >>"$work/$n-tradeoff-trained.dat"
+      paste "$work/$n-t$t.sum" "$work/$n-trained-t$t.sum" |
+        awk -F'\t' -v n="$n" -v t="$t" -v ce="$(val "$work/$n.sum" cloud-only 2)" \
+          -v cc="$(val "$work/$n.sum" cloud-only 4)" -v k="$(head -1 "$work/$n-t$t.sum" | awk -F'\t' '{ print NF }')" \
+          '$1 == "ferry" { printf "| %s | %s | %+.1f %% | %+.2f | %+.1f %% | %+.2f | %s |\n", n, t,
+             100 * ($2 / ce - 1), $4 - cc, 100 * ($(k + 2) / ce - 1), $(k + 4) - cc, $(k + 9) }'
+    done
+  done
   if frontier_plot; then
     echo
-    echo "Plot: [the trained ferry's frontier against the other policies](results/moaoff-frontier.svg)"
+    echo "Plot: [the trained ferry's frontiers against the other policies](results/moaoff-frontier.svg)"
   fi
   echo
   discussion
