@@ -533,6 +533,9 @@ TEST(profile_values_out_of_range_are_refused)
         {"[device d]\neff_decode = 1e-300\n", "eff_decode = 1e-300: expected a number in [0.001, 1]"},
         {"[link l]\nrtt_ms = 1e300\n", "rtt_ms = 1e300: expected a number in [0, 1e+06]"},
         {"[link l]\nkind = views\nview_s = 1, 1e300\n", "value 2 is not a number in [0, 1e+06]"},
+        /* strtod took hex and a trailing comma */
+        {"[link l]\nview_s = 1, 0x10\n", "view_s = 1, 0x10: value 2 is not a number"},
+        {"[link l]\nview_s = 1,\n", "view_s = 1,: value 2 is not a number"},
         {"[node n]\nmax_seqs = 1000000000\n", "max_seqs = 1000000000: expected an integer in [1, 1000000]"},
         {"[node n]\ntpot_slope = 1e300\n", "tpot_slope = 1e300: expected a number in [0, 100]"},
         {"[node n]\nusd_per_hour = 1e300\n", "usd_per_hour = 1e300: expected a number in [0, 1e+06]"},
@@ -563,7 +566,7 @@ TEST(profile_whole_file_checks_name_the_line)
     static const struct { const char *text, *link, *want; } bad[] = {
         {"[node n]\nmax_seqs = 4\nrole = edge\nmax_seqs = 8\n", NULL,
          "w.ini:4: [node n] max_seqs: set again (first at line 2"},
-        {"[link l]\nview_s = 1,\n  2\n", NULL, "w.ini:3: [link l] view_s: set again"},
+        {"[link l]\nrtt_ms = 1\n  2\n", NULL, "w.ini:3: [link l] rtt_ms: set again"},
         {"[link l]\nrtt_ms = 1\nkind = markov\nup_mbps = 5\n", "l",
          "w.ini:3: link l: kind = markov needs up_mbps, bad_mbps, good_s, bad_s"},
         {"[link l]\nrtt_ms = 1\n", "l", "w.ini:2: link l: kind = const needs up_mbps > 0"},

@@ -405,28 +405,37 @@ static int parse_list(const char *key, const char *v, double *out, int max, int 
 {
     const char *p = v;
     *n = 0;
-    while (*p) {
+    while (*p == ' ' || *p == '\t') p++;
+    if (!*p) {
+        snprintf(err, errlen, "%s: expected 1 to %d comma-separated numbers", key, max);
+        return -1;
+    }
+    for (;;) {
         if (*n == max) {
             snprintf(err, errlen, "%s: more than %d values", key, max);
             return -1;
         }
-        char *end;
-        errno = 0;
-        double d = strtod(p, &end);
-        if (end == p || errno || !(d >= 0 && d <= 1e6)) {
+        /* one item: up to the comma, without the white space around it (util/num) */
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
+        char item[64];
+        double d = 0;
+        int ok = len < sizeof item;
+        if (ok) {
+            memcpy(item, p, len);
+            item[len] = '\0';
+            ok = util_parse_double(item, 0, 1e6, &d) == 0;
+        }
+        if (!ok) {
             snprintf(err, errlen, "%s = %s: value %d is not a number in [0, 1e+06]", key, v,
                      *n + 1);
             return -1;
         }
         out[(*n)++] = d;
-        while (*end == ' ' || *end == '\t') end++;
-        if (*end == ',') end++;
-        else if (*end) {
-            snprintf(err, errlen, "%s = %s: expected comma-separated numbers", key, v);
-            return -1;
-        }
-        while (*end == ' ' || *end == '\t') end++;
-        p = end;
+        if (!end) break;
+        p = end + 1;
+        while (*p == ' ' || *p == '\t') p++;
     }
     return 0;
 }
