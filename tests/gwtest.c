@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -48,10 +49,18 @@ const char *gwt_ferry_bin(void)
     return path;
 }
 
+void gwt_child_init(void)
+{
+    pid_t parent = getppid();
+    /* the parent may have gone between these two calls: then go too */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(127);
+}
+
 pid_t gwt_spawn(const char *const argv[], int quiet)
 {
     pid_t pid = fork();
     if (pid == 0) {
+        gwt_child_init();
         if (quiet) {
             int dn = open("/dev/null", O_WRONLY);
             dup2(dn, 1);
@@ -104,6 +113,7 @@ int gwt_gw_start(struct gwt_gw *g, const char *name, const char *cfg, const char
     if (pipe(pfd)) return -1;
     g->pid = fork();
     if (g->pid == 0) {
+        gwt_child_init();
         dup2(pfd[1], 1);
         close(pfd[0]);
         close(pfd[1]);

@@ -28,6 +28,10 @@ const char *gwt_ferry_bin(void);
 /* fork + execvp(argv[0], argv); quiet: its stdout and stderr go to /dev/null. The child's
  * pid, or -1 when fork failed (an exec failure is exit status 127). */
 pid_t gwt_spawn(const char *const argv[], int quiet);
+/* Call first in every child a test forks: the child is killed when the test process
+ * ends, so a test that fails (CHECK returns) before stopping what it started leaves no
+ * gateway or emulator behind holding ports and the runner's output pipe. */
+void gwt_child_init(void);
 
 /* Sends sig to *pid, waits for it without bound and sets *pid = 0; no-op when *pid <= 0.
  * For processes that cannot ignore sig (SIGKILL) or quit on it by contract. */

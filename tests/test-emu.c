@@ -1839,6 +1839,7 @@ TEST(emu_cli_profile_link_and_port_file)
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) {
+        gwt_child_init();
         int null = open("/dev/null", O_WRONLY);
         if (null >= 0) dup2(null, 1);
         execl(bin, bin, "emulate", "--profile", ini, "--port-file", portf, "--time-scale",

@@ -902,6 +902,7 @@ static int conns_under_limit(rlim_t soft, rlim_t hard, int want, rlim_t *soft_af
     if (pipe(pfd)) return -1;
     pid_t pid = fork();
     if (pid == 0) {
+        gwt_child_init();
         close(pfd[0]);
         struct rlimit rl = {soft, hard};
         long out[2] = {-1, -1};
@@ -963,6 +964,7 @@ TEST(http_server_at_the_descriptor_limit_serves_a_waiting_client_when_one_closes
     CHECK(pipe(pfd) == 0);
     pid_t pid = fork();
     if (pid == 0) {
+        gwt_child_init();
         close(pfd[0]);
         struct srv *cs = calloc(1, sizeof *cs);
         cs->base = event_base_new();
