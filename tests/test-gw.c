@@ -1012,6 +1012,42 @@ TEST(gw_slow_client_back_pressures_the_upstream)
     CHECK(total > BIG_TOTAL);
 }
 
+/* A client that stops reading its answer: after send_timeout_ms without progress the
+ * gateway closes the connection and cancels the backend (it held both for total_ms, ten
+ * minutes by default). */
+TEST(gw_client_that_stops_reading_is_closed_after_send_timeout)
+{
+    struct backend *be = be_start("e0", BE_BIG);
+    struct gwt_gw g;
+    CHECK(gw_start_on(&g, "st.ini", be, NULL,
+                      "send_timeout_ms = 300\n[limits]\nmax_client_buffer = 65536\n") == 0);
+    int fd = gwt_connect(g.port, 16384);
+    gwt_raw_post(fd, chat_body("ferry", 1, NULL), 1);
+    double t0 = clock_now_ms(), gone = 0;
+    while (gone < 1 && clock_now_ms() - t0 < 10000) { /* do not read */
+        usleep(50000);
+        gone = gwt_metric(g.port, "ferry_requests_total{node=\"e0\",policy=\"least-loaded\","
+                                  "outcome=\"client_gone\"} ");
+    }
+    double waited = clock_now_ms() - t0;
+    /* what was sent before the close is still readable, then the end */
+    size_t total = 0;
+    char buf[65536];
+    ssize_t r = 0;
+    struct pollfd p = {fd, POLLIN, 0};
+    while (poll(&p, 1, 3000) > 0 && (r = read(fd, buf, sizeof buf)) > 0) total += (size_t)r;
+    int eof = r <= 0;
+    close(fd);
+    double inflight = gwt_metric(g.port, "ferry_inflight_requests{node=\"e0\"} ");
+    gwt_gw_stop(&g);
+    be_stop(be);
+    CHECK_NEAR(gone, 1, 0);
+    CHECK(waited < 5000);
+    CHECK(eof);
+    CHECK(total < BIG_TOTAL / 2);
+    CHECK_NEAR(inflight, 0, 0);
+}
+
 /* ==== errors, auth ================================================================= */
 
 static void expect_error(int port, const char *body, long status, const char *needle)

@@ -40,6 +40,7 @@ void gw_config_default(struct gw_config *c)
     c->body_timeout_ms = GW_HTTP_DEF_BODY_MS;
     c->min_body_rate = GW_HTTP_DEF_BODY_RATE;
     c->keepalive_timeout_ms = GW_HTTP_DEF_KEEPALIVE_MS;
+    c->send_timeout_ms = GW_HTTP_DEF_SEND_MS;
     c->max_connections = GW_HTTP_DEF_MAX_CONNS;
     c->max_images = FY_MAX_IMAGES;   /* the request model's default */
     snprintf(c->policy, sizeof c->policy, "least-loaded");
@@ -166,6 +167,7 @@ static int h_server(struct parse_ctx *x, const char *k, const char *v)
     if (!strcmp(k, "min_body_rate")) return parse_long(x, k, v, 1, 1L << 30, &c->min_body_rate);
     if (!strcmp(k, "keepalive_timeout_ms"))
         return parse_int(x, k, v, 10, 3600000, &c->keepalive_timeout_ms);
+    if (!strcmp(k, "send_timeout_ms")) return parse_int(x, k, v, 10, 3600000, &c->send_timeout_ms);
     return fail(x, "[server]: unknown key '%s'%s", k, "");
 }
 

@@ -59,6 +59,8 @@ struct gw_config {
     int body_timeout_ms;          /* body grace; then min_body_rate on average */
     long min_body_rate;           /* bytes/s */
     int keepalive_timeout_ms;     /* idle kept-alive connection closed after this */
+    int send_timeout_ms;          /* answer bytes the client takes none of for this long:
+                                   * the connection is closed, the backend cancelled */
     /* [policy] */
     char policy[FY_NAME_MAX];
     char policy_params[256];

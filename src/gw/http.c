@@ -1251,7 +1251,7 @@ struct gw_http *gw_http_new(struct event_base *base, const char *host, int port,
     }
     h->base = base;
     h->o = *o;
-    if (h->o.timeout_ms <= 0) h->o.timeout_ms = 60000;
+    if (h->o.timeout_ms <= 0) h->o.timeout_ms = GW_HTTP_DEF_SEND_MS;
     if (h->o.header_timeout_ms <= 0) h->o.header_timeout_ms = GW_HTTP_DEF_HEADER_MS;
     if (h->o.body_timeout_ms <= 0) h->o.body_timeout_ms = GW_HTTP_DEF_BODY_MS;
     if (!h->o.min_body_rate) h->o.min_body_rate = GW_HTTP_DEF_BODY_RATE;

@@ -32,7 +32,8 @@
  *     (Apache mod_reqtimeout's "body=N,MinRate=R" rule); else 408 and close
  *   - idle keep-alive: no byte of a next request within keepalive_timeout_ms (counted
  *     once the previous answer is written out) -> closed silently
- *   - output: pending output that makes no progress for timeout_ms -> closed
+ *   - output: pending output that makes no progress for timeout_ms -> closed (the
+ *     client stopped reading; its upstream is cancelled through the gone callback)
  *   - connections: at most max_connections open (lingering ones count); one more is
  *     answered 503 with Retry-After and closed at once. When accept() fails for lack of
  *     descriptors the listener is paused (not spun on) until a connection closes or
@@ -58,6 +59,7 @@
 #define GW_HTTP_DEF_HEADER_MS    10000
 #define GW_HTTP_DEF_BODY_MS      30000
 #define GW_HTTP_DEF_BODY_RATE    (32 * 1024)   /* bytes/s */
+#define GW_HTTP_DEF_SEND_MS      60000         /* output without progress (nginx send_timeout) */
 #define GW_HTTP_DEF_KEEPALIVE_MS 15000
 #define GW_HTTP_DEF_MAX_CONNS    1024
 #define GW_HTTP_FDS_PER_CONN     2      /* the client's socket + one backend connection */
@@ -147,7 +149,8 @@ typedef void (*gw_http_head_cb)(void *arg, struct gw_hconn *c, struct gw_hreq *r
 /* Fields left 0 take the GW_HTTP_DEF_* defaults. */
 struct gw_http_opts {
     size_t max_body;             /* bytes; larger bodies get 413 */
-    int timeout_ms;              /* write progress timeout (output not taken); 0 = 60000 */
+    int timeout_ms;              /* write progress timeout (output not taken); 0 =
+                                  * GW_HTTP_DEF_SEND_MS */
     int header_timeout_ms;       /* deadline of request line + headers */
     int body_timeout_ms;         /* grace of the body deadline */
     size_t min_body_rate;        /* bytes/s the body must average after the grace */

@@ -2125,7 +2125,7 @@ struct gw_server *gw_server_new(struct event_base *base, const struct gw_config 
     if (!s->shadow && err[0]) goto fail;
     struct gw_http_opts ho = {
         .max_body = s->lim.max_body_bytes,
-        .timeout_ms = (cfg->total_ms / 1000 + 1) * 1000,
+        .timeout_ms = cfg->send_timeout_ms,
         .header_timeout_ms = cfg->header_timeout_ms, .body_timeout_ms = cfg->body_timeout_ms,
         .min_body_rate = (size_t)cfg->min_body_rate,
         .keepalive_timeout_ms = cfg->keepalive_timeout_ms, .max_connections = cfg->max_connections,
