@@ -25,6 +25,10 @@ TEST(gw_config_refuses_a_key_set_twice_and_a_profile_node_without_profile)
         {"[node a]\nurl = http://x\n[shadow]\nreference = b\n",
          "c.ini:4: [shadow] reference = 'b': no node of that name or model"},
         {"[node a]\nurl = http://x\n[node b]\nrole = cloud\n", "c.ini:4: node 'b': url is missing"},
+        /* a node's name goes into headers and model files: a space made every state
+         * save fail ("name ... has white space"), a byte over 0x7e is not a header's */
+        {"[node my edge]\nurl = http://x\n", "[node my edge]: a node name is printable ASCII"},
+        {"[node r\xc3\xa9seau]\nurl = http://x\n", "a node name is printable ASCII without spaces"},
     };
     struct gw_config *c = malloc(sizeof *c);
     CHECK(c != NULL);
@@ -41,6 +45,8 @@ TEST(gw_config_refuses_a_key_set_twice_and_a_profile_node_without_profile)
                                        "rtt_ms = 2\n", "ok.ini", c, err, sizeof err), 0);
     CHECK_EQ_INT(c->nclient_keys, 2);
     CHECK_EQ_INT(c->nnodes, 2);
+    CHECK_EQ_INT(gw_config_load_string("[node edge-3090.lan_1:a/b@c+d\"q\\]\nurl = http://x\n",
+                                       "ok.ini", c, err, sizeof err), 0);
     free(c);
 }
 

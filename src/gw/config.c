@@ -403,6 +403,12 @@ static int handler(void *user, const char *section, const char *name, const char
             if (c->nnodes >= FY_MAX_NODES)
                 return fail(x, "[node %s]: more than %s nodes", nm, "32") + 1;
             if (strlen(nm) >= FY_NAME_MAX) return fail(x, "[node %s]: name too long%s", nm, "") + 1;
+            /* the name goes into response headers and model files (where white space
+             * ends it); JSON and metrics labels escape the rest */
+            for (const unsigned char *q = (const unsigned char *)nm; *q; q++)
+                if (*q <= ' ' || *q >= 0x7f)
+                    return fail(x, "[node %s]: a node name is printable ASCII without "
+                                   "spaces%s", nm, "") + 1;
             struct gw_node_cfg *n = &c->nodes[c->nnodes];
             memset(n, 0, sizeof *n);
             snprintf(n->name, sizeof n->name, "%s", nm);
