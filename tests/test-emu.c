@@ -1938,7 +1938,9 @@ TEST(emu_cli_tells_an_unknown_option_from_a_missing_value)
     CHECK_CLI("bench load --url http://127.0.0.1:9 --bogus", 2, "unknown option --bogus");
     CHECK_CLI("bench load --url", 2, "--url needs a value");
     CHECK_CLI("bench load --url http://127.0.0.1:9 --seed ''", 2,
-              "--seed '': not a valid value");
+              "--seed '': expected a non-negative integer");
+    CHECK_CLI("bench load --url http://127.0.0.1:9 --concurrency 0", 2,
+              "--concurrency '0': expected an integer in [1, 1024]");
 }
 
 /* ==== ferry bench load ================================================================= */

@@ -79,7 +79,7 @@ int cmd_bench_load(int argc, char **argv)
     const char *label = NULL;
     int header = 0;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL, *want = "";
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
@@ -110,17 +110,21 @@ int cmd_bench_load(int argc, char **argv)
         else if (!strcmp(a, "--model")) o.model = v;
         else if (!strcmp(a, "--label")) label = v;
         else if (!strcmp(a, "--requests")) {
+            want = "an integer in [1, 1000000]";
             if (util_parse_int(v, 1, 1000000, &o.requests) < 0) goto bad;
         } else if (!strcmp(a, "--concurrency")) {
+            want = "an integer in [1, 1024]";
             if (util_parse_int(v, 1, 1024, &o.concurrency) < 0) goto bad;
         } else if (!strcmp(a, "--seed")) {
+            want = "a non-negative integer";
             if (util_parse_ull(v, 0, ULLONG_MAX, &o.seed) < 0) goto bad;
         } else { /* --stream-share, the last of takes_value */
+            want = "a number in [0, 1]";
             if (util_parse_double(v, 0, 1, &o.stream_share) < 0) goto bad;
         }
         continue;
     bad:
-        fprintf(stderr, "ferry bench load: %s '%s': not a valid value (try --help)\n", a, v);
+        fprintf(stderr, "ferry bench load: %s '%s': expected %s (try --help)\n", a, v, want);
         return 2;
     }
     if (!o.url) {
