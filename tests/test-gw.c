@@ -61,6 +61,10 @@ struct backend {
     _Atomic int closed_early;     /* a streaming client went away before the end */
     _Atomic size_t big_sent;
     _Atomic int big_done;
+    /* BIG streams whose client went away: no callback frees them (be_big_more returns on
+     * them, if it is called at all), so be_stop does; backend thread, then be_stop */
+    struct be_stream *gone_big[16];
+    int ngone_big;
 };
 
 struct be_stream {
@@ -92,6 +96,9 @@ static void be_stream_close(struct evhttp_connection *c, void *arg)
     st->gone = 1;
     if (st->req && !evhttp_request_get_connection(st->req)) evhttp_request_free(st->req);
     st->req = NULL;
+    struct backend *be = st->be;
+    if (!st->tick && be->ngone_big < (int)(sizeof be->gone_big / sizeof be->gone_big[0]))
+        be->gone_big[be->ngone_big++] = st; /* BIG: freed by be_stop */
 }
 
 static void be_slow_tick(evutil_socket_t fd, short w, void *arg)
@@ -319,6 +326,7 @@ static void be_stop(struct backend *be)
     evhttp_free(be->http);
     event_free(be->stop_ev);
     event_base_free(be->base);
+    for (int i = 0; i < be->ngone_big; i++) be_stream_free(be->gone_big[i]);
     pthread_mutex_destroy(&be->mu);
     free(be);
 }
