@@ -229,13 +229,17 @@ EOF_GP
 
 # within_target EXP -> "δ = D: L %" for the δ of the trained ferry's frontier on EXP with
 # the lowest latency whose completion stays within 0.3 pt of cloud-only, or "none"
+# vs_cloud EXP SUM -> "L DC": the ferry row of summary SUM against EXP's cloud-only, mean
+# latency in % and completion in points
+vs_cloud() {
+  awk -F'\t' -v ce="$(val "$work/$1.sum" cloud-only 2)" -v cc="$(val "$work/$1.sum" cloud-only 4)" \
+    '$1 == "ferry" { printf "%+.1f %+.2f\n", 100 * ($2 / ce - 1), $4 - cc }' "$2"
+}
+
 within_target() {
   local d best=none bl=0 l dc
   for d in $deltas; do
-    l=$(awk -F'\t' -v ce="$(val "$work/$1.sum" cloud-only 2)" \
-      '$1 == "ferry" { printf "%.1f", 100 * ($2 / ce - 1) }' "$work/$1-trained-d$d.sum")
-    dc=$(awk -F'\t' -v cc="$(val "$work/$1.sum" cloud-only 4)" \
-      '$1 == "ferry" { printf "%.2f", $4 - cc }' "$work/$1-trained-d$d.sum")
+    read -r l dc < <(vs_cloud "$1" "$work/$1-trained-d$d.sum")
     if awk -v dc="$dc" -v l="$l" -v bl="$bl" -v b="$best" \
          'BEGIN { exit !(dc >= -0.3 && (b == "none" || l < bl)) }'; then
       best="δ = $d: $l % at $dc pt"; bl=$l
@@ -283,14 +287,8 @@ discussion() {
   # the trained ferry asked for speed: the last (fastest) tradeoff of the table
   local t_fast tf_vqa tf_vqa_dc tf_mmb tf_mmb_dc
   t_fast=${tradeoffs##* }
-  tf_vqa=$(awk -F'\t' -v ce="$(val "$work/moaoff-vqav2.sum" cloud-only 2)" \
-    '$1 == "ferry" { printf "%+.1f", 100 * ($2 / ce - 1) }' "$work/moaoff-vqav2-trained-t$t_fast.sum")
-  tf_vqa_dc=$(awk -F'\t' -v cc="$(val "$work/moaoff-vqav2.sum" cloud-only 4)" \
-    '$1 == "ferry" { printf "%+.2f", $4 - cc }' "$work/moaoff-vqav2-trained-t$t_fast.sum")
-  tf_mmb=$(awk -F'\t' -v ce="$(val "$work/moaoff-mmbench.sum" cloud-only 2)" \
-    '$1 == "ferry" { printf "%+.1f", 100 * ($2 / ce - 1) }' "$work/moaoff-mmbench-trained-t$t_fast.sum")
-  tf_mmb_dc=$(awk -F'\t' -v cc="$(val "$work/moaoff-mmbench.sum" cloud-only 4)" \
-    '$1 == "ferry" { printf "%+.2f", $4 - cc }' "$work/moaoff-mmbench-trained-t$t_fast.sum")
+  read -r tf_vqa tf_vqa_dc < <(vs_cloud moaoff-vqav2 "$work/moaoff-vqav2-trained-t$t_fast.sum")
+  read -r tf_mmb tf_mmb_dc < <(vs_cloud moaoff-mmbench "$work/moaoff-mmbench-trained-t$t_fast.sum")
   # the trained ferry's tradeoff rows against qlmio trained: one that is no slower and completes
   # at least as much, or the two rows around qlmio's latency
   local vs_q_vqa vs_q_mmb
